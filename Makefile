@@ -1,0 +1,116 @@
+# django-pgpay developer entry points. GNU make; needs nothing installed by hand
+# on a Debian machine: system packages come from scripts/system-deps.sh (apt),
+# Python tools from PyPI into .tools/, the project into .venv/.
+#
+#   make test             unit + e2e tests on SQLite        (ARGS="-k foo" passes through)
+#   make test-postgres    same on PostgreSQL (127.0.0.1:5432)
+#   make test-mariadb     same on MariaDB    (127.0.0.1:3306)
+#   make tox              the Django/Python matrix in tox.ini
+#   make docs | build | demo | demo-check | clean
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Python for .venv (the project's own env). Override: make test PYTHON=/path/to/python3
+PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.13.0/bin/python3) python3)
+# Python that hosts the tool venv (uv, tox, build, twine); any 3.10+ will do.
+BOOTSTRAP_PYTHON ?= python3
+
+TOOLS := .tools
+VENV := .venv
+UV := $(TOOLS)/bin/uv
+VPY := $(VENV)/bin/python
+ARGS ?=
+TOXENVS ?= py311-django52,py313-django61
+
+# Browsers come from Debian (chromium); Playwright must never download its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+# uv: keep its cache out of the tree and don't let an outer venv leak in.
+export UV_LINK_MODE := copy
+unexport VIRTUAL_ENV
+
+PYTEST := $(VPY) -m pytest -W error::DeprecationWarning
+
+.PHONY: help system-deps tools venv venv-mysql test test-postgres test-mariadb tox \
+        docs build messages demo demo-check clean FORCE
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+
+system-deps:
+	@scripts/system-deps.sh
+
+$(TOOLS)/.stamp: requirements/tools.txt
+	@test -x $(TOOLS)/bin/python || $(BOOTSTRAP_PYTHON) -m venv $(TOOLS)
+	@# (the filter drops pip's notes about this machine's missing local index folders)
+	$(TOOLS)/bin/python -m pip install -q --disable-pip-version-check -r requirements/tools.txt 2>&1 \
+	    | { grep -v "^WARNING: Location 'file:" || true; }
+	@touch $@
+
+tools: $(TOOLS)/.stamp
+
+# The stamp is keyed on setup.py (the dependencies); asking for another
+# interpreter (PYTHON=...) than the one recorded rebuilds .venv from scratch.
+ifneq ($(shell cat $(VENV)/.python 2>/dev/null),$(PYTHON))
+$(VENV)/.stamp: FORCE
+endif
+$(VENV)/.stamp: setup.py $(TOOLS)/.stamp
+	@if [[ ! -x $(VPY) || "$$(cat $(VENV)/.python 2>/dev/null)" != "$(PYTHON)" ]]; then \
+	    echo "Creating $(VENV) with $(PYTHON)"; \
+	    $(UV) venv -q --clear --python $(PYTHON) $(VENV); \
+	    echo "$(PYTHON)" > $(VENV)/.python; \
+	fi
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -e '.[test,pdf,docs]'
+	@# PortOne's official V1 client pins requests==2.26.0: installed without its
+	@# dependencies (it works with today's requests); the sandbox tests drive it.
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q --no-deps iamport-rest-client==0.9.0
+	@rm -f $(VENV)/.stamp-mysql
+	@touch $@
+
+$(VENV)/.stamp-mysql: $(VENV)/.stamp
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -e '.[test,pdf,docs,mysql]'
+	@touch $@
+
+venv: system-deps $(VENV)/.stamp
+
+venv-mysql: venv $(VENV)/.stamp-mysql
+
+test: venv
+	$(PYTEST) $(ARGS)
+
+test-postgres: venv
+	PGPAY_TEST_DB=postgres $(PYTEST) $(ARGS)
+
+test-mariadb: venv-mysql
+	PGPAY_TEST_DB=mariadb $(PYTEST) $(ARGS)
+
+tox: system-deps tools
+	$(TOOLS)/bin/tox run -e $(TOXENVS) $(if $(ARGS),-- $(ARGS))
+
+docs: venv
+	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+	@echo "Docs: file://$(CURDIR)/docs/_build/html/index.html"
+
+build: tools
+	rm -rf dist build
+	$(TOOLS)/bin/python -m build -q --installer uv -o dist .
+	$(TOOLS)/bin/twine check --strict dist/*
+
+# Compile the .po catalogues into the .mo files that ship in the wheel.
+messages: venv
+	cd django_pgpay && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=$(CURDIR) ../$(VPY) -m django makemessages -l ko --no-location --no-obsolete
+	cd django_pgpay && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=$(CURDIR) ../$(VPY) -m django compilemessages
+
+demo: venv
+	PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh serve
+
+demo-check: venv
+	PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh check
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .tox build dist *.egg-info docs/_build artifacts \
+	       example_project/db.sqlite3 .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+FORCE:
