@@ -1,0 +1,205 @@
+"""The gateway contract.
+
+A gateway is built once per alias of ``PGPAY["GATEWAYS"]`` from its
+``OPTIONS`` and shared between threads. Subclasses declare what their PG can do
+with the capability flags and fill in the verbs; a verb the PG lacks raises
+:class:`~django_pgpay.exceptions.UnsupportedFeature`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.core import checks
+
+from ..exceptions import ConfigurationError, UnsupportedFeature
+from .results import (
+    CancelRequest,
+    CancelResult,
+    CheckoutResult,
+    CheckoutUrls,
+    ConfirmRequest,
+    OrderSnapshot,
+    PaymentResult,
+    ReturnParams,
+    WebhookEvent,
+)
+
+_MISSING = object()
+
+
+class BaseGateway:
+    """Base class of every gateway.
+
+    A subclass must set :attr:`pg_name`, the capability flags that are true for
+    its PG and :attr:`required_options`, and implement :meth:`checkout`,
+    :meth:`parse_return`, :meth:`confirm`, :meth:`cancel`, :meth:`lookup` and
+    :meth:`parse_webhook`. It must never save a model, read a request, or put
+    a secret in an exception, a log line or its ``repr``.
+    """
+
+    #: Human name of the PG, for messages and the admin.
+    pg_name = "PG"
+    #: The PG can give back part of a payment, any number of times.
+    supports_partial_cancel = False
+    #: Money-moving calls carry a key the PG uses to refuse duplicates
+    #: (Idempotency-Key, cancel_id, checksum).
+    supports_idempotency_key = False
+    #: Webhook deliveries carry a signature that proves them without a lookup.
+    signs_webhooks = False
+    #: The PG can find a payment by our order number.
+    supports_lookup_by_order = False
+    #: The PG issues virtual accounts (payment arrives later by bank transfer).
+    supports_virtual_account = False
+    #: The shop must call the PG to approve a payment after the browser returns.
+    requires_confirm_call = True
+    #: OPTIONS keys that must be set (a system check names the missing one).
+    required_options: tuple[str, ...] = ()
+    #: What the shop must answer to an accepted webhook: (status, content type, body).
+    webhook_ack: tuple[int, str, bytes] = (200, "text/plain", b"OK")
+
+    def __init__(self, alias: str, options: Mapping[str, Any]):
+        self.alias = alias
+        self._options = dict(options)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} alias={self.alias!r}>"
+
+    def option(self, name: str, default: Any = _MISSING) -> Any:
+        """One of the gateway's OPTIONS, or a :class:`ConfigurationError` naming the key."""
+        value = self._options.get(name, default)
+        if value is _MISSING or (value in (None, "") and default is _MISSING):
+            raise ConfigurationError(f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"][{name!r}] is not set.')
+        return value
+
+    def close(self) -> None:
+        """Release network resources (called when the settings change)."""
+
+    # --- configuration checks -------------------------------------------------
+
+    def check(self, *, debug: bool) -> list[checks.CheckMessage]:
+        """System-check messages about this gateway's options (missing keys, live keys under DEBUG ...)."""
+        messages = []
+        for name in self.required_options:
+            if self._options.get(name) in (None, ""):
+                messages.append(
+                    checks.Error(
+                        f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"][{name!r}] is not set.',
+                        hint=f"{self.pg_name} needs it; read it from the environment, never from code.",
+                        id="django_pgpay.E004",
+                    )
+                )
+        return messages
+
+    # --- the verbs --------------------------------------------------------------
+
+    def checkout(self, order: OrderSnapshot, urls: CheckoutUrls) -> CheckoutResult:
+        """What the browser needs to pay ``order`` (widget parameters or a redirect URL)."""
+        raise UnsupportedFeature(self.pg_name, "checkout")
+
+    def parse_return(self, params: Mapping[str, str]) -> ReturnParams:
+        """Read the ids the PG put on the return URL. Nothing here is trusted yet."""
+        raise UnsupportedFeature(self.pg_name, "return URLs")
+
+    def confirm(self, request: ConfirmRequest) -> PaymentResult:
+        """Approve the payment at the PG (or, where the PG has no confirm call, fetch it)."""
+        raise UnsupportedFeature(self.pg_name, "confirm")
+
+    def cancel(self, request: CancelRequest) -> CancelResult:
+        """Give back ``request.amount`` of a payment."""
+        raise UnsupportedFeature(self.pg_name, "cancel")
+
+    def lookup(self, *, payment_id: str = "", order: OrderSnapshot | None = None) -> PaymentResult:
+        """The PG's current view of a payment, by its id or (if supported) by the order.
+
+        Raises :class:`~django_pgpay.exceptions.NotFound` when the PG knows none.
+        """
+        raise UnsupportedFeature(self.pg_name, "lookup")
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """Parse (and, where the PG signs, verify) one webhook delivery.
+
+        Raises :class:`~django_pgpay.exceptions.WebhookVerificationError` for a
+        delivery that is malformed or fails its signature.
+        """
+        raise UnsupportedFeature(self.pg_name, "webhooks")
+
+    def check_webhook_source(self, remote_addr: str | None, headers: Mapping[str, str]) -> None:
+        """Refuse a delivery that comes from where the PG never sends from.
+
+        Called before the body is read. The default accepts every source
+        (verification proves a delivery, not its address); a gateway with an
+        optional address allowlist (Bootpay) raises
+        :class:`~django_pgpay.exceptions.WebhookVerificationError`, and the
+        delivery is kept in the log and answered 403. ``remote_addr`` is
+        Django's ``REMOTE_ADDR`` as stored with the delivery (None when unknown).
+        """
+    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> WebhookEvent:
+        """Parse a delivery kept in the webhook log, as of ``received_at`` (when it arrived).
+
+        :func:`django_pgpay.webhooks.process` calls this. The default ignores
+        the time and calls :meth:`parse_webhook`; a gateway whose signatures
+        carry a timestamp (Stripe) checks it against ``received_at`` rather
+        than the clock, so a delivery whose handler failed can be processed
+        again later from the log, while a replayed copy (a new delivery,
+        received now) is still refused as stale.
+        """
+        return self.parse_webhook(headers, body)
+
+    def verify_webhook(self, event: WebhookEvent, order: OrderSnapshot | None) -> WebhookEvent:
+        """Settle an unsigned delivery against the PG or the stored order.
+
+        The default re-fetches the payment and returns the event with the
+        fetched ``payment`` and ``verified=True``. Gateways whose deliveries
+        carry a per-payment secret (Toss's deposit callback) override this.
+        """
+        if event.verified and event.payment is not None:
+            return event
+        payment = self.lookup(payment_id=event.payment_id, order=order)
+        from dataclasses import replace
+
+        return replace(event, payment=payment, verified=True)
+
+    def payment_references(self, payment_id: str, pg_data: Mapping[str, Any]) -> set[str]:
+        """Every id by which the PG's return URL or webhooks may name one payment.
+
+        Most PGs use one id; Stripe returns the Checkout Session's id to the
+        browser while the payment itself is a PaymentIntent, so its gateway adds
+        the session id kept in ``pg_data``.
+        """
+        return {payment_id} - {""}
+
+    def abandon(self, order: OrderSnapshot) -> None:
+        """Make a checkout unusable at the PG before its order expires (optional)."""
+
+    # --- helpers for subclasses -------------------------------------------------
+
+    @staticmethod
+    def decimal(value: Any) -> Decimal:
+        """A PG's JSON number as Decimal (never through float)."""
+        if isinstance(value, Decimal):
+            return value
+        if isinstance(value, bool):
+            raise TypeError("a boolean is not an amount")
+        if isinstance(value, int):
+            return Decimal(value)
+        if isinstance(value, float):
+            # Parsed replies use Decimal for non-integers; a float here means a
+            # caller bypassed loads_json. Go through repr to keep the digits.
+            return Decimal(repr(value))
+        return Decimal(str(value))
+
+    @classmethod
+    def capabilities(cls) -> dict[str, bool]:
+        """The capability flags, for docs and the admin."""
+        return {
+            "supports_partial_cancel": cls.supports_partial_cancel,
+            "supports_idempotency_key": cls.supports_idempotency_key,
+            "signs_webhooks": cls.signs_webhooks,
+            "supports_lookup_by_order": cls.supports_lookup_by_order,
+            "supports_virtual_account": cls.supports_virtual_account,
+            "requires_confirm_call": cls.requires_confirm_call,
+        }

@@ -1,0 +1,223 @@
+"""The frozen dataclasses that go into and come out of a gateway.
+
+Inputs (:class:`OrderSnapshot`, :class:`ConfirmRequest`, :class:`CancelRequest`)
+are built by :mod:`django_pgpay.payments` from the models, so a gateway never
+sees a model instance. Outputs (:class:`PaymentResult`, :class:`CancelResult`,
+:class:`CheckoutResult`, :class:`WebhookEvent`) describe what the PG said in a
+PG-neutral way; the operations decide what that means for the order.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+
+class PaymentState(str, enum.Enum):
+    """What the PG says about a payment, in PG-neutral words."""
+
+    #: Created at the PG, the buyer has not finished (Toss READY, Stripe open session).
+    PENDING = "pending"
+    #: The buyer authenticated; the PG waits for our confirm call (Toss
+    #: IN_PROGRESS, Bootpay status 2).
+    AUTHENTICATED = "authenticated"
+    #: A virtual account was issued; the money has not arrived.
+    WAITING_FOR_DEPOSIT = "waiting_for_deposit"
+    #: The money is taken (Toss DONE, PortOne paid, Stripe paid, Bootpay 1).
+    APPROVED = "approved"
+    PARTIAL_CANCELED = "partial_canceled"
+    CANCELED = "canceled"
+    #: The payment failed or was refused (Toss ABORTED, PortOne failed).
+    FAILED = "failed"
+    #: The PG gave up waiting (Toss EXPIRED, Stripe expired session, vbank past due).
+    EXPIRED = "expired"
+
+    @property
+    def is_paid(self) -> bool:
+        """The PG took the money at some point (it may have given some back)."""
+        return self in (PaymentState.APPROVED, PaymentState.PARTIAL_CANCELED, PaymentState.CANCELED)
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """One line of an order, for invoices and PGs that list items (Stripe)."""
+
+    name: str
+    unit_amount: Decimal
+    quantity: int = 1
+    sku: str = ""
+
+    @property
+    def total(self) -> Decimal:
+        return self.unit_amount * self.quantity
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """What a gateway may know about an order."""
+
+    order_number: str
+    amount: Decimal
+    currency: str
+    order_name: str
+    line_items: tuple[LineItem, ...] = ()
+    canceled_amount: Decimal = Decimal(0)
+    payment_id: str = ""
+    buyer_name: str = ""
+    buyer_email: str = ""
+    buyer_phone: str = ""
+    #: PG-specific data stored on the order (Stripe session id, vbank secret ...).
+    pg_data: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def balance(self) -> Decimal:
+        return self.amount - self.canceled_amount
+
+
+@dataclass(frozen=True)
+class CheckoutUrls:
+    """Absolute URLs the PG sends the buyer (and its notifications) back to."""
+
+    success_url: str
+    fail_url: str
+    webhook_url: str = ""
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    """What the browser needs to start paying.
+
+    ``kind == "redirect"``: send the browser to ``redirect_url`` (Stripe's hosted
+    page). ``kind == "widget"``: render ``template_name`` with ``params`` for the
+    PG's JavaScript SDK loaded from ``script_url``.
+    """
+
+    kind: str
+    redirect_url: str = ""
+    script_url: str = ""
+    template_name: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    #: Merged into the order's ``pg_data`` (e.g. Stripe's session id).
+    pg_data: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class ReturnParams:
+    """The ids a PG's return URL carries, parsed and not yet trusted."""
+
+    payment_id: str
+    order_number: str
+    #: The amount the browser claims (None when the PG does not send one).
+    amount: Decimal | None = None
+    #: Failure reported by the PG on the return (``code``/``message`` on a fail URL).
+    error_code: str = ""
+    error_message: str = ""
+
+
+@dataclass(frozen=True)
+class ConfirmRequest:
+    """Ask the PG to approve (or, where it has no confirm call, to report) a payment."""
+
+    order: OrderSnapshot
+    payment_id: str
+    amount: Decimal
+    currency: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """Ask the PG to give back ``amount`` of a payment.
+
+    ``balance_before`` is what we believe is still cancellable before this
+    cancel: PortOne V1 sends it as ``checksum``, V2 as
+    ``currentCancellableAmount``, so a repeated cancel is refused by the PG.
+    ``idempotency_key`` is the ledger row's key, sent as ``Idempotency-Key``
+    (Toss, Stripe) or ``cancel_id`` (Bootpay).
+    """
+
+    order: OrderSnapshot
+    payment_id: str
+    amount: Decimal
+    currency: str
+    reason: str
+    idempotency_key: str
+    balance_before: Decimal
+    requested_by: str = ""
+
+    @property
+    def is_full(self) -> bool:
+        return self.amount == self.balance_before
+
+
+@dataclass(frozen=True)
+class CancelEntry:
+    """One cancel the PG reports on a payment."""
+
+    pg_cancel_id: str
+    amount: Decimal
+    canceled_at: datetime | None = None
+    #: Our own reference when the PG echoes it (Bootpay cancel_id, Stripe metadata).
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """The PG's view of one payment."""
+
+    state: PaymentState
+    payment_id: str
+    order_number: str
+    amount: Decimal
+    currency: str
+    canceled_amount: Decimal = Decimal(0)
+    method: str = ""
+    receipt_url: str = ""
+    approved_at: datetime | None = None
+    cancels: tuple[CancelEntry, ...] = ()
+    failure_code: str = ""
+    failure_message: str = ""
+    #: Deadline of a virtual account (or of the PG's confirm window).
+    expires_at: datetime | None = None
+    #: Merged into the order's ``pg_data`` (vbank number and secret, session id).
+    pg_data: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: The PG's reply, secrets redacted.
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def balance(self) -> Decimal:
+        return self.amount - self.canceled_amount
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """The PG's answer to a cancel."""
+
+    pg_cancel_id: str
+    amount: Decimal
+    #: The payment as the PG reports it after this cancel, when it says.
+    payment: PaymentResult | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One delivery from a PG, parsed.
+
+    ``verified`` is True when the delivery proved itself (a valid signature or
+    a shared per-payment secret); then ``payment`` may be trusted as sent.
+    Otherwise the operations re-fetch the payment from the PG and trust only
+    that.
+    """
+
+    event_id: str
+    event_type: str
+    payment_id: str = ""
+    order_number: str = ""
+    verified: bool = False
+    payment: PaymentResult | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)

@@ -1,0 +1,367 @@
+"""The abstract models a shop subclasses, and the webhook delivery log.
+
+A shop writes::
+
+    class Booking(AbstractOrder):
+        seat = models.ForeignKey(Seat, on_delete=models.PROTECT)
+
+    class BookingTransaction(AbstractTransaction):
+        order = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="transactions")
+
+and overrides the hooks it needs (``reserve``/``release`` for stock,
+``get_line_items`` for invoices and Stripe). Statuses change only through
+:mod:`django_pgpay.payments`; never assign ``status`` yourself.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from model_utils.fields import MonitorField
+from model_utils.models import TimeStampedModel
+
+from . import conf
+from .gateways.results import LineItem, OrderSnapshot
+from .money import quantize
+from .status import (
+    CANCELABLE_STATUSES,
+    PAID_STATUSES,
+    OrderStatus,
+    TransactionKind,
+    TransactionSource,
+    TransactionStatus,
+)
+
+#: Order numbers every PG accepts: Toss wants 6-64 of these characters,
+#: PortOne at most 40, Bootpay and Stripe anything shorter.
+ORDER_NUMBER_RE = r"^[A-Za-z0-9_-]{6,64}$"
+validate_order_number = RegexValidator(
+    ORDER_NUMBER_RE, _("Order numbers are 6 to 64 letters, digits, '-' or '_'."), "invalid_order_number"
+)
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_order_number() -> str:
+    """A fresh order number: ``PREFIX`` + ``YYMMDD`` + 14 random letters/digits (<= 40 chars)."""
+    prefix = str(conf.setting("ORDER_NUMBER_PREFIX") or "")[:16]
+    stamp = timezone.now().strftime("%y%m%d")
+    return f"{prefix}{stamp}{''.join(secrets.choice(_ALPHABET) for _ in range(14))}"
+
+
+def default_currency() -> str:
+    """``PGPAY["CURRENCY"]`` at the time the order is created."""
+    return str(conf.setting("CURRENCY")).upper()
+
+
+AMOUNT_FIELD = {"max_digits": 19, "decimal_places": 3}
+
+
+class AbstractOrder(TimeStampedModel):
+    """An order a buyer pays through one PG: the amount, where it stands, and the PG's ids.
+
+    Subclasses add what they sell (a seat, cart lines) and may override:
+
+    * :meth:`reserve` / :meth:`release`: take and give back stock. ``reserve``
+      runs in the transaction that creates the order and returns False when
+      sold out; ``release`` runs exactly once, in the transaction that moves the
+      order to CANCELED (in full), EXPIRED or FAILED.
+    * :meth:`on_paid`, :meth:`on_canceled`, :meth:`on_expired`,
+      :meth:`on_failed`: run inside the status change's transaction, with the
+      order row locked. The defaults call :meth:`release` where stock comes back.
+    * :meth:`get_line_items`, :meth:`get_order_name`: what is sold, for the PG
+      and the invoice.
+    """
+
+    Status = OrderStatus
+
+    order_number = models.CharField(
+        _("order number"),
+        max_length=64,
+        unique=True,
+        default=new_order_number,
+        validators=[validate_order_number],
+        help_text=_("Sent to the PG as its order id (orderId, merchant_uid, order_id)."),
+    )
+    order_name = models.CharField(_("order name"), max_length=200, blank=True)
+    amount = models.DecimalField(_("amount"), validators=[MinValueValidator(Decimal(0))], **AMOUNT_FIELD)
+    currency = models.CharField(_("currency"), max_length=3, default=default_currency)
+    canceled_amount = models.DecimalField(_("cancelled amount"), default=Decimal(0), editable=False, **AMOUNT_FIELD)
+    status = models.CharField(
+        _("status"), max_length=24, choices=OrderStatus.choices, default=OrderStatus.READY, db_index=True, editable=False
+    )
+    paid_at = MonitorField(_("paid at"), monitor="status", when=[OrderStatus.PAID], null=True, blank=True, editable=False)
+    canceled_at = MonitorField(
+        _("cancelled at"),
+        monitor="status",
+        when=[OrderStatus.PARTIAL_CANCELED, OrderStatus.CANCELED],
+        null=True,
+        blank=True,
+        editable=False,
+    )
+    expires_at = models.DateTimeField(
+        _("expires at"),
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("An unpaid order expires after this (PGPAY READY_TIMEOUT, or a virtual account's deadline)."),
+    )
+    gateway = models.CharField(_("gateway"), max_length=32, blank=True, db_index=True)
+    pg_payment_id = models.CharField(
+        _("PG payment id"),
+        max_length=200,
+        blank=True,
+        db_index=True,
+        help_text=_("paymentKey (Toss), imp_uid (PortOne), receipt_id (Bootpay) or payment intent (Stripe)."),
+    )
+    pg_data = models.JSONField(_("PG data"), default=dict, blank=True, editable=False)
+    method = models.CharField(_("payment method"), max_length=64, blank=True)
+    receipt_url = models.URLField(_("receipt URL"), max_length=500, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("buyer account"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="%(app_label)s_%(class)s_set",
+    )
+    buyer_name = models.CharField(_("buyer name"), max_length=100, blank=True)
+    buyer_email = models.EmailField(_("buyer email"), blank=True)
+    buyer_phone = models.CharField(_("buyer phone"), max_length=32, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=OrderStatus.values), name="%(app_label)s_%(class)s_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0) & Q(canceled_amount__gte=0) & Q(canceled_amount__lte=F("amount")),
+                name="%(app_label)s_%(class)s_canceled_within_amount",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_number
+
+    def save(self, *args, **kwargs):
+        if self._state.adding:
+            if not self.gateway:
+                self.gateway = conf.default_gateway_alias()
+            if self.expires_at is None and self.status == OrderStatus.READY:
+                self.expires_at = timezone.now() + conf.ready_timeout()
+            if not self.currency:
+                self.currency = default_currency()
+            self.currency = self.currency.upper()
+        super().save(*args, **kwargs)
+
+    # --- derived values -------------------------------------------------------
+
+    @property
+    def balance(self) -> Decimal:
+        """What is still paid and not given back."""
+        return self.amount - self.canceled_amount
+
+    @property
+    def is_paid(self) -> bool:
+        """The PG confirmed the money at some point (even if all was given back since)."""
+        return self.status in PAID_STATUSES
+
+    @property
+    def is_cancelable(self) -> bool:
+        """A cancel may be asked for (there is something left to give back)."""
+        return self.status in CANCELABLE_STATUSES and self.balance > 0
+
+    @property
+    def amount_display(self) -> str:
+        return f"{quantize(self.amount, self.currency):,}"
+
+    # --- what a shop overrides --------------------------------------------------
+
+    def get_order_name(self) -> str:
+        """Shown by the PG and on invoices; defaults to ``order_name`` or the number."""
+        return self.order_name or str(_("Order %(number)s") % {"number": self.order_number})
+
+    def get_line_items(self) -> list[LineItem]:
+        """What is sold; the unit amounts times quantities must add up to ``amount``."""
+        return [LineItem(name=self.get_order_name(), unit_amount=self.amount, quantity=1)]
+
+    def reserve(self) -> bool:
+        """Take stock for this order; return False when sold out. Runs in the creating transaction."""
+        return True
+
+    def release(self) -> None:
+        """Give the stock back. Called once, when the order is cancelled in full, expires or fails."""
+
+    def on_paid(self) -> None:
+        """The order became PAID (runs in the same transaction, row locked)."""
+
+    def on_canceled(self, amount: Decimal) -> None:
+        """``amount`` was given back; the default releases stock once nothing is left."""
+        if self.status == OrderStatus.CANCELED:
+            self.release()
+
+    def on_expired(self) -> None:
+        """The order expired unpaid; the default releases its stock."""
+        self.release()
+
+    def on_failed(self) -> None:
+        """The payment failed or was refused; the default releases the stock."""
+        self.release()
+
+    def is_owned_by(self, user) -> bool:
+        """May ``user`` see and cancel this order? Owner or staff by default."""
+        if user is None or not user.is_authenticated:
+            return False
+        return user.is_staff or (self.user_id is not None and self.user_id == user.pk)
+
+    # --- plumbing ---------------------------------------------------------------
+
+    @classmethod
+    def get_transaction_model(cls):
+        """The concrete :class:`AbstractTransaction` subclass whose ``order`` points here."""
+        cached = cls.__dict__.get("_pgpay_transaction_model")
+        if cached is not None:
+            return cached
+        for relation in cls._meta.related_objects:
+            model = relation.related_model
+            if isinstance(model, type) and issubclass(model, AbstractTransaction) and relation.field.name == "order":
+                cls._pgpay_transaction_model = model
+                return model
+        from .exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            f"{cls._meta.label} has no AbstractTransaction subclass with "
+            f"order = ForeignKey({cls.__name__}, related_name=...)."
+        )
+
+    def get_gateway(self):
+        """The gateway instance this order pays through."""
+        return conf.get_gateway(self.gateway or None)
+
+    def snapshot(self) -> OrderSnapshot:
+        """What the gateway may know about this order."""
+        return OrderSnapshot(
+            order_number=self.order_number,
+            amount=self.amount,
+            currency=self.currency,
+            order_name=self.get_order_name(),
+            line_items=tuple(self.get_line_items()),
+            canceled_amount=self.canceled_amount,
+            payment_id=self.pg_payment_id,
+            buyer_name=self.buyer_name,
+            buyer_email=self.buyer_email,
+            buyer_phone=self.buyer_phone,
+            pg_data=dict(self.pg_data or {}),
+        )
+
+
+class AbstractTransaction(TimeStampedModel):
+    """One ledger row: a money operation or an inbound PG event on one order.
+
+    A row is written *before* a call that moves money, with the idempotency key
+    that is sent, and updated with the PG's answer. Subclasses add
+    ``order = models.ForeignKey(<their order>, related_name="transactions", ...)``.
+    """
+
+    Kind = TransactionKind
+    Status = TransactionStatus
+    Source = TransactionSource
+
+    kind = models.CharField(_("kind"), max_length=16, choices=TransactionKind.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=TransactionStatus.choices, default=TransactionStatus.PENDING
+    )
+    amount = models.DecimalField(_("amount"), **AMOUNT_FIELD)
+    currency = models.CharField(_("currency"), max_length=3)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=255, unique=True)
+    pg_payment_id = models.CharField(_("PG payment id"), max_length=200, blank=True)
+    pg_transaction_id = models.CharField(
+        _("PG transaction id"), max_length=200, blank=True, help_text=_("The PG's id of this cancel or event.")
+    )
+    response = models.JSONField(_("PG reply"), null=True, blank=True)
+    error_code = models.CharField(_("error code"), max_length=100, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    source = models.CharField(
+        _("requested by"), max_length=16, choices=TransactionSource.choices, default=TransactionSource.SYSTEM
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    webhook_event = models.ForeignKey(
+        "django_pgpay.WebhookEvent",
+        verbose_name=_("webhook delivery"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["created", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="%(app_label)s_%(class)s_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(kind__in=TransactionKind.values) & Q(status__in=TransactionStatus.values),
+                name="%(app_label)s_%(class)s_kind_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} {self.currency} ({self.get_status_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (TransactionStatus.PENDING, TransactionStatus.UNKNOWN)
+
+
+class WebhookEvent(models.Model):
+    """Every webhook delivery, as received, and what became of it.
+
+    Kept whether or not it could be verified, so support can see what a PG
+    sent. ``processed`` is set once its effect is applied; a delivery whose
+    handler failed keeps ``error`` and can be applied again.
+    """
+
+    gateway = models.CharField(_("gateway"), max_length=32, db_index=True)
+    event_id = models.CharField(_("event id"), max_length=255, blank=True, db_index=True)
+    event_type = models.CharField(_("event type"), max_length=100, blank=True)
+    order_number = models.CharField(_("order number"), max_length=64, blank=True, db_index=True)
+    payment_id = models.CharField(_("PG payment id"), max_length=200, blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    body = models.TextField(_("body"), blank=True)
+    remote_addr = models.GenericIPAddressField(_("remote address"), null=True, blank=True)
+    verified = models.BooleanField(_("verified"), default=False)
+    processed = models.BooleanField(_("processed"), default=False, db_index=True)
+    duplicate_of = models.ForeignKey(
+        "self", verbose_name=_("duplicate of"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error = models.TextField(_("error"), blank=True)
+    received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        ordering = ["-received_at", "-pk"]
+        indexes = [models.Index(fields=["gateway", "event_id"], name="pgpay_webhook_gw_event")]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.event_type or '?'} {self.event_id or self.pk}"
