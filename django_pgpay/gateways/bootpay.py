@@ -1,0 +1,763 @@
+"""Bootpay, PG REST API v2, with the JavaScript SDK 5.x and separate server approval.
+
+Wire contract (``docs/bootpay.rst`` says what each call sends; sources: the
+official ``bootpay-backend`` client 2.9.0, Bootpay's ``bootpay-mcp`` server
+examples and troubleshooting guide, developers.bootpay.co.kr):
+
+* Every call carries ``Authorization: Basic base64("{CLIENT_KEY}:{SECRET_KEY}")``,
+  or (legacy keys) ``Bearer <access_token>`` from ``POST /v2/request/token``
+  ``{application_id, private_key}``, cached and renewed before it expires.
+* The browser opens ``Bootpay.requestPayment({... extra: {separately_confirmed:
+  true}})``; on its ``confirm`` event the buyer comes back to our return URL
+  with ``receipt_id`` and ``order_id`` (receipt status 2).
+* ``POST /v2/confirm`` ``{receipt_id}`` approves it; ``GET
+  /v2/receipt/{receipt_id}`` looks a payment up (a bare Receipt object).
+* ``POST /v2/cancel`` ``{receipt_id, cancel_id, cancel_username,
+  cancel_message[, cancel_price]}`` gives money back, the whole remainder
+  without ``cancel_price``. ``cancel_id`` is the ledger row's key: Bootpay
+  refuses a second cancel with the same id.
+* Errors are ``{"error_code", "message"}``; HTTP statuses and most codes are
+  not published, so a refused confirm or cancel is followed by a lookup and
+  the receipt decides (an "already cancelled" answer becomes
+  :class:`~django_pgpay.exceptions.AlreadyCanceled`).
+* Webhooks are not signed: a delivery is trusted only through a lookup, and
+  answered ``200 {"success": true}`` (anything else is retried).
+
+There is no lookup by our order number (``supports_lookup_by_order`` is False):
+the receipt id reaches us from the browser, the confirm call or a webhook.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from django.core import checks
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from ..exceptions import (
+    AlreadyCanceled,
+    AuthenticationFailed,
+    CancelRefused,
+    GatewayError,
+    GatewayUnavailable,
+    InvalidRequest,
+    NotFound,
+    PaymentDeclined,
+    UnsupportedFeature,
+    WebhookVerificationError,
+)
+from ..money import MoneyError, normalize_currency, to_json_number
+from .base import BaseGateway
+from .http import DEFAULT_TIMEOUT, GatewayHttp, HttpReply, loads_json
+from .results import (
+    CancelRequest,
+    CancelResult,
+    CheckoutResult,
+    CheckoutUrls,
+    ConfirmRequest,
+    OrderSnapshot,
+    PaymentResult,
+    PaymentState,
+    ReturnParams,
+    WebhookEvent,
+)
+
+#: Receipt ``status`` codes that are payments (the others are billing keys and identity checks).
+#: 20 means cancelled, in full *or in part*: ``cancelled_price`` tells which (see :func:`receipt_state`).
+STATUSES: dict[int, PaymentState] = {
+    0: PaymentState.PENDING,  # 결제대기
+    1: PaymentState.APPROVED,  # 결제완료 (a partial cancel may leave it at 1 with cancelled_price > 0)
+    2: PaymentState.AUTHENTICATED,  # 승인대기: waiting for our POST /v2/confirm
+    5: PaymentState.WAITING_FOR_DEPOSIT,  # 가상계좌 발급완료
+    20: PaymentState.CANCELED,  # 결제취소 (full or partial)
+    # Legacy v1 codes (Bootpay's 2019-2022 documentation); v2 may still report them.
+    3: PaymentState.AUTHENTICATED,  # 승인중: the approval is being processed
+    -1: PaymentState.FAILED,  # 결제실패
+    -2: PaymentState.FAILED,  # 승인실패
+    -20: PaymentState.APPROVED,  # 취소실패: the payment stands
+    -30: PaymentState.APPROVED,  # 취소진행중: the payment stands until the cancel is done
+}
+#: ``status`` of a receipt whose approval is under way (legacy): an unknown outcome, never a refusal.
+STATUS_APPROVING = 3
+#: Receipt statuses of other Bootpay products (billing key, identity): never a payment of ours.
+OTHER_PRODUCT_STATUSES = frozenset({11, 12, 41})
+
+#: Bootpay ``error_code`` -> the exception it means. Bootpay publishes no full
+#: list; codes not here fall back on the HTTP status, and a refused confirm or
+#: cancel is checked against the receipt (see :meth:`BootpayGateway.confirm`
+#: and :meth:`BootpayGateway.cancel`).
+ERRORS: dict[str, type[GatewayError]] = {
+    # Observed: {"error_code": "RC_NOT_FOUND", "message": "영수증 정보를 찾지 못했습니다."}
+    "RC_NOT_FOUND": NotFound,
+    # The PG refused the approval; its reason is in pg_error_code (bootpay-mcp troubleshooting).
+    "RC_CONFIRM_FAILED": PaymentDeclined,
+    "RC_REQUEST_FAILED": PaymentDeclined,
+    # Our keys (bootpay-mcp troubleshooting: error codes).
+    "TOKEN_KEY_INVALID": AuthenticationFailed,
+    "TOKEN_EXPIRED": AuthenticationFailed,
+    "APP_SK_NOT_MATCHED": AuthenticationFailed,
+    "APP_KEY_NOT_FOUND": AuthenticationFailed,
+    "APP_CLIENT_KEY_NOT_FOUND": AuthenticationFailed,
+    "APPLICATION_ID_INVALID": AuthenticationFailed,
+    "-100": AuthenticationFailed,
+    "-200": AuthenticationFailed,
+    # Cancels (bootpay-mcp troubleshooting: 3708 CANCEL_ALREADY_DONE, 3710 CANCEL_PRICE_OVER).
+    "CANCEL_ALREADY_DONE": AlreadyCanceled,
+    "3708": AlreadyCanceled,
+    "CANCEL_PRICE_OVER": CancelRefused,
+    "3710": CancelRefused,
+}
+#: Codes that say our access token is no longer good: fetch a new one and send again (legacy keys).
+TOKEN_ERRORS = frozenset({"TOKEN_KEY_INVALID", "TOKEN_EXPIRED", "-200"})
+
+#: Bootpay's webhook senders (developers.bootpay.co.kr, webhook settings).
+WEBHOOK_NETWORKS = ("223.130.82.0/24",)
+#: ``webhook_type`` values of payments (JS SDK 5.x); others are acknowledged and ignored.
+PAYMENT_WEBHOOK_TYPES = frozenset(
+    {"PAYMENT_COMPLETED", "PAYMENT_CANCELLED", "PAYMENT_PARTIAL_CANCELLED", "PAYMENT_VIRTUAL_ACCOUNT_ISSUED"}
+)
+#: Browser ``open_type`` values (``OPEN_TYPE`` option).
+OPEN_TYPES = ("iframe", "popup", "redirect")
+#: ``pg_data`` key holding a virtual-account buyer's refund account, in Bootpay's own field names.
+PG_DATA_REFUND = "bootpay_refund"
+
+#: Seconds before the access token's end at which a new one is fetched (Bootpay hands out the
+#: same token for 25 of its 30 minutes).
+TOKEN_MARGIN = 300
+DEFAULT_TOKEN_LIFETIME = 1800
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+class BootpayGateway(BaseGateway):
+    """Bootpay (``https://api.bootpay.co.kr/v2``), REST API v2.
+
+    OPTIONS (either key pair):
+
+    ``CLIENT_KEY`` and ``SECRET_KEY``
+        The current keys: ``Authorization: Basic base64("CLIENT_KEY:SECRET_KEY")``
+        on every call. ``CLIENT_KEY`` is also given to the browser.
+    ``APPLICATION_ID`` and ``PRIVATE_KEY``
+        Legacy REST keys: an access token from ``POST /v2/request/token``,
+        cached on this instance and renewed before it expires. The browser then
+        needs ``CLIENT_KEY`` or ``WEB_APPLICATION_ID`` (the JavaScript
+        application id, which is not the REST one).
+    ``API_BASE``
+        Default ``https://api.bootpay.co.kr/v2``; the sandbox points it at itself.
+    ``JS_SDK_URL``
+        Default ``https://js.bootpay.co.kr/bootpay-5.1.4.min.js``.
+    ``PG``, ``METHOD``
+        ``pg``/``method`` of ``requestPayment`` (e.g. ``"nicepay"``, ``"card"``);
+        leave both out for Bootpay's unified window, where the buyer chooses.
+    ``OPEN_TYPE``
+        ``"iframe"``, ``"popup"`` or ``"redirect"`` (Bootpay then sends the buyer
+        to our return URL itself); default: Bootpay's (iframe).
+    ``WEBHOOK_ALLOWED_IPS``
+        Off by default. ``True`` accepts webhooks only from Bootpay's
+        ``223.130.82.0/24``; or a list of networks. Needs a correct
+        ``REMOTE_ADDR`` behind proxies (see the docs).
+    ``TIMEOUT``
+        Seconds, or ``(connect, read)``; default ``(3.05, 30)``.
+    """
+
+    pg_name = "Bootpay"
+    supports_partial_cancel = True
+    #: ``cancel_id`` on cancels (confirm needs none: Bootpay approves a receipt once, in status 2).
+    supports_idempotency_key = True
+    signs_webhooks = False
+    supports_lookup_by_order = False
+    supports_virtual_account = True
+    requires_confirm_call = True
+    required_options: tuple[str, ...] = ()  # one of two key pairs: see check()
+    webhook_ack = (200, "application/json", b'{"success": true}')
+
+    DEFAULT_API_BASE = "https://api.bootpay.co.kr/v2"
+    DEFAULT_JS_SDK_URL = "https://js.bootpay.co.kr/bootpay-5.1.4.min.js"
+
+    def __init__(self, alias, options):
+        super().__init__(alias, options)
+        self._http: GatewayHttp | None = None
+        self._http_lock = threading.Lock()
+        self._token: str | None = None
+        self._token_renew_at = 0.0
+        self._token_lock = threading.Lock()
+        #: Monotonic seconds; tests replace it.
+        self.clock = time.monotonic
+
+    # --- plumbing ---------------------------------------------------------------
+
+    @property
+    def http(self) -> GatewayHttp:
+        """The gateway's HTTP session, built on first use from ``API_BASE`` and ``TIMEOUT``."""
+        with self._http_lock:
+            if self._http is None:
+                self._http = GatewayHttp(
+                    self.alias,
+                    str(self.option("API_BASE", self.DEFAULT_API_BASE) or self.DEFAULT_API_BASE),
+                    timeout=self._timeout(),
+                )
+            return self._http
+
+    def close(self) -> None:
+        with self._http_lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+        with self._token_lock:
+            self._token = None
+
+    def _timeout(self):
+        value = self.option("TIMEOUT", None)
+        if value is None:
+            return DEFAULT_TIMEOUT
+        if isinstance(value, (list, tuple)):
+            return (float(value[0]), float(value[1]))
+        return float(value)
+
+    def _has(self, *names: str) -> bool:
+        return all(self._options.get(name) not in (None, "") for name in names)
+
+    @property
+    def uses_access_token(self) -> bool:
+        """True with the legacy ``APPLICATION_ID``/``PRIVATE_KEY`` pair (and no ``SECRET_KEY``)."""
+        return not self._has("SECRET_KEY") and self._has("APPLICATION_ID", "PRIVATE_KEY")
+
+    def _authorization(self) -> str:
+        if self.uses_access_token:
+            return f"Bearer {self.access_token()}"
+        pair = f"{self.option('CLIENT_KEY')}:{self.option('SECRET_KEY')}"
+        return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+    def access_token(self, *, renew: bool = False) -> str:
+        """The legacy access token: fetched once, shared by threads, renewed before it expires.
+
+        A failure is raised with ``sent=False`` (the call that needed the token
+        never left), or as :class:`AuthenticationFailed` when Bootpay refuses the keys.
+        """
+        with self._token_lock:
+            now = self.clock()
+            if self._token and not renew and now < self._token_renew_at:
+                return self._token
+            body = {"application_id": str(self.option("APPLICATION_ID")), "private_key": str(self.option("PRIVATE_KEY"))}
+            try:
+                reply = self.http.request("POST", "/request/token", json_body=body)
+            except GatewayUnavailable as exc:
+                raise GatewayUnavailable(
+                    f"{self.alias}: no access token ({exc.code})", gateway=self.alias, code="TOKEN_UNAVAILABLE", sent=False
+                ) from exc
+            data = reply.data if isinstance(reply.data, dict) else None
+            token = str((data or {}).get("access_token") or "")
+            if not reply.ok or data is None or data.get("error_code") or not token:
+                if data is None or reply.status >= 500:
+                    raise GatewayUnavailable(
+                        f"{self.alias}: the token request answered HTTP {reply.status}",
+                        gateway=self.alias,
+                        code="TOKEN_UNAVAILABLE",
+                        sent=False,
+                        http_status=reply.status,
+                    )
+                raise AuthenticationFailed(
+                    str(data.get("message") or "") or f"{self.alias}: Bootpay refused APPLICATION_ID/PRIVATE_KEY",
+                    gateway=self.alias,
+                    code=str(data.get("error_code") or "TOKEN_REFUSED"),
+                    http_status=reply.status,
+                    response=data,
+                )
+            lifetime = _seconds(data.get("expire_in"))
+            self._token = token
+            self._token_renew_at = now + max(lifetime - TOKEN_MARGIN, lifetime / 2)
+            return token
+
+    def _send(self, verb: str, method: str, path: str, *, body: Any = None, params: Mapping[str, str] | None = None) -> HttpReply:
+        """One call, with the legacy token fetched again once if Bootpay says it is no longer good.
+
+        Sending again is safe then: a call refused for its credentials did nothing.
+        """
+        reply = self.http.request(method, path, json_body=body, params=params, headers={"Authorization": self._authorization()})
+        if self.uses_access_token and self._token_refused(reply):
+            self.access_token(renew=True)
+            reply = self.http.request(method, path, json_body=body, params=params, headers={"Authorization": self._authorization()})
+        return reply
+
+    @staticmethod
+    def _token_refused(reply: HttpReply) -> bool:
+        code = str(reply.data.get("error_code") or "") if isinstance(reply.data, dict) else ""
+        return reply.status == 401 or code in TOKEN_ERRORS
+
+    @staticmethod
+    def _failed(reply: HttpReply) -> bool:
+        """Not 2xx, or a 2xx body that is Bootpay's error envelope (the official client never checks the status)."""
+        return not reply.ok or (isinstance(reply.data, dict) and bool(reply.data.get("error_code")))
+
+    def _object(self, reply: HttpReply, verb: str) -> dict:
+        if not isinstance(reply.data, dict):
+            raise GatewayUnavailable(
+                f"{self.alias}: {verb} answered {reply.status} without a JSON object",
+                gateway=self.alias,
+                code="MALFORMED_REPLY",
+                http_status=reply.status,
+            )
+        return reply.data
+
+    def error(self, reply: HttpReply, verb: str) -> GatewayError:
+        """The exception a failed reply means (``ERRORS``, then the HTTP status)."""
+        data = reply.data if isinstance(reply.data, dict) else {}
+        code = str(data.get("error_code") or "")
+        message = str(data.get("message") or "") or None
+        cls = ERRORS.get(code)
+        status = reply.status
+        if not code:
+            # Not Bootpay's error shape (a proxy's page, a truncated body): a lookup must decide.
+            cls = GatewayUnavailable
+        elif cls is None:
+            if status >= 500 or status in (408, 409, 429):
+                cls = GatewayUnavailable
+            elif status in (401, 403):
+                cls = AuthenticationFailed
+            elif status == 404:
+                cls = NotFound
+            elif verb == "cancel":
+                cls = CancelRefused
+            else:
+                cls = InvalidRequest
+        if verb == "cancel" and cls is PaymentDeclined:
+            cls = CancelRefused
+        if verb != "cancel" and cls is AlreadyCanceled:
+            cls = InvalidRequest
+        pg_code = str(data.get("pg_error_code") or "")
+        if message and pg_code:
+            message = f"{message} ({pg_code})"
+        return cls(
+            message or f"{self.alias}: {verb} failed with HTTP {status}",
+            gateway=self.alias,
+            code=code or f"HTTP_{status}",
+            http_status=status,
+            response=data or {"body": reply.text[:500]},
+        )
+
+    # --- checkout and return ----------------------------------------------------
+
+    def checkout(self, order: OrderSnapshot, urls: CheckoutUrls) -> CheckoutResult:
+        """Parameters of ``Bootpay.requestPayment({...})`` with ``extra.separately_confirmed = true``.
+
+        ``params["request"]`` goes to the SDK as is; ``return_url`` and
+        ``fail_url`` are where the template sends the buyer on the SDK's events.
+        """
+        if normalize_currency(order.currency) != "KRW":
+            raise UnsupportedFeature(self.pg_name, f"payments in {order.currency}")
+        if self._has("CLIENT_KEY"):
+            key = {"client_key": str(self.option("CLIENT_KEY"))}
+        else:
+            key = {"application_id": str(self.option("WEB_APPLICATION_ID"))}
+        extra: dict[str, Any] = {"separately_confirmed": True}
+        open_type = self._options.get("OPEN_TYPE")
+        if open_type:
+            extra["open_type"] = str(open_type)
+            if open_type == "redirect":
+                extra["redirect_url"] = urls.success_url
+        request: dict[str, Any] = {
+            **key,
+            "price": to_json_number(order.amount, "KRW"),
+            "order_name": order.order_name[:100],
+            "order_id": order.order_number,
+        }
+        for option, name in (("PG", "pg"), ("METHOD", "method")):
+            if self._options.get(option):
+                request[name] = str(self._options[option])
+        items = _items(order)
+        if items:
+            request["items"] = items
+        user = {
+            name: value
+            for name, value in (
+                ("username", order.buyer_name),
+                ("email", order.buyer_email),
+                ("phone", "".join(c for c in order.buyer_phone if c.isdigit())),
+            )
+            if value
+        }
+        if user:
+            request["user"] = user
+        request["extra"] = extra
+        return CheckoutResult(
+            kind="widget",
+            script_url=str(self.option("JS_SDK_URL", self.DEFAULT_JS_SDK_URL) or self.DEFAULT_JS_SDK_URL),
+            template_name="django_pgpay/checkout/bootpay.html",
+            params={"request": request, "return_url": urls.success_url, "fail_url": urls.fail_url},
+        )
+
+    def parse_return(self, params: Mapping[str, str]) -> ReturnParams:
+        """``?event=confirm&receipt_id=&order_id=`` (our template, or Bootpay's redirect mode).
+
+        ``event=cancel`` (the buyer closed the window) and ``event=error`` come
+        back as failures; ``done`` and ``issued`` (PGs without separate
+        approval) are confirmed like ``confirm``: the confirm call is then
+        refused and the receipt looked up. Bootpay sends no amount we could
+        check here; the confirmed receipt's price is checked against the order.
+        """
+        event = str(params.get("event") or "")
+        receipt_id = str(params.get("receipt_id") or "")
+        order_id = str(params.get("order_id") or "")
+        if event in ("cancel", "error"):
+            return ReturnParams(
+                payment_id=receipt_id[:200],
+                order_number=order_id[:64],
+                error_code="PAY_PROCESS_CANCELED" if event == "cancel" else "PAY_PROCESS_ABORTED",
+                error_message=str(params.get("message") or "")[:500],
+            )
+        if event not in ("", "confirm", "done", "issued"):
+            raise InvalidRequest(f"unknown event {event[:20]!r}", gateway=self.alias, code="INVALID_RETURN")
+        if not receipt_id or not order_id:
+            raise InvalidRequest("receipt_id and order_id are required", gateway=self.alias, code="INVALID_RETURN")
+        return ReturnParams(payment_id=receipt_id, order_number=order_id)
+
+    # --- money-moving calls -------------------------------------------------------
+
+    def confirm(self, request: ConfirmRequest) -> PaymentResult:
+        """``POST /v2/confirm {receipt_id}``, then the receipt as Bootpay reports it.
+
+        The receipt is fetched (``GET /v2/receipt/{receipt_id}``) when the
+        confirm's reply is not a settled receipt of this payment, and when
+        Bootpay refuses the confirm: a receipt that is already approved (a
+        reload, a PG without separate approval) is reported as it is, one that
+        is still being approved is an unknown outcome, and only a receipt that
+        was not approved makes the refusal stand. Nothing is judged here: the
+        operations compare price, currency and order id with the order.
+        """
+        reply = self._send("confirm", "POST", "/confirm", body={"receipt_id": request.payment_id})
+        if self._failed(reply):
+            error = self.error(reply, "confirm")
+            if error.outcome_unknown or isinstance(error, (AuthenticationFailed, NotFound)):
+                raise error
+            current = self._lookup_after_confirm(request, error.code)
+            if current.state.is_paid or current.state == PaymentState.WAITING_FOR_DEPOSIT:
+                return current
+            if current.raw.get("status") == STATUS_APPROVING:
+                raise GatewayUnavailable(
+                    f"{self.alias}: Bootpay is still approving {request.payment_id}", gateway=self.alias, code="APPROVING"
+                ) from error
+            if current.state == PaymentState.FAILED and not isinstance(error, PaymentDeclined):
+                raise PaymentDeclined(error.message, gateway=self.alias, code=error.code, response=error.response) from error
+            raise error
+        result = None
+        try:
+            result = self.payment(self._object(reply, "confirm"))
+        except GatewayUnavailable:
+            result = None  # not a receipt we can read: fetch it
+        if result is None or result.payment_id != request.payment_id or result.state in (
+            PaymentState.PENDING,
+            PaymentState.AUTHENTICATED,
+        ):
+            result = self._lookup_after_confirm(request, "NOT_SETTLED")
+        return result
+
+    def _lookup_after_confirm(self, request: ConfirmRequest, code: str) -> PaymentResult:
+        """The receipt after a confirm was sent; a lookup that fails leaves the confirm's outcome unknown."""
+        try:
+            return self.lookup(payment_id=request.payment_id)
+        except GatewayError as exc:
+            raise GatewayUnavailable(
+                f"{self.alias}: confirm of {request.payment_id} answered {code}; the receipt could not be read ({exc.code})",
+                gateway=self.alias,
+                code=code,
+            ) from exc
+
+    def cancel(self, request: CancelRequest) -> CancelResult:
+        """``POST /v2/cancel``; ``cancel_id`` is the ledger row's idempotency key.
+
+        A refused cancel is checked against the receipt: when Bootpay has given
+        back more than we knew of (its dashboard, the PG's nightly cancel of test
+        payments, this very ``cancel_id``), :class:`AlreadyCanceled` is raised and
+        the operations apply the receipt; otherwise the refusal stands.
+        """
+        body: dict[str, Any] = {
+            "receipt_id": request.payment_id,
+            "cancel_id": request.idempotency_key,
+            "cancel_username": (request.requested_by or "django-pgpay")[:100],
+            "cancel_message": (request.reason or "cancel")[:200],
+        }
+        if not request.is_full:
+            body["cancel_price"] = to_json_number(request.amount, request.currency)
+        refund = (request.order.pg_data or {}).get(PG_DATA_REFUND)
+        if isinstance(refund, Mapping) and refund:
+            body["refund"] = {k: str(refund[k]) for k in ("bank_account", "bank_username", "bank_code") if refund.get(k)}
+        reply = self._send("cancel", "POST", "/cancel", body=body)
+        if self._failed(reply):
+            error = self.error(reply, "cancel")
+            if isinstance(error, (AlreadyCanceled, AuthenticationFailed)) or error.outcome_unknown:
+                raise error
+            try:
+                current = self.lookup(payment_id=request.payment_id)
+            except GatewayError:
+                raise error from None
+            if current.balance < request.balance_before:
+                raise AlreadyCanceled(
+                    error.message, gateway=self.alias, code=error.code, http_status=error.http_status_from_pg, response=error.response
+                ) from error
+            raise error
+        payment = self.payment(self._object(reply, "cancel"))
+        return CancelResult(
+            pg_cancel_id=str(reply.data.get("cancel_id") or request.idempotency_key)[:200],
+            amount=request.amount,
+            payment=payment,
+            raw=payment.raw,
+        )
+
+    def lookup(self, *, payment_id: str = "", order: OrderSnapshot | None = None) -> PaymentResult:
+        """``GET /v2/receipt/{receipt_id}``. Bootpay finds payments by receipt id only."""
+        if not payment_id:
+            raise NotFound("Bootpay looks payments up by receipt_id only", gateway=self.alias, code="RC_NOT_FOUND")
+        path = f"/receipt/{quote(payment_id, safe='')}"
+        reply = self._send("lookup", "GET", path, params={"lookup_user_data": "false"})
+        if self._failed(reply):
+            raise self.error(reply, "lookup")
+        return self.payment(self._object(reply, "lookup"))
+
+    # --- webhooks -------------------------------------------------------------------
+
+    def check_webhook_source(self, remote_addr: str | None, headers: Mapping[str, str]) -> None:
+        """With ``WEBHOOK_ALLOWED_IPS``, refuse deliveries from other addresses (off by default)."""
+        setting = self._options.get("WEBHOOK_ALLOWED_IPS")
+        if not setting:
+            return
+        try:
+            networks = self.webhook_networks()
+        except ValueError as exc:
+            raise WebhookVerificationError(f"WEBHOOK_ALLOWED_IPS is not valid: {exc}") from exc
+        try:
+            address = ipaddress.ip_address(str(remote_addr or ""))
+        except ValueError:
+            raise WebhookVerificationError(f"no usable source address ({remote_addr!r})") from None
+        if not any(address in network for network in networks):
+            raise WebhookVerificationError(f"{address} is not in WEBHOOK_ALLOWED_IPS")
+
+    def webhook_networks(self) -> list:
+        """The networks ``WEBHOOK_ALLOWED_IPS`` allows (``True``: Bootpay's own). ValueError if invalid."""
+        setting = self._options.get("WEBHOOK_ALLOWED_IPS")
+        if setting is True:
+            setting = WEBHOOK_NETWORKS
+        if isinstance(setting, str) or not isinstance(setting, (list, tuple)):
+            raise ValueError("expected True or a list of networks such as ['223.130.82.0/24']")
+        return [ipaddress.ip_network(str(entry), strict=False) for entry in setting]
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """A Bootpay webhook (JSON): nothing in it is trusted until the receipt is fetched.
+
+        Bootpay sends no event id; the delivery's id is a digest of
+        ``receipt_id``, ``webhook_type``, ``status`` and ``cancelled_price``
+        (two partial cancels of one receipt differ only by ``cancelled_price``),
+        so a retried delivery is a duplicate and a new change is not. Deliveries
+        about billing keys or identity checks come back with nothing to apply.
+        """
+        try:
+            data = loads_json(body)
+        except ValueError as exc:
+            raise WebhookVerificationError("malformed JSON") from exc
+        if not isinstance(data, dict):
+            raise WebhookVerificationError("the body is not a JSON object")
+        receipt_id = data.get("receipt_id")
+        if not isinstance(receipt_id, str) or not receipt_id:
+            raise WebhookVerificationError("no receipt_id")
+        webhook_type = str(data.get("webhook_type") or "")
+        status = data.get("status")
+        if isinstance(status, str) and status.lstrip("-").isdigit():
+            status = int(status)
+        event_type = webhook_type or f"STATUS_{status}"
+        event_id = "bootpay-" + _digest(
+            "\x1f".join([receipt_id, webhook_type, str(status), _canonical(data.get("cancelled_price"))])
+        )[:40]
+        other_type = webhook_type and webhook_type not in PAYMENT_WEBHOOK_TYPES
+        if other_type or (isinstance(status, int) and status in OTHER_PRODUCT_STATUSES):
+            return WebhookEvent(event_id=event_id, event_type=event_type[:100], raw=data)
+        return WebhookEvent(
+            event_id=event_id,
+            event_type=event_type[:100],
+            payment_id=receipt_id[:200],
+            order_number=str(data.get("order_id") or "")[:64],
+            verified=False,
+            raw=data,
+        )
+
+    # --- Receipt -> PaymentResult ---------------------------------------------------------
+
+    def payment(self, data: Mapping[str, Any]) -> PaymentResult:
+        """Read a Receipt object; a reply we cannot read is an unknown outcome, never a guess."""
+        try:
+            status = data["status"]
+            if isinstance(status, bool) or not isinstance(status, int) or status not in STATUSES:
+                raise ValueError(f"status {status!r}")
+            price = self.decimal(data["price"])
+            cancelled = self.decimal(data.get("cancelled_price") or 0)
+            currency = normalize_currency(str(data.get("currency") or data.get("unit") or "KRW"))
+            receipt_id, order_id = data["receipt_id"], data["order_id"]
+            if not (isinstance(receipt_id, str) and receipt_id and isinstance(order_id, str) and order_id):
+                raise ValueError("no receipt_id or order_id")
+        except (KeyError, TypeError, ValueError, ArithmeticError, MoneyError) as exc:
+            raise GatewayUnavailable(
+                f"{self.alias}: unreadable Receipt ({type(exc).__name__}: {exc})",
+                gateway=self.alias,
+                code="MALFORMED_REPLY",
+                response=dict(data) if isinstance(data, Mapping) else None,
+            ) from exc
+        if not (price.is_finite() and cancelled.is_finite()) or price < 0 or not 0 <= cancelled <= price:
+            raise GatewayUnavailable(f"{self.alias}: inconsistent amounts", gateway=self.alias, code="MALFORMED_REPLY")
+        state, cancelled = receipt_state(status, price, cancelled)
+        pg_data: dict[str, Any] = {}
+        expires_at = None
+        vbank = data.get("vbank_data")
+        if isinstance(vbank, Mapping) and vbank:
+            pg_data.update(
+                {
+                    "vbank_account_number": str(vbank.get("bank_account") or ""),
+                    "vbank_bank_code": str(vbank.get("bank_code") or vbank.get("bank_name") or ""),
+                    "vbank_holder": str(vbank.get("bank_username") or ""),
+                    "vbank_due_date": str(vbank.get("expired_at") or ""),
+                }
+            )
+            expires_at = _datetime(vbank.get("expired_at"))
+        return PaymentResult(
+            state=state,
+            payment_id=receipt_id,
+            order_number=order_id,
+            amount=price,
+            currency=currency,
+            canceled_amount=cancelled,
+            method=str(data.get("method") or data.get("method_symbol") or ""),
+            receipt_url=str(data.get("receipt_url") or ""),
+            approved_at=_datetime(data.get("purchased_at")),
+            failure_code=f"STATUS_{status}" if state == PaymentState.FAILED else "",
+            failure_message=str(data.get("status_locale") or "") if state == PaymentState.FAILED else "",
+            expires_at=expires_at,
+            pg_data=pg_data,
+            raw=dict(data),
+        )
+
+    # --- configuration checks ----------------------------------------------------------
+
+    def check(self, *, debug: bool) -> list[checks.CheckMessage]:
+        """One complete key pair; a browser key with legacy keys; valid OPEN_TYPE and WEBHOOK_ALLOWED_IPS."""
+        messages = super().check(debug=debug)
+        where = f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"]'
+
+        def missing(name: str, hint: str):
+            messages.append(checks.Error(f"{where}[{name!r}] is not set.", hint=hint, id="django_pgpay.E004"))
+
+        current, legacy = self._has("CLIENT_KEY", "SECRET_KEY"), self._has("APPLICATION_ID", "PRIVATE_KEY")
+        if not current and not legacy:
+            hint = "Bootpay needs CLIENT_KEY and SECRET_KEY (or the legacy APPLICATION_ID and PRIVATE_KEY); read them from the environment."
+            if self._has("APPLICATION_ID") or self._has("PRIVATE_KEY"):
+                for name in ("APPLICATION_ID", "PRIVATE_KEY"):
+                    if not self._has(name):
+                        missing(name, hint)
+            else:
+                for name in ("CLIENT_KEY", "SECRET_KEY"):
+                    if not self._has(name):
+                        missing(name, hint)
+        elif legacy and not current and not self._has("CLIENT_KEY") and not self._has("WEB_APPLICATION_ID"):
+            missing("WEB_APPLICATION_ID", "With legacy REST keys the browser needs the JavaScript application id (or a CLIENT_KEY).")
+        open_type = self._options.get("OPEN_TYPE")
+        if open_type and open_type not in OPEN_TYPES:
+            messages.append(
+                checks.Error(f"{where}['OPEN_TYPE'] = {open_type!r} is not one of {', '.join(OPEN_TYPES)}.", id="django_pgpay.E301")
+            )
+        if self._options.get("WEBHOOK_ALLOWED_IPS"):
+            try:
+                self.webhook_networks()
+            except ValueError as exc:
+                messages.append(checks.Error(f"{where}['WEBHOOK_ALLOWED_IPS']: {exc}", id="django_pgpay.E302"))
+        if current and legacy:
+            messages.append(
+                checks.Warning(
+                    f"{where}: both key pairs are set; CLIENT_KEY/SECRET_KEY are used, APPLICATION_ID/PRIVATE_KEY are not.",
+                    hint="Remove the legacy pair.",
+                    id="django_pgpay.W301",
+                )
+            )
+        return messages
+
+
+def receipt_state(status: int, price: Decimal, cancelled: Decimal) -> tuple[PaymentState, Decimal]:
+    """The state and cancelled amount of a receipt.
+
+    Status 20 covers full and partial cancels: ``cancelled_price`` below the
+    price is a partial cancel, and a 20 without ``cancelled_price`` is taken
+    as cancelled in full (a virtual account withdrawn before its deposit). A
+    paid receipt (1) with ``cancelled_price`` is partially cancelled too.
+    """
+    state = STATUSES[status]
+    if status == 20 and cancelled == 0:
+        cancelled = price
+    if state in (PaymentState.APPROVED, PaymentState.CANCELED) and cancelled > 0:
+        state = PaymentState.CANCELED if cancelled >= price else PaymentState.PARTIAL_CANCELED
+    return state, cancelled
+
+
+def _items(order: OrderSnapshot) -> list[dict[str, Any]]:
+    """``items`` for the SDK, only when they add up to the price exactly (Bootpay refuses the payment otherwise)."""
+    lines = list(order.line_items or ())
+    if not lines or sum((line.total for line in lines), Decimal(0)) != order.amount:
+        return []
+    if any(line.unit_amount != line.unit_amount.to_integral_value() or line.quantity < 1 for line in lines):
+        return []
+    return [
+        {
+            "id": (line.sku or f"{order.order_number}-{index}")[:100],
+            "name": line.name[:100],
+            "qty": line.quantity,
+            "price": to_json_number(line.unit_amount, "KRW"),
+        }
+        for index, line in enumerate(lines, 1)
+    ]
+
+
+def _seconds(value) -> float:
+    """``expire_in`` as seconds from now: a number of seconds (v2), or an epoch time; 30 minutes if absent."""
+    try:
+        number = float(Decimal(str(value)))
+    except (ArithmeticError, ValueError, TypeError):
+        return float(DEFAULT_TOKEN_LIFETIME)
+    if number > 10**9:  # an epoch time, not a duration
+        number -= time.time()
+    return number if number > 0 else float(DEFAULT_TOKEN_LIFETIME)
+
+
+def _canonical(value) -> str:
+    """An amount as text that does not depend on how it was written (3000, 3000.0)."""
+    if value is None or isinstance(value, bool):
+        return ""
+    try:
+        return str(Decimal(str(value)).normalize())
+    except ArithmeticError:
+        return str(value)
+
+
+def _datetime(value) -> datetime | None:
+    """ISO 8601 from Bootpay; a time without an offset is Korean time."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_datetime(value) or parse_datetime(value.replace(" ", "T"))
+    except ValueError:
+        return None
+    if parsed is None:
+        return None
+    if timezone.is_naive(parsed):
+        from zoneinfo import ZoneInfo
+
+        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Seoul"))
+    return parsed
+
+
+__all__ = ["ERRORS", "STATUSES", "BootpayGateway", "receipt_state"]

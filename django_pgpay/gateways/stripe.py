@@ -1,0 +1,930 @@
+"""Stripe: Checkout Sessions, PaymentIntents and Refunds over plain ``requests``.
+
+Wire contract (docs.stripe.com/api; ``docs/stripe.rst`` shows what each call sends):
+
+* ``Authorization: Bearer {SECRET_KEY}`` on every call; request bodies are
+  form-encoded with bracketed keys (``line_items[0][price_data][unit_amount]=15000``,
+  lists indexed like the official SDK's: ``expand[0]=payment_intent``); replies are JSON.
+* ``POST /v1/checkout/sessions`` opens Stripe's hosted payment page for an order;
+  ``POST /v1/checkout/sessions/{id}/expire`` closes an open one.
+* ``GET /v1/checkout/sessions/{id}`` (with the PaymentIntent and its latest Charge
+  expanded) tells whether the buyer paid; Stripe has no confirm call, so the
+  return URL only reads what Stripe says.
+* ``GET /v1/payment_intents/{id}``, ``GET /v1/payment_intents/search`` (by
+  ``metadata['order_id']``) and ``GET /v1/refunds?payment_intent=`` look a payment up.
+* ``POST /v1/refunds`` gives money back, with ``Idempotency-Key`` = the ledger row's key.
+* Webhooks carry ``Stripe-Signature: t=…,v1=…``: HMAC-SHA256 of ``"{t}.{raw body}"``
+  keyed with the endpoint's ``whsec_`` secret, accepted for 300 seconds.
+
+Amounts are integers of the currency's minor unit, converted only by
+:mod:`django_pgpay.money` with ``scheme="stripe"`` (KRW 15000 -> ``15000``,
+USD 10.50 -> ``1050``, KWD 1.230 -> ``1230``); nothing here is ever a float.
+The secret key lives on the gateway instance; the ``stripe`` package is not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone as dt_timezone
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from django.core import checks
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .. import conf
+from ..exceptions import (
+    AlreadyCanceled,
+    AuthenticationFailed,
+    CancelRefused,
+    GatewayError,
+    GatewayUnavailable,
+    InvalidRequest,
+    NotFound,
+    OperationInProgress,
+    PaymentDeclined,
+    WebhookVerificationError,
+)
+from ..money import MoneyError, from_minor, normalize_currency, to_minor
+from .base import BaseGateway
+from .http import DEFAULT_TIMEOUT, GatewayHttp, HttpReply, loads_json
+from .results import (
+    CancelEntry,
+    CancelRequest,
+    CancelResult,
+    CheckoutResult,
+    CheckoutUrls,
+    ConfirmRequest,
+    OrderSnapshot,
+    PaymentResult,
+    PaymentState,
+    ReturnParams,
+    WebhookEvent,
+)
+
+logger = logging.getLogger("django_pgpay.gateways.stripe")
+
+#: Key of the order's ``pg_data`` that holds its current Checkout Session id.
+PG_DATA_SESSION = "stripe_session_id"
+#: Key of the Session's and the PaymentIntent's ``metadata`` that holds our order number.
+METADATA_ORDER = "order_id"
+#: Key of a Refund's ``metadata`` that holds the ledger row's idempotency key.
+METADATA_KEY = "idempotency_key"
+
+#: Seconds a webhook signature stays valid (the official SDK's default tolerance).
+SIGNATURE_TOLERANCE = 300
+#: An open Checkout Session with less time than this left is replaced, not reused.
+REUSE_MARGIN = 300
+#: Stripe lets a Checkout Session live 30 minutes to 24 hours; a minute is kept
+#: for clocks and the network.
+SESSION_EXPIRES_RANGE = (31 * 60, 24 * 3600 - 60)
+
+#: Checkout Session events: their object is a Session, trusted as signed.
+SESSION_EVENTS = frozenset(
+    {
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.async_payment_failed",
+        "checkout.session.expired",
+    }
+)
+#: A refund was made (by us or in the Dashboard): the refunds are fetched.
+CHARGE_REFUNDED = "charge.refunded"
+
+#: PaymentIntent ``status`` -> our PaymentState (for lookups by PaymentIntent).
+INTENT_STATUSES: dict[str, PaymentState] = {
+    "requires_payment_method": PaymentState.PENDING,
+    "requires_confirmation": PaymentState.PENDING,
+    "requires_action": PaymentState.PENDING,
+    "processing": PaymentState.PENDING,
+    "requires_capture": PaymentState.PENDING,
+    "succeeded": PaymentState.APPROVED,
+    "canceled": PaymentState.FAILED,
+}
+#: Refund statuses whose amount has left the payment (``failed`` and ``canceled`` have not).
+REFUNDED_STATUSES = frozenset({"succeeded", "pending", "requires_action"})
+
+#: Stripe error ``code`` -> the exception it means. Codes not listed fall back on
+#: the error ``type`` and the HTTP status (see :meth:`StripeGateway.error`).
+ERRORS: dict[str, type[GatewayError]] = {
+    "charge_already_refunded": AlreadyCanceled,
+    "amount_too_large": CancelRefused,
+    "charge_disputed": CancelRefused,
+    "charge_exceeds_source_limit": CancelRefused,
+    "balance_insufficient": CancelRefused,
+    "resource_missing": NotFound,
+    "api_key_expired": AuthenticationFailed,
+    "secret_key_required": AuthenticationFailed,
+    "idempotency_key_in_use": GatewayUnavailable,
+    "rate_limit": GatewayUnavailable,
+    "lock_timeout": GatewayUnavailable,
+}
+
+_ID = re.compile(r"^[A-Za-z0-9_]{3,250}$")
+_SESSION_ID = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")
+
+
+def _messages() -> dict[str, str]:
+    """What a buyer or the shop's staff is told for the Stripe codes they may meet (translated)."""
+    return {
+        "charge_already_refunded": _("Stripe has already refunded this payment in full."),
+        "amount_too_large": _("Stripe refused the refund: the amount is more than what is left to refund."),
+        "charge_disputed": _("Stripe refused the refund: the payment is disputed."),
+        "balance_insufficient": _("Stripe refused the refund: the Stripe balance is too low."),
+    }
+
+
+def encode_form(params: Mapping[str, Any]) -> str:
+    """Stripe's form encoding: nested mappings as ``a[b][c]``, lists as ``a[0]``, in the given order.
+
+    Only strings, integers and booleans are sent: an amount must already be an
+    ``int`` of minor units, so a Decimal or a float here is a programming error.
+    """
+    pairs: list[tuple[str, str]] = []
+
+    def walk(key: str, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, Mapping):
+            for sub, item in value.items():
+                walk(f"{key}[{sub}]" if key else str(sub), item)
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                walk(f"{key}[{index}]", item)
+        elif isinstance(value, bool):
+            pairs.append((key, "true" if value else "false"))
+        elif isinstance(value, int):
+            pairs.append((key, str(value)))
+        elif isinstance(value, str):
+            pairs.append((key, value))
+        else:
+            raise TypeError(f"{key}: {type(value).__name__} is not sent to Stripe (amounts are integers of minor units)")
+
+    walk("", params)
+    return urlencode(pairs)
+
+
+def signature_header_items(header: str) -> tuple[int, list[str]]:
+    """``(t, [v1, ...])`` of a ``Stripe-Signature`` header; ``v0`` and unknown schemes are ignored."""
+    timestamps, signatures = [], []
+    for part in header.split(","):
+        name, sep, value = part.partition("=")
+        if not sep:
+            continue
+        name, value = name.strip(), value.strip()
+        if name == "t":
+            timestamps.append(value)
+        elif name == "v1" and value:
+            signatures.append(value)
+    if len(timestamps) != 1 or not timestamps[0].isdigit() or not timestamps[0].isascii():
+        raise WebhookVerificationError("Stripe-Signature has no single timestamp t=")
+    if not signatures:
+        raise WebhookVerificationError("Stripe-Signature has no v1 signature")
+    return int(timestamps[0]), signatures
+
+
+def verify_signature(body: bytes, header: str, secrets: Sequence[str], *, now: float, tolerance: int = SIGNATURE_TOLERANCE) -> int:
+    """Check a ``Stripe-Signature`` header as Stripe's SDK does; return its timestamp.
+
+    Accepted when any ``v1`` equals ``hex(HMAC-SHA256(secret, f"{t}.{body}"))``
+    for any of ``secrets`` (two during a rotation), compared in constant time,
+    and ``t`` is no older than ``tolerance`` seconds before ``now``. ``body``
+    must be the exact bytes received.
+    """
+    if not header:
+        raise WebhookVerificationError("no Stripe-Signature header")
+    timestamp, signatures = signature_header_items(header)
+    signed = f"{timestamp}.".encode("ascii") + bytes(body)
+    given = [s.encode("utf-8", "replace") for s in signatures]
+    for secret in secrets:
+        expected = hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest().encode("ascii")
+        if any(hmac.compare_digest(expected, candidate) for candidate in given):
+            break
+    else:
+        raise WebhookVerificationError("no Stripe-Signature v1 matches the payload")
+    if timestamp < now - tolerance:
+        raise WebhookVerificationError(f"Stripe-Signature timestamp is more than {tolerance} s old")
+    return timestamp
+
+
+def _clock() -> float:
+    """Unix time now (a function, so tests can move the clock of this module alone)."""
+    return time.time()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        wanted = name.lower()
+        value = next((v for k, v in headers.items() if str(k).lower() == wanted), None)
+    return str(value or "")
+
+
+def _timestamp(value) -> datetime | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return datetime.fromtimestamp(value, tz=dt_timezone.utc)
+    return None
+
+
+def _order_number(obj: Mapping[str, Any]) -> str:
+    """Our order number on a Session (``client_reference_id``) or PaymentIntent/Charge (``metadata``)."""
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    return str(obj.get("client_reference_id") or metadata.get(METADATA_ORDER) or "")
+
+
+def _charge(intent: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The PaymentIntent's latest Charge when expanded (``charges.data`` before API 2022-11-15)."""
+    if not isinstance(intent, Mapping):
+        return {}
+    charge = intent.get("latest_charge")
+    if isinstance(charge, Mapping):
+        return charge
+    charges = intent.get("charges")
+    if isinstance(charges, Mapping) and isinstance(charges.get("data"), list) and charges["data"]:
+        first = charges["data"][0]
+        return first if isinstance(first, Mapping) else {}
+    return {}
+
+
+class StripeGateway(BaseGateway):
+    """Stripe Checkout (hosted page) with PaymentIntents and Refunds, on plain ``requests``.
+
+    OPTIONS:
+
+    ``SECRET_KEY`` (required)
+        ``sk_test_…``/``sk_live_…`` (or a restricted ``rk_`` key with write access
+        to Checkout Sessions and Refunds). Sent only as ``Authorization: Bearer``.
+    ``PUBLISHABLE_KEY``
+        ``pk_test_…``/``pk_live_…``; not needed by the hosted page, checked to be
+        of the secret key's mode when given.
+    ``WEBHOOK_SECRETS``
+        The endpoint's signing secret ``whsec_…``, or a list of two while rolling it.
+        Without it every webhook is refused (400).
+    ``API_BASE``
+        Default ``https://api.stripe.com``; the sandbox points it at itself.
+    ``API_VERSION``
+        Sent as ``Stripe-Version`` when set (default: the account's version).
+    ``SESSION_EXPIRES``
+        Seconds a Checkout Session stays open; default ``PGPAY["READY_TIMEOUT"]``,
+        kept within Stripe's 30 minutes to 24 hours.
+    ``LOCALE``
+        The page's language: ``auto`` (default, the browser's), ``ko``, ``en`` …
+    ``PAYMENT_METHOD_TYPES``
+        E.g. ``["card"]``; default: the methods enabled in the Dashboard.
+    ``TIMEOUT``
+        Seconds, or ``(connect, read)``; default ``(3.05, 30)``.
+    """
+
+    pg_name = "Stripe"
+    supports_partial_cancel = True
+    supports_idempotency_key = True
+    signs_webhooks = True
+    supports_lookup_by_order = True
+    supports_virtual_account = False
+    requires_confirm_call = False
+    required_options = ("SECRET_KEY",)
+    webhook_ack = (200, "application/json", b'{"received": true}')
+
+    DEFAULT_API_BASE = "https://api.stripe.com"
+
+    def __init__(self, alias, options):
+        super().__init__(alias, options)
+        self._http: GatewayHttp | None = None
+        self._http_lock = threading.Lock()
+
+    # --- plumbing ---------------------------------------------------------------
+
+    @property
+    def http(self) -> GatewayHttp:
+        """The gateway's HTTP session, built on first use from ``API_BASE`` and ``TIMEOUT``."""
+        with self._http_lock:
+            if self._http is None:
+                self._http = GatewayHttp(
+                    self.alias,
+                    str(self.option("API_BASE", self.DEFAULT_API_BASE) or self.DEFAULT_API_BASE),
+                    timeout=self._timeout(),
+                )
+            return self._http
+
+    def close(self) -> None:
+        with self._http_lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+
+    def _timeout(self):
+        value = self.option("TIMEOUT", None)
+        if value is None:
+            return DEFAULT_TIMEOUT
+        if isinstance(value, (list, tuple)):
+            return (float(value[0]), float(value[1]))
+        return float(value)
+
+    @property
+    def is_test_mode(self) -> bool:
+        """True when the secret key is a test key (``sk_test_``/``rk_test_``)."""
+        return str(self._options.get("SECRET_KEY") or "")[3:8] == "test_"
+
+    def webhook_secrets(self) -> list[str]:
+        """``WEBHOOK_SECRETS`` as a list (a single string is one secret)."""
+        value = self._options.get("WEBHOOK_SECRETS") or ()
+        if isinstance(value, str):
+            value = [value]
+        return [str(s).strip() for s in value if str(s or "").strip()]
+
+    def _headers(self, idempotency_key: str = "") -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.option('SECRET_KEY')}"}
+        version = self._options.get("API_VERSION")
+        if version:
+            headers["Stripe-Version"] = str(version)
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        return headers
+
+    def _call(self, verb: str, method: str, path: str, *, form: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None, idempotency_key: str = "") -> dict:
+        if query:
+            path = f"{path}?{encode_form(query)}"
+        headers = self._headers(idempotency_key)
+        body = None
+        if form is not None:
+            body = encode_form(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        reply = self.http.request(method, path, form=body, headers=headers)
+        if not reply.ok:
+            raise self.error(reply, verb)
+        if not isinstance(reply.data, dict):
+            raise GatewayUnavailable(
+                f"{self.alias}: {verb} answered {reply.status} without a JSON object",
+                gateway=self.alias,
+                code="MALFORMED_REPLY",
+                http_status=reply.status,
+            )
+        return reply.data
+
+    def error(self, reply: HttpReply, verb: str) -> GatewayError:
+        """The exception a non-2xx reply means: Stripe's error object, ``Stripe-Should-Retry`` and the status."""
+        data = reply.data if isinstance(reply.data, dict) else {}
+        err = data.get("error") if isinstance(data.get("error"), dict) else {}
+        kind, code = str(err.get("type") or ""), str(err.get("code") or "")
+        status = reply.status
+        retry = str(_header(reply.headers, "Stripe-Should-Retry")).lower()
+        if not err:
+            # Not Stripe's error shape (a proxy's page): what happened is unknown.
+            cls: type[GatewayError] = GatewayUnavailable
+        elif kind in ("idempotency_error", "api_error") or status in (409, 424, 429) or status >= 500 or retry == "true":
+            # The same key in flight or reused, Stripe's own trouble: a lookup must decide.
+            cls = GatewayUnavailable
+        elif code in ERRORS:
+            cls = ERRORS[code]
+        elif kind == "card_error" or status == 402:
+            cls = PaymentDeclined
+        elif status in (401, 403):
+            cls = AuthenticationFailed
+        elif status == 404:
+            cls = NotFound
+        else:
+            cls = InvalidRequest
+        if verb == "refund" and cls is PaymentDeclined:
+            cls = CancelRefused
+        message = _messages().get(code) or str(err.get("message") or "") or None
+        response = {**data, "request_id": _header(reply.headers, "Request-Id")} if data else {"body": reply.text[:500]}
+        return cls(
+            message or f"{self.alias}: {verb} failed with HTTP {status}",
+            gateway=self.alias,
+            code=code or kind or f"HTTP_{status}",
+            http_status=status,
+            response=response,
+        )
+
+    # --- checkout and return ----------------------------------------------------
+
+    def checkout(self, order: OrderSnapshot, urls: CheckoutUrls) -> CheckoutResult:
+        """A redirect to a Checkout Session of ``order``: its open one when still usable, else a new one.
+
+        One order has at most one payable Session: an open Session too close
+        to its expiry is expired before a new one is made, and a Session the
+        buyer already completed sends the browser to the return URL instead.
+        """
+        minor = self._minor(order.amount, order.currency)
+        current = str((order.pg_data or {}).get(PG_DATA_SESSION) or "")
+        if current:
+            reused = self._reuse(current, order, minor, urls)
+            if reused is not None:
+                return reused
+        session = self._call("checkout", "POST", "/v1/checkout/sessions", form=self.session_params(order, urls))
+        session_id, url = str(session.get("id") or ""), str(session.get("url") or "")
+        if not session_id or not url:
+            raise GatewayUnavailable(f"{self.alias}: the Checkout Session has no id or url", gateway=self.alias, code="MALFORMED_REPLY")
+        return CheckoutResult(kind="redirect", redirect_url=url, pg_data={PG_DATA_SESSION: session_id})
+
+    def session_params(self, order: OrderSnapshot, urls: CheckoutUrls) -> dict[str, Any]:
+        """The form of ``POST /v1/checkout/sessions`` for ``order`` (in the order it is sent)."""
+        minor = self._minor(order.amount, order.currency)
+        seconds = self.option("SESSION_EXPIRES", None)
+        if seconds is None:
+            seconds = int(conf.ready_timeout().total_seconds())
+        low, high = SESSION_EXPIRES_RANGE
+        expires_at = int(_clock()) + min(max(int(seconds), low), high)
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "client_reference_id": order.order_number,
+            "line_items": self.line_items(order, minor),
+            "success_url": self.return_url(urls.success_url, order.order_number),
+            "cancel_url": _with_query(urls.fail_url, f"order_id={quote(order.order_number)}&code=PAY_PROCESS_CANCELED"),
+            "expires_at": expires_at,
+            "metadata": {METADATA_ORDER: order.order_number},
+            "payment_intent_data": {"metadata": {METADATA_ORDER: order.order_number}},
+        }
+        if order.buyer_email:
+            params["customer_email"] = order.buyer_email
+        params["locale"] = str(self.option("LOCALE", "auto") or "auto")
+        methods = self.option("PAYMENT_METHOD_TYPES", None)
+        if methods:
+            params["payment_method_types"] = [str(m) for m in methods]
+        return params
+
+    def line_items(self, order: OrderSnapshot, minor: int) -> list[dict[str, Any]]:
+        """``order.line_items`` in minor units; one line of the whole amount when they do not add up to it."""
+        currency = order.currency.lower()
+        items = []
+        try:
+            for item in order.line_items:
+                unit = to_minor(item.unit_amount, order.currency, "stripe")
+                if unit < 0 or item.quantity < 1:
+                    raise MoneyError("negative unit amount or quantity")
+                items.append(
+                    {
+                        "price_data": {"currency": currency, "product_data": {"name": (item.name or order.order_name)[:250]}, "unit_amount": unit},
+                        "quantity": int(item.quantity),
+                    }
+                )
+        except MoneyError:
+            items = []
+        if items and len(items) <= 100 and sum(i["price_data"]["unit_amount"] * i["quantity"] for i in items) == minor:
+            return items
+        if order.line_items:
+            logger.warning("order %s: line items do not add up to the amount in %s; sent as one line", order.order_number, order.currency)
+        name = (order.order_name or order.order_number)[:250]
+        return [{"price_data": {"currency": currency, "product_data": {"name": name}, "unit_amount": minor}, "quantity": 1}]
+
+    @staticmethod
+    def return_url(success_url: str, order_number: str, session_id: str = "{CHECKOUT_SESSION_ID}") -> str:
+        """The success URL with our order number and Stripe's literal ``{CHECKOUT_SESSION_ID}`` template."""
+        return _with_query(success_url, f"order_id={quote(order_number)}&session_id={session_id}")
+
+    def _reuse(self, session_id: str, order: OrderSnapshot, minor: int, urls: CheckoutUrls) -> CheckoutResult | None:
+        try:
+            session = self._retrieve_session(session_id, expand=False)
+        except NotFound:
+            return None
+        status = session.get("status")
+        if status == "open":
+            usable = (
+                session.get("amount_total") == minor
+                and str(session.get("currency") or "").upper() == order.currency.upper()
+                and _order_number(session) == order.order_number
+                and isinstance(session.get("expires_at"), int)
+                and session["expires_at"] - _clock() >= REUSE_MARGIN
+                and session.get("url")
+            )
+            if usable:
+                return CheckoutResult(kind="redirect", redirect_url=str(session["url"]), pg_data={PG_DATA_SESSION: session_id})
+            status = self._expire(session_id)
+        if status == "complete":
+            # Paid (or a delayed method under way): the return URL finds out which.
+            return CheckoutResult(kind="redirect", redirect_url=self.return_url(urls.success_url, order.order_number, session_id))
+        return None
+
+    def parse_return(self, params: Mapping[str, str]) -> ReturnParams:
+        """``success_url?order_id=&session_id=cs_…`` or ``cancel_url?order_id=&code=PAY_PROCESS_CANCELED``."""
+        order_id = str(params.get("order_id") or "")[:64]
+        code = str(params.get("code") or "")
+        if code:
+            return ReturnParams(payment_id="", order_number=order_id, error_code=code[:100])
+        session_id = str(params.get("session_id") or "")
+        if not order_id or not _SESSION_ID.match(session_id):
+            raise InvalidRequest("order_id and a Checkout Session id are required", gateway=self.alias, code="INVALID_RETURN")
+        return ReturnParams(payment_id=session_id, order_number=order_id)
+
+    # --- reading Stripe ---------------------------------------------------------
+
+    def confirm(self, request: ConfirmRequest) -> PaymentResult:
+        """Read the Checkout Session the buyer came back from (Stripe has no confirm call).
+
+        Reports what Stripe says (the core compares amount and currency with
+        the order); a Session that names another order is refused.
+        """
+        result = self._fetch(request.payment_id, all_refunds=False)
+        if result.order_number != request.order.order_number:
+            raise InvalidRequest(
+                _("This Stripe Checkout Session belongs to another order."),
+                gateway=self.alias,
+                code="SESSION_ORDER_MISMATCH",
+            )
+        return result
+
+    def lookup(self, *, payment_id: str = "", order: OrderSnapshot | None = None) -> PaymentResult:
+        """A payment by its id (``cs_`` Session or ``pi_`` PaymentIntent), or else by the order.
+
+        For an order: its Checkout Session kept in ``pg_data``, else its
+        PaymentIntent, else a search by ``metadata['order_id']``. A payment
+        that does not name ``order`` is :class:`NotFound` for it.
+        """
+        if payment_id:
+            result = self._fetch(payment_id, all_refunds=True)
+        elif order is not None and (order.pg_data or {}).get(PG_DATA_SESSION):
+            result = self._fetch(str(order.pg_data[PG_DATA_SESSION]), all_refunds=True)
+        elif order is not None and order.payment_id:
+            result = self._fetch(order.payment_id, all_refunds=True)
+        elif order is not None:
+            result = self._search(order.order_number)
+        else:
+            raise NotFound("nothing to look up", gateway=self.alias, code="resource_missing")
+        if order is not None and result.order_number != order.order_number:
+            raise NotFound(f"{result.payment_id} does not belong to order {order.order_number}", gateway=self.alias, code="ORDER_MISMATCH")
+        return result
+
+    def _retrieve_session(self, session_id: str, *, expand: bool = True) -> dict:
+        if not _ID.match(session_id):
+            raise NotFound("not a Stripe id", gateway=self.alias, code="resource_missing")
+        query = {"expand": ["payment_intent", "payment_intent.latest_charge"]} if expand else None
+        return self._call("lookup", "GET", f"/v1/checkout/sessions/{quote(session_id, safe='')}", query=query)
+
+    def _fetch(self, payment_id: str, *, all_refunds: bool) -> PaymentResult:
+        if not _ID.match(payment_id or ""):
+            raise NotFound("not a Stripe id", gateway=self.alias, code="resource_missing")
+        if payment_id.startswith("cs_"):
+            session = self._retrieve_session(payment_id)
+            intent = session.get("payment_intent") if isinstance(session.get("payment_intent"), Mapping) else None
+            return self.session_result(session, refunds=self._refunds_for(intent, all_refunds))
+        intent = self._call("lookup", "GET", f"/v1/payment_intents/{quote(payment_id, safe='')}", query={"expand": ["latest_charge"]})
+        return self.intent_result(intent, refunds=self._refunds_for(intent, all_refunds))
+
+    def _search(self, order_number: str) -> PaymentResult:
+        if not re.match(r"^[A-Za-z0-9_-]{1,64}$", order_number):
+            raise NotFound("not an order number", gateway=self.alias, code="resource_missing")
+        query = {"query": f"metadata['{METADATA_ORDER}']:'{order_number}'", "limit": 20, "expand": ["data.latest_charge"]}
+        found = self._call("lookup", "GET", "/v1/payment_intents/search", query=query)
+        intents = [i for i in (found.get("data") or []) if isinstance(i, Mapping)]
+        if not intents:
+            raise NotFound(f"no PaymentIntent with metadata order_id {order_number}", gateway=self.alias, code="resource_missing")
+        intents.sort(key=lambda i: (i.get("status") == "succeeded", i.get("created") or 0), reverse=True)
+        return self.intent_result(intents[0], refunds=self._refunds_for(intents[0], True))
+
+    def _refunds_for(self, intent: Mapping[str, Any] | None, always: bool) -> list[Mapping[str, Any]]:
+        """The PaymentIntent's refunds: always for a lookup, for a confirm only when its Charge shows one."""
+        if not isinstance(intent, Mapping) or intent.get("status") != "succeeded" or not intent.get("id"):
+            return []
+        charge = _charge(intent)
+        if not always and not charge.get("amount_refunded") and not charge.get("refunded"):
+            return []
+        refunds: list[Mapping[str, Any]] = []
+        query: dict[str, Any] = {"payment_intent": str(intent["id"]), "limit": 100}
+        for _page in range(50):
+            page = self._call("lookup", "GET", "/v1/refunds", query=query)
+            data = [r for r in (page.get("data") or []) if isinstance(r, Mapping)]
+            refunds += data
+            if not page.get("has_more") or not data:
+                break
+            query = {**query, "starting_after": str(data[-1].get("id") or "")}
+        return refunds
+
+    def _amount(self, value, currency: str) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise MoneyError(f"{value!r} is not an amount in minor units")
+        return from_minor(value, currency, "stripe")
+
+    def _minor(self, amount: Decimal, currency: str) -> int:
+        try:
+            return to_minor(amount, currency, "stripe")
+        except MoneyError as exc:
+            raise InvalidRequest(str(exc), gateway=self.alias, code="INVALID_AMOUNT") from exc
+
+    def _malformed(self, what: str, exc: Exception, data) -> GatewayUnavailable:
+        return GatewayUnavailable(
+            f"{self.alias}: unreadable {what} ({type(exc).__name__}: {exc})",
+            gateway=self.alias,
+            code="MALFORMED_REPLY",
+            response=dict(data) if isinstance(data, Mapping) else None,
+        )
+
+    def session_result(self, session: Mapping[str, Any], *, refunds: Sequence[Mapping[str, Any]] = (), state: PaymentState | None = None) -> PaymentResult:
+        """Read a Checkout Session (its PaymentIntent expanded or an id); a Session we cannot read is an unknown outcome."""
+        try:
+            session_id, status = str(session["id"]), str(session["status"])
+            paid = str(session.get("payment_status") or "")
+            currency = normalize_currency(str(session["currency"]))
+            amount = self._amount(session["amount_total"], currency)
+            intent = session.get("payment_intent")
+            intent_data = intent if isinstance(intent, Mapping) else {}
+            intent_id = str(intent_data.get("id") or "") if intent_data else str(intent or "")
+            if state is None:
+                if status == "open":
+                    state = PaymentState.PENDING
+                elif status == "expired":
+                    state = PaymentState.EXPIRED
+                elif status == "complete" and paid in ("paid", "no_payment_required"):
+                    state = PaymentState.APPROVED
+                elif status == "complete" and intent_data.get("status") in ("requires_payment_method", "canceled"):
+                    state = PaymentState.FAILED  # a delayed method that failed
+                elif status == "complete":
+                    state = PaymentState.PENDING  # a delayed method under way
+                else:
+                    raise ValueError(f"unknown Checkout Session status {status!r}")
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise self._malformed("Checkout Session", exc, session) from exc
+        result = self._result(
+            state,
+            payment_id=intent_id or session_id,
+            order_number=_order_number(session),
+            amount=amount,
+            currency=currency,
+            intent=intent_data,
+            pg_data={PG_DATA_SESSION: session_id},
+            raw=session,
+        )
+        return self._with_refunds(result, refunds)
+
+    def intent_result(self, intent: Mapping[str, Any], *, refunds: Sequence[Mapping[str, Any]] = ()) -> PaymentResult:
+        """Read a PaymentIntent (its latest Charge expanded or an id)."""
+        try:
+            state = INTENT_STATUSES[str(intent["status"])]
+            currency = normalize_currency(str(intent["currency"]))
+            amount = self._amount(intent["amount"], currency)
+            intent_id = str(intent["id"])
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise self._malformed("PaymentIntent", exc, intent) from exc
+        result = self._result(state, payment_id=intent_id, order_number=_order_number(intent), amount=amount, currency=currency, intent=intent, pg_data={}, raw=intent)
+        return self._with_refunds(result, refunds)
+
+    def _result(self, state, *, payment_id, order_number, amount, currency, intent, pg_data, raw) -> PaymentResult:
+        charge = _charge(intent)
+        details = charge.get("payment_method_details") if isinstance(charge.get("payment_method_details"), Mapping) else {}
+        error = intent.get("last_payment_error") if isinstance(intent.get("last_payment_error"), Mapping) else {}
+        failure_code = failure_message = ""
+        if state == PaymentState.FAILED:
+            failure_code = str(error.get("decline_code") or error.get("code") or intent.get("cancellation_reason") or "")
+            failure_message = str(error.get("message") or "")
+        return PaymentResult(
+            state=state,
+            payment_id=payment_id,
+            order_number=order_number,
+            amount=amount,
+            currency=currency,
+            method=str(details.get("type") or ""),
+            receipt_url=str(charge.get("receipt_url") or ""),
+            approved_at=_timestamp(charge.get("created")) if state == PaymentState.APPROVED else None,
+            failure_code=failure_code[:100],
+            failure_message=failure_message[:500],
+            pg_data=pg_data,
+            raw=dict(raw),
+        )
+
+    def _with_refunds(self, result: PaymentResult, refunds: Sequence[Mapping[str, Any]]) -> PaymentResult:
+        """Each refund that took money back as a :class:`CancelEntry` (our ledger key as its reference)."""
+        if not refunds or not result.state.is_paid:
+            return result
+        entries = []
+        try:
+            for refund in refunds:
+                if str(refund.get("status") or "") not in REFUNDED_STATUSES:
+                    continue
+                if normalize_currency(str(refund["currency"])) != result.currency:
+                    raise ValueError("a refund in another currency")
+                metadata = refund.get("metadata") if isinstance(refund.get("metadata"), Mapping) else {}
+                entries.append(
+                    CancelEntry(
+                        pg_cancel_id=str(refund["id"]),
+                        amount=self._amount(refund["amount"], result.currency),
+                        canceled_at=_timestamp(refund.get("created")),
+                        reference=str(metadata.get(METADATA_KEY) or ""),
+                    )
+                )
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise self._malformed("Refund", exc, {"data": list(refunds)}) from exc
+        entries.sort(key=lambda e: (e.canceled_at or datetime.min.replace(tzinfo=dt_timezone.utc), e.pg_cancel_id))
+        canceled = sum((e.amount for e in entries), Decimal(0))
+        if canceled > result.amount:
+            raise GatewayUnavailable(f"{self.alias}: refunds exceed the payment", gateway=self.alias, code="MALFORMED_REPLY")
+        state = result.state
+        if canceled:
+            state = PaymentState.CANCELED if canceled == result.amount else PaymentState.PARTIAL_CANCELED
+        return replace(result, state=state, canceled_amount=canceled, cancels=tuple(entries))
+
+    # --- money-moving calls -------------------------------------------------------
+
+    def cancel(self, request: CancelRequest) -> CancelResult:
+        """``POST /v1/refunds`` for ``request.amount`` (always stated), keyed by the ledger row."""
+        target = request.payment_id
+        if target.startswith("cs_"):
+            session = self._retrieve_session(target, expand=False)
+            target = str(session.get("payment_intent") or "")
+        if target.startswith("pi_"):
+            form: dict[str, Any] = {"payment_intent": target}
+        elif target.startswith("ch_"):
+            form = {"charge": target}
+        else:
+            raise CancelRefused(_("Stripe holds no payment to refund for this order."), gateway=self.alias, code="NO_PAYMENT_INTENT")
+        form["amount"] = self._minor(request.amount, request.currency)
+        form["metadata"] = {
+            METADATA_KEY: request.idempotency_key,
+            METADATA_ORDER: request.order.order_number,
+            "reason": (request.reason or "")[:500],
+        }
+        refund = self._call("refund", "POST", "/v1/refunds", form=form, idempotency_key=request.idempotency_key)
+        try:
+            refund_id, status = str(refund["id"]), str(refund.get("status") or "")
+            amount = self._amount(refund["amount"], normalize_currency(str(refund["currency"])))
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise self._malformed("Refund", exc, refund) from exc
+        if status not in REFUNDED_STATUSES:
+            raise CancelRefused(
+                _("Stripe could not make the refund (%(reason)s).") % {"reason": refund.get("failure_reason") or status},
+                gateway=self.alias,
+                code=f"REFUND_{status.upper()}"[:100],
+                response=refund,
+            )
+        return CancelResult(pg_cancel_id=refund_id, amount=amount, payment=None, raw=refund)
+
+    def _expire(self, session_id: str) -> str:
+        """Expire an open Session; return its status afterwards (``expired``, or ``complete`` if the buyer was faster)."""
+        path = f"/v1/checkout/sessions/{quote(session_id, safe='')}/expire"
+        try:
+            return str(self._call("abandon", "POST", path, form={}).get("status") or "expired")
+        except (InvalidRequest, NotFound) as exc:
+            # Not open any more (or never ours): see what it became.
+            try:
+                return str(self._retrieve_session(session_id, expand=False).get("status") or "")
+            except NotFound:
+                return "expired"
+            except GatewayError:
+                raise exc from None
+
+    def abandon(self, order: OrderSnapshot) -> None:
+        """Expire the order's open Checkout Session, so an expired order cannot be paid later.
+
+        Raises :class:`OperationInProgress` (and the order is not expired) when
+        the buyer completed the Session meanwhile: a lookup will apply it.
+        """
+        session_id = str((order.pg_data or {}).get(PG_DATA_SESSION) or "")
+        if not session_id:
+            return
+        if self._expire(session_id) == "complete":
+            raise OperationInProgress(
+                _("The buyer completed Stripe Checkout; the order waits for Stripe's answer."),
+                code="CHECKOUT_COMPLETED",
+            )
+
+    # --- webhooks -------------------------------------------------------------------
+
+    def payment_references(self, payment_id: str, pg_data: Mapping[str, Any]) -> set[str]:
+        """The PaymentIntent id and the Checkout Session id the browser returns with."""
+        return {payment_id, str((pg_data or {}).get(PG_DATA_SESSION) or "")} - {""}
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        return self.parse_received_webhook(headers, body, received_at=timezone.now())
+
+    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> WebhookEvent:
+        """Verify ``Stripe-Signature`` (as of ``received_at``), then read the event.
+
+        Checkout Session events carry the Session: trusted as signed and
+        applied as sent. ``charge.refunded`` carries a Charge without its
+        refunds: :meth:`verify_webhook` fetches them. Other types, and Sessions
+        that name no order of ours, come back with no ids: acknowledged, ignored.
+        """
+        secrets = self.webhook_secrets()
+        if not secrets:
+            raise WebhookVerificationError(f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"]["WEBHOOK_SECRETS"] is not set')
+        verify_signature(body, _header(headers, "Stripe-Signature"), secrets, now=received_at.timestamp())
+        try:
+            data = loads_json(body)
+        except ValueError as exc:
+            raise WebhookVerificationError("malformed JSON") from exc
+        inner = data.get("data") if isinstance(data, dict) else None
+        obj = inner.get("object") if isinstance(inner, dict) else None
+        if not isinstance(obj, dict) or not isinstance(data.get("id"), str) or not data["id"] or not isinstance(data.get("type"), str):
+            raise WebhookVerificationError("not a Stripe event (id, type, data.object)")
+        event_id, event_type = data["id"][:255], data["type"][:100]
+        ignored = WebhookEvent(event_id=event_id, event_type=event_type, verified=True, raw=data)
+        if event_type in SESSION_EVENTS:
+            order_number = _order_number(obj)
+            if obj.get("object") != "checkout.session" or obj.get("mode", "payment") != "payment" or not order_number:
+                return ignored
+            override = {
+                "checkout.session.async_payment_failed": PaymentState.FAILED,
+                "checkout.session.expired": PaymentState.EXPIRED,
+            }.get(event_type)
+            payment = self.session_result(obj, state=override)
+            return WebhookEvent(
+                event_id=event_id,
+                event_type=event_type,
+                payment_id=payment.payment_id[:200],
+                order_number=order_number[:64],
+                verified=True,
+                payment=payment,
+                raw=data,
+            )
+        if event_type == CHARGE_REFUNDED:
+            intent = obj.get("payment_intent")
+            intent_id = str(intent.get("id") if isinstance(intent, dict) else intent or "")
+            if not intent_id:
+                return ignored
+            return WebhookEvent(
+                event_id=event_id,
+                event_type=event_type,
+                payment_id=intent_id[:200],
+                order_number=_order_number(obj)[:64],
+                verified=True,
+                raw=data,
+            )
+        return ignored
+
+    def verify_webhook(self, event: WebhookEvent, order: OrderSnapshot | None) -> WebhookEvent:
+        """Complete a signed event with what the core needs.
+
+        ``charge.refunded``: the payment and its refunds are fetched. A Session
+        that expired or failed but is not the order's current one (replaced at
+        checkout) says nothing about the order: its current Session is looked
+        up instead.
+        """
+        if event.event_type == CHARGE_REFUNDED:
+            return replace(event, payment=self.lookup(payment_id=event.payment_id, order=order), verified=True)
+        payment = event.payment
+        if payment is None:
+            raise WebhookVerificationError(f"{event.event_type}: nothing to apply")
+        if payment.state in (PaymentState.EXPIRED, PaymentState.FAILED) and order is not None:
+            current = str((order.pg_data or {}).get(PG_DATA_SESSION) or "")
+            if current and current != payment.pg_data.get(PG_DATA_SESSION):
+                return replace(event, payment=self.lookup(order=order))
+        return event
+
+    # --- configuration checks ----------------------------------------------------------
+
+    def check(self, *, debug: bool) -> list[checks.CheckMessage]:
+        """Missing or misplaced keys; live keys under DEBUG; test keys with DEBUG=False; webhook secrets."""
+        messages = super().check(debug=debug)
+        where = f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"]'
+        secret = str(self._options.get("SECRET_KEY") or "")
+        public = str(self._options.get("PUBLISHABLE_KEY") or "")
+        if secret.startswith("pk_"):
+            messages.append(
+                checks.Error(
+                    f'{where}["SECRET_KEY"] is a publishable key (pk_).',
+                    hint="Use the secret key (sk_…) from the Stripe Dashboard, Developers > API keys.",
+                    id="django_pgpay.E201",
+                )
+            )
+        elif secret and not secret.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+            messages.append(
+                checks.Warning(f'{where}["SECRET_KEY"] does not look like a Stripe secret key (sk_test_…, sk_live_…).', id="django_pgpay.W201")
+            )
+        mode = secret[3:7] if secret[:3] in ("sk_", "rk_") and secret[3:8] in ("test_", "live_") else ""
+        public_mode = public[3:7] if public[:3] == "pk_" and public[3:8] in ("test_", "live_") else ""
+        if mode and public_mode and mode != public_mode:
+            messages.append(
+                checks.Error(f"{where}: SECRET_KEY and PUBLISHABLE_KEY are not both test keys or both live keys.", id="django_pgpay.E202")
+            )
+        if mode == "live" and debug:
+            messages.append(
+                checks.Warning(f"{where}: live Stripe keys with DEBUG = True; real cards will be charged.", hint="Use sk_test_ keys in development.", id="django_pgpay.W202")
+            )
+        if mode == "test" and not debug:
+            messages.append(
+                checks.Warning(f"{where}: test Stripe keys with DEBUG = False; no payment will be real.", hint="Use sk_live_ keys in production.", id="django_pgpay.W203")
+            )
+        secrets = self.webhook_secrets()
+        if not secrets:
+            messages.append(
+                checks.Warning(
+                    f'{where}["WEBHOOK_SECRETS"] is not set: every Stripe webhook will be refused.',
+                    hint="Add the endpoint's signing secret (whsec_…) from Dashboard > Developers > Webhooks.",
+                    id="django_pgpay.W204",
+                )
+            )
+        elif not all(s.startswith("whsec_") for s in secrets):
+            messages.append(checks.Warning(f'{where}["WEBHOOK_SECRETS"]: a signing secret does not start with whsec_.', id="django_pgpay.W205"))
+        return messages
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+__all__ = [
+    "ERRORS",
+    "INTENT_STATUSES",
+    "PG_DATA_SESSION",
+    "StripeGateway",
+    "encode_form",
+    "signature_header_items",
+    "verify_signature",
+]

@@ -1,0 +1,598 @@
+"""Toss Payments, core API v1 (version 2022-11-16), with the v2 JavaScript SDK.
+
+Wire contract (``docs.tosspayments.com``; see ``docs/toss.rst`` for what each
+call sends):
+
+* ``Authorization: Basic base64("{SECRET_KEY}:")``, the secret key as user
+  name with an empty password (the trailing colon is required).
+* ``POST /v1/payments/confirm`` ``{paymentKey, orderId, amount}`` approves a
+  payment after the buyer's window redirects to the success URL.
+* ``POST /v1/payments/{paymentKey}/cancel`` ``{cancelReason[, cancelAmount]}``
+  gives money back; without ``cancelAmount`` the whole balance.
+* ``GET /v1/payments/{paymentKey}`` and ``GET /v1/payments/orders/{orderId}``
+  look a payment up.
+* Every POST carries ``Idempotency-Key``: the key of the ledger row written
+  before the call, so a call repeated after a lost answer is answered once.
+* Webhooks are not signed. ``PAYMENT_STATUS_CHANGED`` is trusted only through
+  a lookup; ``DEPOSIT_CALLBACK`` carries the payment's ``secret``, compared
+  with the digest stored when the virtual account was issued.
+
+Every reply and webhook body is a Payment object (or ``{code, message}`` on
+errors), turned into :class:`~django_pgpay.gateways.results.PaymentResult`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from django.core import checks
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from ..exceptions import (
+    AlreadyCanceled,
+    AlreadyProcessed,
+    AuthenticationFailed,
+    CancelRefused,
+    GatewayError,
+    GatewayUnavailable,
+    InvalidRequest,
+    NotFound,
+    PaymentDeclined,
+    WebhookVerificationError,
+)
+from ..money import MoneyError, normalize_currency, parse_amount, to_json_number
+from .base import BaseGateway
+from .http import DEFAULT_TIMEOUT, GatewayHttp, HttpReply, loads_json
+from .results import (
+    CancelEntry,
+    CancelRequest,
+    CancelResult,
+    CheckoutResult,
+    CheckoutUrls,
+    ConfirmRequest,
+    OrderSnapshot,
+    PaymentResult,
+    PaymentState,
+    ReturnParams,
+    WebhookEvent,
+)
+
+#: Toss ``status`` -> our PaymentState.
+STATUSES: dict[str, PaymentState] = {
+    "READY": PaymentState.PENDING,
+    "IN_PROGRESS": PaymentState.AUTHENTICATED,
+    "WAITING_FOR_DEPOSIT": PaymentState.WAITING_FOR_DEPOSIT,
+    "DONE": PaymentState.APPROVED,
+    "PARTIAL_CANCELED": PaymentState.PARTIAL_CANCELED,
+    "CANCELED": PaymentState.CANCELED,
+    "ABORTED": PaymentState.FAILED,
+    "EXPIRED": PaymentState.EXPIRED,
+}
+
+#: Toss error ``code`` -> the exception it means (docs.tosspayments.com/reference/error-codes).
+#: Codes not listed fall back on the HTTP status (see :meth:`TossGateway.error`).
+ERRORS: dict[str, type[GatewayError]] = {
+    # Confirmed already (a reload, a second tab): look the payment up instead.
+    "ALREADY_PROCESSED_PAYMENT": AlreadyProcessed,
+    # Cancelled already (the dashboard, an earlier call): look it up and apply it.
+    "ALREADY_CANCELED_PAYMENT": AlreadyCanceled,
+    "ALREADY_REFUND_PAYMENT": AlreadyCanceled,
+    # Declines at confirm: definitive, the order fails.
+    "REJECT_CARD_PAYMENT": PaymentDeclined,
+    "REJECT_CARD_COMPANY": PaymentDeclined,
+    "REJECT_ACCOUNT_PAYMENT": PaymentDeclined,
+    "REJECT_TOSSPAY_INVALID_ACCOUNT": PaymentDeclined,
+    "FDS_ERROR": PaymentDeclined,
+    "INVALID_STOPPED_CARD": PaymentDeclined,
+    "INVALID_CARD_EXPIRATION": PaymentDeclined,
+    "INVALID_CARD_NUMBER": PaymentDeclined,
+    "INVALID_CARD_LOST_OR_STOLEN": PaymentDeclined,
+    "INVALID_CARD_INSTALLMENT_PLAN": PaymentDeclined,
+    "INVALID_PASSWORD": PaymentDeclined,
+    "EXCEED_MAX_CARD_INSTALLMENT_PLAN": PaymentDeclined,
+    "EXCEED_MAX_DAILY_PAYMENT_COUNT": PaymentDeclined,
+    "EXCEED_MAX_PAYMENT_AMOUNT": PaymentDeclined,
+    "EXCEED_MAX_AMOUNT": PaymentDeclined,
+    "EXCEED_MAX_ONE_DAY_AMOUNT": PaymentDeclined,
+    "EXCEED_MAX_MONTHLY_PAYMENT_AMOUNT": PaymentDeclined,
+    "BELOW_MINIMUM_AMOUNT": PaymentDeclined,
+    "NOT_SUPPORTED_INSTALLMENT_PLAN_CARD_OR_MERCHANT": PaymentDeclined,
+    "NOT_AVAILABLE_PAYMENT": PaymentDeclined,
+    # Cancels Toss refuses: definitive, nothing moved.
+    "NOT_CANCELABLE_AMOUNT": CancelRefused,
+    "NOT_CANCELABLE_PAYMENT": CancelRefused,
+    "NOT_CANCELABLE_PAYMENT_FOR_DORMANT_USER": CancelRefused,
+    "EXCEED_MAX_REFUND_DUE": CancelRefused,
+    "NOT_ALLOWED_PARTIAL_REFUND": CancelRefused,
+    "NOT_ALLOWED_PARTIAL_REFUND_WAITING_DEPOSIT": CancelRefused,
+    "NOT_MATCHES_REFUNDABLE_AMOUNT": CancelRefused,
+    "INVALID_REFUND_ACCOUNT_INFO": CancelRefused,
+    "INVALID_REFUND_ACCOUNT_NUMBER": CancelRefused,
+    "INVALID_BANK": CancelRefused,
+    "REFUND_REJECTED": CancelRefused,
+    # Our credentials: a configuration problem of the shop.
+    "UNAUTHORIZED_KEY": AuthenticationFailed,
+    "INCORRECT_BASIC_AUTH_FORMAT": AuthenticationFailed,
+    # Toss knows no such payment (or the 10-minute confirm window is over).
+    "NOT_FOUND_PAYMENT": NotFound,
+    "NOT_FOUND_PAYMENT_SESSION": NotFound,
+    "NOT_FOUND": NotFound,
+    # Malformed on our side: definitive, nothing moved.
+    "INVALID_REQUEST": InvalidRequest,
+    "INVALID_IDEMPOTENCY_KEY": InvalidRequest,
+    # Outcome unknown: the same call may be running or may have run. Look it up.
+    "IDEMPOTENT_REQUEST_PROCESSING": GatewayUnavailable,
+    "FORBIDDEN_CONSECUTIVE_REQUEST": GatewayUnavailable,
+    "FAILED_INTERNAL_SYSTEM_PROCESSING": GatewayUnavailable,
+    "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING": GatewayUnavailable,
+    "UNKNOWN_PAYMENT_ERROR": GatewayUnavailable,
+    "COMMON_ERROR": GatewayUnavailable,
+    "FAILED_REFUND_PROCESS": GatewayUnavailable,
+    "FAILED_PARTIAL_REFUND": GatewayUnavailable,
+    "FAILED_METHOD_HANDLING_CANCEL": GatewayUnavailable,
+    # The card company or bank failed this call: definitive for this attempt
+    # (Toss answers the same idempotency key with the same error), so the buyer
+    # pays again rather than the order failing.
+    "PROVIDER_ERROR": GatewayError,
+    "CARD_PROCESSING_ERROR": GatewayError,
+}
+
+#: Toss's own webhook event types we act on; others are acknowledged and ignored.
+PAYMENT_STATUS_CHANGED = "PAYMENT_STATUS_CHANGED"
+DEPOSIT_CALLBACK = "DEPOSIT_CALLBACK"
+
+#: Keys this gateway writes into the order's ``pg_data``.
+PG_DATA_SECRET = "toss_secret_sha256"
+
+_KEY_FAMILIES = ("test_", "live_")
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def secret_digest(secret: str) -> str:
+    """What is stored of a virtual account's deposit-callback ``secret`` (never the secret itself)."""
+    return _digest(f"django-pgpay:toss:{secret}")
+
+
+class TossGateway(BaseGateway):
+    """Toss Payments (``https://api.tosspayments.com``), core API version 2022-11-16.
+
+    OPTIONS:
+
+    ``SECRET_KEY`` (required)
+        ``test_sk_``/``test_gsk_`` or ``live_sk_``/``live_gsk_``; of the same
+        family as the client key that opened the payment window.
+    ``CLIENT_KEY`` (required)
+        ``test_ck_``/``test_gck_`` or ``live_ck_``/``live_gck_``; given to the browser.
+    ``API_BASE``
+        Default ``https://api.tosspayments.com``; the sandbox points it at itself.
+    ``JS_SDK_URL``
+        Default ``https://js.tosspayments.com/v2/standard``.
+    ``TIMEOUT``
+        Seconds, or ``(connect, read)``; default ``(3.05, 30)``.
+    ``METHOD``
+        The payment window's ``method`` (default ``CARD``; ``VIRTUAL_ACCOUNT``,
+        ``TRANSFER``, ``MOBILE_PHONE`` ...).
+    ``TEST_CODE``
+        Sent as ``TossPayments-Test-Code`` so Toss answers with that error; a
+        string for every call, or ``{"confirm": ..., "cancel": ..., "lookup": ...}``.
+        Only ever sent with a test secret key.
+    """
+
+    pg_name = "Toss Payments"
+    supports_partial_cancel = True
+    supports_idempotency_key = True
+    signs_webhooks = False
+    supports_lookup_by_order = True
+    supports_virtual_account = True
+    requires_confirm_call = True
+    required_options = ("SECRET_KEY", "CLIENT_KEY")
+    webhook_ack = (200, "text/plain", b"OK")
+
+    API_VERSION = "2022-11-16"
+    DEFAULT_API_BASE = "https://api.tosspayments.com"
+    DEFAULT_JS_SDK_URL = "https://js.tosspayments.com/v2/standard"
+
+    def __init__(self, alias, options):
+        super().__init__(alias, options)
+        self._http: GatewayHttp | None = None
+        self._http_lock = threading.Lock()
+
+    # --- plumbing ---------------------------------------------------------------
+
+    @property
+    def http(self) -> GatewayHttp:
+        """The gateway's HTTP session, built on first use from ``API_BASE`` and ``TIMEOUT``."""
+        with self._http_lock:
+            if self._http is None:
+                self._http = GatewayHttp(
+                    self.alias,
+                    str(self.option("API_BASE", self.DEFAULT_API_BASE) or self.DEFAULT_API_BASE),
+                    timeout=self._timeout(),
+                )
+            return self._http
+
+    def close(self) -> None:
+        with self._http_lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+
+    def _timeout(self):
+        value = self.option("TIMEOUT", None)
+        if value is None:
+            return DEFAULT_TIMEOUT
+        if isinstance(value, (list, tuple)):
+            return (float(value[0]), float(value[1]))
+        return float(value)
+
+    @property
+    def is_test_mode(self) -> bool:
+        """True when the secret key is a test key (``test_`` prefix)."""
+        return str(self._options.get("SECRET_KEY") or "").startswith("test_")
+
+    def _headers(self, verb: str, idempotency_key: str = "") -> dict[str, str]:
+        token = base64.b64encode(f"{self.option('SECRET_KEY')}:".encode()).decode("ascii")
+        headers = {"Authorization": f"Basic {token}"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        test_code = self._options.get("TEST_CODE")
+        if isinstance(test_code, Mapping):
+            test_code = test_code.get(verb)
+        if test_code and self.is_test_mode:
+            headers["TossPayments-Test-Code"] = str(test_code)
+        return headers
+
+    def _call(self, verb: str, method: str, path: str, *, body: Any = None, idempotency_key: str = "") -> dict:
+        reply = self.http.request(method, path, json_body=body, headers=self._headers(verb, idempotency_key))
+        if not reply.ok:
+            raise self.error(reply, verb)
+        if not isinstance(reply.data, dict):
+            raise GatewayUnavailable(
+                f"{self.alias}: {verb} answered {reply.status} without a JSON object",
+                gateway=self.alias,
+                code="MALFORMED_REPLY",
+                http_status=reply.status,
+            )
+        return reply.data
+
+    def error(self, reply: HttpReply, verb: str) -> GatewayError:
+        """The exception a non-2xx reply means (``ERRORS``, then the HTTP status)."""
+        data = reply.data if isinstance(reply.data, dict) else {}
+        code = str(data.get("code") or "")
+        message = str(data.get("message") or "") or None
+        cls = ERRORS.get(code)
+        if not code:
+            # Not Toss's error shape (a proxy's page, a truncated body): we cannot
+            # tell what happened, so a lookup must decide.
+            cls = GatewayUnavailable
+        elif cls is None:
+            if reply.status >= 500 or reply.status == 409 or reply.status == 429:
+                cls = GatewayUnavailable
+            elif reply.status == 401:
+                cls = AuthenticationFailed
+            elif reply.status == 404:
+                cls = NotFound
+            elif verb == "confirm" and reply.status == 403:
+                cls = PaymentDeclined
+            elif verb == "cancel" and reply.status == 403:
+                cls = CancelRefused
+            else:
+                cls = InvalidRequest
+        if verb == "cancel" and cls is PaymentDeclined:
+            cls = CancelRefused
+        return cls(
+            message or f"{self.alias}: {verb} failed with HTTP {reply.status}",
+            gateway=self.alias,
+            code=code or f"HTTP_{reply.status}",
+            http_status=reply.status,
+            response=data or {"body": reply.text[:500]},
+        )
+
+    # --- checkout and return ----------------------------------------------------
+
+    def checkout(self, order: OrderSnapshot, urls: CheckoutUrls) -> CheckoutResult:
+        """Parameters of the v2 SDK's ``payment({customerKey}).requestPayment({...})``.
+
+        ``customerKey`` is the order's ``pg_data["customer_key"]`` when the shop
+        set one (a random, unguessable id per buyer), else ``null``: the
+        template then uses ``TossPayments.ANONYMOUS``.
+        """
+        params: dict[str, Any] = {
+            "clientKey": str(self.option("CLIENT_KEY")),
+            "customerKey": (order.pg_data or {}).get("customer_key") or None,
+            "method": str(self.option("METHOD", "CARD") or "CARD"),
+            "orderId": order.order_number,
+            "orderName": order.order_name[:100],
+            "amount": {"currency": order.currency, "value": to_json_number(order.amount, order.currency)},
+            "successUrl": urls.success_url,
+            "failUrl": urls.fail_url,
+        }
+        if order.buyer_email:
+            params["customerEmail"] = order.buyer_email
+        if order.buyer_name:
+            params["customerName"] = order.buyer_name
+        if order.buyer_phone:
+            params["customerMobilePhone"] = "".join(c for c in order.buyer_phone if c.isdigit())
+        return CheckoutResult(
+            kind="widget",
+            script_url=str(self.option("JS_SDK_URL", self.DEFAULT_JS_SDK_URL) or self.DEFAULT_JS_SDK_URL),
+            template_name="django_pgpay/checkout/toss.html",
+            params=params,
+        )
+
+    def parse_return(self, params: Mapping[str, str]) -> ReturnParams:
+        """``successUrl?paymentKey=&orderId=&amount=`` or ``failUrl?code=&message=&orderId=``."""
+        code = str(params.get("code") or "")
+        if code:
+            return ReturnParams(
+                payment_id=str(params.get("paymentKey") or ""),
+                order_number=str(params.get("orderId") or ""),
+                error_code=code[:100],
+                error_message=str(params.get("message") or "")[:500],
+            )
+        payment_key = str(params.get("paymentKey") or "")
+        order_id = str(params.get("orderId") or "")
+        if not payment_key or not order_id or "amount" not in params:
+            raise InvalidRequest("paymentKey, orderId and amount are required", gateway=self.alias, code="INVALID_RETURN")
+        try:
+            amount = parse_amount(str(params.get("amount")))
+        except MoneyError as exc:
+            raise InvalidRequest(str(exc), gateway=self.alias, code="INVALID_AMOUNT") from exc
+        return ReturnParams(payment_id=payment_key, order_number=order_id, amount=amount)
+
+    # --- money-moving calls -------------------------------------------------------
+
+    def confirm(self, request: ConfirmRequest) -> PaymentResult:
+        body = {
+            "paymentKey": request.payment_id,
+            "orderId": request.order.order_number,
+            "amount": to_json_number(request.amount, request.currency),
+        }
+        data = self._call("confirm", "POST", "/v1/payments/confirm", body=body, idempotency_key=request.idempotency_key)
+        return self.payment(data)
+
+    def cancel(self, request: CancelRequest) -> CancelResult:
+        body: dict[str, Any] = {"cancelReason": (request.reason or "cancel")[:200]}
+        if not request.is_full:
+            body["cancelAmount"] = to_json_number(request.amount, request.currency)
+        account = (request.order.pg_data or {}).get("refund_receive_account")
+        if isinstance(account, Mapping) and account:
+            body["refundReceiveAccount"] = {k: str(account[k]) for k in ("bank", "accountNumber", "holderName") if account.get(k)}
+        path = f"/v1/payments/{quote(request.payment_id, safe='')}/cancel"
+        data = self._call("cancel", "POST", path, body=body, idempotency_key=request.idempotency_key)
+        payment = self.payment(data)
+        entry = payment.cancels[-1] if payment.cancels else None
+        return CancelResult(
+            pg_cancel_id=entry.pg_cancel_id if entry else "",
+            amount=entry.amount if entry else request.amount,
+            payment=payment,
+            raw=payment.raw,
+        )
+
+    def lookup(self, *, payment_id: str = "", order: OrderSnapshot | None = None) -> PaymentResult:
+        if payment_id:
+            path = f"/v1/payments/{quote(payment_id, safe='')}"
+        elif order is not None and order.order_number:
+            path = f"/v1/payments/orders/{quote(order.order_number, safe='')}"
+        else:
+            raise NotFound("no paymentKey or orderId to look up", gateway=self.alias, code="NOT_FOUND_PAYMENT")
+        return self.payment(self._call("lookup", "GET", path))
+
+    # --- webhooks -------------------------------------------------------------------
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """``PAYMENT_STATUS_CHANGED`` (a Payment under ``data``) or ``DEPOSIT_CALLBACK`` (flat).
+
+        Nothing in the body is trusted: the event's ``payment`` stays None until
+        :meth:`verify_webhook` fetched it. Other event types come back with an
+        empty ``payment_id``: acknowledged, nothing to apply.
+        """
+        try:
+            data = loads_json(body)
+        except ValueError as exc:
+            raise WebhookVerificationError("malformed JSON") from exc
+        if not isinstance(data, dict):
+            raise WebhookVerificationError("the body is not a JSON object")
+        event_type = str(data.get("eventType") or "")
+        if not event_type and "secret" in data and "orderId" in data:
+            event_type = DEPOSIT_CALLBACK
+        if not event_type:
+            raise WebhookVerificationError("no eventType")
+        payload = data.get("data") if isinstance(data.get("data"), dict) else data
+        if event_type == PAYMENT_STATUS_CHANGED:
+            payment_key = payload.get("paymentKey")
+            if not isinstance(payment_key, str) or not payment_key:
+                raise WebhookVerificationError("PAYMENT_STATUS_CHANGED without data.paymentKey")
+            return WebhookEvent(
+                event_id=self._event_id(event_type, payment_key, payload.get("status"), payload.get("lastTransactionKey"), data.get("createdAt")),
+                event_type=event_type,
+                payment_id=payment_key[:200],
+                order_number=str(payload.get("orderId") or "")[:64],
+                verified=False,
+                raw=data,
+            )
+        if event_type == DEPOSIT_CALLBACK:
+            order_id, secret = payload.get("orderId"), payload.get("secret")
+            if not isinstance(order_id, str) or not order_id or not isinstance(secret, str) or not secret:
+                raise WebhookVerificationError("DEPOSIT_CALLBACK without orderId and secret")
+            return WebhookEvent(
+                event_id=self._event_id(event_type, order_id, payload.get("status"), payload.get("transactionKey"), payload.get("createdAt")),
+                event_type=event_type,
+                payment_id=str(payload.get("paymentKey") or "")[:200],
+                order_number=order_id[:64],
+                verified=False,
+                raw=payload,
+            )
+        return WebhookEvent(event_id=self._event_id(event_type, body.decode("utf-8", "replace")), event_type=event_type[:100], raw=data)
+
+    @staticmethod
+    def _event_id(*parts) -> str:
+        """Toss sends no event id: one made of what distinguishes two changes (equal for a retried delivery)."""
+        return "toss-" + _digest("\x1f".join(str(p or "") for p in parts))[:40]
+
+    def verify_webhook(self, event: WebhookEvent, order: OrderSnapshot | None) -> WebhookEvent:
+        """Trust a delivery only through Toss itself.
+
+        ``PAYMENT_STATUS_CHANGED``: the payment is fetched by its paymentKey
+        (the base class's lookup). ``DEPOSIT_CALLBACK``: its ``secret`` must
+        match, compared in constant time, the digest kept in the order's
+        ``pg_data`` when the virtual account was issued; then the payment is
+        fetched so that amounts and cancels come from Toss, not the callback.
+        """
+        if event.event_type != DEPOSIT_CALLBACK:
+            if not event.payment_id:
+                raise WebhookVerificationError(f"{event.event_type}: nothing to verify")
+            return super().verify_webhook(event, order)
+        stored = str(((order.pg_data if order is not None else None) or {}).get(PG_DATA_SECRET) or "")
+        secret = str(event.raw.get("secret") or "")
+        if not stored or not hmac.compare_digest(secret_digest(secret), stored):
+            raise WebhookVerificationError("DEPOSIT_CALLBACK secret does not match the virtual account's")
+        payment = self.lookup(payment_id=order.payment_id, order=order)
+        return replace(event, payment=payment, payment_id=payment.payment_id, verified=True)
+
+    # --- Payment object -> PaymentResult -----------------------------------------------
+
+    def payment(self, data: Mapping[str, Any]) -> PaymentResult:
+        """Read a Payment object; a reply we cannot read is an unknown outcome, never a guess."""
+        try:
+            state = STATUSES[str(data["status"])]
+            currency = normalize_currency(str(data.get("currency") or "KRW"))
+            total = self.decimal(data["totalAmount"])
+            balance = self.decimal(data.get("balanceAmount", total))
+            cancels = tuple(
+                CancelEntry(
+                    pg_cancel_id=str(c.get("transactionKey") or ""),
+                    amount=self.decimal(c["cancelAmount"]),
+                    canceled_at=_datetime(c.get("canceledAt")),
+                )
+                for c in (data.get("cancels") or ())
+                if isinstance(c, Mapping) and str(c.get("cancelStatus") or "DONE") == "DONE"
+            )
+            payment_key, order_id = str(data["paymentKey"]), str(data["orderId"])
+        except (KeyError, TypeError, ValueError, ArithmeticError, MoneyError) as exc:
+            raise GatewayUnavailable(
+                f"{self.alias}: unreadable Payment object ({type(exc).__name__}: {exc})",
+                gateway=self.alias,
+                code="MALFORMED_REPLY",
+                response=dict(data) if isinstance(data, Mapping) else None,
+            ) from exc
+        if not (total.is_finite() and balance.is_finite()) or total < 0 or balance < 0 or balance > total:
+            raise GatewayUnavailable(f"{self.alias}: inconsistent amounts", gateway=self.alias, code="MALFORMED_REPLY")
+        pg_data: dict[str, Any] = {}
+        expires_at = None
+        account = data.get("virtualAccount")
+        if isinstance(account, Mapping):
+            pg_data.update(
+                {
+                    "vbank_account_number": str(account.get("accountNumber") or ""),
+                    "vbank_bank_code": str(account.get("bankCode") or ""),
+                    "vbank_holder": str(account.get("customerName") or ""),
+                    "vbank_due_date": str(account.get("dueDate") or ""),
+                }
+            )
+            expires_at = _datetime(account.get("dueDate"))
+        secret = data.get("secret")
+        if isinstance(secret, str) and secret:
+            pg_data[PG_DATA_SECRET] = secret_digest(secret)
+        failure = data.get("failure") if isinstance(data.get("failure"), Mapping) else {}
+        receipt = data.get("receipt") if isinstance(data.get("receipt"), Mapping) else {}
+        return PaymentResult(
+            state=state,
+            payment_id=payment_key,
+            order_number=order_id,
+            amount=total,
+            currency=currency,
+            canceled_amount=total - balance,
+            method=str(data.get("method") or ""),
+            receipt_url=str(receipt.get("url") or ""),
+            approved_at=_datetime(data.get("approvedAt")),
+            cancels=cancels,
+            failure_code=str(failure.get("code") or ""),
+            failure_message=str(failure.get("message") or ""),
+            expires_at=expires_at,
+            pg_data=pg_data,
+            raw=dict(data),
+        )
+
+    # --- configuration checks ----------------------------------------------------------
+
+    def check(self, *, debug: bool) -> list[checks.CheckMessage]:
+        """Missing keys; live keys under DEBUG; test keys with DEBUG=False; keys of different modes."""
+        messages = super().check(debug=debug)
+        where = f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"]'
+        secret = str(self._options.get("SECRET_KEY") or "")
+        client = str(self._options.get("CLIENT_KEY") or "")
+        modes = {key[:5] for key in (secret, client) if key.startswith(_KEY_FAMILIES)}
+        for name, key in (("SECRET_KEY", secret), ("CLIENT_KEY", client)):
+            if key and not key.startswith(_KEY_FAMILIES):
+                messages.append(
+                    checks.Warning(
+                        f'{where}["{name}"] does not start with test_ or live_.',
+                        hint="Copy the key from the Toss developer centre (API keys).",
+                        id="django_pgpay.W101",
+                    )
+                )
+        if len(modes) > 1:
+            messages.append(
+                checks.Error(
+                    f'{where}: SECRET_KEY and CLIENT_KEY are not both test keys or both live keys.',
+                    hint="Use the pair of one mode (and one family: widget gck/gsk or window ck/sk).",
+                    id="django_pgpay.E101",
+                )
+            )
+        if "live_" in modes and debug:
+            messages.append(
+                checks.Warning(
+                    f"{where}: live Toss keys with DEBUG = True; real cards will be charged.",
+                    hint="Use test_ keys in development.",
+                    id="django_pgpay.W102",
+                )
+            )
+        if "test_" in modes and not debug:
+            messages.append(
+                checks.Warning(
+                    f"{where}: test Toss keys with DEBUG = False; no payment will be real.",
+                    hint="Use live_ keys in production (after Toss's review of the shop).",
+                    id="django_pgpay.W103",
+                )
+            )
+        if self._options.get("TEST_CODE") and "live_" in modes:
+            messages.append(
+                checks.Warning(
+                    f'{where}["TEST_CODE"] is set with live keys; it is not sent.',
+                    id="django_pgpay.W104",
+                )
+            )
+        return messages
+
+
+def _datetime(value) -> datetime | None:
+    """ISO 8601 from Toss; a time without an offset (webhook ``createdAt``) is Korean time."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        return None
+    if parsed is None:
+        return None
+    if timezone.is_naive(parsed):
+        from zoneinfo import ZoneInfo
+
+        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Seoul"))
+    return parsed
+
+
+__all__ = ["ERRORS", "STATUSES", "TossGateway", "secret_digest"]

@@ -1,0 +1,23 @@
+"""URLs of django-pgpay: mount with ``path("pay/", include("django_pgpay.urls"))``.
+
+Routes are added by the views that serve them (return, cancel, webhook and
+invoice routes); the shop's own pages stay in the shop's URLconf.
+
+* ``<alias>/return/``: the PG's success URL (:class:`~django_pgpay.views.ReturnView`)
+* ``<alias>/fail/``: the PG's fail URL
+* ``<alias>/webhook/``: webhook deliveries (:class:`~django_pgpay.views.WebhookView`)
+* ``cancel/<order_number>/``: POST a cancel (:class:`~django_pgpay.views.CancelView`)
+"""
+
+from django.urls import path
+
+from .views import CancelView, ReturnView, WebhookView
+
+app_name = "django_pgpay"
+
+urlpatterns: list = [
+    path("<slug:alias>/return/", ReturnView.as_view(), name="return"),
+    path("<slug:alias>/fail/", ReturnView.as_view(failed=True), name="fail"),
+    path("<slug:alias>/webhook/", WebhookView.as_view(), name="webhook"),
+    path("cancel/<str:order_number>/", CancelView.as_view(), name="cancel"),
+]

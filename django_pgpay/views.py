@@ -1,0 +1,448 @@
+"""Views: mixins for the shop's own checkout page, and ready views for the PG's side.
+
+* :class:`CheckoutMixin`: the shop's "pay for this" view. Creates (or reuses)
+  the buyer's READY order and reserves its stock in one transaction, then
+  renders the gateway's payment window.
+* :class:`ConfirmMixin` / :class:`ReturnView`: the URL the PG sends the buyer
+  back to. Runs :func:`django_pgpay.payments.confirm` and shows success,
+  failure or "being processed".
+* :class:`CancelMixin` / :class:`CancelView`: POST only (CSRF-checked); the
+  order's owner or staff may give back all or part of a payment.
+* :class:`WebhookView`: one URL per gateway alias; see :mod:`django_pgpay.webhooks`.
+
+Orders are named in URLs by their order number (see :mod:`django_pgpay.orders`).
+No view ever answers 500 for bad input or a PG in trouble: errors carry their
+own ``http_status`` (4xx for bad input, 502/503 when the PG is the problem).
+Every template extends ``django_pgpay/base.html``; override it (or any page)
+in the project's templates.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db import router, transaction
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from . import conf, payments, webhooks
+from .exceptions import (
+    AmountMismatch,
+    ConfigurationError,
+    GatewayError,
+    GatewayUnavailable,
+    OperationInProgress,
+    PaymentDeclined,
+    PgPayError,
+    SoldOut,
+)
+from .gateways.results import CheckoutUrls
+from .orders import find_order
+from .status import OrderStatus, TransactionSource
+
+logger = logging.getLogger("django_pgpay.views")
+
+#: Failure codes a PG puts on its fail URL, and what the buyer is told. The
+#: PG's own message travels in the query string, so it is never shown as is.
+FAIL_MESSAGES = {
+    "PAY_PROCESS_CANCELED": _("You closed the payment window before paying. You can try again."),
+    "PAY_PROCESS_ABORTED": _("The payment was not completed. You can try again."),
+    "REJECT_CARD_COMPANY": _("The card company declined the payment."),
+}
+
+
+def _status(error: PgPayError) -> int:
+    """The HTTP status for an error: never 500 (a configuration error is the PG side's 503)."""
+    status = int(getattr(error, "http_status", 400) or 400)
+    return 503 if status >= 500 and not isinstance(error, GatewayError) else status
+
+
+class GatewayMixin:
+    """The gateway named by the URL's ``alias`` (404 for an alias that is not configured)."""
+
+    #: Restrict the order search to these models (classes or ``"app.Model"`` labels).
+    order_models = None
+    #: The alias when the URL has no ``alias`` argument (``ReturnView.as_view(gateway_alias="toss")``).
+    gateway_alias: str | None = None
+
+    def get_gateway(self):
+        alias = self.kwargs.get("alias") or self.gateway_alias
+        if alias not in conf.gateway_aliases():
+            raise Http404("unknown gateway")
+        return conf.get_gateway(alias)
+
+    def find_order(self, order_number: str, *, gateway: str | None = None):
+        """The order with this number, or 404 (an ambiguous number is a 404 too, logged)."""
+        try:
+            order = find_order(order_number, gateway=gateway, models=self.order_models)
+        except PgPayError as exc:
+            logger.error("order %s: %s", order_number, exc)
+            order = None
+        if order is None:
+            raise Http404("no such order")
+        return order
+
+
+# --- checkout ---------------------------------------------------------------------
+
+
+class CheckoutMixin:
+    """The shop's checkout view: one READY order per buyer and thing, stock reserved, payment window shown.
+
+    GET renders ``start_template_name`` (a summary with a button; nothing
+    changes on GET). POST creates the order, or reuses the buyer's READY order
+    for the same thing, and renders the gateway's payment window. Creating and
+    reserving happen in one transaction while the buyer's user row is locked,
+    so two tabs or a double click never hold two seats; when ``reserve()``
+    finds no stock, ``sold_out_template_name`` is rendered with status 409.
+
+    A subclass sets :attr:`order_model` and implements
+    :meth:`get_order_lookup` (the fields that make two orders "the same
+    thing", e.g. ``{"seat": seat}``) and :meth:`get_order_defaults` (the
+    amount and anything else a new order needs).
+    """
+
+    order_model = None
+    #: Gateway alias for new orders (``PGPAY["DEFAULT_GATEWAY"]`` when None).
+    gateway_alias: str | None = None
+    start_template_name = "django_pgpay/checkout_start.html"
+    template_name = "django_pgpay/checkout.html"
+    sold_out_template_name = "django_pgpay/sold_out.html"
+    #: Let anonymous buyers pay (a new order every time: nothing to reuse it by).
+    allow_anonymous = False
+
+    def get_order_model(self):
+        if self.order_model is None:
+            raise ConfigurationError(f"{type(self).__name__}.order_model is not set.")
+        return self.order_model
+
+    def get_gateway_alias(self) -> str:
+        return self.gateway_alias or conf.default_gateway_alias()
+
+    def get_order_lookup(self) -> dict:
+        """Fields that identify the thing bought; a READY order with them is reused."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_order_lookup()")
+
+    def get_order_defaults(self) -> dict:
+        """Fields of a new order besides the lookup: at least ``amount``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_order_defaults()")
+
+    def get_buyer_fields(self) -> dict:
+        """``buyer_name`` / ``buyer_email`` for a new order, from the user account."""
+        user = self.request.user
+        if not user.is_authenticated:
+            return {}
+        name = (user.get_full_name() if hasattr(user, "get_full_name") else "") or user.get_username()
+        return {"buyer_name": name[:100], "buyer_email": getattr(user, "email", "") or ""}
+
+    def get_context_data(self, **kwargs) -> dict:
+        context = super().get_context_data(**kwargs) if hasattr(super(), "get_context_data") else dict(kwargs)
+        context.setdefault("view", self)
+        return context
+
+    def get_or_create_order(self):
+        """``(order, created)``: the buyer's unexpired READY order for the lookup, or a new one with stock reserved.
+
+        Raises :class:`~django_pgpay.exceptions.SoldOut` when ``reserve()`` returns False.
+        """
+        model = self.get_order_model()
+        user = self.request.user
+        lookup = self.get_order_lookup()
+        alias = self.get_gateway_alias()
+        with transaction.atomic(using=router.db_for_write(model)):
+            if user.is_authenticated:
+                # Lock the buyer's row: checkouts of one buyer run one at a time.
+                list(get_user_model()._base_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+                existing = (
+                    model._base_manager.filter(
+                        user=user, status=OrderStatus.READY, gateway=alias, expires_at__gt=timezone.now(), **lookup
+                    )
+                    .order_by("-created", "-pk")
+                    .first()
+                )
+                if existing is not None:
+                    return existing, False
+            elif not self.allow_anonymous:
+                raise PermissionDenied("anonymous checkout")
+            order = model(
+                user=user if user.is_authenticated else None,
+                gateway=alias,
+                **{**self.get_buyer_fields(), **self.get_order_defaults(), **lookup},
+            )
+            if not order.reserve():
+                raise SoldOut()
+            order.save()
+            return order, True
+
+    def get_checkout_urls(self, order) -> CheckoutUrls:
+        """Absolute return, fail and webhook URLs of ``order``'s gateway."""
+        alias = order.gateway
+        build = self.request.build_absolute_uri
+        return CheckoutUrls(
+            success_url=build(reverse("django_pgpay:return", kwargs={"alias": alias})),
+            fail_url=build(reverse("django_pgpay:fail", kwargs={"alias": alias})),
+            webhook_url=build(reverse("django_pgpay:webhook", kwargs={"alias": alias})),
+        )
+
+    def checkout_response(self, order, checkout):
+        """Redirect to a hosted page, or render the payment window."""
+        if checkout.kind == "redirect":
+            return HttpResponseRedirect(checkout.redirect_url)
+        context = self.get_context_data(order=order, checkout=checkout)
+        return render(self.request, self.template_name, context)
+
+    def sold_out(self, error: PgPayError):
+        context = self.get_context_data(error=error)
+        return render(self.request, self.sold_out_template_name, context, status=409)
+
+    def get(self, request, *args, **kwargs):
+        if not request.user.is_authenticated and not self.allow_anonymous:
+            return redirect_to_login(request.get_full_path())
+        return render(request, self.start_template_name, self.get_context_data())
+
+    def post(self, request, *args, **kwargs):
+        if not request.user.is_authenticated and not self.allow_anonymous:
+            return redirect_to_login(request.get_full_path())
+        try:
+            order, _created = self.get_or_create_order()
+        except SoldOut as exc:
+            return self.sold_out(exc)
+        gateway = order.get_gateway()
+        try:
+            checkout = gateway.checkout(order.snapshot(), self.get_checkout_urls(order))
+        except PgPayError as exc:
+            return render(request, "django_pgpay/error.html", self.get_context_data(error=exc), status=_status(exc))
+        if checkout.pg_data:
+            self._remember(order, checkout.pg_data)
+        return self.checkout_response(order, checkout)
+
+    @staticmethod
+    def _remember(order, pg_data) -> None:
+        """Merge the gateway's checkout data (e.g. a session id) into the order, under its lock."""
+        with transaction.atomic(using=router.db_for_write(type(order))):
+            locked = type(order)._base_manager.select_for_update().get(pk=order.pk)
+            locked.pg_data = {**(locked.pg_data or {}), **dict(pg_data)}
+            locked.save(update_fields=["pg_data"])
+            order.pg_data = locked.pg_data
+
+
+# --- the PG's return URL --------------------------------------------------------------
+
+
+class ConfirmMixin(GatewayMixin):
+    """The URL a PG sends the buyer back to after the payment window.
+
+    The ids and amount in the query are checked against the stored order
+    before any PG call (a tampered amount is refused with 400 and no PG call);
+    then the payment is confirmed. A reload after success shows success again.
+    Confirming does not need the buyer to be logged in (mobile payments often
+    come back in another browser), but only the owner (or staff) sees the
+    order's details on the result page.
+
+    Override :meth:`get_success_url` to redirect to the shop's own page after
+    success, or the templates to restyle the pages.
+    """
+
+    success_template_name = "django_pgpay/return_success.html"
+    failure_template_name = "django_pgpay/return_failure.html"
+    pending_template_name = "django_pgpay/return_pending.html"
+    #: True for the PG's fail URL.
+    failed = False
+
+    def get_success_url(self, order) -> str | None:
+        """Where to send the buyer after success (None: render the success page)."""
+        return None
+
+    def page(self, template: str, *, order=None, status: int = 200, **context):
+        visible = order is not None and order.is_owned_by(self.request.user)
+        return render(
+            self.request,
+            template,
+            {"order": order if visible else None, "order_number": getattr(order, "order_number", ""), **context},
+            status=status,
+        )
+
+    def failure(self, message, *, order=None, status: int = 400, code: str = ""):
+        return self.page(self.failure_template_name, order=order, status=status, message=message, code=code)
+
+    def get(self, request, *args, **kwargs):
+        gateway = self.get_gateway()
+        try:
+            params = gateway.parse_return(request.GET)
+        except PgPayError as exc:
+            return self.failure(_("The payment provider's return could not be read."), status=400, code=exc.code)
+        if self.failed or params.error_code:
+            code = params.error_code if params.error_code.replace("_", "").isalnum() else ""
+            message = FAIL_MESSAGES.get(code, _("The payment was not completed."))
+            return self.failure(message, status=200, code=code)
+        order = self.find_order(params.order_number, gateway=gateway.alias)
+        # Resolve the (lazy) user now, not inside the order's row lock.
+        actor = request.user if request.user.is_authenticated else None
+        try:
+            outcome = payments.confirm(
+                order,
+                payment_id=params.payment_id,
+                amount=params.amount,
+                source=TransactionSource.CUSTOMER,
+                actor=actor,
+            )
+        except AmountMismatch:
+            if order.status == OrderStatus.FAILED:
+                # The PG took another amount (no confirm call, as PortOne): it is being given back.
+                message = _("The amount of the payment does not match the order. The payment was not accepted and is being cancelled.")
+            else:
+                message = _("The amount of the payment does not match the order. Nothing was charged.")
+            return self.failure(message, order=order, status=400, code=AmountMismatch.code)
+        except PaymentDeclined as exc:
+            return self.failure(exc.user_message, order=order, status=402, code=exc.code)
+        except OperationInProgress:
+            return self.page(self.pending_template_name, order=order, status=202)
+        except GatewayUnavailable as exc:
+            return self.failure(exc.user_message, order=order, status=503, code=exc.code)
+        except PgPayError as exc:
+            return self.failure(exc.user_message, order=order, status=_status(exc), code=exc.code)
+        if outcome.pending:
+            return self.page(self.pending_template_name, order=outcome.order, status=202)
+        url = self.get_success_url(outcome.order)
+        if url:
+            return HttpResponseRedirect(url)
+        return self.page(self.success_template_name, order=outcome.order, replayed=outcome.replayed)
+
+
+class ReturnView(ConfirmMixin, View):
+    """``<alias>/return/`` (success URL) and, with ``failed=True``, ``<alias>/fail/``."""
+
+    http_method_names = ["get"]
+
+
+# --- cancel ----------------------------------------------------------------------------
+
+
+class CancelMixin(GatewayMixin):
+    """Cancel all or part of an order's payment: POST only, CSRF-checked, owner or staff.
+
+    Form fields: ``amount`` (optional; empty for the whole balance), ``reason``
+    (optional), ``token`` (the form's idempotency token, so a double submit
+    refunds once; ``{% pgpay_cancel_form order %}`` renders one) and ``next``
+    (where to go afterwards; same host only).
+
+    Another user's order is a 404, as is an unknown one. A refused cancel (not
+    cancellable, bad amount, more than the balance) renders
+    ``refused_template_name`` with a 4xx status and changes nothing; override
+    :meth:`refused` to redirect with a message instead.
+    """
+
+    http_method_names = ["post"]
+    refused_template_name = "django_pgpay/cancel_refused.html"
+    #: Where to go after a cancel when the form gives no ``next``.
+    success_url = None
+
+    def get_order(self):
+        order = self.find_order(self.kwargs["order_number"])
+        if not order.is_owned_by(self.request.user):
+            raise Http404("no such order")
+        return order
+
+    def get_reason(self, order) -> str:
+        reason = (self.request.POST.get("reason") or "").strip()[:200]
+        if reason:
+            return reason
+        if self.request.user.is_staff and order.user_id != self.request.user.pk:
+            return str(_("Cancelled by staff"))
+        return str(_("Cancelled by the customer"))
+
+    def get_success_url(self, order) -> str:
+        candidate = self.request.POST.get("next") or self.success_url or self.request.META.get("HTTP_REFERER") or "/"
+        if url_has_allowed_host_and_scheme(str(candidate), allowed_hosts={self.request.get_host()}, require_https=self.request.is_secure()):
+            return str(candidate)
+        return "/"
+
+    def refused(self, order, error: PgPayError):
+        context = {"order": order, "message": error.user_message, "code": error.code, "next": self.get_success_url(order)}
+        return render(self.request, self.refused_template_name, context, status=_status(error))
+
+    def post(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        order = self.get_order()
+        own = order.user_id is not None and order.user_id == request.user.pk
+        amount = (request.POST.get("amount") or "").strip().replace(",", "") or None
+        token = (request.POST.get("token") or "").strip() or None
+        try:
+            outcome = payments.cancel(
+                order,
+                amount,
+                reason=self.get_reason(order),
+                source=TransactionSource.CUSTOMER if own else TransactionSource.STAFF,
+                actor=request.user,
+                idempotency_key=token,
+            )
+        except PgPayError as exc:
+            return self.refused(order, exc)
+        if outcome.pending:
+            messages.info(request, _("The cancellation is being processed. Please check again in a moment."), fail_silently=True)
+        elif outcome.order.status == OrderStatus.CANCELED:
+            messages.success(request, _("The payment was cancelled."), fail_silently=True)
+        else:
+            messages.success(request, _("Part of the payment was cancelled."), fail_silently=True)
+        return HttpResponseRedirect(self.get_success_url(order))
+
+
+class CancelView(CancelMixin, View):
+    """``cancel/<order_number>/``: see :class:`CancelMixin`."""
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class WebhookView(GatewayMixin, View):
+    """``<alias>/webhook/``: one URL per gateway alias, registered in the PG's dashboard.
+
+    CSRF-exempt (the PG has no token) and outside ``ATOMIC_REQUESTS`` (the
+    delivery log must be kept even when applying fails). Answers the gateway's
+    ``webhook_ack`` when the delivery is applied or a duplicate, 400 when it is
+    malformed or cannot be verified, 403 when it comes from an address the
+    gateway's allowlist refuses, and 503 when it could not be processed now
+    (the PG delivers it again). See :mod:`django_pgpay.webhooks`.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        gateway = self.get_gateway()
+        receipt = webhooks.receive(
+            gateway,
+            headers=request.headers,
+            body=request.body,
+            remote_addr=request.META.get("REMOTE_ADDR"),
+            models=self.order_models,
+        )
+        if receipt.accepted:
+            status, content_type, body = gateway.webhook_ack
+            return HttpResponse(body, status=status, content_type=content_type)
+        return HttpResponse(receipt.message if settings.DEBUG else "", status=receipt.status, content_type="text/plain")
+
+
+__all__ = [
+    "CancelMixin",
+    "CancelView",
+    "CheckoutMixin",
+    "ConfirmMixin",
+    "GatewayMixin",
+    "ReturnView",
+    "WebhookView",
+]
