@@ -1,0 +1,118 @@
+"""What both shops share on top of django-pgpay's views: a choice of PG, and their own return URLs.
+
+Each shop's checkout view is django-pgpay's :class:`~django_pgpay.views.CheckoutMixin`
+with :class:`GatewayChoiceMixin` (the buyer picks one of ``PGPAY["GATEWAYS"]``)
+and :class:`ShopReturnUrlsMixin` (the PG sends the buyer back to the shop's own
+:class:`ShopReturnView`, a :class:`~django_pgpay.views.ReturnView` that
+redirects to the shop's page after a payment). Webhooks and cancels use
+django-pgpay's own URLs (``pay/<alias>/webhook/``, ``pay/cancel/<number>/``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext_lazy as _
+
+from django_pgpay import conf
+from django_pgpay.exceptions import PgPayError
+from django_pgpay.gateways.results import CheckoutUrls
+from django_pgpay.orders import find_order
+from django_pgpay.status import OrderStatus
+from django_pgpay.views import ReturnView
+
+
+def gateway_choices() -> list[dict]:
+    """Every configured PG, for a radio button each: alias, name, and whether it is the sandbox."""
+    sandbox = set(getattr(settings, "SANDBOX_GATEWAYS", ()))
+    default = conf.default_gateway_alias()
+    choices = []
+    for alias in conf.gateway_aliases():
+        choices.append(
+            {
+                "alias": alias,
+                "name": conf.get_gateway(alias).pg_name,
+                "sandbox": alias in sandbox,
+                "default": alias == default,
+            }
+        )
+    return choices
+
+
+class GatewayChoiceMixin:
+    """The buyer picks the PG: a ``gateway`` field posted with the checkout form (default: ``PGPAY["DEFAULT_GATEWAY"]``)."""
+
+    def get_gateway_alias(self) -> str:
+        posted = self.request.POST.get("gateway", "")
+        return posted if posted in conf.gateway_aliases() else conf.default_gateway_alias()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["gateway_choices"] = gateway_choices()
+        return context
+
+
+class ShopReturnUrlsMixin:
+    """Success and fail URLs of the shop's own return view (``<namespace>:return`` / ``<namespace>:fail``)."""
+
+    url_namespace = ""
+
+    def get_checkout_urls(self, order) -> CheckoutUrls:
+        build = self.request.build_absolute_uri
+        alias = {"alias": order.gateway}
+        return CheckoutUrls(
+            success_url=build(reverse(f"{self.url_namespace}:return", kwargs=alias)),
+            fail_url=build(reverse(f"{self.url_namespace}:fail", kwargs=alias)),
+            webhook_url=build(reverse("django_pgpay:webhook", kwargs=alias)),
+        )
+
+
+class ShopReturnView(ReturnView):
+    """django-pgpay's return view for one shop: redirects to the order's page after a payment.
+
+    Failures and "being processed" are rendered in the shop's layout with a
+    link back (:meth:`order_url`, or :attr:`fallback_url_name` when the order is
+    not known or not the visitor's).
+    """
+
+    success_message = _("Payment complete.")
+    fallback_url_name = "home"
+    failure_template_name = "payment_failed.html"
+    pending_template_name = "payment_pending.html"
+
+    def order_url(self, order) -> str:
+        return reverse(self.fallback_url_name)
+
+    def get_success_url(self, order) -> str:
+        if order.status == OrderStatus.WAITING_FOR_DEPOSIT:
+            data = order.pg_data or {}
+            messages.info(
+                self.request,
+                _("A virtual account was issued: transfer the amount to account %(account)s (bank %(bank)s), due %(due)s")
+                % {
+                    "account": data.get("vbank_account_number", "?"),
+                    "bank": data.get("vbank_bank_code", "?"),
+                    "due": date_format(timezone.localtime(order.expires_at), "DATETIME_FORMAT") if order.expires_at else "-",
+                },
+            )
+        else:
+            messages.success(self.request, self.success_message)
+        return self.order_url(order)
+
+    def _returned_order(self):
+        """The order named by the PG's return query, if the visitor may see it."""
+        try:
+            params = self.get_gateway().parse_return(self.request.GET)
+            order = find_order(params.order_number, models=self.order_models)
+        except (PgPayError, LookupError):
+            return None
+        return order if order is not None and order.is_owned_by(self.request.user) else None
+
+    def page(self, template, *, order=None, **context):
+        shown = order if order is not None else self._returned_order()
+        visible = shown is not None and shown.is_owned_by(self.request.user)
+        context.setdefault("back_url", self.order_url(shown) if visible else reverse(self.fallback_url_name))
+        return super().page(template, order=order, **context)

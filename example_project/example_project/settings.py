@@ -1,0 +1,247 @@
+"""Settings for the django-pgpay example shop.
+
+A development setup: DEBUG on, SQLite next to manage.py, the payment sandbox
+serving Toss Payments' protocol on this same server. Run it with ``make demo``
+from the repository root.
+
+Every value that differs between machines comes from the environment, with a
+default that works offline (see docs/example.rst, "Settings"):
+
+``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG`` (``1``/``0``), ``DJANGO_LANGUAGE_CODE`` (``ko``)
+    Django's own.
+``EXAMPLE_SITE_URL``
+    This server's own address (default ``http://127.0.0.1:8000``). The Toss
+    gateway calls the sandbox through it, so tests that serve on another port
+    set it.
+``DATABASE_URL``
+    ``sqlite:////absolute/path.sqlite3`` (default: ``db.sqlite3`` next to
+    manage.py) or ``postgres://user:password@host:port/name``.
+``EXAMPLE_SANDBOX`` (``1``/``0``)
+    Install the payment sandbox (default: when DEBUG is on).
+``PGPAY_DEFAULT_GATEWAY``, ``PGPAY_READY_TIMEOUT``
+    The PG new orders use (default ``toss``); seconds an unpaid order holds its
+    seat (default 1800).
+``TOSS_CLIENT_KEY``, ``TOSS_SECRET_KEY``
+    Unset: the sandbox's made-up keys, and the API and SDK URLs point at the
+    sandbox. Set to your test keys from Toss's developer centre: the shop talks
+    to Toss's real test environment. ``TOSS_API_BASE``, ``TOSS_JS_SDK_URL`` and
+    ``TOSS_TIMEOUT`` override the URLs and the read timeout.
+``BOOTPAY_CLIENT_KEY`` + ``BOOTPAY_SECRET_KEY``, ``STRIPE_SECRET_KEY`` (+ ``STRIPE_WEBHOOK_SECRET``)
+    Set to add that PG, against its real test environment, as a choice in both shops.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    """An environment variable, or ``default`` when it is unset or empty."""
+    return os.environ.get(name) or default
+
+
+def env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+# --- Django -------------------------------------------------------------------------
+
+# Development only. Set DJANGO_SECRET_KEY to anything long and random to keep
+# sessions across restarts with your own key; never deploy with the fallback.
+SECRET_KEY = env("DJANGO_SECRET_KEY", "example-project-insecure-development-key")
+DEBUG = env_flag("DJANGO_DEBUG", True)
+
+SITE_URL = env("EXAMPLE_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+_site_host = urlsplit(SITE_URL).hostname or "127.0.0.1"
+ALLOWED_HOSTS = sorted({"127.0.0.1", "localhost", "[::1]", _site_host})
+
+#: The payment sandbox (django_pgpay.sandbox) on this server: on with DEBUG.
+SANDBOX = env_flag("EXAMPLE_SANDBOX", DEBUG)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_pgpay",
+    *(["django_pgpay.sandbox"] if SANDBOX else []),
+    "restaurants",
+    "shop",
+    "example_project",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "example_project.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Searched before the apps' folders: the shop's layout also wraps
+        # django-pgpay's own pages (templates/django_pgpay/base.html).
+        "DIRS": [BASE_DIR / "example_project" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "example_project.context.shop",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "example_project.wsgi.application"
+
+
+def database(url: str) -> dict:
+    """Django's DATABASES entry for ``sqlite:///path`` or ``postgres://user:pw@host:port/name``."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": path[1:] if path.startswith("//") else path or BASE_DIR / "db.sqlite3",
+            # BEGIN IMMEDIATE: SQLite's stand-in for the row locks payments take.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+        }
+    if parts.scheme in ("postgres", "postgresql"):
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+        }
+    raise ImproperlyConfigured(f"DATABASE_URL: use sqlite:////path or postgres://..., not {parts.scheme!r}")
+
+
+DATABASES = {"default": database(env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Korean by default; LocaleMiddleware follows the browser, the header switches.
+LANGUAGE_CODE = env("DJANGO_LANGUAGE_CODE", "ko")
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Asia/Seoul"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+MEDIA_ROOT = BASE_DIR / "media"
+MEDIA_URL = "media/"
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+# What happens to payments, in the server's console (confirm, cancel, webhooks).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"short": {"format": "%(asctime)s %(name)s %(levelname)s %(message)s", "datefmt": "%H:%M:%S"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "short"}},
+    "loggers": {"django_pgpay": {"handlers": ["console"], "level": env("PGPAY_LOG_LEVEL", "INFO")}},
+}
+
+# --- payments -----------------------------------------------------------------------
+#
+# One entry per PG in PGPAY["GATEWAYS"], keyed by an alias of our choice; each
+# shop offers every entry as a choice. Keys come from the environment only.
+# A PG whose sandbox module exists defaults to the sandbox on this server, with
+# made-up keys: nothing leaves the machine. Giving the PG's real test keys
+# switches that PG to its real test environment; nothing else changes.
+
+#: Made-up keys the sandbox accepts (never a real PG's keys).
+TOSS_SANDBOX_CLIENT_KEY = "test_ck_sandbox_example_shop"
+TOSS_SANDBOX_SECRET_KEY = "test_sk_sandbox_example_shop"
+
+GATEWAYS: dict = {}
+#: Aliases of the gateways that talk to the sandbox (shown as such in the shops).
+SANDBOX_GATEWAYS: list = []
+
+
+def toss_gateway() -> dict:
+    """Toss Payments: the sandbox's made-up keys, or yours from TOSS_CLIENT_KEY / TOSS_SECRET_KEY."""
+    if bool(env("TOSS_CLIENT_KEY")) != bool(env("TOSS_SECRET_KEY")):
+        raise ImproperlyConfigured("Set both TOSS_CLIENT_KEY and TOSS_SECRET_KEY (a pair of one Toss account), or neither for the sandbox.")
+    client_key = env("TOSS_CLIENT_KEY", TOSS_SANDBOX_CLIENT_KEY)
+    secret_key = env("TOSS_SECRET_KEY", TOSS_SANDBOX_SECRET_KEY)
+    on_sandbox = (client_key, secret_key) == (TOSS_SANDBOX_CLIENT_KEY, TOSS_SANDBOX_SECRET_KEY)
+    if on_sandbox and not SANDBOX:
+        raise ImproperlyConfigured("The sandbox is off (EXAMPLE_SANDBOX=0): set TOSS_CLIENT_KEY and TOSS_SECRET_KEY to your Toss test keys.")
+    options = {"CLIENT_KEY": client_key, "SECRET_KEY": secret_key}
+    api_base = env("TOSS_API_BASE", f"{SITE_URL}/sandbox/toss" if on_sandbox else "")
+    sdk_url = env("TOSS_JS_SDK_URL", f"{SITE_URL}/sandbox/toss/js/v2/standard" if on_sandbox else "")
+    if api_base:  # unset: Toss's own https://api.tosspayments.com
+        options["API_BASE"] = api_base
+    if sdk_url:  # unset: Toss's own https://js.tosspayments.com/v2/standard
+        options["JS_SDK_URL"] = sdk_url
+    if env("TOSS_TIMEOUT"):
+        options["TIMEOUT"] = (3.05, float(env("TOSS_TIMEOUT")))
+    if on_sandbox:
+        SANDBOX_GATEWAYS.append("toss")
+    return {"CLASS": "django_pgpay.gateways.toss.TossGateway", "OPTIONS": options}
+
+
+GATEWAYS["toss"] = toss_gateway()
+
+# Bootpay and Stripe: added with their real test keys. (When their sandbox
+# modules land they default to the sandbox here too, the same way as Toss.)
+if env("BOOTPAY_CLIENT_KEY") or env("BOOTPAY_SECRET_KEY"):
+    GATEWAYS["bootpay"] = {
+        "CLASS": "django_pgpay.gateways.bootpay.BootpayGateway",
+        "OPTIONS": {"CLIENT_KEY": env("BOOTPAY_CLIENT_KEY"), "SECRET_KEY": env("BOOTPAY_SECRET_KEY")},
+    }
+if env("STRIPE_SECRET_KEY"):
+    GATEWAYS["stripe"] = {
+        "CLASS": "django_pgpay.gateways.stripe.StripeGateway",
+        "OPTIONS": {
+            "SECRET_KEY": env("STRIPE_SECRET_KEY"),
+            **({"WEBHOOK_SECRETS": env("STRIPE_WEBHOOK_SECRET")} if env("STRIPE_WEBHOOK_SECRET") else {}),
+        },
+    }
+
+PGPAY = {
+    "DEFAULT_GATEWAY": env("PGPAY_DEFAULT_GATEWAY", "toss"),
+    "CURRENCY": "KRW",
+    "GATEWAYS": GATEWAYS,
+    "READY_TIMEOUT": int(env("PGPAY_READY_TIMEOUT", "1800")),
+    # A demo server with DEBUG off may still run the sandbox when asked to.
+    "SANDBOX_ALLOW_WITHOUT_DEBUG": SANDBOX and not DEBUG,
+}
+
+# The sandbox: accepts only its made-up keys, posts its webhooks to the shop's
+# webhook URL on the host it was called on, and delivers them from a
+# background thread of this server (so they arrive as they would from Toss).
+PGPAY_SANDBOX = {
+    "TOSS": {
+        "CLIENT_KEYS": [TOSS_SANDBOX_CLIENT_KEY],
+        "SECRET_KEYS": [TOSS_SANDBOX_SECRET_KEY],
+        "WEBHOOK_URL": "/pay/toss/webhook/",
+    },
+    "WEBHOOKS": {"DELIVERY": env("SANDBOX_WEBHOOK_DELIVERY", "thread")},
+    "SITE_URL": SITE_URL,
+}

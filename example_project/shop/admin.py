@@ -1,0 +1,28 @@
+from django.contrib import admin
+
+from example_project.admin_support import order_admin
+
+from .models import CartLine, CartOrder, Product
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("name", "price", "is_active")
+    list_editable = ("is_active",)
+
+
+class CartLineInline(admin.TabularInline):
+    model = CartLine
+    extra = 0
+    can_delete = False
+    fields = ("name", "unit_price", "quantity")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CartOrder)
+class CartOrderAdmin(order_admin()):
+    def get_inlines(self, request, obj):
+        return [CartLineInline, *super().get_inlines(request, obj)]
