@@ -1,0 +1,55 @@
+"""What a buyer does in the example shop, as Playwright steps shared by the e2e tests."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+PASSWORD = "e2e-Password-1"
+
+
+def sign_up(page, server, prefix: str = "buyer") -> str:
+    """Sign up a new buyer through the shop's page (logged in afterwards); returns the user name."""
+    username = server.new_username(prefix)
+    page.goto("/accounts/signup/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    page.click("#signup-form button[type=submit]")
+    page.wait_for_url(server.url + "/")
+    return username
+
+
+def first_free_seat(page, restaurant_id: int, remain: int | None = None) -> tuple[int, int]:
+    """Open a restaurant's times; ``(seat id, places left)`` of its first free time (with ``remain`` left, if given)."""
+    page.goto(f"/restaurants/{restaurant_id}/")
+    chips = page.locator("a.time")
+    if remain is not None:
+        chips = page.locator(f'a.time[data-remain="{remain}"]')
+    chip = chips.first
+    seat_id = int(chip.get_attribute("id").removeprefix("seat-"))
+    return seat_id, int(chip.get_attribute("data-remain"))
+
+
+def open_payment_window(page) -> None:
+    """On the shop's payment page, press Pay: the SDK (the sandbox's stand-in) opens the payment window.
+
+    The button's handler is attached once the SDK script has loaded: wait for
+    the page's load event first, as a person's click comes after it.
+    """
+    page.wait_for_load_state("load")
+    page.click("#pgpay-toss-pay")
+    page.wait_for_url("**/sandbox/toss/pay/**")
+
+
+def book_until_sandbox(page, seat_id: int) -> str:
+    """Book ``seat_id`` up to the sandbox's payment window; returns the booking's order number."""
+    page.goto(f"/restaurants/seats/{seat_id}/book/")
+    page.click("#proceed")
+    order_number = page.locator("#order-number").inner_text()
+    open_payment_window(page)
+    expect(page.locator("#order-id")).to_have_text(order_number)
+    return order_number
+
+
+def booking_card(page, order_number: str):
+    return page.locator(f"#booking-{order_number}")

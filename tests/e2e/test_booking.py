@@ -1,0 +1,149 @@
+"""The restaurant booking of seeds 000/001 in Chromium, against the example project and its sandbox.
+
+Every test signs up its own buyer and books a seat of its own, so they share
+one server without sharing seats.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from .pages import book_until_sandbox, booking_card, first_free_seat, open_payment_window
+
+pytestmark = pytest.mark.e2e
+
+
+def test_book_pay_see_paid_cancel_and_the_place_comes_back(open_page, server, shots):
+    page = open_page()
+    seat_id, free = first_free_seat(page, 1, remain=4)
+    order_number = book_until_sandbox(page, seat_id)
+    assert server.remain(seat_id) == free - 1  # held while the buyer pays
+    page.screenshot(path=shots / "booking-1-sandbox-payment-window.png", full_page=True)
+
+    page.click("#pay")
+    page.wait_for_url(re.compile(r".*/restaurants/bookings/.*"))
+    card = booking_card(page, order_number)
+    expect(card).to_have_attribute("data-status", "PAID")
+    expect(card.locator(".status")).to_have_text("Paid")
+    expect(page.locator("#messages")).to_contain_text("Payment complete")
+    page.screenshot(path=shots / "booking-2-history-paid.png", full_page=True)
+    # The sandbox's webhook for the payment arrives from its thread and is applied.
+    server.wait_for(
+        "SELECT count(*) > 0 FROM django_pgpay_webhookevent WHERE order_number = ? AND processed AND verified", order_number, expect=1
+    )
+    page.goto(f"/restaurants/{1}/")
+    expect(page.locator(f"#seat-{seat_id}")).to_have_attribute("data-remain", str(free - 1))
+
+    page.goto("/restaurants/bookings/")
+    card.locator(".pgpay-cancel-button").click()
+    expect(card).to_have_attribute("data-status", "CANCELED")
+    expect(page.locator("#messages")).to_contain_text("The payment was cancelled.")
+    page.screenshot(path=shots / "booking-3-history-cancelled.png", full_page=True)
+    assert server.order("restaurants_booking", order_number)["canceled_amount"] == server.order("restaurants_booking", order_number)["amount"]
+
+    page.goto("/restaurants/1/")
+    expect(page.locator(f"#seat-{seat_id}")).to_have_attribute("data-remain", str(free))
+    assert server.remain(seat_id) == free
+    page.screenshot(path=shots / "booking-4-seat-back.png", full_page=True)
+    # Two webhooks (paid, cancelled), each verified and applied; nothing else.
+    server.wait_for("SELECT count(*) FROM django_pgpay_webhookevent WHERE order_number = ? AND processed", order_number, expect=2)
+    assert server.value("SELECT count(*) FROM django_pgpay_webhookevent WHERE order_number = ? AND error != ''", order_number) == 0
+
+
+def test_declined_in_the_window_then_paid_on_the_second_try(open_page, server, shots):
+    page = open_page()
+    seat_id, free = first_free_seat(page, 3)
+    order_number = book_until_sandbox(page, seat_id)
+
+    page.click("#decline")
+    expect(page.locator("#payment-failed")).to_contain_text("The card company declined the payment.")
+    expect(page.locator("#payment-failed .pgpay-code")).to_have_text("REJECT_CARD_COMPANY")
+    page.screenshot(path=shots / "decline-1-failed.png", full_page=True)
+    # Nothing was charged; the booking still holds its place, so the buyer may pay again.
+    assert server.order("restaurants_booking", order_number)["status"] == "READY"
+    assert server.remain(seat_id) == free - 1
+
+    page.click("#back")
+    card = booking_card(page, order_number)
+    expect(card).to_have_attribute("data-status", "READY")
+    page.screenshot(path=shots / "decline-2-history-awaiting-payment.png", full_page=True)
+    card.get_by_role("button", name="Pay now").click()
+    expect(page.locator("#order-number")).to_have_text(order_number)  # the same booking, not a second one
+    open_payment_window(page)
+    page.click("#pay")
+    expect(booking_card(page, order_number)).to_have_attribute("data-status", "PAID")
+    page.screenshot(path=shots / "decline-3-paid-on-second-try.png", full_page=True)
+    assert server.remain(seat_id) == free - 1
+    assert server.value("SELECT count(*) FROM restaurants_booking WHERE seat_id = ?", seat_id) == 1
+
+
+def test_card_company_declines_at_confirm_the_booking_fails_and_frees_its_place(open_page, server, shots):
+    page = open_page()
+    seat_id, free = first_free_seat(page, 2, remain=6)
+    order_number = book_until_sandbox(page, seat_id)
+
+    page.click("#developer-options summary")
+    page.select_option("#confirm-fault", "decline")
+    page.click("#pay")
+    expect(page.locator("#payment-failed")).to_be_visible()
+    expect(page.locator("#payment-failed .pgpay-code")).to_have_text("REJECT_CARD_COMPANY")
+    page.screenshot(path=shots / "decline-at-confirm-1-failed.png", full_page=True)
+    assert server.order("restaurants_booking", order_number)["status"] == "FAILED"
+    assert server.remain(seat_id) == free
+
+    page.click("#back")
+    expect(booking_card(page, order_number)).to_have_attribute("data-status", "FAILED")
+    page.screenshot(path=shots / "decline-at-confirm-2-history-failed.png", full_page=True)
+
+
+def test_lost_confirm_answer_is_resolved_by_pgpay_reconcile(open_page, server, shots):
+    page = open_page()
+    seat_id, free = first_free_seat(page, 2, remain=2)
+    order_number = book_until_sandbox(page, seat_id)
+    payment_key = page.url.rstrip("/").rsplit("/", 1)[-1]
+    # The PG's webhook for this payment is lost too (control API), so only a lookup can tell.
+    server.sandbox("POST", "faults", pg="toss", operation="webhook", kind="drop", match=payment_key)
+
+    # Developer options of the payment window: the sandbox approves, then answers 500.
+    page.click("#developer-options summary")
+    page.select_option("#confirm-fault", "error_after")
+    page.screenshot(path=shots / "lost-answer-1-developer-options.png", full_page=True)
+    page.click("#pay")
+    expect(page.locator("#payment-pending")).to_be_visible()
+    page.screenshot(path=shots / "lost-answer-2-being-processed.png", full_page=True)
+    assert server.order("restaurants_booking", order_number)["status"] == "READY"
+    assert server.value("SELECT status FROM pgpay_sandbox_sandboxpayment WHERE key = ?", payment_key) == "DONE"
+
+    done = server.manage("pgpay_reconcile")
+    assert f"{order_number} [toss]:" in done.stdout and "-> PAID" in done.stdout, done.stdout
+    page.goto("/restaurants/bookings/")
+    card = booking_card(page, order_number)
+    expect(card).to_have_attribute("data-status", "PAID")
+    page.screenshot(path=shots / "lost-answer-3-paid-after-reconcile.png", full_page=True)
+    assert server.remain(seat_id) == free - 1
+    assert server.value("SELECT count(*) FROM django_pgpay_webhookevent WHERE order_number = ?", order_number) == 0
+    assert server.value("SELECT status FROM pgpay_sandbox_sandboxwebhook WHERE payment_key = ?", payment_key) == "dropped"
+
+
+def test_the_last_place_goes_to_one_buyer_and_the_other_sees_sold_out(open_page, server, shots):
+    first, second = open_page(), open_page()
+    seat_id, free = first_free_seat(first, 1, remain=1)
+    assert free == 1
+    # Both open the booking page while the place is free ...
+    second.goto(f"/restaurants/seats/{seat_id}/book/")
+    expect(second.locator("#seat-remain")).to_have_attribute("data-remain", "1")
+    # ... the first one takes it ...
+    first.goto(f"/restaurants/seats/{seat_id}/book/")
+    first.click("#proceed")
+    expect(first.locator("#pgpay-toss-pay")).to_be_visible()
+    # ... and the second one is told, not charged, and not shown an error page.
+    with second.expect_response(lambda r: r.request.method == "POST") as answer:
+        second.click("#proceed")
+    assert answer.value.status == 409
+    expect(second.locator("#sold-out")).to_contain_text("fully booked")
+    second.screenshot(path=shots / "sold-out.png", full_page=True)
+    assert server.remain(seat_id) == 0
+    assert server.value("SELECT count(*) FROM restaurants_booking WHERE seat_id = ?", seat_id) == 1

@@ -1,0 +1,88 @@
+import pytest
+from django.core import checks
+
+from django_pgpay.checks import check_order_models, check_settings
+from django_pgpay.conf import get_gateway
+from django_pgpay.exceptions import ConfigurationError
+
+FAKE = "django_pgpay.gateways.fake.FakeGateway"
+
+
+def messages(settings, value):
+    settings.PGPAY = value
+    return [(m.id, m.msg) for m in check_settings()]
+
+
+def test_valid_settings_pass(settings):
+    assert messages(settings, {"DEFAULT_GATEWAY": "fake", "GATEWAYS": {"fake": {"CLASS": FAKE}}}) == []
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ([], ("django_pgpay.E001", "PGPAY must be a dict.")),
+        ({"GATEWAYS": []}, ("django_pgpay.E001", 'PGPAY["GATEWAYS"] must be a dict of alias -> {"CLASS": ..., "OPTIONS": {...}}.')),
+        ({"GATEWAYS": {"toss": {}}}, ("django_pgpay.E002", "PGPAY[\"GATEWAYS\"]['toss'][\"CLASS\"] is missing.")),
+        ({"GATEWAYS": {"Toss!": {"CLASS": FAKE}}}, ("django_pgpay.E002", "PGPAY[\"GATEWAYS\"]['Toss!']: aliases are 1-32 of a-z, 0-9, '-', '_'.")),
+        ({"GATEWAYS": {"x": {"CLASS": "nope.Nope"}}}, ("django_pgpay.E002", None)),
+        ({"GATEWAYS": {"x": {"CLASS": "django_pgpay.money.MoneyError"}}}, ("django_pgpay.E002", "PGPAY[\"GATEWAYS\"]['x'][\"CLASS\"] = 'django_pgpay.money.MoneyError' is not a BaseGateway subclass.")),
+        ({"GATEWAYS": {"x": {"CLASS": FAKE, "OPTIONS": []}}}, ("django_pgpay.E002", "PGPAY[\"GATEWAYS\"]['x'][\"OPTIONS\"] must be a dict.")),
+        ({"DEFAULT_GATEWAY": "toss", "GATEWAYS": {"x": {"CLASS": FAKE}}}, ("django_pgpay.E003", "PGPAY[\"DEFAULT_GATEWAY\"] = 'toss' is not a key of PGPAY[\"GATEWAYS\"].")),
+        ({"GATEWAYS": {"a": {"CLASS": FAKE}, "b": {"CLASS": FAKE}}}, ("django_pgpay.E003", 'PGPAY["DEFAULT_GATEWAY"] is not set and there are several gateways.')),
+        ({"CURRENCY": "WON", "GATEWAYS": {}}, None),
+        ({"CURRENCY": "W1N", "GATEWAYS": {}}, ("django_pgpay.E005", "PGPAY[\"CURRENCY\"] = 'W1N' is not an ISO 4217 code.")),
+        ({"ORDER_NUMBER_PREFIX": "shop#", "GATEWAYS": {}}, ("django_pgpay.E006", None)),
+        ({"READY_TIMEOUT": "30", "GATEWAYS": {}}, ("django_pgpay.E008", 'PGPAY["READY_TIMEOUT"] must be a number of seconds >= 0.')),
+    ],
+)
+def test_misconfiguration_names_the_key(settings, value, expected):
+    found = messages(settings, value)
+    if expected is None:
+        assert found == []
+        return
+    assert len(found) == 1, found
+    assert found[0][0] == expected[0]
+    if expected[1] is not None:
+        assert found[0][1] == expected[1]
+
+
+def test_missing_pgpay_is_a_warning(settings):
+    del settings.PGPAY
+    assert [m.id for m in check_settings()] == ["django_pgpay.W001"]
+
+
+def test_required_options_are_named(settings):
+    from django_pgpay.gateways.fake import FakeGateway
+
+    class KeyedGateway(FakeGateway):
+        required_options = ("SECRET_KEY",)
+
+    import tests.test_checks as module
+
+    module.KeyedGateway = KeyedGateway
+    found = messages(settings, {"GATEWAYS": {"toss": {"CLASS": "tests.test_checks.KeyedGateway", "OPTIONS": {"SECRET_KEY": ""}}}})
+    assert found == [("django_pgpay.E004", "PGPAY[\"GATEWAYS\"]['toss'][\"OPTIONS\"]['SECRET_KEY'] is not set.")]
+
+
+def test_gateway_errors_name_the_key(settings):
+    settings.PGPAY = {"GATEWAYS": {"fake": {"CLASS": FAKE}}, "DEFAULT_GATEWAY": "fake"}
+    with pytest.raises(ConfigurationError, match=r"PGPAY\[\"GATEWAYS\"\]\['toss'\] is not configured"):
+        get_gateway("toss")
+    with pytest.raises(ConfigurationError, match=r"\[\"OPTIONS\"\]\['SECRET_KEY'\] is not set"):
+        get_gateway("fake").option("SECRET_KEY")
+
+
+def test_order_models_need_a_ledger(db):
+    assert check_order_models() == []
+
+
+def test_settings_are_read_at_call_time(settings):
+    settings.PGPAY = {"GATEWAYS": {"one": {"CLASS": FAKE}}, "DEFAULT_GATEWAY": "one"}
+    first = get_gateway()
+    assert first.alias == "one"
+    settings.PGPAY = {"GATEWAYS": {"two": {"CLASS": FAKE}}, "DEFAULT_GATEWAY": "two"}
+    assert get_gateway().alias == "two"
+
+
+def test_django_check_command_runs_clean():
+    assert [m for m in checks.run_checks(tags=["django_pgpay"]) if m.level >= checks.ERROR] == []

@@ -1,0 +1,243 @@
+"""confirm(): the three steps, duplicates, faults and the amount checks."""
+
+from decimal import Decimal
+
+import pytest
+
+from django_pgpay import payments
+from django_pgpay.exceptions import AmountMismatch, GatewayUnavailable, OperationRefused, PaymentDeclined
+from django_pgpay.status import OrderStatus as S
+from django_pgpay.status import TransactionKind as K
+from django_pgpay.status import TransactionStatus as T
+
+pytestmark = pytest.mark.django_db
+
+
+def ledger(order):
+    return [(r.kind, r.status, r.amount) for r in order.transactions.order_by("pk")]
+
+
+def test_happy_path(make_booking, pg, seat):
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, booking.amount)
+    outcome = payments.confirm(booking, payment_id=payment_id, amount="20000")
+    assert not outcome.replayed and not outcome.pending
+    assert booking.status == S.PAID and booking.paid_at is not None
+    assert booking.pg_payment_id == payment_id
+    assert ledger(booking) == [(K.CONFIRM, T.SUCCEEDED, Decimal(20000))]
+    row = booking.transactions.get()
+    assert row.idempotency_key == payments.confirm_key(booking.order_number, payment_id)
+    assert pg.calls[0].idempotency_key == row.idempotency_key
+    seat.refresh_from_db()
+    assert seat.remain == 2  # taken at checkout, kept once paid
+
+
+def test_reloading_the_return_page_replays_success(make_booking, pg):
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, booking.amount)
+    payments.confirm(booking, payment_id=payment_id, amount=booking.amount)
+    again = payments.confirm(booking, payment_id=payment_id, amount=booking.amount)
+    assert again.replayed and again.order.status == S.PAID
+    assert pg.count("confirm") == 1
+    assert booking.transactions.count() == 1
+
+
+def test_tampered_amount_is_refused_before_the_pg(make_booking, pg):
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, Decimal(100))
+    with pytest.raises(AmountMismatch) as info:
+        payments.confirm(booking, payment_id=payment_id, amount="100")
+    assert info.value.expected == Decimal(20000) and info.value.actual == Decimal(100)
+    assert pg.calls == []
+    booking.refresh_from_db()
+    assert booking.status == S.READY and booking.transactions.count() == 0
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 201])
+def test_bad_payment_ids_are_refused(make_booking, pg, bad):
+    booking = make_booking()
+    with pytest.raises(OperationRefused):
+        payments.confirm(booking, payment_id=bad)
+    assert pg.calls == [] and booking.transactions.count() == 0
+
+
+@pytest.mark.parametrize("bad", ["abc", "1e9", "NaN", "-20000"])
+def test_bad_amounts_are_refused(make_booking, pg, bad):
+    booking = make_booking()
+    with pytest.raises((OperationRefused, AmountMismatch)):
+        payments.confirm(booking, payment_id=pg.authorize(booking.order_number, booking.amount), amount=bad)
+    assert pg.count("confirm") == 0 and booking.transactions.count() == 0
+
+
+def test_decline_fails_the_order_and_returns_the_seat(make_booking, pg, seat):
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, booking.amount)
+    pg.fail_next("confirm", "decline")
+    with pytest.raises(PaymentDeclined) as info:
+        payments.confirm(booking, payment_id=payment_id)
+    assert info.value.code == "REJECT_CARD_COMPANY"
+    assert booking.status == S.FAILED
+    assert ledger(booking) == [(K.CONFIRM, T.FAILED, Decimal(20000))]
+    assert booking.transactions.get().error_code == "REJECT_CARD_COMPANY"
+    seat.refresh_from_db()
+    assert seat.remain == 3
+    # Trying the same payment again replays the failure without a PG call.
+    with pytest.raises(OperationRefused):
+        payments.confirm(booking, payment_id=payment_id)
+    assert pg.count("confirm") == 1
+
+
+def test_lost_answer_leaves_an_unknown_row_and_no_blind_retry(make_booking, pg, settings):
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, booking.amount)
+    pg.fail_next("confirm", "timeout_after")
+    outcome = payments.confirm(booking, payment_id=payment_id)
+    assert outcome.pending
+    assert booking.status == S.READY
+    assert ledger(booking) == [(K.CONFIRM, T.UNKNOWN, Decimal(20000))]
+    # The buyer reloads: the library looks the payment up, it does not confirm again.
+    again = payments.confirm(booking, payment_id=payment_id)
+    assert again.order.status == S.PAID
+    assert pg.count("confirm") == 1
+    assert ledger(booking) == [(K.CONFIRM, T.SUCCEEDED, Decimal(20000))]
+
+
+def test_connection_never_opened_lets_the_buyer_try_again(make_booking, pg):
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, booking.amount)
+    pg.fail_next("confirm", "connect_error")
+    with pytest.raises(GatewayUnavailable):
+        payments.confirm(booking, payment_id=payment_id)
+    assert booking.status == S.READY
+    outcome = payments.confirm(booking, payment_id=payment_id)
+    assert outcome.order.status == S.PAID
+    assert ledger(booking) == [(K.CONFIRM, T.FAILED, Decimal(20000)), (K.CONFIRM, T.SUCCEEDED, Decimal(20000))]
+
+
+def test_confirm_of_a_finished_order_is_refused(paid_booking, pg):
+    payments.cancel(paid_booking, reason="test")
+    other = pg.authorize(paid_booking.order_number, paid_booking.amount)
+    with pytest.raises(OperationRefused) as info:
+        payments.confirm(paid_booking, payment_id=other)
+    assert info.value.code == "NOT_CONFIRMABLE"
+
+
+def test_pg_confirming_another_amount_fails_and_compensates_once(make_booking, pg, seat):
+    """The post_save check: the PG reports 100 for a 20000 order."""
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, Decimal(100))  # the browser changed the amount
+    with pytest.raises(AmountMismatch):
+        payments.confirm(booking, payment_id=payment_id)  # no amount on the return: only the PG tells
+    booking.refresh_from_db()
+    assert booking.status == S.FAILED and booking.paid_at is None
+    assert ledger(booking) == [(K.CONFIRM, T.FAILED, Decimal(100)), (K.COMPENSATE, T.SUCCEEDED, Decimal(100))]
+    confirm_row = booking.transactions.get(kind=K.CONFIRM)
+    assert confirm_row.error_code == "AMOUNT_MISMATCH"
+    assert pg.count("cancel") == 1
+    assert pg.payments[payment_id].state.value == "canceled"
+    seat.refresh_from_db()
+    assert seat.remain == 3
+    # Again: nothing more is sent to the PG.
+    with pytest.raises(OperationRefused):
+        payments.confirm(booking, payment_id=payment_id)
+    payments.reconcile(booking)
+    assert pg.count("cancel") == 1 and pg.count("confirm") == 1
+
+
+def test_currency_mismatch_is_a_mismatch(make_booking, pg):
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, booking.amount, currency="USD")
+    with pytest.raises(AmountMismatch):
+        payments.confirm(booking, payment_id=payment_id)
+    booking.refresh_from_db()
+    assert booking.status == S.FAILED and pg.count("cancel") == 1
+
+
+def test_compensation_whose_answer_is_lost_is_settled_by_reconcile(make_booking, pg, settings):
+    settings.PGPAY = {**settings.PGPAY, "IN_FLIGHT_TIMEOUT": 0}
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, Decimal(100))
+    pg.fail_next("cancel", "timeout_before")
+    with pytest.raises(AmountMismatch):
+        payments.confirm(booking, payment_id=payment_id)
+    comp = booking.transactions.get(kind=K.COMPENSATE)
+    assert comp.status == T.UNKNOWN
+    assert pg.payments[payment_id].state.value == "approved"  # money still held
+    payments.reconcile(booking)
+    comp.refresh_from_db()
+    assert comp.status == T.SUCCEEDED
+    assert pg.payments[payment_id].state.value == "canceled"
+    assert {c.idempotency_key for c in pg.calls if c.verb == "cancel"} == {comp.idempotency_key}
+
+
+def test_virtual_account_waits_for_the_deposit(make_booking, pg):
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, booking.amount, virtual_account=True)
+    payments.confirm(booking, payment_id=payment_id)
+    assert booking.status == S.WAITING_FOR_DEPOSIT and booking.paid_at is None
+    pg.deposit(payment_id)
+    payments.settle(booking)
+    assert booking.status == S.PAID and booking.paid_at is not None
+    assert ledger(booking) == [(K.CONFIRM, T.SUCCEEDED, Decimal(20000))]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signal_rolls_back_a_succeeded_row_saved_by_hand(make_booking):
+    """The receiver refuses a succeeded confirm saved outside atomic: the tutorial's mistake."""
+    booking = make_booking()
+    row = booking.transactions.model(
+        order=booking, kind=K.CONFIRM, status=T.SUCCEEDED, amount=booking.amount, currency="KRW", idempotency_key="x-1"
+    )
+    with pytest.raises(RuntimeError):
+        row.save()
+
+
+@pytest.fixture
+def no_confirm_call(gateway, monkeypatch):
+    """The fake PG as PortOne behaves: the window approves, the server only verifies."""
+    monkeypatch.setattr(gateway, "requires_confirm_call", False)
+    return gateway
+
+
+def test_reload_of_a_failed_order_without_confirm_call_is_refused_not_success(make_booking, pg, no_confirm_call):
+    """Regression: the late-lookup path returned an Outcome without error, so the return view showed success."""
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, Decimal(100))
+    with pytest.raises(AmountMismatch):
+        payments.confirm(booking, payment_id=payment_id)
+    with pytest.raises(OperationRefused) as info:
+        payments.confirm(booking, payment_id=payment_id)  # the buyer reloads the return page
+    assert info.value.code == "AMOUNT_MISMATCH"
+    booking.refresh_from_db()
+    assert booking.status == S.FAILED and pg.count("cancel") == 1
+
+
+def test_a_late_payment_of_an_expired_order_is_given_back_and_refused(make_booking, pg, no_confirm_call):
+    booking = make_booking()
+    payments.expire(booking)
+    payment_id = pg.authorize(booking.order_number, booking.amount)
+    pg.payments[payment_id].state = pg.payments[payment_id].state.__class__.APPROVED  # paid in the window
+    with pytest.raises(OperationRefused) as info:
+        payments.confirm(booking, payment_id=payment_id)
+    assert info.value.code == "NOT_CONFIRMABLE"
+    booking.refresh_from_db()
+    assert booking.status == S.EXPIRED
+    assert ledger(booking)[-1] == (K.COMPENSATE, T.SUCCEEDED, booking.amount)
+    assert pg.payments[payment_id].state.value == "canceled"
+
+
+def test_the_return_page_says_a_charged_mismatch_is_being_cancelled(client, buyer, make_booking, pg):
+    """Nothing was charged only when the mismatch is caught before the PG; otherwise the money is going back."""
+    from urllib.parse import urlencode
+
+    booking = make_booking()
+    client.force_login(buyer)
+    tampered = pg.authorize(booking.order_number, Decimal(100))
+    response = client.get("/pay/fake/return/?" + urlencode({"payment_id": tampered, "order_number": booking.order_number}))
+    assert response.status_code == 400
+    assert b"The payment was not accepted and is being cancelled." in response.content
+    assert b"Nothing was charged" not in response.content
+    assert pg.count("cancel") == 1
+    other = make_booking()
+    refused = client.get("/pay/fake/return/?" + urlencode({"payment_id": "x", "order_number": other.order_number, "amount": "100"}))
+    assert refused.status_code == 400 and b"Nothing was charged." in refused.content

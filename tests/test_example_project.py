@@ -1,0 +1,145 @@
+"""The example project's settings and catalogue (its pages are driven by the e2e tests and ``make demo-check``).
+
+Switching a PG between the sandbox and its real test environment is one
+environment variable per key: these tests load ``settings.py`` with a given
+environment and look at what it configures.
+"""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "example_project"
+SETTINGS = EXAMPLE / "example_project" / "settings.py"
+CATALOGUE = EXAMPLE / "locale" / "ko" / "LC_MESSAGES" / "django.po"
+pytestmark = pytest.mark.skipif(not SETTINGS.exists(), reason="no example_project/ here (the sdist leaves it out)")
+
+VARIABLES = (
+    "DJANGO_DEBUG",
+    "DATABASE_URL",
+    "EXAMPLE_SITE_URL",
+    "EXAMPLE_SANDBOX",
+    "PGPAY_DEFAULT_GATEWAY",
+    "PGPAY_READY_TIMEOUT",
+    "TOSS_CLIENT_KEY",
+    "TOSS_SECRET_KEY",
+    "TOSS_API_BASE",
+    "TOSS_JS_SDK_URL",
+    "TOSS_TIMEOUT",
+    "BOOTPAY_CLIENT_KEY",
+    "BOOTPAY_SECRET_KEY",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+)
+
+
+@pytest.fixture
+def load(monkeypatch):
+    """``settings.py`` executed with exactly these example variables in the environment."""
+
+    def run(**env: str) -> dict:
+        for name in VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return runpy.run_path(str(SETTINGS))
+
+    return run
+
+
+def test_by_default_toss_talks_to_the_sandbox_on_this_server(load):
+    settings = load()
+    toss = settings["PGPAY"]["GATEWAYS"]["toss"]
+    assert toss["CLASS"] == "django_pgpay.gateways.toss.TossGateway"
+    assert toss["OPTIONS"] == {
+        "CLIENT_KEY": "test_ck_sandbox_example_shop",
+        "SECRET_KEY": "test_sk_sandbox_example_shop",
+        "API_BASE": "http://127.0.0.1:8000/sandbox/toss",
+        "JS_SDK_URL": "http://127.0.0.1:8000/sandbox/toss/js/v2/standard",
+    }
+    assert settings["PGPAY"]["DEFAULT_GATEWAY"] == "toss"
+    assert settings["SANDBOX_GATEWAYS"] == ["toss"] and "django_pgpay.sandbox" in settings["INSTALLED_APPS"]
+    # The sandbox accepts exactly the gateway's keys and posts webhooks to the shop's URL.
+    assert settings["PGPAY_SANDBOX"]["TOSS"]["SECRET_KEYS"] == [toss["OPTIONS"]["SECRET_KEY"]]
+    assert settings["PGPAY_SANDBOX"]["TOSS"]["CLIENT_KEYS"] == [toss["OPTIONS"]["CLIENT_KEY"]]
+    assert settings["PGPAY_SANDBOX"]["TOSS"]["WEBHOOK_URL"] == "/pay/toss/webhook/"
+    assert settings["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert settings["DATABASES"]["default"]["NAME"] == str(EXAMPLE / "db.sqlite3")
+
+
+def test_the_server_url_comes_from_the_environment(load):
+    settings = load(EXAMPLE_SITE_URL="http://127.0.0.1:8123/")
+    options = settings["PGPAY"]["GATEWAYS"]["toss"]["OPTIONS"]
+    assert options["API_BASE"] == "http://127.0.0.1:8123/sandbox/toss"
+    assert options["JS_SDK_URL"] == "http://127.0.0.1:8123/sandbox/toss/js/v2/standard"
+    assert settings["PGPAY_SANDBOX"]["SITE_URL"] == "http://127.0.0.1:8123"
+
+
+def test_real_test_keys_switch_toss_to_its_own_test_environment(load):
+    settings = load(TOSS_CLIENT_KEY="test_ck_mine", TOSS_SECRET_KEY="test_sk_mine")
+    options = settings["PGPAY"]["GATEWAYS"]["toss"]["OPTIONS"]
+    # No API_BASE / JS_SDK_URL: the gateway's defaults, https://api.tosspayments.com and js.tosspayments.com.
+    assert options == {"CLIENT_KEY": "test_ck_mine", "SECRET_KEY": "test_sk_mine"}
+    assert settings["SANDBOX_GATEWAYS"] == []
+    assert "test_sk_mine" not in settings["PGPAY_SANDBOX"]["TOSS"]["SECRET_KEYS"]
+
+
+def test_urls_and_timeout_can_be_set_one_by_one(load):
+    settings = load(TOSS_API_BASE="http://proxy.local/toss", TOSS_TIMEOUT="5")
+    options = settings["PGPAY"]["GATEWAYS"]["toss"]["OPTIONS"]
+    assert options["API_BASE"] == "http://proxy.local/toss" and options["TIMEOUT"] == (3.05, 5.0)
+    assert options["JS_SDK_URL"] == "http://127.0.0.1:8000/sandbox/toss/js/v2/standard"
+
+
+def test_one_toss_key_without_the_other_is_refused(load):
+    with pytest.raises(ImproperlyConfigured, match="both TOSS_CLIENT_KEY and TOSS_SECRET_KEY"):
+        load(TOSS_SECRET_KEY="test_sk_mine")
+
+
+def test_without_debug_the_sandbox_is_off_and_real_keys_are_required(load):
+    with pytest.raises(ImproperlyConfigured, match="sandbox is off"):
+        load(DJANGO_DEBUG="0")
+    settings = load(DJANGO_DEBUG="0", TOSS_CLIENT_KEY="live_ck_x", TOSS_SECRET_KEY="live_sk_x")
+    assert "django_pgpay.sandbox" not in settings["INSTALLED_APPS"]
+    # A demo server without DEBUG may still run the sandbox when asked to.
+    demo = load(DJANGO_DEBUG="0", EXAMPLE_SANDBOX="1")
+    assert "django_pgpay.sandbox" in demo["INSTALLED_APPS"] and demo["PGPAY"]["SANDBOX_ALLOW_WITHOUT_DEBUG"] is True
+
+
+def test_each_pg_is_one_more_entry(load):
+    settings = load(BOOTPAY_CLIENT_KEY="bp-client", BOOTPAY_SECRET_KEY="bp-secret", STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRET="whsec_x")
+    gateways = settings["PGPAY"]["GATEWAYS"]
+    assert list(gateways) == ["toss", "bootpay", "stripe"]
+    assert gateways["bootpay"]["OPTIONS"] == {"CLIENT_KEY": "bp-client", "SECRET_KEY": "bp-secret"}
+    assert gateways["stripe"]["OPTIONS"] == {"SECRET_KEY": "sk_test_x", "WEBHOOK_SECRETS": "whsec_x"}
+    assert list(load()["PGPAY"]["GATEWAYS"]) == ["toss"]
+
+
+def test_database_url(load):
+    settings = load(DATABASE_URL="postgres://shop:p%40ss@db.local:5433/example")
+    assert settings["DATABASES"]["default"] == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "example",
+        "USER": "shop",
+        "PASSWORD": "p@ss",
+        "HOST": "db.local",
+        "PORT": "5433",
+    }
+    assert load(DATABASE_URL="sqlite:////tmp/x.sqlite3")["DATABASES"]["default"]["NAME"] == "/tmp/x.sqlite3"
+    with pytest.raises(ImproperlyConfigured):
+        load(DATABASE_URL="mysql://x/y")
+
+
+def test_korean_catalogue_is_complete_and_compiled(tmp_path):
+    text = CATALOGUE.read_text("utf-8")
+    assert "#, fuzzy" not in text
+    stats = subprocess.run(
+        ["msgfmt", "--statistics", "--check", "-o", str(tmp_path / "x.mo"), str(CATALOGUE)], capture_output=True, text=True, check=True
+    )
+    assert "untranslated" not in stats.stderr and "fuzzy" not in stats.stderr, stats.stderr
+    assert (tmp_path / "x.mo").read_bytes() == CATALOGUE.with_suffix(".mo").read_bytes(), "recompile the example's catalogue"

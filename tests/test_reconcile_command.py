@@ -1,0 +1,161 @@
+"""manage.py pgpay_reconcile against a mocked Toss (and the fake PG beside it)."""
+
+import datetime
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from django_pgpay import payments
+from django_pgpay.management.commands.pgpay_reconcile import parse_since
+from django_pgpay.status import OrderStatus as S
+from django_pgpay.status import TransactionKind as K
+from django_pgpay.status import TransactionStatus as T
+from tests.toss_support import BASE, TIMEOUT
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    out, err = StringIO(), StringIO()
+    call_command("pgpay_reconcile", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def past(order):
+    type(order).objects.filter(pk=order.pk).update(expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    order.refresh_from_db()
+
+
+@pytest.fixture
+def more_seats(seat):
+    type(seat).objects.filter(pk=seat.pk).update(remain=10)
+    seat.refresh_from_db()
+    return seat
+
+
+def timed_out_confirm(toss_booking, toss_api, *, after):
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    toss_api.fail_next("confirm", exception=TIMEOUT, after=after)
+    assert payments.confirm(booking, payment_id=key, amount=booking.amount).pending
+    return booking, key
+
+
+def test_a_confirm_toss_approved_becomes_paid(toss_booking, toss_api):
+    booking, key = timed_out_confirm(toss_booking, toss_api, after=True)
+    out, err = run()
+    booking.refresh_from_db()
+    assert booking.status == S.PAID and err == ""
+    assert f"testapp.Booking {booking.order_number} [toss]:" in out and "-> PAID" in out
+    assert "reconciled 1 order(s): 1 changed, 0 unchanged, 0 error(s), 0 skipped" in out
+    # Looked up, not confirmed again.
+    assert len(toss_api.sent("confirm")) == 1 and len(toss_api.sent("lookup")) == 1
+    assert run()[0].startswith("reconciled 0 order(s)")  # idempotent
+
+
+def test_a_confirm_that_never_reached_toss_is_sent_again_with_the_same_key(toss_booking, toss_api):
+    booking, key = timed_out_confirm(toss_booking, toss_api, after=False)
+    run()
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
+    keys = [r.headers["Idempotency-Key"] for r in toss_api.sent("confirm")]
+    assert len(keys) == 2 and len(set(keys)) == 1
+
+
+def test_a_confirm_toss_never_approved_expires_and_returns_the_seat(toss_booking, toss_api, seat):
+    booking, key = timed_out_confirm(toss_booking, toss_api, after=False)
+    toss_api.expire(key)  # Toss's 10-minute window passed
+    past(booking)
+    out, _ = run()
+    booking.refresh_from_db()
+    assert booking.status == S.EXPIRED and "-> EXPIRED" in out
+    assert booking.transactions.get().status == T.FAILED
+    seat.refresh_from_db()
+    assert seat.remain == 3
+    run()
+    seat.refresh_from_db()
+    assert seat.remain == 3  # returned once
+
+
+def test_an_abandoned_checkout_expires_with_its_seat(toss_booking, toss_api, seat):
+    booking = toss_booking()
+    past(booking)
+    run()
+    booking.refresh_from_db()
+    assert booking.status == S.EXPIRED
+    assert [r.url for r in toss_api.requests] == [f"{BASE}/v1/payments/orders/{booking.order_number}"]
+    seat.refresh_from_db()
+    assert seat.remain == 3
+
+
+def test_dry_run_calls_nothing_and_changes_nothing(toss_booking, toss_api):
+    booking, key = timed_out_confirm(toss_booking, toss_api, after=True)
+    before = len(toss_api.requests)
+    out, _ = run("--dry-run")
+    assert f"would visit testapp.Booking {booking.order_number} [toss] (READY)" in out
+    assert "dry run: 1 order(s) would be visited" in out
+    assert len(toss_api.requests) == before
+    booking.refresh_from_db()
+    assert booking.status == S.READY and booking.transactions.get().status == T.UNKNOWN
+
+
+def test_a_toss_that_is_down_is_reported_not_a_crash(toss_booking, toss_api, make_booking, pg, more_seats):
+    first, _ = timed_out_confirm(toss_booking, toss_api, after=True)
+    second, _ = timed_out_confirm(toss_booking, toss_api, after=True)
+    fake = make_booking()
+    past(fake)
+    toss_api.fail_next("lookup", exception=TIMEOUT)
+    out, err = run()
+    assert "PG unavailable (TIMEOUT); its other orders are skipped this run" in err
+    assert "1 error(s), 1 skipped" in out and "unavailable: toss (TIMEOUT)" in out
+    for booking in (first, second):
+        booking.refresh_from_db()
+        assert booking.status == S.READY and booking.transactions.get().status == T.UNKNOWN
+    fake.refresh_from_db()
+    assert fake.status == S.EXPIRED  # the other gateway's orders still ran
+    toss_api.fail_next("lookup", exception=TIMEOUT)
+    with pytest.raises(CommandError):
+        run("--fail-on-error")
+
+
+def test_gateway_and_model_filters(toss_booking, toss_api, make_booking, more_seats):
+    booking, _ = timed_out_confirm(toss_booking, toss_api, after=True)
+    fake = make_booking()
+    past(fake)
+    out, _ = run("--gateway", "fake")
+    booking.refresh_from_db()
+    fake.refresh_from_db()
+    assert booking.status == S.READY and fake.status == S.EXPIRED
+    out, _ = run("--model", "testapp.CartOrder")
+    booking.refresh_from_db()
+    assert booking.status == S.READY and "reconciled 0 order(s)" in out
+    with pytest.raises(CommandError):
+        run("--model", "testapp.Seat")
+
+
+def test_deep_since_finds_a_cancel_made_in_the_dashboard(toss_booking, toss_api, seat):
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    payments.confirm(booking, payment_id=key, amount=booking.amount)
+    toss_api.cancel_in_dashboard(key, 5000)
+    run()  # nothing open: not visited
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
+    out, _ = run("--deep-since", "1d")
+    booking.refresh_from_db()
+    assert booking.status == S.PARTIAL_CANCELED and booking.canceled_amount == 5000
+    assert booking.transactions.get(kind=K.SYNC).amount == 5000
+
+
+def test_parse_since():
+    now = timezone.now()
+    assert abs((now - parse_since("7d")) - datetime.timedelta(days=7)) < datetime.timedelta(seconds=5)
+    assert abs((now - parse_since("12h")) - datetime.timedelta(hours=12)) < datetime.timedelta(seconds=5)
+    assert parse_since("2025-01-31") == timezone.make_aware(datetime.datetime(2025, 1, 31))
+    assert parse_since("2025-01-31T09:00:00+09:00") == datetime.datetime(2025, 1, 31, 0, 0, tzinfo=datetime.timezone.utc)
+    for bad in ("yesterday", "7w", "2025-13-01", ""):
+        with pytest.raises(CommandError):
+            parse_since(bad)

@@ -1,0 +1,452 @@
+"""Seed 002's shop flow through our views with Stripe mocked: order -> Checkout -> paid (webhook or return, once) -> refunded."""
+
+import datetime
+import json
+import threading
+from decimal import Decimal
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from django.db import connection, connections
+from django.test import Client
+from django.utils import timezone
+
+from django_pgpay import payments
+from django_pgpay.exceptions import CancelRefused
+from django_pgpay.signals import payment_confirmed
+from django_pgpay.status import OrderStatus as S
+from django_pgpay.status import TransactionKind as K
+from django_pgpay.status import TransactionSource
+from django_pgpay.status import TransactionStatus as T
+from tests.stripe_support import AUTH, TIMEOUT
+from tests.testapp.models import CartOrder, Product
+
+pytestmark = pytest.mark.django_db
+
+WEBHOOK = "/pay/stripe/webhook/"
+
+
+@pytest.fixture
+def book(db):
+    return Product.objects.create(name="Django 5 By Example", price=Decimal("10.50"))
+
+
+@pytest.fixture
+def krw_book(db):
+    return Product.objects.create(name="장고 책", price=Decimal("15000"))
+
+
+@pytest.fixture
+def usd(settings):
+    settings.PGPAY = {**settings.PGPAY, "CURRENCY": "USD"}
+
+
+@pytest.fixture
+def confirmed():
+    """Orders announced by ``payment_confirmed`` (sent on commit: run the steps under ``committed``)."""
+    seen = []
+
+    def receiver(sender, order, **kwargs):
+        seen.append(order.order_number)
+
+    payment_confirmed.connect(receiver)
+    yield seen
+    payment_confirmed.disconnect(receiver)
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """``with committed():`` runs the on-commit callbacks of the steps inside (the test's transaction never commits)."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def buyer_client(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def checkout(client, product, quantity=1):
+    """POST the shop's checkout: the browser is sent to Stripe's hosted page."""
+    response = client.post(f"/shop/{product.pk}/{quantity}/stripe/")
+    assert response.status_code == 302, response.content
+    order = CartOrder.objects.order_by("-pk").first()
+    return order, response["Location"]
+
+
+def back_from_stripe(client, api, order):
+    """Stripe redirects the buyer to success_url with ``{CHECKOUT_SESSION_ID}`` filled in."""
+    session = api.session_of(order)
+    return client.get(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]))
+
+
+def deliver(api, event_type, obj, **sign):
+    body, header = api.event(event_type, obj, **sign)
+    return Client(enforce_csrf_checks=True).post(WEBHOOK, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+
+
+def form(request):
+    return dict(parse_qsl(request.body if isinstance(request.body, str) else request.body.decode(), keep_blank_values=True))
+
+
+def ledger(order):
+    return [(r.kind, r.status, r.amount) for r in order.transactions.order_by("pk")]
+
+
+# --- the seed flow ----------------------------------------------------------------------------------
+
+
+def test_usd_order_paid_by_webhook_first_then_the_return_then_refunded_in_part(buyer, staff, book, usd, stripe_api, confirmed, committed):
+    client = buyer_client(buyer)
+    order, location = checkout(client, book)
+    (create,) = stripe_api.sent("create")
+    session = stripe_api.session_of(order)
+    assert location == session["url"] and location.startswith("https://checkout.stripe.com/c/pay/cs_test_")
+    sent = form(create)
+    assert create.headers["Authorization"] == AUTH
+    assert sent["line_items[0][price_data][unit_amount]"] == "1050"  # USD 10.50 -> 1050 cents
+    assert sent["line_items[0][price_data][currency]"] == "usd"
+    assert sent["line_items[0][price_data][product_data][name]"] == "Django 5 By Example"
+    assert sent["client_reference_id"] == sent["metadata[order_id]"] == sent["payment_intent_data[metadata][order_id]"] == order.order_number
+    assert sent["success_url"] == f"http://testserver/pay/stripe/return/?order_id={order.order_number}&session_id={{CHECKOUT_SESSION_ID}}"
+    assert sent["cancel_url"] == f"http://testserver/pay/stripe/fail/?order_id={order.order_number}&code=PAY_PROCESS_CANCELED"
+    order.refresh_from_db()
+    assert (order.status, order.amount, order.currency) == (S.READY, Decimal("10.50"), "USD")
+    assert order.pg_data == {"stripe_session_id": session["id"]}
+
+    intent_id = stripe_api.pay(session["id"])
+    with committed():
+        response = deliver(stripe_api, "checkout.session.completed", session)
+    assert response.status_code == 200 and json.loads(response.content) == {"received": True}
+    assert stripe_api.sent("session") == []  # a signed event is applied as sent
+    order.refresh_from_db()
+    assert (order.status, order.pg_payment_id) == (S.PAID, intent_id)
+
+    with committed():
+        done = back_from_stripe(client, stripe_api, order)
+    assert done.status_code == 200 and b"Payment complete" in done.content
+    assert stripe_api.sent("session") == []  # the return is the same payment: replayed, Stripe not asked
+    assert ledger(order) == [(K.CONFIRM, T.SUCCEEDED, Decimal("10.50")), (K.WEBHOOK, T.SUCCEEDED, Decimal("10.50"))]
+    assert confirmed == [order.order_number]
+
+    outcome = payments.cancel(order, "3.50", reason="파손된 책", source=TransactionSource.STAFF, actor=staff)
+    (refund,) = stripe_api.sent("refund")
+    row = outcome.transaction
+    assert form(refund) == {
+        "payment_intent": intent_id,
+        "amount": "350",
+        "metadata[idempotency_key]": row.idempotency_key,
+        "metadata[order_id]": order.order_number,
+        "metadata[reason]": "파손된 책",
+    }
+    assert refund.headers["Idempotency-Key"] == row.idempotency_key
+    order.refresh_from_db()
+    assert (order.status, order.canceled_amount, order.balance) == (S.PARTIAL_CANCELED, Decimal("3.50"), Decimal("7.00"))
+    assert (row.kind, row.status, row.amount) == (K.CANCEL, T.SUCCEEDED, Decimal("3.50"))
+    assert row.pg_transaction_id.startswith("re_")
+
+    # Stripe tells us about our own refund: recognised by its id, not counted twice.
+    charge = stripe_api.charges[stripe_api.intents[intent_id]["latest_charge"]]
+    assert deliver(stripe_api, "charge.refunded", charge).status_code == 200
+    order.refresh_from_db()
+    assert order.canceled_amount == Decimal("3.50") and not order.transactions.filter(kind=K.SYNC).exists()
+
+
+def test_krw_order_paid_by_the_return_first_then_the_webhook(buyer, krw_book, stripe_api, confirmed, committed):
+    client = buyer_client(buyer)
+    order, _ = checkout(client, krw_book)
+    assert form(stripe_api.sent("create")[0])["line_items[0][price_data][unit_amount]"] == "15000"  # KRW is zero-decimal
+    session = stripe_api.session_of(order)
+    intent_id = stripe_api.pay(session["id"])
+
+    with committed():
+        done = back_from_stripe(client, stripe_api, order)
+    assert done.status_code == 200 and b"Payment complete" in done.content
+    (retrieve,) = stripe_api.sent("session")
+    assert urlsplit(retrieve.url).path == f"/v1/checkout/sessions/{session['id']}"
+    order.refresh_from_db()
+    assert (order.status, order.pg_payment_id, order.amount) == (S.PAID, intent_id, Decimal(15000))
+    assert order.method == "card" and order.receipt_url.startswith("https://pay.stripe.com/receipts/")
+    row = order.transactions.get(kind=K.CONFIRM)
+    assert row.idempotency_key == payments.confirm_key(order.order_number, session["id"]) and row.pg_payment_id == intent_id
+
+    with committed():
+        assert deliver(stripe_api, "checkout.session.completed", session).status_code == 200
+        assert back_from_stripe(client, stripe_api, order).status_code == 200  # a reload
+    assert len(stripe_api.sent("session")) == 1
+    assert ledger(order) == [(K.CONFIRM, T.SUCCEEDED, Decimal(15000)), (K.WEBHOOK, T.SUCCEEDED, Decimal(15000))]
+    assert order.transactions.get(kind=K.WEBHOOK).reason == "no change"
+    assert confirmed == [order.order_number]
+
+    payments.cancel(order, 5000, reason="부분 환불")
+    assert form(stripe_api.sent("refund")[0])["amount"] == "5000"
+    order.refresh_from_db()
+    assert (order.status, order.canceled_amount) == (S.PARTIAL_CANCELED, Decimal(5000))
+    payments.cancel(order, reason="나머지 환불")
+    assert form(stripe_api.sent("refund")[1])["amount"] == "10000"
+    order.refresh_from_db()
+    assert (order.status, order.canceled_amount, order.balance) == (S.CANCELED, Decimal(15000), 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.concurrency
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite cannot show row locks; CI runs this on PostgreSQL and MariaDB")
+def test_return_and_webhook_at_the_same_instant_pay_once(buyer, krw_book, stripe_api):
+    confirmed = []
+    payment_confirmed.connect(lambda sender, order, **kw: confirmed.append(order.order_number), weak=False, dispatch_uid="stripe-race")
+    try:
+        orders = []
+        for _round in range(3):
+            client = buyer_client(buyer)
+            order, _ = checkout(client, krw_book)
+            session = stripe_api.session_of(order)
+            stripe_api.pay(session["id"])
+            body, header = stripe_api.event("checkout.session.completed", session)
+            barrier = threading.Barrier(2)
+            statuses = []
+
+            def browser():
+                try:
+                    barrier.wait()
+                    statuses.append(back_from_stripe(client, stripe_api, order).status_code)
+                finally:
+                    connections.close_all()
+
+            def stripe_server():
+                try:
+                    barrier.wait()
+                    statuses.append(Client().post(WEBHOOK, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header).status_code)
+                finally:
+                    connections.close_all()
+
+            threads = [threading.Thread(target=browser), threading.Thread(target=stripe_server)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert sorted(statuses) == [200, 200]
+            order.refresh_from_db()
+            assert order.status == S.PAID
+            assert order.transactions.filter(kind=K.CONFIRM, status=T.SUCCEEDED).count() == 1
+            assert not order.transactions.filter(status__in=(T.PENDING, T.UNKNOWN)).exists()
+            orders.append(order.order_number)  # the next round's checkout makes a new order: this one is paid
+        assert sorted(confirmed) == sorted(orders)
+    finally:
+        payment_confirmed.disconnect(dispatch_uid="stripe-race")
+
+
+# --- the return and cancel URLs -------------------------------------------------------------------------
+
+
+def test_the_cancel_url_shows_our_message_and_keeps_the_order(buyer, book, usd, stripe_api):
+    client = buyer_client(buyer)
+    order, _ = checkout(client, book)
+    response = client.get(stripe_api.session_of(order)["cancel_url"])
+    assert response.status_code == 200 and b"You closed the payment window" in response.content
+    order.refresh_from_db()
+    assert order.status == S.READY and order.transactions.count() == 0
+    assert stripe_api.sent("session") == []
+
+
+def test_a_paid_session_of_another_order_on_the_return_is_refused(buyer, book, usd, stripe_api):
+    client = buyer_client(buyer)
+    paid, _ = checkout(client, book)
+    stripe_api.pay(stripe_api.session_of(paid)["id"])
+    other, _ = checkout(client, book, quantity=2)
+    response = client.get(f"/pay/stripe/return/?order_id={other.order_number}&session_id={stripe_api.session_of(paid)['id']}")
+    assert response.status_code == 400 and b"belongs to another order" in response.content
+    other.refresh_from_db()
+    assert other.status == S.READY and other.pg_payment_id == ""
+    assert other.transactions.get().status == T.FAILED
+    assert stripe_api.sent("refund") == []
+
+
+@pytest.mark.parametrize("session_id", ["cs_test_doesNotExist", "{CHECKOUT_SESSION_ID}"])
+def test_bad_session_ids_on_the_return(buyer, book, usd, stripe_api, session_id):
+    client = buyer_client(buyer)
+    order, _ = checkout(client, book)
+    response = client.get(f"/pay/stripe/return/?order_id={order.order_number}&session_id={session_id}")
+    assert response.status_code in (400, 404)
+    order.refresh_from_db()
+    assert order.status == S.READY
+
+
+def test_an_open_session_on_the_return_is_pending_until_paid(buyer, book, usd, stripe_api):
+    client = buyer_client(buyer)
+    order, _ = checkout(client, book)
+    session = stripe_api.session_of(order)
+    assert back_from_stripe(client, stripe_api, order).status_code == 202  # not paid yet
+    stripe_api.pay(session["id"])
+    assert deliver(stripe_api, "checkout.session.completed", session).status_code == 200
+    order.refresh_from_db()
+    assert order.status == S.PAID
+    assert [(r.kind, r.status) for r in order.transactions.order_by("pk")] == [(K.CONFIRM, T.SUCCEEDED), (K.WEBHOOK, T.SUCCEEDED)]
+
+
+def test_checkout_reuses_the_open_session(buyer, book, usd, stripe_api):
+    client = buyer_client(buyer)
+    order, first = checkout(client, book)
+    again, second = checkout(client, book)
+    assert again == order and first == second
+    assert len(stripe_api.sent("create")) == 1 and len(stripe_api.sent("session")) == 1
+
+
+def test_checkout_again_after_paying_goes_to_the_return(buyer, book, usd, stripe_api):
+    """The buyer paid but closed the tab before the return, and no webhook came yet."""
+    client = buyer_client(buyer)
+    order, _ = checkout(client, book)
+    stripe_api.pay(stripe_api.session_of(order)["id"])
+    _, location = checkout(client, book)
+    assert location.startswith("http://testserver/pay/stripe/return/")
+    assert client.get(location).status_code == 200
+    order.refresh_from_db()
+    assert order.status == S.PAID and len(stripe_api.sent("create")) == 1
+
+
+# --- money the shop must not keep ---------------------------------------------------------------------------
+
+
+def test_an_expired_checkout_is_closed_at_stripe_and_cannot_be_paid(buyer, book, usd, stripe_api):
+    client = buyer_client(buyer)
+    order, _ = checkout(client, book)
+    session = stripe_api.session_of(order)
+    CartOrder.objects.filter(pk=order.pk).update(expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    order.refresh_from_db()
+    outcome = payments.reconcile(order)
+    assert order.status == S.EXPIRED and "status EXPIRED" in outcome.changes
+    (expire,) = stripe_api.sent("expire")
+    assert urlsplit(expire.url).path == f"/v1/checkout/sessions/{session['id']}/expire"
+    assert session["status"] == "expired"
+    # Stripe reports the expiry: nothing more to do.
+    assert deliver(stripe_api, "checkout.session.expired", session).status_code == 200
+    order.refresh_from_db()
+    assert order.status == S.EXPIRED
+
+
+def test_a_payment_for_an_order_that_expired_meanwhile_is_given_back(buyer, book, usd, stripe_api):
+    client = buyer_client(buyer)
+    order, _ = checkout(client, book)
+    session = stripe_api.session_of(order)
+    payments.expire(order)  # the order gave up just before the buyer paid
+    intent_id = stripe_api.pay(session["id"])
+    assert deliver(stripe_api, "checkout.session.completed", session).status_code == 200
+    order.refresh_from_db()
+    assert order.status == S.EXPIRED
+    (refund,) = stripe_api.sent("refund")
+    row = order.transactions.get(kind=K.COMPENSATE)
+    assert form(refund)["payment_intent"] == intent_id and form(refund)["amount"] == "1050"
+    assert refund.headers["Idempotency-Key"] == row.idempotency_key and row.status == T.SUCCEEDED
+    assert stripe_api.charges[stripe_api.intents[intent_id]["latest_charge"]]["refunded"]
+
+
+def test_the_return_after_expiry_looks_the_payment_up_and_gives_it_back(buyer, book, usd, stripe_api):
+    client = buyer_client(buyer)
+    order, _ = checkout(client, book)
+    payments.expire(order)
+    stripe_api.pay(stripe_api.session_of(order)["id"])
+    response = back_from_stripe(client, stripe_api, order)
+    assert response.status_code in (200, 409)
+    assert len(stripe_api.sent("refund")) == 1
+    order.refresh_from_db()
+    assert order.status == S.EXPIRED
+
+
+def test_an_amount_stripe_charged_that_the_order_did_not_ask_for_is_refunded(buyer, book, usd, stripe_api):
+    client = buyer_client(buyer)
+    order, _ = checkout(client, book)
+    session = stripe_api.session_of(order)
+    session.update(amount_total=100, amount_subtotal=100)  # a tampered price at Stripe
+    stripe_api.pay(session["id"])
+    response = back_from_stripe(client, stripe_api, order)
+    assert response.status_code == 400 and b"does not match" in response.content
+    order.refresh_from_db()
+    assert order.status == S.FAILED
+    assert form(stripe_api.sent("refund")[0])["amount"] == "100"
+
+
+# --- refunds the answer of which was lost, made in the Dashboard, or refused -------------------------------------
+
+
+@pytest.fixture
+def paid_order(buyer, krw_book, stripe_api):
+    client = buyer_client(buyer)
+    order, _ = checkout(client, krw_book)
+    stripe_api.pay(stripe_api.session_of(order)["id"])
+    assert back_from_stripe(client, stripe_api, order).status_code == 200
+    order.refresh_from_db()
+    assert order.status == S.PAID
+    return order
+
+
+def test_a_refund_whose_answer_was_lost_is_found_by_its_key_not_sent_again(paid_order, stripe_api):
+    stripe_api.fail_next("refund", exception=TIMEOUT, after=True)
+    outcome = payments.cancel(paid_order, 4000, reason="x")
+    assert outcome.pending and outcome.transaction.status == T.UNKNOWN
+    payments.reconcile(paid_order)
+    row = paid_order.transactions.get(kind=K.CANCEL)
+    assert row.status == T.SUCCEEDED and row.pg_transaction_id.startswith("re_")
+    assert len(stripe_api.sent("refund")) == 1
+    assert (paid_order.status, paid_order.canceled_amount) == (S.PARTIAL_CANCELED, Decimal(4000))
+    assert not paid_order.transactions.filter(kind=K.SYNC).exists()
+
+
+def test_a_dashboard_refund_reaches_the_ledger_once(paid_order, stripe_api):
+    refund = stripe_api.refund_in_dashboard(paid_order.pg_payment_id, 6000)
+    charge = stripe_api.charges[refund["charge"]]
+    first = deliver(stripe_api, "charge.refunded", charge)
+    second = deliver(stripe_api, "charge.refunded", charge)  # another event about the same refund
+    assert first.status_code == second.status_code == 200
+    paid_order.refresh_from_db()
+    assert (paid_order.status, paid_order.canceled_amount) == (S.PARTIAL_CANCELED, Decimal(6000))
+    sync = paid_order.transactions.get(kind=K.SYNC)
+    assert (sync.amount, sync.pg_transaction_id, sync.source) == (Decimal(6000), refund["id"], TransactionSource.WEBHOOK)
+    payments.reconcile(paid_order, deep=True)
+    assert paid_order.transactions.filter(kind=K.SYNC).count() == 1 and paid_order.canceled_amount == Decimal(6000)
+
+
+def test_a_refund_beyond_what_stripe_has_left_is_refused_and_changes_nothing(paid_order, stripe_api):
+    stripe_api.refund_in_dashboard(paid_order.pg_payment_id, 12000)  # no webhook reached us
+    with pytest.raises(CancelRefused) as info:
+        payments.cancel(paid_order, 5000, reason="x")
+    assert info.value.code == "amount_too_large"
+    paid_order.refresh_from_db()
+    assert (paid_order.status, paid_order.canceled_amount) == (S.PAID, 0)
+    assert paid_order.transactions.get(kind=K.CANCEL).status == T.FAILED
+
+
+def test_a_refund_of_a_payment_stripe_already_refunded_applies_what_stripe_says(paid_order, stripe_api):
+    stripe_api.refund_in_dashboard(paid_order.pg_payment_id)
+    outcome = payments.cancel(paid_order, reason="x")
+    assert outcome.transaction.status == T.FAILED  # our request did nothing ...
+    paid_order.refresh_from_db()
+    assert (paid_order.status, paid_order.canceled_amount) == (S.CANCELED, Decimal(15000))  # ... but the order follows Stripe
+    assert paid_order.transactions.get(kind=K.SYNC).amount == Decimal(15000)
+
+
+def test_a_double_submitted_refund_is_made_once(paid_order, stripe_api):
+    first = payments.cancel(paid_order, 1000, reason="x", idempotency_key="form-1")
+    again = payments.cancel(paid_order, 1000, reason="x", idempotency_key="form-1")
+    assert again.replayed and again.transaction == first.transaction
+    assert len(stripe_api.sent("refund")) == 1
+
+
+# --- delayed payment methods ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("succeed", [True, False])
+def test_a_delayed_payment_is_pending_until_stripe_settles_it(buyer, krw_book, stripe_api, succeed):
+    client = buyer_client(buyer)
+    order, _ = checkout(client, krw_book)
+    session = stripe_api.session_of(order)
+    stripe_api.pay(session["id"], delayed=True)
+    assert deliver(stripe_api, "checkout.session.completed", session).status_code == 200
+    assert back_from_stripe(client, stripe_api, order).status_code == 202
+    order.refresh_from_db()
+    assert order.status == S.READY
+    stripe_api.settle_delayed(session["id"], succeed=succeed)
+    event = "checkout.session.async_payment_succeeded" if succeed else "checkout.session.async_payment_failed"
+    assert deliver(stripe_api, event, session).status_code == 200
+    order.refresh_from_db()
+    assert order.status == (S.PAID if succeed else S.FAILED)
+    assert order.transactions.filter(kind=K.CONFIRM, status=T.SUCCEEDED).count() == (1 if succeed else 0)
+    assert not order.transactions.filter(status__in=(T.PENDING, T.UNKNOWN)).exists()

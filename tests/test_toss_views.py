@@ -1,0 +1,487 @@
+"""The seed tutorial's flow through our views, with Toss mocked: checkout, return (confirm) and cancel."""
+
+import datetime
+import json
+import re
+import threading
+from decimal import Decimal
+from urllib.parse import urlencode
+
+import pytest
+from django.db import connection, connections
+from django.test import Client
+from django.utils import timezone
+
+from django_pgpay import payments
+from django_pgpay.status import OrderStatus as S
+from django_pgpay.status import TransactionKind as K
+from django_pgpay.status import TransactionStatus as T
+from tests.testapp.models import Booking
+from tests.toss_support import AUTH, BASE, CLIENT_KEY, SECRET_KEY, TIMEOUT
+
+pytestmark = pytest.mark.django_db
+
+#: SQL queries of one confirm through ReturnView (session and user included); docs/views.rst states it.
+CONFIRM_QUERIES = 24
+
+
+def return_url(booking, key, amount=None):
+    amount = booking.amount if amount is None else amount
+    return "/pay/toss/return/?" + urlencode({"paymentKey": key, "orderId": booking.order_number, "amount": str(int(amount))})
+
+
+def csrf_client(user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+def cancel_form(client, booking, *, partial=False):
+    """The fields of the booking's cancel form on the history page (the full or the partial one)."""
+    page = client.get("/history/").content.decode()
+    block = page.split(f'id="booking-{booking.order_number}"', 1)[1].split("</li>", 1)[0]
+    forms = re.findall(r"<form.*?</form>", block, re.S)
+    form = next(f for f in forms if ('name="amount"' in f) == partial)
+    action = re.search(r'action="([^"]+)"', form).group(1)
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+    return action, fields
+
+
+def ledger(order):
+    return [(r.kind, r.status, r.amount) for r in order.transactions.order_by("pk")]
+
+
+# --- the seed flow ----------------------------------------------------------------------
+
+
+def test_book_pay_confirm_history_cancel(buyer, seat, toss_api):
+    """Seed 001 then 000: book -> pay -> confirm -> history shows PAID -> cancel -> CANCELED, seat back."""
+    client = csrf_client(buyer)
+    start = client.get(f"/book/{seat.pk}/toss/")
+    assert start.status_code == 200 and not Booking.objects.exists()  # GET changes nothing
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', start.content.decode()).group(1)
+
+    page = client.post(f"/book/{seat.pk}/toss/", {"csrfmiddlewaretoken": token})
+    assert page.status_code == 200
+    booking = Booking.objects.get()
+    assert (booking.status, booking.gateway, booking.user, booking.amount) == (S.READY, "toss", buyer, Decimal(20000))
+    seat.refresh_from_db()
+    assert seat.remain == 2
+    html = page.content.decode()
+    assert '<script src="https://js.tosspayments.com/v2/standard"></script>' in html
+    assert "TossPayments(params.clientKey).payment(" in html and ".requestPayment(request)" in html
+    params = json.loads(re.search(r'<script id="pgpay-toss-params" type="application/json">(.*?)</script>', html, re.S).group(1))
+    assert params["clientKey"] == CLIENT_KEY and SECRET_KEY not in html
+    assert params["orderId"] == booking.order_number and params["amount"] == {"currency": "KRW", "value": 20000}
+    assert params["successUrl"] == "http://testserver/pay/toss/return/"
+    assert params["failUrl"] == "http://testserver/pay/toss/fail/"
+
+    # The buyer pays in Toss's window, which redirects to successUrl.
+    key = toss_api.authorize(booking)
+    done = client.get(params["successUrl"] + "?" + urlencode({"paymentKey": key, "orderId": booking.order_number, "amount": "20000"}))
+    assert done.status_code == 200 and b"Payment complete" in done.content
+    (request,) = toss_api.sent("confirm")
+    row = booking.transactions.get(kind=K.CONFIRM)
+    assert request.url == f"{BASE}/v1/payments/confirm"
+    assert request.body == f'{{"paymentKey": "{key}", "orderId": "{booking.order_number}", "amount": 20000}}'.encode()
+    assert request.headers["Authorization"] == AUTH
+    assert request.headers["Idempotency-Key"] == row.idempotency_key == payments.confirm_key(booking.order_number, key)
+    booking.refresh_from_db()
+    assert booking.status == S.PAID and booking.pg_payment_id == key and booking.paid_at is not None
+    assert booking.method == "카드" and booking.receipt_url.startswith("https://dashboard.tosspayments.com/")
+
+    history = client.get("/history/").content.decode()
+    assert '<span class="status-code">PAID</span>' in history and '<span class="status">Paid</span>' in history
+
+    action, fields = cancel_form(client, booking)
+    assert action == f"/pay/cancel/{booking.order_number}/"
+    response = client.post(action, fields)
+    assert response.status_code == 302 and response["Location"] == "/history/"
+    (request,) = toss_api.sent("cancel")
+    cancel_row = booking.transactions.get(kind=K.CANCEL)
+    assert request.url == f"{BASE}/v1/payments/{key}/cancel"
+    assert json.loads(request.body) == {"cancelReason": "Cancelled by the customer"}  # no cancelAmount: in full
+    assert request.headers["Idempotency-Key"] == cancel_row.idempotency_key
+    assert cancel_row.idempotency_key == f"{booking.order_number}-cancel-{fields['token']}"
+    booking.refresh_from_db()
+    assert booking.status == S.CANCELED and booking.canceled_at is not None and booking.balance == 0
+    seat.refresh_from_db()
+    assert seat.remain == 3
+    history = client.get("/history/").content.decode()
+    assert "The payment was cancelled." in history and '<span class="status-code">CANCELED</span>' in history
+    assert "pgpay-cancel-form" not in history
+
+
+def test_confirm_costs_a_bounded_number_of_queries(client, buyer, toss_booking, toss_api, django_assert_max_num_queries):
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    client.force_login(buyer)
+    with django_assert_max_num_queries(CONFIRM_QUERIES):
+        response = client.get(return_url(booking, key))
+    assert response.status_code == 200
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
+
+
+# --- the return URL ---------------------------------------------------------------------
+
+
+def test_tampered_amount_is_refused_before_any_toss_call(client, buyer, toss_booking, toss_api):
+    booking = toss_booking()
+    key = toss_api.authorize(booking, amount=100)
+    client.force_login(buyer)
+    response = client.get(return_url(booking, key, amount=100))
+    assert response.status_code == 400
+    assert b"does not match the order" in response.content
+    assert toss_api.requests == []
+    booking.refresh_from_db()
+    assert booking.status == S.READY and booking.transactions.count() == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"paymentKey": "tgen_x", "orderId": "NO_SUCH_ORDER_1", "amount": "20000"},
+        {"paymentKey": "tgen_x", "orderId": "../../etc", "amount": "20000"},
+        {"paymentKey": "tgen_x", "orderId": "ORDER_1", "amount": "20,000"},
+        {"orderId": "ORDER_1", "amount": "20000"},
+    ],
+)
+def test_bad_returns_are_4xx_without_toss_calls(client, buyer, toss_booking, toss_api, query):
+    toss_booking()
+    client.force_login(buyer)
+    response = client.get("/pay/toss/return/?" + urlencode(query))
+    assert response.status_code in (400, 404)
+    assert toss_api.requests == []
+
+
+def test_an_order_of_another_gateway_is_not_found_on_the_toss_return(client, buyer, make_booking, toss_api):
+    booking = make_booking()  # pays through the fake gateway
+    response = client.get(return_url(booking, "tgen_x"))
+    assert response.status_code == 404 and toss_api.requests == []
+    assert client.get("/pay/nope/return/?paymentKey=x&orderId=y&amount=1").status_code == 404
+
+
+def test_reload_after_success_shows_success_again(client, buyer, toss_booking, toss_api):
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    client.force_login(buyer)
+    first = client.get(return_url(booking, key))
+    again = client.get(return_url(booking, key))
+    assert first.status_code == again.status_code == 200
+    assert b"Payment complete" in again.content
+    assert len(toss_api.sent("confirm")) == 1
+    assert ledger(booking) == [(K.CONFIRM, T.SUCCEEDED, Decimal(20000))]
+
+
+def test_decline_shows_failure_and_returns_the_seat(client, buyer, toss_booking, toss_api, seat):
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    toss_api.fail_next("confirm", "REJECT_CARD_COMPANY")
+    client.force_login(buyer)
+    response = client.get(return_url(booking, key))
+    assert response.status_code == 402
+    assert "결제 승인이 거절되었습니다" in response.content.decode()
+    booking.refresh_from_db()
+    assert booking.status == S.FAILED
+    assert booking.transactions.get().error_code == "REJECT_CARD_COMPANY"
+    seat.refresh_from_db()
+    assert seat.remain == 3
+    # A reload does not call Toss again.
+    assert client.get(return_url(booking, key)).status_code in (402, 409)
+    assert len(toss_api.sent("confirm")) == 1
+
+
+def test_already_processed_payment_is_answered_by_a_lookup(client, buyer, toss_booking, toss_api):
+    """Toss approved this payment already (another tab, a crashed process): look it up, do not fail."""
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    toss_api.payments[key].update(status="DONE", approvedAt="2024-06-11T15:14:42+09:00")
+    client.force_login(buyer)
+    response = client.get(return_url(booking, key))
+    assert response.status_code == 200
+    assert [r.method for r in toss_api.requests] == ["POST", "GET"]
+    assert toss_api.requests[1].url == f"{BASE}/v1/payments/{key}"
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
+
+
+def test_lost_confirm_answer_shows_pending_then_the_reload_looks_it_up(client, buyer, toss_booking, toss_api):
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    toss_api.fail_next("confirm", exception=TIMEOUT, after=True)
+    client.force_login(buyer)
+    response = client.get(return_url(booking, key))
+    assert response.status_code == 202 and b"being confirmed" in response.content
+    assert ledger(booking) == [(K.CONFIRM, T.UNKNOWN, Decimal(20000))]
+    again = client.get(return_url(booking, key))
+    assert again.status_code == 200
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
+    # The reload looked the payment up; it did not confirm blindly with a new key.
+    confirms = toss_api.sent("confirm")
+    assert {r.headers["Idempotency-Key"] for r in confirms} == {booking.transactions.get().idempotency_key}
+
+
+def test_fail_url_shows_our_message_not_the_query_text(client, buyer, toss_booking, toss_api):
+    booking = toss_booking()
+    query = urlencode({"code": "PAY_PROCESS_CANCELED", "message": "<b>call 010-0000-0000 for a refund</b>", "orderId": booking.order_number})
+    response = client.get(f"/pay/toss/fail/?{query}")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "You closed the payment window" in text and "call 010" not in text
+    booking.refresh_from_db()
+    assert booking.status == S.READY and toss_api.requests == []
+
+
+def test_return_in_another_browser_confirms_but_shows_no_details(toss_booking, toss_api):
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    response = Client().get(return_url(booking, key))  # not logged in
+    assert response.status_code == 200
+    assert booking.order_number.encode() not in response.content
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
+
+
+def test_virtual_account_return_shows_the_account(client, buyer, toss_booking, toss_api):
+    booking = toss_booking()
+    key = toss_api.authorize(booking, virtual_account=True)
+    client.force_login(buyer)
+    response = client.get(return_url(booking, key))
+    assert response.status_code == 200 and b"X6505636518308" in response.content
+    booking.refresh_from_db()
+    assert booking.status == S.WAITING_FOR_DEPOSIT and booking.paid_at is None
+    assert booking.expires_at == datetime.datetime(2024, 6, 18, 14, 59, 59, tzinfo=datetime.timezone.utc)
+    assert booking.pg_data["toss_secret_sha256"] and toss_api.payments[key]["secret"] not in json.dumps(booking.pg_data)
+    assert toss_api.payments[key]["secret"] not in json.dumps(booking.transactions.get().response)
+
+
+# --- cancel -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def paid_toss_booking(toss_booking, toss_api, buyer):
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    client = Client()
+    client.force_login(buyer)
+    assert client.get(return_url(booking, key)).status_code == 200
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
+    return booking
+
+
+def test_partial_cancels_down_to_zero(buyer, paid_toss_booking, toss_api, seat):
+    booking = paid_toss_booking
+    client = csrf_client(buyer)
+    for amount, status in [("5000", S.PARTIAL_CANCELED), ("5,000", S.PARTIAL_CANCELED), ("10000", S.CANCELED)]:
+        action, fields = cancel_form(client, booking, partial=True)
+        assert client.post(action, {**fields, "amount": amount}).status_code == 302
+        booking.refresh_from_db()
+        assert booking.status == status
+    requests_ = toss_api.sent("cancel")
+    assert [json.loads(r.body) for r in requests_] == [
+        {"cancelReason": "Cancelled by the customer", "cancelAmount": 5000},
+        {"cancelReason": "Cancelled by the customer", "cancelAmount": 5000},
+        {"cancelReason": "Cancelled by the customer"},  # the last one is the whole balance
+    ]
+    rows = list(booking.transactions.filter(kind=K.CANCEL).order_by("pk"))
+    assert [r.headers["Idempotency-Key"] for r in requests_] == [r.idempotency_key for r in rows]
+    assert [(r.status, r.amount) for r in rows] == [(T.SUCCEEDED, Decimal(5000)), (T.SUCCEEDED, Decimal(5000)), (T.SUCCEEDED, Decimal(10000))]
+    assert booking.canceled_amount == booking.amount and booking.canceled_at is not None
+    seat.refresh_from_db()
+    assert seat.remain == 3  # released once, when nothing was left
+    assert "pgpay-cancel-form" not in client.get("/history/").content.decode()
+
+
+def test_double_submit_refunds_once(buyer, paid_toss_booking, toss_api):
+    client = csrf_client(buyer)
+    action, fields = cancel_form(client, paid_toss_booking, partial=True)
+    first = client.post(action, {**fields, "amount": "3000"})
+    second = client.post(action, {**fields, "amount": "3000"})
+    assert first.status_code == second.status_code == 302
+    assert len(toss_api.sent("cancel")) == 1
+    paid_toss_booking.refresh_from_db()
+    assert paid_toss_booking.canceled_amount == Decimal(3000)
+
+
+@pytest.mark.parametrize("amount, code", [("-1000", b"must be positive"), ("0", b"must be positive"), ("20001", b"exceeds"), ("1e3", b"not valid"), ("10.5", b"not valid")])
+def test_bad_refund_amounts_are_409_and_change_nothing(buyer, paid_toss_booking, toss_api, amount, code):
+    client = csrf_client(buyer)
+    action, fields = cancel_form(client, paid_toss_booking, partial=True)
+    response = client.post(action, {**fields, "amount": amount})
+    assert response.status_code == 409 and code in response.content
+    assert toss_api.sent("cancel") == []
+    paid_toss_booking.refresh_from_db()
+    assert paid_toss_booking.status == S.PAID and paid_toss_booking.transactions.filter(kind=K.CANCEL).count() == 0
+
+
+def test_not_cancelable_says_so_in_korean(buyer, toss_booking, toss_api):
+    booking = toss_booking()  # READY: nothing to cancel
+    client = Client(HTTP_ACCEPT_LANGUAGE="ko")
+    client.force_login(buyer)
+    response = client.post(f"/pay/cancel/{booking.order_number}/", {"token": "abc123"})
+    assert response.status_code == 409
+    assert "취소할 수 없는 예약입니다." in response.content.decode()
+    assert toss_api.requests == []
+
+
+def test_another_users_order_is_404(other_buyer, paid_toss_booking, toss_api):
+    client = Client()
+    client.force_login(other_buyer)
+    assert client.post(f"/pay/cancel/{paid_toss_booking.order_number}/").status_code == 404
+    assert client.post("/pay/cancel/NO_SUCH_ORDER_1/").status_code == 404
+    assert toss_api.sent("cancel") == []
+    paid_toss_booking.refresh_from_db()
+    assert paid_toss_booking.status == S.PAID
+
+
+def test_get_on_cancel_is_405(buyer, paid_toss_booking, toss_api):
+    client = Client()
+    client.force_login(buyer)
+    assert client.get(f"/pay/cancel/{paid_toss_booking.order_number}/").status_code == 405
+    assert toss_api.sent("cancel") == []
+
+
+def test_cancel_needs_login_and_csrf(buyer, paid_toss_booking, toss_api):
+    anonymous = Client().post(f"/pay/cancel/{paid_toss_booking.order_number}/")
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+    assert csrf_client(buyer).post(f"/pay/cancel/{paid_toss_booking.order_number}/").status_code == 403
+    assert toss_api.sent("cancel") == []
+
+
+def test_staff_may_cancel_a_buyers_order(staff, paid_toss_booking, toss_api):
+    client = Client()
+    client.force_login(staff)
+    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"amount": "1000", "reason": "좌석 변경", "next": "https://evil.example/"})
+    assert response.status_code == 302 and response["Location"] == "/"  # an off-site next is ignored
+    row = paid_toss_booking.transactions.get(kind=K.CANCEL)
+    assert (row.source, row.actor, row.reason) == ("staff", staff, "좌석 변경")
+    assert json.loads(toss_api.sent("cancel")[0].body) == {"cancelReason": "좌석 변경", "cancelAmount": 1000}
+
+
+def test_toss_refusing_a_cancel_changes_nothing(buyer, paid_toss_booking, toss_api):
+    toss_api.fail_next("cancel", "NOT_CANCELABLE_PAYMENT")
+    client = Client()
+    client.force_login(buyer)
+    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"token": "t1"})
+    assert response.status_code == 409 and "취소 할 수 없는 결제 입니다." in response.content.decode()
+    paid_toss_booking.refresh_from_db()
+    assert paid_toss_booking.status == S.PAID and paid_toss_booking.canceled_amount == 0
+    assert paid_toss_booking.transactions.get(kind=K.CANCEL).status == T.FAILED
+
+
+def test_cancel_whose_answer_is_lost_is_pending_and_never_resent_blindly(buyer, paid_toss_booking, toss_api, settings):
+    toss_api.fail_next("cancel", exception=TIMEOUT, after=True)
+    client = Client()
+    client.force_login(buyer)
+    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"token": "t1", "next": "/history/"}, follow=True)
+    assert b"being processed" in response.content
+    row = paid_toss_booking.transactions.get(kind=K.CANCEL)
+    assert row.status == T.UNKNOWN
+    # A second click is refused while the first is open (no second refund).
+    again = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"token": "t2"})
+    assert again.status_code in (302, 409)
+    payments.reconcile(paid_toss_booking)
+    row.refresh_from_db()
+    paid_toss_booking.refresh_from_db()
+    assert row.status == T.SUCCEEDED and paid_toss_booking.status == S.CANCELED
+    assert len(toss_api.sent("cancel")) == 1
+    assert toss_api.payments[paid_toss_booking.pg_payment_id]["balanceAmount"] == 0
+
+
+def test_cancel_of_a_virtual_account_payment(client, buyer, toss_booking, toss_api, seat):
+    booking = toss_booking()
+    key = toss_api.authorize(booking, virtual_account=True)
+    client.force_login(buyer)
+    client.get(return_url(booking, key))
+    booking.refresh_from_db()
+    assert booking.status == S.WAITING_FOR_DEPOSIT
+    partial = client.post(f"/pay/cancel/{booking.order_number}/", {"amount": "5000", "token": "p1"})
+    assert partial.status_code == 409 and b"only be cancelled in full" in partial.content
+    assert toss_api.sent("cancel") == []
+    full = client.post(f"/pay/cancel/{booking.order_number}/", {"token": "f1"})
+    assert full.status_code == 302
+    assert json.loads(toss_api.sent("cancel")[0].body) == {"cancelReason": "Cancelled by the customer"}
+    booking.refresh_from_db()
+    assert booking.status == S.CANCELED and booking.paid_at is None and toss_api.status(key) == "CANCELED"
+    seat.refresh_from_db()
+    assert seat.remain == 3
+
+
+# --- checkout -----------------------------------------------------------------------------
+
+
+def test_checkout_reuses_the_buyers_ready_order(buyer, seat, toss):
+    client = Client()
+    client.force_login(buyer)
+    first = client.post(f"/book/{seat.pk}/toss/")
+    second = client.post(f"/book/{seat.pk}/toss/")
+    assert first.status_code == second.status_code == 200
+    assert Booking.objects.count() == 1
+    seat.refresh_from_db()
+    assert seat.remain == 2
+
+
+def test_an_expired_ready_order_is_not_reused(buyer, seat, toss):
+    client = Client()
+    client.force_login(buyer)
+    client.post(f"/book/{seat.pk}/toss/")
+    Booking.objects.update(expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    client.post(f"/book/{seat.pk}/toss/")
+    assert Booking.objects.count() == 2
+
+
+def test_sold_out_is_a_clear_page_not_a_500(buyer, other_buyer, seat, toss):
+    type(seat).objects.filter(pk=seat.pk).update(remain=0)
+    client = Client()
+    client.force_login(buyer)
+    response = client.post(f"/book/{seat.pk}/toss/")
+    assert response.status_code == 409 and b"Sold out." in response.content
+    assert not Booking.objects.exists()
+
+
+def test_checkout_needs_a_login(seat, toss):
+    response = Client().post(f"/book/{seat.pk}/toss/")
+    assert response.status_code == 302 and not Booking.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.concurrency
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite cannot show row locks; CI runs this on PostgreSQL and MariaDB")
+def test_concurrent_checkouts_of_one_buyer_hold_one_seat(buyer, seat, toss):
+    barrier = threading.Barrier(6)
+    statuses = []
+
+    def body():
+        try:
+            client = Client()
+            client.force_login(buyer)
+            barrier.wait()
+            statuses.append(client.post(f"/book/{seat.pk}/toss/").status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=body) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert statuses == [200] * 6
+    assert Booking.objects.count() == 1
+    seat.refresh_from_db()
+    assert seat.remain == 2
+
+
+def test_a_return_view_mounted_for_one_alias(rf, buyer, toss_booking, toss_api):
+    from django_pgpay.views import ReturnView
+
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    request = rf.get(return_url(booking, key))
+    request.user = buyer
+    response = ReturnView.as_view(gateway_alias="toss", order_models=["testapp.Booking"])(request)
+    assert response.status_code == 200
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
