@@ -102,3 +102,121 @@ def check_order_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             except ConfigurationError as exc:
                 messages.append(checks.Error(str(exc), obj=model, id="django_pgpay.E007"))
     return messages
+
+
+# --- PDF invoices --------------------------------------------------------------------
+
+#: The library names WeasyPrint tries for HarfBuzz's subsetter, in its order
+#: (weasyprint/text/ffi.py: ``harfbuzz_subset = _dlopen(ffi, 'libharfbuzz-subset-0',
+#: 'harfbuzz-subset', ..., allow_fail=True)``, WeasyPrint 62-70).
+HARFBUZZ_SUBSET_NAMES = (
+    "libharfbuzz-subset-0", "harfbuzz-subset", "harfbuzz-subset-0.0", "libharfbuzz-subset.so.0",
+    "libharfbuzz-subset.0.dylib", "libharfbuzz-subset-0.dll",
+)  # fmt: skip
+HARFBUZZ_NAMES = ("libharfbuzz-0", "harfbuzz", "harfbuzz-0.0", "libharfbuzz.so.0", "libharfbuzz.0.dylib", "libharfbuzz-0.dll")
+
+
+def weasyprint_installed() -> bool:
+    """WeasyPrint can be imported (the ``pdf`` extra): found without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("weasyprint") is not None
+
+
+def korean_fonts() -> list[str] | None:
+    """Font files fontconfig offers for Korean (``fc-list :lang=ko``); None when fc-list cannot run."""
+    import subprocess
+
+    try:
+        result = subprocess.run(["fc-list", ":lang=ko", "file"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return [line.strip().rstrip(":") for line in result.stdout.splitlines() if line.strip()]
+
+
+def _dlopen_any(names) -> object | None:
+    import ctypes
+
+    for name in names:
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    return None
+
+
+def harfbuzz_subset_available() -> bool:
+    """Would WeasyPrint subset fonts with HarfBuzz (fast) rather than fontTools (slow)?
+
+    Mirrors WeasyPrint's own decision without importing it (an import costs
+    about a second and loads Pango): ``weasyprint/pdf/fonts.py`` ``Font.subset``
+    uses HarfBuzz when ``harfbuzz_subset and harfbuzz.hb_version_atleast(4, 1, 0)``,
+    where ``harfbuzz_subset`` is whatever ``weasyprint/text/ffi.py`` could dlopen
+    from :data:`HARFBUZZ_SUBSET_NAMES`; otherwise it logs a warning and falls back
+    to fontTools. When WeasyPrint is already imported, its own answer is used.
+    """
+    import sys
+
+    ffi = sys.modules.get("weasyprint.text.ffi")
+    if ffi is not None:
+        return bool(ffi.harfbuzz_subset) and bool(ffi.harfbuzz.hb_version_atleast(4, 1, 0))
+    if _dlopen_any(HARFBUZZ_SUBSET_NAMES) is None:
+        return False
+    harfbuzz = _dlopen_any(HARFBUZZ_NAMES)
+    return bool(harfbuzz is not None and harfbuzz.hb_version_atleast(4, 1, 0))
+
+
+@checks.register("django_pgpay")
+def check_invoices(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """PDF invoices: the ``INVOICE`` setting, a Korean font, and HarfBuzz's subsetter.
+
+    The font and HarfBuzz checks run only when WeasyPrint is installed (the
+    ``pdf`` extra): a project without it does not render invoices. Silence them
+    with ``SILENCED_SYSTEM_CHECKS = ["django_pgpay.W401", "django_pgpay.W402"]``.
+    """
+    messages: list[checks.CheckMessage] = []
+    config = getattr(settings, "PGPAY", None)
+    invoice = config.get("INVOICE", {}) if isinstance(config, dict) else {}
+    if not isinstance(invoice, dict):
+        return [checks.Error('PGPAY["INVOICE"] must be a dict.', id="django_pgpay.E401")]
+    from .exceptions import ConfigurationError
+    from .invoices import INVOICE_DEFAULTS, vat_rate
+
+    unknown = sorted(set(invoice) - set(INVOICE_DEFAULTS))
+    if unknown:
+        messages.append(
+            checks.Error(
+                f'PGPAY["INVOICE"] has unknown keys: {", ".join(unknown)}.',
+                hint=f"Known keys: {', '.join(INVOICE_DEFAULTS)}.",
+                id="django_pgpay.E401",
+            )
+        )
+    try:
+        vat_rate({**INVOICE_DEFAULTS, **invoice})
+    except ConfigurationError as exc:
+        messages.append(checks.Error(str(exc), id="django_pgpay.E402"))
+    if not weasyprint_installed():
+        return messages
+    fonts = korean_fonts()
+    if not fonts:
+        messages.append(
+            checks.Warning(
+                "No Korean font found by fontconfig (fc-list :lang=ko"
+                + (" could not run" if fonts is None else " lists none")
+                + "): Hangul on PDF invoices would print as empty boxes.",
+                hint="Install one, e.g. Debian/Ubuntu: apt-get install fonts-nanum (or fonts-noto-cjk).",
+                id="django_pgpay.W401",
+            )
+        )
+    if not harfbuzz_subset_available():
+        messages.append(
+            checks.Warning(
+                "WeasyPrint would subset fonts with fontTools, not HarfBuzz: each PDF invoice "
+                "with a Korean font takes several times longer.",
+                hint="Install HarfBuzz's subsetter >= 4.1, e.g. Debian/Ubuntu: apt-get install libharfbuzz-subset0.",
+                id="django_pgpay.W402",
+            )
+        )
+    return messages

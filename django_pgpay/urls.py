@@ -7,11 +7,13 @@ invoice routes); the shop's own pages stay in the shop's URLconf.
 * ``<alias>/fail/``: the PG's fail URL
 * ``<alias>/webhook/``: webhook deliveries (:class:`~django_pgpay.views.WebhookView`)
 * ``cancel/<order_number>/``: POST a cancel (:class:`~django_pgpay.views.CancelView`)
+* ``invoice/<order_number>/``: the order's PDF invoice, for its owner or staff
+  (:class:`~django_pgpay.views.InvoiceView`; needs the ``pdf`` extra)
 """
 
 from django.urls import path
 
-from .views import CancelView, ReturnView, WebhookView
+from .views import CancelView, InvoiceView, ReturnView, WebhookView
 
 app_name = "django_pgpay"
 
@@ -20,4 +22,5 @@ urlpatterns: list = [
     path("<slug:alias>/fail/", ReturnView.as_view(failed=True), name="fail"),
     path("<slug:alias>/webhook/", WebhookView.as_view(), name="webhook"),
     path("cancel/<str:order_number>/", CancelView.as_view(), name="cancel"),
+    path("invoice/<str:order_number>/", InvoiceView.as_view(), name="invoice"),
 ]

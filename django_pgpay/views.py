@@ -9,6 +9,8 @@
 * :class:`CancelMixin` / :class:`CancelView`: POST only (CSRF-checked); the
   order's owner or staff may give back all or part of a payment.
 * :class:`WebhookView`: one URL per gateway alias; see :mod:`django_pgpay.webhooks`.
+* :class:`InvoiceMixin` / :class:`InvoiceView`: the order's PDF invoice, for its
+  owner or staff (see :mod:`django_pgpay.invoices`).
 
 Orders are named in URLs by their order number (see :mod:`django_pgpay.orders`).
 No view ever answers 500 for bad input or a PG in trouble: errors carry their
@@ -44,6 +46,7 @@ from .exceptions import (
     GatewayError,
     GatewayUnavailable,
     OperationInProgress,
+    OperationRefused,
     PaymentDeclined,
     PgPayError,
     SoldOut,
@@ -404,6 +407,67 @@ class CancelView(CancelMixin, View):
     """``cancel/<order_number>/``: see :class:`CancelMixin`."""
 
 
+# --- invoices ---------------------------------------------------------------------------
+
+
+class InvoiceMixin(GatewayMixin):
+    """The PDF invoice of one paid order, for the order's owner or staff.
+
+    GET only. Anonymous users are sent to the login page; an order of another
+    user, or an unknown number, is a 404 (whether it exists is not revealed).
+    The owner of an order that was never paid (awaiting payment, failed or
+    expired) gets a 409 page saying there is no invoice yet. A cancelled order
+    still has its invoice (it shows the cancelled amount).
+
+    Override :meth:`get_order` for another ownership rule, or
+    :meth:`get_filename`.
+    """
+
+    http_method_names = ["get", "head"]
+    #: Send the PDF as a download (``attachment``) rather than inline.
+    as_attachment = True
+
+    def get_order(self):
+        order = self.find_order(self.kwargs["order_number"])
+        if not order.is_owned_by(self.request.user):
+            raise Http404("no such order")
+        return order
+
+    def get_filename(self, order) -> str:
+        from .invoices import invoice_filename
+
+        return invoice_filename(order)
+
+    def not_paid(self, order):
+        error = OperationRefused(
+            _("There is no invoice for this order yet: it has not been paid."), code="NOT_PAID"
+        )
+        return render(self.request, "django_pgpay/error.html", {"order": order, "error": error}, status=409)
+
+    def get(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        order = self.get_order()
+        if not order.is_paid:
+            return self.not_paid(order)
+        from .invoices import invoice_response
+
+        try:
+            response = invoice_response([order], filename=self.get_filename(order))
+        except ConfigurationError as exc:
+            logger.error("invoice %s: %s", order.order_number, exc)
+            error = PgPayError(_("The invoice cannot be made right now. Please try again later."), code="INVOICE_UNAVAILABLE")
+            return render(request, "django_pgpay/error.html", {"order": order, "error": error}, status=503)
+        if not self.as_attachment:
+            response["Content-Disposition"] = response["Content-Disposition"].replace("attachment", "inline", 1)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class InvoiceView(InvoiceMixin, View):
+    """``invoice/<order_number>/``: see :class:`InvoiceMixin`."""
+
+
 # --- webhooks ----------------------------------------------------------------------------
 
 
@@ -443,6 +507,8 @@ __all__ = [
     "CheckoutMixin",
     "ConfirmMixin",
     "GatewayMixin",
+    "InvoiceMixin",
+    "InvoiceView",
     "ReturnView",
     "WebhookView",
 ]

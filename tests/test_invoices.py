@@ -1,0 +1,227 @@
+"""PDF invoices: rendered by WeasyPrint and read back with pypdf; the view's permissions."""
+
+import io
+import shutil
+import subprocess
+import zipfile
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import translation
+
+from django_pgpay import invoices, payments
+from django_pgpay.invoices import vat_split
+
+try:  # the pdf extra
+    import weasyprint  # noqa: F401
+except (ImportError, OSError) as exc:  # pragma: no cover - CI installs it
+    pytestmark = pytest.mark.skip(reason=f"WeasyPrint is not importable ({exc}); install django-pgpay[pdf]")
+
+from pypdf import PdfReader
+
+SHOP = {
+    "SHOP_NAME": "한우집 본점",
+    "BUSINESS_NUMBER": "123-45-67890",
+    "CEO": "홍길동",
+    "ADDRESS": "서울특별시 강남구 테헤란로 1",
+    "TEL": "02-123-4567",
+}
+
+
+@pytest.fixture
+def artifacts():
+    """``$PGPAY_ARTIFACTS_DIR`` (default ``artifacts/``), created."""
+    from tests.conftest import ARTIFACTS
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(autouse=True)
+def shop_details(settings):
+    settings.PGPAY = {**settings.PGPAY, "INVOICE": SHOP}
+
+
+def pages_text(pdf: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+@pytest.fixture
+def pay(pg):
+    def pay(order, method="카드"):
+        payment_id = pg.authorize(order.order_number, order.amount)
+        payments.confirm(order, payment_id=payment_id, amount=order.amount)
+        type(order).objects.filter(pk=order.pk).update(method=method)
+        order.refresh_from_db()
+        return order
+
+    return pay
+
+
+@pytest.mark.parametrize(
+    "total, supply, vat",
+    [(20000, 18182, 1818), (11000, 10000, 1000), (1, 1, 0), (0, 0, 0), (15, 14, 1), (1000000000, 909090909, 90909091)],
+)
+def test_vat_split_adds_up_in_whole_won(total, supply, vat):
+    assert vat_split(Decimal(total), "KRW") == (Decimal(supply), Decimal(vat))
+
+
+def test_vat_split_in_cents():
+    assert vat_split(Decimal("10.00"), "USD") == (Decimal("9.09"), Decimal("0.91"))
+
+
+@pytest.mark.django_db
+def test_one_invoice_in_korean_carries_the_receipt(make_booking, pay):
+    order = pay(make_booking(amount=Decimal(20000), buyer_name="김철수"))
+    with translation.override("ko"):
+        pdf = invoices.render_invoice(order)
+    (text,) = pages_text(pdf)
+    for expected in (
+        "한우집 예약", "공급가액", "18,182 KRW", "부가세", "1,818 KRW", "20,000 KRW", "김철수",
+        "한우집 본점", "123-45-67890", "홍길동", "카드", order.order_number, order.pg_payment_id,
+    ):  # fmt: skip
+        assert expected in text, expected
+
+
+@pytest.mark.django_db
+def test_english_labels_and_paid_time_in_the_site_time_zone(make_booking, pay):
+    order = pay(make_booking())
+    with translation.override("en"):
+        (text,) = pages_text(invoices.render_invoice(order))
+    assert "Supply value" in text and "VAT" in text and "Invoice" in text
+    from django.utils import timezone
+
+    assert timezone.localtime(order.paid_at).strftime("%Y-%m-%d %H:%M") in text  # Asia/Seoul
+
+
+@pytest.mark.django_db
+def test_cancelled_amount_and_balance(make_booking, pay):
+    order = pay(make_booking(amount=Decimal(30000)))
+    payments.cancel(order, Decimal(12000), reason="part")
+    order.refresh_from_db()
+    with translation.override("ko"):
+        (text,) = pages_text(invoices.render_invoice(order))
+    assert "-12,000 KRW" in text and "18,000 KRW" in text and "30,000 KRW" in text
+    assert "취소" in text
+
+
+@pytest.mark.django_db
+def test_merged_pdf_has_one_page_per_order_in_order(make_booking, pay, seat):
+    seat.remain = 10
+    seat.save()
+    orders = [pay(make_booking(amount=Decimal(10000 + i * 1000))) for i in range(4)]
+    pdf = invoices.render_invoices(orders)
+    texts = pages_text(pdf)
+    assert len(texts) == 4
+    for order, text in zip(orders, texts):
+        assert order.order_number in text
+        assert f"{order.amount:,.0f} KRW" in text
+
+
+@pytest.mark.django_db
+def test_zip_has_one_pdf_per_order(make_booking, pay, seat):
+    seat.remain = 10
+    seat.save()
+    orders = [pay(make_booking(amount=Decimal(10000 + i))) for i in range(3)]
+    archive = zipfile.ZipFile(io.BytesIO(invoices.zip_bytes(orders)))
+    assert sorted(archive.namelist()) == sorted(f"invoice-{o.order_number}.pdf" for o in orders)
+    for order in orders:
+        (text,) = pages_text(archive.read(f"invoice-{order.order_number}.pdf"))
+        assert order.order_number in text
+
+
+@pytest.mark.django_db
+def test_line_items_of_a_cart_order():
+    from tests.testapp.models import CartOrder, Product
+
+    order = CartOrder.objects.create(amount=Decimal(25000), order_name="장바구니")
+    order.lines.create(product=Product.objects.create(name="김치", price=Decimal(5000)), price=Decimal(5000), quantity=3)
+    order.lines.create(product=Product.objects.create(name="된장", price=Decimal(10000)), price=Decimal(10000), quantity=1)
+    (text,) = pages_text(invoices.render_invoice(order))
+    assert "김치" in text and "15,000 KRW" in text and "된장" in text and "10,000 KRW" in text
+
+
+@pytest.mark.django_db
+def test_parallel_batch_matches_the_serial_one(settings, make_booking, pay, seat):
+    seat.remain = 10
+    seat.save()
+    orders = [pay(make_booking(amount=Decimal(10000 + i))) for i in range(5)]
+    settings.PGPAY = {**settings.PGPAY, "INVOICE": {**SHOP, "PARALLEL_THRESHOLD": 2, "WORKERS": 2}}
+    texts = pages_text(invoices.render_invoices(orders))
+    assert [o.order_number in t for o, t in zip(orders, texts)] == [True] * 5
+    assert len(texts) == 5
+
+
+@pytest.mark.django_db
+def test_a_page_as_png(make_booking, pay, artifacts):
+    """Rendered for a person to look at (Hangul must show, not boxes)."""
+    if not shutil.which("pdftoppm"):
+        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    order = pay(make_booking(amount=Decimal(20000), buyer_name="김철수", buyer_email="buyer@example.com"))
+    payments.cancel(order, Decimal(5000), reason="part")
+    order.refresh_from_db()
+    with translation.override("ko"):
+        pdf = invoices.render_invoice(order)
+    path = artifacts / "invoice-ko.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "80", "-singlefile", str(path), str(artifacts / "invoice-ko")], check=True)
+    png = artifacts / "invoice-ko.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True).stdout if shutil.which("pdffonts") else "Nanum"
+    assert "Nanum" in fonts or "Noto" in fonts
+
+
+# --- the customer's view -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_owner_downloads_their_invoice(client, buyer, make_booking, pay):
+    order = pay(make_booking())
+    client.force_login(buyer)
+    response = client.get(reverse("django_pgpay:invoice", args=[order.order_number]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert f'filename="invoice-{order.order_number}.pdf"' in response["Content-Disposition"]
+    assert order.order_number in pages_text(response.content)[0]
+
+
+@pytest.mark.django_db
+def test_another_user_gets_404(client, other_buyer, make_booking, pay):
+    order = pay(make_booking())
+    client.force_login(other_buyer)
+    assert client.get(reverse("django_pgpay:invoice", args=[order.order_number])).status_code == 404
+    assert client.get(reverse("django_pgpay:invoice", args=["NOSUCHORDER1"])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_anonymous_is_sent_to_login(client, make_booking, pay):
+    order = pay(make_booking())
+    url = reverse("django_pgpay:invoice", args=[order.order_number])
+    response = client.get(url)
+    assert response.status_code == 302
+    assert "login" in response["Location"] and "next=" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_staff_gets_any_invoice(client, staff, make_booking, pay):
+    order = pay(make_booking())
+    client.force_login(staff)
+    response = client.get(reverse("django_pgpay:invoice", args=[order.order_number]))
+    assert response.status_code == 200 and response.content.startswith(b"%PDF")
+
+
+@pytest.mark.django_db
+def test_unpaid_order_has_no_invoice(client, buyer, make_booking):
+    order = make_booking()
+    client.force_login(buyer)
+    response = client.get(reverse("django_pgpay:invoice", args=[order.order_number]))
+    assert response.status_code == 409
+    assert b"not been paid" in response.content
+
+
+@pytest.mark.django_db
+def test_post_is_not_allowed(client, buyer, make_booking, pay):
+    order = pay(make_booking())
+    client.force_login(buyer)
+    assert client.post(reverse("django_pgpay:invoice", args=[order.order_number])).status_code == 405
