@@ -71,9 +71,10 @@ setup(
         "Django>=5.2",
         "requests>=2.31",
         "django-model-utils>=5.0",
+        "tqdm>=4.66",
     ],
     extras_require={
-        "pdf": ["weasyprint>=62"],
+        "pdf": ["weasyprint>=62", "pypdf>=5"],
         "mysql": ["mysqlclient>=2.2.1"],
         "docs": ["sphinx>=7.2", "furo>=2024.1.29", "myst-parser>=3"],
         "test": TEST_REQUIRES,

@@ -376,6 +376,15 @@ def _get_pool(workers: int):
         return _pool
 
 
+def shutdown_pool() -> None:
+    """Stop the process pool, if one was started (it is stopped at exit anyway)."""
+    global _pool
+    with _lock:
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+
+
 def _merge(pdfs: list[bytes]) -> bytes:
     from pypdf import PdfWriter
 

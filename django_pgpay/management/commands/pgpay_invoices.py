@@ -1,0 +1,161 @@
+"""``manage.py pgpay_invoices``: PDF invoices of many orders, to one PDF, a ZIP or a folder.
+
+Examples::
+
+    manage.py pgpay_invoices --since 2026-11-01 --until 2026-12-01 --output november.pdf
+    manage.py pgpay_invoices --model shop.CartOrder --zip invoices.zip
+    manage.py pgpay_invoices 261122abcDEF 261122ghiJKL --dir out/ --language ko
+
+Orders are chosen from every concrete order model (``--model`` narrows it),
+by status (default: paid, partially cancelled and cancelled, i.e. every order
+that was paid), by payment time (``--since`` / ``--until``, in the site's time
+zone when naive) or by order number. They are rendered ``--batch`` at a time
+(one WeasyPrint document per batch, see :mod:`django_pgpay.invoices`), with a
+progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone, translation
+from django.utils.dateparse import parse_date, parse_datetime
+
+from django_pgpay.exceptions import ConfigurationError
+from django_pgpay.orders import order_models
+from django_pgpay.status import PAID_STATUSES, OrderStatus
+
+
+def parse_when(value: str, option: str, *, end: bool = False) -> datetime:
+    """An ISO date or datetime (local time when naive); a date given to ``--until`` includes that day."""
+    text = (value or "").strip()
+    try:
+        parsed = parse_datetime(text)
+        if parsed is None and parse_date(text) is not None:
+            parsed = datetime.combine(parse_date(text), datetime.min.time())
+            if end:
+                parsed += timedelta(days=1)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise CommandError(f"{option} {value!r}: use an ISO date or datetime, e.g. 2026-11-01 or 2026-11-01T09:00")
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    return parsed
+
+
+class Command(BaseCommand):
+    help = "Write the PDF invoices of paid orders to one PDF (--output), a ZIP of PDFs (--zip) or a folder (--dir)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("order_numbers", nargs="*", metavar="ORDER_NUMBER", help="Only these orders.")
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--output", "-o", metavar="FILE.pdf", help="One PDF with every invoice (one per page section).")
+        target.add_argument("--zip", metavar="FILE.zip", help="A ZIP with one PDF per order.")
+        target.add_argument("--dir", metavar="DIR", help="A folder with one PDF per order (created if missing).")
+        parser.add_argument("--model", action="append", metavar="APP.MODEL", help="Only this order model (repeatable).")
+        parser.add_argument(
+            "--status",
+            action="append",
+            choices=OrderStatus.values,
+            help="Only orders in this status (repeatable; default: PAID, PARTIAL_CANCELED, CANCELED).",
+        )
+        parser.add_argument("--since", metavar="WHEN", help="Paid at or after WHEN (ISO date or datetime).")
+        parser.add_argument("--until", metavar="WHEN", help="Paid before WHEN (a date includes that whole day).")
+        parser.add_argument("--language", default=None, help="Language of the labels (default: LANGUAGE_CODE).")
+        parser.add_argument("--batch", type=int, default=200, help="Orders rendered per WeasyPrint document (default 200).")
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+
+    def select(self, options) -> list:
+        try:
+            models = order_models(options["model"])
+        except (ConfigurationError, LookupError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+        statuses = options["status"] or sorted(PAID_STATUSES)
+        unpaid = set(statuses) - set(PAID_STATUSES)
+        if unpaid:
+            raise CommandError(f"--status {', '.join(sorted(unpaid))}: only orders that were paid have invoices.")
+        since = parse_when(options["since"], "--since") if options["since"] else None
+        until = parse_when(options["until"], "--until", end=True) if options["until"] else None
+        querysets = []
+        for model in models:
+            queryset = model._default_manager.filter(status__in=statuses)
+            if options["order_numbers"]:
+                queryset = queryset.filter(order_number__in=options["order_numbers"])
+            if since:
+                queryset = queryset.filter(paid_at__gte=since)
+            if until:
+                queryset = queryset.filter(paid_at__lt=until)
+            querysets.append(queryset.order_by("paid_at", "pk"))
+        return querysets
+
+    def handle(self, *args, **options):
+        from django_pgpay import invoices
+
+        if options["batch"] < 1:
+            raise CommandError("--batch must be at least 1.")
+        querysets = self.select(options)
+        total = sum(queryset.count() for queryset in querysets)
+        if options["order_numbers"]:
+            found = {n for qs in querysets for n in qs.values_list("order_number", flat=True)}
+            missing = [n for n in options["order_numbers"] if n not in found]
+            if missing:
+                self.stderr.write(f"Not found or never paid, skipped: {', '.join(missing)}")
+        if not total:
+            self.stderr.write("No orders matched; nothing written.")
+            return
+        language = options["language"] or settings.LANGUAGE_CODE
+        progress = self.progress(total, disable=options["no_progress"])
+        pdfs: list[bytes] = []
+        target_zip = target_dir = None
+        if options["zip"]:
+            target_zip = zipfile.ZipFile(options["zip"], "w", compression=zipfile.ZIP_DEFLATED)
+        elif options["dir"]:
+            target_dir = Path(options["dir"])
+            target_dir.mkdir(parents=True, exist_ok=True)
+        written = 0
+        try:
+            with translation.override(language):
+                for batch in self.batches(querysets, options["batch"]):
+                    if options["output"]:
+                        pdfs.append(invoices.render_invoices(batch))
+                    else:
+                        for name, pdf in invoices.render_invoice_files(batch):
+                            if target_zip is not None:
+                                target_zip.writestr(name, pdf)
+                            else:
+                                (target_dir / name).write_bytes(pdf)
+                    written += len(batch)
+                    progress.update(len(batch))
+        except ConfigurationError as exc:
+            raise CommandError(str(exc)) from exc
+        finally:
+            progress.close()
+            if target_zip is not None:
+                target_zip.close()
+        if options["output"]:
+            Path(options["output"]).write_bytes(pdfs[0] if len(pdfs) == 1 else invoices._merge(pdfs))
+        where = options["output"] or options["zip"] or options["dir"]
+        self.stdout.write(self.style.SUCCESS(f"{written} invoice(s) written to {where}"))
+
+    @staticmethod
+    def batches(querysets, size: int):
+        batch: list = []
+        for queryset in querysets:
+            for order in queryset.iterator(chunk_size=size):
+                batch.append(order)
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    def progress(self, total: int, *, disable: bool):
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="invoice", file=self.stderr._out, disable=disable, dynamic_ncols=True)
+
