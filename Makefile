@@ -7,6 +7,7 @@
 #   make test-mariadb     same on MariaDB    (127.0.0.1:3306)
 #   make tox              the Django/Python matrix in tox.ini
 #   make docs | build | demo | demo-check | clean
+#   make bench-invoices   200 PDF invoices our way vs. one render per order (ARGS="--orders 50")
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -107,6 +108,10 @@ demo: venv
 
 demo-check: venv
 	PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh check
+
+.PHONY: bench-invoices
+bench-invoices: venv
+	$(VPY) bench/invoices.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .tox build dist *.egg-info docs/_build artifacts \

@@ -231,6 +231,15 @@ PGPAY = {
     "READY_TIMEOUT": int(env("PGPAY_READY_TIMEOUT", "1800")),
     # A demo server with DEBUG off may still run the sandbox when asked to.
     "SANDBOX_ALLOW_WITHOUT_DEBUG": SANDBOX and not DEBUG,
+    # The seller's details printed on PDF invoices (made-up for the demo).
+    "INVOICE": {
+        "SHOP_NAME": "한상마켓 (Hansang Market)",
+        "BUSINESS_NUMBER": "000-00-00000",
+        "CEO": "홍길동",
+        "ADDRESS": "서울특별시 중구 세종대로 110",
+        "TEL": "02-000-0000",
+        "EMAIL": "shop@example.com",
+    },
 }
 
 # The sandbox: accepts only its made-up keys, posts its webhooks to the shop's
