@@ -225,3 +225,39 @@ def test_post_is_not_allowed(client, buyer, make_booking, pay):
     order = pay(make_booking())
     client.force_login(buyer)
     assert client.post(reverse("django_pgpay:invoice", args=[order.order_number])).status_code == 405
+
+
+# --- admin actions (called the way the admin calls them) -------------------------------------
+
+
+@pytest.mark.django_db
+def test_pdf_action_merges_the_selection(rf, staff, make_booking, pay, seat):
+    from tests.testapp.models import Booking
+
+    seat.remain = 10
+    seat.save()
+    orders = [pay(make_booking(amount=Decimal(10000 + i))) for i in range(3)]
+    request = rf.post("/admin/")
+    request.user = staff
+    response = invoices.invoice_pdf_action(None, request, Booking.objects.filter(pk__in=[o.pk for o in orders]))
+    assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"].startswith('attachment; filename="invoices-booking-')
+    texts = pages_text(response.content)
+    assert [o.order_number in t for o, t in zip(orders, texts)] == [True, True, True]
+    assert str(invoices.invoice_pdf_action.short_description) == "Download invoices (one PDF)"
+
+
+@pytest.mark.django_db
+def test_zip_action_and_response(rf, staff, make_booking, pay):
+    from tests.testapp.models import Booking
+
+    order = pay(make_booking())
+    request = rf.post("/admin/")
+    request.user = staff
+    response = invoices.invoice_zip_action(None, request, Booking.objects.all())
+    assert response["Content-Type"] == "application/zip"
+    assert zipfile.ZipFile(io.BytesIO(response.content)).namelist() == [f"invoice-{order.order_number}.pdf"]
+    response = invoices.invoice_response([order], filename="x.pdf")
+    assert response["Content-Disposition"] == 'attachment; filename="x.pdf"'
+    with translation.override("ko"):
+        assert str(invoices.invoice_zip_action.short_description) == "영수증 내려받기 (PDF 묶음 ZIP)"
