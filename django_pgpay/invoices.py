@@ -227,7 +227,7 @@ def build_invoice(order, *, config: dict[str, Any] | None = None, now=None) -> I
         method=str(order.method or ""),
         gateway=_gateway_name(order.gateway),
         pg_payment_id=str(order.pg_payment_id or ""),
-        buyer_name=str(order.buyer_name or (order.user.get_full_name() or order.user.get_username() if order.user_id else "")),
+        buyer_name=str(order.buyer_name or _account_name(order)),
         buyer_email=str(order.buyer_email or (getattr(order.user, "email", "") if order.user_id else "")),
         buyer_phone=str(order.buyer_phone or ""),
         issued_at=local(now or timezone.now()),
@@ -242,6 +242,15 @@ def build_invoice(order, *, config: dict[str, Any] | None = None, now=None) -> I
         vat_value=vat,
         vat_rate_value=rate,
     )
+
+
+def _account_name(order) -> str:
+    """The buyer's account name when the order has no ``buyer_name``."""
+    if not order.user_id:
+        return ""
+    user = order.user
+    full_name = getattr(user, "get_full_name", None)
+    return (full_name() if callable(full_name) else "") or user.get_username()
 
 
 def _gateway_name(alias: str) -> str:
@@ -356,33 +365,45 @@ def _workers(config: dict[str, Any]) -> int:
 
 
 _pool = None
+_pool_workers = 0
 
 
 def _get_pool(workers: int):
-    """A process pool kept for the life of the process (workers keep WeasyPrint loaded)."""
-    global _pool
+    """A process pool kept for the life of the process (workers keep WeasyPrint loaded).
+
+    Workers start with ``forkserver`` (``spawn`` where there is none): they fork
+    from a small clean server process that preloaded WeasyPrint, never from a
+    threaded web server (a fork there may deadlock, and Python warns about it).
+    Like any multiprocessing code, the main module must be import-safe
+    (``if __name__ == "__main__":``), as ``manage.py`` and WSGI servers are.
+    """
+    global _pool, _pool_workers
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with _lock:
-        if _pool is None or _pool._max_workers != workers:
+        if _pool is None or _pool_workers != workers:
             if _pool is not None:
                 _pool.shutdown(wait=False)
-            # forkserver: workers fork from a small clean server process, never from a
-            # threaded web server (fork there may deadlock, and Python warns about it).
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["django_pgpay.invoices", "weasyprint"])
+            try:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["django_pgpay.invoices", "weasyprint"])
+            except ValueError:  # no forkserver (Windows)
+                context = multiprocessing.get_context("spawn")
             _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            _pool_workers = workers
         return _pool
 
 
 def shutdown_pool() -> None:
     """Stop the process pool, if one was started (it is stopped at exit anyway)."""
     global _pool
+    global _pool_workers
     with _lock:
         if _pool is not None:
             _pool.shutdown(wait=True)
             _pool = None
+            _pool_workers = 0
 
 
 def _merge(pdfs: list[bytes]) -> bytes:

@@ -157,5 +157,6 @@ class Command(BaseCommand):
     def progress(self, total: int, *, disable: bool):
         from tqdm import tqdm
 
+        # The raw stream: OutputWrapper.write() would end each of tqdm's "\r" updates with a newline.
         return tqdm(total=total, unit="invoice", file=self.stderr._out, disable=disable, dynamic_ncols=True)
 
