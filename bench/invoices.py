@@ -18,6 +18,8 @@ even favoured: its N PDFs are not merged into one file.
 Ours: :func:`django_pgpay.invoices.render_invoices` (one document, the parsed
 CSS and the font configuration reused; with a process pool beyond
 ``PARALLEL_THRESHOLD``), and :func:`render_invoice_files` for one file per order.
+``--compare-copy`` adds chunk documents joined with ``Document.copy`` in one
+process (the alternative to the pool's pypdf merge).
 
 Then one invoice with and without HarfBuzz's subsetter: WeasyPrint chooses in
 ``weasyprint/pdf/fonts.py`` (``Font.subset``: ``if harfbuzz_subset and
@@ -123,7 +125,7 @@ def row(label, wall, cpu, count, base=False):
         BASE.update(wall=wall, cpu=cpu)
     wall_ratio = f"{BASE['wall'] / wall:5.2f}x"
     cpu_text = f"{cpu:7.2f} s {cpu / count * 1000:6.1f} ms/page {BASE['cpu'] / cpu:5.2f}x" if cpu is not None else " " * 30
-    print(f"  {label:<44} {wall:7.2f} s {wall / count * 1000:6.1f} ms/page {wall_ratio}   {cpu_text}")
+    print(f"  {label:<44} {wall:7.2f} s {wall / count * 1000:6.1f} ms/page {wall_ratio}   {cpu_text}".rstrip())
 
 
 def main(argv=None):
@@ -155,7 +157,7 @@ def main(argv=None):
         print(f"\n{n} invoices")
         seed_pdfs, seed_wall, seed_cpu = timed(lambda: seed_way(orders, invoices.invoice_settings()))
         assert sum(pages(p) for p in seed_pdfs) == n
-        print(f"  {'':<44} {'wall clock':^30}   {'CPU of this process':^30}")
+        print(f"  {'':<44} {'wall clock':^30}   {'CPU of this process':^30}".rstrip())
         row("seed 002: one WeasyPrint call per order", seed_wall, seed_cpu, n, base=True)
 
         pdf, wall, cpu = timed(lambda: invoices.render_invoices(orders))

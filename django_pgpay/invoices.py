@@ -30,7 +30,7 @@ Settings (read at call time)::
             "VAT_RATE": "0.1",          # VAT included in prices; "0" for no split
             "TEMPLATE": "django_pgpay/invoice.html",
             "STYLESHEET": None,         # a CSS file path replacing the bundled one
-            "PARALLEL_THRESHOLD": 120,  # more orders than this: a process pool
+            "PARALLEL_THRESHOLD": 50,   # more orders than this: a process pool
             "WORKERS": None,            # processes (default: the CPU count, at most 4)
         }
     }
@@ -71,7 +71,7 @@ INVOICE_DEFAULTS: dict[str, Any] = {
     "VAT_RATE": "0.1",
     "TEMPLATE": "django_pgpay/invoice.html",
     "STYLESHEET": None,
-    "PARALLEL_THRESHOLD": 120,
+    "PARALLEL_THRESHOLD": 50,
     "WORKERS": None,
 }
 
