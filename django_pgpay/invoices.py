@@ -44,6 +44,7 @@ to the total: 20,000원 → 18,182원 + 1,818원.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import threading
 import warnings
@@ -57,6 +58,8 @@ from django.utils.translation import gettext_lazy as _
 
 from .exceptions import ConfigurationError
 from .money import exponent, format_amount
+
+logger = logging.getLogger("django_pgpay.invoices")
 
 #: The stylesheet bundled with the app.
 DEFAULT_STYLESHEET = Path(__file__).resolve().parent / "static" / "django_pgpay" / "invoice.css"
@@ -395,13 +398,12 @@ def _get_pool(workers: int):
         return _pool
 
 
-def shutdown_pool() -> None:
+def shutdown_pool(wait: bool = True) -> None:
     """Stop the process pool, if one was started (it is stopped at exit anyway)."""
-    global _pool
-    global _pool_workers
+    global _pool, _pool_workers
     with _lock:
         if _pool is not None:
-            _pool.shutdown(wait=True)
+            _pool.shutdown(wait=wait)
             _pool = None
             _pool_workers = 0
 
@@ -436,8 +438,16 @@ def render_invoices(orders) -> bytes:
         return write_pdf(render_html(orders, config=config), style)
     size = -(-len(orders) // workers)
     htmls = [render_html(chunk, config=config) for chunk in _chunks(orders, size)]
-    pool = _get_pool(workers)
-    return _merge(list(pool.map(write_pdf, htmls, [style] * len(htmls))))
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        pool = _get_pool(workers)
+        return _merge(list(pool.map(write_pdf, htmls, [style] * len(htmls))))
+    except (BrokenProcessPool, OSError) as exc:
+        # A worker died (out of memory, killed) or none could start: render here instead.
+        logger.warning("invoice process pool failed (%s); rendering %d orders in this process", exc, len(orders))
+        shutdown_pool(wait=False)
+        return write_pdf(render_html(orders, config=config), style)
 
 
 def render_invoice(order) -> bytes:

@@ -154,6 +154,23 @@ def test_parallel_batch_matches_the_serial_one(settings, make_booking, pay, seat
 
 
 @pytest.mark.django_db
+def test_a_broken_pool_falls_back_to_this_process(settings, make_booking, pay, seat, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    seat.remain = 10
+    seat.save()
+    orders = [pay(make_booking(amount=Decimal(10000 + i))) for i in range(3)]
+    settings.PGPAY = {**settings.PGPAY, "INVOICE": {**SHOP, "PARALLEL_THRESHOLD": 1, "WORKERS": 2}}
+
+    def broken(workers):
+        raise BrokenProcessPool("a worker was killed")
+
+    monkeypatch.setattr(invoices, "_get_pool", broken)
+    texts = pages_text(invoices.render_invoices(orders))
+    assert [o.order_number in t for o, t in zip(orders, texts)] == [True] * 3 and len(texts) == 3
+
+
+@pytest.mark.django_db
 def test_a_page_as_png(make_booking, pay, artifacts):
     """Rendered for a person to look at (Hangul must show, not boxes)."""
     if not shutil.which("pdftoppm"):
