@@ -17,7 +17,7 @@ Why this is fast: WeasyPrint pays a large per-document cost (laying out the
 user-agent stylesheet, loading fonts, and above all subsetting and embedding a
 CJK font of several megabytes). So many orders become one HTML document and
 one render, the parsed stylesheet (:class:`weasyprint.CSS`) and the
-:class:`~weasyprint.text.fonts.FontConfiguration` are made once per process and
+:class:`~weasyprint.text.fonts.FontConfiguration` are made once per thread and
 reused, and large batches are split into chunks that a process pool renders on
 every core (see :func:`render_invoices`). ``bench/invoices.py`` measures it.
 
@@ -285,11 +285,12 @@ def render_html(orders, *, config: dict[str, Any] | None = None) -> str:
     return render_to_string(config["TEMPLATE"], context)
 
 
-# --- WeasyPrint, once per process -------------------------------------------------------
+# --- WeasyPrint, once per thread ---------------------------------------------------------
 
 _lock = threading.Lock()
-_font_config = None
-_stylesheets: dict[tuple[str, float], Any] = {}
+#: WeasyPrint's font configuration wraps a Pango font map, which is not safe to
+#: share between threads: each thread keeps its own, with its parsed stylesheet.
+_local = threading.local()
 
 
 def _weasyprint():
@@ -308,21 +309,21 @@ def _weasyprint():
 
 
 def font_config():
-    """The process's shared :class:`weasyprint.text.fonts.FontConfiguration`."""
-    global _font_config
-    with _lock:
-        if _font_config is None:
-            from weasyprint.text.fonts import FontConfiguration
+    """This thread's :class:`weasyprint.text.fonts.FontConfiguration`, made once and reused."""
+    fonts = getattr(_local, "font_config", None)
+    if fonts is None:
+        _weasyprint()
+        from weasyprint.text.fonts import FontConfiguration
 
-            _weasyprint()
-            _font_config = FontConfiguration()
-        return _font_config
+        fonts = _local.font_config = FontConfiguration()
+    return fonts
 
 
 def stylesheet(path: str | os.PathLike | None = None):
     """The parsed :class:`weasyprint.CSS` for ``path`` (default: the bundled one), cached.
 
-    Re-parsed only when the file changes (keyed on its modification time).
+    Parsed once per thread, again only when the file changes (keyed on its
+    modification time).
     """
     weasyprint = _weasyprint()
     path = Path(path or DEFAULT_STYLESHEET)
@@ -330,14 +331,10 @@ def stylesheet(path: str | os.PathLike | None = None):
         key = (str(path), path.stat().st_mtime)
     except OSError as exc:
         raise ConfigurationError(f'PGPAY["INVOICE"]["STYLESHEET"] = {str(path)!r} cannot be read: {exc}') from exc
-    fonts = font_config()
-    with _lock:
-        css = _stylesheets.get(key)
-        if css is None:
-            css = weasyprint.CSS(filename=str(path), font_config=fonts)
-            _stylesheets.clear()
-            _stylesheets[key] = css
-        return css
+    cached = getattr(_local, "stylesheet", None)
+    if cached is None or cached[0] != key:
+        cached = _local.stylesheet = (key, weasyprint.CSS(filename=str(path), font_config=font_config()))
+    return cached[1]
 
 
 def _document(html: str, stylesheet_path: str | None):

@@ -278,3 +278,22 @@ def test_zip_action_and_response(rf, staff, make_booking, pay):
     assert response["Content-Disposition"] == 'attachment; filename="x.pdf"'
     with translation.override("ko"):
         assert str(invoices.invoice_zip_action.short_description) == "영수증 내려받기 (PDF 묶음 ZIP)"
+
+
+def test_stylesheet_and_fonts_are_made_once_per_thread():
+    import threading
+
+    assert invoices.stylesheet() is invoices.stylesheet()
+    assert invoices.font_config() is invoices.font_config()
+    other = {}
+    thread = threading.Thread(target=lambda: other.update(css=invoices.stylesheet(), fonts=invoices.font_config()))
+    thread.start()
+    thread.join()
+    assert other["css"] is not invoices.stylesheet() and other["fonts"] is not invoices.font_config()
+
+
+def test_missing_stylesheet_names_the_setting(tmp_path):
+    from django_pgpay.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r'PGPAY\["INVOICE"\]\["STYLESHEET"\]'):
+        invoices.stylesheet(tmp_path / "nope.css")
