@@ -45,7 +45,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import router
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html_join
@@ -294,10 +294,10 @@ class OrderAdminMixin:
         """Never saves: every field is read-only, and writing back the loaded row
         could undo a status change a webhook made meanwhile."""
 
-    def save_related(self, request, form, formsets, change):
-        """Nothing to save (see :meth:`save_model`)."""
-
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "POST":
+            # Nothing on the page is editable; a POST could only write back a stale row.
+            return HttpResponseNotAllowed(["GET"])
         extra_context = {
             "show_save": False,
             "show_save_and_continue": False,
@@ -526,7 +526,7 @@ class OrderAdminMixin:
             "balance": format_amount(order.balance, order.currency),
             "ledger": [(row, format_amount(row.amount, row.currency or order.currency)) for row in ledger],
             "deliveries": deliveries,
-            "refund_form": refund_form if links["can_refund"] else None,
+            "refund_form": refund_form if links["can_refund"] or (refund_form is not None and refund_form.is_bound) else None,
             "change_url": reverse(
                 f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change",
                 args=[order.pk],
