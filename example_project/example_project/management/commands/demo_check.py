@@ -104,6 +104,16 @@ class Command(BaseCommand):
         check.true(Booking.objects.filter(seat=seat, status="READY").count() == 1, "a second click made a second booking")
         check.page(first, reverse("restaurants:history"), contains=Booking.objects.get(seat=seat).order_number)
 
+        # The admin: the booking as streamed CSV (BOM, Hangul) and its order page.
+        booking = Booking.objects.get(seat=seat)
+        exported = admin.post("/admin/restaurants/booking/", {"action": "export_csv", "_selected_action": [booking.pk]})
+        text = b"".join(exported.streaming_content).decode("utf-8") if exported.streaming else ""
+        check.true(
+            text.startswith("\ufeff") and booking.order_number in text and seat.table.restaurant.name in text,
+            "the admin's CSV export lacks the BOM, the booking or its restaurant",
+        )
+        check.page(admin, f"/admin/restaurants/booking/{booking.pk}/detail/", contains=booking.order_number)
+
         # The last place: one buyer gets it, the next one the sold-out page (409), nothing taken.
         last = Seat.objects.upcoming().filter(capacity=1, remain=1).first()
         check.true(last is not None, "no single-place seat in the demo data")
