@@ -33,7 +33,8 @@ import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db.models.constants import LOOKUP_SEP
@@ -44,7 +45,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from . import conf
-from .money import MoneyError, quantize
+from .money import MoneyError, exponent
 from .status import OrderStatus
 
 #: First characters that make a spreadsheet treat a cell as a formula (OWASP).
@@ -72,27 +73,66 @@ class Column:
     returns them). ``trusted`` marks a column whose cells this module produces
     itself from numbers or dates: it skips the formula guard (see the module
     docstring). Every other cell is text from the database and is guarded.
+    ``memo`` caches the cell of each distinct value during one export (for
+    columns with few distinct values whose rendering costs, like labels).
     """
 
     header: object
     fields: tuple[str, ...]
     render: Callable[..., object] | None = None
     trusted: bool = False
+    memo: bool = False
 
-    def cell(self, values: Sequence) -> str:
-        value = self.render(*values) if self.render is not None else values[0]
-        if value is None:
-            return ""
-        text = str(value)
-        return text if self.trusted else neutralize(text)
+    def cell(self, values: Sequence, zone=None) -> str:
+        """The text of one cell; ``zone`` is the time zone of times (default: the current one)."""
+        return self.cell_function(zone)(tuple(values))
+
+    def cell_function(self, zone=None) -> Callable[[tuple], str]:
+        """A function ``values -> text`` for one export (time zone bound, memo dict fresh)."""
+        render = self.render
+        if render is not None and getattr(render, "needs_zone", False):
+            zone = zone or timezone.get_current_timezone()
+            base = render
+
+            def render(*values):
+                return base(*values, zone=zone)
+
+        trusted = self.trusted
+
+        def cell(values: tuple) -> str:
+            value = render(*values) if render is not None else values[0]
+            if value is None:
+                return ""
+            text = str(value)
+            return text if trusted else neutralize(text)
+
+        if not self.memo:
+            return cell
+        seen: dict[tuple, str] = {}
+
+        def memo_cell(values: tuple) -> str:
+            try:
+                return seen[values]
+            except KeyError:
+                text = seen[values] = cell(values)
+                if len(seen) > 1000:  # not a low-cardinality column after all
+                    seen.clear()
+                return text
+
+        return memo_cell
+
+
+@lru_cache(maxsize=64)
+def _quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-exponent(currency))
 
 
 def _amount(value, currency) -> str:
     if value is None:
         return ""
     try:
-        return str(quantize(Decimal(value), currency))
-    except MoneyError:
+        return str(Decimal(value).quantize(_quantum(currency), rounding=ROUND_HALF_UP))
+    except (MoneyError, InvalidOperation):
         return str(value)
 
 
@@ -113,21 +153,25 @@ def _order_name(name, number) -> str:
     return name or str(_("Order %(number)s") % {"number": number})
 
 
-def _local_time(value) -> str:
+def _local_time(value, *, zone=None) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in ``zone`` (the current time zone by default)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         if timezone.is_aware(value):
-            value = timezone.localtime(value)
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+            value = value.astimezone(zone or timezone.get_current_timezone())
+        return value.replace(tzinfo=None).isoformat(" ", "seconds")
     return str(value)
+
+
+_local_time.needs_zone = True
 
 
 #: The built-in columns, by name.
 COLUMNS: dict[str, Column] = {
     "order_number": Column(_("order number"), ("order_number",)),
     "order_name": Column(_("order name"), ("order_name", "order_number"), _order_name),
-    "status": Column(_("status"), ("status",), _status),
+    "status": Column(_("status"), ("status",), _status, memo=True),
     "amount": Column(_("amount"), ("amount", "currency"), _amount, trusted=True),
     "canceled_amount": Column(_("cancelled amount"), ("canceled_amount", "currency"), _amount, trusted=True),
     "balance": Column(pgettext_lazy("money", "balance"), ("amount", "canceled_amount", "currency"), _balance, trusted=True),
@@ -242,6 +286,8 @@ def iter_csv(
             if name not in fields:
                 fields.append(name)
     picks = [tuple(fields.index(name) for name in col.fields) for col in cols]
+    zone = timezone.get_current_timezone()
+    cells = list(zip([col.cell_function(zone) for col in cols], picks))
     buffer = _Buffer()
     writer = csv.writer(buffer)
     if bom_default() if bom is None else bom:
@@ -249,7 +295,7 @@ def iter_csv(
     writer.writerow([str(col.header) for col in cols])
     pending = 0
     for row in queryset.values_list(*fields).iterator(chunk_size=chunk_size):
-        writer.writerow([col.cell([row[i] for i in pick]) for col, pick in zip(cols, picks)])
+        writer.writerow([cell(tuple([row[i] for i in pick])) for cell, pick in cells])
         pending += 1
         if pending == ROWS_PER_CHUNK:
             yield buffer.take()
