@@ -7,6 +7,7 @@
 #   make test-mariadb     same on MariaDB    (127.0.0.1:3306)
 #   make tox              the Django/Python matrix in tox.ini
 #   make docs | build | demo | demo-check | clean
+#   make bench-csv        CSV export of 1,000,000 orders vs the in-memory way (ARGS="--orders 20000")
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -33,7 +34,7 @@ unexport VIRTUAL_ENV
 PYTEST := $(VPY) -m pytest -W error::DeprecationWarning
 
 .PHONY: help system-deps tools venv venv-mysql test test-postgres test-mariadb tox \
-        docs build messages demo demo-check clean FORCE
+        docs build messages demo demo-check bench-csv clean FORCE
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -107,6 +108,10 @@ demo: venv
 
 demo-check: venv
 	PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh check
+
+# Benchmarks print ratios against the tutorials' way, run side by side (see bench/README.md).
+bench-csv: venv
+	$(VPY) bench/csv_export.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .tox build dist *.egg-info docs/_build artifacts \
