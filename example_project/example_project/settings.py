@@ -1,7 +1,8 @@
 """Settings for the django-pgpay example shop.
 
 A development setup: DEBUG on, SQLite next to manage.py, the payment sandbox
-serving Toss Payments' protocol on this same server. Run it with ``make demo``
+serving the protocols of Toss Payments, Stripe, PortOne (V1, V2) and Bootpay
+on this same server. Run it with ``make demo``
 from the repository root.
 
 Every value that differs between machines comes from the environment, with a
@@ -26,8 +27,15 @@ default that works offline (see docs/example.rst, "Settings"):
     sandbox. Set to your test keys from Toss's developer centre: the shop talks
     to Toss's real test environment. ``TOSS_API_BASE``, ``TOSS_JS_SDK_URL`` and
     ``TOSS_TIMEOUT`` override the URLs and the read timeout.
-``BOOTPAY_CLIENT_KEY`` + ``BOOTPAY_SECRET_KEY``, ``STRIPE_SECRET_KEY`` (+ ``STRIPE_WEBHOOK_SECRET``)
-    Set to add that PG, against its real test environment, as a choice in both shops.
+``STRIPE_SECRET_KEY`` (+ ``STRIPE_WEBHOOK_SECRET``);
+``PORTONE_IMP_KEY`` + ``PORTONE_IMP_SECRET`` + ``PORTONE_MERCHANT_CODE`` + ``PORTONE_CHANNEL_KEY``;
+``PORTONE_V2_API_SECRET`` + ``PORTONE_STORE_ID`` + ``PORTONE_V2_CHANNEL_KEY`` (+ ``PORTONE_V2_WEBHOOK_SECRET``);
+``BOOTPAY_CLIENT_KEY`` + ``BOOTPAY_SECRET_KEY``
+    Unset: that PG runs on the sandbox with made-up keys. Set: its real test
+    environment (``<PG>_API_BASE``, ``<PG>_JS_SDK_URL``, ``<PG>_TIMEOUT`` override
+    as for Toss). ``PORTONE_VERSIONS`` (``v1,v2``) picks the PortOne APIs offered.
+    Every PG is a choice in both shops but Stripe, in the cart shop only
+    (``GATEWAY_SHOPS``).
 """
 
 import os
