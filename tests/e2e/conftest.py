@@ -3,9 +3,9 @@
 Each test module gets its own ``runserver --noreload`` (threaded) on a free
 port of 127.0.0.1, on a copy of one SQLite database migrated and filled with
 the demo data once per session. The payment sandbox runs in that server with
-its webhook thread on: the Toss gateway calls the sandbox over HTTP on the
-same server, and the sandbox posts its webhooks back to the shop, as Toss
-would. Tests read the database directly (``server.query``) and run
+its webhook thread on: the gateways (Toss, Stripe, PortOne V1/V2, Bootpay)
+call the sandbox over HTTP on the same server, and the sandbox posts its
+webhooks back to the shop, as the PGs would. Tests read the database directly (``server.query``) and run
 management commands (``server.manage("pgpay_reconcile")``) as separate
 processes on the same file.
 

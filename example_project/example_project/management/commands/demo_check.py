@@ -193,6 +193,12 @@ class Command(BaseCommand):
             check.page(buyer, book, contains=f'value="{alias}"')  # the booking page offers it
             self.payment_page(check, buyer, alias, buyer.post(book, {"gateway": alias}, HTTP_ACCEPT_LANGUAGE="en"))
             check.true(Booking.objects.get(seat=seat, user__username="demo-check-pgs").gateway == alias, f"{alias}: the booking is not {alias}'s")
+        # A PG the booking shop does not offer (Stripe) is not taken from a forged form: the default is.
+        for alias in [a for a in conf.gateway_aliases() if a not in offered_aliases("restaurants")]:
+            seat = seats.exclude(bookings__user__username="demo-check-pgs").first()
+            buyer.post(reverse("restaurants:book", args=[seat.pk]), {"gateway": alias})
+            taken = Booking.objects.get(seat=seat, user__username="demo-check-pgs").gateway
+            check.true(taken != alias and taken in offered_aliases("restaurants"), f"the booking shop took {alias}")
         product = Product.objects.first()
         check.page(buyer, reverse("shop:cart-add", args=[product.pk]), method="post", status=302, quantity="1")
         cart = check.page(buyer, reverse("shop:cart"))
