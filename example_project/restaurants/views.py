@@ -72,6 +72,7 @@ class BookingView(LoginRequiredMixin, GatewayChoiceMixin, ShopReturnUrlsMixin, C
     """``/restaurants/seats/<seat_id>/book/``: GET a summary; POST takes a place and opens the payment window."""
 
     order_model = Booking
+    shop = "restaurants"
     url_namespace = "restaurants"
     start_template_name = "restaurants/book.html"
     template_name = "payment_window.html"
