@@ -238,3 +238,20 @@ def test_command_uses_the_admins_columns(make_booking):
 def test_command_refuses_bad_arguments_clearly(args, message, db):
     with pytest.raises(CommandError, match=message):
         run(*args)
+
+
+def test_a_trusted_numeric_column_keeps_its_minus_sign(make_booking):
+    make_booking(amount=Decimal(1500))
+    negative = exports.Column("refund", ("amount",), lambda amount: -amount, trusted=True)
+    rows = parse(export(Booking.objects.all(), [negative]))
+    assert rows[1] == ["-1500"]  # a number for the spreadsheet, not a formula
+
+
+def test_admin_class_can_turn_the_bom_off(admin_client, make_booking, monkeypatch):
+    from django.contrib import admin
+
+    booking = make_booking()
+    monkeypatch.setattr(admin.site.get_model_admin(Booking), "csv_bom", False)
+    response = admin_client.post("/admin/testapp/booking/", {"action": "export_csv", "_selected_action": [booking.pk]})
+    text = b"".join(response.streaming_content).decode("utf-8")
+    assert parse(text, bom=False)[1][0] == booking.order_number
