@@ -244,7 +244,7 @@ def test_a_trusted_numeric_column_keeps_its_minus_sign(make_booking):
     make_booking(amount=Decimal(1500))
     negative = exports.Column("refund", ("amount",), lambda amount: -amount, trusted=True)
     rows = parse(export(Booking.objects.all(), [negative]))
-    assert rows[1] == ["-1500"]  # a number for the spreadsheet, not a formula
+    assert rows[1] == ["-1500.000"]  # a number for the spreadsheet, not a formula
 
 
 def test_admin_class_can_turn_the_bom_off(admin_client, make_booking, monkeypatch):
