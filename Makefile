@@ -6,7 +6,9 @@
 #   make test-postgres    same on PostgreSQL (127.0.0.1:5432)
 #   make test-mariadb     same on MariaDB    (127.0.0.1:3306)
 #   make tox              the Django/Python matrix in tox.ini
+#   make bench-flash      flash-sale benchmark on PostgreSQL under gunicorn (ARGS="--buyers 40 --seats 5")
 #   make docs | build | demo | demo-check | clean
+#   make bench-csv        CSV export of 1,000,000 orders vs the in-memory way (ARGS="--orders 20000")
 #   make bench-invoices   200 PDF invoices our way vs. one render per order (ARGS="--orders 50")
 
 SHELL := /bin/bash
@@ -34,7 +36,7 @@ unexport VIRTUAL_ENV
 PYTEST := $(VPY) -m pytest -W error::DeprecationWarning
 
 .PHONY: help system-deps tools venv venv-mysql test test-postgres test-mariadb tox \
-        docs build messages demo demo-check clean FORCE
+        docs build messages demo demo-check bench-flash bench-csv clean FORCE
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -103,11 +105,20 @@ messages: venv
 	cd django_pgpay && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=$(CURDIR) ../$(VPY) -m django makemessages -l ko --no-location --no-obsolete
 	cd django_pgpay && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=$(CURDIR) ../$(VPY) -m django compilemessages
 
+# 200 buyers for 20 places, ours against the seed tutorial's views, side by side
+# (bench/flash_sale.py; needs PostgreSQL at 127.0.0.1:5432; not run in CI).
+bench-flash: venv
+	$(VPY) bench/flash_sale.py $(ARGS)
+
 demo: venv
 	PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh serve
 
 demo-check: venv
 	PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh check
+
+# Benchmarks print ratios against the tutorials' way, run side by side (see bench/README.md).
+bench-csv: venv
+	$(VPY) bench/csv_export.py $(ARGS)
 
 .PHONY: bench-invoices
 bench-invoices: venv

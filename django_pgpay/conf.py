@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "CONFIRM_WAIT": 8,
     #: Let the sandbox app run with ``DEBUG = False`` (for demos on a server).
     "SANDBOX_ALLOW_WITHOUT_DEBUG": False,
+    #: Start CSV exports with a UTF-8 byte order mark, so Excel reads Hangul right.
+    "CSV_BOM": True,
     #: PDF invoices: the seller's details and rendering options
     #: (see :mod:`django_pgpay.invoices` for the keys).
     "INVOICE": {},

@@ -297,26 +297,8 @@ def _apply_locked(locked, result: PaymentResult, *, source, actor=None, confirm_
         if own and locked.status in OPEN_STATUSES:
             if locked.status == S.READY:
                 # The confirm: the PG holds (or will hold) the buyer's money.
-                if row is None:
-                    row = locked.get_transaction_model()(
-                        order=locked,
-                        kind=K.CONFIRM,
-                        idempotency_key=confirm_key(locked.order_number, result.payment_id),
-                        source=source,
-                        actor=actor,
-                    )
-                row.order = locked
                 # post_save checks amount and currency; a mismatch rolls all of this back.
-                _finish_row(
-                    row,
-                    T.SUCCEEDED,
-                    result=result,
-                    amount=result.amount,
-                    currency=result.currency.upper(),
-                    pg_payment_id=result.payment_id,
-                    error_code="",
-                    error_message="",
-                )
+                row = _record_confirm(locked, row, result, T.SUCCEEDED, source=source, actor=actor, error_code="", error_message="")
             extra = _merge_payment_fields(locked, result)
             target = S.WAITING_FOR_DEPOSIT if state == PaymentState.WAITING_FOR_DEPOSIT else S.PAID
             if locked.status != target:
@@ -353,6 +335,29 @@ def _apply_locked(locked, result: PaymentResult, *, source, actor=None, confirm_
             changes.append(f"status {target}")
 
     return changes, row, compensation
+
+
+def _record_confirm(locked, row, result: PaymentResult, status: str, *, source, actor=None, **fields):
+    """Write the PG's answer about a payment on its confirm row (a new one when ``row`` is None)."""
+    if row is None:
+        row = locked.get_transaction_model()(
+            order=locked,
+            kind=K.CONFIRM,
+            idempotency_key=confirm_key(locked.order_number, result.payment_id),
+            source=source,
+            actor=actor,
+        )
+    row.order = locked
+    _finish_row(
+        row,
+        status,
+        result=result,
+        amount=result.amount,
+        currency=result.currency.upper(),
+        pg_payment_id=result.payment_id,
+        **fields,
+    )
+    return row
 
 
 def _sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook_event=None) -> list[str]:
@@ -560,24 +565,7 @@ def _handle_mismatch(order, result: PaymentResult, exc: AmountMismatch, *, sourc
         row = _lock_row(confirm_row) if confirm_row is not None else None
         if row is None:
             row = _rows(locked).filter(idempotency_key=confirm_key(locked.order_number, result.payment_id)).first()
-        if row is None:
-            row = locked.get_transaction_model()(
-                order=locked,
-                kind=K.CONFIRM,
-                idempotency_key=confirm_key(locked.order_number, result.payment_id),
-                source=source,
-                actor=actor,
-            )
-        row.order = locked
-        _finish_row(
-            row,
-            T.FAILED,
-            result=result,
-            error=exc,
-            amount=result.amount,
-            currency=result.currency.upper(),
-            pg_payment_id=result.payment_id,
-        )
+        row = _record_confirm(locked, row, result, T.FAILED, source=source, actor=actor, error=exc)
         if not locked.pg_payment_id:
             # Remember the payment, so a later deposit or lookup finds it and gives it back.
             locked.pg_payment_id = result.payment_id

@@ -106,7 +106,10 @@ class CheckoutMixin:
 
     GET renders ``start_template_name`` (a summary with a button; nothing
     changes on GET). POST creates the order, or reuses the buyer's READY order
-    for the same thing, and renders the gateway's payment window. Creating and
+    for the same thing, and renders the gateway's payment window. When the
+    buyer picks another gateway than that READY order's, the old order is
+    expired (its stock released) and a new one reserves in the same
+    transaction: one buyer holds one seat whichever PG they try. Creating and
     reserving happen in one transaction while the buyer's user row is locked,
     so two tabs or a double click never hold two seats; when ``reserve()``
     finds no stock, ``sold_out_template_name`` is rendered with status 409.
@@ -169,14 +172,21 @@ class CheckoutMixin:
                 # Lock the buyer's row: checkouts of one buyer run one at a time.
                 list(get_user_model()._base_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
                 existing = (
-                    model._base_manager.filter(
-                        user=user, status=OrderStatus.READY, gateway=alias, expires_at__gt=timezone.now(), **lookup
-                    )
+                    model._base_manager.filter(user=user, status=OrderStatus.READY, expires_at__gt=timezone.now(), **lookup)
                     .order_by("-created", "-pk")
                     .first()
                 )
                 if existing is not None:
-                    return existing, False
+                    if existing.gateway == alias:
+                        return existing, False
+                    # The buyer switched PG: the order opened at the other PG gives
+                    # its stock back (EXPIRED, once) before the new one takes it, so
+                    # a buyer never holds two. A payment still being confirmed there
+                    # keeps its order; the buyer finishes paying at that PG.
+                    try:
+                        payments.expire(existing, source=TransactionSource.CUSTOMER)
+                    except OperationInProgress:
+                        return existing, False
             elif not self.allow_anonymous:
                 raise PermissionDenied("anonymous checkout")
             order = model(

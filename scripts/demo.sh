@@ -79,6 +79,8 @@ cat <<BANNER
   │
   │   Book a table: Restaurants → a time → Proceed to payment → Pay,
   │   then Pay on the sandbox's payment page. Cancel it in My bookings.
+  │   Pick the PG on the booking page or in the cart: Toss, PortOne (V1, V2)
+  │   and Bootpay in both shops, Stripe in the cart shop (docs/example.rst).
   └──────────────────────────────────────────────────────────────────────
 
 BANNER

@@ -33,9 +33,23 @@ VARIABLES = (
     "TOSS_TIMEOUT",
     "BOOTPAY_CLIENT_KEY",
     "BOOTPAY_SECRET_KEY",
+    "BOOTPAY_API_BASE",
+    "BOOTPAY_JS_SDK_URL",
     "STRIPE_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+    "PORTONE_IMP_KEY",
+    "PORTONE_IMP_SECRET",
+    "PORTONE_MERCHANT_CODE",
+    "PORTONE_CHANNEL_KEY",
+    "PORTONE_V2_API_SECRET",
+    "PORTONE_STORE_ID",
+    "PORTONE_V2_CHANNEL_KEY",
+    "PORTONE_V2_WEBHOOK_SECRET",
+    "PORTONE_VERSIONS",
 )
+
+ALL_PGS = ["toss", "stripe", "portone", "portone-v2", "bootpay"]
 
 
 @pytest.fixture
@@ -63,7 +77,7 @@ def test_by_default_toss_talks_to_the_sandbox_on_this_server(load):
         "JS_SDK_URL": "http://127.0.0.1:8000/sandbox/toss/js/v2/standard",
     }
     assert settings["PGPAY"]["DEFAULT_GATEWAY"] == "toss"
-    assert settings["SANDBOX_GATEWAYS"] == ["toss"] and "django_pgpay.sandbox" in settings["INSTALLED_APPS"]
+    assert settings["SANDBOX_GATEWAYS"] == ALL_PGS and "django_pgpay.sandbox" in settings["INSTALLED_APPS"]
     # The sandbox accepts exactly the gateway's keys and posts webhooks to the shop's URL.
     assert settings["PGPAY_SANDBOX"]["TOSS"]["SECRET_KEYS"] == [toss["OPTIONS"]["SECRET_KEY"]]
     assert settings["PGPAY_SANDBOX"]["TOSS"]["CLIENT_KEYS"] == [toss["OPTIONS"]["CLIENT_KEY"]]
@@ -85,7 +99,7 @@ def test_real_test_keys_switch_toss_to_its_own_test_environment(load):
     options = settings["PGPAY"]["GATEWAYS"]["toss"]["OPTIONS"]
     # No API_BASE / JS_SDK_URL: the gateway's defaults, https://api.tosspayments.com and js.tosspayments.com.
     assert options == {"CLIENT_KEY": "test_ck_mine", "SECRET_KEY": "test_sk_mine"}
-    assert settings["SANDBOX_GATEWAYS"] == []
+    assert "toss" not in settings["SANDBOX_GATEWAYS"] and "stripe" in settings["SANDBOX_GATEWAYS"]
     assert "test_sk_mine" not in settings["PGPAY_SANDBOX"]["TOSS"]["SECRET_KEYS"]
 
 
@@ -111,13 +125,68 @@ def test_without_debug_the_sandbox_is_off_and_real_keys_are_required(load):
     assert "django_pgpay.sandbox" in demo["INSTALLED_APPS"] and demo["PGPAY"]["SANDBOX_ALLOW_WITHOUT_DEBUG"] is True
 
 
-def test_each_pg_is_one_more_entry(load):
-    settings = load(BOOTPAY_CLIENT_KEY="bp-client", BOOTPAY_SECRET_KEY="bp-secret", STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRET="whsec_x")
+def test_every_pg_is_on_the_sandbox_by_default(load):
+    """``make demo`` with no variables: four PGs (PortOne in V1 and V2), each on the sandbox with keys it accepts."""
+    settings = load()
+    gateways, sandbox = settings["PGPAY"]["GATEWAYS"], settings["PGPAY_SANDBOX"]
+    assert list(gateways) == ALL_PGS
+    stripe = gateways["stripe"]["OPTIONS"]
+    assert stripe["API_BASE"] == "http://127.0.0.1:8000/sandbox/stripe"
+    assert sandbox["STRIPE"]["SECRET_KEYS"] == [stripe["SECRET_KEY"]] and sandbox["STRIPE"]["WEBHOOK_SECRET"] == stripe["WEBHOOK_SECRETS"]
+    v1, v2 = gateways["portone"]["OPTIONS"], gateways["portone-v2"]["OPTIONS"]
+    assert gateways["portone"]["CLASS"].endswith("PortOneV1Gateway") and gateways["portone-v2"]["CLASS"].endswith("PortOneV2Gateway")
+    assert (v1["API_BASE"], v1["JS_SDK_URL"]) == ("http://127.0.0.1:8000/sandbox/portone", "http://127.0.0.1:8000/sandbox/portone/v1/iamport.js")
+    assert sandbox["PORTONE"]["IMP_KEYS"] == [v1["IMP_KEY"]] and sandbox["PORTONE"]["MERCHANT_CODES"] == [v1["MERCHANT_CODE"]]
+    assert sandbox["PORTONE"]["V2_API_SECRETS"] == [v2["API_SECRET"]] and sandbox["PORTONE"]["STORE_IDS"] == [v2["STORE_ID"]]
+    assert sandbox["PORTONE"]["V2_WEBHOOK_SECRET"] == v2["WEBHOOK_SECRET"]
+    bootpay = gateways["bootpay"]["OPTIONS"]
+    assert bootpay["API_BASE"] == "http://127.0.0.1:8000/sandbox/bootpay/v2"
+    assert sandbox["BOOTPAY"]["CLIENT_KEYS"] == [bootpay["CLIENT_KEY"]] and sandbox["BOOTPAY"]["SECRET_KEYS"] == [bootpay["SECRET_KEY"]]
+    assert {sandbox[pg]["WEBHOOK_URL"] for pg in ("STRIPE", "PORTONE", "BOOTPAY")} == {
+        "/pay/stripe/webhook/",
+        "/pay/portone/webhook/",
+        "/pay/bootpay/webhook/",
+    }
+    assert settings["GATEWAY_SHOPS"] == {"stripe": ["shop"]}  # Stripe in the cart shop only
+
+
+def test_real_test_keys_switch_each_pg_on_its_own(load):
+    settings = load(
+        BOOTPAY_CLIENT_KEY="bp-client",
+        BOOTPAY_SECRET_KEY="bp-secret",
+        STRIPE_SECRET_KEY="sk_test_x",
+        STRIPE_WEBHOOK_SECRET="whsec_x",
+        PORTONE_V2_API_SECRET="v2-secret",
+        PORTONE_STORE_ID="store-x",
+        PORTONE_V2_CHANNEL_KEY="channel-key-x",
+    )
     gateways = settings["PGPAY"]["GATEWAYS"]
-    assert list(gateways) == ["toss", "bootpay", "stripe"]
+    assert list(gateways) == ALL_PGS
     assert gateways["bootpay"]["OPTIONS"] == {"CLIENT_KEY": "bp-client", "SECRET_KEY": "bp-secret"}
     assert gateways["stripe"]["OPTIONS"] == {"SECRET_KEY": "sk_test_x", "WEBHOOK_SECRETS": "whsec_x"}
-    assert list(load()["PGPAY"]["GATEWAYS"]) == ["toss"]
+    assert gateways["portone-v2"]["OPTIONS"] == {
+        "API_SECRET": "v2-secret",
+        "STORE_ID": "store-x",
+        "CHANNEL_KEY": "channel-key-x",
+        "INCLUDE_SANDBOX": True,
+    }
+    # PortOne V1 and Toss had no keys: still the sandbox.
+    assert settings["SANDBOX_GATEWAYS"] == ["toss", "portone"]
+    assert "bp-secret" not in settings["PGPAY_SANDBOX"]["BOOTPAY"]["SECRET_KEYS"]
+
+
+def test_portone_versions_and_incomplete_keys(load):
+    assert [a for a in load(PORTONE_VERSIONS="v2")["PGPAY"]["GATEWAYS"] if a.startswith("portone")] == ["portone-v2"]
+    assert [a for a in load(PORTONE_VERSIONS="v1")["PGPAY"]["GATEWAYS"] if a.startswith("portone")] == ["portone"]
+    with pytest.raises(ImproperlyConfigured, match="PORTONE_IMP_SECRET, PORTONE_MERCHANT_CODE, PORTONE_CHANNEL_KEY"):
+        load(PORTONE_IMP_KEY="imp-key")
+    with pytest.raises(ImproperlyConfigured, match="BOOTPAY_CLIENT_KEY"):
+        load(BOOTPAY_SECRET_KEY="bp-secret")
+
+
+def test_without_the_sandbox_only_pgs_with_keys_are_offered(load):
+    settings = load(DJANGO_DEBUG="0", TOSS_CLIENT_KEY="live_ck_x", TOSS_SECRET_KEY="live_sk_x", STRIPE_SECRET_KEY="sk_live_x")
+    assert list(settings["PGPAY"]["GATEWAYS"]) == ["toss", "stripe"] and settings["SANDBOX_GATEWAYS"] == []
 
 
 def test_database_url(load):

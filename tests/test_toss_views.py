@@ -433,6 +433,29 @@ def test_an_expired_ready_order_is_not_reused(buyer, seat, toss):
     assert Booking.objects.count() == 2
 
 
+def test_switching_pg_keeps_one_seat(buyer, seat, toss):
+    """A buyer who opens Toss's window, then picks another PG, holds one seat, not two."""
+    client = Client()
+    client.force_login(buyer)
+    assert client.post(f"/book/{seat.pk}/toss/").status_code == 200
+    assert client.post(f"/book/{seat.pk}/fake/").status_code == 200
+    seat.refresh_from_db()
+    assert seat.remain == 2
+    first, second = Booking.objects.order_by("pk")
+    assert (first.gateway, first.status) == ("toss", S.EXPIRED)
+    assert (second.gateway, second.status) == ("fake", S.READY)
+    # Back to Toss: again one seat held; the fake order is given up once.
+    assert client.post(f"/book/{seat.pk}/toss/").status_code == 200
+    assert client.post(f"/book/{seat.pk}/toss/").status_code == 200
+    seat.refresh_from_db()
+    assert seat.remain == 2
+    assert [(b.gateway, b.status) for b in Booking.objects.order_by("pk")] == [
+        ("toss", S.EXPIRED),
+        ("fake", S.EXPIRED),
+        ("toss", S.READY),
+    ]
+
+
 def test_sold_out_is_a_clear_page_not_a_500(buyer, other_buyer, seat, toss):
     type(seat).objects.filter(pk=seat.pk).update(remain=0)
     client = Client()

@@ -8,6 +8,7 @@ with the capability flags and fill in the verbs; a verb the PG lacks raises
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -16,6 +17,7 @@ from typing import Any
 from django.core import checks
 
 from ..exceptions import ConfigurationError, UnsupportedFeature
+from .http import DEFAULT_TIMEOUT, GatewayHttp
 from .results import (
     CancelRequest,
     CancelResult,
@@ -203,3 +205,47 @@ class BaseGateway:
             "supports_virtual_account": cls.supports_virtual_account,
             "requires_confirm_call": cls.requires_confirm_call,
         }
+
+
+class HttpGateway(BaseGateway):
+    """A gateway that talks to its PG over HTTP through one shared :class:`GatewayHttp`.
+
+    The session is built on first use from the ``API_BASE`` option (default
+    :attr:`DEFAULT_API_BASE`) and ``TIMEOUT`` (seconds, or a ``(connect, read)``
+    pair; default :data:`~django_pgpay.gateways.http.DEFAULT_TIMEOUT`), and
+    dropped by :meth:`close` when the settings change.
+    """
+
+    #: The PG's API root, used when the ``API_BASE`` option is not set.
+    DEFAULT_API_BASE = ""
+
+    def __init__(self, alias: str, options: Mapping[str, Any]):
+        super().__init__(alias, options)
+        self._http: GatewayHttp | None = None
+        self._http_lock = threading.Lock()
+
+    @property
+    def http(self) -> GatewayHttp:
+        """The gateway's HTTP session, built on first use from ``API_BASE`` and ``TIMEOUT``."""
+        with self._http_lock:
+            if self._http is None:
+                self._http = GatewayHttp(
+                    self.alias,
+                    str(self.option("API_BASE", self.DEFAULT_API_BASE) or self.DEFAULT_API_BASE),
+                    timeout=self._timeout(),
+                )
+            return self._http
+
+    def close(self) -> None:
+        with self._http_lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+
+    def _timeout(self):
+        value = self.option("TIMEOUT", None)
+        if value is None:
+            return DEFAULT_TIMEOUT
+        if isinstance(value, (list, tuple)):
+            return (float(value[0]), float(value[1]))
+        return float(value)

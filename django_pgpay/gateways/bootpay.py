@@ -57,8 +57,8 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, normalize_currency, to_json_number
-from .base import BaseGateway
-from .http import DEFAULT_TIMEOUT, GatewayHttp, HttpReply, loads_json
+from .base import HttpGateway
+from .http import HttpReply, loads_json
 from .results import (
     CancelRequest,
     CancelResult,
@@ -141,7 +141,7 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-class BootpayGateway(BaseGateway):
+class BootpayGateway(HttpGateway):
     """Bootpay (``https://api.bootpay.co.kr/v2``), REST API v2.
 
     OPTIONS (either key pair):
@@ -188,8 +188,6 @@ class BootpayGateway(BaseGateway):
 
     def __init__(self, alias, options):
         super().__init__(alias, options)
-        self._http: GatewayHttp | None = None
-        self._http_lock = threading.Lock()
         self._token: str | None = None
         self._token_renew_at = 0.0
         self._token_lock = threading.Lock()
@@ -198,33 +196,10 @@ class BootpayGateway(BaseGateway):
 
     # --- plumbing ---------------------------------------------------------------
 
-    @property
-    def http(self) -> GatewayHttp:
-        """The gateway's HTTP session, built on first use from ``API_BASE`` and ``TIMEOUT``."""
-        with self._http_lock:
-            if self._http is None:
-                self._http = GatewayHttp(
-                    self.alias,
-                    str(self.option("API_BASE", self.DEFAULT_API_BASE) or self.DEFAULT_API_BASE),
-                    timeout=self._timeout(),
-                )
-            return self._http
-
     def close(self) -> None:
-        with self._http_lock:
-            if self._http is not None:
-                self._http.close()
-                self._http = None
+        super().close()
         with self._token_lock:
             self._token = None
-
-    def _timeout(self):
-        value = self.option("TIMEOUT", None)
-        if value is None:
-            return DEFAULT_TIMEOUT
-        if isinstance(value, (list, tuple)):
-            return (float(value[0]), float(value[1]))
-        return float(value)
 
     def _has(self, *names: str) -> bool:
         return all(self._options.get(name) not in (None, "") for name in names)

@@ -57,8 +57,8 @@ from ..exceptions import (
 )
 from ..money import MoneyError, from_minor, normalize_currency, quantize, to_json_number, to_minor
 from . import standard_webhooks
-from .base import BaseGateway
-from .http import DEFAULT_TIMEOUT, GatewayHttp, HttpReply, loads_json
+from .base import HttpGateway
+from .http import HttpReply, loads_json
 from .results import (
     CancelEntry,
     CancelRequest,
@@ -135,7 +135,7 @@ _EPOCH = datetime.fromtimestamp(0, tz=dt_timezone.utc)
 # --- shared plumbing --------------------------------------------------------------------
 
 
-class _PortOneBase(BaseGateway):
+class _PortOneBase(HttpGateway):
     """HTTP session, timeouts and checkout helpers shared by both API versions."""
 
     pg_name = "PortOne"
@@ -149,37 +149,6 @@ class _PortOneBase(BaseGateway):
 
     DEFAULT_API_BASE = ""
     DEFAULT_JS_SDK_URL = ""
-
-    def __init__(self, alias, options):
-        super().__init__(alias, options)
-        self._http: GatewayHttp | None = None
-        self._http_lock = threading.Lock()
-
-    @property
-    def http(self) -> GatewayHttp:
-        """The gateway's HTTP session, built on first use from ``API_BASE`` and ``TIMEOUT``."""
-        with self._http_lock:
-            if self._http is None:
-                self._http = GatewayHttp(
-                    self.alias,
-                    str(self.option("API_BASE", self.DEFAULT_API_BASE) or self.DEFAULT_API_BASE),
-                    timeout=self._timeout(),
-                )
-            return self._http
-
-    def close(self) -> None:
-        with self._http_lock:
-            if self._http is not None:
-                self._http.close()
-                self._http = None
-
-    def _timeout(self):
-        value = self.option("TIMEOUT", None)
-        if value is None:
-            return DEFAULT_TIMEOUT
-        if isinstance(value, (list, tuple)):
-            return (float(value[0]), float(value[1]))
-        return float(value)
 
     @property
     def include_sandbox(self) -> bool:

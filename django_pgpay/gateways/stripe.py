@@ -28,7 +28,6 @@ import hashlib
 import hmac
 import logging
 import re
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -55,8 +54,8 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, from_minor, normalize_currency, to_minor
-from .base import BaseGateway
-from .http import DEFAULT_TIMEOUT, GatewayHttp, HttpReply, loads_json
+from .base import HttpGateway
+from .http import HttpReply, loads_json
 from .results import (
     CancelEntry,
     CancelRequest,
@@ -255,7 +254,7 @@ def _charge(intent: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return {}
 
 
-class StripeGateway(BaseGateway):
+class StripeGateway(HttpGateway):
     """Stripe Checkout (hosted page) with PaymentIntents and Refunds, on plain ``requests``.
 
     OPTIONS:
@@ -296,38 +295,8 @@ class StripeGateway(BaseGateway):
 
     DEFAULT_API_BASE = "https://api.stripe.com"
 
-    def __init__(self, alias, options):
-        super().__init__(alias, options)
-        self._http: GatewayHttp | None = None
-        self._http_lock = threading.Lock()
-
     # --- plumbing ---------------------------------------------------------------
 
-    @property
-    def http(self) -> GatewayHttp:
-        """The gateway's HTTP session, built on first use from ``API_BASE`` and ``TIMEOUT``."""
-        with self._http_lock:
-            if self._http is None:
-                self._http = GatewayHttp(
-                    self.alias,
-                    str(self.option("API_BASE", self.DEFAULT_API_BASE) or self.DEFAULT_API_BASE),
-                    timeout=self._timeout(),
-                )
-            return self._http
-
-    def close(self) -> None:
-        with self._http_lock:
-            if self._http is not None:
-                self._http.close()
-                self._http = None
-
-    def _timeout(self):
-        value = self.option("TIMEOUT", None)
-        if value is None:
-            return DEFAULT_TIMEOUT
-        if isinstance(value, (list, tuple)):
-            return (float(value[0]), float(value[1]))
-        return float(value)
 
     @property
     def is_test_mode(self) -> bool:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -50,8 +49,8 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, normalize_currency, parse_amount, to_json_number
-from .base import BaseGateway
-from .http import DEFAULT_TIMEOUT, GatewayHttp, HttpReply, loads_json
+from .base import HttpGateway
+from .http import HttpReply, loads_json
 from .results import (
     CancelEntry,
     CancelRequest,
@@ -165,7 +164,7 @@ def secret_digest(secret: str) -> str:
     return _digest(f"django-pgpay:toss:{secret}")
 
 
-class TossGateway(BaseGateway):
+class TossGateway(HttpGateway):
     """Toss Payments (``https://api.tosspayments.com``), core API version 2022-11-16.
 
     OPTIONS:
@@ -204,38 +203,8 @@ class TossGateway(BaseGateway):
     DEFAULT_API_BASE = "https://api.tosspayments.com"
     DEFAULT_JS_SDK_URL = "https://js.tosspayments.com/v2/standard"
 
-    def __init__(self, alias, options):
-        super().__init__(alias, options)
-        self._http: GatewayHttp | None = None
-        self._http_lock = threading.Lock()
-
     # --- plumbing ---------------------------------------------------------------
 
-    @property
-    def http(self) -> GatewayHttp:
-        """The gateway's HTTP session, built on first use from ``API_BASE`` and ``TIMEOUT``."""
-        with self._http_lock:
-            if self._http is None:
-                self._http = GatewayHttp(
-                    self.alias,
-                    str(self.option("API_BASE", self.DEFAULT_API_BASE) or self.DEFAULT_API_BASE),
-                    timeout=self._timeout(),
-                )
-            return self._http
-
-    def close(self) -> None:
-        with self._http_lock:
-            if self._http is not None:
-                self._http.close()
-                self._http = None
-
-    def _timeout(self):
-        value = self.option("TIMEOUT", None)
-        if value is None:
-            return DEFAULT_TIMEOUT
-        if isinstance(value, (list, tuple)):
-            return (float(value[0]), float(value[1]))
-        return float(value)
 
     @property
     def is_test_mode(self) -> bool:

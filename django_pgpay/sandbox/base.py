@@ -30,6 +30,8 @@ from typing import Any
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csrf import csrf_exempt
 
 from . import clock, conf, faults, idempotency
 
@@ -120,6 +122,18 @@ def dumps(data: Any) -> str:
 def loads(text: str | bytes) -> Any:
     """Parse a JSON request body; non-integral numbers become Decimal."""
     return json.loads(text, parse_float=Decimal)
+
+
+def framed(view):
+    """A view of a payment window the PG's SDK opens in an iframe over the shop's page.
+
+    The real PG's window may be framed by any shop, so the sandbox's copy is exempt
+    from ``X-Frame-Options`` (Django's ``XFrameOptionsMiddleware`` would send
+    ``DENY`` and the shop's page would show an empty frame); its POSTs carry
+    the window's own token instead of Django's CSRF cookie, which is third-party
+    inside the frame.
+    """
+    return xframe_options_exempt(csrf_exempt(view))
 
 
 def guard() -> None:

@@ -54,7 +54,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 
 from . import clock, conf, faults, webhooks
-from .base import Answer, ApiContext, ApiError, SandboxPG, dumps, guard, loads
+from .base import Answer, ApiContext, ApiError, SandboxPG, dumps, framed, guard, loads
 from .models import SandboxPayment, SandboxToken
 from .toss import KST, _with_query, kst, parse_krw
 
@@ -902,11 +902,11 @@ class BootpaySandbox(SandboxPG):
             re_path(r"^v2/(?P<rest>.*)$", api(self.view_unknown), name="bootpay-unknown"),
             path("js/bootpay.js", self.view_sdk, name="bootpay-sdk"),
             re_path(r"^js/bootpay-[0-9.]+(?:\.min)?\.js$", self.view_sdk, name="bootpay-sdk-versioned"),
-            path("checkout", csrf_exempt(self.view_checkout), name="bootpay-checkout"),
+            path("checkout", framed(self.view_checkout), name="bootpay-checkout"),
             # The window's POSTs carry its own token instead of Django's CSRF cookie:
             # the window runs in an iframe of the shop's page, where that cookie is third-party.
-            path("pay/<str:receipt_id>", csrf_exempt(self.view_pay), name="bootpay-pay"),
-            path("pay/<str:receipt_id>/confirm", csrf_exempt(self.view_window_confirm), name="bootpay-window-confirm"),
+            path("pay/<str:receipt_id>", framed(self.view_pay), name="bootpay-pay"),
+            path("pay/<str:receipt_id>/confirm", framed(self.view_window_confirm), name="bootpay-window-confirm"),
             path("receipt/<str:receipt_id>", self.view_receipt_page, name="bootpay-receipt"),
         ]
 

@@ -62,7 +62,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from ..gateways import standard_webhooks
 from . import clock, faults, webhooks
-from .base import Answer, ApiContext, ApiError, SandboxPG, dumps, guard, loads
+from .base import Answer, ApiContext, ApiError, SandboxPG, dumps, framed, guard, loads
 from .models import SandboxPayment
 
 KST = ZoneInfo("Asia/Seoul")
@@ -1167,9 +1167,9 @@ class PortOneSandbox(_PortOneCommon):
             path("payments/<str:imp_uid>", api(self.view_payment), name="portone-payment"),
             re_path(r"^(?P<rest>(?:users|payments|subscribe|vbanks|certifications|receipts|escrows)(?:/.*)?)$", api(self.view_unknown), name="portone-unknown"),
             path("v1/iamport.js", self.view_sdk, name="portone-sdk"),
-            path("v1/checkout", csrf_exempt(self.view_checkout), name="portone-checkout"),
+            path("v1/checkout", framed(self.view_checkout), name="portone-checkout"),
             # The window may run in a shop's iframe (third-party cookies): a per-window token guards it instead of the CSRF cookie.
-            path("v1/pay/<str:imp_uid>", csrf_exempt(self.view_pay), name="portone-pay"),
+            path("v1/pay/<str:imp_uid>", framed(self.view_pay), name="portone-pay"),
             path("v1/receipt/<str:imp_uid>", self.view_receipt, name="portone-receipt"),
             path("console/", csrf_protect(self.view_console), name="portone-console"),
         ]
@@ -1860,8 +1860,8 @@ class PortOneV2Sandbox(_PortOneCommon):
             path("payments/<str:payment_id>", api(self.view_payment), name="portone-v2-payment"),
             re_path(r"^(?P<rest>(?:payments|login|token|billing-keys|payment-schedules)(?:/.*)?)$", api(self.view_unknown), name="portone-v2-unknown"),
             path("v2/browser-sdk.js", self.view_sdk, name="portone-v2-sdk"),
-            path("v2/checkout", csrf_exempt(self.view_checkout), name="portone-v2-checkout"),
-            path("v2/pay/<str:payment_id>", csrf_exempt(self.view_pay), name="portone-v2-pay"),
+            path("v2/checkout", framed(self.view_checkout), name="portone-v2-checkout"),
+            path("v2/pay/<str:payment_id>", framed(self.view_pay), name="portone-v2-pay"),
             path("v2/receipt/<str:payment_id>", self.view_receipt, name="portone-v2-receipt"),
         ]
 

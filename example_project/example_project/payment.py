@@ -25,12 +25,25 @@ from django_pgpay.status import OrderStatus
 from django_pgpay.views import ReturnView
 
 
-def gateway_choices() -> list[dict]:
-    """Every configured PG, for a radio button each: alias, name, and whether it is the sandbox."""
-    sandbox = set(getattr(settings, "SANDBOX_GATEWAYS", ()))
+def offered_aliases(shop: str) -> list[str]:
+    """The aliases of ``PGPAY["GATEWAYS"]`` that ``shop`` offers (``settings.GATEWAY_SHOPS``; unnamed: every shop)."""
+    shops = getattr(settings, "GATEWAY_SHOPS", {})
+    return [alias for alias in conf.gateway_aliases() if shop in shops.get(alias, (shop,))]
+
+
+def default_alias(shop: str) -> str:
+    """``PGPAY["DEFAULT_GATEWAY"]`` when ``shop`` offers it, else the first PG it offers."""
+    offered = offered_aliases(shop)
     default = conf.default_gateway_alias()
+    return default if default in offered or not offered else offered[0]
+
+
+def gateway_choices(shop: str) -> list[dict]:
+    """Every PG ``shop`` offers, for a radio button each: alias, name, and whether it is the sandbox."""
+    sandbox = set(getattr(settings, "SANDBOX_GATEWAYS", ()))
+    default = default_alias(shop)
     choices = []
-    for alias in conf.gateway_aliases():
+    for alias in offered_aliases(shop):
         choices.append(
             {
                 "alias": alias,
@@ -43,15 +56,21 @@ def gateway_choices() -> list[dict]:
 
 
 class GatewayChoiceMixin:
-    """The buyer picks the PG: a ``gateway`` field posted with the checkout form (default: ``PGPAY["DEFAULT_GATEWAY"]``)."""
+    """The buyer picks the PG: a ``gateway`` field posted with the checkout form, one of those :attr:`shop` offers.
+
+    Anything else (or nothing) takes the shop's default (:func:`default_alias`).
+    """
+
+    #: The shop's name in ``settings.GATEWAY_SHOPS``.
+    shop = ""
 
     def get_gateway_alias(self) -> str:
         posted = self.request.POST.get("gateway", "")
-        return posted if posted in conf.gateway_aliases() else conf.default_gateway_alias()
+        return posted if posted in offered_aliases(self.shop) else default_alias(self.shop)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["gateway_choices"] = gateway_choices()
+        context["gateway_choices"] = gateway_choices(self.shop)
         return context
 
 

@@ -1,7 +1,8 @@
 """Settings for the django-pgpay example shop.
 
 A development setup: DEBUG on, SQLite next to manage.py, the payment sandbox
-serving Toss Payments' protocol on this same server. Run it with ``make demo``
+serving the protocols of Toss Payments, Stripe, PortOne (V1, V2) and Bootpay
+on this same server. Run it with ``make demo``
 from the repository root.
 
 Every value that differs between machines comes from the environment, with a
@@ -26,8 +27,15 @@ default that works offline (see docs/example.rst, "Settings"):
     sandbox. Set to your test keys from Toss's developer centre: the shop talks
     to Toss's real test environment. ``TOSS_API_BASE``, ``TOSS_JS_SDK_URL`` and
     ``TOSS_TIMEOUT`` override the URLs and the read timeout.
-``BOOTPAY_CLIENT_KEY`` + ``BOOTPAY_SECRET_KEY``, ``STRIPE_SECRET_KEY`` (+ ``STRIPE_WEBHOOK_SECRET``)
-    Set to add that PG, against its real test environment, as a choice in both shops.
+``STRIPE_SECRET_KEY`` (+ ``STRIPE_WEBHOOK_SECRET``);
+``PORTONE_IMP_KEY`` + ``PORTONE_IMP_SECRET`` + ``PORTONE_MERCHANT_CODE`` + ``PORTONE_CHANNEL_KEY``;
+``PORTONE_V2_API_SECRET`` + ``PORTONE_STORE_ID`` + ``PORTONE_V2_CHANNEL_KEY`` (+ ``PORTONE_V2_WEBHOOK_SECRET``);
+``BOOTPAY_CLIENT_KEY`` + ``BOOTPAY_SECRET_KEY``
+    Unset: that PG runs on the sandbox with made-up keys. Set: its real test
+    environment (``<PG>_API_BASE``, ``<PG>_JS_SDK_URL``, ``<PG>_TIMEOUT`` override
+    as for Toss). ``PORTONE_VERSIONS`` (``v1,v2``) picks the PortOne APIs offered.
+    Every PG is a choice in both shops but Stripe, in the cart shop only
+    (``GATEWAY_SHOPS``).
 """
 
 import os
@@ -208,21 +216,130 @@ def toss_gateway() -> dict:
 
 GATEWAYS["toss"] = toss_gateway()
 
-# Bootpay and Stripe: added with their real test keys. (When their sandbox
-# modules land they default to the sandbox here too, the same way as Toss.)
-if env("BOOTPAY_CLIENT_KEY") or env("BOOTPAY_SECRET_KEY"):
-    GATEWAYS["bootpay"] = {
-        "CLASS": "django_pgpay.gateways.bootpay.BootpayGateway",
-        "OPTIONS": {"CLIENT_KEY": env("BOOTPAY_CLIENT_KEY"), "SECRET_KEY": env("BOOTPAY_SECRET_KEY")},
-    }
-if env("STRIPE_SECRET_KEY"):
-    GATEWAYS["stripe"] = {
-        "CLASS": "django_pgpay.gateways.stripe.StripeGateway",
-        "OPTIONS": {
-            "SECRET_KEY": env("STRIPE_SECRET_KEY"),
-            **({"WEBHOOK_SECRETS": env("STRIPE_WEBHOOK_SECRET")} if env("STRIPE_WEBHOOK_SECRET") else {}),
-        },
-    }
+def sandboxed_gateway(
+    alias: str, gateway_class: str, *, keys: dict, sandbox: dict, urls: dict, prefix: str, optional=None, options=None
+) -> dict | None:
+    """A PG on the sandbox with made-up keys, or on its real test environment with yours.
+
+    ``keys`` maps each required OPTION to its environment variable, ``optional``
+    the OPTIONS that may be left out (a webhook secret); ``sandbox`` maps both
+    to the made-up values the sandbox accepts; ``urls`` the OPTIONS
+    (``API_BASE``, ``JS_SDK_URL``) that point at the sandbox on this server.
+    No required variable set: the sandbox (or nothing when the sandbox is off).
+    All set: the PG's own URLs unless ``<prefix>_API_BASE`` /
+    ``<prefix>_JS_SDK_URL`` say otherwise. Some set: an error naming the rest.
+    """
+    optional = optional or {}
+    given = {option: env(name) for option, name in keys.items() if env(name)}
+    if given and len(given) != len(keys):
+        missing = ", ".join(name for option, name in keys.items() if option not in given)
+        raise ImproperlyConfigured(f"{alias}: set {missing} as well (one account's keys), or none of them for the sandbox.")
+    on_sandbox = not given
+    if on_sandbox and not SANDBOX:
+        return None  # the sandbox is off and no keys are given: this PG is not offered
+    given.update({option: env(name) for option, name in optional.items() if env(name)})
+    entry_options = dict(sandbox if on_sandbox else given)
+    entry_options.update(options or {})
+    for option, sandbox_url in urls.items():
+        value = env(f"{prefix}_{option}", sandbox_url if on_sandbox else "")
+        if value:  # unset: the PG's own URL (the gateway's default)
+            entry_options[option] = value
+    if env(f"{prefix}_TIMEOUT"):
+        entry_options["TIMEOUT"] = (3.05, float(env(f"{prefix}_TIMEOUT")))
+    if on_sandbox:
+        SANDBOX_GATEWAYS.append(alias)
+    return {"CLASS": gateway_class, "OPTIONS": entry_options}
+
+
+#: Made-up keys of the other PGs' sandboxes (shapes of the real ones, never real keys).
+SANDBOX_KEYS = {
+    "STRIPE_SECRET_KEY": "sk_test_sandbox_example_shop",
+    "STRIPE_WEBHOOK_SECRET": "whsec_sandbox_example_shop",
+    "PORTONE_IMP_KEY": "test_imp_key_example_shop",
+    "PORTONE_IMP_SECRET": "test_imp_secret_example_shop_000000000000",
+    "PORTONE_MERCHANT_CODE": "imp00000000",
+    "PORTONE_CHANNEL_KEY": "channel-key-00000000-0000-4000-8000-000000000000",
+    "PORTONE_V2_API_SECRET": "test_v2_secret_example_shop_0000000000000",
+    "PORTONE_STORE_ID": "store-00000000-0000-4000-8000-000000000000",
+    # Standard Webhooks' secret: "whsec_" + base64 of the made-up key bytes.
+    "PORTONE_V2_WEBHOOK_SECRET": "whsec_ZXhhbXBsZS1zaG9wLXNhbmRib3gtc2VjcmV0LTAwMDA=",
+    "BOOTPAY_CLIENT_KEY": "test_bootpay_ck_example_shop0000",
+    "BOOTPAY_SECRET_KEY": "test_bootpay_sk_example_shop0000",
+}
+_sandbox = f"{SITE_URL}/sandbox"
+
+#: Which shop offers which PG ("restaurants", "shop"); an alias not named here is offered by both.
+#: Stripe takes cards from abroad for the cart shop (seed 002), not deposits for a table.
+GATEWAY_SHOPS = {"stripe": ["shop"]}
+
+# Stripe Checkout (hosted page): STRIPE_SECRET_KEY (sk_test_...) and the
+# webhook endpoint's STRIPE_WEBHOOK_SECRET (whsec_...).
+GATEWAYS["stripe"] = sandboxed_gateway(
+    "stripe",
+    "django_pgpay.gateways.stripe.StripeGateway",
+    keys={"SECRET_KEY": "STRIPE_SECRET_KEY"},
+    optional={"WEBHOOK_SECRETS": "STRIPE_WEBHOOK_SECRET"},
+    sandbox={"SECRET_KEY": SANDBOX_KEYS["STRIPE_SECRET_KEY"], "WEBHOOK_SECRETS": SANDBOX_KEYS["STRIPE_WEBHOOK_SECRET"]},
+    urls={"API_BASE": f"{_sandbox}/stripe"},
+    prefix="STRIPE",
+)
+# PortOne V1 (iamport): the REST key pair, the merchant code (imp...) and a channel key.
+GATEWAYS["portone"] = sandboxed_gateway(
+    "portone",
+    "django_pgpay.gateways.portone.PortOneV1Gateway",
+    keys={
+        "IMP_KEY": "PORTONE_IMP_KEY",
+        "IMP_SECRET": "PORTONE_IMP_SECRET",
+        "MERCHANT_CODE": "PORTONE_MERCHANT_CODE",
+        "CHANNEL_KEY": "PORTONE_CHANNEL_KEY",
+    },
+    sandbox={
+        "IMP_KEY": SANDBOX_KEYS["PORTONE_IMP_KEY"],
+        "IMP_SECRET": SANDBOX_KEYS["PORTONE_IMP_SECRET"],
+        "MERCHANT_CODE": SANDBOX_KEYS["PORTONE_MERCHANT_CODE"],
+        "CHANNEL_KEY": SANDBOX_KEYS["PORTONE_CHANNEL_KEY"],
+    },
+    urls={"API_BASE": f"{_sandbox}/portone", "JS_SDK_URL": f"{_sandbox}/portone/v1/iamport.js"},
+    prefix="PORTONE",
+    # Payments on PortOne's test channels may pay orders: development only.
+    options={"INCLUDE_SANDBOX": DEBUG or SANDBOX},
+)
+# PortOne V2: the V2 API secret, the store id, a channel key and the webhook secret.
+GATEWAYS["portone-v2"] = sandboxed_gateway(
+    "portone-v2",
+    "django_pgpay.gateways.portone.PortOneV2Gateway",
+    keys={
+        "API_SECRET": "PORTONE_V2_API_SECRET",
+        "STORE_ID": "PORTONE_STORE_ID",
+        "CHANNEL_KEY": "PORTONE_V2_CHANNEL_KEY",
+    },
+    optional={"WEBHOOK_SECRET": "PORTONE_V2_WEBHOOK_SECRET"},
+    sandbox={
+        "API_SECRET": SANDBOX_KEYS["PORTONE_V2_API_SECRET"],
+        "STORE_ID": SANDBOX_KEYS["PORTONE_STORE_ID"],
+        "CHANNEL_KEY": SANDBOX_KEYS["PORTONE_CHANNEL_KEY"],
+        "WEBHOOK_SECRET": SANDBOX_KEYS["PORTONE_V2_WEBHOOK_SECRET"],
+    },
+    urls={"API_BASE": f"{_sandbox}/portone-v2", "JS_SDK_URL": f"{_sandbox}/portone-v2/v2/browser-sdk.js"},
+    prefix="PORTONE_V2",
+    options={"INCLUDE_SANDBOX": DEBUG or SANDBOX},
+)
+# Bootpay (REST v2): the client key and secret key pair.
+GATEWAYS["bootpay"] = sandboxed_gateway(
+    "bootpay",
+    "django_pgpay.gateways.bootpay.BootpayGateway",
+    keys={"CLIENT_KEY": "BOOTPAY_CLIENT_KEY", "SECRET_KEY": "BOOTPAY_SECRET_KEY"},
+    sandbox={"CLIENT_KEY": SANDBOX_KEYS["BOOTPAY_CLIENT_KEY"], "SECRET_KEY": SANDBOX_KEYS["BOOTPAY_SECRET_KEY"]},
+    urls={"API_BASE": f"{_sandbox}/bootpay/v2", "JS_SDK_URL": f"{_sandbox}/bootpay/js/bootpay-5.1.4.min.js"},
+    prefix="BOOTPAY",
+)
+#: PortOne: V1 is offered; V2 too, or instead with PORTONE_VERSIONS=v2 (or "v1").
+_portone_versions = {v.strip().lower() for v in env("PORTONE_VERSIONS", "v1,v2").split(",")}
+for _alias, _version in (("portone", "v1"), ("portone-v2", "v2")):
+    if _version not in _portone_versions:
+        GATEWAYS[_alias] = None
+GATEWAYS = {alias: entry for alias, entry in GATEWAYS.items() if entry is not None}
+SANDBOX_GATEWAYS = [alias for alias in SANDBOX_GATEWAYS if alias in GATEWAYS]
 
 PGPAY = {
     "DEFAULT_GATEWAY": env("PGPAY_DEFAULT_GATEWAY", "toss"),
@@ -250,6 +367,27 @@ PGPAY_SANDBOX = {
         "CLIENT_KEYS": [TOSS_SANDBOX_CLIENT_KEY],
         "SECRET_KEYS": [TOSS_SANDBOX_SECRET_KEY],
         "WEBHOOK_URL": "/pay/toss/webhook/",
+    },
+    "STRIPE": {
+        "SECRET_KEYS": [SANDBOX_KEYS["STRIPE_SECRET_KEY"]],
+        "WEBHOOK_SECRET": SANDBOX_KEYS["STRIPE_WEBHOOK_SECRET"],
+        "WEBHOOK_URL": "/pay/stripe/webhook/",
+    },
+    "PORTONE": {
+        "IMP_KEYS": [SANDBOX_KEYS["PORTONE_IMP_KEY"]],
+        "IMP_SECRETS": [SANDBOX_KEYS["PORTONE_IMP_SECRET"]],
+        "MERCHANT_CODES": [SANDBOX_KEYS["PORTONE_MERCHANT_CODE"]],
+        "V2_API_SECRETS": [SANDBOX_KEYS["PORTONE_V2_API_SECRET"]],
+        "STORE_IDS": [SANDBOX_KEYS["PORTONE_STORE_ID"]],
+        "V2_WEBHOOK_SECRET": SANDBOX_KEYS["PORTONE_V2_WEBHOOK_SECRET"],
+        # The console's webhook URLs (each payment also carries its own notice URL).
+        "WEBHOOK_URL": "/pay/portone/webhook/",
+        "V2_WEBHOOK_URL": "/pay/portone-v2/webhook/",
+    },
+    "BOOTPAY": {
+        "CLIENT_KEYS": [SANDBOX_KEYS["BOOTPAY_CLIENT_KEY"]],
+        "SECRET_KEYS": [SANDBOX_KEYS["BOOTPAY_SECRET_KEY"]],
+        "WEBHOOK_URL": "/pay/bootpay/webhook/",
     },
     "WEBHOOKS": {"DELIVERY": env("SANDBOX_WEBHOOK_DELIVERY", "thread")},
     "SITE_URL": SITE_URL,

@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
-from example_project.admin_support import order_admin
+from django_pgpay.admin import OrderAdmin
+from django_pgpay.exports import Column
 
 from .models import Booking, Restaurant, Seat, Table
 
@@ -26,4 +28,9 @@ class SeatAdmin(admin.ModelAdmin):
     date_hierarchy = "datetime"
 
 
-admin.site.register(Booking, order_admin())
+@admin.register(Booking)
+class BookingAdmin(OrderAdmin):
+    """Bookings: django-pgpay's order admin (CSV, refunds, order page), plus the restaurant in the CSV."""
+
+    csv_columns = (*OrderAdmin.csv_columns, Column(_("restaurant"), ("seat__table__restaurant__name",)), "seat__datetime")
+    list_select_related = ("seat__table__restaurant",)

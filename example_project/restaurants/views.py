@@ -8,7 +8,8 @@ What differs from the tutorial: the place is taken on POST (never on GET), by
 one conditional UPDATE in the transaction that creates the READY booking
 (``Booking.reserve``); a buyer who clicks twice or opens two tabs holds one
 booking (``CheckoutMixin`` reuses it); the last place goes to exactly one buyer
-and the others get a sold-out page (409), never a server error; the cancel is a
+and the others get a sold-out page (409), never a server error (a seat already
+read as full answers it without taking any lock); the cancel is a
 POST with a CSRF token and an idempotency token, by the owner only, through
 ``payments.cancel``, which gives the place back exactly once.
 """
@@ -22,6 +23,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import DetailView, ListView, TemplateView
 
+from django_pgpay.exceptions import SoldOut
+from django_pgpay.status import OrderStatus
 from django_pgpay.views import CheckoutMixin
 from example_project.payment import GatewayChoiceMixin, ShopReturnUrlsMixin, ShopReturnView
 
@@ -72,6 +75,7 @@ class BookingView(LoginRequiredMixin, GatewayChoiceMixin, ShopReturnUrlsMixin, C
     """``/restaurants/seats/<seat_id>/book/``: GET a summary; POST takes a place and opens the payment window."""
 
     order_model = Booking
+    shop = "restaurants"
     url_namespace = "restaurants"
     start_template_name = "restaurants/book.html"
     template_name = "payment_window.html"
@@ -84,6 +88,18 @@ class BookingView(LoginRequiredMixin, GatewayChoiceMixin, ShopReturnUrlsMixin, C
 
     def get_order_lookup(self) -> dict:
         return {"seat": self.get_seat()}
+
+    def get_or_create_order(self):
+        # A fast "sold out" in a flash sale: the seat read for this page already
+        # says no place is left, and the buyer holds none to come back to. Only a
+        # hint (read without a lock): when it says a place is left, the
+        # conditional UPDATE in reserve() decides, in CheckoutMixin's transaction.
+        seat = self.get_seat()
+        if seat.remain <= 0 and not Booking.objects.filter(
+            user=self.request.user, seat=seat, status=OrderStatus.READY, expires_at__gt=timezone.now()
+        ).exists():
+            raise SoldOut()
+        return super().get_or_create_order()
 
     def get_order_defaults(self) -> dict:
         seat = self.get_seat()

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from example_project.admin_support import order_admin
+from django_pgpay.admin import OrderAdmin
 
 from .models import CartLine, CartOrder, Product
 
@@ -23,6 +23,8 @@ class CartLineInline(admin.TabularInline):
 
 
 @admin.register(CartOrder)
-class CartOrderAdmin(order_admin()):
+class CartOrderAdmin(OrderAdmin):
+    """Cart orders: django-pgpay's order admin with the cart lines above the ledger."""
+
     def get_inlines(self, request, obj):
         return [CartLineInline, *super().get_inlines(request, obj)]

@@ -25,10 +25,9 @@ from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.generic import DetailView, ListView, TemplateView
 
-from django_pgpay import conf
 from django_pgpay.status import OrderStatus
 from django_pgpay.views import CheckoutMixin
-from example_project.payment import ShopReturnUrlsMixin, ShopReturnView, gateway_choices
+from example_project.payment import ShopReturnUrlsMixin, ShopReturnView, default_alias, gateway_choices
 
 from .cart import MAX_QUANTITY, Cart
 from .models import CartLine, CartOrder, Product
@@ -83,11 +82,11 @@ class OrderForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        choices = gateway_choices()
+        choices = gateway_choices("shop")
         self.fields["gateway"].choices = [
             (c["alias"], f'{c["name"]} ({gettext("sandbox")})' if c["sandbox"] else c["name"]) for c in choices
         ]
-        self.fields["gateway"].initial = conf.default_gateway_alias()
+        self.fields["gateway"].initial = default_alias("shop")
 
 
 class CartView(TemplateView):

@@ -3,9 +3,9 @@
 Each test module gets its own ``runserver --noreload`` (threaded) on a free
 port of 127.0.0.1, on a copy of one SQLite database migrated and filled with
 the demo data once per session. The payment sandbox runs in that server with
-its webhook thread on: the Toss gateway calls the sandbox over HTTP on the
-same server, and the sandbox posts its webhooks back to the shop, as Toss
-would. Tests read the database directly (``server.query``) and run
+its webhook thread on: the gateways (Toss, Stripe, PortOne V1/V2, Bootpay)
+call the sandbox over HTTP on the same server, and the sandbox posts its
+webhooks back to the shop, as the PGs would. Tests read the database directly (``server.query``) and run
 management commands (``server.manage("pgpay_reconcile")``) as separate
 processes on the same file.
 
@@ -50,9 +50,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+#: Variables of the example project's settings: a developer's own (real test keys) never reach the e2e server.
+PREFIXES = ("DJANGO_", "PGPAY_", "TOSS_", "STRIPE_", "PORTONE_", "BOOTPAY_", "SANDBOX_", "EXAMPLE_", "DATABASE_URL")
+
+
 def example_env(database: Path, site_url: str = "http://127.0.0.1:8000", **extra: str) -> dict[str, str]:
     """The environment of a process of the example project on ``database``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PGPAY_", "TOSS_", "EXAMPLE_", "DATABASE_URL"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
     env.update(
         DJANGO_SETTINGS_MODULE="example_project.settings",
         DJANGO_DEBUG="1",
@@ -193,10 +197,10 @@ def serve(folder: Path, template: Template, extra_env: dict[str, str]) -> Exampl
         if process.poll() is not None:
             raise RuntimeError(f"the example server exited ({process.returncode}):\n{log.read_text()}")
         try:
-            if requests.get(url + "/", timeout=2).status_code == 200:
+            if requests.get(url + "/", timeout=5).status_code == 200:
                 return server
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or the first page is slow on a loaded machine
         if time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"the example server did not answer in 30 s:\n{log.read_text()}")

@@ -53,3 +53,37 @@ def book_until_sandbox(page, seat_id: int) -> str:
 
 def booking_card(page, order_number: str):
     return page.locator(f"#booking-{order_number}")
+
+
+def place_order(page, lines: dict[int, int], gateway: str, *, recipient: str = "Kim Buyer") -> str:
+    """Put ``{product id: quantity}`` in the cart and place the order, paid with ``gateway``; returns its number.
+
+    The browser ends on the order's page (READY, with its Pay button).
+    """
+    page.goto("/shop/")
+    for product_id, quantity in lines.items():
+        card = page.locator(f"#product-{product_id}")
+        card.locator("input[name=quantity]").fill(str(quantity))
+        with page.expect_navigation():
+            card.locator(".add-to-cart").click()
+    page.goto("/shop/cart/")
+    page.fill("input[name=recipient]", recipient)
+    page.fill("input[name=address]", "서울특별시 강남구 테헤란로 131")
+    page.check(f"input[name=gateway][value={gateway}]")
+    page.click("#place-order")
+    expect(page.locator("#order")).to_have_attribute("data-status", "READY")
+    return page.locator("#order-number").inner_text()
+
+
+def refund_part(page, amount: int) -> None:
+    """On a paid order's page (cart shop) or in My bookings, give back ``amount`` with the partial cancel form."""
+    form = page.locator(".pgpay-cancel-form:has(input[name=amount])")
+    form.locator("input[name=amount]").fill(str(amount))
+    with page.expect_navigation():
+        form.locator(".pgpay-cancel-button").click()
+
+
+def cancel_the_rest(page) -> None:
+    """The full cancel form: whatever is left of the payment."""
+    with page.expect_navigation():
+        page.locator(".pgpay-cancel-form:not(:has(input[name=amount])) .pgpay-cancel-button").click()

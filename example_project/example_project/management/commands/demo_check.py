@@ -4,9 +4,16 @@ Through Django's test client: every page renders, the admin logs in (with
 ``DEMO_ADMIN_PASSWORD`` when set), a booking takes a place and shows the PG's
 payment window loading the sandbox's SDK, a second click reuses the booking,
 the last place of a seat goes to one buyer and the next one gets the sold-out
-page (409), and a cart becomes an order with its payment window. Paying needs
-the server (the gateway calls the sandbox over HTTP), which the browser tests
+page (409), a cart becomes an order with its payment window, and every PG each
+shop offers opens its payment page (Toss, PortOne V1/V2 and Bootpay: the
+window's page with the PG's SDK; Stripe: a redirect to the Checkout page,
+which renders too). Paying needs the buyer's browser, which the e2e tests
 and ``make demo`` cover.
+
+Gateways call the sandbox over HTTP (PortOne's ``payments/prepare``,
+Stripe's Checkout Session ...): while the check runs, calls to this server's
+own address (``settings.SITE_URL``) are answered in process by the same test
+client (:class:`InProcessAdapter`); anything else would go out as usual.
 
 Everything runs in one transaction that is rolled back, so the check leaves
 no trace in the database it runs against.
@@ -15,7 +22,11 @@ no trace in the database it runs against.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from unittest import mock
+from urllib.parse import urlsplit
 
+import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -23,8 +34,53 @@ from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 
+from django_pgpay import conf
+from example_project.payment import offered_aliases
 from restaurants.models import Booking, Restaurant, Seat
 from shop.models import CartOrder, Product
+
+
+class InProcessAdapter(requests.adapters.BaseAdapter):
+    """A ``requests`` transport that answers requests to this server with Django's test client (no socket)."""
+
+    def __init__(self, host: str):
+        super().__init__()
+        self.client = Client(HTTP_HOST=host)
+
+    def send(self, request, **kwargs):
+        parts = urlsplit(request.url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        skip = {"host", "content-length", "content-type"}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
+        body = request.body.encode() if isinstance(request.body, str) else (request.body or b"")
+        answer = self.client.generic(
+            request.method, path, data=body, content_type=request.headers.get("Content-Type", ""), headers=headers
+        )
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response.headers = requests.structures.CaseInsensitiveDict(answer.items())
+        response._content = answer.content
+        response.encoding = answer.charset
+        response.url = request.url
+        response.request = request
+        response.reason = answer.reason_phrase
+        return response
+
+    def close(self):
+        pass
+
+
+@contextmanager
+def served_in_process(site_url: str):
+    """While inside, every ``requests`` call to ``site_url`` is answered by :class:`InProcessAdapter`."""
+    adapter = InProcessAdapter(urlsplit(site_url).netloc)
+    original = requests.Session.get_adapter
+
+    def get_adapter(session, url):
+        return adapter if url.startswith(site_url + "/") else original(session, url)
+
+    with mock.patch.object(requests.Session, "get_adapter", get_adapter):
+        yield
 
 
 class Check:
@@ -56,10 +112,12 @@ class Command(BaseCommand):
         if not Seat.objects.upcoming().exists() or not Product.objects.exists():
             raise CommandError("No demo data: run manage.py demo_data first.")
         check = Check(self.stdout)
-        with transaction.atomic():
+        with transaction.atomic(), served_in_process(settings.SITE_URL):
             self.run(check)
+            self.every_pg(check)
             transaction.set_rollback(True)
-        self.stdout.write(f"Demo check: {check.count} checks passed (pages, admin, booking, sold out, cart); nothing was kept.")
+        pgs = ", ".join(conf.gateway_aliases())
+        self.stdout.write(f"Demo check: {check.count} checks passed (pages, admin, booking, sold out, cart, payment pages of {pgs}); nothing was kept.")
 
     def run(self, check: Check) -> None:
         anonymous = Client(HTTP_HOST="127.0.0.1")
@@ -104,6 +162,16 @@ class Command(BaseCommand):
         check.true(Booking.objects.filter(seat=seat, status="READY").count() == 1, "a second click made a second booking")
         check.page(first, reverse("restaurants:history"), contains=Booking.objects.get(seat=seat).order_number)
 
+        # The admin: the booking as streamed CSV (BOM, Hangul) and its order page.
+        booking = Booking.objects.get(seat=seat)
+        exported = admin.post("/admin/restaurants/booking/", {"action": "export_csv", "_selected_action": [booking.pk]})
+        text = b"".join(exported.streaming_content).decode("utf-8") if exported.streaming else ""
+        check.true(
+            text.startswith("\ufeff") and booking.order_number in text and seat.table.restaurant.name in text,
+            "the admin's CSV export lacks the BOM, the booking or its restaurant",
+        )
+        check.page(admin, f"/admin/restaurants/booking/{booking.pk}/detail/", contains=booking.order_number)
+
         # The last place: one buyer gets it, the next one the sold-out page (409), nothing taken.
         last = Seat.objects.upcoming().filter(capacity=1, remain=1).first()
         check.true(last is not None, "no single-place seat in the demo data")
@@ -124,6 +192,49 @@ class Command(BaseCommand):
         check.page(first, order.get_absolute_url(), contains=order.order_number)
         check.page(first, reverse("shop:pay", args=[order.order_number]), method="post", contains="pgpay-toss-pay")
         check.page(second, order.get_absolute_url(), status=404)
+
+    def every_pg(self, check: Check) -> None:
+        """Each PG each shop offers opens its payment page: a table booking and a cart order per PG."""
+        buyer = Client(HTTP_HOST="127.0.0.1")
+        buyer.force_login(get_user_model().objects.create_user("demo-check-pgs", password=None))
+        seats = Seat.objects.upcoming().filter(remain__gt=0).select_related("table").order_by("pk")
+        for alias, seat in zip(offered_aliases("restaurants"), seats, strict=False):
+            book = reverse("restaurants:book", args=[seat.pk])
+            check.page(buyer, book, contains=f'value="{alias}"')  # the booking page offers it
+            self.payment_page(check, buyer, alias, buyer.post(book, {"gateway": alias}, HTTP_ACCEPT_LANGUAGE="en"))
+            check.true(Booking.objects.get(seat=seat, user__username="demo-check-pgs").gateway == alias, f"{alias}: the booking is not {alias}'s")
+        # A PG the booking shop does not offer (Stripe) is not taken from a forged form: the default is.
+        for alias in [a for a in conf.gateway_aliases() if a not in offered_aliases("restaurants")]:
+            seat = seats.exclude(bookings__user__username="demo-check-pgs").first()
+            buyer.post(reverse("restaurants:book", args=[seat.pk]), {"gateway": alias})
+            taken = Booking.objects.get(seat=seat, user__username="demo-check-pgs").gateway
+            check.true(taken != alias and taken in offered_aliases("restaurants"), f"the booking shop took {alias}")
+        product = Product.objects.first()
+        check.page(buyer, reverse("shop:cart-add", args=[product.pk]), method="post", status=302, quantity="1")
+        cart = check.page(buyer, reverse("shop:cart"))
+        for alias in offered_aliases("shop"):
+            check.true(f'value="{alias}"' in cart.content.decode(), f"the cart does not offer {alias}")
+        for alias in offered_aliases("shop"):
+            check.page(buyer, reverse("shop:cart-add", args=[product.pk]), method="post", status=302, quantity="1")
+            check.page(buyer, reverse("shop:order-create"), method="post", status=302, recipient="Kim", address="Seoul", gateway=alias)
+            order = CartOrder.objects.filter(user__username="demo-check-pgs").latest("pk")
+            check.true(order.gateway == alias, f"{alias}: the order is not {alias}'s")
+            self.payment_page(check, buyer, alias, buyer.post(reverse("shop:pay", args=[order.order_number]), HTTP_ACCEPT_LANGUAGE="en"))
+
+    @staticmethod
+    def payment_page(check: Check, buyer: Client, alias: str, response) -> None:
+        """The PG's payment window (its SDK and Pay button), or its hosted page (Stripe) after a redirect."""
+        options = settings.PGPAY["GATEWAYS"][alias]["OPTIONS"]
+        if response.status_code == 302:  # a hosted page: Stripe Checkout
+            target = response["Location"]
+            check.true(target.startswith(settings.SITE_URL + "/sandbox/") or alias not in settings.SANDBOX_GATEWAYS, f"{alias}: {target}")
+            if alias in settings.SANDBOX_GATEWAYS:
+                check.page(buyer, target.removeprefix(settings.SITE_URL), contains="SANDBOX")
+            return
+        page = response.content.decode()
+        check.true(response.status_code == 200 and "pgpay-pay-button" in page, f"{alias}: no payment window (HTTP {response.status_code})")
+        sdk = options.get("JS_SDK_URL", "")
+        check.true(not sdk or sdk in page, f"{alias}: the payment window does not load {sdk}")
 
     @staticmethod
     def superuser():

@@ -51,6 +51,8 @@ PRODUCTS = [
     ("도자기 머그컵", "Handmade stoneware mug, 350 ml.", 9000, "#b0bec5 #37474f"),
     ("수제 쿠키 박스", "Twelve butter cookies, baked to order.", 18000, "#f8bbd0 #ad1457"),
     ("꿀 유자차 500g", "Yuja (citron) tea with honey.", 16000, "#fff59d #f9a825"),
+    # Seed 004's 10,000 won payment, cancelled 3,000 then the rest.
+    ("선물 카드 1만원", "A gift card of 10,000 won for the shop.", 10000, "#ce93d8 #6a1b9a"),
 ]
 
 

@@ -1,0 +1,20 @@
+"""The test shop's admin: both order models through django-pgpay's OrderAdmin."""
+
+from django.contrib import admin
+
+from django_pgpay.admin import OrderAdmin
+
+from .models import Booking, CartOrder
+
+
+@admin.register(Booking)
+class BookingAdmin(OrderAdmin):
+    list_select_related = ("seat__table__restaurant",)
+
+
+@admin.register(CartOrder)
+class CartOrderAdmin(OrderAdmin):
+    #: The cart shop's own column after the defaults (a field of the model).
+    csv_columns = (*OrderAdmin.csv_columns, "shipping_address")
+    #: Refunds need a permission of their own here (the default is the change permission).
+    refund_permission = "testapp.delete_cartorder"
