@@ -297,3 +297,28 @@ def test_missing_stylesheet_names_the_setting(tmp_path):
 
     with pytest.raises(ConfigurationError, match=r'PGPAY\["INVOICE"\]\["STYLESHEET"\]'):
         invoices.stylesheet(tmp_path / "nope.css")
+
+
+# --- through the real admin (django_pgpay.admin.OrderAdmin + this module, no stubs) -------------
+
+
+@pytest.mark.django_db
+def test_admin_selection_to_merged_pdf_and_order_page_button(admin_client, make_booking, pay, seat):
+    seat.remain = 10
+    seat.save()
+    orders = [pay(make_booking(amount=Decimal(20000 + i * 1000))) for i in range(3)]
+    changelist = "/admin/testapp/booking/"
+    response = admin_client.post(
+        changelist, {"action": "invoice_pdf", "_selected_action": [o.pk for o in orders]}, HTTP_ACCEPT_LANGUAGE="ko"
+    )
+    assert response["Content-Type"] == "application/pdf"
+    texts = pages_text(response.content)
+    assert len(texts) == 3
+    for order in orders:
+        (text,) = [t for t in texts if order.order_number in t]
+        assert "한우집 예약" in text and "공급가액" in text and f"{order.amount:,.0f} KRW" in text
+    response = admin_client.post(changelist, {"action": "invoice_zip", "_selected_action": [o.pk for o in orders]})
+    assert len(zipfile.ZipFile(io.BytesIO(response.content)).namelist()) == 3
+    response = admin_client.get(f"{changelist}{orders[0].pk}/invoice/")
+    assert response["Content-Type"] == "application/pdf"
+    assert orders[0].order_number in pages_text(response.content)[0]
