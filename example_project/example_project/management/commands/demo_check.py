@@ -172,6 +172,9 @@ class Command(BaseCommand):
         )
         check.page(admin, f"/admin/restaurants/booking/{booking.pk}/detail/", contains=booking.order_number)
 
+        # Once paid, the buyer downloads the invoice from "My bookings" and the admin merges invoices.
+        self.invoices(check, admin, first, booking)
+
         # The last place: one buyer gets it, the next one the sold-out page (409), nothing taken.
         last = Seat.objects.upcoming().filter(capacity=1, remain=1).first()
         check.true(last is not None, "no single-place seat in the demo data")
@@ -235,6 +238,29 @@ class Command(BaseCommand):
         check.true(response.status_code == 200 and "pgpay-pay-button" in page, f"{alias}: no payment window (HTTP {response.status_code})")
         sdk = options.get("JS_SDK_URL", "")
         check.true(not sdk or sdk in page, f"{alias}: the payment window does not load {sdk}")
+
+    @staticmethod
+    def invoices(check: Check, admin: Client, buyer: Client, booking) -> None:
+        """PDF invoices (when WeasyPrint is installed): the buyer's link and download, the admin action."""
+        from django.utils import timezone
+
+        from django_pgpay.admin import invoices_module
+
+        if invoices_module() is None:
+            return
+        from io import BytesIO
+
+        from pypdf import PdfReader
+
+        # Stands for a confirmed payment (the whole check is rolled back).
+        Booking.objects.filter(pk=booking.pk).update(status="PAID", paid_at=timezone.now(), pg_payment_id="demo-check", method="카드")
+        url = reverse("django_pgpay:invoice", args=[booking.order_number])
+        check.page(buyer, reverse("restaurants:history"), contains=url)
+        pdf = check.page(buyer, url).content
+        text = PdfReader(BytesIO(pdf)).pages[0].extract_text()
+        check.true(booking.order_number in text and booking.seat.table.restaurant.name in text, "the buyer's invoice lacks the order or its restaurant")
+        merged = admin.post("/admin/restaurants/booking/", {"action": "invoice_pdf", "_selected_action": [booking.pk]})
+        check.true(merged.get("Content-Type") == "application/pdf" and len(PdfReader(BytesIO(merged.content)).pages) == 1, "the admin's invoice action gave no PDF")
 
     @staticmethod
     def superuser():
