@@ -6,6 +6,18 @@ from playwright.sync_api import expect
 
 PASSWORD = "e2e-Password-1"
 
+#: Run in the example project's ``manage.py shell``: a superuser and a session for it.
+STAFF_SESSION = """
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+user = get_user_model().objects.filter(username="e2e-staff").first() or get_user_model().objects.create_superuser("e2e-staff", password=None)
+session = SessionStore()
+session.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0], HASH_SESSION_KEY: user.get_session_auth_hash()})
+session.create()
+print(user.pk, session.session_key)
+"""
+
 
 def sign_up(page, server, prefix: str = "buyer") -> str:
     """Sign up a new buyer through the shop's page (logged in afterwards); returns the user name."""
@@ -87,3 +99,24 @@ def cancel_the_rest(page) -> None:
     """The full cancel form: whatever is left of the payment."""
     with page.expect_navigation():
         page.locator(".pgpay-cancel-form:not(:has(input[name=amount])) .pgpay-cancel-button").click()
+
+
+def staff_page(browser, server, locale: str = "ko-KR", **context_options):
+    """A page of a new browser context logged in to the admin as the superuser ``e2e-staff``.
+
+    Returns ``(page, staff user id)``; close ``page.context`` when done.
+    """
+    staff_id, session_key = server.manage("shell", "-v", "0", "-c", STAFF_SESSION).stdout.split()
+    context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000}, base_url=server.url, **context_options)
+    context.set_default_timeout(15_000)
+    context.add_cookies([{"name": "sessionid", "value": session_key, "url": server.url}])
+    return context.new_page(), staff_id
+
+
+def admin_refund_part(page, changelist: str, order_id: int, amount: int, reason: str) -> None:
+    """On the admin's order page (``/admin/<changelist>/<id>/detail/``), give back ``amount`` with the refund form."""
+    page.goto(f"/admin/{changelist}/{order_id}/detail/")
+    page.fill("#id_amount", str(amount))
+    page.fill("#id_reason", reason)
+    page.click("#pgpay-refund-form input[type=submit]")
+    expect(page.locator("ul.messagelist li.success")).to_be_visible()

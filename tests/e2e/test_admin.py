@@ -13,20 +13,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .pages import book_until_sandbox, first_free_seat
+from .pages import admin_refund_part, book_until_sandbox, first_free_seat, staff_page
 
 pytestmark = pytest.mark.e2e
-
-ADMIN = """
-from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.contrib.sessions.backends.db import SessionStore
-user = get_user_model().objects.create_superuser("e2e-staff", password=None)
-session = SessionStore()
-session.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0], HASH_SESSION_KEY: user.get_session_auth_hash()})
-session.create()
-print(user.pk, session.session_key)
-"""
 
 
 def pay_a_booking(open_page, restaurant_id: int) -> str:
@@ -43,12 +32,8 @@ def pay_a_booking(open_page, restaurant_id: int) -> str:
 def test_admin_exports_csv_and_refunds_in_full_and_in_part(open_page, browser, server, shots):
     full, part = pay_a_booking(open_page, 1), pay_a_booking(open_page, 2)
     ids = {n: server.value("SELECT id FROM restaurants_booking WHERE order_number = ?", n) for n in (full, part)}
-    staff_id, session_key = server.manage("shell", "-v", "0", "-c", ADMIN).stdout.split()
-
-    context = browser.new_context(locale="ko-KR", viewport={"width": 1400, "height": 1000}, base_url=server.url, accept_downloads=True)
-    context.set_default_timeout(15_000)
-    context.add_cookies([{"name": "sessionid", "value": session_key, "url": server.url}])
-    page = context.new_page()
+    page, staff_id = staff_page(browser, server, accept_downloads=True)
+    context = page.context
     try:
         # Select both -> CSV.
         page.goto("/admin/restaurants/booking/")
@@ -81,11 +66,8 @@ def test_admin_exports_csv_and_refunds_in_full_and_in_part(open_page, browser, s
         assert server.order("restaurants_booking", full)["status"] == "CANCELED"
 
         # Refund the other in part from its order page.
-        page.goto(f"/admin/restaurants/booking/{ids[part]}/detail/")
         amount = server.order("restaurants_booking", part)["amount"]
-        page.fill("#id_amount", "5000")
-        page.fill("#id_reason", "일부 메뉴 품절")
-        page.click("#pgpay-refund-form input[type=submit]")
+        admin_refund_part(page, "restaurants/booking", ids[part], 5000, "일부 메뉴 품절")
         expect(page.locator("ul.messagelist")).to_contain_text("5,000 KRW")
         expect(page.locator("#pgpay-ledger")).to_contain_text("일부 메뉴 품절")
         expect(page.locator("#pgpay-ledger")).to_contain_text("e2e-staff")

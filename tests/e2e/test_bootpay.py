@@ -16,7 +16,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .pages import booking_card, cancel_the_rest, first_free_seat, place_order, refund_part
+from .pages import admin_refund_part, booking_card, cancel_the_rest, first_free_seat, place_order, staff_page
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def pay_in_the_bootpay_window(page, order_number: str, amount: str) -> None:
     window.locator("#pay").click()
 
 
-def test_seed_004_cancel_3000_of_10000_then_the_rest(open_page, server, shots):
+def test_seed_004_cancel_3000_of_10000_then_the_rest(open_page, browser, server, shots):
     page = open_page()
     order_number = place_order(page, {GIFT_CARD: 1}, "bootpay")
     page.click("#pay")
@@ -44,15 +44,21 @@ def test_seed_004_cancel_3000_of_10000_then_the_rest(open_page, server, shots):
     expect(page.locator("#order")).to_have_attribute("data-status", "PAID")
     page.screenshot(path=shots / "bootpay-1-order-paid.png", full_page=True)
 
-    # ADMIN-REFUND: seed 004's first cancel is "through the admin"; until the admin's refund UI
-    # lands it goes through the order page's partial cancel form (the same cancel view).
-    refund_part(page, 3000)
+    # Seed 004's first cancel, 3,000 won, through the admin's order page; the rest through the shop's cancel view.
+    staff, _staff_id = staff_page(browser, server)
+    try:
+        order_id = server.value("SELECT id FROM shop_cartorder WHERE order_number = ?", order_number)
+        admin_refund_part(staff, "shop/cartorder", order_id, 3000, "부분 취소")
+        staff.screenshot(path=shots / "bootpay-2-admin-partial-cancel.png", full_page=True)
+    finally:
+        staff.context.close()
+    page.reload()
     expect(page.locator("#order")).to_have_attribute("data-status", "PARTIAL_CANCELED")
     expect(page.locator("#order-balance")).to_have_text("₩7,000")
     cancel_the_rest(page)
     expect(page.locator("#order")).to_have_attribute("data-status", "CANCELED")
     expect(page.locator("#order-refunded")).to_have_text("₩10,000")
-    page.screenshot(path=shots / "bootpay-2-order-cancelled.png", full_page=True)
+    page.screenshot(path=shots / "bootpay-3-order-cancelled.png", full_page=True)
 
     status, canceled_at = server.query("SELECT status, canceled_at FROM shop_cartorder WHERE order_number = ?", order_number)[0]
     assert status == "CANCELED" and canceled_at is not None
