@@ -10,6 +10,7 @@ import re
 
 import pytest
 from playwright.sync_api import expect
+from pypdf import PdfReader
 
 from .pages import book_until_sandbox, booking_card, first_free_seat, open_payment_window
 
@@ -30,6 +31,13 @@ def test_book_pay_see_paid_cancel_and_the_place_comes_back(open_page, server, sh
     expect(card.locator(".status")).to_have_text("Paid")
     expect(page.locator("#messages")).to_contain_text("Payment complete")
     page.screenshot(path=shots / "booking-2-history-paid.png", full_page=True)
+    # The buyer's invoice (PDF) from the paid booking's card.
+    with page.expect_download() as download:
+        card.locator(".invoice-link").click()
+    invoice = shots / f"booking-invoice-{order_number}.pdf"
+    download.value.save_as(invoice)
+    assert download.value.suggested_filename == f"invoice-{order_number}.pdf"
+    assert order_number in PdfReader(invoice).pages[0].extract_text()
     # The sandbox's webhook for the payment arrives from its thread and is applied.
     server.wait_for(
         "SELECT count(*) > 0 FROM django_pgpay_webhookevent WHERE order_number = ? AND processed AND verified", order_number, expect=1
