@@ -58,7 +58,7 @@ from . import exports, payments
 from .exceptions import GatewayError, PgPayError
 from .models import WebhookEvent
 from .money import MoneyError, exponent, format_amount, parse_amount, quantize
-from .status import TransactionSource
+from .status import PAID_STATUSES, TransactionSource
 
 logger = logging.getLogger("django_pgpay.admin")
 
@@ -333,7 +333,22 @@ class OrderAdminMixin:
         if func is None:
             self.message_user(request, gettext("PDF invoices need WeasyPrint: pip install 'django-pgpay[pdf]'."), messages.ERROR)
             return None
-        return func(self, request, queryset)
+        paid = queryset.filter(status__in=PAID_STATUSES)
+        left_out = queryset.count() - paid.count()
+        if left_out:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d order was never paid and has no invoice.",
+                    "%(count)d orders were never paid and have no invoice.",
+                    left_out,
+                )
+                % {"count": left_out},
+                messages.WARNING,
+            )
+        if not paid.exists():
+            return None
+        return func(self, request, paid)
 
     @admin.action(description=_("Export selected orders to CSV"), permissions=["view"])
     def export_csv(self, request, queryset):
@@ -493,7 +508,7 @@ class OrderAdminMixin:
             "detail_url": self._url("detail", order.pk),
             "refund_url": self._url("refund", order.pk),
             "csv_url": self._url("csv", order.pk),
-            "invoice_url": self._url("invoice", order.pk) if invoices_module() is not None else "",
+            "invoice_url": self._url("invoice", order.pk) if order.is_paid and invoices_module() is not None else "",
             "webhook_log_url": self.webhook_log_url(order),
             "can_refund": self.has_refund_permission(request, order) and order.is_cancelable,
         }
@@ -561,6 +576,9 @@ class OrderAdminMixin:
         invoices = invoices_module()
         if invoices is None:
             raise Http404(gettext("PDF invoices need WeasyPrint: pip install 'django-pgpay[pdf]'."))
+        if not order.is_paid:
+            self.message_user(request, gettext("There is no invoice for this order yet: it has not been paid."), messages.ERROR)
+            return HttpResponseRedirect(self._url("detail", order.pk))
         return invoices.invoice_response([order], filename=f"invoice-{order.order_number}.pdf")
 
     def order_csv_view(self, request, object_id):

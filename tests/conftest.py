@@ -4,7 +4,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from django_pgpay.conf import get_gateway
 from django_pgpay.gateways.fake import fake_pg
@@ -54,6 +54,14 @@ def _fresh_fake_pg():
     fake_pg("fake").reset()
     yield
     fake_pg("fake").reset()
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts in the default language: LocaleMiddleware leaves a request's language active in the thread."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture

@@ -263,6 +263,20 @@ def test_invoice_actions_and_button_when_invoices_are_available(admin_client, pa
     assert response.content == b"PK" and fake_invoices[-1] == ("zip", [booking.order_number])
 
 
+def test_never_paid_orders_have_no_invoice_in_the_admin(admin_client, paid, make_booking, fake_invoices):
+    booking, unpaid = paid(), make_booking(amount=Decimal(5000))
+    assert "/invoice/" not in admin_client.get(f"{CHANGELIST}{unpaid.pk}/detail/").content.decode()
+    response = admin_client.get(f"{CHANGELIST}{unpaid.pk}/invoice/", follow=True)
+    assert response.redirect_chain[-1][0].endswith(f"{unpaid.pk}/detail/")
+    assert "it has not been paid" in response.content.decode() and not fake_invoices
+    # The action leaves the unpaid order out and says so; with only unpaid orders it renders nothing.
+    response = admin_client.post(CHANGELIST, {"action": "invoice_pdf", "_selected_action": [booking.pk, unpaid.pk]})
+    assert response.content == b"%PDF-merged" and fake_invoices[-1] == ("pdf", [booking.order_number])
+    response = admin_client.post(CHANGELIST, {"action": "invoice_zip", "_selected_action": [unpaid.pk]}, follow=True)
+    assert "1 order was never paid and has no invoice." in response.content.decode()
+    assert fake_invoices[-1] == ("pdf", [booking.order_number])
+
+
 def test_no_invoice_action_or_button_without_weasyprint(admin_client, paid, monkeypatch):
     monkeypatch.setattr(pgpay_admin, "invoices_module", lambda: None)
     booking = paid()
