@@ -15,7 +15,6 @@ from django.urls import reverse
 from django_pgpay import admin as pgpay_admin
 from django_pgpay import payments
 from django_pgpay.models import WebhookEvent
-from tests.testapp.models import Booking
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,6 @@ import pytest
 from django.utils import timezone
 
 from django_pgpay import payments
-from django_pgpay.conf import get_gateway
 from django_pgpay.exceptions import OperationRefused
 from django_pgpay.gateways.results import CancelRequest, ConfirmRequest
 from django_pgpay.status import OrderStatus as S

@@ -14,40 +14,18 @@ pure CSV. No extra dependency: a counter and a percentage need no more.
 from __future__ import annotations
 
 import time
-from datetime import datetime, time as day_time, timedelta
 
 from django.contrib import admin
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from django_pgpay import exports
 from django_pgpay.exceptions import ConfigurationError
+from django_pgpay.management.moments import parse_moment
 from django_pgpay.orders import order_models
 from django_pgpay.status import OrderStatus
 
 DATE_FIELDS = ("created", "paid_at", "canceled_at")
-
-
-def parse_when(value: str, option: str, *, end_of_day: bool = False) -> datetime:
-    """An ISO date (``2026-01-31``) or datetime, in the site's time zone when naive.
-
-    A bare date given to ``--until`` means the end of that day (inclusive).
-    """
-    text = (value or "").strip()
-    try:
-        day = parse_date(text)
-        parsed = None if day is not None else parse_datetime(text)
-    except ValueError:
-        parsed = day = None
-    if parsed is None and day is None:
-        raise CommandError(f"{option} {value!r}: use a date (2026-01-31) or a datetime (2026-01-31T09:00)")
-    if day is not None:
-        parsed = datetime.combine(day + timedelta(days=1) if end_of_day else day, day_time.min)
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed)
-    return parsed
 
 
 class Progress:
@@ -150,15 +128,9 @@ class Command(BaseCommand):
             queryset = queryset.filter(gateway__in=options["gateway"])
         field = options["date_field"]
         if options["since"]:
-            queryset = queryset.filter(**{f"{field}__gte": parse_when(options["since"], "--since")})
+            queryset = queryset.filter(parse_moment(options["since"], "--since").since(field))
         if options["until"]:
-            until = options["until"]
-            try:
-                end_of_day = parse_date(until.strip()) is not None
-            except ValueError:
-                end_of_day = False
-            bound = parse_when(until, "--until", end_of_day=end_of_day)
-            queryset = queryset.filter(**{f"{field}__lt" if end_of_day else f"{field}__lte": bound})
+            queryset = queryset.filter(parse_moment(options["until"], "--until").until(field))
         return queryset
 
     def get_columns(self, model, text):

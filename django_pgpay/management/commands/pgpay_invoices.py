@@ -17,35 +17,16 @@ progress bar on stderr.
 from __future__ import annotations
 
 import zipfile
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone, translation
-from django.utils.dateparse import parse_date, parse_datetime
+from django.utils import translation
 
 from django_pgpay.exceptions import ConfigurationError
+from django_pgpay.management.moments import parse_moment
 from django_pgpay.orders import order_models
 from django_pgpay.status import PAID_STATUSES, OrderStatus
-
-
-def parse_when(value: str, option: str, *, end: bool = False) -> datetime:
-    """An ISO date or datetime (local time when naive); a date given to ``--until`` includes that day."""
-    text = (value or "").strip()
-    try:
-        parsed = parse_datetime(text)
-        if parsed is None and parse_date(text) is not None:
-            parsed = datetime.combine(parse_date(text), datetime.min.time())
-            if end:
-                parsed += timedelta(days=1)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise CommandError(f"{option} {value!r}: use an ISO date or datetime, e.g. 2026-11-01 or 2026-11-01T09:00")
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed)
-    return parsed
 
 
 class Command(BaseCommand):
@@ -79,17 +60,17 @@ class Command(BaseCommand):
         unpaid = set(statuses) - set(PAID_STATUSES)
         if unpaid:
             raise CommandError(f"--status {', '.join(sorted(unpaid))}: only orders that were paid have invoices.")
-        since = parse_when(options["since"], "--since") if options["since"] else None
-        until = parse_when(options["until"], "--until", end=True) if options["until"] else None
+        since = parse_moment(options["since"], "--since") if options["since"] else None
+        until = parse_moment(options["until"], "--until") if options["until"] else None
         querysets = []
         for model in models:
             queryset = model._default_manager.filter(status__in=statuses)
             if options["order_numbers"]:
                 queryset = queryset.filter(order_number__in=options["order_numbers"])
             if since:
-                queryset = queryset.filter(paid_at__gte=since)
+                queryset = queryset.filter(since.since("paid_at"))
             if until:
-                queryset = queryset.filter(paid_at__lt=until)
+                queryset = queryset.filter(until.until("paid_at"))
             querysets.append(queryset.order_by("paid_at", "pk"))
         return querysets
 

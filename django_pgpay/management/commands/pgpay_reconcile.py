@@ -14,40 +14,19 @@ until the next run; nothing is changed for them.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from django_pgpay import payments
 from django_pgpay.exceptions import ConfigurationError, GatewayUnavailable, PgPayError
+from django_pgpay.management.moments import parse_moment
 from django_pgpay.orders import order_models
-
-_DURATION = re.compile(r"^(\d+)\s*([dhm])$")
-
 
 def parse_since(value: str) -> datetime:
     """``7d``, ``12h``, ``30m``, an ISO date or an ISO datetime (local time when naive)."""
-    value = (value or "").strip()
-    match = _DURATION.match(value)
-    if match:
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
-        return timezone.now() - timedelta(**{unit: int(match.group(1))})
-    parsed = None
-    try:
-        parsed = parse_datetime(value)
-        if parsed is None and parse_date(value) is not None:
-            parsed = datetime.combine(parse_date(value), datetime.min.time())
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise CommandError(f"--deep-since {value!r}: use 7d, 12h, 30m, 2025-01-31 or 2025-01-31T09:00")
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed)
-    return parsed
+    return parse_moment(value, "--deep-since", durations=True).start
 
 
 class Command(BaseCommand):

@@ -1,0 +1,39 @@
+"""The management commands' time options: one parser, the same meaning in every command."""
+
+import datetime
+
+import pytest
+from django.core.management import CommandError
+from django.utils import timezone
+
+from django_pgpay.management.moments import parse_moment
+
+
+def test_a_date_is_its_whole_day_in_the_site_time_zone(settings):
+    settings.TIME_ZONE = "Asia/Seoul"
+    moment = parse_moment("2026-01-31", "--until")
+    assert moment.is_date
+    assert moment.start == timezone.make_aware(datetime.datetime(2026, 1, 31))
+    assert moment.end - moment.start == datetime.timedelta(days=1)
+    assert moment.until("paid_at").children == [("paid_at__lt", moment.end)]
+    assert moment.since("paid_at").children == [("paid_at__gte", moment.start)]
+
+
+def test_a_datetime_is_an_instant_and_until_includes_it():
+    moment = parse_moment("2026-01-31T09:00:00+09:00", "--until")
+    assert not moment.is_date and moment.start == moment.end
+    assert moment.start == datetime.datetime(2026, 1, 31, 0, 0, tzinfo=datetime.timezone.utc)
+    assert moment.until("created").children == [("created__lte", moment.start)]
+
+
+def test_durations_only_where_the_command_allows_them():
+    ago = timezone.now() - parse_moment("12h", "--deep-since", durations=True).start
+    assert abs(ago - datetime.timedelta(hours=12)) < datetime.timedelta(seconds=5)
+    with pytest.raises(CommandError, match=r"^--since '12h': use a date"):
+        parse_moment("12h", "--since")
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2026-13-01", "2026-02-30", ""])
+def test_a_bad_value_names_the_option(bad):
+    with pytest.raises(CommandError, match="--until"):
+        parse_moment(bad, "--until")
