@@ -36,7 +36,7 @@ unexport VIRTUAL_ENV
 PYTEST := $(VPY) -m pytest -W error::DeprecationWarning
 
 .PHONY: help system-deps tools venv venv-mysql test test-postgres test-mariadb tox \
-        docs build messages demo demo-check bench-flash bench-csv clean FORCE
+        docs build messages demo demo-check bench-flash bench-csv bench-invoices clean FORCE
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -120,7 +120,6 @@ demo-check: venv
 bench-csv: venv
 	$(VPY) bench/csv_export.py $(ARGS)
 
-.PHONY: bench-invoices
 bench-invoices: venv
 	$(VPY) bench/invoices.py $(ARGS)
 
