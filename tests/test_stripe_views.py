@@ -118,14 +118,16 @@ def test_usd_order_paid_by_webhook_first_then_the_return_then_refunded_in_part(b
     with committed():
         response = deliver(stripe_api, "checkout.session.completed", session)
     assert response.status_code == 200 and json.loads(response.content) == {"received": True}
-    assert stripe_api.sent("session") == []  # a signed event is applied as sent
+    # A signed event is applied as sent, after one fetch of its Session for the Charge's method and receipt.
+    assert len(stripe_api.sent("session")) == 1
     order.refresh_from_db()
-    assert (order.status, order.pg_payment_id) == (S.PAID, intent_id)
+    assert (order.status, order.pg_payment_id, order.method) == (S.PAID, intent_id, "card")
+    assert order.receipt_url.startswith("https://")
 
     with committed():
         done = back_from_stripe(client, stripe_api, order)
     assert done.status_code == 200 and b"Payment complete" in done.content
-    assert stripe_api.sent("session") == []  # the return is the same payment: replayed, Stripe not asked
+    assert len(stripe_api.sent("session")) == 1  # the return is the same payment: replayed, Stripe not asked again
     assert ledger(order) == [(K.CONFIRM, T.SUCCEEDED, Decimal("10.50")), (K.WEBHOOK, T.SUCCEEDED, Decimal("10.50"))]
     assert confirmed == [order.order_number]
 

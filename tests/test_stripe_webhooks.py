@@ -4,6 +4,7 @@ import datetime
 import json
 
 import pytest
+import requests
 from django.test import Client
 from django.utils import timezone
 
@@ -47,15 +48,31 @@ def test_a_delivery_signed_by_the_official_library_pays_the_order(checkout, stri
     calls = len(stripe_api.requests)
     response = post(body, header)
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
-    assert len(stripe_api.requests) == calls  # signed: applied as sent, no lookup
+    # Signed: trusted as sent; one fetch of the Session, with its Charge, for the method and receipt.
+    (fetch,) = stripe_api.requests[calls:]
+    assert fetch.method == "GET" and f"/v1/checkout/sessions/{session['id']}?" in fetch.url and "latest_charge" in fetch.url
     booking.refresh_from_db()
     assert (booking.status, booking.pg_payment_id, booking.paid_at is not None) == (S.PAID, intent_id, True)
+    assert booking.method == "card" and booking.receipt_url.startswith("https://")
     event = WebhookEvent.objects.get()
     assert (event.gateway, event.event_type, event.order_number, event.payment_id) == ("stripe", "checkout.session.completed", booking.order_number, intent_id)
     assert event.event_id == json.loads(body)["id"] and event.verified and event.processed
     assert event.headers["Stripe-Signature"] == header and event.body == body.decode()
     seat.refresh_from_db()
     assert seat.remain == 2
+
+
+def test_a_signed_session_event_still_pays_when_its_charge_cannot_be_fetched(checkout, stripe_api, seat):
+    booking, session = checkout()
+    intent_id = stripe_api.pay(session["id"])
+    body, header = stripe_api.event("checkout.session.completed", session)
+    stripe_api.fail_next("session", status=500, exception=requests.ConnectionError("Stripe is away"))
+    response = post(body, header)
+    assert response.status_code == 200
+    booking.refresh_from_db()
+    # Applied as the signed event says; only the Charge's details are missing.
+    assert (booking.status, booking.pg_payment_id, booking.method, booking.receipt_url) == (S.PAID, intent_id, "", "")
+    assert WebhookEvent.objects.get().processed
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,7 @@ from ..exceptions import (
     NotFound,
     OperationInProgress,
     PaymentDeclined,
+    PgPayError,
     WebhookVerificationError,
 )
 from ..money import MoneyError, from_minor, normalize_currency, to_minor
@@ -834,7 +835,36 @@ class StripeGateway(HttpGateway):
             current = str((order.pg_data or {}).get(PG_DATA_SESSION) or "")
             if current and current != payment.pg_data.get(PG_DATA_SESSION):
                 return replace(event, payment=self.lookup(order=order))
+        known = order is not None and order.payment_id == payment.payment_id
+        if payment.state.is_paid and not payment.method and not known:
+            # The order learns of its payment from this event: worth one fetch for the details.
+            return replace(event, payment=self._with_charge_details(payment))
         return event
+
+    def _with_charge_details(self, payment: PaymentResult) -> PaymentResult:
+        """A paid Session as sent in its event, completed with the method and receipt of its Charge.
+
+        Events carry the Session with its PaymentIntent as a bare id; the
+        Session is fetched once with the PaymentIntent and Charge expanded,
+        so an order paid by its webhook shows the same details as one paid
+        by the buyer's return. When the fetch fails, or answers for another
+        payment, the event's own Session is applied as it is.
+        """
+        session_id = str(payment.pg_data.get(PG_DATA_SESSION) or "")
+        if not session_id:
+            return payment
+        try:
+            fetched = self.session_result(self._retrieve_session(session_id))
+        except PgPayError as exc:
+            logger.warning("stripe %s: Checkout Session %s not fetched for its charge details: %s", self.alias, session_id, exc)
+            return payment
+        same = (fetched.payment_id, fetched.order_number, fetched.amount, fetched.currency) == (
+            payment.payment_id,
+            payment.order_number,
+            payment.amount,
+            payment.currency,
+        )
+        return fetched if same and fetched.state.is_paid else payment
 
     # --- configuration checks ----------------------------------------------------------
 
