@@ -287,8 +287,8 @@ class ConfirmMixin(GatewayMixin):
             status=status,
         )
 
-    def failure(self, message, *, order=None, status: int = 400, code: str = ""):
-        return self.page(self.failure_template_name, order=order, status=status, message=message, code=code)
+    def failure(self, message, *, order=None, status: int = 400, code: str = "", detail: str = ""):
+        return self.page(self.failure_template_name, order=order, status=status, message=message, code=code, detail=detail)
 
     def get(self, request, *args, **kwargs):
         gateway = self.get_gateway()
@@ -319,7 +319,10 @@ class ConfirmMixin(GatewayMixin):
                 message = _("The amount of the payment does not match the order. Nothing was charged.")
             return self.failure(message, order=order, status=400, code=AmountMismatch.code)
         except PaymentDeclined as exc:
-            return self.failure(exc.user_message, order=order, status=402, code=exc.code)
+            # The PG's own words (often Korean only) come second, under a sentence in the page's language.
+            return self.failure(
+                _("The payment was declined."), order=order, status=402, code=exc.code, detail=exc.user_message
+            )
         except OperationInProgress:
             return self.page(self.pending_template_name, order=order, status=202)
         except GatewayUnavailable as exc:

@@ -181,7 +181,9 @@ def test_decline_shows_failure_and_returns_the_seat(client, buyer, toss_booking,
     client.force_login(buyer)
     response = client.get(return_url(booking, key))
     assert response.status_code == 402
-    assert "결제 승인이 거절되었습니다" in response.content.decode()
+    page = response.content.decode()
+    # In the page's language first (English here), then Toss's own words, which are Korean only.
+    assert page.index("The payment was declined.") < page.index("결제 승인이 거절되었습니다")
     booking.refresh_from_db()
     assert booking.status == S.FAILED
     assert booking.transactions.get().error_code == "REJECT_CARD_COMPANY"

@@ -98,6 +98,9 @@ def test_card_company_declines_at_confirm_the_booking_fails_and_frees_its_place(
     page.click("#pay")
     expect(page.locator("#payment-failed")).to_be_visible()
     expect(page.locator("#payment-failed .pgpay-code")).to_have_text("REJECT_CARD_COMPANY")
+    # The page's language first, then Toss's own (Korean) words.
+    expect(page.locator("#payment-failed")).to_contain_text("The payment was declined.")
+    expect(page.locator("#payment-failed .pgpay-detail")).not_to_be_empty()
     page.screenshot(path=shots / "decline-at-confirm-1-failed.png", full_page=True)
     assert server.order("restaurants_booking", order_number)["status"] == "FAILED"
     assert server.remain(seat_id) == free
