@@ -9,9 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import re
+import subprocess
 
 import pytest
 from playwright.sync_api import expect
+from pypdf import PdfReader
 
 from .pages import admin_refund_part, book_until_sandbox, first_free_seat, staff_page
 
@@ -52,6 +54,22 @@ def test_admin_exports_csv_and_refunds_in_full_and_in_part(open_page, browser, s
         assert by_number[full]["상태"] == "결제 완료"
         restaurant = server.value("SELECT name FROM restaurants_restaurant WHERE id = 1")
         assert by_number[full]["식당"] == restaurant and re.search("[가-힣]", restaurant)
+
+        # Select both -> one merged PDF, one invoice per order, Hangul in its text.
+        page.goto("/admin/restaurants/booking/")
+        for pk in ids.values():
+            page.check(f'input.action-select[value="{pk}"]')
+        page.select_option("select[name=action]", "invoice_pdf")
+        with page.expect_download() as download:
+            page.click("button[name=index]")
+        pdf_path = shots / "admin-invoices-merged.pdf"
+        download.value.save_as(pdf_path)
+        pages = PdfReader(pdf_path).pages
+        assert len(pages) == 2
+        texts = [p.extract_text() for p in pages]
+        assert sorted(n for n in ids for t in texts if n in t) == sorted(ids)
+        assert all("영수증" in t and "공급가액" in t for t in texts), texts
+        subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf_path), str(shots / "admin-invoices-merged")], check=True)
 
         # Refund one in full: the action's confirmation page, then the ledger.
         page.goto("/admin/restaurants/booking/")
