@@ -115,6 +115,22 @@ def make_booking(seat, buyer):
 
 
 @pytest.fixture
+def pay_booking(make_booking, pg, seat):
+    """Make and pay bookings through the fake PG: ``pay_booking(amount=..., **fields)``; the seat holds 50."""
+    from django_pgpay import payments
+
+    seat.remain = 50
+    seat.save()
+
+    def make(amount=Decimal(20000), **fields):
+        booking = make_booking(amount=amount, **fields)
+        payments.confirm(booking, payment_id=pg.authorize(booking.order_number, booking.amount), amount=booking.amount)
+        return booking
+
+    return make
+
+
+@pytest.fixture
 def paid_booking(make_booking, pg):
     """A booking paid in full through the fake PG."""
     from django_pgpay import payments

@@ -22,20 +22,8 @@ CHANGELIST = "/admin/testapp/booking/"
 
 
 @pytest.fixture
-def many_seats(seat):
-    seat.remain = 50
-    seat.save()
-    return seat
-
-
-@pytest.fixture
-def paid(make_booking, pg, many_seats):
-    def make(amount=Decimal(20000), **fields):
-        booking = make_booking(amount=amount, **fields)
-        payments.confirm(booking, payment_id=pg.authorize(booking.order_number, booking.amount), amount=booking.amount)
-        return booking
-
-    return make
+def paid(pay_booking):
+    return pay_booking
 
 
 def staff_with(django_user_model, username, *codenames):

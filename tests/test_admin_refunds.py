@@ -17,16 +17,8 @@ CHANGELIST = "/admin/testapp/booking/"
 
 
 @pytest.fixture
-def paid(make_booking, pg, seat):
-    seat.remain = 50
-    seat.save()
-
-    def make(amount=Decimal(20000), **fields):
-        booking = make_booking(amount=amount, **fields)
-        payments.confirm(booking, payment_id=pg.authorize(booking.order_number, booking.amount), amount=booking.amount)
-        return booking
-
-    return make
+def paid(pay_booking):
+    return pay_booking
 
 
 def texts(response) -> list[str]:
