@@ -303,7 +303,8 @@ def test_tampered_deliveries_are_refused(tamper, code):
     assert caught.value.code == code
 
 
-@pytest.mark.parametrize("offset, accepted", [(-301, False), (-299, True), (299, True), (301, False)])
+# Five seconds either side of the 300-second limit: a loaded machine may take a second between signing and checking.
+@pytest.mark.parametrize("offset, accepted", [(-305, False), (-295, True), (295, True), (305, False)])
 def test_the_timestamp_tolerance_is_300_seconds_both_ways(offset, accepted):
     from portone_server_sdk import webhook as sdk
 

@@ -638,7 +638,7 @@ def test_bad_signatures_are_refused(make):
 def test_the_tolerance_is_300_seconds_and_counted_from_arrival():
     body = json.dumps(completed_event()).encode()
     t = int(time.time())
-    _, header = signed(body, timestamp=t - 299)
+    _, header = signed(body, timestamp=t - 295)  # five seconds inside the limit: a loaded machine is slow
     assert gateway().parse_webhook({"Stripe-Signature": header}, body).verified
     arrived = datetime.datetime.fromtimestamp(t, tz=datetime.timezone.utc)
     _, header = signed(body, timestamp=t - 7200)
