@@ -213,8 +213,23 @@ class SandboxPG:
         return {}
 
     def apply_due(self, now: datetime) -> int:
-        """Apply time-based changes due at ``now`` (expiries, scheduled deposits); returns how many."""
-        return 0
+        """Apply time-based changes due at ``now`` (expiries, scheduled deposits); returns how many.
+
+        Each payment whose ``due_at`` has come (200 at a time, oldest first) goes
+        to :meth:`apply_due_to` in a transaction of its own.
+        """
+        from .models import SandboxPayment
+
+        due = SandboxPayment.objects.filter(pg=self.name, due_at__lte=now).order_by("due_at")
+        changed = 0
+        for key in list(due.values_list("key", flat=True)[:200]):
+            with transaction.atomic():
+                changed += int(self.apply_due_to(key, now))
+        return changed
+
+    def apply_due_to(self, key: str, now: datetime) -> bool:
+        """Lock the payment ``key`` and apply what is due to it at ``now``; True when it changed."""
+        return False
 
     def authenticate(self, ctx: ApiContext) -> str:
         """Return the API key of the call, or raise :class:`ApiError`."""
@@ -436,3 +451,15 @@ class SandboxPG:
                 status=int(status) if status is not None else None,
             ),
         )
+
+
+#: Choices of a payment window's "when the shop confirms" select: (fault kind, label).
+CONFIRM_FAULT_CHOICES = [
+    ("", "normal"),
+    ("decline", "decline"),
+    ("error_before", "error_before"),
+    ("error_after", "error_after"),
+    ("timeout_before", "timeout_before"),
+    ("timeout_after", "timeout_after"),
+    ("malformed_after", "malformed_after"),
+]

@@ -54,7 +54,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 
 from . import clock, conf, faults, webhooks
-from .base import Answer, ApiContext, ApiError, SandboxPG, dumps, framed, guard, loads
+from .base import CONFIRM_FAULT_CHOICES, Answer, ApiContext, ApiError, SandboxPG, dumps, framed, guard, loads
 from .models import SandboxPayment, SandboxToken
 from .toss import KST, _with_query, kst, parse_krw
 
@@ -1007,29 +1007,11 @@ class BootpaySandbox(SandboxPG):
         """The Receipt, as ``GET /v2/receipt/{receipt_id}`` would return it."""
         return self._act(payment_key, lambda payment, now: None)
 
-    def apply_due(self, now: datetime) -> int:
-        keys = list(
-            SandboxPayment.objects.filter(pg=self.name, due_at__lte=now).order_by("due_at").values_list("key", flat=True)[:200]
-        )
-        changed = 0
-        for key in keys:
-            with transaction.atomic():
-                payment = self._locked(key)
-                if payment is not None and self.refresh(payment, now):
-                    changed += 1
-        return changed
+    def apply_due_to(self, key: str, now: datetime) -> bool:
+        payment = self._locked(key)
+        return payment is not None and self.refresh(payment, now)
 
 
-#: Choices of the window's "when the shop confirms" select: (fault kind, label).
-CONFIRM_FAULT_CHOICES = [
-    ("", "normal"),
-    ("decline", "decline"),
-    ("error_before", "error_before"),
-    ("error_after", "error_after"),
-    ("timeout_before", "timeout_before"),
-    ("timeout_after", "timeout_after"),
-    ("malformed_after", "malformed_after"),
-]
 
 
 def _token(salt: str) -> str:

@@ -1284,18 +1284,14 @@ class PortOneSandbox(_PortOneCommon):
         """How many ``POST /users/getToken`` calls were answered with a token."""
         return sum(int(row.state.get("requests", 0)) for row in SandboxPayment.objects.filter(pg=TOKEN_PG))
 
-    def apply_due(self, now: datetime) -> int:
-        keys = list(SandboxPayment.objects.filter(pg=self.name, due_at__lte=now).values_list("key", flat=True)[:200])
-        changed = 0
-        for key in keys:
-            with transaction.atomic():
-                payment = self._locked(key)
-                if payment is None or payment.status != "ready" or not payment.session.get("depositAt"):
-                    continue
-                if parse_datetime(payment.session["depositAt"]) <= now:
-                    self._deposit(payment, now)
-                    changed += 1
-        return changed
+    def apply_due_to(self, key: str, now: datetime) -> bool:
+        payment = self._locked(key)
+        if payment is None or payment.status != "ready" or not payment.session.get("depositAt"):
+            return False
+        if parse_datetime(payment.session["depositAt"]) > now:
+            return False
+        self._deposit(payment, now)
+        return True
 
 
 #: The window's "when the shop verifies this payment" choices: (fault kind, label).
@@ -1951,18 +1947,14 @@ class PortOneV2Sandbox(_PortOneCommon):
             row.save(update_fields=["session", "updated_at"])
         return dict(row.state)
 
-    def apply_due(self, now: datetime) -> int:
-        keys = list(SandboxPayment.objects.filter(pg=self.name, due_at__lte=now).values_list("key", flat=True)[:200])
-        changed = 0
-        for key in keys:
-            with transaction.atomic():
-                payment = self._locked(key)
-                if payment is None or payment.status != "VIRTUAL_ACCOUNT_ISSUED" or not payment.session.get("depositAt"):
-                    continue
-                if parse_datetime(payment.session["depositAt"]) <= now:
-                    self._paid(payment, now)
-                    changed += 1
-        return changed
+    def apply_due_to(self, key: str, now: datetime) -> bool:
+        payment = self._locked(key)
+        if payment is None or payment.status != "VIRTUAL_ACCOUNT_ISSUED" or not payment.session.get("depositAt"):
+            return False
+        if parse_datetime(payment.session["depositAt"]) > now:
+            return False
+        self._paid(payment, now)
+        return True
 
 
 # --- the Python API (what tests call) -------------------------------------------------------------

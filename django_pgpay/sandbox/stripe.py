@@ -1799,23 +1799,18 @@ class StripeSandbox(SandboxPG):
         with transaction.atomic():
             return copy.deepcopy(self._intent_row(payment_key).state)
 
-    def apply_due(self, now: datetime) -> int:
-        keys = list(SandboxPayment.objects.filter(pg=self.name, due_at__lte=now).order_by("due_at").values_list("key", flat=True)[:200])
-        changed = 0
-        for key in keys:
-            with transaction.atomic():
-                row = self._row(key, lock=True)
-                if row is None or row.due_at is None or row.due_at > now:
-                    continue
-                if key.startswith("cs_"):
-                    changed += self.refresh_session(row, now)
-                elif key.startswith("pi_") and row.session.get("settle"):
-                    self.settle(row, now, succeed=bool(row.session["settle"].get("succeed")))
-                    changed += 1
-                else:
-                    row.due_at = None
-                    row.save(update_fields=["due_at"])
-        return changed
+    def apply_due_to(self, key: str, now: datetime) -> bool:
+        row = self._row(key, lock=True)
+        if row is None or row.due_at is None or row.due_at > now:
+            return False
+        if key.startswith("cs_"):
+            return bool(self.refresh_session(row, now))
+        if key.startswith("pi_") and row.session.get("settle"):
+            self.settle(row, now, succeed=bool(row.session["settle"].get("succeed")))
+            return True
+        row.due_at = None
+        row.save(update_fields=["due_at"])
+        return False
 
 
 _BANK_ACCOUNT = {

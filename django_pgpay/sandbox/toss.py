@@ -44,7 +44,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from . import clock, faults, webhooks
-from .base import Answer, ApiContext, ApiError, SandboxPG, dumps, guard, loads
+from .base import CONFIRM_FAULT_CHOICES, Answer, ApiContext, ApiError, SandboxPG, dumps, guard, loads
 from .models import SandboxPayment
 
 KST = ZoneInfo("Asia/Seoul")
@@ -1000,29 +1000,11 @@ class TossSandbox(SandboxPG):
         """The Payment object, as ``GET /v1/payments/{paymentKey}`` would return it."""
         return self._act(payment_key, lambda payment, now: None)
 
-    def apply_due(self, now: datetime) -> int:
-        keys = list(
-            SandboxPayment.objects.filter(pg=self.name, due_at__lte=now).order_by("due_at").values_list("key", flat=True)[:200]
-        )
-        changed = 0
-        for key in keys:
-            with transaction.atomic():
-                payment = self._locked(key)
-                if payment is not None and self.refresh(payment, now):
-                    changed += 1
-        return changed
+    def apply_due_to(self, key: str, now: datetime) -> bool:
+        payment = self._locked(key)
+        return payment is not None and self.refresh(payment, now)
 
 
-#: Choices of the window's "when the shop confirms" select: (fault kind, label).
-CONFIRM_FAULT_CHOICES = [
-    ("", "normal"),
-    ("decline", "decline"),
-    ("error_before", "error_before"),
-    ("error_after", "error_after"),
-    ("timeout_before", "timeout_before"),
-    ("timeout_after", "timeout_after"),
-    ("malformed_after", "malformed_after"),
-]
 #: Choices of the window's "deposit arrives" select for virtual accounts: (seconds, label).
 DEPOSIT_CHOICES = [("manual", "manual"), ("10", "10"), ("60", "60"), ("600", "600")]
 
