@@ -151,7 +151,7 @@ class SandboxPG:
     A subclass sets :attr:`name` and :attr:`settings_section`, its webhook
     :attr:`retry_schedule`, and implements :meth:`authenticate`,
     :meth:`error_answer`, :meth:`urlpatterns`, :meth:`actions` and
-    :meth:`apply_due`. It keeps its state in
+    :meth:`apply_due_to`. It keeps its state in
     :class:`~django_pgpay.sandbox.models.SandboxPayment` rows with ``pg=name``.
     """
 
