@@ -276,6 +276,31 @@ class CancelRefused(GatewayError):
     default_message = _("The payment provider refused the cancellation.")
 
 
+class RefundAccountRequired(CancelRefused):
+    """A virtual-account refund needs the buyer's bank account (or the one given was refused).
+
+    The library cannot give such money back by itself: a compensating cancel
+    that meets this error is marked *needs attention* (see
+    :data:`~django_pgpay.signals.payment_needs_attention`).
+    """
+
+    code = "REFUND_ACCOUNT_REQUIRED"
+    default_message = _("The refund needs the buyer's bank account.")
+
+
+class RetryLater(GatewayError):
+    """The PG refused this call for now and did nothing: a rate limit, a repeat within its guard time.
+
+    A refusal the PG documents, not an unknown outcome: nothing is pending and
+    the same operation may be asked again shortly (Toss
+    ``FORBIDDEN_CONSECUTIVE_REQUEST``, Stripe ``rate_limit`` and ``lock_timeout``).
+    """
+
+    http_status = 429
+    code = "RETRY_LATER"
+    default_message = _("The payment provider asked us to try again in a moment. Nothing was changed.")
+
+
 class AuthenticationFailed(GatewayError):
     """The PG refused our credentials: a configuration problem of the shop."""
 

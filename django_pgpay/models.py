@@ -34,6 +34,7 @@ from .money import quantize
 from .status import (
     CANCELABLE_STATUSES,
     PAID_STATUSES,
+    DeliveryStatus,
     OrderStatus,
     TransactionKind,
     TransactionSource,
@@ -219,10 +220,24 @@ class AbstractOrder(TimeStampedModel):
         self.release()
 
     def is_owned_by(self, user) -> bool:
-        """May ``user`` see and cancel this order? Owner or staff by default."""
-        if user is None or not user.is_authenticated:
-            return False
-        return user.is_staff or (self.user_id is not None and self.user_id == user.pk)
+        """Is ``user`` this order's buyer? Staff are not owners: they act through permissions
+        (see :mod:`django_pgpay.permissions`)."""
+        from .permissions import is_buyer
+
+        return is_buyer(user, self)
+
+    @classmethod
+    def get_refund_permission(cls) -> str:
+        """The permission staff need to cancel or refund orders of this model.
+
+        The model's *change* permission by default (statuses and amounts are
+        read-only, so "change" means "may operate on orders"). Override it to
+        name a permission of the shop's own, e.g. ``"shop.refund_booking"``
+        declared in ``Meta.permissions``.
+        """
+        from .permissions import model_permission
+
+        return model_permission(cls, "change")
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -329,16 +344,29 @@ class AbstractTransaction(TimeStampedModel):
 
     @property
     def is_open(self) -> bool:
+        """The PG's answer is not known yet (pending or unknown)."""
         return self.status in (TransactionStatus.PENDING, TransactionStatus.UNKNOWN)
+
+    @property
+    def needs_attention(self) -> bool:
+        """Money the library could not give back by itself: a person must act."""
+        return self.status == TransactionStatus.ATTENTION
 
 
 class WebhookEvent(models.Model):
     """Every webhook delivery, as received, and what became of it.
 
     Kept whether or not it could be verified, so support can see what a PG
-    sent. ``processed`` is set once its effect is applied; a delivery whose
-    handler failed keeps ``error`` and can be applied again.
+    sent (secrets the PG puts in a body, such as Toss's deposit ``secret``,
+    are masked before it is stored). ``status`` says what became of it
+    (:class:`~django_pgpay.status.DeliveryStatus`); ``processed`` is True once
+    it needs nothing more (applied, a duplicate, or nothing to apply). A
+    delivery that *failed* (the PG did not answer, applying raised) keeps
+    ``error`` and is processed again by the PG's next delivery or by
+    ``pgpay_reconcile``; a *refused* one (malformed, forged) never is.
     """
+
+    Status = DeliveryStatus
 
     gateway = models.CharField(_("gateway"), max_length=32, db_index=True)
     event_id = models.CharField(_("event id"), max_length=255, blank=True, db_index=True)
@@ -353,8 +381,13 @@ class WebhookEvent(models.Model):
     duplicate_of = models.ForeignKey(
         "self", verbose_name=_("duplicate of"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    status = models.CharField(
+        _("status"), max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED, db_index=True
+    )
     error = models.TextField(_("error"), blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0, help_text=_("How often it was processed."))
     received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
+    attempted_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
 
     class Meta:
@@ -365,3 +398,31 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gateway} {self.event_type or '?'} {self.event_id or self.pk}"
+
+
+class ReconcileState(models.Model):
+    """How reconciling one order went lately, so that an order the PG cannot read waits its turn.
+
+    ``pgpay_reconcile`` writes one row per order whose reconciliation failed
+    (the PG did not answer, its reply could not be read) and deletes it once
+    the order reconciles again. An order with a row is visited again only
+    after ``next_attempt_at`` (a backoff that grows with ``failures``), and
+    after the orders that did not fail: one unreadable payment never holds
+    up the rest.
+    """
+
+    order_model = models.CharField(_("order model"), max_length=100)
+    order_pk = models.CharField(_("order id"), max_length=64)
+    order_number = models.CharField(_("order number"), max_length=64, blank=True)
+    failures = models.PositiveIntegerField(_("failures in a row"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True, db_index=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("reconciliation backoff")
+        verbose_name_plural = _("reconciliation backoffs")
+        constraints = [models.UniqueConstraint(fields=["order_model", "order_pk"], name="pgpay_reconcile_state_order")]
+
+    def __str__(self) -> str:
+        return f"{self.order_model} {self.order_number or self.order_pk}: {self.failures} failure(s)"

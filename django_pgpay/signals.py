@@ -7,6 +7,10 @@ change never announces itself), with ``sender`` the concrete order model:
 * ``payment_confirmed(order, transaction)``: the order became PAID (or
   WAITING_FOR_DEPOSIT's deposit arrived).
 * ``payment_canceled(order, transaction, amount)``: ``amount`` was given back.
+* ``payment_needs_attention(order, transaction, reason)``: money is held at the
+  PG that the library could not give back by itself (a deposit into an account
+  with no refund account, a refund the PG keeps refusing). Hook it to e-mail
+  or chat: a person must act (see ``docs/reliability.rst``).
 
 :func:`validate_confirmed_amount` is the ``post_save`` check users know from
 the iamport tutorial, made safe: the operations save ledger rows inside
@@ -25,17 +29,18 @@ from .status import TransactionKind, TransactionStatus
 order_status_changed = Signal()
 payment_confirmed = Signal()
 payment_canceled = Signal()
+payment_needs_attention = Signal()
 
 
 def validate_confirmed_amount(sender, instance, **kwargs) -> None:
-    """Refuse a succeeded confirm whose amount or currency is not the order's.
+    """Refuse a succeeded (or issued virtual-account) confirm whose amount or currency is not the order's.
 
     Connected as ``post_save`` to every concrete
     :class:`~django_pgpay.models.AbstractTransaction` subclass by the app
     config. It must run inside an atomic block; outside one it would fire after
     the row is committed, which is exactly the tutorial's mistake.
     """
-    if instance.kind != TransactionKind.CONFIRM or instance.status != TransactionStatus.SUCCEEDED:
+    if instance.kind != TransactionKind.CONFIRM or instance.status not in (TransactionStatus.SUCCEEDED, TransactionStatus.WAITING):
         return
     order = instance.order
     if not transaction.get_connection().in_atomic_block:

@@ -81,7 +81,7 @@ def test_posting_the_change_form_never_writes_the_order_back(admin_client, paid)
     booking = paid()
     stale_page = admin_client.get(f"{CHANGELIST}{booking.pk}/change/")
     assert stale_page.status_code == 200
-    payments.cancel(booking, reason="meanwhile")  # e.g. a webhook moves the order on
+    payments.cancel(booking, payments.FULL, reason="meanwhile")  # e.g. a webhook moves the order on
     data = {
         "transactions-TOTAL_FORMS": "0",
         "transactions-INITIAL_FORMS": "0",

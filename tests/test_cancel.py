@@ -20,7 +20,7 @@ def cancels(order):
 def test_full_cancel_returns_the_seat_as_the_seed_does(paid_booking, seat, pg, staff):
     seat.refresh_from_db()
     assert seat.remain == 2
-    outcome = payments.cancel(paid_booking, reason="고객 예약취소", source="staff", actor=staff)
+    outcome = payments.cancel(paid_booking, payments.FULL, reason="고객 예약취소", source="staff", actor=staff)
     assert outcome.order.status == S.CANCELED
     assert paid_booking.canceled_at is not None and paid_booking.balance == 0
     seat.refresh_from_db()
@@ -44,7 +44,7 @@ def test_partial_cancels_down_to_zero(paid_booking, seat, pg):
         (K.CANCEL, T.SUCCEEDED, Decimal(10000)),
     ]
     with pytest.raises(NotCancelable):
-        payments.cancel(paid_booking, reason="again")
+        payments.cancel(paid_booking, payments.FULL, reason="again")
     assert pg.count("cancel") == 3
 
 
@@ -65,7 +65,7 @@ def test_bad_amounts_change_nothing(paid_booking, pg, amount, code):
 def test_unpaid_order_is_not_cancelable(make_booking, pg):
     booking = make_booking()
     with pytest.raises(NotCancelable) as info:
-        payments.cancel(booking, reason="x")
+        payments.cancel(booking, payments.FULL, reason="x")
     assert str(info.value) == "This order cannot be cancelled."
     assert pg.calls == []
 
@@ -81,7 +81,7 @@ def test_same_request_token_cancels_once(paid_booking, pg):
 def test_pg_refusal_is_recorded_and_changes_nothing(paid_booking, pg):
     pg.fail_next("cancel", "refuse")
     with pytest.raises(CancelRefused) as info:
-        payments.cancel(paid_booking, reason="x")
+        payments.cancel(paid_booking, payments.FULL, reason="x")
     assert info.value.code == "REFUND_REJECTED"
     paid_booking.refresh_from_db()
     assert paid_booking.status == S.PAID
@@ -113,7 +113,7 @@ def test_cancel_in_flight_refuses_a_second(paid_booking, pg, settings):
 
 def test_already_canceled_at_the_pg_is_applied_not_an_error(paid_booking, pg, seat):
     pg.cancel_at_pg(paid_booking.pg_payment_id)  # someone cancelled in the PG's dashboard
-    outcome = payments.cancel(paid_booking, reason="customer asked")
+    outcome = payments.cancel(paid_booking, payments.FULL, reason="customer asked")
     assert outcome.order.status == S.CANCELED
     assert paid_booking.canceled_amount == Decimal(20000)
     assert cancels(paid_booking) == [(K.CANCEL, T.FAILED, Decimal(20000)), (K.SYNC, T.SUCCEEDED, Decimal(20000))]
@@ -132,7 +132,7 @@ def test_partial_cancel_at_a_pg_without_it(paid_booking, settings, pg):
     with pytest.raises(NotCancelable) as info:
         payments.cancel(paid_booking, "1000", reason="x")
     assert info.value.code == "PARTIAL_NOT_SUPPORTED"
-    payments.cancel(paid_booking, reason="all")
+    payments.cancel(paid_booking, payments.FULL, reason="all")
     assert paid_booking.status == S.CANCELED
 
 
@@ -141,8 +141,14 @@ def test_cancel_of_an_unpaid_virtual_account(make_booking, pg, seat):
     payments.confirm(booking, payment_id=pg.authorize(booking.order_number, booking.amount, virtual_account=True))
     with pytest.raises(NotCancelable):
         payments.cancel(booking, "1000", reason="part")
-    payments.cancel(booking, reason="changed my mind")
-    assert booking.status == S.CANCELED
+    outcome = payments.cancel(booking, payments.FULL, reason="changed my mind")
+    # No money ever moved: the account is withdrawn and the order expires unpaid,
+    # with no "refund" in the ledger and no invoice (issue #12, case 8).
+    assert booking.status == S.EXPIRED and booking.canceled_amount == 0 and not booking.is_paid
+    assert outcome.transaction.kind == "withdraw" and outcome.transaction.status == "succeeded"
+    confirm_row = booking.transactions.get(kind="confirm")
+    assert confirm_row.status == "failed" and confirm_row.error_code == "WITHDRAWN"
+    assert not booking.transactions.filter(kind__in=("cancel", "sync"), status="succeeded").exists()
     seat.refresh_from_db()
     assert seat.remain == 3
 

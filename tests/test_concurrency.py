@@ -82,7 +82,7 @@ def test_confirm_racing_cancel(make_booking, pg):
         fresh = Booking.objects.get(pk=booking.pk)
         if i == 0:
             return payments.confirm(fresh, payment_id=payment_id, wait=10)
-        return payments.cancel(fresh, reason="race")
+        return payments.cancel(fresh, payments.FULL, reason="race")
 
     results = run_together(2, act)
     booking.refresh_from_db()

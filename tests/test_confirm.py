@@ -115,7 +115,7 @@ def test_connection_never_opened_lets_the_buyer_try_again(make_booking, pg):
 
 
 def test_confirm_of_a_finished_order_is_refused(paid_booking, pg):
-    payments.cancel(paid_booking, reason="test")
+    payments.cancel(paid_booking, payments.FULL, reason="test")
     other = pg.authorize(paid_booking.order_number, paid_booking.amount)
     with pytest.raises(OperationRefused) as info:
         payments.confirm(paid_booking, payment_id=other)

@@ -173,11 +173,12 @@ def check_order(booking, pg):
         assert cancelled == booking.canceled_amount == pg_payment.canceled_amount
         assert (booking.status == S.CANCELED) == (booking.balance == 0)
     elif booking.status == S.WAITING_FOR_DEPOSIT:
-        assert len(confirms) == 1 and pg_payment.state == PaymentState.WAITING_FOR_DEPOSIT
+        # An issued account is not money: its confirm row waits for the deposit.
+        waiting = [r for r in rows if r.kind == K.CONFIRM and r.status == T.WAITING]
+        assert not confirms and len(waiting) == 1 and pg_payment.state == PaymentState.WAITING_FOR_DEPOSIT
     else:
-        # Only a virtual account that was issued and never paid has a succeeded
-        # confirm without being paid (the money check below covers the rest).
-        assert not confirms or booking.status in (S.CANCELED, S.EXPIRED), f"{booking}: unpaid order with a succeeded confirm"
+        # A confirm row is succeeded only when money was taken (DESIGN.md).
+        assert not confirms, f"{booking}: unpaid order with a succeeded confirm"
     # No money is kept for an order that was not sold as priced.
     if booking.status in (S.FAILED, S.EXPIRED, S.READY):
         for payment in pg.payments.values():

@@ -212,7 +212,7 @@ def test_fake_gateway_cancel_request_guard(paid_booking, gateway):
 
 
 def test_virtual_account_withdrawn_before_the_deposit_is_never_paid(make_booking, pg, seat):
-    """A vbank cancelled at the PG while waiting goes WAITING_FOR_DEPOSIT -> CANCELED, not through PAID."""
+    """A vbank closed at the PG while waiting expires unpaid (WAITING_FOR_DEPOSIT -> EXPIRED), never through PAID."""
     from django_pgpay.signals import payment_confirmed
 
     booking = make_booking()
@@ -227,7 +227,9 @@ def test_virtual_account_withdrawn_before_the_deposit_is_never_paid(make_booking
         payments.settle(booking)
     finally:
         payment_confirmed.disconnect(receiver)
-    assert booking.status == S.CANCELED and booking.canceled_amount == booking.amount
+    assert booking.status == S.EXPIRED and booking.canceled_amount == 0 and not booking.is_paid
     assert booking.paid_at is None and confirmed == []
+    assert booking.transactions.get(kind="confirm").status == "failed"
+    assert booking.transactions.get(kind="withdraw").status == "succeeded"
     seat.refresh_from_db()
     assert seat.remain == 3

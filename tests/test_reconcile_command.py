@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from django_pgpay import payments
 from django_pgpay.management.commands.pgpay_reconcile import parse_since
+from django_pgpay.models import ReconcileState
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
 from django_pgpay.status import TransactionStatus as T
@@ -50,7 +51,7 @@ def test_a_confirm_toss_approved_becomes_paid(toss_booking, toss_api):
     booking.refresh_from_db()
     assert booking.status == S.PAID and err == ""
     assert f"testapp.Booking {booking.order_number} [toss]:" in out and "-> PAID" in out
-    assert "reconciled 1 order(s): 1 changed, 0 unchanged, 0 error(s), 0 skipped" in out
+    assert "reconciled 1 order(s): 1 changed, 0 unchanged, 0 error(s);" in out and "0 ledger row(s) need attention" in out
     # Looked up, not confirmed again.
     assert len(toss_api.sent("confirm")) == 1 and len(toss_api.sent("lookup")) == 1
     assert run()[0].startswith("reconciled 0 order(s)")  # idempotent
@@ -109,13 +110,18 @@ def test_a_toss_that_is_down_is_reported_not_a_crash(toss_booking, toss_api, mak
     past(fake)
     toss_api.fail_next("lookup", exception=TIMEOUT)
     out, err = run()
-    assert "PG unavailable (TIMEOUT); its other orders are skipped this run" in err
-    assert "1 error(s), 1 skipped" in out and "unavailable: toss (TIMEOUT)" in out
-    for booking in (first, second):
-        booking.refresh_from_db()
-        assert booking.status == S.READY and booking.transactions.get().status == T.UNKNOWN
+    # One payment Toss cannot read is reported and skipped; the others of the same PG still run (issue #12, case 6).
+    assert f"{first.order_number} [toss]: PG unavailable (TIMEOUT); retried later (failure 1" in err
+    assert "reconciled 3 order(s): 2 changed, 0 unchanged, 1 error(s)" in out
+    first.refresh_from_db()
+    assert first.status == S.READY and first.transactions.get().status == T.UNKNOWN
+    second.refresh_from_db()
+    assert second.status == S.PAID
     fake.refresh_from_db()
     assert fake.status == S.EXPIRED  # the other gateway's orders still ran
+    # The failed order backs off: the next run leaves it alone until it is due.
+    assert run()[0].startswith("reconciled 0 order(s)")
+    ReconcileState.objects.update(next_attempt_at=None)  # due again
     toss_api.fail_next("lookup", exception=TIMEOUT)
     with pytest.raises(CommandError):
         run("--fail-on-error")

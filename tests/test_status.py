@@ -16,10 +16,11 @@ ALLOWED = {
     (S.READY, S.EXPIRED),
     (S.WAITING_FOR_DEPOSIT, S.PAID),
     (S.WAITING_FOR_DEPOSIT, S.EXPIRED),
-    (S.WAITING_FOR_DEPOSIT, S.CANCELED),
     (S.WAITING_FOR_DEPOSIT, S.FAILED),
     (S.PAID, S.PARTIAL_CANCELED),
     (S.PAID, S.CANCELED),
+    # A bank reversed the deposit (Toss DONE -> WAITING_FOR_DEPOSIT).
+    (S.PAID, S.WAITING_FOR_DEPOSIT),
     (S.PARTIAL_CANCELED, S.PARTIAL_CANCELED),
     (S.PARTIAL_CANCELED, S.CANCELED),
 }
@@ -92,7 +93,7 @@ def test_transitions_stamp_times_and_signal_after_commit(make_booking, pg):
         payments.cancel(booking, Decimal(5000), reason="partial")
         first_cancel = booking.canceled_at
         assert first_cancel is not None
-        payments.cancel(booking, reason="rest")
+        payments.cancel(booking, payments.FULL, reason="rest")
         assert booking.canceled_at >= first_cancel
         assert Booking.objects.get(pk=booking.pk).status == S.CANCELED
     finally:

@@ -20,6 +20,7 @@ from django_pgpay.exceptions import (
     NotFound,
     OperationInProgress,
     PaymentDeclined,
+    RetryLater,
     WebhookVerificationError,
 )
 from django_pgpay.gateways import stripe as stripe_module
@@ -135,7 +136,7 @@ def test_checkout_of_a_krw_order_sends_15000_not_1500000():
     assert "line_items%5B0%5D%5Bprice_data%5D%5Bunit_amount%5D=15000&" in call.request.body
     assert "session_id%3D%7BCHECKOUT_SESSION_ID%7D" in call.request.body  # the literal template, for Stripe to fill in
     assert result.kind == "redirect" and result.redirect_url == session()["url"]
-    assert result.pg_data == {"stripe_session_id": SESSION_ID}
+    assert result.pg_data == {"stripe_session_id": SESSION_ID, "stripe_session_ids": [SESSION_ID]}
 
 
 @responses.activate
@@ -233,7 +234,7 @@ def test_checkout_replaces_a_session_about_to_expire_after_expiring_it():
         ("POST", "/v1/checkout/sessions"),
     ]
     assert responses.calls[1].request.headers["Authorization"] == AUTH
-    assert result.pg_data == {"stripe_session_id": "cs_test_new"}
+    assert result.pg_data == {"stripe_session_id": "cs_test_new", "stripe_session_ids": ["cs_test_new"]}
 
 
 @responses.activate
@@ -503,8 +504,9 @@ def test_a_refund_of_a_session_without_payment_intent_is_refused():
         ("card_declined", {}, "refund", CancelRefused),
         ("invalid_api_key", {}, "refund", AuthenticationFailed),
         ("permission", {}, "refund", AuthenticationFailed),
-        ("rate_limit", {}, "refund", GatewayUnavailable),
-        ("lock_timeout", {"Stripe-Should-Retry": "true"}, "refund", GatewayUnavailable),
+        # Refused before anything ran: refusals to ask again, never an unknown outcome (issue #12, case 10).
+        ("rate_limit", {}, "refund", RetryLater),
+        ("lock_timeout", {"Stripe-Should-Retry": "true"}, "refund", RetryLater),
         ("api_error", {}, "refund", GatewayUnavailable),
     ],
 )
@@ -744,9 +746,9 @@ def test_every_payment_intent_status_is_mapped():
 
 
 def test_a_client_secret_is_never_kept():
-    from django_pgpay.payments import _json
+    from django_pgpay.ledger import storable
 
     result = gateway().session_result(paid_session())
-    stored = json.dumps(_json(result.raw))
+    stored = json.dumps(storable(result.raw))
     assert fixture("payment_intent")["client_secret"] not in stored
 

@@ -21,6 +21,7 @@ from django_pgpay.exceptions import (
     InvalidRequest,
     NotFound,
     PaymentDeclined,
+    RetryLater,
     WebhookVerificationError,
 )
 from django_pgpay.gateways.results import (
@@ -289,7 +290,8 @@ def test_a_payment_without_its_ids_is_unreadable():
         ("cancel", 403, "NOT_CANCELABLE_PAYMENT", CancelRefused, False),
         ("cancel", 403, "NOT_CANCELABLE_AMOUNT", CancelRefused, False),
         ("cancel", 403, "REJECT_CARD_COMPANY", CancelRefused, False),
-        ("cancel", 403, "FORBIDDEN_CONSECUTIVE_REQUEST", GatewayUnavailable, True),
+        # A documented refusal (a second cancel within a second): retry later, nothing pending (issue #12, case 10).
+        ("cancel", 403, "FORBIDDEN_CONSECUTIVE_REQUEST", RetryLater, False),
         ("cancel", 500, "FAILED_REFUND_PROCESS", GatewayUnavailable, True),
         ("lookup", 404, "NOT_FOUND_PAYMENT", NotFound, False),
     ],

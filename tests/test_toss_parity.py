@@ -198,7 +198,7 @@ def story(backend: Backend, make_booking, seat) -> tuple[list, dict]:
     booking.refresh_from_db()
     seen.append(("partly cancelled", booking.status, booking.canceled_amount, booking.balance))
     backend.between_cancels()
-    payments.cancel(booking, None, reason="고객 예약취소", idempotency_key="parity-cancel-2")
+    payments.cancel(booking, payments.FULL, reason="고객 예약취소", idempotency_key="parity-cancel-2")
     booking.refresh_from_db()
     seat.refresh_from_db()
     seen.append(("cancelled", booking.status, booking.canceled_amount, seat.remain - held, ledger(booking)))

@@ -9,14 +9,14 @@ with the capability flags and fill in the verbs; a verb the PG lacks raises
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.core import checks
 
-from ..exceptions import ConfigurationError, UnsupportedFeature
+from ..exceptions import ConfigurationError, NotFound, UnsupportedFeature
 from .http import DEFAULT_TIMEOUT, GatewayHttp
 from .results import (
     CancelRequest,
@@ -165,6 +165,51 @@ class BaseGateway:
 
         return replace(event, payment=payment, verified=True)
 
+    def webhook_claim(self, event: WebhookEvent) -> str:
+        """What a delivery says: the PG's own status word for the payment.
+
+        For a parsed delivery, the status its body claims; for a verified
+        event, the status of the payment the PG reported. "" when there is
+        none. Unsigned PGs implement it, so that :meth:`webhook_claims_confirmed`
+        can refuse a body that claims what the PG does not.
+        """
+        return ""
+
+    def webhook_claims_confirmed(self, parsed: WebhookEvent, verified: WebhookEvent) -> bool:
+        """Does the PG confirm what the delivery's body claims?
+
+        A signed delivery proves its claims. An unsigned one (re-fetched from
+        the PG) is confirmed when the status its body claims is the status the
+        PG reports now; a forged body naming a real payment with a made-up
+        status is refused, and the PG's own later delivery is applied.
+        """
+        if self.signs_webhooks:
+            return True
+        claimed = self.webhook_claim(parsed)
+        return not claimed or claimed == self.webhook_claim(verified)
+
+    def webhook_dedup_key(self, verified: WebhookEvent) -> str:
+        """The key two deliveries of the same verified event share (never built from an unverified body).
+
+        A signed delivery's id is proved by its signature. For an unsigned
+        one, the key is made of the payment's state as the PG reported it:
+        two deliveries that report the same state are one event.
+        """
+        payment = verified.payment
+        if self.signs_webhooks or payment is None:
+            return verified.event_id
+        parts = (
+            payment.payment_id,
+            self.webhook_claim(verified),
+            payment.state.value,
+            str(payment.amount),
+            str(payment.canceled_amount),
+            ",".join(c.pg_cancel_id for c in payment.cancels),
+        )
+        import hashlib
+
+        return f"{self.alias}-state-" + hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:40]
+
     def payment_references(self, payment_id: str, pg_data: Mapping[str, Any]) -> set[str]:
         """Every id by which the PG's return URL or webhooks may name one payment.
 
@@ -176,6 +221,58 @@ class BaseGateway:
 
     def abandon(self, order: OrderSnapshot) -> None:
         """Make a checkout unusable at the PG before its order expires (optional)."""
+
+    def known_attempts(self, pg_data: Mapping[str, Any]) -> set[str]:
+        """Payment ids of the order's attempts that its ``pg_data`` remembers.
+
+        Besides the order's payment and its ledger rows, some PGs name attempts
+        only through what the checkout or the window reported: Stripe's
+        Checkout Sessions, Bootpay's receipt ids. The default knows none.
+        """
+        return set()
+
+    def attempts(self, order: OrderSnapshot, known_ids: Iterable[str] = ()) -> list[PaymentResult]:
+        """The PG's view of every attempt to pay ``order`` that it can tell of.
+
+        ``known_ids`` are the payment ids the shop knows (the order's payment,
+        its ledger rows, :meth:`known_attempts`). The default looks each of
+        them up and, where the PG can find a payment by our order number, that
+        one too; a PG that lists every attempt of an order (PortOne V1's
+        ``findAll``) overrides this. Attempts of other orders are left out.
+        Raises :class:`~django_pgpay.exceptions.GatewayUnavailable` when the
+        PG cannot be read: a partial view would be a guess.
+        """
+        found: dict[str, PaymentResult] = {}
+
+        def keep(result: PaymentResult | None) -> None:
+            if result is not None and (not result.order_number or result.order_number == order.order_number):
+                found.setdefault(result.payment_id, result)
+
+        for payment_id in sorted({str(p) for p in known_ids} - {""}):
+            if any(payment_id in self.payment_references(r.payment_id, r.pg_data) for r in found.values()):
+                continue
+            try:
+                keep(self.lookup(payment_id=payment_id, order=order))
+            except NotFound:
+                continue
+        # By the order number too, unless an attempt already holds (or awaits) the money:
+        # PGs that find a payment by order number let one order number be paid once.
+        holding = any(r.state.is_paid or r.state.value == "waiting_for_deposit" for r in found.values())
+        if self.supports_lookup_by_order and not holding:
+            try:
+                keep(self.lookup(order=order))
+            except (NotFound, UnsupportedFeature):
+                pass
+        return list(found.values())
+
+    def withdraw(self, request: CancelRequest) -> CancelResult:
+        """Close an unpaid virtual account at the PG (no money moves), so no deposit can arrive.
+
+        The default asks the PG to cancel the whole payment (Toss and Bootpay
+        close a virtual account waiting for its deposit that way); PGs with a
+        call of their own for it override this.
+        """
+        return self.cancel(request)
 
     # --- helpers for subclasses -------------------------------------------------
 

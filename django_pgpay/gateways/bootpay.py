@@ -53,6 +53,7 @@ from ..exceptions import (
     InvalidRequest,
     NotFound,
     PaymentDeclined,
+    RefundAccountRequired,
     UnsupportedFeature,
     WebhookVerificationError,
 )
@@ -309,6 +310,9 @@ class BootpayGateway(HttpGateway):
                 cls = InvalidRequest
         if verb == "cancel" and cls is PaymentDeclined:
             cls = CancelRefused
+        if verb == "cancel" and cls is CancelRefused and message and ("refund" in message or "환불" in message):
+            # A virtual-account refund without (or with a wrong) refund account (bootpay.md §4).
+            cls = RefundAccountRequired
         if verb != "cancel" and cls is AlreadyCanceled:
             cls = InvalidRequest
         pg_code = str(data.get("pg_error_code") or "")
@@ -526,6 +530,12 @@ class BootpayGateway(HttpGateway):
         if isinstance(setting, str) or not isinstance(setting, (list, tuple)):
             raise ValueError("expected True or a list of networks such as ['223.130.82.0/24']")
         return [ipaddress.ip_network(str(entry), strict=False) for entry in setting]
+
+    def webhook_claim(self, event: WebhookEvent) -> str:
+        """The receipt ``status`` code: the body's, or the fetched receipt's."""
+        source = event.payment.raw if event.payment is not None else event.raw
+        value = source.get("status")
+        return "" if value is None or isinstance(value, bool) else str(value)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         """A Bootpay webhook (JSON): nothing in it is trusted until the receipt is fetched.

@@ -41,6 +41,7 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, parse_amount
+from .http import loads_json
 from .base import BaseGateway
 from .results import (
     CancelEntry,
@@ -359,7 +360,7 @@ class FakeGateway(BaseGateway):
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         try:
-            data = json.loads(body)
+            data = loads_json(body)
             payment_id = str(data["payment_id"])
         except (ValueError, KeyError, TypeError) as exc:
             raise WebhookVerificationError("malformed notification") from exc

@@ -43,9 +43,28 @@ def dumps_json(value: Any) -> str:
     return pattern.sub(r"\1", json.dumps(value, default=default, ensure_ascii=False))
 
 
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def loads_json(text: str | bytes) -> Any:
-    """Parse JSON with numbers that are not integers read as Decimal."""
-    return json.loads(text, parse_float=Decimal)
+    """Parse JSON with numbers that are not integers read as Decimal.
+
+    Raises ``ValueError`` (never ``RecursionError``) for text that is not
+    JSON, is nested deeper than :data:`~django_pgpay.inputs.MAX_JSON_DEPTH`, or
+    spells ``NaN``/``Infinity``: a PG's reply or a webhook body of that kind is
+    malformed, not a crash.
+    """
+    from ..inputs import MAX_JSON_DEPTH, json_depth
+
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8")
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+    except RecursionError as exc:  # pragma: no cover - the depth check comes first
+        raise ValueError("JSON nested too deeply") from exc
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from ..exceptions import (
     GatewayUnavailable,
     InvalidRequest,
     NotFound,
+    RefundAccountRequired,
     WebhookVerificationError,
 )
 from ..money import MoneyError, from_minor, normalize_currency, quantize, to_json_number, to_minor
@@ -86,6 +87,7 @@ V1_STATUSES: dict[str, PaymentState] = {
 V1_MESSAGES: tuple[tuple[str, type[GatewayError]], ...] = (
     ("이미 전액취소", AlreadyCanceled),  # 이미 전액취소된 주문입니다.
     ("존재하지 않", NotFound),  # 취소할 결제건이 존재하지 않습니다. / 존재하지 않는 결제정보입니다.
+    ("환불계좌", RefundAccountRequired),  # 가상계좌 환불에는 환불계좌 정보(...)가 필요합니다.
 )
 
 #: V2 ``status`` -> our PaymentState.
@@ -533,6 +535,29 @@ class PortOneV1Gateway(_PortOneBase):
             raw=data,
         )
 
+    def webhook_claim(self, event: WebhookEvent) -> str:
+        """V1's ``status`` word: the body's, or the fetched payment's."""
+        source = event.payment.raw if event.payment is not None else event.raw
+        return str(source.get("status") or "")
+
+    def webhook_claims_confirmed(self, parsed: WebhookEvent, verified: WebhookEvent) -> bool:
+        """The body's ``status`` is the payment's; a ``cancelled`` one names a cancel PortOne made.
+
+        PortOne sends ``cancelled`` for a partial cancel too (the payment
+        stays ``paid``): such a claim is confirmed when its
+        ``cancellation_id`` is in the payment's ``cancel_history`` (or, without
+        one, when something was cancelled).
+        """
+        claimed = self.webhook_claim(parsed)
+        payment = verified.payment.raw if verified.payment is not None else {}
+        if claimed == "cancelled":
+            named = parsed.raw.get("cancellation_id")
+            history = [c.get("cancellation_id") for c in (payment.get("cancel_history") or ()) if isinstance(c, Mapping)]
+            if named:
+                return named in history
+            return payment.get("status") == "cancelled" or bool(verified.payment and verified.payment.canceled_amount > 0)
+        return not claimed or claimed == str(payment.get("status") or "")
+
     # --- Payment -> PaymentResult --------------------------------------------------------
 
     def payment(self, data: Any) -> PaymentResult:
@@ -826,16 +851,22 @@ class PortOneV2Gateway(_PortOneBase):
         return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
-        """Check the Standard Webhooks signature, then read ``{type, timestamp, data: {paymentId, …}}``.
+        return self.parse_received_webhook(headers, body, received_at=datetime.now(tz=dt_timezone.utc))
 
-        The body names the payment only; :meth:`verify_webhook` (the base
-        class's) fetches it, and only that is applied.
+    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> WebhookEvent:
+        """Check the Standard Webhooks signature (as of ``received_at``), then read ``{type, timestamp, data: {paymentId, …}}``.
+
+        The signature's timestamp is checked against when the delivery
+        arrived, so a delivery whose handler failed can be processed again
+        from the log later; a replayed copy (received now) is still refused as
+        stale. The body names the payment only; :meth:`verify_webhook` (the
+        base class's) fetches it, and only that is applied.
         """
         secrets = self.webhook_secrets()
         if not secrets:
             raise WebhookVerificationError(f'{self.alias}: OPTIONS["WEBHOOK_SECRET"] is not set; webhooks are refused', code="NO_WEBHOOK_SECRET")
         try:
-            message_id = standard_webhooks.verify(secrets, headers, body)
+            message_id = standard_webhooks.verify(secrets, headers, body, now=received_at.timestamp())
         except ValueError as exc:  # a secret that is not base64 (a check reports it)
             raise WebhookVerificationError(f"{self.alias}: WEBHOOK_SECRET is not a whsec_ secret", code="BAD_WEBHOOK_SECRET") from exc
         try:

@@ -52,6 +52,7 @@ from ..exceptions import (
     OperationInProgress,
     PaymentDeclined,
     PgPayError,
+    RetryLater,
     WebhookVerificationError,
 )
 from ..money import MoneyError, from_minor, normalize_currency, to_minor
@@ -75,6 +76,10 @@ logger = logging.getLogger("django_pgpay.gateways.stripe")
 
 #: Key of the order's ``pg_data`` that holds its current Checkout Session id.
 PG_DATA_SESSION = "stripe_session_id"
+#: Key of the order's ``pg_data`` that holds every Checkout Session made for it (oldest first).
+PG_DATA_SESSIONS = "stripe_session_ids"
+#: How many Session ids an order remembers.
+MAX_SESSIONS = 20
 #: Key of the Session's and the PaymentIntent's ``metadata`` that holds our order number.
 METADATA_ORDER = "order_id"
 #: Key of a Refund's ``metadata`` that holds the ledger row's idempotency key.
@@ -124,9 +129,12 @@ ERRORS: dict[str, type[GatewayError]] = {
     "resource_missing": NotFound,
     "api_key_expired": AuthenticationFailed,
     "secret_key_required": AuthenticationFailed,
+    # Our own key, still running elsewhere: that call's outcome is not known yet.
     "idempotency_key_in_use": GatewayUnavailable,
-    "rate_limit": GatewayUnavailable,
-    "lock_timeout": GatewayUnavailable,
+    # Refused before anything ran (Stripe keeps no idempotent result for them:
+    # docs.stripe.com/api/idempotent_requests): refusals, to be asked again shortly.
+    "rate_limit": RetryLater,
+    "lock_timeout": RetryLater,
 }
 
 _ID = re.compile(r"^[A-Za-z0-9_]{3,250}$")
@@ -350,7 +358,10 @@ class StripeGateway(HttpGateway):
         if not err:
             # Not Stripe's error shape (a proxy's page): what happened is unknown.
             cls: type[GatewayError] = GatewayUnavailable
-        elif kind in ("idempotency_error", "api_error") or status in (409, 424, 429) or status >= 500 or retry == "true":
+        elif code in ("rate_limit", "lock_timeout") or (status == 429 and kind != "api_error"):
+            # Too many requests: refused before anything ran (see ERRORS).
+            cls = RetryLater
+        elif kind in ("idempotency_error", "api_error") or status in (409, 424) or status >= 500 or retry == "true":
             # The same key in flight or reused, Stripe's own trouble: a lookup must decide.
             cls = GatewayUnavailable
         elif code in ERRORS:
@@ -394,7 +405,15 @@ class StripeGateway(HttpGateway):
         session_id, url = str(session.get("id") or ""), str(session.get("url") or "")
         if not session_id or not url:
             raise GatewayUnavailable(f"{self.alias}: the Checkout Session has no id or url", gateway=self.alias, code="MALFORMED_REPLY")
-        return CheckoutResult(kind="redirect", redirect_url=url, pg_data={PG_DATA_SESSION: session_id})
+        earlier = [str(s) for s in (order.pg_data or {}).get(PG_DATA_SESSIONS) or () if s and s != session_id]
+        sessions = [*earlier, session_id][-MAX_SESSIONS:]
+        return CheckoutResult(kind="redirect", redirect_url=url, pg_data={PG_DATA_SESSION: session_id, PG_DATA_SESSIONS: sessions})
+
+    def known_attempts(self, pg_data: Mapping[str, Any]) -> set[str]:
+        """Every Checkout Session the order's checkouts made: each may have been paid."""
+        ids = {str(s) for s in (pg_data or {}).get(PG_DATA_SESSIONS) or () if s}
+        current = (pg_data or {}).get(PG_DATA_SESSION)
+        return (ids | {str(current)}) - {"", "None"} if current else ids
 
     def session_params(self, order: OrderSnapshot, urls: CheckoutUrls) -> dict[str, Any]:
         """The form of ``POST /v1/checkout/sessions`` for ``order`` (in the order it is sent)."""

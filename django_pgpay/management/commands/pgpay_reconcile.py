@@ -1,15 +1,21 @@
 """``manage.py pgpay_reconcile``: bring orders in step with their PGs.
 
 Visits, in every concrete order model, the orders that
-:func:`django_pgpay.payments.orders_to_reconcile` selects (open ledger rows,
-unpaid orders whose time is up, and with ``--deep-since`` every order touched
-since then that holds or awaits money) and runs
-:func:`django_pgpay.payments.reconcile` on each. Safe from cron while the site
+:func:`django_pgpay.reconciliation.plan` selects (open ledger rows, rows that
+need attention, unpaid orders whose time is up, and with ``--deep-since``
+every order touched since then) and runs :func:`django_pgpay.payments.reconcile`
+on each; then processes again the webhook deliveries that failed
+(:func:`django_pgpay.webhooks.retry_failed`). Safe from cron while the site
 serves: every change is made under the order's row lock and only applies what
 the PG reports, so runs may overlap and repeat.
 
-A PG that cannot be reached is reported and its remaining orders are skipped
-until the next run; nothing is changed for them.
+Each order is isolated: one the PG cannot read (or that fails for any reason)
+is reported and skipped, the run goes on, and that order is visited again
+after a growing backoff, behind the others.
+
+The summary line counts money that needs a person (``needs attention``);
+``--check`` exits with status 2 when there is any, or when an order could not
+be reconciled, so a monitoring job notices.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_pgpay import payments
+from django_pgpay import ledger, payments, reconciliation, webhooks
 from django_pgpay.exceptions import ConfigurationError, GatewayUnavailable, PgPayError
 from django_pgpay.management.moments import parse_moment
 from django_pgpay.orders import order_models
+
 
 def parse_since(value: str) -> datetime:
     """``7d``, ``12h``, ``30m``, an ISO date or an ISO datetime (local time when naive)."""
@@ -30,19 +37,28 @@ def parse_since(value: str) -> datetime:
 
 
 class Command(BaseCommand):
-    help = "Look up orders with open ledger rows (and unpaid orders past their time) at their PG, apply what it says, expire abandoned ones."
+    help = (
+        "Look up orders with open ledger rows (and unpaid orders past their time) at their PG, apply what it says, "
+        "expire abandoned ones, and process failed webhook deliveries again."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--deep-since",
             metavar="WHEN",
-            help="Also look up every order modified since WHEN (7d, 12h, 30m or an ISO date): finds cancels made in the PG's dashboard.",
+            help="Also look up every order modified since WHEN (7d, 12h, 30m or an ISO date): finds cancels made in the PG's dashboard and payments whose webhook never came.",
         )
         parser.add_argument("--dry-run", action="store_true", help="List the orders that would be visited; call no PG, change nothing.")
         parser.add_argument("--gateway", action="append", metavar="ALIAS", help="Only orders of this gateway alias (repeatable).")
         parser.add_argument("--model", action="append", metavar="APP.MODEL", help="Only this order model (repeatable).")
         parser.add_argument("--limit", type=int, default=0, help="Visit at most this many orders per model (0: all).")
+        parser.add_argument("--no-webhooks", action="store_true", help="Do not process failed webhook deliveries again.")
         parser.add_argument("--fail-on-error", action="store_true", help="Exit with status 1 when an order could not be reconciled.")
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Exit with status 2 when money needs attention or an order could not be reconciled (for monitoring).",
+        )
 
     def handle(self, *args, **options):
         deep_since = parse_since(options["deep_since"]) if options["deep_since"] else None
@@ -54,48 +70,33 @@ class Command(BaseCommand):
         dry_run = options["dry_run"]
         verbose = options["verbosity"] >= 2
         counts: Counter = Counter()
-        down: dict[str, str] = {}
 
         for model in models:
-            queryset = payments.orders_to_reconcile(model, deep_since=deep_since)
-            if gateways:
-                queryset = queryset.filter(gateway__in=gateways)
-            if options["limit"]:
-                queryset = queryset[: options["limit"]]
-            for pk in list(queryset.values_list("pk", flat=True)):
-                order = model._base_manager.filter(pk=pk).first()
-                if order is None:
-                    continue
+            for order in reconciliation.plan(model, deep_since=deep_since, gateways=gateways, limit=options["limit"]):
                 label = f"{model._meta.label} {order.order_number} [{order.gateway}]"
                 counts["visited"] += 1
                 if dry_run:
                     self.stdout.write(f"would visit {label} ({order.status})")
                     continue
-                if order.gateway in down:
-                    counts["skipped"] += 1
-                    continue
                 try:
                     outcome = payments.reconcile(order, deep=deep_since is not None)
                 except GatewayUnavailable as exc:
-                    down[order.gateway] = exc.code
-                    counts["errors"] += 1
-                    self.stderr.write(f"{label}: PG unavailable ({exc.code}); its other orders are skipped this run")
+                    self._failed(order, label, exc, f"PG unavailable ({exc.code}); retried later", counts)
                     continue
                 except PgPayError as exc:
-                    counts["errors"] += 1
-                    self.stderr.write(f"{label}: {exc.code}: {exc}")
+                    self._failed(order, label, exc, f"{exc.code}: {exc}", counts)
                     continue
                 except Exception as exc:  # noqa: BLE001 - one order must not stop the run
-                    counts["errors"] += 1
-                    self.stderr.write(f"{label}: {type(exc).__name__}: {exc}")
+                    self._failed(order, label, exc, f"{type(exc).__name__}: {exc}", counts)
                     continue
                 if outcome.error is not None:
-                    counts["errors"] += 1
-                    self.stderr.write(f"{label}: {outcome.error.code}: {outcome.error}")
+                    self._failed(order, label, outcome.error, f"{outcome.error.code}: {outcome.error}", counts)
+                else:
+                    reconciliation.record(order)
                 if outcome.changes:
                     counts["changed"] += 1
                     self.stdout.write(f"{label}: {', '.join(outcome.changes)} -> {outcome.order.status}")
-                else:
+                elif outcome.error is None:
                     counts["unchanged"] += 1
                     if verbose:
                         self.stdout.write(f"{label}: no change")
@@ -103,12 +104,34 @@ class Command(BaseCommand):
         if dry_run:
             self.stdout.write(f"dry run: {counts['visited']} order(s) would be visited")
             return
+        if not options["no_webhooks"]:
+            for receipt in webhooks.retry_failed(gateways=gateways or None):
+                counts["webhooks"] += 1
+                if receipt.accepted:
+                    counts["webhooks applied"] += 1
+                if verbose or receipt.accepted:
+                    self.stdout.write(f"webhook #{receipt.event.pk} [{receipt.event.gateway}] processed again: {receipt.event.status}")
+
+        attention = sum(ledger.attention_rows(model.get_transaction_model()).count() for model in models)
         summary = (
             f"reconciled {counts['visited']} order(s): {counts['changed']} changed, {counts['unchanged']} unchanged, "
-            f"{counts['errors']} error(s), {counts['skipped']} skipped"
+            f"{counts['errors']} error(s); {counts['webhooks']} failed webhook deliver{'y' if counts['webhooks'] == 1 else 'ies'} "
+            f"processed again ({counts['webhooks applied']} accepted); {attention} ledger row(s) need attention"
         )
-        if down:
-            summary += "; unavailable: " + ", ".join(f"{alias} ({code})" for alias, code in sorted(down.items()))
         self.stdout.write(summary)
+        if attention:
+            for model in models:
+                for row in ledger.attention_rows(model.get_transaction_model()).select_related("order")[:50]:
+                    self.stderr.write(
+                        f"needs attention: {model._meta.label} {row.order.order_number} {row.kind} {row.amount} {row.currency} "
+                        f"({row.pg_payment_id}): {row.error_code} {row.error_message}"
+                    )
+        if options["check"] and (attention or counts["errors"]):
+            raise CommandError(f"{attention} ledger row(s) need attention, {counts['errors']} order(s) not reconciled", returncode=2)
         if options["fail_on_error"] and counts["errors"]:
             raise CommandError(f"{counts['errors']} order(s) could not be reconciled")
+
+    def _failed(self, order, label: str, error: Exception, text: str, counts: Counter) -> None:
+        counts["errors"] += 1
+        state = reconciliation.record(order, error=error)
+        self.stderr.write(f"{label}: {text} (failure {state.failures}, next try after {state.next_attempt_at:%Y-%m-%d %H:%M})")

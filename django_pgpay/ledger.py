@@ -1,0 +1,160 @@
+"""The ledger: reading and writing an order's transaction rows.
+
+Every money operation of :mod:`django_pgpay.payments` writes its row here
+*before* it calls the PG (with the idempotency key it sends) and finishes it
+with the PG's answer. This module knows rows, keys and what is stored of a
+PG's reply; it never calls a PG and never changes an order's status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+from django.db.models import Q
+from django.utils import timezone
+
+from . import conf
+from .exceptions import AmountMismatch, GatewayError, OperationRefused, PaymentDeclined, PgPayError, redact
+from .status import OPEN_TRANSACTION_STATUSES, TransactionKind, TransactionStatus
+
+K = TransactionKind
+T = TransactionStatus
+
+#: Kinds whose open rows are money operations on the order's own payment in
+#: flight: while one is open, no second confirm, cancel or withdrawal starts.
+BLOCKING_KINDS = frozenset({K.CONFIRM, K.CANCEL, K.WITHDRAW})
+#: Kinds of rows the library writes for money it gives back or closes by itself.
+FOLLOW_UP_KINDS = frozenset({K.COMPENSATE, K.WITHDRAW})
+
+
+def digest(value: str) -> str:
+    """A short stable digest, for keys built from PG ids."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+
+
+def confirm_key(order_number: str, payment_id: str) -> str:
+    """The idempotency key of the confirm of ``payment_id``: the same payment always gets the same key."""
+    return f"{order_number}-confirm-{digest(payment_id)}"
+
+
+def rows(order):
+    """Every ledger row of ``order`` (the base manager: no shop filter hides a row)."""
+    return order.get_transaction_model()._base_manager.filter(order_id=order.pk)
+
+
+def blocking_rows(order):
+    """Open rows that keep a second money operation on the order's own payment from starting.
+
+    Confirms, cancels and withdrawals in flight, and a compensating cancel of
+    the order's own payment (a mismatch being given back). A compensation of
+    *another* payment of the order (a second tab) does not touch this
+    order's balance and blocks nothing.
+    """
+    own = Q(kind__in=BLOCKING_KINDS)
+    if order.pg_payment_id:
+        own |= Q(kind=K.COMPENSATE, pg_payment_id=order.pg_payment_id)
+    return rows(order).filter(own, status__in=OPEN_TRANSACTION_STATUSES)
+
+
+def stale_rows(order):
+    """Open money rows past ``IN_FLIGHT_TIMEOUT``, or unknown: a lookup at the PG must settle them."""
+    stale_before = timezone.now() - conf.in_flight_timeout()
+    return (
+        rows(order)
+        .filter(status__in=OPEN_TRANSACTION_STATUSES)
+        .exclude(kind=K.WEBHOOK)
+        .filter(Q(status=T.UNKNOWN) | Q(modified__lt=stale_before))
+    )
+
+
+def storable(raw) -> dict | None:
+    """A PG reply made safe to store: secrets masked, Decimals as strings, NULs replaced.
+
+    PostgreSQL refuses ``\\x00`` in text and ``\\u0000`` in JSON; a reply (or
+    an attacker's body) carrying one must not turn a payment into a 500.
+    """
+    if raw is None:
+        return None
+
+    def convert(value):
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, str):
+            return value.replace("\x00", "\ufffd")
+        if isinstance(value, dict):
+            return {convert(str(k)): convert(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        return value
+
+    return convert(redact(dict(raw)))
+
+
+def finish(row, status: str, *, result=None, error: PgPayError | None = None, **fields) -> None:
+    """Record an answer (or its absence) on ``row`` and save it."""
+    row.status = status
+    row.completed_at = timezone.now() if status not in OPEN_TRANSACTION_STATUSES else None
+    if result is not None:
+        row.response = storable(getattr(result, "raw", None) or {})
+    if error is not None:
+        row.error_code = str(getattr(error, "code", "") or "")[:100]
+        row.error_message = str(error).replace("\x00", "\ufffd")
+        if isinstance(error, GatewayError) and error.response:
+            row.response = storable(error.response if isinstance(error.response, dict) else {"body": error.response})
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.save()
+
+
+def create(order, kind: str, *, amount: Decimal, currency: str, idempotency_key: str, status: str = T.PENDING, **fields):
+    """A new row of ``order`` (``completed_at`` set unless it is open)."""
+    if status not in OPEN_TRANSACTION_STATUSES:
+        fields.setdefault("completed_at", timezone.now())
+    return order.get_transaction_model()._base_manager.create(
+        order=order,
+        kind=kind,
+        status=status,
+        amount=amount,
+        currency=currency.upper(),
+        idempotency_key=idempotency_key,
+        **fields,
+    )
+
+
+def lock(row):
+    """Re-read ``row`` with its database row locked (inside an atomic block)."""
+    return type(row)._base_manager.select_for_update().get(pk=row.pk)
+
+
+def error_from_row(row) -> PgPayError:
+    """Rebuild the error a failed ledger row recorded (for replays)."""
+    if row.error_code == AmountMismatch.code:
+        return OperationRefused(row.error_message or None, code=AmountMismatch.code)
+    if row.kind == K.CONFIRM:
+        return PaymentDeclined(row.error_message or None, code=row.error_code or None)
+    return GatewayError(row.error_message or None, code=row.error_code or None)
+
+
+def attention_rows(model):
+    """Rows of the transaction ``model`` that need a person (see ``TransactionStatus.ATTENTION``)."""
+    return model._base_manager.filter(status=T.ATTENTION)
+
+
+__all__ = [
+    "BLOCKING_KINDS",
+    "FOLLOW_UP_KINDS",
+    "attention_rows",
+    "blocking_rows",
+    "confirm_key",
+    "create",
+    "digest",
+    "error_from_row",
+    "finish",
+    "lock",
+    "rows",
+    "stale_rows",
+    "storable",
+]

@@ -1,0 +1,88 @@
+"""One reconciliation run: which orders, in which order, and what happens to one that fails.
+
+``pgpay_reconcile`` (and a shop's own scheduler) visit orders through
+:func:`plan` and report each one's fate with :func:`record`. An order whose
+reconciliation fails (its PG cannot be read, its reply is malformed) is
+isolated: it is reported and skipped, the run goes on with the next order,
+and the order waits for its turn again with a growing backoff
+(:class:`~django_pgpay.models.ReconcileState`) behind the orders that did
+not fail. One unreadable payment is never a wall for the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.utils import timezone
+
+from . import payments
+from .models import ReconcileState
+
+#: The first wait after a failure; doubled for each failure in a row, up to :data:`MAX_BACKOFF`.
+FIRST_BACKOFF = timedelta(minutes=2)
+MAX_BACKOFF = timedelta(hours=6)
+
+
+def _label(model) -> str:
+    return model._meta.label_lower
+
+
+def backoff(failures: int) -> timedelta:
+    """How long an order that failed ``failures`` times in a row waits before its next visit."""
+    return min(FIRST_BACKOFF * (2 ** max(failures - 1, 0)), MAX_BACKOFF)
+
+
+def plan(model, *, deep_since=None, gateways=None, limit: int = 0, now=None) -> Iterator:
+    """The orders of ``model`` to visit now: those that did not fail first (by pk), then failed ones that are due.
+
+    Orders still backing off after a failure are left out.
+    """
+    now = now or timezone.now()
+    queryset = payments.orders_to_reconcile(model, now=now, deep_since=deep_since)
+    if gateways:
+        queryset = queryset.filter(gateway__in=gateways)
+    states = {s.order_pk: s for s in ReconcileState.objects.filter(order_model=_label(model))}
+    fresh, retries = [], []
+    for pk in queryset.values_list("pk", flat=True):
+        state = states.get(str(pk))
+        if state is None:
+            fresh.append(pk)
+        elif state.next_attempt_at is None or state.next_attempt_at <= now:
+            retries.append((state.failures, pk))
+    pks = fresh + [pk for _failures, pk in sorted(retries)]
+    if limit:
+        pks = pks[:limit]
+    for pk in pks:
+        order = model._base_manager.filter(pk=pk).first()
+        if order is not None:
+            yield order
+
+
+def record(order, *, error: Exception | None = None, now=None) -> ReconcileState | None:
+    """Note how reconciling ``order`` went: a failure pushes its next visit back, a success forgets it."""
+    label = _label(type(order))
+    if error is None:
+        ReconcileState.objects.filter(order_model=label, order_pk=str(order.pk)).delete()
+        return None
+    now = now or timezone.now()
+    state, _created = ReconcileState.objects.get_or_create(
+        order_model=label, order_pk=str(order.pk), defaults={"order_number": order.order_number}
+    )
+    state.failures += 1
+    state.next_attempt_at = now + backoff(state.failures)
+    state.last_error = f"{type(error).__name__}: {error}"[:2000]
+    state.order_number = order.order_number
+    state.save()
+    return state
+
+
+def failing(model=None):
+    """Orders whose last reconciliation failed (``ReconcileState`` rows), most failures first."""
+    rows = ReconcileState.objects.all()
+    if model is not None:
+        rows = rows.filter(order_model=_label(model))
+    return rows.order_by("-failures", "order_model", "order_pk")
+
+
+__all__ = ["FIRST_BACKOFF", "MAX_BACKOFF", "backoff", "failing", "plan", "record"]
