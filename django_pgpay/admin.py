@@ -54,10 +54,10 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext, pgettext_lazy
 
-from . import exports, payments
+from . import exports, payments, permissions
 from .exceptions import GatewayError, PgPayError
 from .models import WebhookEvent
-from .money import MoneyError, exponent, format_amount, parse_amount, quantize
+from .money import MoneyError, exponent, format_amount, parse_typed_amount, quantize
 from .status import PAID_STATUSES, TransactionSource
 
 logger = logging.getLogger("django_pgpay.admin")
@@ -163,7 +163,7 @@ class RefundForm(forms.Form):
     def clean_amount(self):
         currency = self.order.currency
         try:
-            amount = parse_amount(self.cleaned_data["amount"].replace(",", ""), currency)
+            amount = parse_typed_amount(self.cleaned_data["amount"], currency)
         except MoneyError:
             raise forms.ValidationError(
                 _("Enter an amount in %(currency)s with at most %(digits)s decimals."),
@@ -283,7 +283,8 @@ class OrderAdminMixin:
             return False
         if self.refund_permission:
             return request.user.has_perm(self.refund_permission)
-        return self.has_change_permission(request, obj)
+        # The same rule as the shop's cancel view (django_pgpay.permissions).
+        return permissions.staff_may_refund(request.user, self.model)
 
     def get_inlines(self, request, obj):
         return [*super().get_inlines(request, obj), transaction_inline(self.model)]
@@ -406,7 +407,7 @@ class OrderAdminMixin:
     def _refund_all(self, request, orders, reason: str, token: str) -> None:
         done = 0
         for order in orders:
-            if self._refund(request, order, None, reason, token):
+            if self._refund(request, order, payments.FULL, reason, token):
                 done += 1
         if done:
             self.message_user(
@@ -456,7 +457,7 @@ class OrderAdminMixin:
                 messages.WARNING,
             )
             return False
-        if amount is not None:
+        if amount is not payments.FULL:
             self.message_user(
                 request,
                 gettext("Refunded %(amount)s of order %(number)s.")

@@ -8,6 +8,7 @@ anywhere: ``to_minor(Decimal("10.50"), "USD") == 1050`` and
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 #: ISO 4217 exponents that differ from the default of 2 (ISO 4217 list one, 2024).
@@ -99,6 +100,27 @@ def parse_amount(value, currency: str | None = None) -> Decimal:
         if amount != amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP):
             raise MoneyError(f"{value!r} has more decimals than {normalize_currency(currency)} allows")
     return amount
+
+
+_TYPED_AMOUNT = re.compile(r"^(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?$")
+
+
+def parse_typed_amount(text, currency: str) -> Decimal:
+    """An amount a person typed into a form: ``30000``, ``30,000`` or ``12.50``, strictly.
+
+    Surrounding spaces (ASCII only) are dropped; thousands separators are
+    accepted only where they group digits by three (``1,0,0,0`` is refused, not
+    read as 1,000). Anything else (an empty field, a lone comma, a no-break
+    or ideographic space, a control character, a sign, an exponent, more
+    decimals than the currency has) raises :class:`MoneyError`: an amount a
+    shop cannot read is never taken to mean "everything".
+    """
+    if not isinstance(text, str):
+        raise MoneyError(f"{text!r} is not an amount")
+    body = text.strip(" \t\r\n")
+    if not body or len(body) > 40 or not _TYPED_AMOUNT.match(body):
+        raise MoneyError(f"{text!r} is not an amount")
+    return parse_amount(body.replace(",", ""), currency)
 
 
 def quantize(amount: Decimal, currency: str) -> Decimal:

@@ -34,12 +34,12 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import conf, payments, webhooks
+from . import conf, inputs, payments, permissions, webhooks
 from .exceptions import (
     AmountMismatch,
     ConfigurationError,
@@ -52,6 +52,7 @@ from .exceptions import (
     SoldOut,
 )
 from .gateways.results import CheckoutUrls
+from .money import MoneyError, format_amount, parse_typed_amount, quantize
 from .orders import find_order
 from .status import OrderStatus, TransactionSource
 
@@ -99,6 +100,18 @@ class GatewayMixin:
 
 
 # --- checkout ---------------------------------------------------------------------
+
+
+def checkout_urls(request, order) -> CheckoutUrls:
+    """The absolute return, fail and webhook URLs of ``order`` (return and fail with its buyer token)."""
+    alias = order.gateway
+    build = request.build_absolute_uri
+    token = urlencode({permissions.BUYER_TOKEN_PARAM: permissions.buyer_token(order.order_number)})
+    return CheckoutUrls(
+        success_url=build(reverse("django_pgpay:return", kwargs={"alias": alias})) + "?" + token,
+        fail_url=build(reverse("django_pgpay:fail", kwargs={"alias": alias})) + "?" + token,
+        webhook_url=build(reverse("django_pgpay:webhook", kwargs={"alias": alias})),
+    )
 
 
 class CheckoutMixin:
@@ -171,13 +184,20 @@ class CheckoutMixin:
             if user.is_authenticated:
                 # Lock the buyer's row: checkouts of one buyer run one at a time.
                 list(get_user_model()._base_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+                # The buyer's READY order for the same thing, its hold lapsed or not
+                # (reconciliation may not have expired it yet): it still holds the stock.
                 existing = (
-                    model._base_manager.filter(user=user, status=OrderStatus.READY, expires_at__gt=timezone.now(), **lookup)
+                    model._base_manager.select_for_update()
+                    .filter(user=user, status=OrderStatus.READY, **lookup)
                     .order_by("-created", "-pk")
                     .first()
                 )
                 if existing is not None:
                     if existing.gateway == alias:
+                        if existing.expires_at is None or existing.expires_at <= timezone.now():
+                            # Lapsed: the buyer is back, so the hold starts again.
+                            existing.expires_at = timezone.now() + conf.ready_timeout()
+                            existing.save(update_fields=["expires_at", "modified"])
                         return existing, False
                     # The buyer switched PG: the order opened at the other PG gives
                     # its stock back (EXPIRED, once) before the new one takes it, so
@@ -200,14 +220,14 @@ class CheckoutMixin:
             return order, True
 
     def get_checkout_urls(self, order) -> CheckoutUrls:
-        """Absolute return, fail and webhook URLs of ``order``'s gateway."""
-        alias = order.gateway
-        build = self.request.build_absolute_uri
-        return CheckoutUrls(
-            success_url=build(reverse("django_pgpay:return", kwargs={"alias": alias})),
-            fail_url=build(reverse("django_pgpay:fail", kwargs={"alias": alias})),
-            webhook_url=build(reverse("django_pgpay:webhook", kwargs={"alias": alias})),
-        )
+        """Absolute return, fail and webhook URLs of ``order``'s gateway.
+
+        The return and fail URLs carry the order's buyer token
+        (:func:`~django_pgpay.permissions.buyer_token`): the browser that
+        comes back with it may have the payment confirmed, even without the
+        buyer's session (a payment app returning in another browser).
+        """
+        return checkout_urls(self.request, order)
 
     def checkout_response(self, order, checkout):
         """Redirect to a hosted page, or render the payment window."""
@@ -257,12 +277,14 @@ class CheckoutMixin:
 class ConfirmMixin(GatewayMixin):
     """The URL a PG sends the buyer back to after the payment window.
 
-    The ids and amount in the query are checked against the stored order
-    before any PG call (a tampered amount is refused with 400 and no PG call);
-    then the payment is confirmed. A reload after success shows success again.
-    Confirming does not need the buyer to be logged in (mobile payments often
-    come back in another browser), but only the owner (or staff) sees the
-    order's details on the result page.
+    Only the order's buyer may have the shop call the PG about a READY order:
+    the request carries the buyer token the checkout put on this URL, or comes
+    from the buyer's logged-in session (:func:`~django_pgpay.permissions.may_pay`).
+    Anyone else gets a 403 and nothing is written or sent. The ids and amount
+    in the query are then checked against the stored order before any PG call
+    (a tampered amount is refused with 400 and no PG call), and the payment is
+    confirmed. A reload after success shows success again. Only the buyer (or
+    staff allowed to see orders) sees the order's details on the result page.
 
     Override :meth:`get_success_url` to redirect to the shop's own page after
     success, or the templates to restyle the pages.
@@ -279,7 +301,7 @@ class ConfirmMixin(GatewayMixin):
         return None
 
     def page(self, template: str, *, order=None, status: int = 200, **context):
-        visible = order is not None and order.is_owned_by(self.request.user)
+        visible = order is not None and permissions.may_view(self.request.user, order)
         return render(
             self.request,
             template,
@@ -292,6 +314,8 @@ class ConfirmMixin(GatewayMixin):
 
     def get(self, request, *args, **kwargs):
         gateway = self.get_gateway()
+        if inputs.has_forbidden_text(request.GET):
+            return self.failure(_("The payment provider's return could not be read."), status=400, code="INVALID_CHARACTERS")
         try:
             params = gateway.parse_return(request.GET)
         except PgPayError as exc:
@@ -301,6 +325,13 @@ class ConfirmMixin(GatewayMixin):
             message = FAIL_MESSAGES.get(code, _("The payment was not completed."))
             return self.failure(message, status=200, code=code)
         order = self.find_order(params.order_number, gateway=gateway.alias)
+        if not permissions.may_pay(request, order):
+            # Not the buyer's browser: the shop calls no PG and writes nothing for it.
+            return self.failure(
+                _("This payment link is not valid here. Please open it in the browser you paid with."),
+                status=403,
+                code="NOT_THE_BUYER",
+            )
         # Resolve the (lazy) user now, not inside the order's row lock.
         actor = request.user if request.user.is_authenticated else None
         try:
@@ -320,6 +351,7 @@ class ConfirmMixin(GatewayMixin):
             return self.failure(message, order=order, status=400, code=AmountMismatch.code)
         except PaymentDeclined as exc:
             # The PG's own words (often Korean only) come second, under a sentence in the page's language.
+            order.refresh_from_db()
             return self.failure(
                 _("The payment was declined."), order=order, status=402, code=exc.code, detail=exc.user_message
             )
@@ -329,6 +361,14 @@ class ConfirmMixin(GatewayMixin):
             return self.failure(exc.user_message, order=order, status=503, code=exc.code)
         except PgPayError as exc:
             return self.failure(exc.user_message, order=order, status=_status(exc), code=exc.code)
+        if outcome.compensated:
+            # A second payment of an order that was paid already: it is given back, not taken.
+            return self.failure(
+                _("This order was already paid. This second payment was not accepted and is being refunded."),
+                order=outcome.order,
+                status=409,
+                code="SECOND_PAYMENT",
+            )
         if outcome.pending:
             return self.page(self.pending_template_name, order=outcome.order, status=202)
         url = self.get_success_url(outcome.order)
@@ -346,38 +386,79 @@ class ReturnView(ConfirmMixin, View):
 # --- cancel ----------------------------------------------------------------------------
 
 
+class CancelRequestError(PgPayError):
+    """A cancel form that cannot be read: nothing is cancelled."""
+
+    http_status = 400
+    code = "INVALID_CANCEL_REQUEST"
+
+
 class CancelMixin(GatewayMixin):
-    """Cancel all or part of an order's payment: POST only, CSRF-checked, owner or staff.
+    """Cancel all or part of an order's payment: POST only, CSRF-checked, in two steps.
 
-    Form fields: ``amount`` (optional; empty for the whole balance), ``reason``
-    (optional), ``token`` (the form's idempotency token, so a double submit
-    refunds once; ``{% pgpay_cancel_form order %}`` renders one) and ``next``
-    (where to go afterwards; same host only).
+    Who may: the order's buyer, and staff with the order model's refund
+    permission (:mod:`django_pgpay.permissions`); for anyone else the order is
+    a 404, as is an unknown one.
 
-    Another user's order is a 404, as is an unknown one. A refused cancel (not
-    cancellable, bad amount, more than the balance) renders
+    Form fields (``application/x-www-form-urlencoded`` or ``multipart/form-data``;
+    anything else is a 415):
+
+    * ``amount``: the amount to give back, as typed (``30000``, ``30,000``); or
+    * ``full=1``: everything that is left. Cancelling everything is always this
+      explicit choice: an empty or unreadable amount is a 400, never "all".
+    * ``reason`` (optional), ``token`` (the form's idempotency token, so a double
+      submit refunds once; the same token with another amount is refused) and
+      ``next`` (where to go afterwards; same host only).
+    * ``confirm=1``: the second step. Without it nothing changes: the
+      confirmation page (``confirm_template_name``) states the amount and the
+      balance after, and posts the same fields again with ``confirm=1``.
+
+    ``{% pgpay_cancel_form order %}`` renders the first step. A refused cancel
+    (not cancellable, bad amount, more than the balance) renders
     ``refused_template_name`` with a 4xx status and changes nothing; override
     :meth:`refused` to redirect with a message instead.
     """
 
     http_method_names = ["post"]
     refused_template_name = "django_pgpay/cancel_refused.html"
+    confirm_template_name = "django_pgpay/cancel_confirm.html"
     #: Where to go after a cancel when the form gives no ``next``.
     success_url = None
+    #: Content types a cancel form may come in.
+    form_content_types = ("application/x-www-form-urlencoded", "multipart/form-data")
 
     def get_order(self):
         order = self.find_order(self.kwargs["order_number"])
-        if not order.is_owned_by(self.request.user):
+        if not permissions.may_refund(self.request.user, order):
             raise Http404("no such order")
         return order
 
     def get_reason(self, order) -> str:
-        reason = (self.request.POST.get("reason") or "").strip()[:200]
+        reason = inputs.clean_text(self.request.POST.get("reason") or "", field="reason", max_length=200)
         if reason:
             return reason
-        if self.request.user.is_staff and order.user_id != self.request.user.pk:
+        if not permissions.is_buyer(self.request.user, order):
             return str(_("Cancelled by staff"))
         return str(_("Cancelled by the customer"))
+
+    def get_amount(self, order):
+        """:data:`payments.FULL` for ``full=1``, else the typed ``amount``; a :class:`CancelRequestError` otherwise."""
+        full = self.request.POST.get("full")
+        typed = self.request.POST.get("amount")
+        if full is not None and full not in ("1", "true", "on"):
+            raise CancelRequestError(_("The form could not be read."), code="INVALID_FULL")
+        if full is not None and typed not in (None, ""):
+            raise CancelRequestError(_("Give an amount or cancel everything, not both."), code="AMBIGUOUS_AMOUNT")
+        if full is not None:
+            return payments.FULL
+        if typed is None or not typed.strip(" \t\r\n"):
+            raise CancelRequestError(_("Enter the amount to cancel."), code="MISSING_AMOUNT")
+        try:
+            return parse_typed_amount(typed, order.currency)
+        except MoneyError:
+            raise CancelRequestError(
+                _("The amount to cancel is not a number of %(currency)s.") % {"currency": order.currency}, code="INVALID_AMOUNT"
+            ) from None
 
     def get_success_url(self, order) -> str:
         candidate = self.request.POST.get("next") or self.success_url or self.request.META.get("HTTP_REFERER") or "/"
@@ -389,26 +470,55 @@ class CancelMixin(GatewayMixin):
         context = {"order": order, "message": error.user_message, "code": error.code, "next": self.get_success_url(order)}
         return render(self.request, self.refused_template_name, context, status=_status(error))
 
+    def confirmation(self, order, amount, reason: str):
+        """The second step's page: what will be given back, and what is left after."""
+        given = order.balance if amount is payments.FULL else amount
+        context = {
+            "order": order,
+            "full": amount is payments.FULL,
+            "amount": quantize(given, order.currency),
+            "amount_display": format_amount(given, order.currency),
+            "balance_after_display": format_amount(max(order.balance - given, 0), order.currency),
+            "withdraws_account": order.status == OrderStatus.WAITING_FOR_DEPOSIT,
+            "reason": self.request.POST.get("reason", "")[:200],
+            "token": self.request.POST.get("token", ""),
+            "next": self.get_success_url(order),
+        }
+        return render(self.request, self.confirm_template_name, context)
+
     def post(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
+        if request.content_type not in self.form_content_types:
+            return HttpResponse(_("Send the cancel form as a form."), status=415, content_type="text/plain; charset=utf-8")
         order = self.get_order()
-        own = order.user_id is not None and order.user_id == request.user.pk
-        amount = (request.POST.get("amount") or "").strip().replace(",", "") or None
-        token = (request.POST.get("token") or "").strip() or None
         try:
+            if inputs.has_forbidden_text(request.POST):
+                raise CancelRequestError(_("The form contains characters that cannot be stored."), code="INVALID_CHARACTERS")
+            amount = self.get_amount(order)
+            reason = self.get_reason(order)
+            token = (request.POST.get("token") or "").strip() or None
+            if request.POST.get("confirm") != "1":
+                payments.check_cancel(order, amount)
+                return self.confirmation(order, amount, reason)
             outcome = payments.cancel(
                 order,
                 amount,
-                reason=self.get_reason(order),
-                source=TransactionSource.CUSTOMER if own else TransactionSource.STAFF,
+                reason=reason,
+                source=TransactionSource.CUSTOMER if permissions.is_buyer(request.user, order) else TransactionSource.STAFF,
                 actor=request.user,
                 idempotency_key=token,
             )
+        except inputs.InvalidInput as exc:
+            return self.refused(order, CancelRequestError(str(exc), code="INVALID_CHARACTERS"))
         except PgPayError as exc:
             return self.refused(order, exc)
         if outcome.pending:
             messages.info(request, _("The cancellation is being processed. Please check again in a moment."), fail_silently=True)
+        elif outcome.replayed:
+            messages.info(request, _("This cancellation was already processed; nothing more was cancelled."), fail_silently=True)
+        elif outcome.order.status == OrderStatus.EXPIRED:
+            messages.success(request, _("The virtual account was closed; nothing was paid."), fail_silently=True)
         elif outcome.order.status == OrderStatus.CANCELED:
             messages.success(request, _("The payment was cancelled."), fail_silently=True)
         else:
@@ -424,7 +534,7 @@ class CancelView(CancelMixin, View):
 
 
 class InvoiceMixin(GatewayMixin):
-    """The PDF invoice of one paid order, for the order's owner or staff.
+    """The PDF invoice of one paid order, for the order's buyer or staff with the view permission.
 
     GET only. Anonymous users are sent to the login page; an order of another
     user, or an unknown number, is a 404 (whether it exists is not revealed).
@@ -442,7 +552,7 @@ class InvoiceMixin(GatewayMixin):
 
     def get_order(self):
         order = self.find_order(self.kwargs["order_number"])
-        if not order.is_owned_by(self.request.user):
+        if not permissions.may_view(self.request.user, order):
             raise Http404("no such order")
         return order
 

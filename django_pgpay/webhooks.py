@@ -1,20 +1,28 @@
 """The webhook delivery log: receive, verify, de-duplicate and apply one delivery.
 
-:class:`~django_pgpay.views.WebhookView` calls :func:`receive`; the admin or a
-shell can call :func:`process` again on a delivery whose handler failed.
+:class:`~django_pgpay.views.WebhookView` calls :func:`receive`; the admin,
+``pgpay_reconcile`` or a shell call :func:`process` again on a delivery that
+*failed* (:func:`retry_failed` does it for every such delivery that is due).
 
 Every delivery is stored first (:class:`~django_pgpay.models.WebhookEvent`,
-whatever it contains), then:
+whatever it contains: too big, too deep or malformed bodies too, with secrets
+the PG puts in a body masked and characters no database stores replaced), then:
 
 0. checked against the gateway's source allowlist, where it has one
    (:meth:`~django_pgpay.gateways.base.BaseGateway.check_webhook_source`);
-   a delivery from elsewhere is answered 403;
-1. parsed by the gateway; a malformed body is answered 400;
-2. compared with earlier deliveries of the same event id: a duplicate of a
-   processed one is answered 200 and applied no second time;
-3. verified by the gateway (its signature, a per-payment secret, or a lookup
-   at the PG); a delivery that cannot be verified is answered 400 and changes
-   nothing; a PG that cannot be reached is answered 503, so the PG retries;
+   a delivery from elsewhere is *refused* and answered 403;
+1. parsed by the gateway; a malformed body (not JSON, nested too deep, text a
+   database refuses) is *refused* and answered 400;
+2. verified by the gateway: its signature, a per-payment secret, or a lookup
+   at the PG. A delivery that cannot be verified, or whose claims (the status
+   it reports) the PG does not confirm, is *refused* (400) and changes
+   nothing; a PG that cannot be reached makes it *failed* (503), so the PG
+   delivers it again;
+3. compared with earlier deliveries by a key built from what the PG
+   confirmed (the signed event id, or the fetched payment's state), never
+   from the sender's own body: a forged delivery cannot shadow the real one.
+   A duplicate of an applied delivery is answered 200 and applied no second
+   time;
 4. applied with :func:`django_pgpay.payments.apply_event` to the order the
    *verified* payment names (never the one the body claims).
 
@@ -27,18 +35,30 @@ import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.utils import timezone
 
-from . import conf, payments
-from .exceptions import GatewayError, NotFound, OperationRefused, PgPayError, WebhookVerificationError
+from . import conf, inputs, payments
+from .exceptions import GatewayError, NotFound, OperationRefused, PgPayError, WebhookVerificationError, redact
+from .gateways.http import dumps_json, loads_json
 from .models import WebhookEvent
 from .orders import find_order
+from .status import DONE_DELIVERY_STATUSES, DeliveryStatus
 
 logger = logging.getLogger("django_pgpay.webhooks")
 
+D = DeliveryStatus
+
 #: Request headers never stored with a delivery.
 UNSTORED_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
+#: The largest body processed (PG webhooks are a few kilobytes); larger ones are stored cut and refused.
+MAX_BODY_BYTES = 256 * 1024
+#: How often a failed delivery is processed again by :func:`retry_failed`, and the first wait (doubled each time).
+MAX_ATTEMPTS = 8
+RETRY_BASE = timedelta(minutes=1)
+#: Failed deliveries older than this are left to ``pgpay_reconcile --deep-since``.
+RETRY_WINDOW = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -55,8 +75,33 @@ class Receipt:
 
 
 def clean_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The request's headers as stored: credentials and cookies left out."""
-    return {str(k): str(v)[:2000] for k, v in headers.items() if str(k).lower() not in UNSTORED_HEADERS}
+    """The request's headers as stored: credentials and cookies left out, unstorable characters replaced."""
+    return {
+        inputs.replaced(str(k))[:200]: inputs.replaced(str(v))[:2000]
+        for k, v in headers.items()
+        if str(k).lower() not in UNSTORED_HEADERS
+    }
+
+
+def storable_body(gateway, body: bytes) -> str:
+    """The text of a delivery as it is kept in the log.
+
+    Characters no database stores are replaced. For a PG that signs nothing,
+    secrets it puts in the body (Toss's deposit ``secret``) are masked: the
+    delivery is verified with the body as received, and processed again from
+    the log by a lookup at the PG. Signed bodies are kept as sent (their
+    signature covers every byte).
+    """
+    text = inputs.replaced(body[:MAX_BODY_BYTES].decode("utf-8", "replace"))
+    if gateway.signs_webhooks or len(body) > MAX_BODY_BYTES:
+        return text
+    try:
+        data = loads_json(text)
+    except ValueError:
+        return text
+    if isinstance(data, dict) and redact(data) != data:
+        return dumps_json(redact(data))
+    return text
 
 
 def _address(value) -> str | None:
@@ -67,98 +112,188 @@ def _address(value) -> str | None:
 
 
 def receive(gateway, *, headers: Mapping[str, str], body: bytes, remote_addr=None, models: Iterable | None = None) -> Receipt:
-    """Store one delivery to ``gateway`` and process it."""
+    """Store one delivery to ``gateway`` and process it (with the body as received)."""
     event = WebhookEvent.objects.create(
         gateway=gateway.alias,
         headers=clean_headers(headers),
-        body=body.decode("utf-8", "replace"),
+        body=storable_body(gateway, body),
         remote_addr=_address(remote_addr),
     )
-    return process(event, gateway=gateway, body=body, models=models)
+    if len(body) > MAX_BODY_BYTES:
+        return _finish(event, 413, D.REFUSED, error=f"refused: the body is larger than {MAX_BODY_BYTES} bytes")
+    return process(event, gateway=gateway, body=body, headers=headers, models=models)
 
 
-def _finish(event: WebhookEvent, status: int, *, error: str = "", processed: bool = False) -> Receipt:
-    event.error = error[:5000]
-    event.processed = processed
-    if processed:
+def _finish(event: WebhookEvent, http_status: int, status: str, *, error: str = "") -> Receipt:
+    event.error = inputs.replaced(error)[:5000]
+    event.status = status
+    event.processed = status in DONE_DELIVERY_STATUSES
+    if event.processed:
         event.processed_at = timezone.now()
     event.save()
-    if status >= 400:
-        logger.warning("webhook %s #%s: %s %s", event.gateway, event.pk, status, error)
-    return Receipt(status=status, event=event, message=error)
+    if http_status >= 400:
+        logger.warning("webhook %s #%s: %s %s", event.gateway, event.pk, http_status, event.error)
+    return Receipt(status=http_status, event=event, message=event.error)
 
 
-def process(event: WebhookEvent, *, gateway=None, body: bytes | None = None, models: Iterable | None = None) -> Receipt:
-    """Parse, de-duplicate, verify and apply a stored delivery (again, if it failed before)."""
-    if event.processed:
+def process(
+    event: WebhookEvent,
+    *,
+    gateway=None,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    models: Iterable | None = None,
+) -> Receipt:
+    """Check, verify, de-duplicate and apply a stored delivery (again, when it failed before).
+
+    ``body`` and ``headers`` are the delivery as received; without them (a
+    delivery processed again from the log) the stored copies are used.
+    """
+    if event.status in DONE_DELIVERY_STATUSES:
         return Receipt(status=200, event=event)
     gateway = gateway or conf.get_gateway(event.gateway)
+    event.attempts += 1
+    event.attempted_at = timezone.now()
+    headers = headers if headers is not None else (event.headers or {})
     try:
         gateway.check_webhook_source(event.remote_addr, event.headers or {})
     except WebhookVerificationError as exc:
-        return _finish(event, 403, error=f"refused source: {exc}")
+        return _finish(event, 403, D.REFUSED, error=f"refused source: {exc}")
     raw = body if body is not None else event.body.encode("utf-8")
+    if inputs.forbidden(raw.decode("utf-8", "replace")) or any(inputs.forbidden(str(k) + str(v)) for k, v in headers.items()):
+        return _finish(event, 400, D.REFUSED, error="malformed: characters no database stores (NUL)")
     try:
-        parsed = gateway.parse_received_webhook(event.headers or {}, raw, received_at=event.received_at)
+        parsed = gateway.parse_received_webhook(headers, raw, received_at=event.received_at)
     except PgPayError as exc:
-        return _finish(event, 400, error=f"malformed: {exc}")
+        return _finish(event, 400, D.REFUSED, error=f"malformed: {exc}")
+    except ValueError as exc:  # a gateway's parser met text it cannot read
+        return _finish(event, 400, D.REFUSED, error=f"malformed: {exc}")
+    if inputs.contains_forbidden(dict(parsed.raw)) or any(inputs.forbidden(v) for v in (parsed.event_id, parsed.event_type, parsed.order_number, parsed.payment_id)):
+        return _finish(event, 400, D.REFUSED, error="malformed: characters no database stores (\\u0000)")
     event.event_id = parsed.event_id[:255]
     event.event_type = parsed.event_type[:100]
     event.order_number = parsed.order_number[:64]
     event.payment_id = parsed.payment_id[:200]
-    event.save(update_fields=["event_id", "event_type", "order_number", "payment_id"])
 
     if not parsed.payment_id and not parsed.order_number:
-        return _finish(event, 200, error=f"ignored: {gateway.pg_name} event type {parsed.event_type}", processed=True)
-
-    if parsed.event_id:
-        first = (
-            WebhookEvent.objects.filter(gateway=event.gateway, event_id=parsed.event_id, processed=True, duplicate_of=None)
-            .exclude(pk=event.pk)
-            .order_by("pk")
-            .first()
-        )
-        if first is not None:
-            event.duplicate_of = first
-            event.verified = first.verified
-            return _finish(event, 200, processed=True)
+        return _finish(event, 200, D.IGNORED, error=f"ignored: {gateway.pg_name} event type {parsed.event_type}")
+    if gateway.signs_webhooks and parsed.verified:
+        # The signature proves the event id: a repeat is known without asking the PG.
+        duplicate = _applied(event, parsed.event_id[:255])
+        if duplicate is not None:
+            event.verified = True
+            event.duplicate_of = duplicate
+            return _finish(event, 200, D.DUPLICATE)
 
     try:
         order = find_order(parsed.order_number, gateway=gateway.alias, models=models) if parsed.order_number else None
         verified = gateway.verify_webhook(parsed, order.snapshot() if order is not None else None)
     except (WebhookVerificationError, NotFound) as exc:
-        return _finish(event, 400, error=f"not verified: {exc}")
+        return _finish(event, 400, D.REFUSED, error=f"not verified: {exc}")
     except GatewayError as exc:
         # Authentic or not, we cannot tell now: the PG will deliver it again.
-        return _finish(event, 503, error=f"{gateway.pg_name} unavailable: {exc!r}")
+        return _finish(event, 503, D.FAILED, error=f"{gateway.pg_name} unavailable: {exc!r}")
     except PgPayError as exc:
-        return _finish(event, 400, error=f"not verified: {exc}")
+        return _finish(event, 400, D.REFUSED, error=f"not verified: {exc}")
     if not verified.verified or verified.payment is None:
-        return _finish(event, 400, error="not verified")
+        return _finish(event, 400, D.REFUSED, error="not verified")
+    if not gateway.webhook_claims_confirmed(parsed, verified):
+        return _finish(
+            event,
+            400,
+            D.REFUSED,
+            error=f"not verified: the body says {gateway.webhook_claim(parsed)!r}, {gateway.pg_name} says {gateway.webhook_claim(verified)!r}",
+        )
     event.verified = True
-    event.save(update_fields=["verified"])
 
     # Apply to the order the PG names, never to the one the body claims.
     real_number = verified.payment.order_number
     if parsed.order_number and real_number and real_number != parsed.order_number:
-        return _finish(event, 400, error=f"the body names order {parsed.order_number}, the PG {real_number}")
+        return _finish(event, 400, D.REFUSED, error=f"the body names order {parsed.order_number}, the PG {real_number}")
+
+    # De-duplicate by what the PG confirmed: the signed id, or the fetched payment's state.
+    key = gateway.webhook_dedup_key(verified)[:255]
+    event.event_id = key
+    event.save(update_fields=["event_id", "event_type", "order_number", "payment_id", "verified", "attempts", "attempted_at"])
+    first = _applied(event, key)
+    if first is not None:
+        event.duplicate_of = first
+        return _finish(event, 200, D.DUPLICATE)
+
     try:
         if order is None or (real_number and order.order_number != real_number):
             order = find_order(real_number, gateway=gateway.alias, models=models)
     except PgPayError as exc:
-        return _finish(event, 400, error=str(exc))
+        return _finish(event, 400, D.REFUSED, error=str(exc))
     if order is None:
         logger.error("webhook %s #%s: %s has no order %s", event.gateway, event.pk, gateway.pg_name, real_number)
-        return _finish(event, 200, error=f"no order {real_number} here")
+        return _finish(event, 200, D.IGNORED, error=f"no order {real_number} here")
 
     try:
         outcome = payments.apply_event(order, verified, webhook_event=event)
     except OperationRefused as exc:
-        return _finish(event, 400 if exc.code == "PAYMENT_ORDER_MISMATCH" else 503, error=f"{exc.code}: {exc}")
+        if exc.code == "PAYMENT_ORDER_MISMATCH":
+            return _finish(event, 400, D.REFUSED, error=f"{exc.code}: {exc}")
+        return _finish(event, 503, D.FAILED, error=f"{exc.code}: {exc}")
     except PgPayError as exc:
-        return _finish(event, 503, error=f"{exc.code}: {exc!r}")
+        return _finish(event, 503, D.FAILED, error=f"{exc.code}: {exc!r}")
     except Exception as exc:  # noqa: BLE001 - stored for a retry; the PG delivers again
         logger.exception("webhook %s #%s failed", event.gateway, event.pk)
-        return _finish(event, 503, error=f"{type(exc).__name__}: {exc}")
-    receipt = _finish(event, 200, processed=True)
+        return _finish(event, 503, D.FAILED, error=f"{type(exc).__name__}: {exc}")
+    receipt = _finish(event, 200, D.APPLIED)
     return Receipt(status=200, event=receipt.event, message="; ".join(outcome.changes))
+
+
+def _applied(event: WebhookEvent, key: str) -> WebhookEvent | None:
+    """The first applied delivery of ``event``'s gateway with the verified key ``key``."""
+    if not key:
+        return None
+    return (
+        WebhookEvent.objects.filter(gateway=event.gateway, event_id=key, status=D.APPLIED, duplicate_of=None)
+        .exclude(pk=event.pk)
+        .order_by("pk")
+        .first()
+    )
+
+
+def due_for_retry(*, now=None):
+    """Deliveries that failed and are due to be processed again (oldest first).
+
+    A failed delivery waits :data:`RETRY_BASE` doubled per attempt before the
+    next one, at most :data:`MAX_ATTEMPTS` attempts, within :data:`RETRY_WINDOW`
+    of its arrival.
+    """
+    now = now or timezone.now()
+    candidates = WebhookEvent.objects.filter(
+        status=D.FAILED, attempts__lt=MAX_ATTEMPTS, received_at__gte=now - RETRY_WINDOW
+    ).order_by("received_at", "pk")
+    for event in candidates.iterator():
+        wait = RETRY_BASE * (2 ** max(event.attempts - 1, 0))
+        if event.attempted_at is None or event.attempted_at + wait <= now:
+            yield event
+
+
+def retry_failed(*, now=None, gateways: Iterable[str] | None = None) -> list[Receipt]:
+    """Process again every failed delivery that is due (``pgpay_reconcile`` calls this).
+
+    A delivery the PG never delivers again (PortOne V1 sends once) is applied
+    this way once the shop can process it.
+    """
+    wanted = set(gateways or ())
+    receipts = []
+    for event in list(due_for_retry(now=now)):
+        if wanted and event.gateway not in wanted:
+            continue
+        if event.gateway not in conf.gateway_aliases():
+            continue
+        locked = WebhookEvent.objects.filter(pk=event.pk, status=D.FAILED).first()
+        if locked is None:
+            continue  # processed meanwhile (the PG delivered it again)
+        try:
+            receipts.append(process(locked))
+        except Exception:  # noqa: BLE001 - one delivery must not stop the others
+            logger.exception("webhook %s #%s: processing again failed", event.gateway, event.pk)
+    return receipts
+
+
+__all__ = ["MAX_ATTEMPTS", "MAX_BODY_BYTES", "Receipt", "clean_headers", "due_for_retry", "process", "receive", "retry_failed"]

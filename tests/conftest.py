@@ -87,7 +87,22 @@ def other_buyer(django_user_model):
 
 @pytest.fixture
 def staff(django_user_model):
+    """A staff account with no permissions: it may refund nothing and read no other buyer's order."""
     return django_user_model.objects.create_user("staff", password="pw-staff", is_staff=True)
+
+
+@pytest.fixture
+def refund_staff(django_user_model):
+    """A staff account with the change (refund) and view permissions of the test shop's order models."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("refunds", password="pw-refunds", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="testapp", codename__in=["change_booking", "view_booking", "change_cartorder", "view_cartorder"]
+        )
+    )
+    return user
 
 
 @pytest.fixture

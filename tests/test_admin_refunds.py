@@ -134,8 +134,10 @@ def test_partial_refund_records_staff_and_reason(admin_client, admin_user, paid)
     ("amount", "message"),
     [
         ("20001", "exceeds what is left"),
-        ("-1", "more than zero"),
+        ("-1", "Enter an amount in KRW"),
         ("0", "more than zero"),
+        ("1,0,0,0", "Enter an amount in KRW"),
+        (",", "Enter an amount in KRW"),
         ("12.5", "at most 0 decimals"),
         ("abc", "Enter an amount in KRW"),
         ("1e3", "Enter an amount in KRW"),
@@ -192,7 +194,7 @@ def test_unanswered_refund_is_a_warning(admin_client, paid, pg):
 
 def test_refund_of_a_fully_refunded_order_is_refused(admin_client, paid):
     order = paid()
-    payments.cancel(order, reason="all")
+    payments.cancel(order, payments.FULL, reason="all")
     response = refund(admin_client, order, "1")
     assert response.status_code == 400
     assert "nothing left to refund" in response.content.decode()

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
+from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.django_db
 
 
 def return_url(booking, receipt_id, event="confirm"):
-    return "/pay/bootpay/return/?" + urlencode({"event": event, "receipt_id": receipt_id, "order_id": booking.order_number})
+    return "/pay/bootpay/return/?" + urlencode(
+        {"event": event, "receipt_id": receipt_id, "order_id": booking.order_number, "pgpay_t": buyer_token(booking.order_number)}
+    )
 
 
 def csrf_client(user):
@@ -73,8 +76,9 @@ def test_checkout_page_hands_the_sdk_its_parameters(buyer, seat, bootpay):
     assert params["request"]["client_key"] == CLIENT_KEY and SECRET_KEY not in html and BASIC.split()[1] not in html
     assert params["request"]["order_id"] == booking.order_number and params["request"]["price"] == 20000
     assert params["request"]["extra"] == {"separately_confirmed": True}
-    assert params["return_url"] == "http://testserver/pay/bootpay/return/"
-    assert params["fail_url"] == "http://testserver/pay/bootpay/fail/"
+    token = buyer_token(booking.order_number)
+    assert params["return_url"] == f"http://testserver/pay/bootpay/return/?pgpay_t={token}"
+    assert params["fail_url"] == f"http://testserver/pay/bootpay/fail/?pgpay_t={token}"
 
 
 # --- the return URL: server approval ---------------------------------------------------------
@@ -218,13 +222,13 @@ def test_seed_004_partial_cancel_then_the_rest(buyer, paid_bootpay_booking, boot
     client = csrf_client(buyer)
 
     action, fields = cancel_form(client, booking, partial=True)
-    assert client.post(action, {**fields, "amount": "3,000", "reason": "부분 취소"}).status_code == 302
+    assert client.post(action, {**fields, "amount": "3,000", "reason": "부분 취소", "confirm": "1"}).status_code == 302
     booking.refresh_from_db()
     assert (booking.status, booking.canceled_amount, booking.balance) == (S.PARTIAL_CANCELED, Decimal(3000), Decimal(7000))
     assert "Part of the payment was cancelled." in client.get("/history/").content.decode()
 
     action, fields = cancel_form(client, booking)  # the full form: whatever is left
-    assert client.post(action, fields).status_code == 302
+    assert client.post(action, {**fields, "confirm": "1"}).status_code == 302
     booking.refresh_from_db()
     assert (booking.status, booking.canceled_amount, booking.balance) == (S.CANCELED, Decimal(10000), 0)
     assert booking.canceled_at is not None
@@ -254,20 +258,20 @@ def test_seed_004_partial_cancel_then_the_rest(buyer, paid_bootpay_booking, boot
     assert "pgpay-cancel-form" not in client.get("/history/").content.decode()
 
 
-def test_staff_cancel_sends_their_name(staff, paid_bootpay_booking, bootpay_api):
+def test_staff_cancel_sends_their_name(refund_staff, paid_bootpay_booking, bootpay_api):
     client = Client()
-    client.force_login(staff)
-    assert client.post(f"/pay/cancel/{paid_bootpay_booking.order_number}/", {"amount": "3000", "token": "s1"}).status_code == 302
+    client.force_login(refund_staff)
+    assert client.post(f"/pay/cancel/{paid_bootpay_booking.order_number}/", {"amount": "3000", "token": "s1", "confirm": "1"}).status_code == 302
     body = json.loads(bootpay_api.sent("cancel")[0].body)
-    assert (body["cancel_username"], body["cancel_message"], body["cancel_price"]) == ("staff", "Cancelled by staff", 3000)
+    assert (body["cancel_username"], body["cancel_message"], body["cancel_price"]) == ("refunds", "Cancelled by staff", 3000)
 
 
 def test_a_repeated_partial_cancel_refunds_once(buyer, paid_bootpay_booking, bootpay_api):
     """A double-clicked form: the same token, so the same ledger row and cancel_id; Bootpay is called once."""
     client = csrf_client(buyer)
     action, fields = cancel_form(client, paid_bootpay_booking, partial=True)
-    first = client.post(action, {**fields, "amount": "3000"})
-    second = client.post(action, {**fields, "amount": "3000"})
+    first = client.post(action, {**fields, "amount": "3000", "confirm": "1"})
+    second = client.post(action, {**fields, "amount": "3000", "confirm": "1"})
     assert first.status_code == second.status_code == 302
     assert len(bootpay_api.sent("cancel")) == 1
     paid_bootpay_booking.refresh_from_db()
@@ -280,9 +284,9 @@ def test_a_repeated_partial_cancel_refunds_once(buyer, paid_bootpay_booking, boo
 def test_two_partial_cancels_over_the_price_the_second_is_refused_before_bootpay(buyer, paid_bootpay_booking, bootpay_api):
     client = csrf_client(buyer)
     action, fields = cancel_form(client, paid_bootpay_booking, partial=True)
-    assert client.post(action, {**fields, "amount": "6000"}).status_code == 302
+    assert client.post(action, {**fields, "amount": "6000", "confirm": "1"}).status_code == 302
     action, fields = cancel_form(client, paid_bootpay_booking, partial=True)
-    refused = client.post(action, {**fields, "amount": "6000"})
+    refused = client.post(action, {**fields, "amount": "6000", "confirm": "1"})
     assert refused.status_code == 409 and b"exceeds what is left to cancel (4,000 KRW)" in refused.content
     assert len(bootpay_api.sent("cancel")) == 1
     paid_bootpay_booking.refresh_from_db()
@@ -305,7 +309,7 @@ def test_cancelling_what_bootpay_already_cancelled_leaves_the_order_canceled(buy
     bootpay_api.cancel_at_bootpay(booking.pg_payment_id)  # the PG's nightly cancel of test payments, or its dashboard
     client = csrf_client(buyer)
     action, fields = cancel_form(client, booking, partial=bool(amount))
-    response = client.post(action, {**fields, "amount": amount}, follow=True)
+    response = client.post(action, {**fields, "amount": amount, "confirm": "1"}, follow=True)
     assert response.status_code == 200 and "The payment was cancelled." in response.content.decode()
     booking.refresh_from_db()
     assert (booking.status, booking.canceled_amount, booking.balance) == (S.CANCELED, Decimal(10000), 0)
@@ -322,7 +326,7 @@ def test_a_refused_cancel_changes_nothing(buyer, paid_bootpay_booking, bootpay_a
     bootpay_api.fail_next("cancel", "RC_CANCEL_FAILED", message="PG사 취소 실패")
     client = Client(HTTP_ACCEPT_LANGUAGE="ko")
     client.force_login(buyer)
-    response = client.post(f"/pay/cancel/{paid_bootpay_booking.order_number}/", {"token": "t1"})
+    response = client.post(f"/pay/cancel/{paid_bootpay_booking.order_number}/", {"token": "t1", "full": "1", "confirm": "1"})
     assert response.status_code == 409 and "PG사 취소 실패" in response.content.decode()
     paid_bootpay_booking.refresh_from_db()
     assert paid_bootpay_booking.status == S.PAID and paid_bootpay_booking.canceled_amount == 0
@@ -333,7 +337,7 @@ def test_a_lost_cancel_answer_is_settled_by_a_lookup_never_resent(buyer, paid_bo
     bootpay_api.fail_next("cancel", exception=TIMEOUT, after=True)
     client = Client()
     client.force_login(buyer)
-    client.post(f"/pay/cancel/{paid_bootpay_booking.order_number}/", {"amount": "3000", "token": "t1"})
+    client.post(f"/pay/cancel/{paid_bootpay_booking.order_number}/", {"amount": "3000", "token": "t1", "confirm": "1"})
     row = paid_bootpay_booking.transactions.get(kind=K.CANCEL)
     assert row.status == T.UNKNOWN
     payments.reconcile(paid_bootpay_booking)
@@ -348,12 +352,12 @@ def test_a_virtual_account_is_withdrawn_in_full_only(client, buyer, bootpay_book
     receipt_id = bootpay_api.authorize(booking, virtual_account=True)
     client.force_login(buyer)
     client.get(return_url(booking, receipt_id))
-    partial = client.post(f"/pay/cancel/{booking.order_number}/", {"amount": "3000", "token": "p1"})
+    partial = client.post(f"/pay/cancel/{booking.order_number}/", {"amount": "3000", "token": "p1", "confirm": "1"})
     assert partial.status_code == 409 and bootpay_api.sent("cancel") == []
-    assert client.post(f"/pay/cancel/{booking.order_number}/", {"token": "f1"}).status_code == 302
+    assert client.post(f"/pay/cancel/{booking.order_number}/", {"token": "f1", "full": "1", "confirm": "1"}).status_code == 302
     assert "cancel_price" not in json.loads(bootpay_api.sent("cancel")[0].body)
     booking.refresh_from_db()
-    assert booking.status == S.CANCELED and booking.paid_at is None
+    assert booking.status == S.EXPIRED and booking.paid_at is None and booking.canceled_amount == 0
     seat.refresh_from_db()
     assert seat.remain == 3
 

@@ -221,11 +221,20 @@ def test_anonymous_is_sent_to_login(client, make_booking, pay):
 
 
 @pytest.mark.django_db
-def test_staff_gets_any_invoice(client, staff, make_booking, pay):
+def test_staff_with_the_view_permission_gets_any_invoice(client, refund_staff, make_booking, pay):
+    order = pay(make_booking())
+    client.force_login(refund_staff)
+    response = client.get(reverse("django_pgpay:invoice", args=[order.order_number]))
+    assert response.status_code == 200 and response.content.startswith(b"%PDF")
+
+
+@pytest.mark.django_db
+def test_staff_without_permissions_gets_no_invoice(client, staff, make_booking, pay):
+    """Issue #13, point 1: is_staff alone does not read another buyer's invoice (name, e-mail, phone)."""
     order = pay(make_booking())
     client.force_login(staff)
     response = client.get(reverse("django_pgpay:invoice", args=[order.order_number]))
-    assert response.status_code == 200 and response.content.startswith(b"%PDF")
+    assert response.status_code == 404 and not response.content.startswith(b"%PDF")
 
 
 @pytest.mark.django_db

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection, connections
 from django.test import Client
 
+from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
@@ -21,11 +22,11 @@ pytestmark = pytest.mark.django_db
 
 
 def v1_return(booking, imp_uid, **extra):
-    return "/pay/portone/return/?" + urlencode({"imp_uid": imp_uid, "merchant_uid": booking.order_number, **extra})
+    return "/pay/portone/return/?" + urlencode({"imp_uid": imp_uid, "merchant_uid": booking.order_number, "pgpay_t": buyer_token(booking.order_number), **extra})
 
 
 def v2_return(booking, **extra):
-    return "/pay/portone-v2/return/?" + urlencode({"paymentId": booking.order_number, **extra})
+    return "/pay/portone-v2/return/?" + urlencode({"paymentId": booking.order_number, "pgpay_t": buyer_token(booking.order_number), **extra})
 
 
 def csrf_client(user):
@@ -56,7 +57,8 @@ def ledger(order):
 
 
 def cancel(client, booking, **fields):
-    return client.post(f"/pay/cancel/{booking.order_number}/", {"next": "/history/", **fields})
+    whole = {} if "amount" in fields else {"full": "1"}
+    return client.post(f"/pay/cancel/{booking.order_number}/", {"next": "/history/", **fields, **whole, "confirm": "1"})
 
 
 # --- V1: the seed flow ------------------------------------------------------------------------
@@ -80,7 +82,7 @@ def test_seed_003_prepare_pay_verify_paid_then_cancel(buyer, seat, portone_api):
     assert '<script src="https://cdn.iamport.kr/v1/iamport.js"></script>' in html
     assert "window.IMP.init(params.merchantCode)" in html and "window.IMP.request_pay(params.request, backToShop)" in html
     assert IMP_SECRET not in html and portone_api.tokens[0] not in html
-    assert params["merchantCode"] == MERCHANT_CODE and params["returnUrl"] == "http://testserver/pay/portone/return/"
+    assert params["merchantCode"] == MERCHANT_CODE and params["returnUrl"] == f"http://testserver/pay/portone/return/?pgpay_t={buyer_token(booking.order_number)}"
     assert params["request"]["channelKey"] == CHANNEL_KEY and params["request"]["merchant_uid"] == booking.order_number
     assert params["request"]["amount"] == 20000 and params["request"]["m_redirect_url"] == params["returnUrl"]
     assert params["request"]["notice_url"] == "http://testserver/pay/portone/webhook/"
@@ -251,15 +253,21 @@ def test_a_window_not_paid_yet_shows_pending(portone_booking, portone_api, buyer
     assert booking.status == S.READY and booking.transactions.get().status == T.UNKNOWN
 
 
-def test_a_failed_payment_fails_the_order(portone_booking, portone_api, buyer, seat):
+def test_a_failed_payment_leaves_the_order_payable(portone_booking, portone_api, buyer, seat):
+    """PortOne approves in its window: a declined attempt is one attempt, the buyer may pay again
+    with the same order (it expires when its time is up). Issue #12 case 9, #13 point 4."""
     booking = portone_booking()
     imp_uid = portone_api.pay(booking, status="failed")
     response = logged_in(buyer).get(v1_return(booking, imp_uid))
     assert response.status_code == 402
     booking.refresh_from_db()
-    assert booking.status == S.FAILED
+    assert booking.status == S.READY and booking.transactions.get().status == T.FAILED
     seat.refresh_from_db()
-    assert seat.remain == 3
+    assert seat.remain == 2
+    retry = portone_api.pay(booking)
+    assert logged_in(buyer).get(v1_return(booking, retry)).status_code == 200
+    booking.refresh_from_db()
+    assert booking.status == S.PAID and booking.pg_payment_id == retry
 
 
 def test_a_virtual_account_waits_for_the_deposit(portone_booking, portone_api, buyer):
@@ -379,7 +387,7 @@ def test_v2_pre_register_pay_verify_paid_then_cancel(buyer, seat, portone_v2_api
     assert "window.PortOne.requestPayment(params.request)" in html
     request = params["request"]
     assert (request["storeId"], request["channelKey"], request["paymentId"], request["totalAmount"]) == (STORE_ID, CHANNEL_KEY, booking.order_number, 20000)
-    assert request["redirectUrl"] == params["returnUrl"] == "http://testserver/pay/portone-v2/return/"
+    assert request["redirectUrl"] == params["returnUrl"] == f"http://testserver/pay/portone-v2/return/?pgpay_t={buyer_token(booking.order_number)}"
     assert request["noticeUrls"] == ["http://testserver/pay/portone-v2/webhook/"]
 
     portone_v2_api.pay(booking)
@@ -389,8 +397,8 @@ def test_v2_pre_register_pay_verify_paid_then_cancel(buyer, seat, portone_v2_api
     booking.refresh_from_db()
     assert booking.status == S.PAID and booking.pg_payment_id == booking.order_number and booking.method == "card"
 
-    client.post(f"/pay/cancel/{booking.order_number}/", {"amount": "5000", "token": "a", "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
-    client.post(f"/pay/cancel/{booking.order_number}/", {"token": "b", "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+    client.post(f"/pay/cancel/{booking.order_number}/", {"amount": "5000", "token": "a", "csrfmiddlewaretoken": client.cookies["csrftoken"].value, "confirm": "1"})
+    client.post(f"/pay/cancel/{booking.order_number}/", {"token": "b", "csrfmiddlewaretoken": client.cookies["csrftoken"].value, "full": "1", "confirm": "1"})
     assert [json.loads(r.body) for r in portone_v2_api.sent("cancel")] == [
         {"storeId": STORE_ID, "reason": "Cancelled by the customer", "amount": 5000, "currentCancellableAmount": 20000},
         {"storeId": STORE_ID, "reason": "Cancelled by the customer", "currentCancellableAmount": 15000},

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
+from django_pgpay.permissions import buyer_token
 from django_pgpay import webhooks
 from django_pgpay.models import WebhookEvent
 from django_pgpay.status import OrderStatus as S
@@ -56,7 +57,7 @@ def test_a_payment_notified_before_the_browser_returns_is_paid_once(portone_book
     # The browser's return then shows success without asking PortOne again.
     client = Client()
     client.force_login(buyer)
-    back = client.get("/pay/portone/return/?" + urlencode({"imp_uid": imp_uid, "merchant_uid": booking.order_number}))
+    back = client.get("/pay/portone/return/?" + urlencode({"imp_uid": imp_uid, "merchant_uid": booking.order_number, "pgpay_t": buyer_token(booking.order_number)}))
     assert back.status_code == 200 and len(portone_api.sent("lookup")) == 1
     assert [(r.kind, r.status) for r in booking.transactions.order_by("pk")] == [(K.CONFIRM, T.SUCCEEDED), (K.WEBHOOK, T.SUCCEEDED)]
 
@@ -74,9 +75,11 @@ def test_a_forged_notification_changes_nothing(portone_booking, portone_api):
 def test_the_body_is_never_trusted_only_portone(portone_booking, portone_api):
     booking = portone_booking()
     imp_uid = portone_api.pay(booking, status="ready")  # the window is open, nothing paid
-    assert deliver_v1(notification(booking, imp_uid, "paid")).status_code == 200
+    # The body claims "paid", PortOne says "ready": refused (400), nothing applied.
+    assert deliver_v1(notification(booking, imp_uid, "paid")).status_code == 400
     booking.refresh_from_db()
     assert booking.status == S.READY and not booking.transactions.filter(kind=K.CONFIRM).exists()
+    assert WebhookEvent.objects.get().status == "refused"
 
 
 def test_a_body_naming_another_order_is_refused(portone_booking, portone_api):
@@ -88,13 +91,14 @@ def test_a_body_naming_another_order_is_refused(portone_booking, portone_api):
     assert victim.status == S.READY and victim.transactions.count() == 0
 
 
-def test_a_repeated_notification_is_applied_once_and_not_looked_up_again(portone_booking, portone_api):
+def test_a_repeated_notification_is_applied_once(portone_booking, portone_api):
     booking = portone_booking()
     imp_uid = portone_api.pay(booking)
     first = deliver_v1(notification(booking, imp_uid))
     second = deliver_v1(notification(booking, imp_uid), form=True)  # same change, other encoding
     assert first.status_code == second.status_code == 200
-    assert len(portone_api.sent("lookup")) == 1
+    # Each delivery is verified (looked up) before it is compared: a forged one cannot shadow the real one.
+    assert len(portone_api.sent("lookup")) == 2
     one, two = WebhookEvent.objects.order_by("pk")
     assert two.duplicate_of == one and one.event_id == two.event_id
 

@@ -11,6 +11,7 @@ from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 
+from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
 from django_pgpay.exceptions import CancelRefused
 from django_pgpay.signals import payment_confirmed
@@ -108,11 +109,12 @@ def test_usd_order_paid_by_webhook_first_then_the_return_then_refunded_in_part(b
     assert sent["line_items[0][price_data][currency]"] == "usd"
     assert sent["line_items[0][price_data][product_data][name]"] == "Django 5 By Example"
     assert sent["client_reference_id"] == sent["metadata[order_id]"] == sent["payment_intent_data[metadata][order_id]"] == order.order_number
-    assert sent["success_url"] == f"http://testserver/pay/stripe/return/?order_id={order.order_number}&session_id={{CHECKOUT_SESSION_ID}}"
-    assert sent["cancel_url"] == f"http://testserver/pay/stripe/fail/?order_id={order.order_number}&code=PAY_PROCESS_CANCELED"
+    token = buyer_token(order.order_number)
+    assert sent["success_url"] == f"http://testserver/pay/stripe/return/?pgpay_t={token}&order_id={order.order_number}&session_id={{CHECKOUT_SESSION_ID}}"
+    assert sent["cancel_url"] == f"http://testserver/pay/stripe/fail/?pgpay_t={token}&order_id={order.order_number}&code=PAY_PROCESS_CANCELED"
     order.refresh_from_db()
     assert (order.status, order.amount, order.currency) == (S.READY, Decimal("10.50"), "USD")
-    assert order.pg_data == {"stripe_session_id": session["id"]}
+    assert order.pg_data == {"stripe_session_id": session["id"], "stripe_session_ids": [session["id"]]}
 
     intent_id = stripe_api.pay(session["id"])
     with committed():
@@ -184,7 +186,7 @@ def test_krw_order_paid_by_the_return_first_then_the_webhook(buyer, krw_book, st
     assert form(stripe_api.sent("refund")[0])["amount"] == "5000"
     order.refresh_from_db()
     assert (order.status, order.canceled_amount) == (S.PARTIAL_CANCELED, Decimal(5000))
-    payments.cancel(order, reason="나머지 환불")
+    payments.cancel(order, payments.FULL, reason="나머지 환불")
     assert form(stripe_api.sent("refund")[1])["amount"] == "10000"
     order.refresh_from_db()
     assert (order.status, order.canceled_amount, order.balance) == (S.CANCELED, Decimal(15000), 0)
@@ -418,7 +420,7 @@ def test_a_refund_beyond_what_stripe_has_left_is_refused_and_changes_nothing(pai
 
 def test_a_refund_of_a_payment_stripe_already_refunded_applies_what_stripe_says(paid_order, stripe_api):
     stripe_api.refund_in_dashboard(paid_order.pg_payment_id)
-    outcome = payments.cancel(paid_order, reason="x")
+    outcome = payments.cancel(paid_order, payments.FULL, reason="x")
     assert outcome.transaction.status == T.FAILED  # our request did nothing ...
     paid_order.refresh_from_db()
     assert (paid_order.status, paid_order.canceled_amount) == (S.CANCELED, Decimal(15000))  # ... but the order follows Stripe
@@ -449,6 +451,7 @@ def test_a_delayed_payment_is_pending_until_stripe_settles_it(buyer, krw_book, s
     event = "checkout.session.async_payment_succeeded" if succeed else "checkout.session.async_payment_failed"
     assert deliver(stripe_api, event, session).status_code == 200
     order.refresh_from_db()
-    assert order.status == (S.PAID if succeed else S.FAILED)
+    # A failed debit ends that Session; the order stays payable (a new checkout, a new Session) until its time is up.
+    assert order.status == (S.PAID if succeed else S.READY)
     assert order.transactions.filter(kind=K.CONFIRM, status=T.SUCCEEDED).count() == (1 if succeed else 0)
     assert not order.transactions.filter(status__in=(T.PENDING, T.UNKNOWN)).exists()

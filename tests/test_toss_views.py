@@ -12,6 +12,7 @@ from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 
+from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
@@ -27,7 +28,9 @@ CONFIRM_QUERIES = 24
 
 def return_url(booking, key, amount=None):
     amount = booking.amount if amount is None else amount
-    return "/pay/toss/return/?" + urlencode({"paymentKey": key, "orderId": booking.order_number, "amount": str(int(amount))})
+    return "/pay/toss/return/?" + urlencode(
+        {"paymentKey": key, "orderId": booking.order_number, "amount": str(int(amount)), "pgpay_t": buyer_token(booking.order_number)}
+    )
 
 
 def csrf_client(user):
@@ -73,12 +76,13 @@ def test_book_pay_confirm_history_cancel(buyer, seat, toss_api):
     params = json.loads(re.search(r'<script id="pgpay-toss-params" type="application/json">(.*?)</script>', html, re.S).group(1))
     assert params["clientKey"] == CLIENT_KEY and SECRET_KEY not in html
     assert params["orderId"] == booking.order_number and params["amount"] == {"currency": "KRW", "value": 20000}
-    assert params["successUrl"] == "http://testserver/pay/toss/return/"
-    assert params["failUrl"] == "http://testserver/pay/toss/fail/"
+    token = buyer_token(booking.order_number)
+    assert params["successUrl"] == f"http://testserver/pay/toss/return/?pgpay_t={token}"
+    assert params["failUrl"] == f"http://testserver/pay/toss/fail/?pgpay_t={token}"
 
     # The buyer pays in Toss's window, which redirects to successUrl.
     key = toss_api.authorize(booking)
-    done = client.get(params["successUrl"] + "?" + urlencode({"paymentKey": key, "orderId": booking.order_number, "amount": "20000"}))
+    done = client.get(params["successUrl"] + "&" + urlencode({"paymentKey": key, "orderId": booking.order_number, "amount": "20000"}))
     assert done.status_code == 200 and b"Payment complete" in done.content
     (request,) = toss_api.sent("confirm")
     row = booking.transactions.get(kind=K.CONFIRM)
@@ -95,7 +99,7 @@ def test_book_pay_confirm_history_cancel(buyer, seat, toss_api):
 
     action, fields = cancel_form(client, booking)
     assert action == f"/pay/cancel/{booking.order_number}/"
-    response = client.post(action, fields)
+    response = client.post(action, {**fields, "confirm": "1"})
     assert response.status_code == 302 and response["Location"] == "/history/"
     (request,) = toss_api.sent("cancel")
     cancel_row = booking.transactions.get(kind=K.CANCEL)
@@ -279,7 +283,7 @@ def test_partial_cancels_down_to_zero(buyer, paid_toss_booking, toss_api, seat):
     client = csrf_client(buyer)
     for amount, status in [("5000", S.PARTIAL_CANCELED), ("5,000", S.PARTIAL_CANCELED), ("10000", S.CANCELED)]:
         action, fields = cancel_form(client, booking, partial=True)
-        assert client.post(action, {**fields, "amount": amount}).status_code == 302
+        assert client.post(action, {**fields, "amount": amount, "confirm": "1"}).status_code == 302
         booking.refresh_from_db()
         assert booking.status == status
     requests_ = toss_api.sent("cancel")
@@ -300,20 +304,36 @@ def test_partial_cancels_down_to_zero(buyer, paid_toss_booking, toss_api, seat):
 def test_double_submit_refunds_once(buyer, paid_toss_booking, toss_api):
     client = csrf_client(buyer)
     action, fields = cancel_form(client, paid_toss_booking, partial=True)
-    first = client.post(action, {**fields, "amount": "3000"})
-    second = client.post(action, {**fields, "amount": "3000"})
+    first = client.post(action, {**fields, "amount": "3000", "confirm": "1"})
+    second = client.post(action, {**fields, "amount": "3000", "confirm": "1"})
     assert first.status_code == second.status_code == 302
     assert len(toss_api.sent("cancel")) == 1
     paid_toss_booking.refresh_from_db()
     assert paid_toss_booking.canceled_amount == Decimal(3000)
 
 
-@pytest.mark.parametrize("amount, code", [("-1000", b"must be positive"), ("0", b"must be positive"), ("20001", b"exceeds"), ("1e3", b"not valid"), ("10.5", b"not valid")])
-def test_bad_refund_amounts_are_409_and_change_nothing(buyer, paid_toss_booking, toss_api, amount, code):
+@pytest.mark.parametrize(
+    "amount, status, code",
+    [
+        ("-1000", 400, b"not a number of KRW"),
+        ("0", 409, b"must be positive"),
+        ("20001", 409, b"exceeds"),
+        ("1e3", 400, b"not a number of KRW"),
+        ("10.5", 400, b"not a number of KRW"),
+        ("1,0,0,0", 400, b"not a number of KRW"),
+        (",", 400, b"not a number of KRW"),
+        ("", 400, b"Enter the amount"),
+        ("\u00a0", 400, b"not a number of KRW"),
+        ("\u3000", 400, b"not a number of KRW"),
+    ],
+)
+def test_bad_refund_amounts_are_refused_and_change_nothing(buyer, paid_toss_booking, toss_api, amount, status, code):
+    """Issue #13, point 2: an amount that cannot be read is a 400 that says why, never "everything"."""
     client = csrf_client(buyer)
     action, fields = cancel_form(client, paid_toss_booking, partial=True)
-    response = client.post(action, {**fields, "amount": amount})
-    assert response.status_code == 409 and code in response.content
+    for step in ({}, {"confirm": "1"}):
+        response = client.post(action, {**fields, "amount": amount, **step})
+        assert response.status_code == status and code in response.content
     assert toss_api.sent("cancel") == []
     paid_toss_booking.refresh_from_db()
     assert paid_toss_booking.status == S.PAID and paid_toss_booking.transactions.filter(kind=K.CANCEL).count() == 0
@@ -323,7 +343,7 @@ def test_not_cancelable_says_so_in_korean(buyer, toss_booking, toss_api):
     booking = toss_booking()  # READY: nothing to cancel
     client = Client(HTTP_ACCEPT_LANGUAGE="ko")
     client.force_login(buyer)
-    response = client.post(f"/pay/cancel/{booking.order_number}/", {"token": "abc123"})
+    response = client.post(f"/pay/cancel/{booking.order_number}/", {"token": "abc123", "full": "1", "confirm": "1"})
     assert response.status_code == 409
     assert "취소할 수 없는 예약입니다." in response.content.decode()
     assert toss_api.requests == []
@@ -353,10 +373,23 @@ def test_cancel_needs_login_and_csrf(buyer, paid_toss_booking, toss_api):
     assert toss_api.sent("cancel") == []
 
 
-def test_staff_may_cancel_a_buyers_order(staff, paid_toss_booking, toss_api):
+def test_staff_without_the_refund_permission_cannot_cancel(staff, paid_toss_booking, toss_api):
+    """Issue #13, point 1: is_staff alone grants nothing."""
     client = Client()
     client.force_login(staff)
-    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"amount": "1000", "reason": "좌석 변경", "next": "https://evil.example/"})
+    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"amount": "1000", "confirm": "1"})
+    assert response.status_code == 404 and toss_api.sent("cancel") == []
+    paid_toss_booking.refresh_from_db()
+    assert paid_toss_booking.canceled_amount == 0
+
+
+def test_staff_may_cancel_a_buyers_order(staff, paid_toss_booking, toss_api):
+    from django.contrib.auth.models import Permission
+
+    staff.user_permissions.add(Permission.objects.get(codename="change_booking"))
+    client = Client()
+    client.force_login(staff)
+    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"amount": "1000", "reason": "좌석 변경", "next": "https://evil.example/", "confirm": "1"})
     assert response.status_code == 302 and response["Location"] == "/"  # an off-site next is ignored
     row = paid_toss_booking.transactions.get(kind=K.CANCEL)
     assert (row.source, row.actor, row.reason) == ("staff", staff, "좌석 변경")
@@ -367,7 +400,7 @@ def test_toss_refusing_a_cancel_changes_nothing(buyer, paid_toss_booking, toss_a
     toss_api.fail_next("cancel", "NOT_CANCELABLE_PAYMENT")
     client = Client()
     client.force_login(buyer)
-    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"token": "t1"})
+    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"token": "t1", "full": "1", "confirm": "1"})
     assert response.status_code == 409 and "취소 할 수 없는 결제 입니다." in response.content.decode()
     paid_toss_booking.refresh_from_db()
     assert paid_toss_booking.status == S.PAID and paid_toss_booking.canceled_amount == 0
@@ -378,12 +411,12 @@ def test_cancel_whose_answer_is_lost_is_pending_and_never_resent_blindly(buyer, 
     toss_api.fail_next("cancel", exception=TIMEOUT, after=True)
     client = Client()
     client.force_login(buyer)
-    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"token": "t1", "next": "/history/"}, follow=True)
+    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"token": "t1", "next": "/history/", "full": "1", "confirm": "1"}, follow=True)
     assert b"being processed" in response.content
     row = paid_toss_booking.transactions.get(kind=K.CANCEL)
     assert row.status == T.UNKNOWN
     # A second click is refused while the first is open (no second refund).
-    again = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"token": "t2"})
+    again = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"token": "t2", "full": "1", "confirm": "1"})
     assert again.status_code in (302, 409)
     payments.reconcile(paid_toss_booking)
     row.refresh_from_db()
@@ -400,14 +433,16 @@ def test_cancel_of_a_virtual_account_payment(client, buyer, toss_booking, toss_a
     client.get(return_url(booking, key))
     booking.refresh_from_db()
     assert booking.status == S.WAITING_FOR_DEPOSIT
-    partial = client.post(f"/pay/cancel/{booking.order_number}/", {"amount": "5000", "token": "p1"})
+    partial = client.post(f"/pay/cancel/{booking.order_number}/", {"amount": "5000", "token": "p1", "confirm": "1"})
     assert partial.status_code == 409 and b"only be cancelled in full" in partial.content
     assert toss_api.sent("cancel") == []
-    full = client.post(f"/pay/cancel/{booking.order_number}/", {"token": "f1"})
+    full = client.post(f"/pay/cancel/{booking.order_number}/", {"token": "f1", "full": "1", "confirm": "1"})
     assert full.status_code == 302
     assert json.loads(toss_api.sent("cancel")[0].body) == {"cancelReason": "Cancelled by the customer"}
     booking.refresh_from_db()
-    assert booking.status == S.CANCELED and booking.paid_at is None and toss_api.status(key) == "CANCELED"
+    # The account is withdrawn: nothing was paid, nothing refunded; the order expires unpaid.
+    assert booking.status == S.EXPIRED and booking.paid_at is None and toss_api.status(key) == "CANCELED"
+    assert booking.canceled_amount == 0 and booking.transactions.get(kind="withdraw").status == T.SUCCEEDED
     seat.refresh_from_db()
     assert seat.remain == 3
 
@@ -426,13 +461,45 @@ def test_checkout_reuses_the_buyers_ready_order(buyer, seat, toss):
     assert seat.remain == 2
 
 
-def test_an_expired_ready_order_is_not_reused(buyer, seat, toss):
+def test_a_lapsed_hold_is_renewed_not_doubled(buyer, seat, toss):
+    """Issue #12 (lapsed hold): a buyer whose hold lapsed (reconcile has not run yet) checks out
+    again: the old order is reused with a fresh hold, not a second place taken."""
     client = Client()
     client.force_login(buyer)
     client.post(f"/book/{seat.pk}/toss/")
     Booking.objects.update(expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    assert client.post(f"/book/{seat.pk}/toss/").status_code == 200
+    booking = Booking.objects.get()
+    assert booking.status == S.READY and booking.expires_at > timezone.now()
+    seat.refresh_from_db()
+    assert seat.remain == 2
+
+
+def test_a_lapsed_hold_on_the_last_place_is_not_sold_out_to_its_buyer(buyer, seat, toss):
+    """Issue #12 (lapsed hold): on the last place the returning buyer is not told "sold out"."""
+    seat.remain = 1
+    seat.save()
+    client = Client()
+    client.force_login(buyer)
+    assert client.post(f"/book/{seat.pk}/toss/").status_code == 200
+    Booking.objects.update(expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    again = client.post(f"/book/{seat.pk}/toss/")
+    assert again.status_code == 200 and Booking.objects.count() == 1
+    seat.refresh_from_db()
+    assert seat.remain == 0
+
+
+def test_reconcile_does_not_expire_a_hold_its_buyer_renewed(buyer, seat, toss, toss_api):
+    client = Client()
+    client.force_login(buyer)
     client.post(f"/book/{seat.pk}/toss/")
-    assert Booking.objects.count() == 2
+    booking = Booking.objects.get()
+    Booking.objects.update(expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    booking.refresh_from_db()  # reconcile read the order as due ...
+    client.post(f"/book/{seat.pk}/toss/")  # ... while its buyer came back
+    payments.expire(booking, only_if_due=True)
+    booking.refresh_from_db()
+    assert booking.status == S.READY
 
 
 def test_switching_pg_keeps_one_seat(buyer, seat, toss):

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
+from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
 from django_pgpay.sandbox import bootpay as emulated
 from django_pgpay.sandbox import control
@@ -97,7 +98,9 @@ def test_star_faults_do_not_hit_the_token_call(bootpay, bootpay_paid):
 
 
 def return_url(booking, receipt_id):
-    return "/pay/bootpay/return/?" + urlencode({"event": "confirm", "receipt_id": receipt_id, "order_id": booking.order_number})
+    return "/pay/bootpay/return/?" + urlencode(
+        {"event": "confirm", "receipt_id": receipt_id, "order_id": booking.order_number, "pgpay_t": buyer_token(booking.order_number)}
+    )
 
 
 @pytest.fixture
@@ -159,7 +162,7 @@ def test_a_refused_cancel_changes_nothing(authenticated_booking):
     booking, receipt_id, client = authenticated_booking()
     client.get(return_url(booking, receipt_id))
     control.arm_fault("bootpay", "cancel", "error_before", status=400, code="RC_CANCEL_FAILED", message="PG사 취소 실패")
-    response = client.post(f"/pay/cancel/{booking.order_number}/", {"token": "t1"})
+    response = client.post(f"/pay/cancel/{booking.order_number}/", {"token": "t1", "full": "1", "confirm": "1"})
     assert response.status_code == 409 and "PG사 취소 실패" in response.content.decode()
     booking.refresh_from_db()
     assert booking.status == S.PAID and emulated.receipt(receipt_id)["cancelled_price"] == 0

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
+from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
 from django_pgpay.exceptions import AlreadyCanceled, CancelRefused
 from django_pgpay.gateways.results import CancelRequest
@@ -26,7 +27,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def return_url(booking, receipt_id, event="confirm"):
-    return "/pay/bootpay/return/?" + urlencode({"event": event, "receipt_id": receipt_id, "order_id": booking.order_number})
+    return "/pay/bootpay/return/?" + urlencode(
+        {"event": event, "receipt_id": receipt_id, "order_id": booking.order_number, "pgpay_t": buyer_token(booking.order_number)}
+    )
 
 
 def csrf_client(user):
@@ -95,11 +98,11 @@ def test_seed_004_partial_cancel_then_the_rest(paid_booking_at_sandbox, buyer, s
     booking = paid_booking_at_sandbox()
     client = csrf_client(buyer)
     action, fields = cancel_form(client, booking, partial=True)
-    assert client.post(action, {**fields, "amount": "3,000", "reason": "부분 취소"}).status_code == 302
+    assert client.post(action, {**fields, "amount": "3,000", "reason": "부분 취소", "confirm": "1"}).status_code == 302
     booking.refresh_from_db()
     assert (booking.status, booking.canceled_amount, booking.balance) == (S.PARTIAL_CANCELED, Decimal(3000), Decimal(7000))
     action, fields = cancel_form(client, booking)
-    assert client.post(action, fields).status_code == 302
+    assert client.post(action, {**fields, "confirm": "1"}).status_code == 302
     booking.refresh_from_db()
     assert (booking.status, booking.canceled_amount, booking.balance) == (S.CANCELED, Decimal(10000), 0)
     assert booking.canceled_at is not None
@@ -118,8 +121,8 @@ def test_a_repeated_partial_cancel_refunds_once(paid_booking_at_sandbox, buyer):
     booking = paid_booking_at_sandbox()
     client = csrf_client(buyer)
     action, fields = cancel_form(client, booking, partial=True)
-    assert client.post(action, {**fields, "amount": "3000"}).status_code == 302
-    assert client.post(action, {**fields, "amount": "3000"}).status_code == 302  # the same form again
+    assert client.post(action, {**fields, "amount": "3000", "confirm": "1"}).status_code == 302
+    assert client.post(action, {**fields, "amount": "3000", "confirm": "1"}).status_code == 302  # the same form again
     booking.refresh_from_db()
     assert booking.canceled_amount == Decimal(3000)
     assert len(sandbox_cancels(booking.pg_payment_id)) == 1
@@ -152,9 +155,9 @@ def test_two_partial_cancels_over_the_price_the_second_is_refused_before_bootpay
     booking = paid_booking_at_sandbox()
     client = csrf_client(buyer)
     action, fields = cancel_form(client, booking, partial=True)
-    assert client.post(action, {**fields, "amount": "6000"}).status_code == 302
+    assert client.post(action, {**fields, "amount": "6000", "confirm": "1"}).status_code == 302
     action, fields = cancel_form(client, booking, partial=True)
-    refused = client.post(action, {**fields, "amount": "6000"})
+    refused = client.post(action, {**fields, "amount": "6000", "confirm": "1"})
     assert refused.status_code == 409 and b"exceeds what is left to cancel (4,000 KRW)" in refused.content
     assert len(sandbox_cancels(booking.pg_payment_id)) == 1
 
@@ -165,7 +168,7 @@ def test_cancelled_in_bootpays_admin_leaves_the_order_canceled(paid_booking_at_s
     emulated.cancel_at_pg(booking.pg_payment_id)  # Bootpay's admin, before the shop asks
     client = csrf_client(buyer)
     action, fields = cancel_form(client, booking, partial=bool(amount))
-    response = client.post(action, {**fields, "amount": amount}, follow=True)
+    response = client.post(action, {**fields, "amount": amount, "confirm": "1"}, follow=True)
     assert response.status_code == 200 and "The payment was cancelled." in response.content.decode()
     booking.refresh_from_db()
     assert (booking.status, booking.canceled_amount, booking.balance) == (S.CANCELED, Decimal(10000), 0)
@@ -192,7 +195,7 @@ def test_partial_cancels_when_bootpay_keeps_status_1(paid_booking_at_sandbox, bo
     booking.refresh_from_db()
     assert emulated.receipt(booking.pg_payment_id)["status"] == 1
     assert (booking.status, booking.canceled_amount) == (S.PARTIAL_CANCELED, Decimal(3000))
-    payments.cancel(booking, reason="나머지", source="staff")
+    payments.cancel(booking, payments.FULL, reason="나머지", source="staff")
     booking.refresh_from_db()
     assert booking.status == S.CANCELED and emulated.receipt(booking.pg_payment_id)["status"] == 20
 

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
+from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
 from django_pgpay.exceptions import CancelRefused
 from django_pgpay.models import WebhookEvent
@@ -41,7 +42,7 @@ def book(client, seat, alias="portone"):
 
 
 def v1_return(booking, rsp):
-    return "/pay/portone/return/?" + urlencode({"imp_uid": rsp["imp_uid"], "merchant_uid": rsp["merchant_uid"]})
+    return "/pay/portone/return/?" + urlencode({"imp_uid": rsp["imp_uid"], "merchant_uid": rsp["merchant_uid"], "pgpay_t": buyer_token(rsp["merchant_uid"])})
 
 
 def ledger(order):
@@ -77,7 +78,7 @@ def test_seed_003_prepare_pay_verify_paid_then_cancel(shop, v1, buyer, seat, can
     assert booking.status == S.PAID and booking.pg_payment_id == rsp["imp_uid"] and booking.method == "card"
     assert booking.pg_data["portone_sandbox"] is True and booking.receipt_url.startswith("http")
     # 3. Cancel from the history page: one cancel, with the balance as checksum.
-    response = client.post(f"/pay/cancel/{booking.order_number}/", {"next": "/history/", "token": "t1"})
+    response = client.post(f"/pay/cancel/{booking.order_number}/", {"next": "/history/", "token": "t1", "full": "1", "confirm": "1"})
     assert response.status_code == 302
     assert cancels == [{"imp_uid": rsp["imp_uid"], "checksum": 20000, "reason": "Cancelled by the customer"}]
     booking.refresh_from_db()
@@ -222,7 +223,7 @@ def test_v2_pre_register_pay_verify_cancel_and_signed_webhooks(shop, v2, buyer, 
     booking = book(client, seat, "portone-v2")
     assert emulated.v2_pay(booking.order_number, 100)["code"] == "FAILURE_TYPE_PROCESS"  # pre-registered: 20000
     emulated.v2_pay(booking.order_number, 20000)
-    response = client.get("/pay/portone-v2/return/?" + urlencode({"paymentId": booking.order_number}))
+    response = client.get("/pay/portone-v2/return/?" + urlencode({"paymentId": booking.order_number, "pgpay_t": buyer_token(booking.order_number)}))
     assert response.status_code == 200
     booking.refresh_from_db()
     assert booking.status == S.PAID and booking.pg_data["portone_sandbox"] is True
