@@ -6,6 +6,7 @@ invoice routes); the shop's own pages stay in the shop's URLconf.
 * ``<alias>/return/``: the PG's success URL (:class:`~django_pgpay.views.ReturnView`)
 * ``<alias>/fail/``: the PG's fail URL
 * ``<alias>/webhook/``: webhook deliveries (:class:`~django_pgpay.views.WebhookView`)
+* ``<alias>/attempt/``: the buyer's window reports a payment id (:class:`~django_pgpay.views.AttemptView`)
 * ``cancel/<order_number>/``: POST a cancel (:class:`~django_pgpay.views.CancelView`)
 * ``invoice/<order_number>/``: the order's PDF invoice, for its owner or staff
   (:class:`~django_pgpay.views.InvoiceView`; needs the ``pdf`` extra)
@@ -13,7 +14,7 @@ invoice routes); the shop's own pages stay in the shop's URLconf.
 
 from django.urls import path
 
-from .views import CancelView, InvoiceView, ReturnView, WebhookView
+from .views import AttemptView, CancelView, InvoiceView, ReturnView, WebhookView
 
 app_name = "django_pgpay"
 
@@ -21,6 +22,7 @@ urlpatterns: list = [
     path("<slug:alias>/return/", ReturnView.as_view(), name="return"),
     path("<slug:alias>/fail/", ReturnView.as_view(failed=True), name="fail"),
     path("<slug:alias>/webhook/", WebhookView.as_view(), name="webhook"),
+    path("<slug:alias>/attempt/", AttemptView.as_view(), name="attempt"),
     path("cancel/<str:order_number>/", CancelView.as_view(), name="cancel"),
     path("invoice/<str:order_number>/", InvoiceView.as_view(), name="invoice"),
 ]

@@ -111,6 +111,7 @@ def checkout_urls(request, order) -> CheckoutUrls:
         success_url=build(reverse("django_pgpay:return", kwargs={"alias": alias})) + "?" + token,
         fail_url=build(reverse("django_pgpay:fail", kwargs={"alias": alias})) + "?" + token,
         webhook_url=build(reverse("django_pgpay:webhook", kwargs={"alias": alias})),
+        attempt_url=build(reverse("django_pgpay:attempt", kwargs={"alias": alias})) + "?" + token,
     )
 
 
@@ -377,6 +378,46 @@ class ConfirmMixin(GatewayMixin):
         return self.page(self.success_template_name, order=outcome.order, replayed=outcome.replayed)
 
 
+class AttemptView(GatewayMixin, View):
+    """``<alias>/attempt/``: the buyer's payment window reports a payment id as soon as it knows it.
+
+    POST (a form, as ``navigator.sendBeacon`` sends it) with ``order_id``,
+    ``payment_id`` and the checkout's buyer token ``pgpay_t``. The id is only
+    remembered in the order's ``pg_data`` (at most
+    :data:`~django_pgpay.gateways.base.MAX_REPORTED_ATTEMPTS` of them); no PG
+    is called here. Reconciliation looks each one up before it expires the
+    order, so a payment whose browser never came back and whose webhook was
+    lost is still found (Bootpay has no lookup by order number). Answers 204;
+    400 for a malformed report, 403 without the buyer's token or session.
+    """
+
+    http_method_names = ["post"]
+
+    @method_decorator(csrf_exempt)
+    def dispatch(self, request, *args, **kwargs):
+        # A beacon carries no CSRF token; the buyer token authorises it, and it only adds an id to look up.
+        return super().dispatch(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        from .gateways.base import MAX_REPORTED_ATTEMPTS, PG_DATA_ATTEMPTS
+
+        gateway = self.get_gateway()
+        payment_id = request.POST.get("payment_id") or ""
+        number = request.POST.get("order_id") or ""
+        if inputs.has_forbidden_text(request.POST) or not payment_id or len(payment_id) > 200 or not payment_id.isprintable():
+            return HttpResponse(status=400)
+        order = self.find_order(number, gateway=gateway.alias)
+        if not permissions.may_pay(request, order):
+            return HttpResponse(status=403)
+        with transaction.atomic(using=router.db_for_write(type(order))):
+            locked = type(order)._base_manager.select_for_update().get(pk=order.pk)
+            known = [str(p) for p in (locked.pg_data or {}).get(PG_DATA_ATTEMPTS) or ()]
+            if payment_id not in known and len(known) < MAX_REPORTED_ATTEMPTS:
+                locked.pg_data = {**(locked.pg_data or {}), PG_DATA_ATTEMPTS: [*known, payment_id]}
+                locked.save(update_fields=["pg_data"])
+        return HttpResponse(status=204)
+
+
 class ReturnView(ConfirmMixin, View):
     """``<alias>/return/`` (success URL) and, with ``failed=True``, ``<alias>/fail/``."""
 
@@ -625,6 +666,7 @@ class WebhookView(GatewayMixin, View):
 
 
 __all__ = [
+    "AttemptView",
     "CancelMixin",
     "CancelView",
     "CheckoutMixin",

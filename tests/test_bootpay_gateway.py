@@ -260,6 +260,7 @@ def test_checkout_gives_the_sdk_its_parameters_with_separate_approval():
         },
         "return_url": "https://shop.example/pay/bootpay/return/",
         "fail_url": "https://shop.example/pay/bootpay/fail/",
+        "attempt_url": "",
     }
     assert gateway().checkout(ORDER, URLS).script_url == "https://js.bootpay.co.kr/bootpay-5.1.4.min.js"
     assert SECRET_KEY not in json.dumps(result.params)

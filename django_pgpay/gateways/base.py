@@ -32,6 +32,11 @@ from .results import (
 
 _MISSING = object()
 
+#: Key of an order's ``pg_data`` that holds the payment ids its buyer's window reported.
+PG_DATA_ATTEMPTS = "pgpay_attempts"
+#: How many reported payment ids an order keeps.
+MAX_REPORTED_ATTEMPTS = 20
+
 
 class BaseGateway:
     """Base class of every gateway.
@@ -226,10 +231,12 @@ class BaseGateway:
         """Payment ids of the order's attempts that its ``pg_data`` remembers.
 
         Besides the order's payment and its ledger rows, some PGs name attempts
-        only through what the checkout or the window reported: Stripe's
-        Checkout Sessions, Bootpay's receipt ids. The default knows none.
+        only through what the checkout or the buyer's window reported: the
+        payment ids the window posted to the attempt URL
+        (:class:`~django_pgpay.views.AttemptView`, kept under
+        :data:`PG_DATA_ATTEMPTS`), Stripe's Checkout Sessions.
         """
-        return set()
+        return {str(p) for p in (pg_data or {}).get(PG_DATA_ATTEMPTS) or () if p}
 
     def attempts(self, order: OrderSnapshot, known_ids: Iterable[str] = ()) -> list[PaymentResult]:
         """The PG's view of every attempt to pay ``order`` that it can tell of.

@@ -374,7 +374,7 @@ class BootpayGateway(HttpGateway):
             kind="widget",
             script_url=str(self.option("JS_SDK_URL", self.DEFAULT_JS_SDK_URL) or self.DEFAULT_JS_SDK_URL),
             template_name="django_pgpay/checkout/bootpay.html",
-            params={"request": request, "return_url": urls.success_url, "fail_url": urls.fail_url},
+            params={"request": request, "return_url": urls.success_url, "fail_url": urls.fail_url, "attempt_url": urls.attempt_url},
         )
 
     def parse_return(self, params: Mapping[str, str]) -> ReturnParams:

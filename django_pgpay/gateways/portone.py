@@ -110,6 +110,7 @@ V2_ERRORS: dict[str, type[GatewayError]] = {
     "ALREADY_PAID": AlreadyProcessed,
     "PAYMENT_ALREADY_CANCELLED": AlreadyCanceled,
     "PAYMENT_NOT_PAID": CancelRefused,
+    "PAYMENT_NOT_WAITING_FOR_DEPOSIT": CancelRefused,
     "CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN": CancelRefused,
     "CANCEL_AMOUNT_EXCEEDS_CANCELLABLE_AMOUNT": CancelRefused,
     "CANCEL_TAX_AMOUNT_EXCEEDS_CANCELLABLE_TAX_AMOUNT": CancelRefused,
@@ -367,9 +368,9 @@ class PortOneV1Gateway(_PortOneBase):
                 return cls
         if status == 404:
             return NotFound
-        if verb == "cancel":
+        if verb in ("cancel", "withdraw"):
             # PortOne answered and did not cancel (a checksum that does not match
-            # the balance, a PG refusal ...): definitive, nothing moved.
+            # the balance, a PG refusal, an account not waiting any more ...): definitive, nothing moved.
             return CancelRefused
         if verb in ("confirm", "lookup"):
             return GatewayUnavailable
@@ -510,6 +511,51 @@ class PortOneV1Gateway(_PortOneBase):
             payment=payment,
             raw=payment.raw,
         )
+
+    def withdraw(self, request: CancelRequest) -> CancelResult:
+        """``DELETE /vbanks/{imp_uid}`` (가상계좌 발급취소): closes an account before any deposit.
+
+        PortOne answers 400 when the payment is not an account waiting for its
+        deposit (paid meanwhile, or closed already): a refusal, after which the
+        caller looks the payment up.
+        """
+        payment = self.payment(self._call("withdraw", "DELETE", f"/vbanks/{quote(request.payment_id, safe='')}"))
+        return CancelResult(pg_cancel_id="", amount=request.amount, payment=payment, raw=payment.raw)
+
+    def attempts(self, order: OrderSnapshot, known_ids=()) -> list[PaymentResult]:
+        """Every attempt of ``order`` (``GET /payments/findAll/{merchant_uid}``), plus known ids it did not list.
+
+        V1 keeps one payment per window a buyer opened for an order number
+        (two tabs are two payments): each paid one that is not the order's
+        must be given back.
+        """
+        found: dict[str, PaymentResult] = {}
+        path = f"/payments/findAll/{quote(order.order_number, safe='')}"
+        for page in range(1, 21):
+            params = {**(self._sandbox_params() or {}), "page": str(page), "limit": "100"}
+            try:
+                listing = self._call("lookup", "GET", path, params=params)
+            except NotFound:
+                break
+            if not isinstance(listing, Mapping):
+                raise self._malformed("payment list", data=listing)
+            for item in listing.get("list") or ():
+                try:
+                    result = self.payment(item)
+                except NotFound:  # a test-channel payment: moves no money
+                    continue
+                if result.order_number == order.order_number:
+                    found.setdefault(result.payment_id, result)
+            if not listing.get("next"):
+                break
+        for payment_id in sorted({str(p) for p in known_ids} - {""} - set(found)):
+            try:
+                result = self._fetch(payment_id, verb="lookup")
+            except NotFound:
+                continue
+            if result.order_number == order.order_number:
+                found.setdefault(result.payment_id, result)
+        return list(found.values())
 
     # --- webhooks -------------------------------------------------------------------------
 
@@ -732,11 +778,11 @@ class PortOneV2Gateway(_PortOneBase):
                 cls = AuthenticationFailed
             elif reply.status == 404:
                 cls = NotFound
-            elif verb == "cancel":
+            elif verb in ("cancel", "withdraw"):
                 cls = CancelRefused
             else:
                 cls = InvalidRequest
-        if verb == "cancel" and cls is GatewayError:
+        if verb in ("cancel", "withdraw") and cls is GatewayError:
             cls = CancelRefused
         return cls(
             message or f"{self.alias}: {verb} failed with HTTP {reply.status}",
@@ -842,6 +888,12 @@ class PortOneV2Gateway(_PortOneBase):
             raise self._malformed("cancellation", exc, data) from exc
         return CancelResult(pg_cancel_id=str(cancellation.get("id") or ""), amount=amount, payment=None, raw=dict(data))
 
+    def withdraw(self, request: CancelRequest) -> CancelResult:
+        """``POST /payments/{paymentId}/virtual-account/close`` (가상계좌 말소), then the payment as it stands."""
+        self._call("withdraw", "POST", f"/payments/{quote(request.payment_id, safe='')}/virtual-account/close", body=self._store())
+        payment = self.lookup(payment_id=request.payment_id)
+        return CancelResult(pg_cancel_id="", amount=request.amount, payment=payment, raw=payment.raw)
+
     # --- webhooks -------------------------------------------------------------------------
 
     def webhook_secrets(self) -> list[str]:
@@ -917,6 +969,9 @@ class PortOneV2Gateway(_PortOneBase):
             raise self._malformed("Payment object", exc, data) from exc
         if total < 0 or not 0 <= cancelled <= total:
             raise self._malformed("Payment object (inconsistent amounts)", data=data)
+        if state == PaymentState.CANCELED:
+            # Nothing is left of a cancelled payment (a closed virtual account reports 0 cancelled).
+            cancelled = total
         channel = data.get("channel") if isinstance(data.get("channel"), Mapping) else {}
         if channel.get("type") == "TEST" and not self.include_sandbox:
             raise NotFound(f"{self.alias}: {payment_id} was made on a test channel", gateway=self.alias, code="SANDBOX_PAYMENT")

@@ -85,6 +85,8 @@ class CheckoutUrls:
     success_url: str
     fail_url: str
     webhook_url: str = ""
+    #: Where the buyer's window reports a payment id as soon as it knows it (with the buyer token).
+    attempt_url: str = ""
 
 
 @dataclass(frozen=True)

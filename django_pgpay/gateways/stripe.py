@@ -411,7 +411,7 @@ class StripeGateway(HttpGateway):
 
     def known_attempts(self, pg_data: Mapping[str, Any]) -> set[str]:
         """Every Checkout Session the order's checkouts made: each may have been paid."""
-        ids = {str(s) for s in (pg_data or {}).get(PG_DATA_SESSIONS) or () if s}
+        ids = super().known_attempts(pg_data) | {str(s) for s in (pg_data or {}).get(PG_DATA_SESSIONS) or () if s}
         current = (pg_data or {}).get(PG_DATA_SESSION)
         return (ids | {str(current)}) - {"", "None"} if current else ids
 

@@ -94,6 +94,8 @@ V1_ERRORS: dict[str, tuple[int, int, str]] = {
     "CANCEL_INVALID": (200, 1, "취소 요청 파라미터가 올바르지 않습니다."),
     "NOT_PAID": (200, 1, "결제완료 상태가 아닌 결제건은 취소할 수 없습니다."),
     "REFUND_ACCOUNT_REQUIRED": (200, 1, "가상계좌 환불에는 환불계좌 정보(refund_holder, refund_bank, refund_account)가 필요합니다."),
+    # DELETE /vbanks/{imp_uid} of a payment that is not an account waiting for its deposit (V1 spec: 400).
+    "VBANK_NOT_READY": (400, 1, "입금대기 상태의 가상계좌 결제건이 아닙니다."),
     "FAILED_INTERNAL_SYSTEM_PROCESSING": (500, -1, "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요."),
     "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING": (500, -1, "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요."),
 }
@@ -785,6 +787,27 @@ class PortOneSandbox(_PortOneCommon):
             }
         )
 
+    # --- virtual account revoke ----------------------------------------------------------------------
+
+    def api_revoke_vbank(self, ctx: ApiContext, fault: faults.Fault | None = None, imp_uid: str = "") -> Answer:
+        """``DELETE /vbanks/{imp_uid}`` (가상계좌 발급취소, V1 spec): closes an account before any deposit.
+
+        400 when the payment is not a virtual account waiting for its deposit
+        (spec); the payment becomes ``cancelled`` with nothing cancelled of
+        its amount (unconfirmed: PortOne's documented response is the Payment).
+        """
+        payment = self._locked(imp_uid)
+        if payment is None or not self._visible(payment, ctx):
+            raise ApiError("NOT_FOUND")
+        state = payment.state
+        if state.get("pay_method") != "vbank" or not state.get("vbank_num") or state["status"] != "ready":
+            raise ApiError("VBANK_NOT_READY")
+        state["cancelled_at"] = unix(ctx.now)
+        state["cancel_reason"] = "가상계좌 발급취소"
+        payment.session.pop("depositAt", None)
+        self._save(payment, ctx.now, "cancelled")
+        return self.ok(self.render(payment))
+
     # --- cancel ------------------------------------------------------------------------------------
 
     def api_cancel(self, ctx: ApiContext, fault: faults.Fault | None = None) -> Answer:
@@ -883,6 +906,11 @@ class PortOneSandbox(_PortOneCommon):
             return self._match(data.get("imp_uid"), data.get("merchant_uid"))
 
         return self.serve(request, "cancel", self.api_cancel, match=match)
+
+    def view_vbank(self, request: HttpRequest, imp_uid: str) -> HttpResponse:
+        if request.method != "DELETE":
+            return self._refuse(request, "METHOD_NOT_ALLOWED")
+        return self.serve(request, "cancel", self.api_revoke_vbank, match=lambda ctx: self._match(imp_uid), imp_uid=imp_uid)
 
     def view_unknown(self, request: HttpRequest, rest: str = "") -> HttpResponse:
         return self._refuse(request, "PATH_NOT_FOUND")
@@ -1165,6 +1193,7 @@ class PortOneSandbox(_PortOneCommon):
             path("payments/findAll/<str:merchant_uid>", api(self.view_find_all), name="portone-find-all"),
             path("payments/findAll/<str:merchant_uid>/<str:status>", api(self.view_find_all), name="portone-find-all-status"),
             path("payments/<str:imp_uid>", api(self.view_payment), name="portone-payment"),
+            path("vbanks/<str:imp_uid>", api(self.view_vbank), name="portone-vbank"),
             re_path(r"^(?P<rest>(?:users|payments|subscribe|vbanks|certifications|receipts|escrows)(?:/.*)?)$", api(self.view_unknown), name="portone-unknown"),
             path("v1/iamport.js", self.view_sdk, name="portone-sdk"),
             path("v1/checkout", framed(self.view_checkout), name="portone-checkout"),
@@ -1330,6 +1359,7 @@ V2_ERRORS: dict[str, tuple[int, str]] = {
     "PAYMENT_ALREADY_CANCELLED": (409, "결제가 이미 취소되었습니다."),
     "CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN": (409, "취소 가능 잔액 검증에 실패했습니다."),
     "CANCEL_AMOUNT_EXCEEDS_CANCELLABLE_AMOUNT": (409, "결제 취소 금액이 취소 가능 금액을 초과했습니다."),
+    "PAYMENT_NOT_WAITING_FOR_DEPOSIT": (409, "결제 건이 입금 대기 상태가 아닙니다."),
     "FAILED_INTERNAL_SYSTEM_PROCESSING": (500, "일시적인 오류가 발생했습니다."),
     "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING": (500, "일시적인 오류가 발생했습니다."),
 }
@@ -1672,11 +1702,35 @@ class PortOneV2Sandbox(_PortOneCommon):
         )
         return Answer.json(200, {"cancellation": cancellation})
 
+    def api_close_virtual_account(self, ctx: ApiContext, fault: faults.Fault | None = None, payment_id: str = "") -> Answer:
+        """``POST /payments/{paymentId}/virtual-account/close`` (가상계좌 말소, V2 spec): ``{closedAt}``.
+
+        409 ``PAYMENT_NOT_WAITING_FOR_DEPOSIT`` unless the payment is an issued
+        account (spec). Afterwards the payment reads ``CANCELLED`` with nothing
+        cancelled of its amount (unconfirmed: the spec says only that it is closed).
+        """
+        data = ctx.data if isinstance(ctx.data, dict) else {}
+        store_id = self._store(ctx, ctx.request.GET.get("storeId") or data.get("storeId"))
+        payment = self._payment(payment_id, store_id)
+        if payment is None:
+            raise ApiError("PAYMENT_NOT_FOUND")
+        if payment.state["status"] != "VIRTUAL_ACCOUNT_ISSUED":
+            raise ApiError("PAYMENT_NOT_WAITING_FOR_DEPOSIT")
+        payment.state["cancelledAt"] = rfc3339(ctx.now)
+        payment.session.pop("depositAt", None)
+        self._save(payment, ctx.now, "CANCELLED")
+        return Answer.json(200, {"closedAt": rfc3339(ctx.now)})
+
     # --- views ---------------------------------------------------------------------------------
 
     def _refuse(self, request: HttpRequest, code: str) -> HttpResponse:
         guard()
         return self.error_answer(ApiContext(request=request, now=clock.now()), ApiError(code)).response()
+
+    def view_close(self, request: HttpRequest, payment_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return self._refuse(request, "METHOD_NOT_ALLOWED")
+        return self.serve(request, "cancel", self.api_close_virtual_account, match=lambda ctx: [payment_id], payment_id=payment_id)
 
     def view_pre_register(self, request: HttpRequest, payment_id: str) -> HttpResponse:
         if request.method != "POST":
@@ -1853,6 +1907,7 @@ class PortOneV2Sandbox(_PortOneCommon):
         return [
             path("payments/<str:payment_id>/pre-register", api(self.view_pre_register), name="portone-v2-pre-register"),
             path("payments/<str:payment_id>/cancel", api(self.view_cancel), name="portone-v2-cancel"),
+            path("payments/<str:payment_id>/virtual-account/close", api(self.view_close), name="portone-v2-close"),
             path("payments/<str:payment_id>", api(self.view_payment), name="portone-v2-payment"),
             re_path(r"^(?P<rest>(?:payments|login|token|billing-keys|payment-schedules)(?:/.*)?)$", api(self.view_unknown), name="portone-v2-unknown"),
             path("v2/browser-sdk.js", self.view_sdk, name="portone-v2-sdk"),
