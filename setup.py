@@ -25,6 +25,7 @@ TEST_REQUIRES = [
     "pytest-django>=4.9",
     "responses>=0.25",
     "hypothesis>=6.100",
+    "time-machine>=2.14",
     "pypdf>=5",
     "pytest-playwright>=0.5",
     "playwright>=1.45",

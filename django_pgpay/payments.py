@@ -49,6 +49,7 @@ from .exceptions import (
     AuthenticationFailed,
     GatewayError,
     GatewayUnavailable,
+    InvalidRequest,
     InvalidTransition,
     NotCancelable,
     NotFound,
@@ -687,10 +688,13 @@ def _apply(order, result: PaymentResult, *, source, actor=None, confirm_row=None
                 webhook_event=webhook_event,
                 settle_stale=settle_stale,
             )
-            if webhook_event is not None:
-                _record_webhook(locked, webhook_event, result, changes)
             gateway = locked.get_gateway()
             compensated = bool(locked.pg_payment_id) and locked.pg_payment_id not in _references(gateway, result)
+            if webhook_event is not None and changes:
+                # Only a delivery that changed something leaves a row in the order's ledger
+                # (the webhook log keeps every delivery): a repeat of what the shop knew,
+                # or a stranger's closed window, writes nothing into a buyer's order.
+                _record_webhook(locked, webhook_event, result, changes)
     except AmountMismatch as exc:
         return _handle_mismatch(order, result, exc, source=source, actor=actor, confirm_row=confirm_row)
     _run_follow_ups(locked, follow_ups)
@@ -877,6 +881,11 @@ def _run_confirm(order, row, snapshot, *, source, actor=None) -> Outcome:
     except GatewayError as exc:
         if exc.outcome_unknown:
             return _mark(order, row, T.UNKNOWN, exc)
+        if isinstance(exc, (NotFound, InvalidRequest)) and not exc.outcome_unknown:
+            # The PG knows no such payment of this order: nothing happened anywhere,
+            # so nothing stays in the order's ledger (a made-up id costs one call, no row).
+            _forget(order, row)
+            raise
         retryable = isinstance(exc, (GatewayUnavailable, *_RETRYABLE_CONFIRM_ERRORS))
         fail_order = isinstance(exc, PaymentDeclined) and gateway.requires_confirm_call
         _mark(order, row, T.FAILED, exc, fail_order=fail_order, release_key=retryable)
@@ -889,6 +898,16 @@ def _run_confirm(order, row, snapshot, *, source, actor=None) -> Outcome:
     if result.state in (P.FAILED, P.EXPIRED):
         raise PaymentDeclined(result.failure_message or None, gateway=gateway.alias, code=result.failure_code or None)
     return outcome
+
+
+def _forget(order, row) -> None:
+    """Remove the pending confirm row of a payment id the PG does not know for this order."""
+    with _atomic(order):
+        _lock(order)
+        locked_row = type(row)._base_manager.select_for_update().filter(pk=row.pk).first()
+        if locked_row is not None and locked_row.status == T.PENDING and locked_row.kind == K.CONFIRM:
+            locked_row.delete()
+    logger.info("order %s: the PG knows no payment %s of it; nothing recorded", order.order_number, row.pg_payment_id)
 
 
 def _mark(order, row, status: str, error: PgPayError, *, fail_order: bool = False, release_key: bool = False) -> Outcome:

@@ -224,6 +224,7 @@ class PortOneV1API(_API):
         rsps.add_callback(responses.GET, re.compile(rf"{b}/payments/prepare/[^/?]+(\?.*)?$"), callback=self._prepare_get)
         rsps.add_callback(responses.POST, re.compile(rf"{b}/payments/cancel$"), callback=self._cancel)
         rsps.add_callback(responses.GET, re.compile(rf"{b}/payments/find/[^/?]+(\?.*)?$"), callback=self._find)
+        rsps.add_callback(responses.GET, re.compile(rf"{b}/payments/findAll/[^/?]+(\?.*)?$"), callback=self._find_all)
         rsps.add_callback(responses.GET, re.compile(rf"{b}/payments/[^/?]+(\?.*)?$"), callback=self._lookup)
 
     def verb_of(self, request) -> str:
@@ -370,6 +371,22 @@ class PortOneV1API(_API):
             found = [p for p in self.payments.values() if p["merchant_uid"] == merchant_uid and self._public(p, request)]
             found.sort(key=lambda p: p["started_at"], reverse=True)  # sorting=-started
             return self._envelope(found[0]) if found else self._error("not_found")
+
+        return self._run("lookup", act)
+
+    def _find_all(self, request):
+        """``GET /payments/findAll/{merchant_uid}``: every attempt, one page (portone.md §6)."""
+        if not self._authorized(request):
+            return self._error("unauthorized")
+        merchant_uid = urlsplit(request.url).path.rsplit("/", 1)[1]
+
+        def act():
+            found = [p for p in self.payments.values() if p["merchant_uid"] == merchant_uid and self._public(p, request)]
+            found.sort(key=lambda p: p["started_at"], reverse=True)
+            if not found:
+                return self._error("not_found")
+            page = {"total": len(found), "previous": 0, "next": 0, "list": [{k: v for k, v in p.items() if not k.startswith("_")} for p in found]}
+            return self._envelope(page)
 
         return self._run("lookup", act)
 

@@ -120,9 +120,12 @@ def test_without_debug_the_sandbox_is_off_and_real_keys_are_required(load):
         load(DJANGO_DEBUG="0")
     settings = load(DJANGO_DEBUG="0", TOSS_CLIENT_KEY="live_ck_x", TOSS_SECRET_KEY="live_sk_x")
     assert "django_pgpay.sandbox" not in settings["INSTALLED_APPS"]
-    # A demo server without DEBUG may still run the sandbox when asked to.
+    # EXAMPLE_SANDBOX=1 installs the sandbox, but it does not serve with DEBUG off (issue #13, point 11) ...
     demo = load(DJANGO_DEBUG="0", EXAMPLE_SANDBOX="1")
-    assert "django_pgpay.sandbox" in demo["INSTALLED_APPS"] and demo["PGPAY"]["SANDBOX_ALLOW_WITHOUT_DEBUG"] is True
+    assert "django_pgpay.sandbox" in demo["INSTALLED_APPS"] and demo["PGPAY"]["SANDBOX_ALLOW_WITHOUT_DEBUG"] is False
+    # ... unless the variable named for exactly that says so.
+    allowed = load(DJANGO_DEBUG="0", EXAMPLE_SANDBOX="1", PGPAY_SANDBOX_ALLOW_WITHOUT_DEBUG="1")
+    assert allowed["PGPAY"]["SANDBOX_ALLOW_WITHOUT_DEBUG"] is True
 
 
 def test_every_pg_is_on_the_sandbox_by_default(load):

@@ -209,7 +209,8 @@ def test_a_forged_imp_uid_is_not_found_and_changes_nothing(portone_booking, port
     assert response.status_code == 404
     booking.refresh_from_db()
     assert booking.status == S.READY
-    assert booking.transactions.get().status == T.FAILED
+    # PortOne knows no such payment: one lookup, and nothing in the order's ledger (issue #13, point 7).
+    assert booking.transactions.count() == 0 and len(portone_api.sent("lookup")) == 1
 
 
 def test_another_orders_payment_does_not_pay_this_order(portone_booking, portone_api, buyer):
@@ -369,7 +370,8 @@ def test_reconcile_finds_a_payment_whose_return_never_came(portone_booking, port
     payments.reconcile(booking)
     booking.refresh_from_db()
     assert booking.status == S.PAID
-    assert portone_api.sent("lookup")[0].url == f"{V1_BASE}/payments/find/{booking.order_number}"
+    # Every attempt of the order is listed (a second tab's payment must not be missed).
+    assert portone_api.sent("lookup")[0].url == f"{V1_BASE}/payments/findAll/{booking.order_number}?page=1&limit=100"
 
 
 # --- V2 -------------------------------------------------------------------------------------------

@@ -120,8 +120,14 @@ def dumps(data: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse a JSON request body; non-integral numbers become Decimal."""
-    return json.loads(text, parse_float=Decimal)
+    """Parse a JSON request body; non-integral numbers become Decimal.
+
+    ``ValueError`` for anything a PG would refuse as malformed: not JSON,
+    nested too deep, ``NaN``/``Infinity`` (never a ``RecursionError``).
+    """
+    from ..gateways.http import loads_json
+
+    return loads_json(text)
 
 
 def framed(view):

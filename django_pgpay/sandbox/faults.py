@@ -117,13 +117,45 @@ def validate(operation: str, kind: str) -> None:
         raise ValueError("'decline' applies to confirm only")
 
 
+#: The numeric knobs of faults and their bounds: a fault the sandbox cannot carry out is refused when armed.
+NUMERIC_PARAMS: dict[str, tuple[float, float]] = {
+    "delay": (0, 600),
+    "seconds": (0, 366 * 24 * 3600),
+    "copies": (1, 20),
+    "count": (1, 50),
+    "status": (400, 599),
+}
+
+
+def check_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with numeric knobs checked (finite, in range); ``ValueError`` otherwise."""
+    from decimal import Decimal, InvalidOperation
+
+    checked = dict(params)
+    for name, (low, high) in NUMERIC_PARAMS.items():
+        if name not in checked:
+            continue
+        value = checked[name]
+        try:
+            number = Decimal(str(value)) if not isinstance(value, bool) else None
+        except (InvalidOperation, ValueError):
+            number = None
+        if number is None or not number.is_finite() or not low <= number <= high:
+            raise ValueError(f"{name} must be a number from {low} to {high}")
+        checked[name] = int(number) if name in ("copies", "count", "status") else float(number)
+    for name in ("code", "message", "body"):
+        if name in checked and not isinstance(checked[name], str):
+            raise ValueError(f"{name} must be text")
+    return checked
+
+
 def arm(pg: str, operation: str, kind: str, *, times: int = 1, match: str = "", **params) -> SandboxFault:
     """Arm ``kind`` for the next ``times`` calls of ``operation`` at ``pg``."""
     validate(operation, kind)
-    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
-        raise ValueError("times must be a positive integer")
+    if not isinstance(times, int) or isinstance(times, bool) or not 1 <= times <= 10_000:
+        raise ValueError("times must be an integer from 1 to 10000")
     return SandboxFault.objects.create(
-        pg=pg, operation=operation, kind=kind, match=str(match or ""), params=params, remaining=times
+        pg=pg, operation=operation, kind=kind, match=str(match or "")[:200], params=check_params(params), remaining=times
     )
 
 

@@ -797,7 +797,7 @@ class PortOneSandbox(_PortOneCommon):
         its amount (unconfirmed: PortOne's documented response is the Payment).
         """
         payment = self._locked(imp_uid)
-        if payment is None or not self._visible(payment, ctx):
+        if payment is None:
             raise ApiError("NOT_FOUND")
         state = payment.state
         if state.get("pay_method") != "vbank" or not state.get("vbank_num") or state["status"] != "ready":

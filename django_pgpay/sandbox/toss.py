@@ -973,8 +973,12 @@ class TossSandbox(SandboxPG):
         return self._act(payment_key, change)
 
     def act_cancel(self, payment_key: str, amount: int | None = None, reason: str = "샌드박스 관리자 취소") -> dict[str, Any]:
-        """A cancel made at the PG (its dashboard or staff), not asked for by the shop."""
-        amount = parse_krw(amount) if amount is not None else None
+        """A cancel made at the PG (its dashboard or staff), not asked for by the shop (``amount`` None: all of it)."""
+        given = amount
+        amount = parse_krw(amount) if amount not in (None, "") else None
+        if given not in (None, "") and (amount is None or amount < 1):
+            # An amount that cannot be read is refused, never taken for "everything".
+            raise ApiError("INVALID_REQUEST", "amount must be a positive whole number of won")
 
         def change(payment, now):
             self._cancel(payment, now, amount=amount, reason=reason, by_pg=True)

@@ -20,6 +20,7 @@ Control API (JSON in, JSON out; ``X-Sandbox-Token`` when
 from __future__ import annotations
 
 import hmac
+import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -50,22 +51,76 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
+#: The header a script sends to the control API when no ``CONTROL_TOKEN`` is set.
+CONTROL_HEADER = "X-Sandbox-Control"
+
+
+def control_refusal(request: HttpRequest) -> HttpResponse | None:
+    """Who may drive the sandbox over HTTP: a 403 for anyone else, None when the request may go on.
+
+    With ``PGPAY_SANDBOX["CONTROL_TOKEN"]`` set, the ``X-Sandbox-Token``
+    header must carry it. Without one, the request must carry the
+    ``X-Sandbox-Control`` header and, when the browser says where it comes
+    from (``Origin``), come from this very site: a page the developer visits
+    elsewhere cannot set a custom header without a CORS preflight the sandbox
+    never grants, so it cannot reset the sandbox or move its clock.
+    """
+    token = conf.control_token()
+    if token:
+        if not hmac.compare_digest(request.headers.get("X-Sandbox-Token", "").encode(), token.encode()):
+            return _error("X-Sandbox-Token is missing or wrong.", 403, "FORBIDDEN")
+        return None
+    if not request.headers.get(CONTROL_HEADER):
+        return _error(f"Send the {CONTROL_HEADER} header (or set PGPAY_SANDBOX['CONTROL_TOKEN'] and send X-Sandbox-Token).", 403, "FORBIDDEN")
+    origin = request.headers.get("Origin")
+    if origin and origin != f"{request.scheme}://{request.get_host()}":
+        return _error("The control API answers only its own site.", 403, "FORBIDDEN")
+    return None
+
+
+def seconds(value: Any, name: str) -> float:
+    """A number of seconds from a request: finite and within ten years, else ``ValueError`` (a 400)."""
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} must be a number of seconds")
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"{name} must be a number of seconds") from None
+    if not number.is_finite() or abs(number) > MAX_CLOCK_SECONDS:
+        raise ValueError(f"{name} must be a finite number of seconds within ten years")
+    return float(number)
+
+
+#: How far the control API and the dashboard move the clock in one go.
+MAX_CLOCK_SECONDS = 10 * 366 * 24 * 3600
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+        raise ValueError(f"{name} must be a whole number")
+    return int(value)
+
+
 def control_view(methods: tuple[str, ...]):
-    """Decorate a control endpoint: sandbox guard, token, methods, JSON errors."""
+    """Decorate a control endpoint: sandbox guard, token or same-site header, methods, JSON errors."""
 
     def wrap(func):
         @csrf_exempt
         def view(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             guard()
-            token = conf.control_token()
-            if token and not hmac.compare_digest(request.headers.get("X-Sandbox-Token", "").encode(), token.encode()):
-                return _error("X-Sandbox-Token is missing or wrong.", 403, "FORBIDDEN")
+            refused = control_refusal(request)
+            if refused is not None:
+                return refused
             if request.method not in methods:
                 return _error(f"use {' or '.join(methods)}", 405, "METHOD_NOT_ALLOWED")
             try:
                 return func(request, *args, **kwargs)
             except ApiError as exc:
-                return _error(exc.message or exc.code, exc.status or 409, exc.code)
+                # A request the action cannot read is a 400; a state that does not allow it, a 409.
+                default = 400 if "INVALID" in exc.code else 409
+                return _error(exc.message or exc.code, exc.status or default, exc.code)
             except (ValueError, TypeError, KeyError) as exc:
                 return _error(str(exc))
 
@@ -90,10 +145,14 @@ def control_reset(request: HttpRequest) -> HttpResponse:
 @control_view(("POST",))
 def control_clock(request: HttpRequest) -> HttpResponse:
     data = _body(request)
-    if "offset" in data:
-        control.set_clock_offset(timedelta(seconds=float(data["offset"])))
-    if "advance" in data:
-        control.advance_clock(seconds=float(data["advance"]))
+    offset = seconds(data["offset"], "offset") if "offset" in data else None
+    advance = seconds(data["advance"], "advance") if "advance" in data else None
+    if advance is not None and advance < 0:
+        raise ValueError("advance must not be negative (the clock only moves forward; set offset instead)")
+    if offset is not None:
+        control.set_clock_offset(timedelta(seconds=offset))
+    if advance is not None:
+        control.advance_clock(seconds=advance)
     from . import clock
 
     return _json({"now": clock.now().isoformat(), "offset_seconds": clock.offset().total_seconds()})
@@ -112,7 +171,7 @@ def control_faults(request: HttpRequest) -> HttpResponse:
             str(data.get("pg", "")),
             str(data.get("operation", "")),
             str(data.get("kind", "")),
-            times=int(data.get("times", 1)),
+            times=_integer(data.get("times", 1), "times"),
             match=str(data.get("match") or ""),
             **params,
         )
@@ -247,7 +306,13 @@ def dashboard_action(request: HttpRequest) -> HttpResponse:
     elif op == "tick":
         control.tick()
     elif op == "advance":
-        control.advance_clock(minutes=float(request.POST.get("minutes") or 0))
+        try:
+            minutes = seconds(request.POST.get("minutes") or "0", "minutes")
+            if minutes < 0 or minutes * 60 > MAX_CLOCK_SECONDS:
+                raise ValueError("minutes must be a positive number")
+        except ValueError as exc:
+            return HttpResponseRedirect(target + "?" + urlencode({"error": str(exc)}))
+        control.advance_clock(minutes=minutes)
     elif op == "clear_faults":
         control.clear_faults()
     elif op == "reset":
@@ -256,7 +321,9 @@ def dashboard_action(request: HttpRequest) -> HttpResponse:
         pg, action, key = request.POST.get("pg", ""), request.POST.get("action", ""), request.POST.get("payment_key", "")
         if action in DASHBOARD_ACTIONS:
             kwargs: dict[str, Any] = {"payment_key": key}
-            amount = (request.POST.get("amount") or "").strip().replace(",", "")
+            amount = (request.POST.get("amount") or "").strip()
+            if re.fullmatch(r"[0-9]{1,3}(?:,[0-9]{3})+", amount):
+                amount = amount.replace(",", "")  # 2,500 as typed; never 2,5,0,0
             if action in ("cancel", "refund") and amount:
                 kwargs["amount"] = amount
             try:

@@ -346,8 +346,9 @@ PGPAY = {
     "CURRENCY": "KRW",
     "GATEWAYS": GATEWAYS,
     "READY_TIMEOUT": int(env("PGPAY_READY_TIMEOUT", "1800")),
-    # A demo server with DEBUG off may still run the sandbox when asked to.
-    "SANDBOX_ALLOW_WITHOUT_DEBUG": SANDBOX and not DEBUG,
+    # The sandbox never serves with DEBUG off unless this variable, named for
+    # exactly that, says so (EXAMPLE_SANDBOX=1 alone does not).
+    "SANDBOX_ALLOW_WITHOUT_DEBUG": env_flag("PGPAY_SANDBOX_ALLOW_WITHOUT_DEBUG", False),
     # The seller's details printed on PDF invoices (made-up for the demo).
     "INVOICE": {
         "SHOP_NAME": "한상마켓 (Hansang Market)",

@@ -78,16 +78,16 @@ pytestmark_live = pytest.mark.django_db(transaction=True, available_apps=AVAILAB
 def test_control_api_drives_the_emulated_stripe(stripe_api, sandbox_url):
     session = stripe_api.create_session("order-ctl").json()
     http = Client()
-    paid = http.post("/sandbox/control/stripe/pay", data={"session_id": session["id"], "card": "4000000000000002"}, content_type="application/json")
+    paid = http.post("/sandbox/control/stripe/pay", data={"session_id": session["id"], "card": "4000000000000002"}, content_type="application/json", headers={"X-Sandbox-Control": "1"})
     assert paid.status_code == 200 and paid.json()["outcome"] == "declined"
-    paid = http.post("/sandbox/control/stripe/pay", data={"session_id": session["id"]}, content_type="application/json")
+    paid = http.post("/sandbox/control/stripe/pay", data={"session_id": session["id"]}, content_type="application/json", headers={"X-Sandbox-Control": "1"})
     assert paid.json()["success_url"].endswith(session["id"])
     intent = paid.json()["session"]["payment_intent"]
-    refunded = http.post("/sandbox/control/stripe/refund", data={"payment_key": intent, "amount": 1000}, content_type="application/json")
+    refunded = http.post("/sandbox/control/stripe/refund", data={"payment_key": intent, "amount": 1000}, content_type="application/json", headers={"X-Sandbox-Control": "1"})
     assert refunded.status_code == 200 and refunded.json()["amount"] == 1000 and refunded.json()["metadata"] == {}
-    too_much = http.post("/sandbox/control/stripe/refund", data={"payment_key": intent, "amount": 99999}, content_type="application/json")
+    too_much = http.post("/sandbox/control/stripe/refund", data={"payment_key": intent, "amount": 99999}, content_type="application/json", headers={"X-Sandbox-Control": "1"})
     assert too_much.status_code == 400 and too_much.json()["error"]["code"] == "amount_too_large"
-    state = http.get("/sandbox/control/").json()
+    state = http.get("/sandbox/control/", headers={"X-Sandbox-Control": "1"}).json()
     assert state["pgs"]["stripe"] == {"configured": True, "actions": sorted(emulator("stripe").actions())}
     assert not any(p["key"].startswith("evt_") for p in state["payments"])
     assert {p["key"][:3]: p["amount"] for p in state["payments"]}["cs_"] == 15000

@@ -1,0 +1,241 @@
+"""Issue #12: the money cases an outside fault run found, each replayed through the sandbox over HTTP.
+
+Each test fails on the code before the fix (the money stayed at the PG, or the
+order ended wrong) and checks every invariant of DESIGN.md afterwards with
+:meth:`World.check`, against the sandbox's records.
+"""
+
+from decimal import Decimal
+
+import pytest
+
+from django_pgpay.sandbox import control
+from django_pgpay.status import OrderStatus as S
+from tests.testapp.models import Booking
+
+
+def order_of(checkout):
+    return Booking.objects.get(pk=checkout.order_pk)
+
+
+def test_case_1_portone_two_tabs_the_second_payment_is_refunded_though_its_only_webhook_failed(world):
+    """Two tabs pay one order at PortOne V1; the second payment's only webhook is answered 503 once."""
+    tab1 = world.checkout(0, "portone")
+    tab2 = world.checkout(0, "portone")
+    assert tab2.order_number == tab1.order_number  # the same READY order, a second window
+    first = world.pay(tab1)
+    assert world.come_back(0, tab1, first).status_code == 200
+    world.deliver()
+    second = world.pay(tab2)
+    control.arm_fault("portone", "lookup", "error_before", match=second.payment_id)  # the shop cannot read it once: 503
+    world.deliver()
+    assert order_of(tab1).status == S.PAID
+    world.reconcile()
+    assert not world.check(), world.check()
+    held = {p["payment_id"]: p["held"] for p in world.at_pg(tab1.order_number)}
+    assert held == {first.payment_id: Decimal(20000), second.payment_id: 0}
+
+
+def test_case_1_portone_first_tab_declined_second_paid_the_order_ends_paid(world):
+    """Tab 1 declined, tab 2 paid, its webhook lost: the order must end PAID, never FAILED with money at PortOne."""
+    tab1 = world.checkout(0, "portone")
+    tab2 = world.checkout(0, "portone")
+    declined = world.pay(tab1, outcome="decline")
+    world.come_back(0, tab1, declined)
+    control.arm_fault("portone", "webhook", "drop", times=5)
+    paid = world.pay(tab2)
+    world.deliver()
+    world.reconcile(deep=True)
+    order = order_of(tab2)
+    assert order.status == S.PAID and order.pg_payment_id == paid.payment_id
+    assert not world.check(), world.check()
+
+
+def test_case_2_a_reversed_toss_deposit_takes_the_order_out_of_paid(world):
+    """Toss moves a deposited account DONE -> WAITING_FOR_DEPOSIT: the order follows, then expires at the deadline."""
+    checkout = world.checkout(0, "toss")
+    account = world.pay(checkout, account=True)
+    assert world.come_back(0, checkout, account).status_code == 200
+    assert order_of(checkout).status == S.WAITING_FOR_DEPOSIT
+    assert world.deposit(account)
+    world.deliver()
+    assert order_of(checkout).status == S.PAID
+    assert world.reverse_deposit(account)
+    world.deliver()
+    order = order_of(checkout)
+    assert order.status == S.WAITING_FOR_DEPOSIT
+    assert list(order.transactions.filter(kind__in=("confirm", "reversal")).values_list("kind", "status")) == [("confirm", "waiting"), ("reversal", "succeeded")]
+    world.reconcile(deep=True)
+    assert order_of(checkout).status == S.WAITING_FOR_DEPOSIT and not world.check(), world.check()
+    world.time_passes(minutes=60 * 24 * 8)  # past the account's deadline
+    world.reconcile()
+    assert order_of(checkout).status == S.EXPIRED
+    assert not world.check(), world.check()
+
+
+@pytest.mark.parametrize("alias", ["portone", "bootpay"])
+def test_case_3_a_deposit_the_library_cannot_refund_needs_attention_never_silence(world, alias):
+    """An account issued for an order that expired, which the PG will not let us close, then paid into:
+    the refund needs the buyer's bank account, so the row needs attention, a signal goes out and --check fails."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from django_pgpay.signals import payment_needs_attention
+
+    checkout = world.checkout(0, alias)
+    world.time_passes(minutes=31)
+    world.reconcile()
+    assert order_of(checkout).status == S.EXPIRED
+    control.arm_fault(alias, "cancel", "error_before", times=20)  # the PG will not close the account
+    account = world.pay(checkout, account=True, separately=False)
+    world.deliver()
+    control.clear_faults()
+    seen = []
+    receiver = lambda **kw: seen.append((kw["order"].order_number, kw["transaction"].kind))  # noqa: E731
+    payment_needs_attention.connect(receiver)
+    try:
+        assert world.deposit(account)
+        world.deliver()
+        world.reconcile()
+    finally:
+        payment_needs_attention.disconnect(receiver)
+    order = order_of(checkout)
+    rows = order.transactions.filter(status="attention")
+    assert order.status == S.EXPIRED and rows.count() == 1 and rows.get().pg_payment_id == account.payment_id
+    assert seen == [(checkout.order_number, "compensate")]
+    assert not world.check(), world.check()
+    with pytest.raises(CommandError) as info:
+        call_command("pgpay_reconcile", "--check", stdout=__import__("io").StringIO(), stderr=__import__("io").StringIO())
+    assert info.value.returncode == 2
+
+
+@pytest.mark.parametrize("alias", ["portone", "bootpay"])
+def test_case_3_an_order_that_gives_up_has_its_unpaid_account_withdrawn(world, alias):
+    """Withdrawing the account of an order that expired costs nothing: no deposit can arrive after it."""
+    checkout = world.checkout(0, alias)
+    world.time_passes(minutes=31)
+    world.reconcile()
+    account = world.pay(checkout, account=True, separately=False)
+    world.deliver()
+    order = order_of(checkout)
+    assert order.status == S.EXPIRED and order.transactions.filter(kind="withdraw", status="succeeded").count() == 1
+    assert not any(p["account"] for p in world.at_pg(checkout.order_number))
+    assert not world.deposit(account)  # the bank refuses: the account is closed
+    assert not world.check(), world.check()
+
+
+def test_case_4_bootpay_paid_in_the_window_browser_gone_webhook_lost_is_found_by_reconcile(world):
+    """Bootpay approves in the window (no separate approval), the buyer closes it, every webhook is lost:
+    the window's report of the receipt id lets reconcile find the money instead of expiring the order."""
+    checkout = world.checkout(0, "bootpay")
+    control.arm_fault("bootpay", "webhook", "drop", times=20)
+    attempt = world.pay(checkout, separately=False)
+    assert world.beacon(checkout, attempt) == 204
+    world.deliver()
+    world.time_passes(minutes=31)
+    world.reconcile()
+    order = order_of(checkout)
+    assert order.status == S.PAID and order.pg_payment_id == attempt.payment_id
+    assert not world.check(), world.check()
+
+
+def test_case_5_stripe_refund_event_first_leaves_no_row_open_and_refunds_work(world):
+    """Stripe: the order is first paid through a PaymentIntent lookup (charge.refunded before
+    checkout.session.completed); the Session's confirm row must not stay unknown and block refunds."""
+    from django_pgpay import payments
+
+    checkout = world.checkout(0, "stripe")
+    control.arm_fault("stripe", "webhook", "reorder", count=3)
+    attempt = world.pay(checkout)
+    control.arm_fault("stripe", "lookup", "timeout_after", delay=2.2)
+    assert world.come_back(0, checkout, attempt).status_code == 202  # the answer was lost: pending
+    assert world.pg_cancel(attempt, 5000)  # refunded in Stripe's dashboard meanwhile
+    world.deliver()
+    world.reconcile()
+    order = order_of(checkout)
+    assert order.status == S.PARTIAL_CANCELED and not order.transactions.filter(status__in=("pending", "unknown")).exists()
+    payments.cancel(order, payments.FULL, reason="rest", source="staff", actor=world.staff)
+    assert order_of(checkout).status == S.CANCELED
+    world.deliver()
+    assert not world.check(), world.check()
+
+
+def test_case_6_one_unreadable_payment_does_not_stop_reconcile_for_its_gateway(world):
+    first = world.checkout(0, "toss")
+    second = world.checkout(1, "toss")
+    world.pay(first)
+    world.time_passes(minutes=31)
+    control.arm_fault("toss", "lookup", "error_before", times=50, match=first.order_number)
+    out = world.reconcile()
+    assert f"{first.order_number} [toss]" in out and "retried later" in out
+    assert order_of(second).status == S.EXPIRED  # the orders after it still ran
+    assert order_of(first).status == S.READY
+    control.clear_faults()
+    world.reconcile()
+    assert order_of(first).status == S.EXPIRED and not world.check(), world.check()
+
+
+@pytest.mark.parametrize("alias", ["toss", "portone", "portone-v2", "bootpay"])
+def test_case_7_an_unpaid_account_past_its_deadline_expires_and_gives_the_place_back(world, alias):
+    checkout = world.checkout(0, alias)
+    account = world.pay(checkout, account=True)
+    world.come_back(0, checkout, account)
+    world.deliver()
+    assert order_of(checkout).status == S.WAITING_FOR_DEPOSIT
+    world.time_passes(minutes=60 * 24 * 8)  # PortOne V1, V2 and Bootpay keep the account "ready" for ever
+    world.reconcile()
+    order = order_of(checkout)
+    assert order.status == S.EXPIRED and order.transactions.get(kind="confirm").status == "failed"
+    assert not any(p["account"] for p in world.at_pg(checkout.order_number))
+    assert not world.check(), world.check()
+
+
+def test_case_8_a_withdrawn_account_is_no_refund_and_has_no_invoice(world):
+    checkout = world.checkout(0, "portone-v2")
+    account = world.pay(checkout, account=True)
+    world.come_back(0, checkout, account)
+    response = world.buyer_cancel(0, checkout.order_number, None)
+    assert response.status_code == 302
+    order = order_of(checkout)
+    assert order.status == S.EXPIRED and order.canceled_amount == 0 and not order.is_paid
+    assert not order.transactions.filter(kind__in=("cancel", "sync", "compensate")).exists()
+    assert not order.transactions.filter(kind="confirm", status="succeeded").exists()
+    invoice = world.sessions[0].get(f"{world.base}/pay/invoice/{checkout.order_number}/", timeout=30)
+    assert invoice.status_code == 409
+    assert not world.check(), world.check()
+
+
+def test_case_9_a_declined_attempt_does_not_fail_an_order_whose_buyer_is_still_paying(world):
+    checkout = world.checkout(0, "portone")
+    world.pay(checkout, outcome="decline")  # the buyer's first card is declined in the window
+    world.reconcile(deep=True)  # the nightly run comes by meanwhile
+    assert order_of(checkout).status == S.READY
+    retry = world.pay(checkout)  # the buyer tries another card in the same window
+    assert world.come_back(0, checkout, retry).status_code == 200
+    world.deliver()
+    world.reconcile(deep=True)
+    order = order_of(checkout)
+    assert order.status == S.PAID and order.pg_payment_id == retry.payment_id
+    assert not world.check(), world.check()
+
+
+def test_case_10_a_refusal_toss_documents_is_a_refusal_not_an_unknown_outcome(world):
+    """Two partial refunds within a second: Toss refuses the second (FORBIDDEN_CONSECUTIVE_REQUEST)."""
+    import time
+
+    from django_pgpay import payments
+    from django_pgpay.exceptions import RetryLater
+
+    checkout = world.checkout(0, "toss")
+    attempt = world.pay(checkout)
+    world.come_back(0, checkout, attempt)
+    order = order_of(checkout)
+    payments.cancel(order, 1000, reason="첫 번째", source="staff", actor=world.staff)
+    with pytest.raises(RetryLater):
+        payments.cancel(order, 1000, reason="두 번째", source="staff", actor=world.staff)
+    assert not order.transactions.filter(status__in=("pending", "unknown")).exists()
+    time.sleep(1.1)
+    payments.cancel(order, 1000, reason="다시", source="staff", actor=world.staff)  # no "in progress" wall
+    assert order_of(checkout).canceled_amount == 2000
+    world.deliver()
+    assert not world.check(), world.check()

@@ -1,0 +1,500 @@
+"""A shop and the five emulated PGs on one live server, driven the way buyers, staff, PGs and time do.
+
+Everything the shop sees goes over real HTTP: the checkout view, the return
+URL, the cancel form, the attempt beacon and every webhook (the sandbox posts
+them to the shop's webhook URLs). What happens in the PG's window (paying,
+declining, closing, a virtual account's deposit, a cancel in the PG's
+dashboard) is the sandbox's own Python API, as its window and console do it.
+:meth:`World.check` then compares the shop's database with the sandbox's
+records, the PG's truth, against the invariants of ``DESIGN.md``.
+
+Used by the stateful test (``test_stateful.py``, ``make soak``), the fault
+matrix and the regression tests of issue #12.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import requests
+from django.conf import settings as django_settings
+from django.test import Client
+from django.utils import timezone
+
+#: Every PG the sandbox emulates, by the gateway alias the world gives it.
+ALIASES = ("toss", "portone", "portone-v2", "bootpay", "stripe")
+#: Read timeout of the shop's calls to the sandbox; a "timeout" fault answers later than this.
+READ_TIMEOUT = 1.5
+FAULT_DELAY = 2.2
+PRICE = Decimal(20000)
+
+_SANDBOX = django_settings.PGPAY_SANDBOX
+
+
+def gateway_entries(base: str) -> dict:
+    """``PGPAY["GATEWAYS"]`` for the five PGs on the sandbox at ``base`` (the live server's URL)."""
+    sandbox = base + "/sandbox"
+    timeout = (2.0, READ_TIMEOUT)
+    portone = _SANDBOX["PORTONE"]
+    return {
+        "toss": {
+            "CLASS": "django_pgpay.gateways.toss.TossGateway",
+            "OPTIONS": {
+                "CLIENT_KEY": _SANDBOX["TOSS"]["CLIENT_KEYS"][0],
+                "SECRET_KEY": _SANDBOX["TOSS"]["SECRET_KEYS"][0],
+                "API_BASE": sandbox + "/toss",
+                "TIMEOUT": timeout,
+            },
+        },
+        "portone": {
+            "CLASS": "django_pgpay.gateways.portone.PortOneV1Gateway",
+            "OPTIONS": {
+                "IMP_KEY": portone["IMP_KEYS"][0],
+                "IMP_SECRET": portone["IMP_SECRETS"][0],
+                "MERCHANT_CODE": portone["MERCHANT_CODES"][0],
+                "CHANNEL_KEY": "channel-key-00000000-0000-4000-8000-000000000000",
+                "API_BASE": sandbox + "/portone",
+                "INCLUDE_SANDBOX": True,
+                "TIMEOUT": timeout,
+            },
+        },
+        "portone-v2": {
+            "CLASS": "django_pgpay.gateways.portone.PortOneV2Gateway",
+            "OPTIONS": {
+                "API_SECRET": portone["V2_API_SECRETS"][0],
+                "STORE_ID": portone["STORE_IDS"][0],
+                "CHANNEL_KEY": "channel-key-00000000-0000-4000-8000-000000000000",
+                "WEBHOOK_SECRET": portone["V2_WEBHOOK_SECRET"],
+                "API_BASE": sandbox + "/portone-v2",
+                "INCLUDE_SANDBOX": True,
+                "TIMEOUT": timeout,
+            },
+        },
+        "bootpay": {
+            "CLASS": "django_pgpay.gateways.bootpay.BootpayGateway",
+            "OPTIONS": {
+                "CLIENT_KEY": _SANDBOX["BOOTPAY"]["CLIENT_KEYS"][0],
+                "SECRET_KEY": _SANDBOX["BOOTPAY"]["SECRET_KEYS"][0],
+                "API_BASE": sandbox + "/bootpay/v2",
+                "TIMEOUT": timeout,
+            },
+        },
+        "stripe": {
+            "CLASS": "django_pgpay.gateways.stripe.StripeGateway",
+            "OPTIONS": {
+                "SECRET_KEY": _SANDBOX["STRIPE"]["SECRET_KEYS"][0],
+                "WEBHOOK_SECRETS": [_SANDBOX["STRIPE"]["WEBHOOK_SECRET"]],
+                "API_BASE": sandbox + "/stripe",
+                "TIMEOUT": timeout,
+            },
+        },
+    }
+
+
+def sandbox_settings(base: str) -> dict:
+    """``PGPAY_SANDBOX`` with every PG's webhooks posted to the shop on ``base``."""
+    hooks = copy.deepcopy(_SANDBOX)
+    hooks["TOSS"]["WEBHOOK_URL"] = base + "/pay/toss/webhook/"
+    hooks["PORTONE"]["WEBHOOK_URL"] = base + "/pay/portone/webhook/"
+    hooks["PORTONE"]["V2_WEBHOOK_URL"] = base + "/pay/portone-v2/webhook/"
+    hooks["BOOTPAY"]["WEBHOOK_URL"] = base + "/pay/bootpay/webhook/"
+    hooks["STRIPE"]["WEBHOOK_URL"] = base + "/pay/stripe/webhook/"
+    hooks["WEBHOOKS"] = {"DELIVERY": "manual"}
+    return hooks
+
+
+def _csrf(session: requests.Session) -> str:
+    """The session's CSRF cookie (whatever domain the server set it for)."""
+    return next(cookie.value for cookie in session.cookies if cookie.name == "csrftoken")
+
+
+@dataclass
+class Checkout:
+    """One checkout of a buyer: the order and what the payment window was given."""
+
+    order_pk: int
+    order_number: str
+    alias: str
+    amount: Decimal
+    return_url: str
+    attempt_url: str = ""
+    stripe_session: str = ""
+
+
+@dataclass
+class Attempt:
+    """One try in the PG's window: the PG's payment id and what the browser brings back."""
+
+    alias: str
+    order_number: str
+    payment_id: str
+    query: dict = field(default_factory=dict)
+    paid: bool = False
+    account: bool = False
+
+
+class World:
+    """The test shop (``tests.testapp``) and the sandbox on ``base``, with ``buyers`` logged-in HTTP sessions."""
+
+    def __init__(self, base: str, settings, *, buyers: int = 3, places: int = 50):
+        from django.contrib.auth import get_user_model
+
+        from django_pgpay.sandbox import control
+        from tests.testapp.models import Restaurant, Seat
+
+        self.base = base
+        settings.PGPAY = {
+            **settings.PGPAY,
+            "GATEWAYS": {**settings.PGPAY["GATEWAYS"], **gateway_entries(base)},
+            "IN_FLIGHT_TIMEOUT": 0,
+            "CONFIRM_WAIT": 0,
+        }
+        settings.PGPAY_SANDBOX = sandbox_settings(base)
+        settings.SESSION_COOKIE_AGE = 10 * 365 * 24 * 3600  # time travels; the buyers stay logged in
+        control.reset()
+        restaurant = Restaurant.objects.create(name="소크 식당", address="서울특별시")
+        table = restaurant.table_set.create(price=PRICE)
+        self.places = places
+        self.seat = Seat.objects.create(table=table, datetime=timezone.now() + datetime.timedelta(days=3), remain=places)
+        self.sessions: list[requests.Session] = []
+        self.users = []
+        user_model = get_user_model()
+        suffix = self.seat.pk
+        for i in range(buyers):
+            user = user_model.objects.create_user(f"soak{suffix}-{i}", password="pw")
+            client = Client()
+            client.force_login(user)
+            session = requests.Session()
+            session.cookies.set("sessionid", client.cookies["sessionid"].value)
+            session.get(f"{base}/book/{self.seat.pk}/toss/", timeout=30)  # the CSRF cookie, as a browser gets it
+            self.sessions.append(session)
+            self.users.append(user)
+        self.staff = user_model.objects.create_user(f"soak{suffix}-staff", password="pw", is_staff=True, is_superuser=True)
+        self.orders: set[int] = set()
+        self.lost_beacons: set[str] = set()
+        self._travel = None
+        self._coordinates = None
+
+    def close(self) -> None:
+        for session in self.sessions:
+            session.close()
+        if self._travel is not None:
+            self._travel.stop()
+            self._travel = None
+
+    # --- the buyer's side -----------------------------------------------------------------
+
+    def checkout(self, buyer: int, alias: str) -> Checkout | None:
+        """The buyer books the seat with ``alias``: our checkout view over HTTP. None when sold out."""
+        from tests.testapp.models import Booking
+
+        session = self.sessions[buyer]
+        response = session.post(
+            f"{self.base}/book/{self.seat.pk}/{alias}/",
+            data={"csrfmiddlewaretoken": _csrf(session)},
+            headers={"X-CSRFToken": _csrf(session), "Referer": self.base + "/"},
+            allow_redirects=False,
+            timeout=30,
+        )
+        if response.status_code == 409:
+            return None
+        assert response.status_code in (200, 302), (response.status_code, response.text[:500])
+        order = Booking.objects.filter(user=self.users[buyer], gateway=alias, status="READY").order_by("-pk").first()
+        assert order is not None, "the checkout made no READY order"
+        self.orders.add(order.pk)
+        if alias == "stripe":
+            location = response.headers["Location"]
+            session_id = re.search(r"(cs_test_[A-Za-z0-9_]+)", location).group(1)
+            return Checkout(order.pk, order.order_number, alias, order.amount, return_url="", stripe_session=session_id)
+        html = response.text
+        params = json.loads(re.search(r'<script id="pgpay-[a-z-]+-params" type="application/json">(.*?)</script>', html, re.S).group(1))
+        return_url = params.get("successUrl") or params.get("returnUrl") or params.get("return_url")
+        return Checkout(order.pk, order.order_number, alias, order.amount, return_url=return_url, attempt_url=params.get("attempt_url", ""))
+
+    def pay(self, checkout: Checkout, *, outcome: str = "pay", account: bool = False, separately: bool = True) -> Attempt:
+        """The buyer goes through the PG's window: ``outcome`` ``pay``, ``decline`` or ``close``; ``account`` for a virtual account."""
+        from django_pgpay.sandbox import bootpay, portone, stripe, toss
+
+        number, amount = checkout.order_number, int(checkout.amount)
+        origin = self.base
+        if checkout.alias == "toss":
+            if outcome != "pay":
+                return Attempt("toss", number, "", {"code": "PAY_PROCESS_CANCELED", "orderId": number})
+            query = toss.authenticate(number, amount, method="VIRTUAL_ACCOUNT" if account else "CARD", origin=origin)
+            return Attempt("toss", number, query["paymentKey"], query, paid=False, account=account)
+        if checkout.alias == "portone":
+            rsp = portone.pay(number, amount, outcome="vbank" if account and outcome == "pay" else outcome, notice_url=self.base + "/pay/portone/webhook/", origin=origin)
+            query = {"imp_uid": rsp.get("imp_uid") or "", "merchant_uid": number}
+            if not rsp.get("success", True):
+                query.update(error_code=rsp.get("error_code") or "", imp_success="false")
+            return Attempt("portone", number, rsp.get("imp_uid") or "", query, paid=outcome == "pay" and not account, account=account and outcome == "pay")
+        if checkout.alias == "portone-v2":
+            rsp = portone.v2_pay(number, amount, pay_method="VIRTUAL_ACCOUNT" if account else "CARD", outcome=outcome, notice_url=self.base + "/pay/portone-v2/webhook/", origin=origin)
+            query = {"paymentId": number}
+            if rsp.get("code"):
+                query.update(code=rsp["code"], message=rsp.get("message") or "")
+            return Attempt("portone-v2", number, number, query, paid=outcome == "pay" and not account, account=account and outcome == "pay")
+        if checkout.alias == "bootpay":
+            if outcome != "pay":
+                return Attempt("bootpay", number, "", {"event": "cancel", "order_id": number})
+            result = bootpay.authenticate(number, amount, method="vbank" if account else "card", separately_confirmed=separately, origin=origin)
+            query = {"event": result["event"], "receipt_id": result["receipt_id"], "order_id": number}
+            return Attempt("bootpay", number, result["receipt_id"], query, paid=not separately and not account, account=account)
+        if checkout.alias == "stripe":
+            card = "4000000000000002" if outcome == "decline" else "4242424242424242"
+            if outcome == "close":
+                return Attempt("stripe", number, checkout.stripe_session, {"order_id": number, "code": "PAY_PROCESS_CANCELED"})
+            result = stripe.pay(checkout.stripe_session, card=card)
+            query = dict(parse_qsl(urlsplit(result.get("success_url") or "").query)) if outcome == "pay" else {}
+            return Attempt("stripe", number, checkout.stripe_session, query, paid=outcome == "pay")
+        raise ValueError(checkout.alias)
+
+    def come_back(self, buyer: int | None, checkout: Checkout, attempt: Attempt) -> requests.Response:
+        """The buyer's browser follows the PG back to our return URL (``buyer=None``: another browser, token only)."""
+        session = self.sessions[buyer] if buyer is not None else requests.Session()
+        if checkout.alias == "stripe":
+            query = {**self._token_query(checkout.order_number), "order_id": checkout.order_number, **attempt.query}
+            url = f"{self.base}/pay/stripe/{'fail' if 'code' in attempt.query else 'return'}/?" + urlencode(query)
+        else:
+            separator = "&" if "?" in checkout.return_url else "?"
+            url = checkout.return_url + separator + urlencode(attempt.query)
+            if "error_code" in attempt.query or "code" in attempt.query or attempt.query.get("event") == "cancel":
+                url = url.replace("/return/", "/fail/", 1)
+        try:
+            return session.get(url, timeout=30)
+        finally:
+            if buyer is None:
+                session.close()
+
+    @staticmethod
+    def _token_query(order_number: str) -> dict:
+        try:
+            from django_pgpay.permissions import BUYER_TOKEN_PARAM, buyer_token
+        except ImportError:  # the code before buyer tokens (regression runs against old commits)
+            return {}
+        return {BUYER_TOKEN_PARAM: buyer_token(order_number)}
+
+    def beacon(self, checkout: Checkout, attempt: Attempt) -> int:
+        """The window's report of its payment id (Bootpay's template sends one); returns the HTTP status."""
+        if not checkout.attempt_url or not attempt.payment_id:
+            self.lost_beacons.add(attempt.payment_id)
+            return 0
+        response = requests.post(checkout.attempt_url, data={"order_id": checkout.order_number, "payment_id": attempt.payment_id}, timeout=30)
+        return response.status_code
+
+    def buyer_cancel(self, buyer: int, order_number: str, amount: str | None) -> requests.Response:
+        """The two steps of the buyer's cancel form (``amount`` None: everything)."""
+        session = self.sessions[buyer]
+        fields = {"token": f"t{timezone.now().timestamp():.6f}".replace(".", ""), "csrfmiddlewaretoken": _csrf(session), "next": "/history/"}
+        fields.update({"full": "1"} if amount is None else {"amount": amount})
+        url = f"{self.base}/pay/cancel/{order_number}/"
+        headers = {"X-CSRFToken": _csrf(session), "Referer": self.base + "/"}
+        first = session.post(url, data=fields, headers=headers, allow_redirects=False, timeout=30)
+        if first.status_code != 200:
+            return first
+        return session.post(url, data={**fields, "confirm": "1"}, headers=headers, allow_redirects=False, timeout=30)
+
+    # --- staff, PGs and time -------------------------------------------------------------------
+
+    def staff_cancel(self, order_pk: int, amount) -> None:
+        from django_pgpay import payments
+        from django_pgpay.exceptions import PgPayError
+        from tests.testapp.models import Booking
+
+        order = Booking.objects.get(pk=order_pk)
+        try:
+            payments.cancel(order, amount, reason="관리자 환불", source="staff", actor=self.staff)
+        except PgPayError:
+            pass
+
+    def deliver(self) -> list:
+        """The sandbox sends every pending webhook now (faults it was armed with apply)."""
+        from django_pgpay.sandbox import control
+
+        control.release_held_webhooks()
+        return control.deliver_webhooks()
+
+    def pg_cancel(self, attempt: Attempt, amount: int | None = None) -> bool:
+        """A cancel in the PG's dashboard (full, or ``amount``). False when the PG refuses it."""
+        from django_pgpay.sandbox import bootpay, portone, stripe, toss
+        from django_pgpay.sandbox.base import ApiError
+
+        try:
+            if attempt.alias == "toss":
+                toss.cancel_at_pg(attempt.payment_id, amount)
+            elif attempt.alias == "portone":
+                portone.cancel_in_console(attempt.payment_id, amount)
+            elif attempt.alias == "portone-v2":
+                portone.v2_cancel_in_console(attempt.payment_id, amount)
+            elif attempt.alias == "bootpay":
+                bootpay.cancel_at_pg(attempt.payment_id, amount)
+            elif attempt.alias == "stripe":
+                intent = stripe.session_state(attempt.payment_id).get("payment_intent")
+                if not intent:
+                    return False
+                stripe.refund_in_dashboard(intent, amount)
+        except (ApiError, Exception):  # noqa: BLE001 - a PG that refuses is part of the game
+            return False
+        return True
+
+    def deposit(self, attempt: Attempt) -> bool:
+        from django_pgpay.sandbox import bootpay, portone, toss
+
+        try:
+            {"toss": toss.deposit, "portone": portone.deposit, "bootpay": bootpay.deposit}.get(attempt.alias, portone.v2_deposit)(attempt.payment_id)
+        except Exception:  # noqa: BLE001
+            return False
+        return True
+
+    def reverse_deposit(self, attempt: Attempt) -> bool:
+        """Toss's rare DONE -> WAITING_FOR_DEPOSIT (only Toss does it)."""
+        from django_pgpay.sandbox import toss
+
+        try:
+            toss.revert_deposit(attempt.payment_id)
+        except Exception:  # noqa: BLE001
+            return False
+        return True
+
+    def time_passes(self, *, minutes: int) -> None:
+        """Time goes by for everyone at once: the shop, the PGs (the sandbox reads the same clock), signatures.
+
+        The process's clock is moved with time-machine (every thread, the
+        live server's included), so the shop's holds, the PGs' deadlines and
+        webhook timestamps stay consistent with each other.
+        """
+        from django_pgpay.sandbox import control
+
+        if self._travel is None:
+            import time_machine
+
+            self._travel = time_machine.travel(datetime.datetime.now(datetime.timezone.utc), tick=True)
+            self._coordinates = self._travel.start()
+        self._coordinates.shift(datetime.timedelta(minutes=minutes))
+        control.tick()
+
+    def reconcile(self, *, deep: bool = False) -> str:
+        """``pgpay_reconcile`` (``--deep-since`` with ``deep``), every order due now."""
+        from io import StringIO
+
+        from django.core.management import call_command
+
+        from django_pgpay import models
+
+        # Cron runs later: backoffs of failed orders and deliveries are over.
+        if hasattr(models, "ReconcileState"):
+            models.ReconcileState.objects.update(next_attempt_at=None)
+            models.WebhookEvent.objects.filter(status="failed").update(attempted_at=timezone.now() - datetime.timedelta(days=1))
+        out, err = StringIO(), StringIO()
+        args = ["--deep-since", "30d"] if deep else []
+        call_command("pgpay_reconcile", *args, stdout=out, stderr=err)
+        return out.getvalue() + err.getvalue()
+
+    # --- the PG's truth ----------------------------------------------------------------------------
+
+    def at_pg(self, order_number: str) -> list[dict]:
+        """What each PG holds for ``order_number``: one dict per payment (id, money held, account open?)."""
+        from django_pgpay.sandbox.models import SandboxPayment
+
+        found = []
+        for row in SandboxPayment.objects.filter(order_id=order_number):
+            state, status = row.state, str(row.state.get("status"))
+            held, account = 0, False
+            if row.pg == "toss":
+                if status in ("DONE", "PARTIAL_CANCELED"):
+                    held = int(state.get("balanceAmount") or 0)
+                account = status == "WAITING_FOR_DEPOSIT"
+            elif row.pg == "portone":
+                if status == "paid":
+                    held = int(Decimal(str(state["amount"])) - Decimal(str(state.get("cancel_amount") or 0)))
+                account = status == "ready" and bool(state.get("vbank_num"))
+            elif row.pg == "portone-v2":
+                if status in ("PAID", "PARTIAL_CANCELLED"):
+                    held = int(state["amount"]["total"]) - int(state["amount"].get("cancelled") or 0)
+                account = status == "VIRTUAL_ACCOUNT_ISSUED"
+            elif row.pg == "bootpay":
+                if status in ("1", "20") or state.get("status") in (1, 20):
+                    held = int(state.get("price") or 0) - int(state.get("cancelled_price") or 0)
+                account = state.get("status") == 5
+            elif row.pg == "stripe":
+                if row.key.startswith("ch_") and status == "succeeded":
+                    held = int(state.get("amount") or 0) - int(state.get("amount_refunded") or 0)
+                else:
+                    continue
+            else:
+                continue
+            key = state.get("payment_intent") if row.pg == "stripe" else row.key
+            found.append({"pg": row.pg, "payment_id": str(key), "held": Decimal(held), "account": account, "status": status})
+        return found
+
+    # --- the invariants (DESIGN.md) -----------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Every invariant of DESIGN.md, on the shop's database and the sandbox's records; the violations."""
+        from django_pgpay.status import OPEN_TRANSACTION_STATUSES, PAID_STATUSES
+        from django_pgpay.status import OrderStatus as S
+        from django_pgpay.status import TransactionKind as K
+        from django_pgpay.status import TransactionStatus as T
+        from tests.testapp.models import Booking
+
+        problems: list[str] = []
+        holders = 0
+        for order in Booking.objects.filter(pk__in=self.orders):
+            name = f"{order.gateway} {order.order_number} {order.status}"
+            rows = list(order.transactions.all())
+            gateway = order.get_gateway()
+            if order.status in (S.READY, S.WAITING_FOR_DEPOSIT, S.PAID, S.PARTIAL_CANCELED):
+                holders += 1
+            if not (0 <= order.canceled_amount <= order.amount):
+                problems.append(f"{name}: cancelled {order.canceled_amount} of {order.amount}")
+            open_rows = [r for r in rows if r.status in OPEN_TRANSACTION_STATUSES]
+            if open_rows:
+                problems.append(f"{name}: rows still open after reconciliation: {[(r.kind, r.status) for r in open_rows]}")
+            confirms = [r for r in rows if r.kind == K.CONFIRM and r.status == T.SUCCEEDED]
+            truth = self.at_pg(order.order_number)
+            refs = gateway.payment_references(order.pg_payment_id, order.pg_data) if order.pg_payment_id else set()
+            own = [p for p in truth if p["payment_id"] in refs]
+            others = [p for p in truth if p["payment_id"] not in refs]
+            attention = {r.pg_payment_id for r in rows if r.status == "attention"}
+            if order.status in PAID_STATUSES:
+                if len(confirms) != 1:
+                    problems.append(f"{name}: {len(confirms)} succeeded confirm rows")
+                elif confirms[0].amount != order.amount or confirms[0].currency != order.currency:
+                    problems.append(f"{name}: confirm row {confirms[0].amount} {confirms[0].currency}")
+                cancelled = sum((r.amount for r in rows if r.kind in (K.CANCEL, K.SYNC) and r.status == T.SUCCEEDED), Decimal(0))
+                if cancelled != order.canceled_amount:
+                    problems.append(f"{name}: ledger cancels {cancelled} != canceled_amount {order.canceled_amount}")
+                held = sum((p["held"] for p in own), Decimal(0))
+                if held != order.balance:
+                    problems.append(f"{name}: the PG holds {held} of the order's payment, the shop counts {order.balance}")
+                if (order.status == S.CANCELED) != (order.balance == 0):
+                    problems.append(f"{name}: status and balance {order.balance} disagree")
+            else:
+                if confirms:
+                    problems.append(f"{name}: an unpaid order has a succeeded confirm row")
+                if order.canceled_amount:
+                    problems.append(f"{name}: an unpaid order has cancelled {order.canceled_amount}")
+                kept = [p for p in own if p["held"] and p["payment_id"] not in attention]
+                if kept:
+                    problems.append(f"{name}: money kept at the PG for an unpaid order: {kept}")
+            if order.status == S.WAITING_FOR_DEPOSIT:
+                waiting = [r for r in rows if r.kind == K.CONFIRM and r.status == "waiting"]
+                if len(waiting) != 1 or not any(p["account"] for p in own):
+                    problems.append(f"{name}: waiting for a deposit without one waiting confirm row and an open account")
+            for payment in others:
+                if payment["held"] and payment["payment_id"] not in attention:
+                    problems.append(f"{name}: {payment['pg']} {payment['payment_id']} holds {payment['held']} the shop does not count")
+                if payment["account"] and payment["payment_id"] not in attention:
+                    problems.append(f"{name}: {payment['pg']} {payment['payment_id']} is an open account of another attempt")
+            if order.status in (S.FAILED, S.EXPIRED, S.CANCELED) and any(p["account"] for p in own):
+                problems.append(f"{name}: the order gave up but its virtual account is still open")
+        self.seat.refresh_from_db()
+        if self.seat.remain != self.places - holders:
+            problems.append(f"stock: {self.seat.remain} places left, {self.places - holders} expected (returned twice or never)")
+        return problems
