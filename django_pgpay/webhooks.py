@@ -197,13 +197,13 @@ def process(
         return _finish(event, 400, D.REFUSED, error=f"not verified: {exc}")
     if not verified.verified or verified.payment is None:
         return _finish(event, 400, D.REFUSED, error="not verified")
-    if not gateway.webhook_claims_confirmed(parsed, verified):
-        return _finish(
-            event,
-            400,
-            D.REFUSED,
-            error=f"not verified: the body says {gateway.webhook_claim(parsed)!r}, {gateway.pg_name} says {gateway.webhook_claim(verified)!r}",
-        )
+    verdict = gateway.webhook_claim_verdict(parsed, verified)
+    said = f"the body says {gateway.webhook_claim(parsed)!r}, {gateway.pg_name} says {gateway.webhook_claim(verified)!r}"
+    if verdict == gateway.CLAIM_REFUSED:
+        return _finish(event, 400, D.REFUSED, error=f"not verified: {said}")
+    if verdict == gateway.CLAIM_STALE:
+        # A real, late delivery of an earlier step (the PG's later one carries the rest): nothing to apply from it.
+        return _finish(event, 200, D.IGNORED, error=f"stale: {said}; nothing applied from it")
     event.verified = True
 
     # Apply to the order the PG names, never to the one the body claims.

@@ -175,23 +175,29 @@ class BaseGateway:
 
         For a parsed delivery, the status its body claims; for a verified
         event, the status of the payment the PG reported. "" when there is
-        none. Unsigned PGs implement it, so that :meth:`webhook_claims_confirmed`
+        none. Unsigned PGs implement it, so that :meth:`webhook_claim_verdict`
         can refuse a body that claims what the PG does not.
         """
         return ""
 
-    def webhook_claims_confirmed(self, parsed: WebhookEvent, verified: WebhookEvent) -> bool:
+    #: What :meth:`webhook_claim_verdict` answers.
+    CLAIM_CONFIRMED, CLAIM_STALE, CLAIM_REFUSED = "confirmed", "stale", "refused"
+
+    def webhook_claim_verdict(self, parsed: WebhookEvent, verified: WebhookEvent) -> str:
         """Does the PG confirm what the delivery's body claims?
 
-        A signed delivery proves its claims. An unsigned one (re-fetched from
-        the PG) is confirmed when the status its body claims is the status the
-        PG reports now; a forged body naming a real payment with a made-up
-        status is refused, and the PG's own later delivery is applied.
+        ``"confirmed"``: a signed delivery, or an unsigned one whose claim (its
+        status, the amounts it states) is what the PG reports now: it is
+        applied. ``"stale"``: the PG has moved on since (two quick cancels, the
+        first delivery late): answered 2xx, nothing applied from it. ``"refused"``:
+        a claim the PG never made (a forged body naming a real payment): 4xx,
+        refused, never counted as the event it pretends to be. The default
+        knows no history: what is not confirmed is refused.
         """
         if self.signs_webhooks:
-            return True
+            return self.CLAIM_CONFIRMED
         claimed = self.webhook_claim(parsed)
-        return not claimed or claimed == self.webhook_claim(verified)
+        return self.CLAIM_CONFIRMED if not claimed or claimed == self.webhook_claim(verified) else self.CLAIM_REFUSED
 
     def webhook_dedup_key(self, verified: WebhookEvent) -> str:
         """The key two deliveries of the same verified event share (never built from an unverified body).

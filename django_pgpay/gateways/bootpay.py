@@ -532,10 +532,45 @@ class BootpayGateway(HttpGateway):
         return [ipaddress.ip_network(str(entry), strict=False) for entry in setting]
 
     def webhook_claim(self, event: WebhookEvent) -> str:
-        """The receipt ``status`` code: the body's, or the fetched receipt's."""
+        """The receipt's ``status`` and ``cancelled_price``: the body's, or the fetched receipt's.
+
+        A body that names a real receipt with a made-up status or cancelled
+        amount is not confirmed by Bootpay, so it is refused (never applied
+        nor counted as the event it pretends to be).
+        """
         source = event.payment.raw if event.payment is not None else event.raw
-        value = source.get("status")
-        return "" if value is None or isinstance(value, bool) else str(value)
+        status = source.get("status")
+        if status is None or isinstance(status, bool):
+            return ""
+        claim = f"status {status}"
+        cancelled = source.get("cancelled_price")
+        if cancelled is not None and not isinstance(cancelled, bool):
+            claim += f", cancelled {_canonical(cancelled)}"
+        return claim
+
+    def webhook_claim_verdict(self, parsed: WebhookEvent, verified: WebhookEvent) -> str:
+        """Confirmed: the body's status and (when it states one) cancelled amount are the receipt's.
+
+        Stale: an earlier step of the receipt (a smaller cancelled amount than
+        now, a virtual account issued that has been paid since). Refused: a
+        status or amount the receipt never had.
+        """
+        body, receipt = parsed.raw, verified.payment.raw if verified.payment is not None else {}
+        stated, status = body.get("status"), receipt.get("status")
+        claimed_cancel, cancelled = body.get("cancelled_price"), receipt.get("cancelled_price") or 0
+        same_status = stated is None or str(stated) == str(status)
+        if same_status and (claimed_cancel is None or _canonical(claimed_cancel) == _canonical(cancelled)):
+            return self.CLAIM_CONFIRMED
+        try:
+            claimed_amount = Decimal(str(claimed_cancel)) if claimed_cancel is not None else None
+            receipt_amount = Decimal(str(cancelled))
+        except ArithmeticError:
+            return self.CLAIM_REFUSED
+        earlier_cancel = claimed_amount is not None and claimed_amount.is_finite() and 0 <= claimed_amount < receipt_amount
+        moved_on = {"5": ("1", "20"), "1": ("20",), "20": ("20",)}
+        if (same_status or str(status) in moved_on.get(str(stated), ())) and (claimed_amount is None or earlier_cancel):
+            return self.CLAIM_STALE
+        return self.CLAIM_REFUSED
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         """A Bootpay webhook (JSON): nothing in it is trusted until the receipt is fetched.

@@ -586,23 +586,28 @@ class PortOneV1Gateway(_PortOneBase):
         source = event.payment.raw if event.payment is not None else event.raw
         return str(source.get("status") or "")
 
-    def webhook_claims_confirmed(self, parsed: WebhookEvent, verified: WebhookEvent) -> bool:
-        """The body's ``status`` is the payment's; a ``cancelled`` one names a cancel PortOne made.
+    def webhook_claim_verdict(self, parsed: WebhookEvent, verified: WebhookEvent) -> str:
+        """Confirmed: the body's ``status`` is the payment's (a ``cancelled`` one naming a cancel PortOne made).
 
-        PortOne sends ``cancelled`` for a partial cancel too (the payment
-        stays ``paid``): such a claim is confirmed when its
-        ``cancellation_id`` is in the payment's ``cancel_history`` (or, without
-        one, when something was cancelled).
+        PortOne sends ``cancelled`` for a partial cancel too (the payment stays
+        ``paid``): such a claim is confirmed when its ``cancellation_id`` is in
+        the payment's ``cancel_history`` (or, without one, when something was
+        cancelled). Stale: ``ready`` or ``paid`` for a payment that has moved on
+        (deposited, cancelled). Anything else is refused.
         """
         claimed = self.webhook_claim(parsed)
         payment = verified.payment.raw if verified.payment is not None else {}
+        actual = str(payment.get("status") or "")
         if claimed == "cancelled":
             named = parsed.raw.get("cancellation_id")
             history = [c.get("cancellation_id") for c in (payment.get("cancel_history") or ()) if isinstance(c, Mapping)]
-            if named:
-                return named in history
-            return payment.get("status") == "cancelled" or bool(verified.payment and verified.payment.canceled_amount > 0)
-        return not claimed or claimed == str(payment.get("status") or "")
+            cancelled = actual == "cancelled" or bool(verified.payment and verified.payment.canceled_amount > 0)
+            confirmed = named in history if named else cancelled
+            return self.CLAIM_CONFIRMED if confirmed else self.CLAIM_REFUSED
+        if not claimed or claimed == actual:
+            return self.CLAIM_CONFIRMED
+        moved_on = {"ready": ("paid", "cancelled"), "paid": ("cancelled",)}
+        return self.CLAIM_STALE if actual in moved_on.get(claimed, ()) else self.CLAIM_REFUSED
 
     # --- Payment -> PaymentResult --------------------------------------------------------
 

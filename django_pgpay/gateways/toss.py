@@ -29,6 +29,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -149,6 +150,9 @@ ERRORS: dict[str, type[GatewayError]] = {
     "PROVIDER_ERROR": GatewayError,
     "CARD_PROCESSING_ERROR": GatewayError,
 }
+
+#: The order in which a Toss payment's status moves (a deposit's reversal aside).
+LIFECYCLE = {"READY": 0, "IN_PROGRESS": 1, "WAITING_FOR_DEPOSIT": 2, "DONE": 3, "PARTIAL_CANCELED": 4, "CANCELED": 5, "ABORTED": 5, "EXPIRED": 5}
 
 #: Toss's own webhook event types we act on; others are acknowledged and ignored.
 PAYMENT_STATUS_CHANGED = "PAYMENT_STATUS_CHANGED"
@@ -449,6 +453,28 @@ class TossGateway(HttpGateway):
         payload = event.raw.get("data") if isinstance(event.raw.get("data"), Mapping) else event.raw
         return str(payload.get("status") or "")
 
+    def webhook_claim_verdict(self, parsed: WebhookEvent, verified: WebhookEvent) -> str:
+        """Confirmed when the status (and the amounts the body's Payment states) are Toss's now.
+
+        Stale when the claim is an earlier step of the payment's life than
+        what Toss reports (``DONE`` while it is ``CANCELED`` now, a larger
+        balance than is left); refused otherwise.
+        """
+        claimed, actual = self.webhook_claim(parsed), self.webhook_claim(verified)
+        payload = parsed.raw.get("data") if isinstance(parsed.raw.get("data"), Mapping) else {}
+        fetched = verified.payment.raw if verified.payment is not None else {}
+        amounts_match = all(
+            payload.get(name) is None or str(payload.get(name)) == str(fetched.get(name)) for name in ("totalAmount", "balanceAmount")
+        )
+        if (not claimed or claimed == actual) and amounts_match:
+            return self.CLAIM_CONFIRMED
+        if str(payload.get("totalAmount", fetched.get("totalAmount"))) != str(fetched.get("totalAmount")):
+            return self.CLAIM_REFUSED
+        earlier = LIFECYCLE.get(claimed, -1) < LIFECYCLE.get(actual, -1)
+        stated, left = _amount(payload.get("balanceAmount")), _amount(fetched.get("balanceAmount"))
+        more_left = payload.get("balanceAmount") is None or (stated is not None and left is not None and stated >= left)
+        return self.CLAIM_STALE if claimed in LIFECYCLE and earlier and more_left else self.CLAIM_REFUSED
+
     # --- Payment object -> PaymentResult -----------------------------------------------
 
     def payment(self, data: Mapping[str, Any]) -> PaymentResult:
@@ -563,6 +589,17 @@ class TossGateway(HttpGateway):
                 )
             )
         return messages
+
+
+def _amount(value) -> Decimal | None:
+    """An amount a body states, as Decimal; None when it is not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return amount if amount.is_finite() else None
 
 
 def _datetime(value) -> datetime | None:
