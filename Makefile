@@ -10,6 +10,8 @@
 #   make docs | build | demo | demo-check | clean
 #   make bench-csv        CSV export of 1,000,000 orders vs the in-memory way (ARGS="--orders 20000")
 #   make bench-invoices   200 PDF invoices our way vs. one render per order (ARGS="--orders 50")
+#   make soak             the stateful money soak on PostgreSQL (BUDGET=2000 sequences, SEED=random, printed)
+#   make fuzz             generated HTTP against every endpoint on PostgreSQL (BUDGET=5000 requests)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -36,7 +38,7 @@ unexport VIRTUAL_ENV
 PYTEST := $(VPY) -m pytest -W error::DeprecationWarning
 
 .PHONY: help system-deps tools venv venv-mysql test test-postgres test-mariadb tox \
-        docs build messages demo demo-check bench-flash bench-csv bench-invoices clean FORCE
+        docs build messages demo demo-check bench-flash bench-csv bench-invoices soak fuzz clean FORCE
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -122,6 +124,24 @@ bench-csv: venv
 
 bench-invoices: venv
 	$(VPY) bench/invoices.py $(ARGS)
+
+# The stateful soak (tests/soak/test_stateful.py): BUDGET sequences of up to STEPS steps
+# across the five emulated PGs over HTTP, on PostgreSQL (127.0.0.1:5432); the seed is printed.
+BUDGET ?=
+SEED ?=
+STEPS ?= 30
+soak: venv
+	@seed=$${SEED:-$$(( (RANDOM << 15) | RANDOM ))}; budget=$${BUDGET:-2000}; \
+	echo "soak: seed $$seed, $$budget sequences of up to $(STEPS) steps (make soak SEED=$$seed BUDGET=$$budget replays them)"; \
+	PGPAY_TEST_DB=postgres PGPAY_TEST_DB_NAME=$${PGPAY_TEST_DB_NAME:-pgpay_soak} PGPAY_SOAK_EXAMPLES=$$budget PGPAY_SOAK_STEPS=$(STEPS) \
+	    $(PYTEST) -p no:randomly -p no:logging -q -s tests/soak/test_stateful.py --hypothesis-seed=$$seed; \
+	cat $${PGPAY_ARTIFACTS_DIR:-artifacts}/soak-summary.json
+
+# The fuzz suite (tests/fuzz/): BUDGET generated requests against every endpoint, on PostgreSQL.
+fuzz: venv
+	@budget=$${BUDGET:-5000}; echo "fuzz: $$budget requests"; \
+	PGPAY_TEST_DB=postgres PGPAY_TEST_DB_NAME=$${PGPAY_TEST_DB_NAME:-pgpay_fuzz} PGPAY_FUZZ_EXAMPLES=$$budget \
+	    $(PYTEST) -p no:randomly -p no:logging -q -s tests/fuzz/test_http_fuzz.py $(if $(SEED),--hypothesis-seed=$(SEED))
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .tox build dist *.egg-info docs/_build artifacts \
