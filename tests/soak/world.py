@@ -330,6 +330,13 @@ class World:
         control.release_held_webhooks()
         return control.deliver_webhooks()
 
+    def deliver_only(self, event_type: str) -> list:
+        """The sandbox sends its pending webhooks of ``event_type`` now, and only those."""
+        from django_pgpay.sandbox import control
+
+        ids = [w.pk for w in control.pending_webhooks() if w.event_type == event_type]
+        return control.deliver_webhooks(ids) if ids else []
+
     def pg_cancel(self, attempt: Attempt, amount: int | None = None) -> bool:
         """A cancel in the PG's dashboard (full, or ``amount``). False when the PG refuses it."""
         from django_pgpay.sandbox import bootpay, portone, stripe, toss
