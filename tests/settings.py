@@ -15,6 +15,7 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ko", "Korean")]
 ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "tests.urls"
+STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
@@ -23,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",  # the live server serves django_pgpay/pgpay.css
     "django_pgpay",
     "tests.testapp",
     "django_pgpay.sandbox",
