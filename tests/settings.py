@@ -15,7 +15,6 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ko", "Korean")]
 ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "tests.urls"
-STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
