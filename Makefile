@@ -3,6 +3,7 @@
 # Python tools from PyPI into .tools/, the project into .venv/.
 #
 #   make test             unit + e2e tests on SQLite        (ARGS="-k foo" passes through)
+#   make test-quickstart  docs/quickstart.rst, executed in a new project from the wheel (about 30 s)
 #   make test-postgres    same on PostgreSQL (127.0.0.1:5432)
 #   make test-mariadb     same on MariaDB    (127.0.0.1:3306)
 #   make tox              the Django/Python matrix in tox.ini
@@ -35,7 +36,7 @@ unexport VIRTUAL_ENV
 
 PYTEST := $(VPY) -m pytest -W error::DeprecationWarning
 
-.PHONY: help system-deps tools venv venv-mysql test test-postgres test-mariadb tox \
+.PHONY: help system-deps tools venv venv-mysql test test-quickstart test-postgres test-mariadb tox \
         docs build messages demo demo-check bench-flash bench-csv bench-invoices clean FORCE
 
 help:
@@ -81,6 +82,11 @@ venv-mysql: venv $(VENV)/.stamp-mysql
 
 test: venv
 	$(PYTEST) $(ARGS)
+
+# Builds a wheel with uv unless PGPAY_QUICKSTART_WHEEL names one (CI passes dist/'s);
+# screenshots and the generated project go to $PGPAY_ARTIFACTS_DIR/quickstart/.
+test-quickstart: venv
+	PGPAY_QUICKSTART=1 $(PYTEST) tests/quickstart $(ARGS)
 
 test-postgres: venv
 	PGPAY_TEST_DB=postgres $(PYTEST) $(ARGS)
