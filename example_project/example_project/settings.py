@@ -154,6 +154,8 @@ LANGUAGE_CODE = env("DJANGO_LANGUAGE_CODE", "ko")
 LANGUAGES = [("ko", "한국어"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Seoul"
+# Times on the 24-hour clock in both languages (Django's Korean default is "오후 8:00").
+FORMAT_MODULE_PATH = ["example_project.formats"]
 USE_I18N = True
 USE_TZ = True
 
