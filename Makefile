@@ -47,8 +47,9 @@ system-deps:
 
 $(TOOLS)/.stamp: requirements/tools.txt
 	@test -x $(TOOLS)/bin/python || $(BOOTSTRAP_PYTHON) -m venv $(TOOLS)
+	@echo "Installing the build tools into $(TOOLS)/ (uv, tox, build, twine)"
 	@# (the filter drops pip's notes about this machine's missing local index folders)
-	$(TOOLS)/bin/python -m pip install -q --disable-pip-version-check -r requirements/tools.txt 2>&1 \
+	@$(TOOLS)/bin/python -m pip install -q --disable-pip-version-check -r requirements/tools.txt 2>&1 \
 	    | { grep -v "^WARNING: Location 'file:" || true; }
 	@touch $@
 
@@ -65,10 +66,11 @@ $(VENV)/.stamp: setup.py $(TOOLS)/.stamp
 	    $(UV) venv -q --clear --python $(PYTHON) $(VENV); \
 	    echo "$(PYTHON)" > $(VENV)/.python; \
 	fi
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -e '.[test,pdf,docs]'
+	@echo "Installing django-pgpay (editable) and its dependencies into $(VENV)/"
+	@VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -e '.[test,pdf,docs]'
 	@# PortOne's official V1 client pins requests==2.26.0: installed without its
 	@# dependencies (it works with today's requests); the sandbox tests drive it.
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q --no-deps iamport-rest-client==0.9.0
+	@VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q --no-deps iamport-rest-client==0.9.0
 	@rm -f $(VENV)/.stamp-mysql
 	@touch $@
 
@@ -117,10 +119,10 @@ bench-flash: venv
 	$(VPY) bench/flash_sale.py $(ARGS)
 
 demo: venv
-	PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh serve
+	@PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh serve
 
 demo-check: venv
-	PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh check
+	@PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh check
 
 # Benchmarks print ratios against the tutorials' way, run side by side (see bench/README.md).
 bench-csv: venv
