@@ -1,8 +1,9 @@
 """What a buyer sees, at 1280 px and on a 390 px phone, in Korean and English.
 
-For each language and width: the booking page, the cart, each PG's payment
-window (Toss, PortOne V1, PortOne V2, Bootpay, Stripe; the sandbox's copies)
-and the paid order's page, each kept as a screenshot in
+For each language and width: the home page, a restaurant's times, the booking
+page, the cart, each PG's payment window (Toss, PortOne V1, PortOne V2,
+Bootpay, Stripe; the sandbox's copies) and the paid order's page, each kept as
+a screenshot in
 ``$PGPAY_ARTIFACTS_DIR/e2e/layout/`` for a person to look at. Every page is
 checked for what a person would notice first: nothing wider than the screen
 (no sideways scrolling at 390 px), the window's own buttons inside the screen,
@@ -102,6 +103,9 @@ def test_buyer_pages_and_every_pg_window(buyer_page, server, shots, lang, width)
         problems.extend(check_layout(page, f"{name} ({lang}, {width})"))
         page.screenshot(path=folder / f"{name}-{lang}-{WIDTHS[width]}.png", full_page=True)
 
+    page.goto("/")
+    expect(page.locator("#go-restaurants")).to_be_visible()
+    shot("home")
     # The booking page (CheckoutMixin's start page).
     seat_id, _free = first_free_seat(page, 1)
     shot("restaurant")
