@@ -39,7 +39,8 @@ MEASURE = """(root) => {
   const wide = [];
   for (const el of doc.body.querySelectorAll("*")) {
     const box = el.getBoundingClientRect();
-    if (box.width && box.right > html.clientWidth + 1 && getComputedStyle(el).position !== "fixed") {
+    const style = getComputedStyle(el);
+    if (box.width && box.right > html.clientWidth + 1 && style.position !== "fixed" && style.visibility !== "hidden") {
       wide.push((el.id ? "#" + el.id : el.tagName.toLowerCase() + "." + [...el.classList].join(".")) + " right=" + Math.round(box.right));
     }
   }
@@ -52,7 +53,8 @@ def check_layout(target, what: str) -> list[str]:
     """What is wrong with a page: sideways scrolling, or Korean text that may break inside words."""
     measured = target.locator("body").evaluate(MEASURE)
     problems = []
-    if measured["scroll"] > measured["client"]:
+    if measured["scroll"] > measured["client"] or measured["wide"]:
+        # Wider than the screen, or cut off at its right edge (in a box that scrolls sideways).
         problems.append(f"{what}: {measured['scroll']} px wide in {measured['client']} px: {measured['wide']}")
     if measured["lang"].startswith("ko") and measured["wordBreak"] != "keep-all":
         problems.append(f"{what}: Korean text breaks inside words (word-break: {measured['wordBreak']})")
@@ -132,6 +134,9 @@ def test_buyer_pages_and_every_pg_window(buyer_page, server, shots, lang, width)
     page.wait_for_url("**/sandbox/toss/pay/**")
     shot("window-toss")
     expect(page.locator("#pay")).to_be_visible()
+    page.click("#developer-options summary")  # the faults' long labels, opened
+    expect(page.locator("#confirm-fault")).to_be_visible()
+    shot("window-toss-developer-options")
 
     # Paid with Toss: the buyer's order page.
     page.click("#pay")
