@@ -3,6 +3,7 @@
 # Python tools from PyPI into .tools/, the project into .venv/.
 #
 #   make test             unit + e2e tests on SQLite        (ARGS="-k foo" passes through)
+#   make test-quickstart  docs/quickstart.rst, executed in a new project from the wheel (about 30 s)
 #   make test-postgres    same on PostgreSQL (127.0.0.1:5432)
 #   make test-mariadb     same on MariaDB    (127.0.0.1:3306)
 #   make tox              the Django/Python matrix in tox.ini
@@ -37,7 +38,7 @@ unexport VIRTUAL_ENV
 
 PYTEST := $(VPY) -m pytest -W error::DeprecationWarning
 
-.PHONY: help system-deps tools venv venv-mysql test test-postgres test-mariadb tox \
+.PHONY: help system-deps tools venv venv-mysql test test-quickstart test-postgres test-mariadb tox \
         docs build messages demo demo-check bench-flash bench-csv bench-invoices soak fuzz clean FORCE
 
 help:
@@ -48,8 +49,9 @@ system-deps:
 
 $(TOOLS)/.stamp: requirements/tools.txt
 	@test -x $(TOOLS)/bin/python || $(BOOTSTRAP_PYTHON) -m venv $(TOOLS)
+	@echo "Installing the build tools into $(TOOLS)/ (uv, tox, build, twine)"
 	@# (the filter drops pip's notes about this machine's missing local index folders)
-	$(TOOLS)/bin/python -m pip install -q --disable-pip-version-check -r requirements/tools.txt 2>&1 \
+	@$(TOOLS)/bin/python -m pip install -q --disable-pip-version-check -r requirements/tools.txt 2>&1 \
 	    | { grep -v "^WARNING: Location 'file:" || true; }
 	@touch $@
 
@@ -66,10 +68,11 @@ $(VENV)/.stamp: setup.py $(TOOLS)/.stamp
 	    $(UV) venv -q --clear --python $(PYTHON) $(VENV); \
 	    echo "$(PYTHON)" > $(VENV)/.python; \
 	fi
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -e '.[test,pdf,docs]'
+	@echo "Installing django-pgpay (editable) and its dependencies into $(VENV)/"
+	@VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q -e '.[test,pdf,docs]'
 	@# PortOne's official V1 client pins requests==2.26.0: installed without its
 	@# dependencies (it works with today's requests); the sandbox tests drive it.
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q --no-deps iamport-rest-client==0.9.0
+	@VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q --no-deps iamport-rest-client==0.9.0
 	@rm -f $(VENV)/.stamp-mysql
 	@touch $@
 
@@ -83,6 +86,11 @@ venv-mysql: venv $(VENV)/.stamp-mysql
 
 test: venv
 	$(PYTEST) $(ARGS)
+
+# Builds a wheel with uv unless PGPAY_QUICKSTART_WHEEL names one (CI passes dist/'s);
+# screenshots and the generated project go to $PGPAY_ARTIFACTS_DIR/quickstart/.
+test-quickstart: venv
+	PGPAY_QUICKSTART=1 $(PYTEST) tests/quickstart $(ARGS)
 
 test-postgres: venv
 	PGPAY_TEST_DB=postgres $(PYTEST) $(ARGS)
@@ -113,10 +121,10 @@ bench-flash: venv
 	$(VPY) bench/flash_sale.py $(ARGS)
 
 demo: venv
-	PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh serve
+	@PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh serve
 
 demo-check: venv
-	PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh check
+	@PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh check
 
 # Benchmarks print ratios against the tutorials' way, run side by side (see bench/README.md).
 bench-csv: venv

@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",  # the live server serves django_pgpay/pgpay.css
     "django_pgpay",
     "tests.testapp",
     "django_pgpay.sandbox",

@@ -6,6 +6,7 @@ answers with the event the test chose; Bootpay's API is mocked with
 ``responses``, which the live server thread shares.
 """
 
+import re
 import base64
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from django_pgpay.gateways.base import PG_DATA_ATTEMPTS
 from django_pgpay.status import OrderStatus as S
 from tests.bootpay_support import CLIENT_KEY
 from tests.testapp.models import Booking
@@ -29,7 +31,7 @@ window.Bootpay = {
     if (answer.event === "confirm" || answer.event === "done" || answer.event === "issued") {
       return Promise.resolve({event: answer.event, receipt_id: answer.receipt_id, order_id: request.order_id, price: request.price});
     }
-    return Promise.reject({event: answer.event, error_code: "USER_CANCEL", message: "사용자가 결제를 취소하였습니다."});
+    return Promise.reject({event: answer.event, receipt_id: answer.receipt_id, error_code: "USER_CANCEL", message: "사용자가 결제를 취소하였습니다."});
   }
 };
 """
@@ -96,9 +98,23 @@ def test_closing_the_window_shows_the_fail_page(stub_sdk, bootpay_api, checkout_
     page.evaluate("window.__bootpayAnswer = {event: 'cancel'}")
     page.get_by_role("button", name="Pay").click()
     page.get_by_text("You closed the payment window before paying. You can try again.").wait_for()
-    assert page.url.startswith(f"{live_server.url}/pay/bootpay/fail/?event=cancel")
+    assert re.sub(r"pgpay_t=[^&]*&", "", page.url).startswith(f"{live_server.url}/pay/bootpay/fail/?event=cancel")
     booking = Booking.objects.get()
     assert booking.status == S.READY and bootpay_api.requests == []
+
+
+def test_a_failed_window_reports_its_receipt_before_it_leaves(stub_sdk, bootpay_api, checkout_page, live_server):
+    # The window authenticated a payment (a receipt exists at Bootpay) and then failed: the page posts the
+    # receipt id to the attempt URL and waits for the answer before going to the fail page, so
+    # reconciliation can look the receipt up even though the buyer never reached the return URL.
+    page = checkout_page
+    page.evaluate("window.__bootpayAnswer = {event: 'error', receipt_id: 'rcpt-from-the-window'}")
+    with page.expect_request(lambda r: "/pay/bootpay/attempt/" in r.url) as posted:
+        page.get_by_role("button", name="Pay").click()
+    assert posted.value.method == "POST"
+    page.get_by_role("heading", name="Payment not completed").wait_for()
+    booking = Booking.objects.get()
+    assert booking.status == S.READY and booking.pg_data[PG_DATA_ATTEMPTS] == ["rcpt-from-the-window"]
 
 
 @pytest.fixture

@@ -7,14 +7,19 @@ environment and look at what it configures.
 
 from __future__ import annotations
 
+import os
 import runpy
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "example_project"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "example_project"
+#: Variables of the example project's settings and of scripts/demo.sh: a developer's own never reach the tests.
+PREFIXES = ("DJANGO_", "PGPAY_", "TOSS_", "STRIPE_", "PORTONE_", "BOOTPAY_", "SANDBOX_", "EXAMPLE_", "DATABASE_URL", "DEMO_")
 SETTINGS = EXAMPLE / "example_project" / "settings.py"
 CATALOGUE = EXAMPLE / "locale" / "ko" / "LC_MESSAGES" / "django.po"
 pytestmark = pytest.mark.skipif(not SETTINGS.exists(), reason="no example_project/ here (the sdist leaves it out)")
@@ -120,12 +125,10 @@ def test_without_debug_the_sandbox_is_off_and_real_keys_are_required(load):
         load(DJANGO_DEBUG="0")
     settings = load(DJANGO_DEBUG="0", TOSS_CLIENT_KEY="live_ck_x", TOSS_SECRET_KEY="live_sk_x")
     assert "django_pgpay.sandbox" not in settings["INSTALLED_APPS"]
-    # EXAMPLE_SANDBOX=1 installs the sandbox, but it does not serve with DEBUG off (issue #13, point 11) ...
-    demo = load(DJANGO_DEBUG="0", EXAMPLE_SANDBOX="1")
-    assert "django_pgpay.sandbox" in demo["INSTALLED_APPS"] and demo["PGPAY"]["SANDBOX_ALLOW_WITHOUT_DEBUG"] is False
-    # ... unless the variable named for exactly that says so.
-    allowed = load(DJANGO_DEBUG="0", EXAMPLE_SANDBOX="1", PGPAY_SANDBOX_ALLOW_WITHOUT_DEBUG="1")
-    assert allowed["PGPAY"]["SANDBOX_ALLOW_WITHOUT_DEBUG"] is True
+    assert "SANDBOX_ALLOW_WITHOUT_DEBUG" not in settings["PGPAY"]
+    # The sandbox never runs without DEBUG here, not even when asked to.
+    with pytest.raises(ImproperlyConfigured, match="EXAMPLE_SANDBOX=1 needs DJANGO_DEBUG=1"):
+        load(DJANGO_DEBUG="0", EXAMPLE_SANDBOX="1")
 
 
 def test_every_pg_is_on_the_sandbox_by_default(load):
@@ -215,3 +218,35 @@ def test_korean_catalogue_is_complete_and_compiled(tmp_path):
     )
     assert "untranslated" not in stats.stderr and "fuzzy" not in stats.stderr, stats.stderr
     assert (tmp_path / "x.mo").read_bytes() == CATALOGUE.with_suffix(".mo").read_bytes(), "recompile the example's catalogue"
+
+
+# --- make demo ---------------------------------------------------------------------------
+
+
+def demo_setup(tmp_path, **env) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
+    environ.update(
+        PYTHON=sys.executable,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        DEMO_PASSWORD_FILE=str(tmp_path / "password"),
+        SANDBOX_WEBHOOK_DELIVERY="manual",
+        **env,
+    )
+    done = subprocess.run([str(ROOT / "scripts" / "demo.sh"), "setup"], env=environ, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_make_demo_is_one_line_a_step_and_keeps_the_admins_password(tmp_path):
+    first = demo_setup(tmp_path)
+    steps = [line for line in first.stdout.splitlines() if line.startswith("  ") and line.rstrip().endswith(("ok", " s)"))]
+    assert [s.split("  ")[1].strip() for s in steps] == ["database migrated", "system checks pass", "demo restaurants, seats and products", "superuser admin"]
+    assert "Operations to perform" not in first.stdout and first.stderr == ""  # quiet: migrate's own output stays hidden
+    password = (tmp_path / "password").read_text().strip()
+    assert len(password) >= 12 and f"Password:  {password} " in first.stdout
+    assert (tmp_path / "password").stat().st_mode & 0o077 == 0  # only its owner reads it
+    # The next run prints the same password; DEMO_ADMIN_PASSWORD replaces it.
+    assert f"Password:  {password} " in demo_setup(tmp_path).stdout
+    assert "Password:  chosen-Password-1 " in demo_setup(tmp_path, DEMO_ADMIN_PASSWORD="chosen-Password-1").stdout
+    assert (tmp_path / "password").read_text().strip() == "chosen-Password-1"
+    assert "Password:  chosen-Password-1 " in demo_setup(tmp_path).stdout

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from django_pgpay.permissions import buyer_token
 from django_pgpay.status import OrderStatus as S
 from tests.portone_support import CHANNEL_KEY, MERCHANT_CODE, STORE_ID
 from tests.testapp.models import Booking
@@ -72,7 +73,7 @@ def test_v1_imp_request_pay_and_its_callback(page, live_server, client, buyer, s
         "name": "한우집 예약",
         "amount": 20000,
         "currency": "KRW",
-        "m_redirect_url": f"{live_server.url}/pay/portone/return/",
+        "m_redirect_url": f"{live_server.url}/pay/portone/return/?pgpay_t={buyer_token(booking.order_number)}",
         "notice_url": f"{live_server.url}/pay/portone/webhook/",
         "buyer_name": "buyer",
     }
@@ -82,7 +83,7 @@ def test_v1_imp_request_pay_and_its_callback(page, live_server, client, buyer, s
     imp_uid = portone_api.pay(booking)
     with page.expect_navigation():
         page.evaluate("([imp_uid, merchant_uid]) => window.__imp.callback({success: true, imp_uid, merchant_uid, paid_amount: 20000})", [imp_uid, booking.order_number])
-    assert page.url == f"{live_server.url}/pay/portone/return/?imp_uid={imp_uid}&merchant_uid={booking.order_number}"
+    assert page.url == f"{live_server.url}/pay/portone/return/?pgpay_t={buyer_token(booking.order_number)}&imp_uid={imp_uid}&merchant_uid={booking.order_number}"
     assert page.get_by_role("heading", name="Payment complete").is_visible()
     screenshot(page, "portone-return.png")
     booking.refresh_from_db()
@@ -119,7 +120,7 @@ def test_v2_request_payment_and_its_answer(page, live_server, client, buyer, sea
         "totalAmount": 20000,
         "currency": "CURRENCY_KRW",
         "payMethod": "CARD",
-        "redirectUrl": f"{live_server.url}/pay/portone-v2/return/",
+        "redirectUrl": f"{live_server.url}/pay/portone-v2/return/?pgpay_t={buyer_token(booking.order_number)}",
         "noticeUrls": [f"{live_server.url}/pay/portone-v2/webhook/"],
         "customer": {"fullName": "buyer"},
     }

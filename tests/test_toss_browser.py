@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from django_pgpay.permissions import buyer_token
 from django_pgpay.status import OrderStatus as S
 from tests.testapp.models import Booking
 from tests.toss_support import CLIENT_KEY
@@ -61,14 +62,14 @@ def test_checkout_page_calls_the_sdk_with_the_gateways_parameters(page, live_ser
         "amount": {"currency": "KRW", "value": 20000},
         "orderId": booking.order_number,
         "orderName": "한우집 예약",
-        "successUrl": f"{live_server.url}/pay/toss/return/",
-        "failUrl": f"{live_server.url}/pay/toss/fail/",
+        "successUrl": f"{live_server.url}/pay/toss/return/?pgpay_t={buyer_token(booking.order_number)}",
+        "failUrl": f"{live_server.url}/pay/toss/fail/?pgpay_t={buyer_token(booking.order_number)}",
         "customerName": "buyer",
     }
 
     # Toss's window would now redirect to successUrl.
     key = toss_api.authorize(booking)
-    page.goto(call["request"]["successUrl"] + "?" + urlencode({"paymentKey": key, "orderId": booking.order_number, "amount": 20000}))
+    page.goto(call["request"]["successUrl"] + "&" + urlencode({"paymentKey": key, "orderId": booking.order_number, "amount": 20000}))
     assert page.get_by_role("heading", name="Payment complete").is_visible()
     page.screenshot(path=str(artifacts / "toss-return.png"), full_page=True)
     booking.refresh_from_db()

@@ -1,5 +1,10 @@
 """An in-memory PG for tests and for trying the library without any account.
 
+In a browser its payment page (``django_pgpay/checkout/fake.html``) pays with
+one click; its state lives in the server process, so use it with
+``runserver`` (one process), never with several workers. The payment sandbox
+(``django_pgpay.sandbox``) speaks the PGs' real protocols; the quick start uses it.
+
 :class:`FakeGateway` behaves like a real PG that has a confirm call, an
 idempotency key on every money-moving call and a balance check on cancels, and
 it can be told to fail in every way a real PG fails::
@@ -242,7 +247,21 @@ class FakeGateway(BaseGateway):
         return fake_pg(self.alias)
 
     def checkout(self, order: OrderSnapshot, urls: CheckoutUrls) -> CheckoutResult:
-        params = {"order_number": order.order_number, "amount": str(order.amount), "currency": order.currency}
+        """The fake "window": the payment is authorised now, and its Pay button is a GET to the success URL.
+
+        A real PG authorises while the buyer is in its window; the fake has no
+        window of its own, so the page it renders (``checkout/fake.html``)
+        carries an already authorised payment id, and Pay sends the browser to
+        the success URL with it, as :meth:`pay_url` does. Decline and Close go
+        to the fail URL. In-memory: works with one server process only.
+        """
+        payment_id = self.pg.authorize(order.order_number, order.amount, order.currency)
+        params = {
+            "order_number": order.order_number,
+            "amount": str(order.amount),
+            "currency": order.currency,
+            "payment_id": payment_id,
+        }
         return CheckoutResult(
             kind="widget",
             template_name="django_pgpay/checkout/fake.html",

@@ -9,12 +9,23 @@
   Bootpay: it starts with ``test_``; Stripe: ``sk_test_``/``rk_test_``; never give
   the sandbox a live key; the key itself is never printed).
 - ``pgpay_sandbox.W001``/``W002``: nothing is emulated / a PG has no secret key.
+- ``pgpay_sandbox.E004``: a ``WEBHOOK_URL`` (``V2_WEBHOOK_URL``) does not
+  resolve to a URL of this project, ``E005``: it resolves to a view that is not
+  django-pgpay's :class:`~django_pgpay.views.WebhookView`, ``E006``: its
+  gateway alias is not in ``PGPAY["GATEWAYS"]`` (each of these webhooks would
+  be answered 404 or refused, and retried in silence);
+  ``pgpay_sandbox.W003``: it goes to the alias of another PG's gateway.
+  An absolute URL is checked by its path, on this project's URLconf.
 """
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core import checks
+from django.urls import Resolver404, resolve
+from django.utils.module_loading import import_string
 
 from . import conf
 from .base import emulators
@@ -121,3 +132,77 @@ def _check_pg(section: str, value, pg) -> list[checks.CheckMessage]:
         messages.append(checks.Error(f'{where}["WEBHOOK_URL"] must be a URL or a path.', id="pgpay_sandbox.E002"))
     messages.extend(pg.check_config(value))
     return messages
+
+
+#: Each sandbox setting that names a webhook URL, and the gateway class whose webhooks it carries.
+WEBHOOK_SETTINGS = {
+    ("TOSS", "WEBHOOK_URL"): "django_pgpay.gateways.toss.TossGateway",
+    ("STRIPE", "WEBHOOK_URL"): "django_pgpay.gateways.stripe.StripeGateway",
+    ("PORTONE", "WEBHOOK_URL"): "django_pgpay.gateways.portone.PortOneV1Gateway",
+    ("PORTONE", "V2_WEBHOOK_URL"): "django_pgpay.gateways.portone.PortOneV2Gateway",
+    ("BOOTPAY", "WEBHOOK_URL"): "django_pgpay.gateways.bootpay.BootpayGateway",
+}
+
+
+@checks.register("django_pgpay", checks.Tags.urls)
+def check_webhook_urls(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Every configured ``WEBHOOK_URL`` of ``PGPAY_SANDBOX`` reaches django-pgpay's webhook view for that PG."""
+    raw = getattr(settings, "PGPAY_SANDBOX", None)
+    if not isinstance(raw, dict):
+        return []
+    messages: list[checks.CheckMessage] = []
+    for (section, name), gateway_class in WEBHOOK_SETTINGS.items():
+        value = raw.get(section)
+        url = value.get(name) if isinstance(value, dict) else None
+        if url and isinstance(url, str):
+            messages.extend(_check_webhook_url(f"PGPAY_SANDBOX[{section!r}][{name!r}]".replace("'", '"'), url, gateway_class))
+    return messages
+
+
+def _check_webhook_url(where: str, url: str, gateway_class: str) -> list[checks.CheckMessage]:
+    from ..conf import gateway_aliases
+    from ..views import WebhookView
+
+    path = "/" + urlsplit(url).path.lstrip("/")  # an absolute URL is checked by its path
+    prefix = (getattr(settings, "FORCE_SCRIPT_NAME", None) or "").rstrip("/")
+    if prefix and path.startswith(prefix + "/"):
+        path = path[len(prefix) :]
+    hint = 'The webhook URL of a gateway alias is "<prefix>/<alias>/webhook/" under path("<prefix>/", include("django_pgpay.urls")), e.g. "/pay/toss/webhook/".'
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return [checks.Error(f"{where} = {url!r}: {path} is not a URL of this project; every webhook would be answered 404.", hint=hint, id="pgpay_sandbox.E004")]
+    view_class = getattr(match.func, "view_class", None)
+    if not (isinstance(view_class, type) and issubclass(view_class, WebhookView)):
+        return [
+            checks.Error(
+                f"{where} = {url!r}: {path} is served by {match.view_name or match._func_path}, not django-pgpay's webhook view.",
+                hint=hint,
+                id="pgpay_sandbox.E005",
+            )
+        ]
+    initkwargs = getattr(match.func, "view_initkwargs", {}) or {}
+    alias = match.kwargs.get("alias") or initkwargs.get("gateway_alias") or view_class.gateway_alias
+    if alias not in gateway_aliases():
+        return [
+            checks.Error(
+                f'{where} = {url!r}: the gateway alias {alias!r} is not in PGPAY["GATEWAYS"]; every webhook would be answered 404.',
+                hint=hint,
+                id="pgpay_sandbox.E006",
+            )
+        ]
+    entry = settings.PGPAY["GATEWAYS"][alias]
+    try:
+        configured = import_string(entry["CLASS"]) if isinstance(entry, dict) and entry.get("CLASS") else None
+        expected = import_string(gateway_class)
+    except ImportError:
+        return []  # django_pgpay's own check names the class that cannot be imported
+    if isinstance(configured, type) and not issubclass(configured, expected):
+        return [
+            checks.Warning(
+                f'{where} = {url!r} goes to the alias {alias!r}, whose gateway is {configured.__name__}, not a {expected.__name__}.',
+                hint="Point it at the webhook URL of the alias that talks to this PG.",
+                id="pgpay_sandbox.W003",
+            )
+        ]
+    return []

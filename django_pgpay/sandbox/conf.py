@@ -8,9 +8,10 @@
             # "test_" (a live key is refused by a system check).
             "CLIENT_KEYS": [os.environ.get("TOSS_CLIENT_KEY", "test_ck_sandbox")],
             "SECRET_KEYS": [os.environ.get("TOSS_SECRET_KEY", "test_sk_sandbox")],
-            # Where the emulated Toss posts its webhooks (absolute, or a path
-            # resolved against the host the sandbox was called on).
-            "WEBHOOK_URL": "http://127.0.0.1:8000/pay/webhooks/toss/",
+            # Where the emulated Toss posts its webhooks: the shop's Toss webhook
+            # URL (pay/<alias>/webhook/), as a path resolved against the host
+            # the sandbox was called on, or absolute.
+            "WEBHOOK_URL": "/pay/toss/webhook/",
         },
         "STRIPE": {
             # Made-up keys shaped like Stripe's ("sk_test_"); the gateway's
@@ -25,13 +26,20 @@
 Only the PGs named here are served; an emulator without a section answers
 every API call with its PG's "unauthorised key" error. Nothing is read at
 import time, so tests may change the setting with ``override_settings``.
+
+The sandbox's own URLs follow the host it is called on: a relative
+``WEBHOOK_URL`` is resolved against the host of the request that made the
+payment, or, without one (a call from a shell), against ``SITE_URL``, else the
+host of the latest request this process served, else ``http://127.0.0.1:8000``.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 
 from ..conf import setting as pgpay_setting
 
@@ -82,9 +90,55 @@ def control_token() -> str:
     return str(sandbox_settings().get("CONTROL_TOKEN") or "")
 
 
+#: Where a server listens when no request told us yet (runserver's default).
+DEFAULT_SITE_URL = "http://127.0.0.1:8000"
+
+_latest_origin = ""
+_origin_lock = threading.Lock()
+
+
 def site_url() -> str:
-    """Origin used to resolve a relative ``WEBHOOK_URL`` when no request is at hand."""
-    return str(sandbox_settings().get("SITE_URL") or "http://127.0.0.1:8000").rstrip("/")
+    """Origin used to resolve a relative ``WEBHOOK_URL`` when no request is at hand.
+
+    ``PGPAY_SANDBOX["SITE_URL"]`` when set; otherwise the origin of the latest
+    request this process served (so a ``runserver 8114`` sends its webhooks to
+    port 8114); otherwise :data:`DEFAULT_SITE_URL`.
+    """
+    configured = sandbox_settings().get("SITE_URL")
+    if configured:
+        return str(configured).rstrip("/")
+    return _latest_origin or DEFAULT_SITE_URL
+
+
+def remember_origin(sender=None, environ=None, scope=None, **kwargs) -> None:
+    """``request_started`` receiver: keep the origin (scheme and host) of the request, if the host is allowed.
+
+    The host is checked against ``ALLOWED_HOSTS`` as Django checks it
+    (``localhost`` and ``127.0.0.1`` with ``DEBUG`` and no ``ALLOWED_HOSTS``), so
+    a forged ``Host`` header never becomes the address webhooks are sent to.
+    """
+    global _latest_origin
+    scheme, host = "http", ""
+    if environ is not None:
+        scheme = str(environ.get("wsgi.url_scheme") or "http")
+        host = str(environ.get("HTTP_HOST") or "")
+    elif scope is not None:
+        scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+        headers = dict(scope.get("headers") or ())
+        host = headers.get(b"host", b"").decode("latin-1")
+    domain, _port = split_domain_port(host)
+    allowed = list(settings.ALLOWED_HOSTS) or ([".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+    if not domain or not validate_host(domain, allowed):
+        return
+    with _origin_lock:
+        _latest_origin = f"{scheme}://{host}"
+
+
+def forget_origin() -> None:
+    """Drop the remembered origin (tests)."""
+    global _latest_origin
+    with _origin_lock:
+        _latest_origin = ""
 
 
 def allowed() -> bool:

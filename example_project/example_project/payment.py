@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_pgpay import conf
 from django_pgpay.exceptions import PgPayError
+from django_pgpay.labels import bank_label, pg_label
 from django_pgpay.gateways.results import CheckoutUrls
 from django_pgpay.orders import find_order
 from django_pgpay.status import OrderStatus
@@ -39,7 +40,7 @@ def default_alias(shop: str) -> str:
 
 
 def gateway_choices(shop: str) -> list[dict]:
-    """Every PG ``shop`` offers, for a radio button each: alias, name, and whether it is the sandbox."""
+    """Every PG ``shop`` offers, for a radio button each: alias, name (in the page's language), and whether it is the sandbox."""
     sandbox = set(getattr(settings, "SANDBOX_GATEWAYS", ()))
     default = default_alias(shop)
     choices = []
@@ -47,7 +48,7 @@ def gateway_choices(shop: str) -> list[dict]:
         choices.append(
             {
                 "alias": alias,
-                "name": conf.get_gateway(alias).pg_name,
+                "name": pg_label(alias),
                 "sandbox": alias in sandbox,
                 "default": alias == default,
             }
@@ -110,10 +111,10 @@ class ShopReturnView(ReturnView):
             data = order.pg_data or {}
             messages.info(
                 self.request,
-                _("A virtual account was issued: transfer the amount to account %(account)s (bank %(bank)s), due %(due)s")
+                _("A virtual account was issued: %(bank)s %(account)s, transfer by %(due)s.")
                 % {
                     "account": data.get("vbank_account_number", "?"),
-                    "bank": data.get("vbank_bank_code", "?"),
+                    "bank": bank_label(data),
                     "due": date_format(timezone.localtime(order.expires_at), "DATETIME_FORMAT") if order.expires_at else "-",
                 },
             )

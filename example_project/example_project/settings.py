@@ -18,7 +18,8 @@ default that works offline (see docs/example.rst, "Settings"):
     ``sqlite:////absolute/path.sqlite3`` (default: ``db.sqlite3`` next to
     manage.py) or ``postgres://user:password@host:port/name``.
 ``EXAMPLE_SANDBOX`` (``1``/``0``)
-    Install the payment sandbox (default: when DEBUG is on).
+    Install the payment sandbox (default: when DEBUG is on). The sandbox
+    never runs here without DEBUG: ``DJANGO_DEBUG=0 EXAMPLE_SANDBOX=1`` is refused.
 ``PGPAY_DEFAULT_GATEWAY``, ``PGPAY_READY_TIMEOUT``
     The PG new orders use (default ``toss``); seconds an unpaid order holds its
     seat (default 1800).
@@ -72,6 +73,10 @@ ALLOWED_HOSTS = sorted({"127.0.0.1", "localhost", "[::1]", _site_host})
 
 #: The payment sandbox (django_pgpay.sandbox) on this server: on with DEBUG.
 SANDBOX = env_flag("EXAMPLE_SANDBOX", DEBUG)
+if SANDBOX and not DEBUG:
+    # The sandbox's own rule (a system check, and 404s): development only. The
+    # example project never sets the setting that would let it run regardless.
+    raise ImproperlyConfigured("EXAMPLE_SANDBOX=1 needs DJANGO_DEBUG=1: the payment sandbox runs only in development.")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -154,6 +159,8 @@ LANGUAGE_CODE = env("DJANGO_LANGUAGE_CODE", "ko")
 LANGUAGES = [("ko", "한국어"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Seoul"
+# Times on the 24-hour clock in both languages (Django's Korean default is "오후 8:00").
+FORMAT_MODULE_PATH = ["example_project.formats"]
 USE_I18N = True
 USE_TZ = True
 
@@ -346,9 +353,6 @@ PGPAY = {
     "CURRENCY": "KRW",
     "GATEWAYS": GATEWAYS,
     "READY_TIMEOUT": int(env("PGPAY_READY_TIMEOUT", "1800")),
-    # The sandbox never serves with DEBUG off unless this variable, named for
-    # exactly that, says so (EXAMPLE_SANDBOX=1 alone does not).
-    "SANDBOX_ALLOW_WITHOUT_DEBUG": env_flag("PGPAY_SANDBOX_ALLOW_WITHOUT_DEBUG", False),
     # The seller's details printed on PDF invoices (made-up for the demo).
     "INVOICE": {
         "SHOP_NAME": "한상마켓 (Hansang Market)",

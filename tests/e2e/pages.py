@@ -87,18 +87,27 @@ def place_order(page, lines: dict[int, int], gateway: str, *, recipient: str = "
     return page.locator("#order-number").inner_text()
 
 
+def confirm_the_cancel(page) -> None:
+    """The cancel's second step: the page that states the amount and the balance after; "Refund now"."""
+    expect(page.locator(".pgpay-cancel-confirm")).to_be_visible()
+    with page.expect_navigation():
+        page.locator(".pgpay-cancel-confirm .pgpay-cancel-button").click()
+
+
 def refund_part(page, amount: int) -> None:
     """On a paid order's page (cart shop) or in My bookings, give back ``amount`` with the partial cancel form."""
     form = page.locator(".pgpay-cancel-form:has(input[name=amount])")
     form.locator("input[name=amount]").fill(str(amount))
     with page.expect_navigation():
         form.locator(".pgpay-cancel-button").click()
+    confirm_the_cancel(page)
 
 
 def cancel_the_rest(page) -> None:
     """The full cancel form: whatever is left of the payment."""
     with page.expect_navigation():
         page.locator(".pgpay-cancel-form:not(:has(input[name=amount])) .pgpay-cancel-button").click()
+    confirm_the_cancel(page)
 
 
 def staff_page(browser, server, locale: str = "ko-KR", **context_options):

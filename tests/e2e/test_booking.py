@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
-from .pages import book_until_sandbox, booking_card, first_free_seat, open_payment_window
+from .pages import book_until_sandbox, booking_card, confirm_the_cancel, first_free_seat, open_payment_window
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +47,8 @@ def test_book_pay_see_paid_cancel_and_the_place_comes_back(open_page, server, sh
 
     page.goto("/restaurants/bookings/")
     card.locator(".pgpay-cancel-button").click()
+    page.screenshot(path=shots / "booking-3-cancel-confirmation.png", full_page=True)
+    confirm_the_cancel(page)
     expect(card).to_have_attribute("data-status", "CANCELED")
     expect(page.locator("#messages")).to_contain_text("The payment was cancelled.")
     page.screenshot(path=shots / "booking-3-history-cancelled.png", full_page=True)

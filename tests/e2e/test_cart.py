@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .pages import open_payment_window, sign_up
+from .pages import confirm_the_cancel, open_payment_window, sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +52,8 @@ def test_cart_order_pay_and_refund_part(open_page, server, shots):
     # Give back one box of tea (12,000 won) of the 39,000.
     page.locator(".pgpay-cancel-form:has(input[name=amount]) input[name=amount]").fill("12000")
     page.locator(".pgpay-cancel-form:has(input[name=amount]) .pgpay-cancel-button").click()
+    expect(page.locator(".pgpay-cancel-confirm")).to_contain_text("27,000")  # what is left after it
+    confirm_the_cancel(page)
     expect(page.locator("#order")).to_have_attribute("data-status", "PARTIAL_CANCELED")
     expect(page.locator("#order-refunded")).to_have_text("12,000원")
     expect(page.locator("#order-balance")).to_have_text("27,000원")

@@ -72,7 +72,7 @@ def test_v2_pays_a_cart_order(open_page, server, shots):
     page = open_page("ko-KR")
     order_number = place_order(page, {MUG: 1}, "portone-v2")
     page.click("#pay")
-    expect(page.locator("#payment-window")).to_contain_text("PortOne V2")
+    expect(page.locator("#order-pg")).to_have_text("포트원 V2")  # the PG's Korean name on a Korean page
     pay_in_the_portone_window(page, order_number, "9,000")
     page.wait_for_url(re.compile(rf".*/shop/orders/{order_number}/$"))
     expect(page.locator("#order")).to_have_attribute("data-status", "PAID")

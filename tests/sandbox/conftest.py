@@ -8,6 +8,7 @@ sandbox, so the tests check the wire protocol, not the implementation.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -99,6 +100,12 @@ def hook(sandbox_url, live_server, settings):
     }
     yield receiver
     receiver.reset()
+
+
+@pytest.fixture(autouse=True)
+def _own_sandbox_settings(settings):
+    """Each test its own copy of PGPAY_SANDBOX: a test that changes a key in place changes no other test's."""
+    settings.PGPAY_SANDBOX = copy.deepcopy(settings.PGPAY_SANDBOX)
 
 
 @pytest.fixture(autouse=True)

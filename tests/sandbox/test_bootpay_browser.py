@@ -53,6 +53,11 @@ def checkout(buyer_page, live_server, seat, shop_gateway):
     return open_checkout
 
 
+def without_token(url: str) -> str:
+    """``url`` without the checkout's buyer token (``pgpay_t=…``), which comes first in the query."""
+    return re.sub(r"([?&])pgpay_t=[^&]*&?", r"\1", url)
+
+
 def window(page):
     return page.frame_locator(WINDOW)
 
@@ -72,7 +77,7 @@ def test_pay_in_the_window_then_seed_004_cancels(checkout, live_server, sandbox_
     frame.locator("#pay").click()
     # The SDK's confirm event takes the buyer to our return view, which approves the payment at the sandbox.
     page.get_by_role("heading", name="Payment complete").wait_for()
-    assert page.url.startswith(f"{live_server.url}/pay/bootpay/return/?event=confirm&receipt_id=")
+    assert without_token(page.url).startswith(f"{live_server.url}/pay/bootpay/return/?event=confirm&receipt_id=")
     page.screenshot(path=artifacts / "bootpay-return-paid.png", full_page=True)
     booking.refresh_from_db()
     assert booking.status == S.PAID and booking.amount == Decimal(20000)
@@ -84,8 +89,11 @@ def test_pay_in_the_window_then_seed_004_cancels(checkout, live_server, sandbox_
     item = page.locator(f"#booking-{booking.order_number}")
     item.locator("input[name=amount]").fill("3000")
     item.get_by_role("button", name="부분 취소").click()
+    expect(page.locator(".pgpay-cancel-confirm")).to_contain_text("3,000 KRW")  # the confirmation step states it
+    page.locator(".pgpay-cancel-confirm .pgpay-cancel-button").click()
     expect(page.locator(".message")).to_have_text("Part of the payment was cancelled.")
     page.locator(f"#booking-{booking.order_number}").get_by_role("button", name="예약 취소").click()
+    page.locator(".pgpay-cancel-confirm .pgpay-cancel-button").click()
     expect(page.locator(".message")).to_have_text("The payment was cancelled.")
     page.screenshot(path=artifacts / "bootpay-history-cancelled.png", full_page=True)
     booking.refresh_from_db()
@@ -114,7 +122,8 @@ def test_the_same_partial_cancel_form_twice_refunds_once(checkout, live_server):
     # A double click: the browser sends the same form, with its token, twice.
     statuses = form.evaluate(
         """async (form) => {
-            const send = () => fetch(form.action, {method: "POST", body: new FormData(form), credentials: "same-origin"});
+            const body = () => { const data = new FormData(form); data.append("confirm", "1"); return data; };
+            const send = () => fetch(form.action, {method: "POST", body: body(), credentials: "same-origin"});
             const first = await send();
             const second = await send();
             return [first.status, second.status];
@@ -143,6 +152,7 @@ def test_a_cancel_made_in_bootpays_admin_leaves_the_order_canceled(checkout, liv
     # Then the buyer cancels in the shop: no error page, the order follows Bootpay.
     page.goto(f"{live_server.url}/history/")
     page.locator(f"#booking-{booking.order_number}").get_by_role("button", name="예약 취소").click()
+    page.locator(".pgpay-cancel-confirm .pgpay-cancel-button").click()
     expect(page.locator(".message")).to_have_text("The payment was cancelled.")
     booking.refresh_from_db()
     assert (booking.status, booking.canceled_amount) == (S.CANCELED, Decimal(20000))
@@ -171,7 +181,7 @@ def test_redirect_mode(checkout, live_server, artifacts):
     page.locator("#pay").click()
     page.get_by_role("heading", name="Payment complete").wait_for()
     booking = Booking.objects.get()
-    assert page.url.startswith(f"{live_server.url}/pay/bootpay/return/?event=confirm&receipt_id={booking.pg_payment_id}")
+    assert without_token(page.url).startswith(f"{live_server.url}/pay/bootpay/return/?event=confirm&receipt_id={booking.pg_payment_id}")
     assert f"order_id={booking.order_number}" in page.url and "status=2" in page.url
     assert booking.status == S.PAID
 
@@ -181,7 +191,7 @@ def test_redirect_mode_closed_window(checkout, live_server):
     page.wait_for_url("**/sandbox/bootpay/pay/**")
     page.locator("#close").click()
     page.get_by_text("You closed the payment window before paying. You can try again.").wait_for()
-    assert page.url.startswith(f"{live_server.url}/pay/bootpay/return/?event=cancel&")
+    assert without_token(page.url).startswith(f"{live_server.url}/pay/bootpay/return/?event=cancel&")
     assert Booking.objects.get().status == S.READY
 
 
@@ -200,7 +210,7 @@ def test_closing_the_window_is_the_cancel_event(checkout, live_server):
     page = checkout()
     window(page).locator("#close").click()
     page.get_by_text("You closed the payment window before paying. You can try again.").wait_for()
-    assert page.url.startswith(f"{live_server.url}/pay/bootpay/fail/?event=cancel")
+    assert without_token(page.url).startswith(f"{live_server.url}/pay/bootpay/fail/?event=cancel")
     expect(page.locator(WINDOW)).to_have_count(0)
     assert Booking.objects.get().status == S.READY
 
@@ -209,7 +219,7 @@ def test_a_decline_in_the_window_is_the_error_event(checkout, live_server):
     page = checkout()
     window(page).locator("#decline").click()
     page.get_by_text("The payment was not completed. You can try again.").wait_for()
-    assert page.url.startswith(f"{live_server.url}/pay/bootpay/fail/?event=error")
+    assert without_token(page.url).startswith(f"{live_server.url}/pay/bootpay/fail/?event=error")
     booking = Booking.objects.get()
     assert booking.status == S.READY
     assert SandboxPayment.objects.get(pg="bootpay").state["status"] == -1
@@ -231,11 +241,12 @@ def test_virtual_account_then_the_deposit(checkout, sandbox_url, artifacts):
     page = checkout(TIMEOUT=(3.05, 30))
     frame = window(page)
     frame.locator("#virtual-account").click()
-    page.get_by_role("heading", name="Payment complete").wait_for()
+    page.get_by_role("heading", name="Virtual account issued").wait_for()
     booking = Booking.objects.get()
     assert booking.status == S.WAITING_FOR_DEPOSIT
     account = booking.pg_data["vbank_account_number"]
-    expect(page.get_by_text(re.compile(f"account {account}"))).to_be_visible()
+    expect(page.locator("#pgpay-vbank-account")).to_have_text(account)
+    expect(page.locator("#pgpay-vbank-bank")).to_have_text("Shinhan Bank")  # Bootpay's bank_code 088, by name
     page.screenshot(path=artifacts / "bootpay-return-virtual-account.png", full_page=True)
     page.goto(sandbox_url + "/")
     row = page.locator("#sandbox-payments tr", has_text=booking.pg_payment_id)

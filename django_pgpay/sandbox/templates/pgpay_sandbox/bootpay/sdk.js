@@ -65,7 +65,11 @@
     var frame = document.createElement("iframe");
     frame.name = MARK;
     frame.title = "Bootpay (sandbox)";
-    frame.setAttribute("style", "width:min(480px,100vw);height:min(720px,100vh);border:0;border-radius:16px;background:#fff;");
+    // On a phone the window fills the screen (as Bootpay's does); elsewhere a card
+    // that always leaves a margin, so its bottom is never cut off.
+    frame.setAttribute("style", window.innerWidth <= 600
+      ? "position:absolute;inset:0;width:100%;height:100%;border:0;border-radius:0;background:#fff;"
+      : "width:min(480px,calc(100% - 32px));height:min(720px,calc(100% - 32px));border:0;border-radius:16px;background:#fff;");
     shade.appendChild(frame);
     document.body.appendChild(shade);
     return {shade: shade, frame: frame};

@@ -64,7 +64,10 @@
       frame.name = "pgpay-portone-window-" + Date.now();
       frame.id = "pgpay-portone-frame";
       frame.title = "PortOne sandbox payment window";
-      frame.style.cssText = "width:min(520px,100%);height:min(760px,100%);border:0;border-radius:16px;background:#fff";
+      // A phone-sized window: the layer fills the screen; elsewhere a card with a margin.
+      frame.style.cssText = window.innerWidth <= 600
+        ? "position:absolute;inset:0;width:100%;height:100%;border:0;border-radius:0;background:#fff"
+        : "width:min(520px,calc(100% - 32px));height:min(760px,calc(100% - 32px));border:0;border-radius:16px;background:#fff";
       layer.appendChild(frame);
       document.body.appendChild(layer);
       pending = {resolve: resolve, layer: layer};
