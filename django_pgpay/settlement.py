@@ -133,6 +133,11 @@ class Settlement:
     totals: tuple[Line, ...] = field(default=())
 
     @property
+    def has_returns(self) -> bool:
+        """Did the library give money back by itself in this range (the column is shown only then)?"""
+        return any(line.return_count for line in self.lines)
+
+    @property
     def days(self) -> list[tuple[datetime.date, list[Line]]]:
         """``[(day, lines of that day), ...]``, newest day first."""
         grouped: dict[datetime.date, list[Line]] = {}

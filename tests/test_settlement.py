@@ -130,6 +130,21 @@ def test_days_around_a_daylight_saving_change(make_booking, pg):
     assert spans[0][1] == datetime.datetime(2026, 3, 8, 7, 0, tzinfo=datetime.timezone.utc)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="payments.py records the confirm of an issued virtual account as succeeded at issuance; "
+    "DESIGN.md's invariant (a confirm row succeeds only when money was taken) is pending there. "
+    "Remove this marker when it holds.",
+)
+def test_an_issued_virtual_account_counts_only_once_deposited(make_booking, pg):
+    order = make_booking(amount=Decimal(30000))
+    payment_id = pg.authorize(order.order_number, order.amount, virtual_account=True)
+    payments.confirm(order, payment_id=payment_id, amount=order.amount)
+    assert order.status == "WAITING_FOR_DEPOSIT"
+    today = timezone.localdate()
+    assert settlement.compute([Booking], today, today).lines == ()  # no money yet
+
+
 def test_csv_rows(pay_booking):
     order = pay_booking(Decimal(20000))
     payments.cancel(order, Decimal(5000), reason="part")
