@@ -133,6 +133,17 @@ def vat_split(total: Decimal, currency: str, rate: Decimal = Decimal("0.1")) -> 
 
 # --- what one invoice shows ---------------------------------------------------------
 
+#: Two Hangul syllables in a row (a word joiner goes between them; see :func:`keep_words`).
+_HANGUL_PAIR = re.compile(r"(?<=[\uac00-\ud7a3])(?=[\uac00-\ud7a3])")
+WORD_JOINER = "\u2060"
+
+
+def keep_words(text: str) -> str:
+    """``text`` with a word joiner between Hangul syllables, so that a line breaks only between
+    words (CSS ``word-break: keep-all``, which WeasyPrint does not support)."""
+    return _HANGUL_PAIR.sub(WORD_JOINER, str(text))
+
+
 _BREAK_AFTER = re.compile(r"([_\-.:/|])")
 _LONG_RUN = re.compile(r"[A-Za-z0-9]{17,}")
 
@@ -238,6 +249,17 @@ class Invoice:
     @property
     def vat_rate_percent(self) -> str:
         return f"{(self.vat_rate_value * 100).normalize():f}"
+
+    @property
+    def vat_note(self) -> str:
+        """The line under the totals that says what the VAT split is of (Korean kept whole-word)."""
+        return keep_words(
+            _(
+                "Prices include %(rate)s%% VAT. Supply value and VAT are of the amount kept after refunds (%(kept)s): "
+                "that amount divided by (1 + the VAT rate), rounded to the currency's unit, and the rest."
+            )
+            % {"rate": self.vat_rate_percent, "kept": self.balance}
+        )
 
     @property
     def has_canceled(self) -> bool:

@@ -129,3 +129,8 @@ def test_no_seller_block_without_seller_details(settings, paid_with_long_id):
     order = paid_with_long_id(10000)
     html = invoices.render_html([order])
     assert 'class="box seller"' not in html and "Shop" not in html.split("<body>")[1].split("Buyer")[0]
+
+
+def test_korean_words_are_kept_whole_in_the_note():
+    assert invoices.keep_words("단위로 반올림 (1 + 부가세율)") == "단\u2060위\u2060로 반\u2060올\u2060림 (1 + 부\u2060가\u2060세\u2060율)"
+    assert invoices.keep_words("VAT 10%") == "VAT 10%"
