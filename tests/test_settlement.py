@@ -199,7 +199,8 @@ def run_plan(plan, seat):
             order.refresh_from_db()
             if order.balance <= 0:
                 break
-            value = None if share is None else max((order.balance * share / 100).quantize(Decimal(1) if entry["currency"] == "KRW" else Decimal("0.01")), Decimal("0.01"))
+            unit = Decimal(1) if entry["currency"] == "KRW" else Decimal("0.01")  # the currency's smallest amount
+            value = None if share is None else max((order.balance * share / 100).quantize(unit), unit)
             before = set(rows.filter(order=order).values_list("pk", flat=True))
             if how == "at_pg":  # in the PG's dashboard, found by reconciliation
                 pg.cancel_at_pg(order.pg_payment_id, value)
