@@ -220,3 +220,32 @@ def check_invoices(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             )
         )
     return messages
+
+
+@checks.register("django_pgpay")
+def check_invoice_seller(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """``django_pgpay.W403``: the seller's details a Korean receipt needs are missing.
+
+    Runs only when WeasyPrint is installed (the project can render invoices).
+    An invoice without them prints no seller block at all.
+    """
+    if not weasyprint_installed():
+        return []
+    config = getattr(settings, "PGPAY", None)
+    invoice = config.get("INVOICE", {}) if isinstance(config, dict) else {}
+    if not isinstance(invoice, dict):
+        return []  # E401 says so
+    from .invoices import SELLER_KEYS
+
+    missing = [key for key in SELLER_KEYS if not str(invoice.get(key) or "").strip()]
+    if not missing:
+        return []
+    return [
+        checks.Warning(
+            f'PGPAY["INVOICE"] lacks the seller\'s {", ".join(missing)}: PDF invoices would not say who sold.',
+            hint="A Korean receipt names the shop (SHOP_NAME), its business registration number "
+            "(BUSINESS_NUMBER, 사업자등록번호), its representative (CEO) and its ADDRESS. "
+            'Silence with SILENCED_SYSTEM_CHECKS = ["django_pgpay.W403"] if you issue no invoices.',
+            id="django_pgpay.W403",
+        )
+    ]

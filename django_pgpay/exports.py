@@ -14,7 +14,18 @@ order mark by default (``PGPAY["CSV_BOM"]`` or ``bom=False`` turns it off).
 Columns are :class:`Column` objects or names: a built-in name from
 :data:`COLUMNS` (``"order_number"``, ``"status"``, ``"paid_at"`` ...) or any
 field path of the order model (``"seat__table__restaurant__name"``), read with
-the same ``values_list`` query.
+the same ``values_list`` query. A column built with ``instance=True`` (the
+``"items"`` column: :meth:`~django_pgpay.models.AbstractOrder.get_line_items`)
+gets the order instance instead; those are loaded 500 at a time, with the
+``prefetch`` lookups the caller names, and only when such a column is asked for.
+
+**Money that never came.** ``paid_amount`` and ``balance`` are 0 for an order
+that never took money (awaiting payment or deposit, failed, expired), so the
+sum of the balance column is what the shop kept. ``amount`` stays the price
+the order asked for.
+
+:func:`iter_table` and :func:`table_response` stream any other table (the
+settlement view's) with the same CSV dialect, BOM and pinned language.
 
 **Formula injection.** A text cell that starts with ``=``, ``+``, ``-``, ``@``,
 a tab or a carriage return gets a leading apostrophe, so a spreadsheet shows it
@@ -44,9 +55,9 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from . import conf
+from . import conf, labels
 from .money import MoneyError, exponent
-from .status import OrderStatus
+from .status import PAID_STATUSES, OrderStatus
 
 #: First characters that make a spreadsheet treat a cell as a formula (OWASP).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -75,6 +86,8 @@ class Column:
     docstring). Every other cell is text from the database and is guarded.
     ``memo`` caches the cell of each distinct value during one export (for
     columns with few distinct values whose rendering costs, like labels).
+    ``instance`` makes ``render`` receive the order instance (``fields`` is
+    then ignored): for what only a model method knows, such as line items.
     """
 
     header: object
@@ -82,6 +95,7 @@ class Column:
     render: Callable[..., object] | None = None
     trusted: bool = False
     memo: bool = False
+    instance: bool = False
 
     def cell(self, values: Sequence, zone=None) -> str:
         """The text of one cell; ``zone`` is the time zone of times (default: the current one)."""
@@ -136,10 +150,49 @@ def _amount(value, currency) -> str:
         return str(value)
 
 
-def _balance(amount, canceled, currency) -> str:
+def _took_money(status) -> bool:
+    """Did the order take money at some point (paid, even if all went back since)?"""
+    return status in PAID_STATUSES
+
+
+def _paid(amount, status, currency) -> str:
     if amount is None:
         return ""
+    return _amount(amount if _took_money(status) else Decimal(0), currency)
+
+
+def _balance(amount, canceled, currency, status) -> str:
+    if amount is None:
+        return ""
+    if not _took_money(status):
+        return _amount(Decimal(0), currency)
     return _amount(Decimal(amount) - Decimal(canceled or 0), currency)
+
+
+def _method(value) -> str:
+    return labels.method(value)
+
+
+def _gateway(value) -> str:
+    return labels.gateway(value or "")
+
+
+def _items(order) -> str:
+    """``김치 ×3; 된장 ×1``: the order's line items (:meth:`get_line_items`)."""
+    if order is None:  # deleted while the export ran
+        return ""
+    return "; ".join(f"{item.name} ×{item.quantity}" for item in order.get_line_items())
+
+
+def _no_items() -> str:
+    return ""
+
+
+def lists_items(model) -> bool:
+    """Does ``model`` say what it sold (override ``get_line_items``)? Otherwise its one line is the order name."""
+    from .models import AbstractOrder
+
+    return getattr(model, "get_line_items", None) is not AbstractOrder.get_line_items
 
 
 def _status(value) -> str:
@@ -172,13 +225,18 @@ COLUMNS: dict[str, Column] = {
     "order_number": Column(_("order number"), ("order_number",)),
     "order_name": Column(_("order name"), ("order_name", "order_number"), _order_name),
     "status": Column(_("status"), ("status",), _status, memo=True),
+    "items": Column(_("items"), (), _items, instance=True),
     "amount": Column(_("amount"), ("amount", "currency"), _amount, trusted=True),
+    "paid_amount": Column(_("paid amount"), ("amount", "status", "currency"), _paid, trusted=True),
     "canceled_amount": Column(_("cancelled amount"), ("canceled_amount", "currency"), _amount, trusted=True),
-    "balance": Column(pgettext_lazy("money", "balance"), ("amount", "canceled_amount", "currency"), _balance, trusted=True),
+    "balance": Column(
+        pgettext_lazy("money", "balance"), ("amount", "canceled_amount", "currency", "status"), _balance, trusted=True
+    ),
     "currency": Column(_("currency"), ("currency",)),
-    "gateway": Column(_("gateway"), ("gateway",)),
+    "gateway": Column(_("gateway"), ("gateway",), _gateway, memo=True),
+    "gateway_alias": Column(_("gateway alias"), ("gateway",)),
     "pg_payment_id": Column(_("PG payment id"), ("pg_payment_id",)),
-    "method": Column(_("payment method"), ("method",)),
+    "method": Column(_("payment method"), ("method",), _method, memo=True),
     "buyer_name": Column(_("buyer name"), ("buyer_name",)),
     "buyer_email": Column(_("buyer email"), ("buyer_email",)),
     "buyer_phone": Column(_("buyer phone"), ("buyer_phone",)),
@@ -191,8 +249,10 @@ COLUMNS: dict[str, Column] = {
 DEFAULT_COLUMNS: tuple[str, ...] = (
     "order_number",
     "order_name",
+    "items",
     "status",
     "amount",
+    "paid_amount",
     "canceled_amount",
     "balance",
     "currency",
@@ -212,12 +272,15 @@ def resolve_columns(model, columns: Iterable[str | Column] | None = None) -> lis
 
     A name that is not built in must be a field path of ``model``; its header
     is the last field's verbose name. Raises ``ImproperlyConfigured`` naming
-    the bad entry.
+    the bad entry. ``"items"`` stays empty (and loads no instance) for a model
+    that does not override ``get_line_items``.
     """
     resolved = []
     for entry in DEFAULT_COLUMNS if columns is None else columns:
         if isinstance(entry, Column):
             resolved.append(entry)
+        elif entry == "items" and not lists_items(model):
+            resolved.append(Column(COLUMNS["items"].header, (), _no_items))
         elif entry in COLUMNS:
             resolved.append(COLUMNS[entry])
         else:
@@ -269,23 +332,27 @@ def iter_csv(
     bom: bool | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     on_rows: Callable[[int], None] | None = None,
+    prefetch: Sequence[str] = (),
 ) -> Iterator[str]:
     """Yield the CSV text of ``queryset`` in chunks of :data:`ROWS_PER_CHUNK` rows.
 
     Reads only the fields the columns need, ``chunk_size`` rows per database
-    round trip, never a model instance. Times are shown in the current time
-    zone and labels in the current language *of the moment each chunk is
-    made*: :func:`streaming_response` pins both to the request's.
-    ``on_rows(n)`` is called after each chunk with the rows it held (for a
-    progress bar).
+    round trip, never a model instance unless a column asks for one
+    (``instance=True``); those are loaded per chunk, with ``prefetch``
+    (``prefetch_related`` lookups such as ``("lines",)``). Times are shown in
+    the current time zone and labels in the current language *of the moment
+    each chunk is made*: :func:`streaming_response` pins both to the
+    request's. ``on_rows(n)`` is called after each chunk with the rows it held
+    (for a progress bar).
     """
     cols = resolve_columns(queryset.model, columns)
-    fields: list[str] = []
+    wants_instances = any(col.instance for col in cols)
+    fields: list[str] = ["pk"] if wants_instances else []
     for col in cols:
-        for name in col.fields:
+        for name in () if col.instance else col.fields:
             if name not in fields:
                 fields.append(name)
-    picks = [tuple(fields.index(name) for name in col.fields) for col in cols]
+    picks = [None if col.instance else tuple(fields.index(name) for name in col.fields) for col in cols]
     zone = timezone.get_current_timezone()
     cells = list(zip([col.cell_function(zone) for col in cols], picks))
     buffer = _Buffer()
@@ -293,18 +360,61 @@ def iter_csv(
     if bom_default() if bom is None else bom:
         buffer.write("\ufeff")
     writer.writerow([str(col.header) for col in cols])
-    pending = 0
+
+    def write(rows: list[tuple]) -> None:
+        instances = {}
+        if wants_instances:
+            loader = queryset.model._base_manager.filter(pk__in=[row[0] for row in rows])
+            if prefetch:
+                loader = loader.prefetch_related(*prefetch)
+            instances = {order.pk: order for order in loader}
+        for row in rows:
+            writer.writerow(
+                [cell((instances.get(row[0]),) if pick is None else tuple([row[i] for i in pick])) for cell, pick in cells]
+            )
+
+    pending: list[tuple] = []
     for row in queryset.values_list(*fields).iterator(chunk_size=chunk_size):
-        writer.writerow([cell(tuple([row[i] for i in pick])) for cell, pick in cells])
+        pending.append(row)
+        if len(pending) == ROWS_PER_CHUNK:
+            write(pending)
+            yield buffer.take()
+            if on_rows is not None:
+                on_rows(len(pending))
+            pending = []
+    write(pending)
+    yield buffer.take()
+    if on_rows is not None and pending:
+        on_rows(len(pending))
+
+
+def iter_table(header: Sequence, rows: Iterable[Sequence], *, bom: bool | None = None) -> Iterator[str]:
+    """Yield the CSV text of any table (a header and rows of cells) in chunks, like :func:`iter_csv`.
+
+    Cells are written as ``str()``; text cells that a spreadsheet would run as
+    formulas are guarded (see :func:`neutralize`), numbers are left alone.
+    """
+    buffer = _Buffer()
+    writer = csv.writer(buffer)
+    if bom_default() if bom is None else bom:
+        buffer.write("\ufeff")
+    writer.writerow([str(cell) for cell in header])
+    pending = 0
+    for row in rows:
+        writer.writerow([_table_cell(cell) for cell in row])
         pending += 1
         if pending == ROWS_PER_CHUNK:
             yield buffer.take()
-            if on_rows is not None:
-                on_rows(pending)
             pending = 0
     yield buffer.take()
-    if on_rows is not None and pending:
-        on_rows(pending)
+
+
+def _table_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    return neutralize(str(value))
 
 
 def _pinned(chunks: Iterator[str], language: str | None, zone) -> Iterator[str]:
@@ -322,6 +432,16 @@ def _pinned(chunks: Iterator[str], language: str | None, zone) -> Iterator[str]:
         yield chunk
 
 
+def table_response(chunks: Iterator[str], *, filename: str) -> StreamingHttpResponse:
+    """A ``text/csv`` attachment streamed from ``chunks``, in the language and time zone of now."""
+    response = StreamingHttpResponse(
+        _pinned(iter(chunks), translation.get_language(), timezone.get_current_timezone()),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
 def streaming_response(
     queryset,
     columns: Iterable[str | Column] | None = None,
@@ -329,21 +449,19 @@ def streaming_response(
     filename: str,
     bom: bool | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    prefetch: Sequence[str] = (),
 ) -> StreamingHttpResponse:
     """A ``text/csv`` attachment streamed from :func:`iter_csv`."""
-    language = translation.get_language()
-    zone = timezone.get_current_timezone()
     # Resolve the columns now: a misconfigured column fails in the view, not mid-stream.
     resolved = resolve_columns(queryset.model, columns)
-    chunks = iter_csv(queryset, resolved, bom=bom, chunk_size=chunk_size)
-    response = StreamingHttpResponse(_pinned(chunks, language, zone), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return table_response(iter_csv(queryset, resolved, bom=bom, chunk_size=chunk_size, prefetch=prefetch), filename=filename)
 
 
-def write_csv(queryset, stream: io.TextIOBase, columns=None, *, bom=None, chunk_size=DEFAULT_CHUNK_SIZE, on_rows=None) -> None:
+def write_csv(
+    queryset, stream: io.TextIOBase, columns=None, *, bom=None, chunk_size=DEFAULT_CHUNK_SIZE, on_rows=None, prefetch=()
+) -> None:
     """Write the CSV of ``queryset`` to a text stream (used by ``manage.py pgpay_export``)."""
-    for chunk in iter_csv(queryset, columns, bom=bom, chunk_size=chunk_size, on_rows=on_rows):
+    for chunk in iter_csv(queryset, columns, bom=bom, chunk_size=chunk_size, on_rows=on_rows, prefetch=prefetch):
         stream.write(chunk)
 
 
@@ -352,8 +470,11 @@ __all__ = [
     "DEFAULT_COLUMNS",
     "Column",
     "iter_csv",
+    "iter_table",
+    "lists_items",
     "neutralize",
     "resolve_columns",
     "streaming_response",
+    "table_response",
     "write_csv",
 ]

@@ -38,7 +38,10 @@ Settings (read at call time)::
 VAT: Korean consumer prices include VAT (부가세 10%). The supply value
 (공급가액) is ``total / (1 + rate)`` rounded half-up to the currency's unit
 (whole won for KRW) and the VAT is ``total - supply``, so the two always add up
-to the total: 20,000원 → 18,182원 + 1,818원.
+to the total: 20,000원 → 18,182원 + 1,818원. The split is of the amount the
+shop **kept** (the balance after refunds): a 20,000원 order refunded 5,000원
+shows 13,636원 + 1,364원, one refunded in full 0원 + 0원. The settlement view
+(:mod:`django_pgpay.settlement`) uses the same :func:`vat_split`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import threading
 import warnings
 import zipfile
@@ -54,10 +58,13 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from . import labels
 from .exceptions import ConfigurationError
-from .money import exponent, format_amount
+from .money import exponent
 
 logger = logging.getLogger("django_pgpay.invoices")
 
@@ -80,6 +87,9 @@ INVOICE_DEFAULTS: dict[str, Any] = {
 
 #: Keys of ``PGPAY["INVOICE"]`` shown on the invoice as the seller's details.
 SHOP_KEYS = ("SHOP_NAME", "BUSINESS_NUMBER", "CEO", "ADDRESS", "TEL", "EMAIL")
+#: The seller's details a Korean receipt needs (상호, 사업자등록번호, 대표자, 주소):
+#: the system check ``django_pgpay.W403`` names those that are missing.
+SELLER_KEYS = ("SHOP_NAME", "BUSINESS_NUMBER", "CEO", "ADDRESS")
 
 
 def invoice_settings() -> dict[str, Any]:
@@ -123,6 +133,35 @@ def vat_split(total: Decimal, currency: str, rate: Decimal = Decimal("0.1")) -> 
 
 # --- what one invoice shows ---------------------------------------------------------
 
+#: Two Hangul syllables in a row (a word joiner goes between them; see :func:`keep_words`).
+_HANGUL_PAIR = re.compile(r"(?<=[\uac00-\ud7a3])(?=[\uac00-\ud7a3])")
+WORD_JOINER = "\u2060"
+
+
+def keep_words(text: str) -> str:
+    """``text`` with a word joiner between Hangul syllables, so that a line breaks only between
+    words (CSS ``word-break: keep-all``, which WeasyPrint does not support)."""
+    return _HANGUL_PAIR.sub(WORD_JOINER, str(text))
+
+
+_BREAK_AFTER = re.compile(r"([_\-.:/|])")
+_LONG_RUN = re.compile(r"[A-Za-z0-9]{17,}")
+
+
+def breakable(text: str) -> SafeString:
+    """``text`` escaped, with line-break chances (``<wbr>``) after ``_ - . : / |`` and every
+    12 characters of a long run of letters and digits, so an id wraps at sensible places
+    instead of anywhere (``tgen_20240605<wbr>...``)."""
+
+    def cut(match):
+        run = match.group(0)
+        return "\x00".join(run[i : i + 12] for i in range(0, len(run), 12))
+
+    marked = _LONG_RUN.sub(cut, str(text or ""))
+    marked = _BREAK_AFTER.sub(lambda m: m.group(1) + "\x00", marked)
+    return mark_safe(escape(marked).replace("\x00", "<wbr>"))
+
+
 
 @dataclass(frozen=True)
 class InvoiceLine:
@@ -139,7 +178,9 @@ class Invoice:
     """Everything the template prints for one order, computed in Python.
 
     Amount fields ending in ``_value`` are Decimals; the others are formatted
-    text (``"20,000 KRW"``). Dates are aware datetimes in the current time zone.
+    text in the active language (``"20,000원"``, ``"₩20,000"``). Supply value
+    and VAT are of the balance, the amount kept after refunds. Dates are aware
+    datetimes in the current time zone.
     """
 
     order_number: str
@@ -165,7 +206,21 @@ class Invoice:
     vat_rate_value: Decimal
 
     def _fmt(self, value: Decimal) -> str:
-        return format_amount(value, self.currency)
+        return labels.money(value, self.currency)
+
+    @property
+    def pg_payment_id_html(self) -> SafeString:
+        """The PG payment id with line-break chances at sensible places (see :func:`breakable`)."""
+        return breakable(self.pg_payment_id)
+
+    @property
+    def order_number_html(self) -> SafeString:
+        return breakable(self.order_number)
+
+    @property
+    def stamp(self) -> str:
+        """The status to stamp on the invoice (cancelled in full or in part), or ``""``."""
+        return self.status if self.status_code in ("CANCELED", "PARTIAL_CANCELED") else ""
 
     @property
     def amount(self) -> str:
@@ -196,6 +251,17 @@ class Invoice:
         return f"{(self.vat_rate_value * 100).normalize():f}"
 
     @property
+    def vat_note(self) -> str:
+        """The line under the totals that says what the VAT split is of (Korean kept whole-word)."""
+        return keep_words(
+            _(
+                "Prices include %(rate)s%% VAT. Supply value and VAT are of the amount kept after refunds (%(kept)s): "
+                "that amount divided by (1 + the VAT rate), rounded to the currency's unit, and the rest."
+            )
+            % {"rate": self.vat_rate_percent, "kept": self.balance}
+        )
+
+    @property
     def has_canceled(self) -> bool:
         return self.canceled_value > 0
 
@@ -211,14 +277,15 @@ def build_invoice(order, *, config: dict[str, Any] | None = None, now=None) -> I
     config = config or invoice_settings()
     rate = vat_rate(config)
     currency = order.currency
-    supply, vat = vat_split(order.amount, currency, rate) if rate else (order.amount, Decimal(0))
+    kept = Decimal(order.balance) if order.is_paid else Decimal(0)
+    supply, vat = vat_split(kept, currency, rate) if rate else (kept, Decimal(0))
     local = timezone.localtime
     lines = tuple(
         InvoiceLine(
             name=str(item.name),
-            unit_amount=format_amount(item.unit_amount, currency),
+            unit_amount=labels.money(item.unit_amount, currency),
             quantity=int(item.quantity),
-            total=format_amount(item.total, currency),
+            total=labels.money(item.total, currency),
         )
         for item in order.get_line_items()
     )
@@ -227,8 +294,8 @@ def build_invoice(order, *, config: dict[str, Any] | None = None, now=None) -> I
         order_name=str(order.get_order_name()),
         status=str(order.get_status_display()),
         status_code=str(order.status),
-        method=str(order.method or ""),
-        gateway=_gateway_name(order.gateway),
+        method=labels.method(order.method),
+        gateway=labels.gateway(order.gateway),
         pg_payment_id=str(order.pg_payment_id or ""),
         buyer_name=str(order.buyer_name or _account_name(order)),
         buyer_email=str(order.buyer_email or (getattr(order.user, "email", "") if order.user_id else "")),
@@ -240,7 +307,7 @@ def build_invoice(order, *, config: dict[str, Any] | None = None, now=None) -> I
         lines=lines,
         amount_value=Decimal(order.amount),
         canceled_value=Decimal(order.canceled_amount),
-        balance_value=Decimal(order.balance),
+        balance_value=kept,
         supply_value=supply,
         vat_value=vat,
         vat_rate_value=rate,
@@ -256,18 +323,6 @@ def _account_name(order) -> str:
     return (full_name() if callable(full_name) else "") or user.get_username()
 
 
-def _gateway_name(alias: str) -> str:
-    """The PG's display name for a gateway alias (the alias when it is not configured)."""
-    from . import conf
-
-    if not alias or alias not in conf.gateway_aliases():
-        return alias or ""
-    try:
-        return str(getattr(conf.get_gateway(alias), "pg_name", "") or alias)
-    except Exception:  # a broken gateway entry must not stop an invoice
-        return alias
-
-
 def render_html(orders, *, config: dict[str, Any] | None = None) -> str:
     """The HTML of one document holding every order's invoice, in the active language."""
     from django.template.loader import render_to_string
@@ -277,9 +332,11 @@ def render_html(orders, *, config: dict[str, Any] | None = None) -> str:
     config = config or invoice_settings()
     now = timezone.now()
     invoices = [build_invoice(order, config=config, now=now) for order in orders]
+    shop = {key: config.get(key) or "" for key in SHOP_KEYS}
     context = {
         "invoices": invoices,
-        "shop": {key: config.get(key) or "" for key in SHOP_KEYS},
+        "shop": shop,
+        "has_seller": any(shop.values()),
         "language_code": get_language() or "en",
     }
     return render_to_string(config["TEMPLATE"], context)
@@ -543,6 +600,7 @@ invoice_zip_action.allowed_permissions = ("view",)
 
 __all__ = [
     "Invoice",
+    "breakable",
     "InvoiceLine",
     "build_invoice",
     "invoice_pdf_action",

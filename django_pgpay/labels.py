@@ -1,24 +1,131 @@
-"""What a buyer reads: the PGs' and the banks' names, and amounts, in the page's language.
+"""How amounts, PGs, banks, payment methods, statuses and times are shown to people.
 
-A gateway's ``pg_name`` is its name in English (``"Toss Payments"``); buyers in
-Korea know the PGs by their Korean names (토스페이먼츠). :func:`pg_label` gives
-the name in the active language. PGs name a virtual account's bank by a code
-(Toss ``"20"``, Bootpay ``"020"``, PortOne V2 ``"WOORI"``); :func:`bank_label`
-turns any of them into the bank's name (우리은행, Woori Bank).
-:func:`amount_label` writes an amount as buyers expect it: ``30,000원`` in
-Korean, ``₩30,000`` in English. Templates use them through
-``{% load pgpay_labels %}``.
+The buyer's pages, the admin, the CSV export, the settlement view and the PDF
+invoices show the same things; this module says once how:
+
+* :func:`money`: an amount in its currency, in the active language:
+  ``42,000원`` in Korean, ``₩42,000`` in English, ``$12.50`` for US dollars,
+  ``12.50 CHF`` for a currency without a symbol here. The digits come from
+  :mod:`django_pgpay.money` (KRW has none after the point, USD two).
+* :func:`pg_label` and :func:`gateway`: the name buyers know a PG by, in the
+  active language (토스페이먼츠 in Korean, "Toss Payments" in English).
+* :func:`bank_label`: a virtual account's bank from the PG's code (Toss
+  ``"20"``, Bootpay ``"020"``, PortOne V2 ``"WOORI"``): 우리은행, Woori Bank.
+* :func:`method`: the PG's payment method (Toss says ``카드``, PortOne V1
+  ``card``, PortOne V2 ``card``/``virtual_account``, Bootpay ``카드``, Stripe
+  ``card``/``kakao_pay``) as one translated label: "Card" / "카드".
+* :func:`status_class`: the CSS class of an order status badge.
+* :func:`short_time`: a compact local time for list columns.
+
+Templates use them through ``{% load pgpay_labels %}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
-from django.utils.translation import get_language, pgettext_lazy
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
-from .money import MoneyError, quantize
+from .money import MoneyError, normalize_currency, quantize
+
+#: Symbols written before the amount (in every language but Korean for KRW).
+SYMBOLS = {"KRW": "₩", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "CN¥"}
+#: Units written after the amount in Korean.
+KOREAN_UNITS = {"KRW": "원"}
+
+
+def _korean() -> bool:
+    return (translation.get_language() or "").lower().startswith("ko")
+
+
+def money(amount, currency: str = "KRW") -> str:
+    """``amount`` of ``currency`` for people, in the active language (``42,000원``, ``$12.50``).
+
+    Grouped digits, exactly the currency's decimals (never ``42000.000``); a
+    minus sign in front for negative amounts (``-5,000원``, ``-$1.25``).
+    """
+    if amount is None:
+        return ""
+    try:
+        code = normalize_currency(currency)
+        value = quantize(Decimal(amount), code)
+    except (MoneyError, ArithmeticError, TypeError, ValueError):
+        return f"{amount} {currency}".strip()
+    sign = "-" if value < 0 else ""
+    digits = f"{abs(value):,}"
+    if _korean() and code in KOREAN_UNITS:
+        return f"{sign}{digits}{KOREAN_UNITS[code]}"
+    if code in SYMBOLS:
+        return f"{sign}{SYMBOLS[code]}{digits}"
+    return f"{sign}{digits} {code}"
+
+
+# --- payment methods ------------------------------------------------------------------
+
+#: Method code -> label. The codes are this library's own (PortOne V2's names).
+METHOD_LABELS = {
+    "card": _("Card"),
+    "virtual_account": _("Virtual account"),
+    "transfer": _("Bank transfer"),
+    "mobile": _("Mobile phone"),
+    "easy_pay": _("Easy pay"),
+    "gift_certificate": _("Gift certificate"),
+    "point": _("Points"),
+    "kakao_pay": pgettext_lazy("payment method", "Kakao Pay"),
+    "naver_pay": pgettext_lazy("payment method", "Naver Pay"),
+    "toss_pay": pgettext_lazy("payment method", "Toss Pay"),
+    "payco": pgettext_lazy("payment method", "PAYCO"),
+    "samsung_pay": pgettext_lazy("payment method", "Samsung Pay"),
+    "apple_pay": pgettext_lazy("payment method", "Apple Pay"),
+    "google_pay": pgettext_lazy("payment method", "Google Pay"),
+}
+
+#: What the PGs send (lower-cased, ``-`` and spaces as ``_``) -> method code.
+METHOD_ALIASES = {
+    # Toss (Korean, or English under Accept-Language: en-US), Bootpay (Korean), PortOne V1/V2, Stripe.
+    "카드": "card", "신용카드": "card", "체크카드": "card", "card": "card", "credit_card": "card",
+    "가상계좌": "virtual_account", "virtual_account": "virtual_account", "vbank": "virtual_account",
+    "계좌이체": "transfer", "transfer": "transfer", "trans": "transfer", "bank": "transfer",
+    "bank_transfer": "transfer", "실시간계좌이체": "transfer",
+    "휴대폰": "mobile", "mobile_phone": "mobile", "mobile": "mobile", "phone": "mobile",
+    "간편결제": "easy_pay", "easy_pay": "easy_pay", "easypay": "easy_pay",
+    "상품권": "gift_certificate", "문화상품권": "gift_certificate", "도서문화상품권": "gift_certificate",
+    "게임문화상품권": "gift_certificate", "gift_certificate": "gift_certificate",
+    "culture_gift_certificate": "gift_certificate", "book_gift_certificate": "gift_certificate",
+    "game_gift_certificate": "gift_certificate", "cultureland": "gift_certificate",
+    "booknlife": "gift_certificate", "smartculture": "gift_certificate",
+    "포인트": "point", "point": "point",
+    "카카오페이": "kakao_pay", "kakaopay": "kakao_pay", "kakao_pay": "kakao_pay",
+    "네이버페이": "naver_pay", "naverpay": "naver_pay", "naver_pay": "naver_pay",
+    "토스페이": "toss_pay", "tosspay": "toss_pay", "toss_pay": "toss_pay",
+    "페이코": "payco", "payco": "payco",
+    "삼성페이": "samsung_pay", "samsungpay": "samsung_pay", "samsung_pay": "samsung_pay",
+    "apple_pay": "apple_pay", "applepay": "apple_pay", "google_pay": "google_pay", "googlepay": "google_pay",
+}  # fmt: skip
+
+
+def method_code(raw) -> str:
+    """The library's code for a PG's method name (``"카드"`` -> ``"card"``); ``""`` when unknown."""
+    key = str(raw or "").strip().lower().replace("-", "_").replace(" ", "_")
+    return METHOD_ALIASES.get(key, "")
+
+
+def method(raw) -> str:
+    """The translated label of a PG's payment method (``"카드"``, ``"card"`` -> "Card" / "카드").
+
+    A method this module does not know is shown as the PG sent it.
+    """
+    code = method_code(raw)
+    if code:
+        return str(METHOD_LABELS[code])
+    return str(raw or "")
+
+
+# --- gateways, banks and statuses -------------------------------------------------------
 
 #: ``pg_name`` of each gateway class -> the name shown to buyers.
 PG_NAMES = {
@@ -71,27 +178,52 @@ for _codes, _enums, _name in _BANKS:
 del _codes, _enums, _name, _code, _enum
 
 
+
+def _pg_names() -> dict[str, str]:
+    """``{alias: pg_name}`` of every configured gateway (a broken entry: its alias)."""
+    from . import conf
+
+    names = {}
+    for alias in conf.gateway_aliases():
+        try:
+            names[alias] = str(getattr(conf.get_gateway(alias), "pg_name", "") or alias)
+        except Exception:  # noqa: BLE001 - a broken entry is reported by the system checks
+            names[alias] = alias
+    return names
+
+
 def pg_label(value: Any) -> str:
-    """The name buyers know a PG by, in the active language.
+    """The name buyers know a PG by, in the active language (토스페이먼츠, "Toss Payments").
 
     ``value`` is an order (its gateway), a gateway, a gateway alias or a
     ``pg_name``; a PG this module does not know keeps its own name.
     """
     name = getattr(value, "pg_name", None)
-    if name is None and hasattr(value, "get_gateway"):
-        try:
-            name = value.get_gateway().pg_name
-        except Exception:  # noqa: BLE001 - a gateway no longer configured: show what the order says
-            name = getattr(value, "gateway", "") or ""
     if name is None:
-        from . import conf
-
-        alias = str(value or "")
-        try:
-            name = conf.get_gateway(alias).pg_name if alias in conf.gateway_aliases() else alias
-        except Exception:  # noqa: BLE001 - a gateway that cannot be built: its alias will do
-            name = alias
+        alias = str(value if isinstance(value, str) else getattr(value, "gateway", "") or "")
+        name = _pg_names().get(alias, alias)
     return str(PG_NAMES.get(str(name), name))
+
+
+def gateway_names() -> dict[str, str]:
+    """``{alias: display name}`` of every configured gateway, for staff (see :func:`gateway`)."""
+    names = {alias: pg_label(pg_name) for alias, pg_name in _pg_names().items()}
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {alias: (f"{name} ({alias})" if counts[name] > 1 else name) for alias, name in names.items()}
+
+
+def gateway(alias: str) -> str:
+    """The PG's name for a gateway alias, for staff: :func:`pg_label`, told apart by alias.
+
+    When two aliases lead to the same PG (two accounts), the alias follows in
+    brackets: "PortOne (portone-b)". An alias that is not configured is shown
+    as it is.
+    """
+    if not alias:
+        return ""
+    return gateway_names().get(alias, alias)
 
 
 def bank_label(value: Any) -> str:
@@ -110,20 +242,54 @@ def bank_label(value: Any) -> str:
     return str(name) if name is not None else code
 
 
-#: Symbols written before an amount (in every language but Korean for KRW).
-SYMBOLS = {"KRW": "₩", "USD": "$", "JPY": "¥", "EUR": "€", "GBP": "£", "CNY": "CN¥"}
+#: Order status -> badge colour class (``pgpay-badge-<colour>``, see static/django_pgpay/admin.css).
+STATUS_COLOURS = {
+    "READY": "grey",
+    "WAITING_FOR_DEPOSIT": "blue",
+    "PAID": "green",
+    "PARTIAL_CANCELED": "orange",
+    "CANCELED": "purple",
+    "FAILED": "red",
+    "EXPIRED": "grey",
+}
 
 
-def amount_label(amount: Any, currency: str = "KRW") -> str:
-    """``amount`` in ``currency`` as buyers read it: ``30,000원`` (Korean), ``₩30,000``, ``$12.50``, ``12.50 CHF``."""
-    currency = str(currency or "KRW").upper()
-    try:
-        number = f"{quantize(amount, currency):,}"
-    except (MoneyError, TypeError, ValueError, ArithmeticError):
-        return f"{amount} {currency}"
-    if currency == "KRW" and (get_language() or "").startswith("ko"):
-        return f"{number}원"
-    symbol = SYMBOLS.get(currency)
-    if symbol is None:
-        return f"{number} {currency}"
-    return f"-{symbol}{number[1:]}" if number.startswith("-") else f"{symbol}{number}"
+def status_class(status: str) -> str:
+    """``pgpay-badge pgpay-badge-green``: the CSS classes of an order status badge."""
+    return f"pgpay-badge pgpay-badge-{STATUS_COLOURS.get(str(status), 'grey')}"
+
+
+#: Ledger row status -> badge colour.
+ROW_COLOURS = {"succeeded": "green", "failed": "red", "pending": "orange", "unknown": "orange"}
+
+
+def row_class(status: str) -> str:
+    """The CSS classes of a ledger row's status badge."""
+    return f"pgpay-badge pgpay-badge-{ROW_COLOURS.get(str(status), 'grey')}"
+
+
+# --- times ------------------------------------------------------------------------------
+
+
+def short_time(value, *, now=None) -> str:
+    """A compact local time for list columns: ``11-22 14:05`` this year, ``2025-11-22`` before."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    now = timezone.localtime(now or timezone.now())
+    if local.year == now.year:
+        return local.strftime("%m-%d %H:%M")
+    return local.strftime("%Y-%m-%d")
+
+
+def long_time(value) -> str:
+    """``2026-11-22 14:05:09`` in the current time zone (titles, the order page)."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return local.strftime("%Y-%m-%d %H:%M:%S")
+
+
+#: The verbose names of TimeStampedModel's fields, here so that this app's
+#: catalogue translates them (django-model-utils ships no Korean).
+TIMESTAMP_LABELS = {"created": _("created"), "modified": _("modified")}

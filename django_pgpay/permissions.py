@@ -66,8 +66,6 @@ def may_view(user, order) -> bool:
     return is_buyer(user, order) or staff_may_view(user, type(order))
 
 
-
-
 # --- the buyer's token on the PG's return URL --------------------------------------
 
 #: Query parameter of the return, fail and attempt URLs that carries :func:`buyer_token`.

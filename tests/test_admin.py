@@ -38,43 +38,124 @@ def csv_rows(response) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text[1:], newline="")))
 
 
-def test_changelist_columns_search_and_filters(admin_client, paid, make_booking):
+def test_changelist_columns_badges_and_money(admin_client, paid, make_booking):
     kim = paid(buyer_name="김민수", buyer_email="kim@example.com")
+    payments.cancel(kim, Decimal(5000), reason="part")
     ready = make_booking(buyer_name="Lee")
     response = admin_client.get(CHANGELIST)
     assert response.status_code == 200
     page = response.content.decode()
-    for label in ("Order number", "Order name", "Amount", "Cancelled amount", "Status", "Gateway", "Buyer", "Paid at"):
-        assert label in page
+    for label in ("Order", "Amount", "Status / PG", "Buyer", "When"):
+        assert f">{label}</a>" in page
+    assert "Fake PG (for tests) · Card" in page  # the PG and the method under the badge
     assert kim.order_number in page and ready.order_number in page
-    assert "20,000" in page and "Awaiting payment" in page
-
-    def found(**query):
-        result = admin_client.get(CHANGELIST, query).context["cl"].result_list
-        return {order.pk for order in result}
-
-    assert found(q=kim.order_number) == {kim.pk}
-    assert found(q=kim.pg_payment_id) == {kim.pk}
-    assert found(q="김민수") == {kim.pk}
-    assert found(q="kim@example") == {kim.pk}
-    assert found(status__exact="PAID") == {kim.pk}
-    assert found(status__exact="READY") == {ready.pk}
-    assert found(gateway="fake") == {kim.pk, ready.pk}
-    assert found(**{"paid_at__isnull": "True"}) == {ready.pk}
+    assert "₩20,000" in page and "−₩5,000" in page and "20000.000" not in page
+    assert '<span class="pgpay-badge pgpay-badge-orange">Partially cancelled</span>' in page
+    assert '<span class="pgpay-badge pgpay-badge-grey">Awaiting payment</span>' in page
+    assert "Fake PG" in page  # the PG's name, not the alias
+    assert "column-currency" not in page  # one currency: no currency column
+    korean = admin_client.get(CHANGELIST, HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert "20,000원" in korean and "−5,000원" in korean and "부분 취소" in korean
 
 
-def test_change_page_is_read_only_and_links_to_the_order_page_and_webhooks(admin_client, paid):
+def test_currency_column_only_with_several_currencies(admin_client, paid, make_booking):
+    paid()
+    assert "currency" not in admin_client.get(CHANGELIST).context["cl"].list_display
+    make_booking(amount=Decimal("12.50"), currency="USD")
+    response = admin_client.get(CHANGELIST)
+    columns = list(response.context["cl"].list_display)
+    assert columns[columns.index("display_amount") + 1] == "currency"
+    assert "$12.50" in response.content.decode()
+
+
+def found(client, **query) -> set:
+    response = client.get(CHANGELIST, query)
+    assert response.status_code == 200, response
+    return {order.pk for order in response.context["cl"].result_list}
+
+
+def test_search_by_prefix_names_phone_and_payment_id(admin_client, paid, make_booking):
+    kim = paid(buyer_name="김민수", buyer_email="kim@example.com", buyer_phone="010-1234-5678")
+    lee = make_booking(buyer_name="Lee Youngji", buyer_phone="+82 10 9876 5432")
+    assert found(admin_client, q=kim.order_number) == {kim.pk}
+    assert found(admin_client, q=kim.order_number[:10]) >= {kim.pk}  # a prefix
+    assert found(admin_client, q=kim.order_number[3:]) == set()  # not the middle
+    assert found(admin_client, q=kim.pg_payment_id) == {kim.pk}
+    assert found(admin_client, q=kim.pg_payment_id[:12]) == {kim.pk}
+    assert found(admin_client, q="김민") == {kim.pk}
+    assert found(admin_client, q="KIM@EXAMPLE") == {kim.pk}
+    assert found(admin_client, q="01012345678") == {kim.pk}  # digits only
+    assert found(admin_client, q="1234-5678") == {kim.pk}
+    assert found(admin_client, q="5678") == {kim.pk}
+    assert found(admin_client, q="010-9876-5432") == {lee.pk}  # +82 10 ... is 010 ...
+    assert found(admin_client, q="lee young") == {lee.pk}  # every word must match
+    assert found(admin_client, q="lee 김민수") == set()
+    assert found(admin_client, q="nobody") == set()
+
+
+def test_search_by_what_was_sold_through_the_hook(admin_client, pg):
+    from tests.testapp.models import CartOrder, Product
+
+    kimchi, tofu = Product.objects.create(name="배추김치", price=Decimal(5000)), Product.objects.create(name="두부", price=Decimal(2000))
+    one = CartOrder.objects.create(amount=Decimal(12000))
+    one.lines.create(product=kimchi, price=Decimal(5000), quantity=2)
+    one.lines.create(product=tofu, price=Decimal(2000), quantity=1)
+    two = CartOrder.objects.create(amount=Decimal(4000))
+    two.lines.create(product=tofu, price=Decimal(2000), quantity=2)
+    url = "/admin/testapp/cartorder/"
+
+    def cart_found(q):
+        return {o.pk for o in admin_client.get(url, {"q": q}).context["cl"].result_list}
+
+    assert cart_found("김치") == {one.pk}
+    assert cart_found("두부") == {one.pk, two.pk}  # listed once each, though two lines match
+    assert len(admin_client.get(url, {"q": "두부"}).context["cl"].result_list) == 2
+
+
+def test_filters_status_gateway_and_date_ranges(admin_client, paid, make_booking):
+    import datetime
+
+    from tests.testapp.models import Booking
+
+    kim, ready = paid(), make_booking()
+    utc = datetime.timezone.utc
+    # 2026-01-01 23:30 in Seoul is still January 1st there (14:30 UTC).
+    Booking.objects.filter(pk=kim.pk).update(created=datetime.datetime(2026, 1, 1, 14, 30, tzinfo=utc), paid_at=datetime.datetime(2026, 1, 1, 15, 30, tzinfo=utc))
+    Booking.objects.filter(pk=ready.pk).update(created=datetime.datetime(2026, 1, 1, 15, 30, tzinfo=utc))  # Jan 2 in Seoul
+    assert found(admin_client, status__exact="PAID") == {kim.pk}
+    assert found(admin_client, status__exact="READY") == {ready.pk}
+    assert found(admin_client, gateway="fake") == {kim.pk, ready.pk}
+    assert found(admin_client, gateway="other") == set()
+    assert found(admin_client, created__range__gte="2026-01-01", created__range__lte="2026-01-01") == {kim.pk}
+    assert found(admin_client, created__range__gte="2026-01-02") == {ready.pk}
+    assert found(admin_client, created__range__lte="2026-01-02") == {kim.pk, ready.pk}
+    assert found(admin_client, paid_at__range__gte="2026-01-02", paid_at__range__lte="2026-01-02") == {kim.pk}
+    page = admin_client.get(CHANGELIST).content.decode()
+    assert 'name="created__range__gte"' in page and 'name="paid_at__range__lte"' in page
+    assert "Last 7 days" in page and "Fake PG" in page
+
+
+def test_a_bad_date_in_the_range_filter_is_refused_not_a_500(admin_client, paid):
+    paid()
+    response = admin_client.get(CHANGELIST, {"created__range__gte": "2026-13-45"})
+    assert response.status_code == 302 and "e=1" in response["Location"]
+
+
+def test_the_change_page_is_the_order_page_and_read_only(admin_client, paid):
     booking = paid()
     response = admin_client.get(f"{CHANGELIST}{booking.pk}/change/")
     assert response.status_code == 200
     page = response.content.decode()
-    assert f"{CHANGELIST}{booking.pk}/detail/" in page
+    assert 'id="pgpay-summary"' in page and 'id="pgpay-refund-form"' in page and 'id="pgpay-reconcile"' in page
     assert f"/admin/django_pgpay/webhookevent/?order_number={booking.order_number}" in page
     assert 'name="_save"' not in page
     assert response.context["adminform"].form.fields == {}  # nothing editable
-    assert "Ledger" in page and "Confirm" in page  # the ledger inline
+    assert "Ledger" in page and "Confirm" in page
     assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
     assert admin_client.get(f"{CHANGELIST}{booking.pk}/delete/").status_code == 403
+    # The old address of the order page leads here.
+    old = admin_client.get(f"{CHANGELIST}{booking.pk}/detail/")
+    assert old.status_code == 302 and old["Location"] == f"{CHANGELIST}{booking.pk}/change/"
 
 
 def test_posting_the_change_form_never_writes_the_order_back(admin_client, paid):
@@ -111,28 +192,72 @@ def test_csv_from_the_order_page(admin_client, paid):
     assert [row[0] for row in csv_rows(response)[1:]] == [booking.order_number]
 
 
-def test_order_page_shows_ledger_webhooks_and_refund_form(admin_client, paid, admin_user):
-    booking = paid(buyer_name="최유리")
+def order_page(client, order, **headers):
+    response = client.get(f"/admin/{order._meta.app_label}/{order._meta.model_name}/{order.pk}/change/", **headers)
+    assert response.status_code == 200
+    return response
+
+
+def test_order_page_shows_money_ledger_webhooks_and_refund_form(admin_client, paid, admin_user):
+    booking = paid(buyer_name="최유리", buyer_phone="010-2222-3333")
     payments.cancel(booking, Decimal(3000), reason="빠진 반찬", source="staff", actor=admin_user)
     WebhookEvent.objects.create(gateway="fake", event_type="PAYMENT_STATUS_CHANGED", order_number=booking.order_number, verified=True, processed=True)
     WebhookEvent.objects.create(gateway="fake", event_type="OTHER_ORDER", order_number="someone-else")
-    response = admin_client.get(f"{CHANGELIST}{booking.pk}/detail/")
-    assert response.status_code == 200
+    response = order_page(admin_client, booking)
     page = response.content.decode()
-    assert "최유리" in page
-    assert "17,000 KRW" in page  # the balance
+    above_all_fields = page.split('id="pgpay-all-fields"')[0]
+    assert "최유리" in page and "010-2222-3333" in page
+    assert '<dd id="pgpay-balance">₩17,000</dd>' in page and '<dd id="pgpay-refunded">₩3,000</dd>' in page
+    assert ".000" not in above_all_fields  # no raw decimals on the page itself
     assert page.index("Confirm") < page.index("빠진 반찬")  # the timeline, oldest first
-    assert "admin" in page  # the staff user who refunded
+    assert "(admin)" in page  # the staff user who refunded
     assert "PAYMENT_STATUS_CHANGED" in page and "OTHER_ORDER" not in page
-    assert 'id="pgpay-refund-form"' in page
-    assert f"{CHANGELIST}{booking.pk}/csv/" in page
+    assert 'id="pgpay-refund-form"' in page and f"{CHANGELIST}{booking.pk}/csv/" in page
+    assert "Fake PG" in page and "Card" in page  # the PG's name, the method's label
+    assert "expires at" not in above_all_fields.lower()  # a paid order does not expire
+    assert "expires_at" not in str(response.context["adminform"].fieldsets)
+    assert response.context["banners"] == []
+
+
+def test_the_refund_form_starts_empty(admin_client, paid):
+    booking = paid()
+    form = order_page(admin_client, booking).context["refund_form"]
+    assert form["amount"].value() in (None, "") and form["token"].value()
 
 
 def test_order_page_in_korean(admin_client, paid):
     booking = paid()
-    response = admin_client.get(f"{CHANGELIST}{booking.pk}/detail/", HTTP_ACCEPT_LANGUAGE="ko")
-    page = response.content.decode()
-    assert "환불" in page and "원장" in page and "결제 완료" in page
+    payments.cancel(booking, Decimal(5000), reason="부분")
+    page = order_page(admin_client, booking, HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert "환불" in page and "원장" in page and "부분 취소" in page
+    assert "15,000원" in page and "5,000원" in page and "카드" in page
+    assert "Modified" not in page and "마지막 수정" in page
+
+
+def test_an_open_order_shows_when_it_expires(admin_client, make_booking):
+    booking = make_booking()
+    page = order_page(admin_client, booking).content.decode()
+    assert "expires at" in page and '<dd id="pgpay-paid">₩0</dd>' in page and '<dd id="pgpay-balance">₩0</dd>' in page
+
+
+def test_banners_name_open_operations_and_failed_deliveries(admin_client, paid, pg):
+    booking = paid()
+    pg.fail_next("cancel", "timeout_after")
+    payments.cancel(booking, Decimal(1000), reason="lost answer")
+    WebhookEvent.objects.create(gateway="fake", event_type="X", order_number=booking.order_number, error="boom", status="failed")
+    # A delivery that was refused (forged) or is still being received is not the shop's to re-process.
+    WebhookEvent.objects.create(gateway="fake", event_type="Y", order_number=booking.order_number, error="bad signature", status="refused")
+    banners = order_page(admin_client, booking).context["banners"]
+    assert [b.level for b in banners] == ["warning", "error"]
+    assert "waiting for the PG" in banners[0].message and "1 webhook delivery" in banners[1].message
+
+
+def test_the_shops_own_fields_are_on_the_order_page(admin_client, pg):
+    from tests.testapp.models import CartOrder
+
+    order = CartOrder.objects.create(amount=Decimal(8000), shipping_address="서울특별시 중구 세종대로 110")
+    page = order_page(admin_client, order).content.decode()
+    assert "세종대로 110" in page and "pgpay-shop-fields" in page
 
 
 def test_unknown_order_is_a_404(admin_client):
@@ -154,7 +279,7 @@ def test_webhook_log_is_read_only_and_filtered_by_order_number(admin_client):
 
 def test_anonymous_and_non_staff_get_nothing(client, buyer, paid):
     booking = paid()
-    for url in (CHANGELIST, f"{CHANGELIST}{booking.pk}/detail/", f"{CHANGELIST}{booking.pk}/csv/", f"{CHANGELIST}{booking.pk}/invoice/"):
+    for url in (CHANGELIST, f"{CHANGELIST}{booking.pk}/change/", f"{CHANGELIST}{booking.pk}/csv/", f"{CHANGELIST}{booking.pk}/invoice/"):
         for who in (None, buyer):
             client.logout()
             if who is not None:
@@ -174,7 +299,7 @@ def test_staff_without_permissions_is_refused(client, django_user_model, paid):
     booking = paid()
     client.force_login(staff_with(django_user_model, "nobody"))
     assert client.get(CHANGELIST).status_code == 403
-    assert client.get(f"{CHANGELIST}{booking.pk}/detail/").status_code == 403
+    assert client.get(f"{CHANGELIST}{booking.pk}/change/").status_code == 403
     assert client.post(f"{CHANGELIST}{booking.pk}/refund/", {"amount": "1", "reason": "x", "token": "t"}).status_code == 403
 
 
@@ -184,7 +309,7 @@ def test_view_only_staff_sees_and_exports_but_cannot_refund(client, django_user_
     response = client.get(CHANGELIST)
     actions = [name for name, _ in response.context["action_form"].fields["action"].choices]
     assert "export_csv" in actions and "refund_in_full" not in actions
-    page = client.get(f"{CHANGELIST}{booking.pk}/detail/").content.decode()
+    page = client.get(f"{CHANGELIST}{booking.pk}/change/").content.decode()
     assert 'id="pgpay-refund-form"' not in page
     response = client.post(f"{CHANGELIST}{booking.pk}/refund/", {"amount": "1000", "reason": "x", "token": "t"})
     assert response.status_code == 403
@@ -202,7 +327,8 @@ def test_a_custom_refund_permission_replaces_the_change_permission(client, djang
     client.force_login(staff_with(django_user_model, "changer", "view_cartorder", "change_cartorder"))
     assert client.post(url, {"amount": "1000", "reason": "x", "token": "t1"}).status_code == 403
     client.force_login(staff_with(django_user_model, "refunder", "view_cartorder", "delete_cartorder"))
-    assert client.post(url, {"amount": "1000", "reason": "x", "token": "t2"}).status_code == 302
+    assert client.post(url, {"amount": "1000", "reason": "x", "token": "t2"}).status_code == 200  # the confirmation step
+    assert client.post(url, {"amount": "1000", "reason": "x", "token": "t2", "confirm": "yes"}).status_code == 302
     order.refresh_from_db()
     assert order.canceled_amount == Decimal(1000)
 
@@ -229,7 +355,7 @@ def fake_invoices(monkeypatch):
     module = types.SimpleNamespace(
         invoice_response=invoice_response, invoice_pdf_action=invoice_pdf_action, invoice_zip_action=invoice_zip_action
     )
-    monkeypatch.setattr(pgpay_admin, "invoices_module", lambda: module)
+    monkeypatch.setattr(pgpay_admin.orders, "invoices_module", lambda: module)
     return calls
 
 
@@ -238,7 +364,7 @@ def test_invoice_actions_and_button_when_invoices_are_available(admin_client, pa
     response = admin_client.get(CHANGELIST)
     actions = [name for name, _ in response.context["action_form"].fields["action"].choices]
     assert "invoice_pdf" in actions and "invoice_zip" in actions
-    assert f"{CHANGELIST}{booking.pk}/invoice/" in admin_client.get(f"{CHANGELIST}{booking.pk}/detail/").content.decode()
+    assert f"{CHANGELIST}{booking.pk}/invoice/" in admin_client.get(f"{CHANGELIST}{booking.pk}/change/").content.decode()
     assert f"{CHANGELIST}{booking.pk}/invoice/" in admin_client.get(f"{CHANGELIST}{booking.pk}/change/").content.decode()
 
     response = admin_client.get(f"{CHANGELIST}{booking.pk}/invoice/")
@@ -252,9 +378,9 @@ def test_invoice_actions_and_button_when_invoices_are_available(admin_client, pa
 
 def test_never_paid_orders_have_no_invoice_in_the_admin(admin_client, paid, make_booking, fake_invoices):
     booking, unpaid = paid(), make_booking(amount=Decimal(5000))
-    assert "/invoice/" not in admin_client.get(f"{CHANGELIST}{unpaid.pk}/detail/").content.decode()
+    assert "/invoice/" not in admin_client.get(f"{CHANGELIST}{unpaid.pk}/change/").content.decode()
     response = admin_client.get(f"{CHANGELIST}{unpaid.pk}/invoice/", follow=True)
-    assert response.redirect_chain[-1][0].endswith(f"{unpaid.pk}/detail/")
+    assert response.redirect_chain[-1][0].endswith(f"{unpaid.pk}/change/")
     assert "it has not been paid" in response.content.decode() and not fake_invoices
     # The action leaves the unpaid order out and says so; with only unpaid orders it renders nothing.
     response = admin_client.post(CHANGELIST, {"action": "invoice_pdf", "_selected_action": [booking.pk, unpaid.pk]})
@@ -265,11 +391,11 @@ def test_never_paid_orders_have_no_invoice_in_the_admin(admin_client, paid, make
 
 
 def test_no_invoice_action_or_button_without_weasyprint(admin_client, paid, monkeypatch):
-    monkeypatch.setattr(pgpay_admin, "invoices_module", lambda: None)
+    monkeypatch.setattr(pgpay_admin.orders, "invoices_module", lambda: None)
     booking = paid()
     actions = [name for name, _ in admin_client.get(CHANGELIST).context["action_form"].fields["action"].choices]
     assert "invoice_pdf" not in actions and "invoice_zip" not in actions
-    assert "/invoice/" not in admin_client.get(f"{CHANGELIST}{booking.pk}/detail/").content.decode()
+    assert "/invoice/" not in admin_client.get(f"{CHANGELIST}{booking.pk}/change/").content.decode()
     response = admin_client.get(f"{CHANGELIST}{booking.pk}/invoice/")
     assert response.status_code == 404
 
@@ -286,3 +412,55 @@ def test_real_invoice_module_is_wired(admin_client, paid):
 def test_urls_are_named_for_the_model():
     assert reverse("admin:testapp_booking_detail", args=[7]) == f"{CHANGELIST}7/detail/"
     assert reverse("admin:testapp_cartorder_refund", args=[7]) == "/admin/testapp/cartorder/7/refund/"
+
+
+def _compensation_the_pg_keeps_refusing(make_booking, pg, settings):
+    """An order whose wrong-amount payment the PG refuses to give back, until the row needs attention."""
+    from django_pgpay.exceptions import AmountMismatch
+
+    settings.PGPAY = {**settings.PGPAY, "IN_FLIGHT_TIMEOUT": 0}  # reconcile sends the follow-up again at once
+
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, Decimal(100))  # the browser changed the amount
+    pg.fail_next("cancel", "refuse", times=payments.MAX_FOLLOW_UP_ATTEMPTS)
+    with pytest.raises(AmountMismatch):
+        payments.confirm(booking, payment_id=payment_id)
+    for _ in range(payments.MAX_FOLLOW_UP_ATTEMPTS):
+        payments.reconcile(booking)
+    booking.refresh_from_db()
+    rows = list(booking.transactions.filter(kind="compensate").values_list("status", flat=True))
+    assert rows.count("attention") == 1 and pg.payments[payment_id].state.value == "approved", rows  # money still held
+    return booking
+
+
+def test_the_attention_filter_finds_orders_a_person_must_look_at(admin_client, make_booking, paid, pg, seat, settings):
+    seat.remain = 10
+    seat.save()
+    stuck = _compensation_the_pg_keeps_refusing(make_booking, pg, settings)
+    waiting = paid()
+    pg.fail_next("cancel", "timeout_after")
+    payments.cancel(waiting, Decimal(1000), reason="lost answer")
+    hooked = paid()
+    WebhookEvent.objects.create(gateway="fake", event_type="X", order_number=hooked.order_number, error="boom", status="failed")
+    quiet = paid()
+
+    def found(value):
+        return {o.pk for o in admin_client.get(CHANGELIST, {"attention": value}).context["cl"].result_list}
+
+    assert found("needed") == {stuck.pk}
+    assert found("waiting") == {waiting.pk}
+    assert found("webhook") == {hooked.pk}
+    assert quiet.pk in {o.pk for o in admin_client.get(CHANGELIST).context["cl"].result_list}
+    assert "Needs attention" in admin_client.get(CHANGELIST).content.decode()  # the filter is shown
+    assert admin_client.get(CHANGELIST, {"attention": "nonsense"}).status_code in (200, 302)  # Django's "?e=1", never a 500
+
+
+def test_a_row_that_needs_attention_is_the_first_banner(admin_client, make_booking, pg, settings):
+    stuck = _compensation_the_pg_keeps_refusing(make_booking, pg, settings)
+    banners = order_page(admin_client, stuck).context["banners"]
+    assert banners[0].level == "error"
+    assert "Needs attention: the PG refused to give back a payment the shop did not keep (₩100) too often" in banners[0].message
+    # After the shop settles it at the PG, "Reconcile now" records it and the banner goes.
+    pg.cancel_at_pg(stuck.transactions.get(kind="compensate", status="attention").pg_payment_id)
+    payments.reconcile(stuck, deep=True)
+    assert not any("Needs attention" in b.message for b in order_page(admin_client, stuck).context["banners"])

@@ -1,4 +1,5 @@
-"""Refunds from the admin: the full-refund action with its confirmation page, and the partial-refund form."""
+"""Refunds from the admin: the full-refund action with its confirmation page, and the order page's
+refund in two steps (check and show, then confirm), each sent twice refunding once."""
 
 from __future__ import annotations
 
@@ -45,10 +46,14 @@ def test_confirmation_page_lists_what_will_and_will_not_be_refunded(admin_client
     assert response.status_code == 200
     page = response.content.decode()
     refundable = response.context["refundable"]
-    assert {o.order_number: amount for o, amount in refundable} == {one.order_number: "20,000 KRW", two.order_number: "10,000 KRW"}
+    assert {o.order_number: amount for o, amount, _pg in refundable} == {one.order_number: "₩20,000", two.order_number: "₩10,000"}
     assert [o.order_number for o, _ in response.context["not_refundable"]] == [unpaid.order_number]
     assert "Awaiting payment: no payment to refund." in page
     assert 'name="csrfmiddlewaretoken"' in page and 'name="post" value="yes"' in page and 'name="reason"' in page
+    assert '<td class="pgpay-num pgpay-money" id="pgpay-refund-total">₩30,000</td>' in page
+    # The reason is required, and the page says so.
+    assert 'class="required"' in page and "required" in page.split('name="reason"')[1].split(">")[0]
+    assert "Required. It is kept in the ledger with each refund." in page
     # Nothing happened yet.
     assert pg.count("cancel") == cancels_before
     one.refresh_from_db()
@@ -76,11 +81,13 @@ def test_confirmed_refund_records_staff_and_reason(admin_client, admin_user, pai
 
 
 def test_resubmitting_the_confirmation_refunds_once(admin_client, paid, pg):
-    order = paid()
-    token = action(admin_client, [order]).context["form"]["token"].value()
-    action(admin_client, [order], post="yes", reason="dup", token=token)
-    action(admin_client, [order], post="yes", reason="dup", token=token)
-    assert len(cancels(order)) == 1 and pg.count("cancel") == 1
+    order, other = paid(), paid()
+    token = action(admin_client, [order, other]).context["form"]["token"].value()
+    first = action(admin_client, [order, other], post="yes", reason="dup", token=token)
+    second = action(admin_client, [order, other], post="yes", reason="dup", token=token)  # a double click
+    assert len(cancels(order)) == 1 and len(cancels(other)) == 1 and pg.count("cancel") == 2
+    assert "2 orders refunded in full." in texts(first) and "2 orders refunded in full." in texts(second)
+    assert not [m for m in texts(second) if "refused" in m or "not refunded" in m]
 
 
 def test_confirmation_without_reason_is_a_400_and_changes_nothing(admin_client, paid, pg):
@@ -108,18 +115,48 @@ def test_pg_refusal_is_shown_as_an_error_message(admin_client, paid, pg):
     assert statuses == {"PAID", "CANCELED"}
 
 
-# --- partial refunds (the order page's form) ----------------------------------------------
+# --- refunds from the order page: two steps ---------------------------------------------------
 
 
-def refund(client, order, amount, reason="부분 환불", token="tok"):
-    return client.post(f"{CHANGELIST}{order.pk}/refund/", {"amount": amount, "reason": reason, "token": token})
+def refund(client, order, amount, reason="부분 환불", token="tok", confirm=True):
+    """Both steps (``confirm=False``: only the first); returns the last response."""
+    url = f"{CHANGELIST}{order.pk}/refund/"
+    data = {"amount": amount, "reason": reason, "token": token}
+    first = client.post(url, data)
+    if not confirm or first.status_code != 200:
+        return first
+    return client.post(url, {**data, "confirm": "yes"})
+
+
+def test_the_first_step_shows_amount_and_balance_after_and_changes_nothing(admin_client, paid, pg):
+    order = paid()
+    response = refund(admin_client, order, "5,000", confirm=False)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Refund ₩5,000 to the buyer through Fake PG (for tests)?" in page
+    assert '<dd id="pgpay-balance-after">₩15,000</dd>' in page and "₩20,000" in page
+    assert 'name="confirm" value="yes"' in page and 'name="token" value="tok"' in page
+    assert 'name="amount" value="5000"' in page
+    assert "Yes, refund ₩5,000" in page
+    order.refresh_from_db()
+    assert order.status == "PAID" and order.canceled_amount == 0 and cancels(order) == [] and pg.count("cancel") == 0
+
+
+def test_the_first_step_in_korean_warns_when_everything_goes_back(admin_client, paid):
+    order = paid()
+    response = admin_client.post(
+        f"{CHANGELIST}{order.pk}/refund/", {"amount": "20000", "reason": "r", "token": "t"}, HTTP_ACCEPT_LANGUAGE="ko"
+    )
+    page = response.content.decode()
+    assert "구매자에게 20,000원을 환불할까요?" in page and "환불 후 잔액" in page and "0원" in page
+    assert "남은 금액을 모두 환불합니다" in page
 
 
 def test_partial_refund_records_staff_and_reason(admin_client, admin_user, paid):
     order = paid()
     response = refund(admin_client, order, "5,000", token="p1")
-    assert response.status_code == 302 and response["Location"].endswith(f"/{order.pk}/detail/")
-    assert "Refunded 5,000 KRW of order %s." % order.order_number in texts(response)
+    assert response.status_code == 302 and response["Location"].endswith(f"/{order.pk}/change/")
+    assert "Refunded ₩5,000 of order %s." % order.order_number in texts(response)
     order.refresh_from_db()
     assert order.status == "PARTIAL_CANCELED" and order.balance == Decimal(15000)
     (row,) = cancels(order)
@@ -128,6 +165,29 @@ def test_partial_refund_records_staff_and_reason(admin_client, admin_user, paid)
     refund(admin_client, order, "15000", token="p2")
     order.refresh_from_db()
     assert order.status == "CANCELED" and len(cancels(order)) == 2
+
+
+def test_a_double_clicked_confirmation_refunds_once(admin_client, paid, pg):
+    order = paid()
+    url = f"{CHANGELIST}{order.pk}/refund/"
+    data = {"amount": "20000", "reason": "전액", "token": "dbl", "confirm": "yes"}
+    first = admin_client.post(url, data)
+    second = admin_client.post(url, data)  # the balance is 0 now: the same token is a replay, not an error
+    assert first.status_code == 302 and second.status_code == 302
+    assert len(cancels(order)) == 1 and pg.count("cancel") == 1
+    assert any("already made" in m for m in texts(second))
+    order.refresh_from_db()
+    assert order.status == "CANCELED" and order.canceled_amount == Decimal(20000)
+
+
+def test_a_confirmation_beyond_the_balance_is_a_400(admin_client, paid, pg):
+    order = paid()
+    payments.cancel(order, Decimal(15000), reason="meanwhile")  # someone else refunded in between
+    response = admin_client.post(f"{CHANGELIST}{order.pk}/refund/", {"amount": "10000", "reason": "r", "token": "late", "confirm": "yes"})
+    assert response.status_code == 400
+    assert "exceeds what is left (₩5,000)" in response.content.decode()
+    order.refresh_from_db()
+    assert order.canceled_amount == Decimal(15000) and pg.count("cancel") == 1
 
 
 @pytest.mark.parametrize(
@@ -144,9 +204,11 @@ def test_partial_refund_records_staff_and_reason(admin_client, admin_user, paid)
         ("", "This field is required."),
     ],
 )
-def test_bad_partial_amounts_are_refused_and_change_nothing(admin_client, paid, pg, amount, message):
+@pytest.mark.parametrize("confirm", [False, True])
+def test_bad_partial_amounts_are_refused_and_change_nothing(admin_client, paid, pg, amount, message, confirm):
     order = paid()
-    response = refund(admin_client, order, amount)
+    data = {"amount": amount, "reason": "r", "token": "bad", **({"confirm": "yes"} if confirm else {})}
+    response = admin_client.post(f"{CHANGELIST}{order.pk}/refund/", data)
     assert response.status_code == 400
     assert message in response.content.decode()
     order.refresh_from_db()
@@ -165,10 +227,11 @@ def test_refund_without_reason_is_refused(admin_client, paid):
 def test_usd_partial_refund_takes_cents(admin_client, make_booking, pg):
     order = make_booking(amount=Decimal("30.00"), currency="USD")
     payments.confirm(order, payment_id=pg.authorize(order.order_number, order.amount, "USD"), amount=order.amount)
+    assert "Refund $10.25 to the buyer" in refund(admin_client, order, "10.25", confirm=False).content.decode()
     assert refund(admin_client, order, "10.25").status_code == 302
     order.refresh_from_db()
     assert order.balance == Decimal("19.75")
-    assert refund(admin_client, order, "1.234").status_code == 400
+    assert refund(admin_client, order, "1.234", token="t2").status_code == 400
 
 
 def test_partial_refund_refused_by_the_pg_is_a_message_not_a_500(admin_client, paid, pg):
@@ -177,7 +240,7 @@ def test_partial_refund_refused_by_the_pg_is_a_message_not_a_500(admin_client, p
     response = refund(admin_client, order, "1000")
     assert response.status_code == 302
     (message,) = texts(response)
-    assert "refused the refund of order" in message and order.order_number in message
+    assert "Fake PG (for tests) refused the refund of order" in message and order.order_number in message
     order.refresh_from_db()
     assert order.status == "PAID" and order.canceled_amount == 0
     (row,) = cancels(order)
@@ -189,13 +252,13 @@ def test_unanswered_refund_is_a_warning(admin_client, paid, pg):
     pg.fail_next("cancel", "timeout_after")
     response = refund(admin_client, order, "1000")
     assert response.status_code == 302
-    assert any("did not answer" in m for m in texts(response))
+    assert any("has not answered" in m for m in texts(response))
 
 
 def test_refund_of_a_fully_refunded_order_is_refused(admin_client, paid):
     order = paid()
     payments.cancel(order, payments.FULL, reason="all")
-    response = refund(admin_client, order, "1")
+    response = refund(admin_client, order, "1", confirm=False)
     assert response.status_code == 400
     assert "nothing left to refund" in response.content.decode()
 
@@ -203,5 +266,21 @@ def test_refund_of_a_fully_refunded_order_is_refused(admin_client, paid):
 def test_get_on_the_refund_url_changes_nothing(admin_client, paid, pg):
     order = paid()
     response = admin_client.get(f"{CHANGELIST}{order.pk}/refund/")
-    assert response.status_code == 302 and response["Location"].endswith("/detail/")
+    assert response.status_code == 302 and response["Location"].endswith("/change/")
     assert pg.count("cancel") == 0
+
+
+def test_staff_without_the_refund_permission_cannot_take_either_step(client, django_user_model, paid, pg):
+    from django.contrib.auth.models import Permission
+
+    order = paid()
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_booking"))
+    client.force_login(viewer)
+    url = f"{CHANGELIST}{order.pk}/refund/"
+    assert client.post(url, {"amount": "1000", "reason": "r", "token": "t"}).status_code == 403
+    assert client.post(url, {"amount": "1000", "reason": "r", "token": "t", "confirm": "yes"}).status_code == 403
+    page = client.get(f"{CHANGELIST}{order.pk}/change/").content.decode()
+    assert 'id="pgpay-refund-form"' not in page
+    order.refresh_from_db()
+    assert order.canceled_amount == 0 and pg.count("cancel") == 0

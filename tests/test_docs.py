@@ -397,3 +397,20 @@ def test_the_quickstarts_marked_blocks_parse():
     for block in marked:
         if block.target.endswith(".py"):
             compile(block.text, block.target, "exec")
+
+
+#: ``payments.cancel(order, reason=...)``: the amount left out. It is required (``payments.FULL`` for
+#: everything) since a blank amount refunded everything; a page or a seed that still writes it breaks.
+_CANCEL_WITHOUT_AMOUNT = re.compile(r"payments\.cancel\(\s*[\w.]+\s*,\s*(?:reason|source|actor|idempotency_key)\s*=")
+
+
+def test_no_page_or_example_cancels_without_an_amount():
+    places = [*DOCS.glob("*.rst"), ROOT / "README.md", *(ROOT / "example_project").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}"
+        for path in places
+        for text in [path.read_text(encoding="utf-8")]
+        for match in _CANCEL_WITHOUT_AMOUNT.finditer(text)
+        if path != Path(__file__).resolve()
+    ]
+    assert offenders == []

@@ -45,8 +45,10 @@ def test_header_rows_and_bom(paid):
     assert rows[0] == [
         "order number",
         "order name",
+        "items",
         "status",
         "amount",
+        "paid amount",
         "cancelled amount",
         "balance",
         "currency",
@@ -65,8 +67,11 @@ def test_header_rows_and_bom(paid):
     assert row["order number"] == booking.order_number
     assert row["order name"] == f"Order {booking.order_number}"
     assert row["status"] == "Partially cancelled"
-    assert (row["amount"], row["cancelled amount"], row["balance"], row["currency"]) == ("20000", "5000", "15000", "KRW")
-    assert row["gateway"] == "fake" and row["PG payment id"] == booking.pg_payment_id and row["payment method"] == "card"
+    assert (row["amount"], row["paid amount"], row["cancelled amount"], row["balance"], row["currency"]) == (
+        "20000", "20000", "5000", "15000", "KRW"
+    )  # fmt: skip
+    assert row["gateway"] == "Fake PG (for tests)" and row["PG payment id"] == booking.pg_payment_id and row["payment method"] == "Card"
+    assert row["items"] == ""  # a booking's one line is its name
     assert (row["buyer name"], row["buyer email"]) == ("김민수", "minsu@example.com")
     assert row["paid at"] and row["cancelled at"]
 
@@ -122,6 +127,50 @@ def test_streaming_response_keeps_the_requests_language_and_time_zone(paid):
     row = dict(zip(rows[0], rows[1]))
     assert row["상태"] == "결제 완료"
     assert row["결제 시각"] == "2026-01-01 10:00:00"
+
+
+def test_orders_that_never_took_money_have_nothing_paid_and_no_balance(make_booking, pg):
+    from django_pgpay.exceptions import PaymentDeclined
+
+    make_booking(amount=Decimal(30000))  # READY
+    failed = make_booking(amount=Decimal(30000))
+    pg.fail_next("confirm", "decline")
+    with pytest.raises(PaymentDeclined):
+        payments.confirm(failed, payment_id=pg.authorize(failed.order_number, failed.amount), amount=failed.amount)
+    waiting = make_booking(amount=Decimal(30000))
+    payments.confirm(waiting, payment_id=pg.authorize(waiting.order_number, waiting.amount, virtual_account=True), amount=waiting.amount)
+    rows = parse(export(Booking.objects.all(), ["status", "amount", "paid_amount", "balance"]))
+    assert sorted(rows[1:]) == [
+        ["Awaiting deposit", "30000", "0", "0"],
+        ["Awaiting payment", "30000", "0", "0"],
+        ["Failed", "30000", "0", "0"],
+    ]
+
+
+@pytest.mark.parametrize("raw", ["카드", "card", "CARD", "신용카드"])
+def test_payment_methods_are_one_translated_label(make_booking, raw):
+    make_booking(method=raw)
+    assert parse(export(Booking.objects.all(), ["method"]))[1] == ["Card"]
+    with translation.override("ko"):
+        assert parse(export(Booking.objects.all(), ["method"]))[1] == ["카드"]
+
+
+def test_an_unknown_method_is_kept_as_the_pg_sent_it(make_booking):
+    make_booking(method="=weird")
+    assert parse(export(Booking.objects.all(), ["method"]))[1] == ["'=weird"]
+
+
+def test_cart_orders_list_their_items_in_few_queries(django_assert_max_num_queries):
+    from tests.testapp.models import CartOrder, Product
+
+    kimchi, tofu = Product.objects.create(name="배추김치", price=Decimal(5000)), Product.objects.create(name="두부", price=Decimal(2000))
+    for i in range(30):
+        order = CartOrder.objects.create(amount=Decimal(12000), order_name=f"장바구니 {i}")
+        order.lines.create(product=kimchi, price=Decimal(5000), quantity=2)
+        order.lines.create(product=tofu, price=Decimal(2000), quantity=1)
+    with django_assert_max_num_queries(6):
+        rows = parse(export(CartOrder.objects.order_by("pk"), ["order_name", "items"], prefetch=("lines__product",)))
+    assert rows[1] == ["장바구니 0", "배추김치 ×2; 두부 ×1"] and len(rows) == 31
 
 
 def test_columns_by_name_field_path_and_column_object(paid):
@@ -208,6 +257,7 @@ def test_command_uses_the_admins_columns(make_booking):
     rows = parse(run("--model", "testapp.CartOrder")[0])
     assert rows[0][-1] == "Shipping address"
     assert rows[1][-1] == "'=cmd|' /C calc'!A0"
+    assert rows[1][rows[0].index("items")] == f"Order {rows[1][0]} ×1"  # no lines: get_line_items' fallback
     rows = parse(run("--model", "testapp.CartOrder", "--columns", "order_number,amount")[0])
     assert rows[0] == ["order number", "amount"]
 

@@ -112,3 +112,39 @@ def test_this_machine_is_set_up():
     """CI installs fonts-nanum and libharfbuzz-subset0 (scripts/system-deps.sh)."""
     assert pgpay_checks.korean_fonts()
     assert harfbuzz_subset_available()
+
+
+# --- W403: the seller's details ----------------------------------------------------------
+
+
+def seller_ids(settings, invoice):
+    settings.PGPAY = {**settings.PGPAY, "INVOICE": invoice}
+    return [(m.id, m.msg) for m in pgpay_checks.check_invoice_seller()]
+
+
+def test_missing_seller_details_are_named(settings, fonts_ok):
+    assert seller_ids(settings, {}) == [
+        (
+            "django_pgpay.W403",
+            'PGPAY["INVOICE"] lacks the seller\'s SHOP_NAME, BUSINESS_NUMBER, CEO, ADDRESS: PDF invoices would not say who sold.',
+        )
+    ]
+    (only,) = seller_ids(settings, {"SHOP_NAME": "한우집", "BUSINESS_NUMBER": "123-45-67890", "CEO": "홍길동", "ADDRESS": " "})
+    assert "ADDRESS" in only[1] and "SHOP_NAME" not in only[1]
+
+
+def test_complete_seller_details_pass(settings, fonts_ok):
+    full = {"SHOP_NAME": "한우집", "BUSINESS_NUMBER": "123-45-67890", "CEO": "홍길동", "ADDRESS": "서울특별시 중구 세종대로 110"}
+    assert seller_ids(settings, full) == []
+
+
+def test_no_seller_warning_without_weasyprint(settings):
+    with mock.patch.object(pgpay_checks, "weasyprint_installed", return_value=False):
+        assert seller_ids(settings, {}) == []
+
+
+def test_the_check_runs_with_the_others(settings, fonts_ok):
+    from django.core import checks
+
+    settings.PGPAY = {**settings.PGPAY, "INVOICE": {"SHOP_NAME": "한우집"}}
+    assert "django_pgpay.W403" in [m.id for m in checks.run_checks(tags=["django_pgpay"])]

@@ -78,7 +78,7 @@ def test_one_invoice_in_korean_carries_the_receipt(make_booking, pay):
         pdf = invoices.render_invoice(order)
     (text,) = pages_text(pdf)
     for expected in (
-        "한우집 예약", "공급가액", "18,182 KRW", "부가세", "1,818 KRW", "20,000 KRW", "김철수",
+        "한우집 예약", "공급가액", "18,182원", "부가세", "1,818원", "20,000원", "김철수",
         "한우집 본점", "123-45-67890", "홍길동", "카드", order.order_number, order.pg_payment_id,
     ):  # fmt: skip
         assert expected in text, expected
@@ -102,7 +102,7 @@ def test_cancelled_amount_and_balance(make_booking, pay):
     order.refresh_from_db()
     with translation.override("ko"):
         (text,) = pages_text(invoices.render_invoice(order))
-    assert "-12,000 KRW" in text and "18,000 KRW" in text and "30,000 KRW" in text
+    assert "-12,000원" in text and "18,000원" in text and "30,000원" in text
     assert "취소" in text
 
 
@@ -116,7 +116,7 @@ def test_merged_pdf_has_one_page_per_order_in_order(make_booking, pay, seat):
     assert len(texts) == 4
     for order, text in zip(orders, texts):
         assert order.order_number in text
-        assert f"{order.amount:,.0f} KRW" in text
+        assert f"₩{order.amount:,.0f}" in text
 
 
 @pytest.mark.django_db
@@ -139,7 +139,7 @@ def test_line_items_of_a_cart_order():
     order.lines.create(product=Product.objects.create(name="김치", price=Decimal(5000)), price=Decimal(5000), quantity=3)
     order.lines.create(product=Product.objects.create(name="된장", price=Decimal(10000)), price=Decimal(10000), quantity=1)
     (text,) = pages_text(invoices.render_invoice(order))
-    assert "김치" in text and "15,000 KRW" in text and "된장" in text and "10,000 KRW" in text
+    assert "김치" in text and "₩15,000" in text and "된장" in text and "₩10,000" in text
 
 
 @pytest.mark.django_db
@@ -325,7 +325,7 @@ def test_admin_selection_to_merged_pdf_and_order_page_button(admin_client, make_
     assert len(texts) == 3
     for order in orders:
         (text,) = [t for t in texts if order.order_number in t]
-        assert "한우집 예약" in text and "공급가액" in text and f"{order.amount:,.0f} KRW" in text
+        assert "한우집 예약" in text and "공급가액" in text and f"{order.amount:,.0f}원" in text
     response = admin_client.post(changelist, {"action": "invoice_zip", "_selected_action": [o.pk for o in orders]})
     assert len(zipfile.ZipFile(io.BytesIO(response.content)).namelist()) == 3
     response = admin_client.get(f"{changelist}{orders[0].pk}/invoice/")

@@ -29,4 +29,4 @@ def bank_label(value) -> str:
 @register.filter
 def amount_label(value, currency="KRW") -> str:
     """An amount with its currency, as buyers read it in the active language."""
-    return labels.amount_label(value, currency)
+    return labels.money(value, currency)

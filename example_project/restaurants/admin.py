@@ -34,3 +34,5 @@ class BookingAdmin(OrderAdmin):
 
     csv_columns = (*OrderAdmin.csv_columns, Column(_("restaurant"), ("seat__table__restaurant__name",)), "seat__datetime")
     list_select_related = ("seat__table__restaurant",)
+    #: What a booking sells is a table at a restaurant: search finds bookings by the restaurant's name.
+    sold_search_fields = ("seat__table__restaurant__name", "seat__table__name")

@@ -110,22 +110,25 @@ def cancel_the_rest(page) -> None:
     confirm_the_cancel(page)
 
 
-def staff_page(browser, server, locale: str = "ko-KR", **context_options):
+def staff_page(browser, server, locale: str = "ko-KR", *, width: int = 1400, **context_options):
     """A page of a new browser context logged in to the admin as the superuser ``e2e-staff``.
 
     Returns ``(page, staff user id)``; close ``page.context`` when done.
     """
     staff_id, session_key = server.manage("shell", "-v", "0", "-c", STAFF_SESSION).stdout.split()
-    context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000}, base_url=server.url, **context_options)
+    context = browser.new_context(locale=locale, viewport={"width": width, "height": 1000}, base_url=server.url, **context_options)
     context.set_default_timeout(15_000)
     context.add_cookies([{"name": "sessionid", "value": session_key, "url": server.url}])
     return context.new_page(), staff_id
 
 
 def admin_refund_part(page, changelist: str, order_id: int, amount: int, reason: str) -> None:
-    """On the admin's order page (``/admin/<changelist>/<id>/detail/``), give back ``amount`` with the refund form."""
-    page.goto(f"/admin/{changelist}/{order_id}/detail/")
+    """On the admin's order page (``/admin/<changelist>/<id>/change/``), give back ``amount``:
+    the refund form, then its confirmation step."""
+    page.goto(f"/admin/{changelist}/{order_id}/change/")
     page.fill("#id_amount", str(amount))
     page.fill("#id_reason", reason)
-    page.click("#pgpay-refund-form input[type=submit]")
+    page.click("#pgpay-refund-form button[type=submit]")
+    expect(page.locator("#pgpay-confirm-amount")).to_be_visible()
+    page.click("#pgpay-confirm-button")
     expect(page.locator("ul.messagelist li.success")).to_be_visible()

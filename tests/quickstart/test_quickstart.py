@@ -179,16 +179,17 @@ def superuser_password() -> str:
 
 
 def refund_in_admin(page, base: str, booking_id: int, amount: str, reason: str) -> None:
-    """The admin's refund of one booking, as step 10 says: the change page, its order page, the refund form.
+    """The admin's refund of one booking, as step 10 says: the order page, its refund form, the confirmation.
 
-    The one place that knows the admin's refund steps (a confirmation page
-    before the refund changes them here, and in step 10 of the page).
+    The one place that knows the admin's refund steps (change them here, and
+    in step 10 of the page).
     """
     page.goto(f"{base}/admin/bookings/booking/{booking_id}/change/")
-    page.click(f'a[href$="/admin/bookings/booking/{booking_id}/detail/"]')
     page.fill("#id_amount", amount)
     page.fill("#id_reason", reason)
-    page.click("#pgpay-refund-form input[type=submit]")
+    page.click("#pgpay-refund-form button[type=submit]")  # "Review the refund": nothing changes yet
+    expect(page.locator("#pgpay-confirm-amount")).to_be_visible()
+    page.click("#pgpay-confirm-button")  # "Yes, refund ..."
     expect(page.locator("ul.messagelist li.success")).to_be_visible()
 
 

@@ -18,3 +18,6 @@ class CartOrderAdmin(OrderAdmin):
     csv_columns = (*OrderAdmin.csv_columns, "shipping_address")
     #: Refunds need a permission of their own here (the default is the change permission).
     refund_permission = "testapp.delete_cartorder"
+    #: Search by what was sold (the admin's hook), and the lines for the CSV's items column.
+    sold_search_fields = ("lines__product__name",)
+    csv_prefetch_related = ("lines__product",)

@@ -56,7 +56,7 @@ class CartOrder(AbstractOrder):
     def get_line_items(self):
         return [
             LineItem(name=line.product.name, unit_amount=line.price, quantity=line.quantity)
-            for line in self.lines.select_related("product")
+            for line in self.lines.all()  # .all(): a prefetch_related("lines__product") serves it
         ] or super().get_line_items()
 
 

@@ -79,6 +79,7 @@ class Command(BaseCommand):
         model = self.get_model(options["model"])
         queryset = self.filter(model._default_manager.all(), options).order_by(*(model._meta.ordering or ["pk"]))
         columns = self.get_columns(model, options["columns"])
+        prefetch = tuple(getattr(self.model_admin(model), "csv_prefetch_related", ()) or ())
         try:
             exports.resolve_columns(model, columns)
         except ImproperlyConfigured as exc:
@@ -88,7 +89,7 @@ class Command(BaseCommand):
             raise CommandError("--chunk-size must be at least 1")
 
         if not options["output"]:
-            for chunk in exports.iter_csv(queryset, columns, bom=bom, chunk_size=options["chunk_size"]):
+            for chunk in exports.iter_csv(queryset, columns, bom=bom, chunk_size=options["chunk_size"], prefetch=prefetch):
                 self.stdout.write(chunk, ending="")
             return
 
@@ -97,7 +98,9 @@ class Command(BaseCommand):
             progress = Progress(self.stderr, queryset.count())
         try:
             with open(options["output"], "w", encoding="utf-8", newline="") as stream:
-                exports.write_csv(queryset, stream, columns, bom=bom, chunk_size=options["chunk_size"], on_rows=progress)
+                exports.write_csv(
+                    queryset, stream, columns, bom=bom, chunk_size=options["chunk_size"], on_rows=progress, prefetch=prefetch
+                )
         except OSError as exc:
             raise CommandError(f"cannot write {options['output']}: {exc.strerror or exc}") from exc
         if progress is not None:
@@ -133,11 +136,14 @@ class Command(BaseCommand):
             queryset = queryset.filter(parse_moment(options["until"], "--until").until(field))
         return queryset
 
+    def model_admin(self, model):
+        """The model's admin on ``admin.site`` (its ``csv_columns`` and ``csv_prefetch_related``), or None."""
+        try:
+            return admin.site.get_model_admin(model)
+        except admin.sites.NotRegistered:
+            return None
+
     def get_columns(self, model, text):
         if text:
             return [name.strip() for name in text.split(",") if name.strip()]
-        try:
-            model_admin = admin.site.get_model_admin(model)
-        except admin.sites.NotRegistered:
-            model_admin = None
-        return getattr(model_admin, "csv_columns", None) or exports.DEFAULT_COLUMNS
+        return getattr(self.model_admin(model), "csv_columns", None) or exports.DEFAULT_COLUMNS

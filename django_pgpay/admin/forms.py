@@ -1,0 +1,83 @@
+"""The refund forms of the admin: one order's amount and reason, or the reason of a full refund."""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .. import labels
+from ..money import MoneyError, exponent, parse_typed_amount, quantize
+
+
+def _token() -> str:
+    return uuid.uuid4().hex[:24]
+
+
+TOKEN_FIELD = {"regex": r"^[A-Za-z0-9_-]{1,40}$", "widget": forms.HiddenInput}
+
+
+class RefundReasonForm(forms.Form):
+    """The reason for a full refund of the selected orders (the action's confirmation page)."""
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        help_text=_("Required. It is kept in the ledger with each refund."),
+        widget=forms.TextInput(attrs={"size": 60, "required": True, "aria-required": "true"}),
+    )
+    #: Makes a resubmitted confirmation the same refunds (the PG's idempotency key).
+    token = forms.RegexField(**TOKEN_FIELD)
+
+
+class RefundForm(forms.Form):
+    """A refund of part (or all) of one order's balance: amount and reason.
+
+    The amount is checked against the currency's decimals (KRW has none), must
+    be positive and, unless ``confirming``, at most the balance. The
+    confirmation step leaves the balance to :func:`payments.cancel`, which
+    checks it with the order row locked *after* recognising a form sent twice
+    (the same token), so a double click refunds once and says so.
+    """
+
+    amount = forms.CharField(label=_("Amount to refund"), max_length=40)
+    reason = forms.CharField(label=_("Reason"), max_length=255, widget=forms.TextInput(attrs={"size": 40}))
+    token = forms.RegexField(**TOKEN_FIELD)
+
+    def __init__(self, *args, order, confirming: bool = False, **kwargs):
+        self.order = order
+        self.confirming = confirming
+        kwargs.setdefault("initial", {"token": _token()})
+        super().__init__(*args, **kwargs)
+        balance = labels.money(order.balance, order.currency)
+        self.fields["amount"].help_text = _("At most %(balance)s (what is left of the payment).") % {"balance": balance}
+        self.fields["amount"].widget.attrs.update({"inputmode": "decimal", "autocomplete": "off"})
+        #: The balance in the currency's digits, for the "Whole balance" button.
+        self.balance_value = f"{quantize(order.balance, order.currency):f}"
+
+    def clean_amount(self):
+        currency = self.order.currency
+        try:
+            amount = parse_typed_amount(self.cleaned_data["amount"], currency)
+        except MoneyError:
+            raise forms.ValidationError(
+                _("Enter an amount in %(currency)s with at most %(digits)s decimals."),
+                code="invalid",
+                params={"currency": currency, "digits": exponent(currency)},
+            ) from None
+        if amount <= 0:
+            raise forms.ValidationError(_("The amount to refund must be more than zero."), code="not_positive")
+        if not self.confirming and amount > self.order.balance:
+            raise forms.ValidationError(
+                _("The amount to refund exceeds what is left (%(balance)s)."),
+                code="exceeds_balance",
+                params={"balance": labels.money(self.order.balance, currency)},
+            )
+        return amount
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.confirming and not self.order.is_cancelable:
+            raise forms.ValidationError(_("This order has nothing left to refund."), code="not_cancelable")
+        return cleaned
