@@ -38,7 +38,7 @@ unexport VIRTUAL_ENV
 
 PYTEST := $(VPY) -m pytest -W error::DeprecationWarning
 
-.PHONY: help system-deps tools venv venv-mysql test test-quickstart test-postgres test-mariadb tox \
+.PHONY: sizes help system-deps tools venv venv-mysql test test-quickstart test-postgres test-mariadb tox \
         docs build messages demo demo-check bench-flash bench-csv bench-invoices soak fuzz clean FORCE
 
 help:
@@ -111,6 +111,11 @@ build: tools
 	$(TOOLS)/bin/twine check --strict dist/*
 
 # Compile the .po catalogues into the .mo files that ship in the wheel.
+# Sizes of the gateways, the sandbox emulators and payments.py, the longest functions,
+# import cycles (scripts/sizes.py; --check fails on a bound or a cycle).
+sizes: venv
+	$(VPY) scripts/sizes.py $(ARGS)
+
 messages: venv
 	cd django_pgpay && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=$(CURDIR) ../$(VPY) -m django makemessages -l ko --no-location --no-obsolete
 	cd django_pgpay && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=$(CURDIR) ../$(VPY) -m django compilemessages
