@@ -4,6 +4,12 @@ Every money operation of :mod:`django_pgpay.payments` writes its row here
 *before* it calls the PG (with the idempotency key it sends) and finishes it
 with the PG's answer. This module knows rows, keys and what is stored of a
 PG's reply; it never calls a PG and never changes an order's status.
+
+Its named queries (:func:`open_rows`, :func:`succeeded_rows`,
+:func:`blocking_rows`, :func:`stale_rows`, :func:`unsettled_rows`) are the
+one spelling of "which rows" the rest of the library uses; its recording
+helpers (:func:`record_confirm`, :func:`record_reported`) write the rows of
+what a PG reports.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
+from django.db import router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -38,9 +45,53 @@ def confirm_key(order_number: str, payment_id: str) -> str:
     return f"{order_number}-confirm-{digest(payment_id)}"
 
 
+def atomic(order):
+    """A transaction on the database ``order`` is written to."""
+    return transaction.atomic(using=router.db_for_write(type(order)))
+
+
+def lock_order(order):
+    """Re-read ``order`` with its row locked (inside :func:`atomic`): the guard of every change."""
+    return type(order)._base_manager.select_for_update().get(pk=order.pk)
+
+
 def rows(order):
     """Every ledger row of ``order`` (the base manager: no shop filter hides a row)."""
     return order.get_transaction_model()._base_manager.filter(order_id=order.pk)
+
+
+def open_rows(order, *kinds: str):
+    """Rows of ``order`` waiting for the PG's answer (pending or unknown), of ``kinds`` if given."""
+    found = rows(order).filter(status__in=OPEN_TRANSACTION_STATUSES)
+    return found.filter(kind__in=kinds) if kinds else found
+
+
+def succeeded_rows(order, *kinds: str):
+    """Rows of ``order`` the PG carried out, of ``kinds`` if given."""
+    found = rows(order).filter(status=T.SUCCEEDED)
+    return found.filter(kind__in=kinds) if kinds else found
+
+
+def unsettled_rows(order):
+    """Money rows still open or needing attention: what makes :func:`~django_pgpay.payments.reconcile` look."""
+    return rows(order).filter(status__in=(*OPEN_TRANSACTION_STATUSES, T.ATTENTION)).exclude(kind=K.WEBHOOK)
+
+
+def unsettled_order_ids(transaction_model):
+    """``order_id`` of every order of ``transaction_model``'s orders with :func:`unsettled_rows` (a subquery)."""
+    return (
+        transaction_model._base_manager.filter(status__in=(*OPEN_TRANSACTION_STATUSES, T.ATTENTION))
+        .exclude(kind=K.WEBHOOK)
+        .values("order_id")
+    )
+
+
+def known_payment_ids(order, gateway) -> set[str]:
+    """Every payment id the shop knows for ``order``: its payment, its rows', the attempts its window reported."""
+    ids = {order.pg_payment_id}
+    ids |= set(rows(order).exclude(kind=K.WEBHOOK).values_list("pg_payment_id", flat=True))
+    ids |= gateway.known_attempts(order.pg_data or {})
+    return ids - {""}
 
 
 def blocking_rows(order):
@@ -129,6 +180,60 @@ def lock(row):
     return type(row)._base_manager.select_for_update().get(pk=row.pk)
 
 
+def user(actor):
+    """The user to record as a row's ``actor``: an authenticated user, else None."""
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def record_confirm(locked, row, result, status: str, *, source, actor=None, **fields):
+    """Write the PG's answer about a payment on its confirm row (a new one when ``row`` is None)."""
+    if row is None:
+        row = locked.get_transaction_model()(
+            order=locked,
+            kind=K.CONFIRM,
+            idempotency_key=confirm_key(locked.order_number, result.payment_id),
+            source=source,
+            actor=user(actor),
+        )
+    row.order = locked
+    finish(
+        row,
+        status,
+        result=result,
+        amount=result.amount,
+        currency=result.currency.upper(),
+        pg_payment_id=result.payment_id,
+        **fields,
+    )
+    return row
+
+
+def record_reported(locked, kind: str, result, *, key: str, reason: str, source, webhook_event=None, **fields):
+    """A succeeded row of something the PG reports done without our asking (once per ``key``).
+
+    A virtual account closed in the PG's console, a cancel made in its
+    dashboard (``sync``), a deposit the bank took back (``reversal``), what a
+    webhook delivery changed (``webhook``). Returns the row, or None when a
+    row with ``key`` exists already.
+    """
+    if rows(locked).filter(idempotency_key=key).exists():
+        return None
+    fields.setdefault("amount", result.amount)
+    fields.setdefault("currency", result.currency or locked.currency)
+    fields.setdefault("pg_payment_id", result.payment_id)
+    return create(
+        locked,
+        kind,
+        status=T.SUCCEEDED,
+        idempotency_key=key,
+        source=source,
+        reason=reason[:255],
+        webhook_event=webhook_event,
+        response=storable(result.raw),
+        **fields,
+    )
+
+
 def error_from_row(row) -> PgPayError:
     """Rebuild the error a failed ledger row recorded (for replays)."""
     if row.error_code == AmountMismatch.code:
@@ -146,6 +251,7 @@ def attention_rows(model):
 __all__ = [
     "BLOCKING_KINDS",
     "FOLLOW_UP_KINDS",
+    "atomic",
     "attention_rows",
     "blocking_rows",
     "confirm_key",
@@ -153,8 +259,17 @@ __all__ = [
     "digest",
     "error_from_row",
     "finish",
+    "known_payment_ids",
     "lock",
+    "lock_order",
+    "open_rows",
+    "record_confirm",
+    "record_reported",
     "rows",
     "stale_rows",
     "storable",
+    "succeeded_rows",
+    "unsettled_order_ids",
+    "unsettled_rows",
+    "user",
 ]

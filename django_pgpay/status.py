@@ -1,7 +1,7 @@
 """Order and ledger statuses, and the one transition table.
 
 ``TRANSITIONS`` is the only truth about which status may follow which. Every
-change of an order's status goes through :func:`django_pgpay.payments.transition`,
+change of an order's status goes through ``django_pgpay.bookkeeping.transition``,
 which checks this table while the order row is locked.
 """
 

@@ -40,7 +40,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from . import conf, inputs, payments
-from .exceptions import GatewayError, NotFound, OperationRefused, PgPayError, WebhookVerificationError, redact
+from .exceptions import AmountMismatch, GatewayError, NotFound, OperationRefused, PgPayError, WebhookVerificationError, redact
 from .gateways.http import dumps_json, loads_json
 from .models import WebhookEvent
 from .orders import find_order
@@ -231,6 +231,10 @@ def process(
 
     try:
         outcome = payments.apply_event(order, verified, webhook_event=event)
+    except AmountMismatch as exc:
+        # Recorded: the order failed and the money is being given back. The delivery did its part.
+        receipt = _finish(event, 200, D.APPLIED)
+        return Receipt(status=200, event=receipt.event, message=f"amount mismatch: {exc}")
     except OperationRefused as exc:
         if exc.code == "PAYMENT_ORDER_MISMATCH":
             return _finish(event, 400, D.REFUSED, error=f"{exc.code}: {exc}")

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from django_pgpay import payments
+from django_pgpay import bookkeeping, payments
 from django_pgpay.exceptions import InvalidTransition
 from django_pgpay.status import TERMINAL_STATUSES, TRANSITIONS, OrderStatus, can_transition
 
@@ -47,7 +47,7 @@ def test_illegal_transitions_raise_and_change_nothing(make_booking, seat, source
     with pytest.raises(InvalidTransition) as info:
         with transaction.atomic():
             locked = Booking.objects.select_for_update().get(pk=booking.pk)
-            payments.transition(locked, target)
+            bookkeeping.transition(locked, target)
     assert info.value.source == source and info.value.target == target
     booking.refresh_from_db()
     seat.refresh_from_db()
@@ -60,7 +60,7 @@ def test_illegal_transitions_raise_and_change_nothing(make_booking, seat, source
 def test_transition_needs_an_atomic_block(make_booking):
     booking = make_booking()
     with pytest.raises(RuntimeError):
-        payments.transition(booking, S.EXPIRED)
+        bookkeeping.transition(booking, S.EXPIRED)
     booking.refresh_from_db()
     assert booking.status == S.READY
 
@@ -125,7 +125,7 @@ def test_signals_are_not_sent_when_the_transaction_rolls_back(make_booking):
         with pytest.raises(ZeroDivisionError):
             with transaction.atomic():
                 locked = Booking.objects.select_for_update().get(pk=booking.pk)
-                payments.transition(locked, S.EXPIRED)
+                bookkeeping.transition(locked, S.EXPIRED)
                 1 / 0
     finally:
         order_status_changed.disconnect(receiver)
