@@ -87,10 +87,20 @@ class _Full:
 FULL = _Full()
 
 
-def _actor_label(source: str, actor) -> str:
-    if actor is not None and getattr(actor, "is_authenticated", False):
-        return str(actor.get_username())
-    return str(source)
+def _cancel_request(snapshot, row, *, balance: Decimal, source, actor, **fields) -> CancelRequest:
+    """What a cancel or a withdrawal of the order's own payment sends, for its pending ``row``."""
+    requested_by = str(actor.get_username()) if getattr(actor, "is_authenticated", False) else str(source)
+    return CancelRequest(
+        order=snapshot,
+        payment_id=snapshot.payment_id,
+        amount=row.amount,
+        currency=snapshot.currency,
+        reason=row.reason,
+        idempotency_key=row.idempotency_key,
+        balance_before=balance,
+        requested_by=requested_by,
+        **fields,
+    )
 
 
 # --- steps 2 and 3 ------------------------------------------------------------------
@@ -368,16 +378,7 @@ def cancel(order, amount, *, reason: str, source: str = TransactionSource.CUSTOM
         return opened
     row, snapshot, balance = opened
     gateway = order.get_gateway()
-    request = CancelRequest(
-        order=snapshot,
-        payment_id=snapshot.payment_id,
-        amount=row.amount,
-        currency=snapshot.currency,
-        reason=reason,
-        idempotency_key=row.idempotency_key,
-        balance_before=balance,
-        requested_by=_actor_label(source, actor),
-    )
+    request = _cancel_request(snapshot, row, balance=balance, source=source, actor=actor)
     try:
         reply, pending = _send(order, row, lambda: gateway.cancel(request), passthrough=(AlreadyCanceled,))
     except AlreadyCanceled as exc:
@@ -492,16 +493,7 @@ def _withdraw_own(order, *, source, actor=None, reason: str, idempotency_key: st
         return opened
     row, snapshot = opened
     gateway = order.get_gateway()
-    request = CancelRequest(
-        order=snapshot,
-        payment_id=snapshot.payment_id,
-        amount=snapshot.amount,
-        currency=snapshot.currency,
-        reason=reason,
-        idempotency_key=row.idempotency_key,
-        balance_before=snapshot.amount,
-        requested_by=_actor_label(source, actor),
-    )
+    request = _cancel_request(snapshot, row, balance=snapshot.amount, source=source, actor=actor)
     try:
         reply, pending = _send(order, row, lambda: gateway.withdraw(request), passthrough=(AlreadyCanceled,))
     except AlreadyCanceled:
