@@ -115,7 +115,7 @@ def test_cancel_clicked_twice_at_once_refunds_once(paid_booking, pg, seat):
     from tests.testapp.models import Booking
 
     pg.latency = 0.2
-    results = run_together(4, lambda i: payments.cancel(Booking.objects.get(pk=paid_booking.pk), reason="twice"))
+    results = run_together(4, lambda i: payments.cancel(Booking.objects.get(pk=paid_booking.pk), payments.FULL, reason="twice"))
     assert sum(1 for r in results if not isinstance(r, BaseException)) == 1, results
     assert all(isinstance(r, PgPayError) for r in results if isinstance(r, BaseException))
     paid_booking.refresh_from_db()

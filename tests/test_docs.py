@@ -404,13 +404,30 @@ def test_the_quickstarts_marked_blocks_parse():
 _CANCEL_WITHOUT_AMOUNT = re.compile(r"payments\.cancel\(\s*[\w.]+\s*,\s*(?:reason|source|actor|idempotency_key)\s*=")
 
 
+def _cancels_without_an_amount(path: Path) -> list[int]:
+    """Lines of ``payments.cancel(...)`` calls in a Python file with fewer than two positional arguments."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "cancel"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "payments"
+        and len(node.args) < 2
+        and not any(k.arg == "amount" for k in node.keywords)
+    ]
+
+
 def test_no_page_or_example_cancels_without_an_amount():
-    places = [*DOCS.glob("*.rst"), ROOT / "README.md", *(ROOT / "example_project").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]
+    pages = [*DOCS.glob("*.rst"), ROOT / "README.md"]
+    code = [*(ROOT / "example_project").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py"), *PACKAGE.rglob("*.py")]
     offenders = [
         f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}"
-        for path in places
+        for path in pages
         for text in [path.read_text(encoding="utf-8")]
         for match in _CANCEL_WITHOUT_AMOUNT.finditer(text)
-        if path != Path(__file__).resolve()
     ]
+    offenders += [f"{path.relative_to(ROOT)}:{line}" for path in code for line in _cancels_without_an_amount(path)]
     assert offenders == []

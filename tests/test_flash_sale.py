@@ -143,13 +143,26 @@ def pay_in_the_window(session: requests.Session, base: str, html: str) -> reques
     return session.get(paid.headers["Location"], allow_redirects=False, timeout=TIMEOUT)
 
 
+def _form_fields(form: str) -> tuple[str, dict]:
+    action = re.search(r'action="([^"]+)"', form).group(1)
+    return action, dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+
+
 def cancel_form(session: requests.Session, base: str, order_number: str) -> tuple[str, dict]:
-    """The full-cancel form of the booking on the buyer's history page: action URL and fields."""
+    """The confirmation form of a full cancel of the booking: action URL and fields.
+
+    The buyer presses "Cancel" on the history page (the first step, which
+    changes nothing) and gets the confirmation page; its button is what the
+    race sends, once (a double click) or from two tabs.
+    """
     page = session.get(base + "/history/", timeout=TIMEOUT).text
     block = page.split(f'id="booking-{order_number}"', 1)[1].split("</li>", 1)[0]
-    form = next(f for f in re.findall(r"<form.*?</form>", block, re.S) if 'name="amount"' not in f)
-    action = re.search(r'action="([^"]+)"', form).group(1)
-    return base + action, dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+    action, fields = _form_fields(next(f for f in re.findall(r"<form.*?</form>", block, re.S) if 'name="amount"' not in f))
+    confirmation = session.post(base + action, data=fields, allow_redirects=False, timeout=TIMEOUT)
+    assert confirmation.status_code == 200 and 'name="confirm"' in confirmation.text, confirmation.status_code
+    action, fields = _form_fields(next(f for f in re.findall(r"<form.*?</form>", confirmation.text, re.S) if 'name="confirm"' in f))
+    assert fields.get("confirm") == "1"
+    return base + action, fields
 
 
 def test_forty_buyers_five_places_nothing_oversold_lost_or_doubled(shop, flash_seat, sessions):
