@@ -414,19 +414,23 @@ def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook
     in the PG's dashboard) become ``sync`` rows, keyed by the PG's cancel id so
     that they are recorded once however often they are reported.
     """
-    done = list(ledger.succeeded_rows(locked, *CANCEL_KINDS))
+    cancels = sorted(ledger.rows(locked).filter(kind__in=CANCEL_KINDS), key=lambda r: (r.created, r.pk))  # one query
+    done = [r for r in cancels if r.status == T.SUCCEEDED]
     known_ids = {r.pg_transaction_id for r in done if r.pg_transaction_id}
-    open_rows = list(ledger.open_rows(locked, K.CANCEL).order_by("created", "pk"))
+    open_rows = [r for r in cancels if r.kind == K.CANCEL and r.is_open]
     matched, unasked = _match_cancels(locked, result, open_rows, known_ids, sum((r.amount for r in done), Decimal(0)))
     changes: list[str] = []
     for row, amount, pg_id in matched:
         ledger.finish(row, T.SUCCEEDED, amount=amount, pg_transaction_id=(pg_id or row.pg_transaction_id)[:200])
+        done.append(row)
         changes.append(f"cancel {amount} confirmed")
     for amount, pg_id, key_part in unasked:
         key = f"{locked.order_number}-sync-{ledger.digest(key_part)}"
         reason = str(_("cancelled at the PG"))
         fields = {"amount": amount, "currency": locked.currency, "pg_payment_id": locked.pg_payment_id, "pg_transaction_id": pg_id[:200]}
-        if ledger.record_reported(locked, K.SYNC, result, key=key, reason=reason, source=source, webhook_event=webhook_event, **fields):
+        added = ledger.record_reported(locked, K.SYNC, result, key=key, reason=reason, source=source, webhook_event=webhook_event, **fields)
+        if added is not None:
+            done.append(added)
             changes.append(f"cancel {amount} found at the PG")
     if settle_stale:
         stale_before = now() - conf.in_flight_timeout()
@@ -434,13 +438,14 @@ def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook
             if row.modified < stale_before:
                 ledger.finish(row, T.FAILED, error=GatewayError(_("The PG has no record of this cancel."), code="NOT_APPLIED_AT_PG"))
                 changes.append(f"cancel {row.amount} not found at the PG")
-    return changes + apply_ledger_total(locked)
+    return changes + apply_ledger_total(locked, done)
 
 
-def apply_ledger_total(locked) -> list[str]:
-    """Set ``canceled_amount`` (and the status) from the succeeded cancel rows."""
-    rows = ledger.succeeded_rows(locked, *CANCEL_KINDS)
-    total = sum((r.amount for r in rows), Decimal(0))
+def apply_ledger_total(locked, succeeded: list | None = None) -> list[str]:
+    """Set ``canceled_amount`` (and the status) from the succeeded cancel rows (``succeeded``, or read here)."""
+    if succeeded is None:
+        succeeded = list(ledger.succeeded_rows(locked, *CANCEL_KINDS))
+    total = sum((r.amount for r in succeeded), Decimal(0))
     if total == locked.canceled_amount:
         return []
     if total > locked.amount or total < locked.canceled_amount:
@@ -449,7 +454,7 @@ def apply_ledger_total(locked) -> list[str]:
     delta = total - locked.canceled_amount
     locked.canceled_amount = total
     target = S.CANCELED if total >= locked.amount else S.PARTIAL_CANCELED
-    last = rows.order_by("-completed_at", "-pk").first()
+    last = max(succeeded, key=lambda r: (r.completed_at is not None, r.completed_at or now(), r.pk))
     transition(locked, target, amount=delta, ledger_row=last, extra_fields=["canceled_amount"])
     return [f"cancelled {total} in all"]
 

@@ -194,7 +194,8 @@ def confirm(order, *, payment_id: str, amount=None, source: str = TransactionSou
     key = confirm_key(order.order_number, payment_id)
     with ledger.atomic(order):
         locked = ledger.lock_order(order)
-        succeeded = ledger.succeeded_rows(locked, K.CONFIRM).first()
+        confirms = sorted(ledger.rows(locked).filter(kind=K.CONFIRM), key=lambda r: (r.created, r.pk))  # one query for every check
+        succeeded = min((r for r in confirms if r.status == T.SUCCEEDED), key=lambda r: r.pk, default=None)
         if succeeded is not None and (succeeded.idempotency_key == key or payment_id in gateway.payment_references(locked.pg_payment_id, locked.pg_data)):
             refresh(order, locked)
             return Outcome(order=locked, transaction=succeeded, replayed=True)
@@ -204,7 +205,7 @@ def confirm(order, *, payment_id: str, amount=None, source: str = TransactionSou
             late = True  # the PG took this money without a confirm call (PortOne V1): apply it or give it back
         else:
             late = False
-            busy, row = _open_confirm(locked, key, payment_id, amount, source=source, actor=actor)
+            busy, row = _open_confirm(locked, confirms, key, payment_id, amount, source=source, actor=actor)
             snapshot = locked.snapshot()
     if late:
         return _confirm_late(order, gateway, payment_id, key, source=source, actor=actor)
@@ -213,17 +214,20 @@ def confirm(order, *, payment_id: str, amount=None, source: str = TransactionSou
     return _run_confirm(order, row, snapshot, source=source, actor=actor)
 
 
-def _open_confirm(locked, key: str, payment_id: str, amount, *, source, actor):
-    """Step 1 of a confirm of a READY order: ``(the row of a confirm in flight, None)`` or ``(None, a new pending row)``."""
+def _open_confirm(locked, confirms: list, key: str, payment_id: str, amount, *, source, actor):
+    """Step 1 of a confirm of a READY order: ``(the row of a confirm in flight, None)`` or ``(None, a new pending row)``.
+
+    ``confirms`` are the order's confirm rows, oldest first.
+    """
     if amount is not None and not same_amount(amount, locked.amount):
         # A tampered return: refused before anything reaches the PG.
         raise AmountMismatch(
             expected=locked.amount, actual=amount, expected_currency=locked.currency, actual_currency=locked.currency, order_number=locked.order_number
         )
-    mine = ledger.rows(locked).filter(idempotency_key=key).first()
+    mine = next((r for r in confirms if r.idempotency_key == key), None)
     if mine is not None and mine.status == T.FAILED:
         raise ledger.error_from_row(mine)
-    busy = mine or ledger.open_rows(locked, K.CONFIRM).order_by("created", "pk").first()
+    busy = mine or next((r for r in confirms if r.is_open), None)
     if busy is not None:
         return busy, None
     row = ledger.create(
