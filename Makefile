@@ -38,7 +38,7 @@ unexport VIRTUAL_ENV
 
 PYTEST := $(VPY) -m pytest -W error::DeprecationWarning
 
-.PHONY: sizes help system-deps tools venv venv-mysql test test-quickstart test-postgres test-mariadb tox \
+.PHONY: lint format sizes help system-deps tools venv venv-mysql test test-quickstart test-postgres test-mariadb tox \
         docs build messages demo demo-check bench-flash bench-csv bench-invoices soak fuzz clean FORCE
 
 help:
@@ -111,6 +111,16 @@ build: tools
 	$(TOOLS)/bin/twine check --strict dist/*
 
 # Compile the .po catalogues into the .mo files that ship in the wheel.
+# ruff: lint and format check of the whole tree (configured in pyproject.toml).
+# `make format` rewrites the files the formatter would change.
+lint: tools
+	$(TOOLS)/bin/ruff check .
+	$(TOOLS)/bin/ruff format --check .
+
+format: tools
+	$(TOOLS)/bin/ruff check --fix .
+	$(TOOLS)/bin/ruff format .
+
 # Sizes of the gateways, the sandbox emulators and payments.py, the longest functions,
 # import cycles (scripts/sizes.py; --check fails on a bound or a cycle).
 sizes: venv
