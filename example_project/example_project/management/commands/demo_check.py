@@ -170,7 +170,7 @@ class Command(BaseCommand):
             text.startswith("\ufeff") and booking.order_number in text and seat.table.restaurant.name in text,
             "the admin's CSV export lacks the BOM, the booking or its restaurant",
         )
-        check.page(admin, f"/admin/restaurants/booking/{booking.pk}/detail/", contains=booking.order_number)
+        check.page(admin, f"/admin/restaurants/booking/{booking.pk}/change/", contains=booking.order_number)
 
         # Once paid, the buyer downloads the invoice from "My bookings" and the admin merges invoices.
         self.invoices(check, admin, first, booking)
