@@ -42,10 +42,7 @@ TEST_REQUIRES = [
 setup(
     name="django-pgpay",
     version=read_version(),
-    description=(
-        "Take and refund payments through Korean PGs (Toss Payments, PortOne, "
-        "Bootpay) and Stripe from a Django shop."
-    ),
+    description=("Take and refund payments through Korean PGs (Toss Payments, PortOne, Bootpay) and Stripe from a Django shop."),
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     author="django-pgpay contributors",

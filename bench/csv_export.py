@@ -204,9 +204,7 @@ def worker(way: str, database: Path) -> None:
 
 
 def run_worker(way: str, database: Path) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", way, "--db", str(database)], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([sys.executable, __file__, "--worker", way, "--db", str(database)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"the {way} export failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -75,7 +75,9 @@ def arguments(argv=None):
     parser.add_argument("--pg-host", default=os.environ.get("PGPAY_PG_HOST", "127.0.0.1"))
     parser.add_argument("--pg-port", default=os.environ.get("PGPAY_PG_PORT", "5432"))
     parser.add_argument("--pg-user", default=os.environ.get("PGPAY_PG_USER", "postgres"))
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each app and layout, alternating (default 3; the median round is shown)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of each app and layout, alternating (default 3; the median round is shown)"
+    )
     parser.add_argument("--verbose", action="store_true", help="also print the requests and mean latency of each step")
     parser.add_argument("--keep-db", action="store_true", help="leave the database behind (to look at it)")
     return parser.parse_args(argv)
@@ -188,7 +190,9 @@ class Run:
                 self.errors[type(exc).__name__] += 1
         elapsed = time.perf_counter() - started
         with self.lock:
-            self.calls.append(Call(where, phase, response.status_code if response is not None else 0, elapsed, label or f"{where} {method}"))
+            self.calls.append(
+                Call(where, phase, response.status_code if response is not None else 0, elapsed, label or f"{where} {method}")
+            )
         return response
 
 
@@ -234,14 +238,18 @@ def pay_at_pg(run: Run, buyer: Buyer, pg: str, params: dict) -> str:
         "failUrl": params["failUrl"],
     }
     s = buyer.session
-    opened = run.call(s, "POST", pg + "/sandbox/toss/checkout", data={"payload": json.dumps(payload)}, where="pg", phase="buy", label="pg: open window")
+    opened = run.call(
+        s, "POST", pg + "/sandbox/toss/checkout", data={"payload": json.dumps(payload)}, where="pg", phase="buy", label="pg: open window"
+    )
     if opened is None or opened.status_code != 303:
         return ""
     window = pg + opened.headers["Location"]
     page = run.call(s, "GET", window, where="pg", phase="buy", label="pg: window")
     if page is None or page.status_code != 200:
         return ""
-    paid = run.call(s, "POST", window, data={"csrfmiddlewaretoken": csrf_token(page.text), "action": "pay"}, where="pg", phase="buy", label="pg: pay")
+    paid = run.call(
+        s, "POST", window, data={"csrfmiddlewaretoken": csrf_token(page.text), "action": "pay"}, where="pg", phase="buy", label="pg: pay"
+    )
     if paid is None or paid.status_code != 302 or "paymentKey=" not in paid.headers.get("Location", ""):
         return ""
     return paid.headers["Location"]
@@ -263,7 +271,15 @@ def buy_ours(run: Run, buyer: Buyer, shop: str, pg: str) -> None:
     if 'id="proceed" disabled' in start.text:  # the page already says "Sold out": a buyer stops here
         buyer.outcome = "sold-out"
         return
-    window = run.call(buyer.session, "POST", url, data={"csrfmiddlewaretoken": csrf_token(start.text), "gateway": "toss"}, where="shop", phase="buy", label="book")
+    window = run.call(
+        buyer.session,
+        "POST",
+        url,
+        data={"csrfmiddlewaretoken": csrf_token(start.text), "gateway": "toss"},
+        where="shop",
+        phase="buy",
+        label="book",
+    )
     if window is None or window.status_code >= 500 or window.status_code == 0:
         buyer.outcome = "error"
         return
@@ -285,14 +301,18 @@ def buy_ours(run: Run, buyer: Buyer, shop: str, pg: str) -> None:
 
 def buy_tutorial(run: Run, buyer: Buyer, shop: str, pg: str) -> None:
     # The restaurant's page with the "book" links (ours: the summary page with the button).
-    listing = run.call(buyer.session, "GET", f"{shop}/tutorial/restaurant/{buyer.restaurant}/", where="shop", phase="buy", label="page before booking")
+    listing = run.call(
+        buyer.session, "GET", f"{shop}/tutorial/restaurant/{buyer.restaurant}/", where="shop", phase="buy", label="page before booking"
+    )
     if listing is None or listing.status_code != 200:
         buyer.outcome = "error"
         return
     if f"/tutorial/booking/{buyer.restaurant}/{buyer.seat}/" not in listing.text:  # no "book" link left: a buyer stops here
         buyer.outcome = "sold-out"
         return
-    page = run.call(buyer.session, "GET", f"{shop}/tutorial/booking/{buyer.restaurant}/{buyer.seat}/", where="shop", phase="buy", label="book")
+    page = run.call(
+        buyer.session, "GET", f"{shop}/tutorial/booking/{buyer.restaurant}/{buyer.seat}/", where="shop", phase="buy", label="book"
+    )
     if page is None or page.status_code != 200:
         # The tutorial's sold-out branch returns a redirect as the context: a server error.
         buyer.outcome = "sold-out" if page is not None and page.status_code == 500 else "error"
@@ -337,12 +357,12 @@ def prepare(app: str, layout: str, seats: int):
 
     from django.db import connection
     from django.utils import timezone
+    from restaurants.models import Booking, BookingTransaction, Restaurant, Seat, Table
 
     from bench.tutorial.models import AvailableSeat
     from bench.tutorial.models import Booking as TutorialBooking
     from django_pgpay.models import WebhookEvent
     from django_pgpay.sandbox import control
-    from restaurants.models import Booking, BookingTransaction, Restaurant, Seat, Table
 
     BookingTransaction.objects.all().delete()
     WebhookEvent.objects.all().delete()
@@ -382,9 +402,10 @@ def pg_calls_since(folder: Path, offsets: dict) -> list[dict]:
 
 def holding(app: str) -> dict:
     """Per seat id: (orders holding a place, PAID orders, CANCELED orders, remain, capacity)."""
+    from restaurants.models import Booking, Seat
+
     from bench.tutorial.models import AvailableSeat
     from bench.tutorial.models import Booking as TutorialBooking
-    from restaurants.models import Booking, Seat
 
     out = {}
     if app == "ours":
@@ -407,10 +428,7 @@ def run_one(app: str, layout: str, args, sessions, shop: str, pg: str, logs: Pat
 
     restaurant, seat_ids, places = prepare(app, layout, args.seats)
     capacity = {pk: places for pk in seat_ids}
-    buyers = [
-        Buyer(i, sessions[i], seat_ids[i % len(seat_ids)], restaurant, double_return=(i % 4 == 0))
-        for i in range(args.buyers)
-    ]
+    buyers = [Buyer(i, sessions[i], seat_ids[i % len(seat_ids)], restaurant, double_return=(i % 4 == 0)) for i in range(args.buyers)]
     run = Run(app, layout)
     offsets = pg_log_offsets(logs)
     buy = buy_ours if app == "ours" else buy_tutorial
@@ -498,10 +516,7 @@ def run_one(app: str, layout: str, args, sessions, shop: str, pg: str, logs: Pat
         "shop p50 ms": round(statistics.median(latencies) * 1000, 1) if latencies else 0,
         "shop p95 ms": round(latencies[max(0, int(len(latencies) * 0.95) - 1)] * 1000, 1) if latencies else 0,
         "_errors": dict(run.errors),
-        "_by_label": {
-            label: (len(xs), round(statistics.mean(xs) * 1000, 1))
-            for label, xs in sorted(_group(run.calls).items())
-        },
+        "_by_label": {label: (len(xs), round(statistics.mean(xs) * 1000, 1)) for label, xs in sorted(_group(run.calls).items())},
     }
 
 
@@ -611,6 +626,7 @@ def report(rounds: list[dict], args) -> bool:
             print(f"ours: {verdict} (0 oversold, 0 lost seat returns, 0 duplicate calls or refunds at the PG, 0 server errors)")
             ok = ok and not bad
         if ours is not None and tutorial is not None:
+
             def ratio(key):
                 return ours[key] / tutorial[key] if tutorial[key] else float("inf")
 

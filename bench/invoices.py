@@ -102,7 +102,11 @@ def seed_way(orders, config):
     for order in orders:
         html = render_to_string(
             "django_pgpay/invoice.html",
-            {"invoices": [build_invoice(order, config=config, now=timezone.now())], "shop": {k: config.get(k) or "" for k in SHOP_KEYS}, "language_code": "ko"},
+            {
+                "invoices": [build_invoice(order, config=config, now=timezone.now())],
+                "shop": {k: config.get(k) or "" for k in SHOP_KEYS},
+                "language_code": "ko",
+            },
         )
         pdfs.append(weasyprint.HTML(string=html).write_pdf(stylesheets=[weasyprint.CSS(str(DEFAULT_STYLESHEET))]))
     return pdfs
@@ -140,13 +144,21 @@ def main(argv=None):
 
     from django_pgpay import invoices
 
-    shop = {"SHOP_NAME": "한우집 본점", "BUSINESS_NUMBER": "123-45-67890", "CEO": "홍길동", "ADDRESS": "서울특별시 강남구 테헤란로 1", "TEL": "02-123-4567"}
+    shop = {
+        "SHOP_NAME": "한우집 본점",
+        "BUSINESS_NUMBER": "123-45-67890",
+        "CEO": "홍길동",
+        "ADDRESS": "서울특별시 강남구 테헤란로 1",
+        "TEL": "02-123-4567",
+    }
     orders = make_orders(args.orders)
     n = len(orders)
     import weasyprint
 
-    print(f"django-pgpay invoice benchmark: {n} orders, WeasyPrint {weasyprint.__version__}, {os.cpu_count()} CPUs, "
-          f"HarfBuzz subsetter: {'yes' if invoices._weasyprint().text.ffi.harfbuzz_subset else 'no'}")
+    print(
+        f"django-pgpay invoice benchmark: {n} orders, WeasyPrint {weasyprint.__version__}, {os.cpu_count()} CPUs, "
+        f"HarfBuzz subsetter: {'yes' if invoices._weasyprint().text.ffi.harfbuzz_subset else 'no'}"
+    )
     translation.activate("ko")
     settings_serial = {"PGPAY": {"INVOICE": {**shop, "WORKERS": 1}, "GATEWAYS": {}}}
     settings_pool = {"PGPAY": {"INVOICE": {**shop, "WORKERS": args.workers, "PARALLEL_THRESHOLD": 50}, "GATEWAYS": {}}}
@@ -191,6 +203,7 @@ def main(argv=None):
 
     print("\none invoice (median of 5), font subsetting")
     with override_settings(**settings_serial):
+
         def one():
             return statistics.median(timed(lambda: invoices.render_invoice(orders[0]))[1] for _ in range(5))
 

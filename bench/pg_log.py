@@ -37,7 +37,7 @@ class PgCallLog:
             return self.get_response(request)
         body = request.body  # read before the view does
         response = self.get_response(request)
-        rest = request.path[len(API):]
+        rest = request.path[len(API) :]
         if rest == "confirm":
             operation, target = "confirm", _field(body, "paymentKey")
         elif rest.endswith("/cancel"):

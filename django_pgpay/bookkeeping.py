@@ -176,7 +176,11 @@ class _Step:
 def merge_payment_fields(locked, result: PaymentResult) -> list[str]:
     """Copy the PG's ids and details onto the locked order; return the changed field names."""
     changed = []
-    for name, value, limit in (("pg_payment_id", result.payment_id, None), ("method", result.method, 64), ("receipt_url", result.receipt_url, 500)):
+    for name, value, limit in (
+        ("pg_payment_id", result.payment_id, None),
+        ("method", result.method, 64),
+        ("receipt_url", result.receipt_url, 500),
+    ):
         value = value[:limit] if value and limit else value
         if value and getattr(locked, name) != value:
             setattr(locked, name, value)
@@ -244,12 +248,16 @@ def _adopt(step: _Step, *, switches: bool) -> None:
         _supersede_waiting_account(step)
     if result.state == P.WAITING_FOR_DEPOSIT:
         if locked.status == S.READY:
-            step.row = ledger.record_confirm(locked, step.row, result, T.WAITING, source=step.source, actor=step.actor, error_code="", error_message="")
+            step.row = ledger.record_confirm(
+                locked, step.row, result, T.WAITING, source=step.source, actor=step.actor, error_code="", error_message=""
+            )
             step.changes.append("virtual account issued")
         target = S.WAITING_FOR_DEPOSIT
     else:
         # The money is taken. post_save checks amount and currency; a mismatch rolls all of this back.
-        step.row = ledger.record_confirm(locked, step.row, result, T.SUCCEEDED, source=step.source, actor=step.actor, error_code="", error_message="")
+        step.row = ledger.record_confirm(
+            locked, step.row, result, T.SUCCEEDED, source=step.source, actor=step.actor, error_code="", error_message=""
+        )
         target = S.PAID
     extra = merge_payment_fields(locked, result)
     if locked.status != target:
@@ -300,7 +308,11 @@ def _apply_unpaid(step: _Step) -> None:
     account that expired or was closed expires.
     """
     locked, result, row, gateway = step.locked, step.result, step.row, step.gateway
-    named = row is not None or (step.own and bool(locked.pg_payment_id)) or bool(references(gateway, result) & gateway.known_attempts(locked.pg_data or {}))
+    named = (
+        row is not None
+        or (step.own and bool(locked.pg_payment_id))
+        or bool(references(gateway, result) & gateway.known_attempts(locked.pg_data or {}))
+    )
     if not named:
         return
     state = result.state
@@ -334,7 +346,9 @@ def _record_withdrawal(step: _Step) -> None:
         ledger.finish(open_row, T.SUCCEEDED, result=result)
     elif not rows.filter(status=T.SUCCEEDED).exists():
         key = f"{locked.order_number}-withdrawn-{ledger.digest(result.payment_id)}"
-        ledger.record_reported(locked, K.WITHDRAW, result, key=key, reason=str(_("closed at the PG")), source=step.source, webhook_event=step.webhook_event)
+        ledger.record_reported(
+            locked, K.WITHDRAW, result, key=key, reason=str(_("closed at the PG")), source=step.source, webhook_event=step.webhook_event
+        )
 
 
 def _supersede_waiting_account(step: _Step) -> None:
@@ -369,7 +383,9 @@ def _reverse_deposit(step: _Step) -> list[str]:
         ledger.finish(confirm, T.WAITING)
     key = f"{locked.order_number}-reversal-{uuid.uuid4().hex[:16]}"
     reason = str(_("deposit reversed at the PG"))
-    reversal = ledger.record_reported(locked, K.REVERSAL, result, key=key, reason=reason, source=step.source, webhook_event=step.webhook_event)
+    reversal = ledger.record_reported(
+        locked, K.REVERSAL, result, key=key, reason=reason, source=step.source, webhook_event=step.webhook_event
+    )
     transition(locked, S.WAITING_FOR_DEPOSIT, ledger_row=reversal, extra_fields=merge_payment_fields(locked, result))
     return ["deposit reversed", f"status {S.WAITING_FOR_DEPOSIT}"]
 
@@ -449,7 +465,13 @@ def apply_ledger_total(locked, succeeded: list | None = None) -> list[str]:
     if total == locked.canceled_amount:
         return []
     if total > locked.amount or total < locked.canceled_amount:
-        logger.error("order %s: ledger cancels %s, order cancelled %s of %s; not applied", locked.order_number, total, locked.canceled_amount, locked.amount)
+        logger.error(
+            "order %s: ledger cancels %s, order cancelled %s of %s; not applied",
+            locked.order_number,
+            total,
+            locked.canceled_amount,
+            locked.amount,
+        )
         raise OperationRefused(_("The cancelled amounts do not add up; see the ledger."), code="LEDGER_INCONSISTENT")
     delta = total - locked.canceled_amount
     locked.canceled_amount = total

@@ -65,13 +65,9 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
     default = config.get("DEFAULT_GATEWAY")
     if default is not None and default not in gateways:
-        messages.append(
-            checks.Error(f'PGPAY["DEFAULT_GATEWAY"] = {default!r} is not a key of PGPAY["GATEWAYS"].', id="django_pgpay.E003")
-        )
+        messages.append(checks.Error(f'PGPAY["DEFAULT_GATEWAY"] = {default!r} is not a key of PGPAY["GATEWAYS"].', id="django_pgpay.E003"))
     elif default is None and len(gateways) > 1:
-        messages.append(
-            checks.Error('PGPAY["DEFAULT_GATEWAY"] is not set and there are several gateways.', id="django_pgpay.E003")
-        )
+        messages.append(checks.Error('PGPAY["DEFAULT_GATEWAY"] is not set and there are several gateways.', id="django_pgpay.E003"))
     if "CURRENCY" in config:
         try:
             normalize_currency(config["CURRENCY"])
@@ -79,9 +75,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             messages.append(checks.Error(f'PGPAY["CURRENCY"] = {config["CURRENCY"]!r} is not an ISO 4217 code.', id="django_pgpay.E005"))
     prefix = config.get("ORDER_NUMBER_PREFIX", "")
     if prefix and not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", str(prefix)):
-        messages.append(
-            checks.Error('PGPAY["ORDER_NUMBER_PREFIX"] must be 1-16 of A-Z, a-z, 0-9, "-", "_".', id="django_pgpay.E006")
-        )
+        messages.append(checks.Error('PGPAY["ORDER_NUMBER_PREFIX"] must be 1-16 of A-Z, a-z, 0-9, "-", "_".', id="django_pgpay.E006"))
     for key in ("READY_TIMEOUT", "IN_FLIGHT_TIMEOUT", "CONFIRM_WAIT"):
         if key in config and (not isinstance(config[key], (int, float)) or isinstance(config[key], bool) or config[key] < 0):
             messages.append(checks.Error(f'PGPAY["{key}"] must be a number of seconds >= 0.', id="django_pgpay.E008"))

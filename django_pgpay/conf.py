@@ -118,9 +118,7 @@ def get_gateway(alias: str | None = None) -> BaseGateway:
             try:
                 cls = import_string(entry["CLASS"])
             except ImportError as exc:
-                raise ConfigurationError(
-                    f'PGPAY["GATEWAYS"][{alias!r}]["CLASS"] = {entry["CLASS"]!r} cannot be imported: {exc}'
-                ) from exc
+                raise ConfigurationError(f'PGPAY["GATEWAYS"][{alias!r}]["CLASS"] = {entry["CLASS"]!r} cannot be imported: {exc}') from exc
             gateway = cls(alias, dict(entry.get("OPTIONS") or {}))
             _cache[alias] = gateway
         return gateway

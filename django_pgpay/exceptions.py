@@ -45,10 +45,7 @@ SECRET_KEYS = frozenset(
 def redact(value: Any) -> Any:
     """Return a copy of a JSON-like value with secret-looking keys masked."""
     if isinstance(value, Mapping):
-        return {
-            k: ("***" if str(k).lower() in SECRET_KEYS and v not in (None, "") else redact(v))
-            for k, v in value.items()
-        }
+        return {k: ("***" if str(k).lower() in SECRET_KEYS and v not in (None, "") else redact(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     return value
@@ -93,9 +90,7 @@ class UnsupportedFeature(PgPayError):
     def __init__(self, gateway: str, feature: str):
         self.gateway = gateway
         self.feature = feature
-        super().__init__(
-            _("%(gateway)s does not support %(feature)s.") % {"gateway": gateway, "feature": feature}
-        )
+        super().__init__(_("%(gateway)s does not support %(feature)s.") % {"gateway": gateway, "feature": feature})
 
 
 # --- errors of the operations (raised before or instead of a PG call) ---------
@@ -150,8 +145,7 @@ class InvalidTransition(PgPayError):
         self.source = source
         self.target = target
         super().__init__(
-            _("Order %(order)s cannot go from %(source)s to %(target)s.")
-            % {"order": order_number, "source": source, "target": target}
+            _("Order %(order)s cannot go from %(source)s to %(target)s.") % {"order": order_number, "source": source, "target": target}
         )
 
 
@@ -173,10 +167,7 @@ class AmountMismatch(PgPayError):
         self.actual_currency = actual_currency
         self.order_number = order_number
         super().__init__(
-            _(
-                "The payment amount %(actual)s %(actual_currency)s does not match "
-                "the order amount %(expected)s %(expected_currency)s."
-            )
+            _("The payment amount %(actual)s %(actual_currency)s does not match the order amount %(expected)s %(expected_currency)s.")
             % {
                 "actual": actual,
                 "actual_currency": actual_currency,

@@ -229,9 +229,7 @@ COLUMNS: dict[str, Column] = {
     "amount": Column(_("amount"), ("amount", "currency"), _amount, trusted=True),
     "paid_amount": Column(_("paid amount"), ("amount", "status", "currency"), _paid, trusted=True),
     "canceled_amount": Column(_("cancelled amount"), ("canceled_amount", "currency"), _amount, trusted=True),
-    "balance": Column(
-        pgettext_lazy("money", "balance"), ("amount", "canceled_amount", "currency", "status"), _balance, trusted=True
-    ),
+    "balance": Column(pgettext_lazy("money", "balance"), ("amount", "canceled_amount", "currency", "status"), _balance, trusted=True),
     "currency": Column(_("currency"), ("currency",)),
     "gateway": Column(_("gateway"), ("gateway",), _gateway, memo=True),
     "gateway_alias": Column(_("gateway alias"), ("gateway",)),
@@ -297,8 +295,7 @@ def _field_column(model, path: str) -> Column:
             field = current._meta.get_field(part)
         except FieldDoesNotExist as exc:
             raise ImproperlyConfigured(
-                f"CSV column {path!r} is neither a built-in column ({', '.join(COLUMNS)}) "
-                f"nor a field of {current._meta.label}"
+                f"CSV column {path!r} is neither a built-in column ({', '.join(COLUMNS)}) nor a field of {current._meta.label}"
             ) from exc
         current = field.related_model if field.is_relation else None
     header = capfirst(getattr(field, "verbose_name", path))
@@ -369,9 +366,7 @@ def iter_csv(
                 loader = loader.prefetch_related(*prefetch)
             instances = {order.pk: order for order in loader}
         for row in rows:
-            writer.writerow(
-                [cell((instances.get(row[0]),) if pick is None else tuple([row[i] for i in pick])) for cell, pick in cells]
-            )
+            writer.writerow([cell((instances.get(row[0]),) if pick is None else tuple([row[i] for i in pick])) for cell, pick in cells])
 
     pending: list[tuple] = []
     for row in queryset.values_list(*fields).iterator(chunk_size=chunk_size):
@@ -457,9 +452,7 @@ def streaming_response(
     return table_response(iter_csv(queryset, resolved, bom=bom, chunk_size=chunk_size, prefetch=prefetch), filename=filename)
 
 
-def write_csv(
-    queryset, stream: io.TextIOBase, columns=None, *, bom=None, chunk_size=DEFAULT_CHUNK_SIZE, on_rows=None, prefetch=()
-) -> None:
+def write_csv(queryset, stream: io.TextIOBase, columns=None, *, bom=None, chunk_size=DEFAULT_CHUNK_SIZE, on_rows=None, prefetch=()) -> None:
     """Write the CSV of ``queryset`` to a text stream (used by ``manage.py pgpay_export``)."""
     for chunk in iter_csv(queryset, columns, bom=bom, chunk_size=chunk_size, on_rows=on_rows, prefetch=prefetch):
         stream.write(chunk)

@@ -22,8 +22,8 @@ import datetime
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.utils import timezone
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import labels
@@ -132,9 +132,7 @@ class DateRangeFilter(admin.FieldListFilter):
         for label, since, until in quick_ranges(today):
             yield {
                 "selected": (self.since_value, self.until_value) == (since.isoformat(), until.isoformat()),
-                "query_string": changelist.get_query_string(
-                    {self.lookup_since: since.isoformat(), self.lookup_until: until.isoformat()}
-                ),
+                "query_string": changelist.get_query_string({self.lookup_since: since.isoformat(), self.lookup_until: until.isoformat()}),
                 "display": label,
             }
 

@@ -162,7 +162,6 @@ def breakable(text: str) -> SafeString:
     return mark_safe(escape(marked).replace("\x00", "<wbr>"))
 
 
-
 @dataclass(frozen=True)
 class InvoiceLine:
     """One line item as printed (amounts formatted for the order's currency)."""
@@ -359,9 +358,7 @@ def _weasyprint():
             warnings.simplefilter("ignore", DeprecationWarning)
             import weasyprint
     except (ImportError, OSError) as exc:  # OSError: Pango missing
-        raise ConfigurationError(
-            f"PDF invoices need WeasyPrint and its system libraries: pip install 'django-pgpay[pdf]' ({exc})"
-        ) from exc
+        raise ConfigurationError(f"PDF invoices need WeasyPrint and its system libraries: pip install 'django-pgpay[pdf]' ({exc})") from exc
     return weasyprint
 
 

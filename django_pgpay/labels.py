@@ -178,7 +178,6 @@ for _codes, _enums, _name in _BANKS:
 del _codes, _enums, _name, _code, _enum
 
 
-
 def _pg_names() -> dict[str, str]:
     """``{alias: pg_name}`` of every configured gateway (a broken entry: its alias)."""
     from . import conf

@@ -44,9 +44,7 @@ from .status import (
 #: Order numbers every PG accepts: Toss wants 6-64 of these characters,
 #: PortOne at most 40, Bootpay and Stripe anything shorter.
 ORDER_NUMBER_RE = r"^[A-Za-z0-9_-]{6,64}$"
-validate_order_number = RegexValidator(
-    ORDER_NUMBER_RE, _("Order numbers are 6 to 64 letters, digits, '-' or '_'."), "invalid_order_number"
-)
+validate_order_number = RegexValidator(ORDER_NUMBER_RE, _("Order numbers are 6 to 64 letters, digits, '-' or '_'."), "invalid_order_number")
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -142,9 +140,7 @@ class AbstractOrder(TimeStampedModel):
         abstract = True
         ordering = ["-created"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=OrderStatus.values), name="%(app_label)s_%(class)s_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="%(app_label)s_%(class)s_status_valid"),
             models.CheckConstraint(
                 condition=Q(amount__gte=0) & Q(canceled_amount__gte=0) & Q(canceled_amount__lte=F("amount")),
                 name="%(app_label)s_%(class)s_canceled_within_amount",
@@ -255,8 +251,7 @@ class AbstractOrder(TimeStampedModel):
         from .exceptions import ConfigurationError
 
         raise ConfigurationError(
-            f"{cls._meta.label} has no AbstractTransaction subclass with "
-            f"order = ForeignKey({cls.__name__}, related_name=...)."
+            f"{cls._meta.label} has no AbstractTransaction subclass with order = ForeignKey({cls.__name__}, related_name=...)."
         )
 
     def get_gateway(self):
@@ -293,9 +288,7 @@ class AbstractTransaction(TimeStampedModel):
     Source = TransactionSource
 
     kind = models.CharField(_("kind"), max_length=16, choices=TransactionKind.choices)
-    status = models.CharField(
-        _("status"), max_length=16, choices=TransactionStatus.choices, default=TransactionStatus.PENDING
-    )
+    status = models.CharField(_("status"), max_length=16, choices=TransactionStatus.choices, default=TransactionStatus.PENDING)
     amount = models.DecimalField(_("amount"), **AMOUNT_FIELD)
     currency = models.CharField(_("currency"), max_length=3)
     idempotency_key = models.CharField(_("idempotency key"), max_length=255, unique=True)
@@ -306,9 +299,7 @@ class AbstractTransaction(TimeStampedModel):
     response = models.JSONField(_("PG reply"), null=True, blank=True)
     error_code = models.CharField(_("error code"), max_length=100, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
-    source = models.CharField(
-        _("requested by"), max_length=16, choices=TransactionSource.choices, default=TransactionSource.SYSTEM
-    )
+    source = models.CharField(_("requested by"), max_length=16, choices=TransactionSource.choices, default=TransactionSource.SYSTEM)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("user"),
@@ -381,9 +372,7 @@ class WebhookEvent(models.Model):
     duplicate_of = models.ForeignKey(
         "self", verbose_name=_("duplicate of"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    status = models.CharField(
-        _("status"), max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED, db_index=True
-    )
+    status = models.CharField(_("status"), max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED, db_index=True)
     error = models.TextField(_("error"), blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0, help_text=_("How often it was processed."))
     received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)

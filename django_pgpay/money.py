@@ -26,9 +26,7 @@ ISO_EXPONENTS = {
 #: Stripe's zero-decimal currencies (docs.stripe.com/currencies#zero-decimal).
 #: MGA is two-decimal in ISO but zero-decimal at Stripe; ISK is sent ×100 by
 #: Stripe for backwards compatibility, so it is *not* in this list.
-STRIPE_ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
-)
+STRIPE_ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
 #: Stripe's three-decimal currencies: minor units ×1000, last digit must be 0.
 STRIPE_THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
 
@@ -137,9 +135,7 @@ def to_minor(amount: Decimal, currency: str, scheme: str = "iso") -> int:
     places = exponent(currency, scheme)
     scaled = amount.scaleb(places)
     if scaled != scaled.to_integral_value():
-        raise MoneyError(
-            f"{amount} {normalize_currency(currency)} has more decimals than its minor unit allows"
-        )
+        raise MoneyError(f"{amount} {normalize_currency(currency)} has more decimals than its minor unit allows")
     minor = int(scaled)
     if scheme == "stripe" and normalize_currency(currency) in STRIPE_THREE_DECIMAL and minor % 10:
         raise MoneyError(f"Stripe needs {normalize_currency(currency)} amounts whose last minor digit is 0")

@@ -41,11 +41,7 @@ def order_models(only: Iterable | None = None) -> list[type[AbstractOrder]]:
                 raise ConfigurationError(f"{entry!r} is not a concrete AbstractOrder subclass.")
             models.append(model)
         return models
-    return [
-        model
-        for model in apps.get_models()
-        if issubclass(model, AbstractOrder) and not model._meta.abstract and not model._meta.proxy
-    ]
+    return [model for model in apps.get_models() if issubclass(model, AbstractOrder) and not model._meta.abstract and not model._meta.proxy]
 
 
 def find_order(order_number: str, *, gateway: str | None = None, models: Iterable | None = None):
@@ -65,7 +61,5 @@ def find_order(order_number: str, *, gateway: str | None = None, models: Iterabl
         if order is not None:
             found.append(order)
     if len(found) > 1:
-        raise OperationRefused(
-            _("More than one order has this number; nothing was done."), code="AMBIGUOUS_ORDER"
-        )
+        raise OperationRefused(_("More than one order has this number; nothing was done."), code="AMBIGUOUS_ORDER")
     return found[0] if found else None

@@ -164,7 +164,9 @@ def _mark(order, row, status: str, error: PgPayError, *, fail_order: bool = Fals
 # --- confirm ----------------------------------------------------------------------
 
 
-def confirm(order, *, payment_id: str, amount=None, source: str = TransactionSource.CUSTOMER, actor=None, wait: float | None = None) -> Outcome:
+def confirm(
+    order, *, payment_id: str, amount=None, source: str = TransactionSource.CUSTOMER, actor=None, wait: float | None = None
+) -> Outcome:
     """Approve the payment ``payment_id`` of ``order`` at its PG.
 
     The caller must have established that the request comes from the order's
@@ -196,7 +198,9 @@ def confirm(order, *, payment_id: str, amount=None, source: str = TransactionSou
         locked = ledger.lock_order(order)
         confirms = sorted(ledger.rows(locked).filter(kind=K.CONFIRM), key=lambda r: (r.created, r.pk))  # one query for every check
         succeeded = min((r for r in confirms if r.status == T.SUCCEEDED), key=lambda r: r.pk, default=None)
-        if succeeded is not None and (succeeded.idempotency_key == key or payment_id in gateway.payment_references(locked.pg_payment_id, locked.pg_data)):
+        if succeeded is not None and (
+            succeeded.idempotency_key == key or payment_id in gateway.payment_references(locked.pg_payment_id, locked.pg_data)
+        ):
             refresh(order, locked)
             return Outcome(order=locked, transaction=succeeded, replayed=True)
         if locked.status != S.READY:
@@ -222,7 +226,11 @@ def _open_confirm(locked, confirms: list, key: str, payment_id: str, amount, *, 
     if amount is not None and not same_amount(amount, locked.amount):
         # A tampered return: refused before anything reaches the PG.
         raise AmountMismatch(
-            expected=locked.amount, actual=amount, expected_currency=locked.currency, actual_currency=locked.currency, order_number=locked.order_number
+            expected=locked.amount,
+            actual=amount,
+            expected_currency=locked.currency,
+            actual_currency=locked.currency,
+            order_number=locked.order_number,
         )
     mine = next((r for r in confirms if r.idempotency_key == key), None)
     if mine is not None and mine.status == T.FAILED:
@@ -231,7 +239,14 @@ def _open_confirm(locked, confirms: list, key: str, payment_id: str, amount, *, 
     if busy is not None:
         return busy, None
     row = ledger.create(
-        locked, K.CONFIRM, amount=locked.amount, currency=locked.currency, idempotency_key=key, pg_payment_id=payment_id, source=source, actor=ledger.user(actor)
+        locked,
+        K.CONFIRM,
+        amount=locked.amount,
+        currency=locked.currency,
+        idempotency_key=key,
+        pg_payment_id=payment_id,
+        source=source,
+        actor=ledger.user(actor),
     )
     return None, row
 
@@ -262,7 +277,11 @@ def _run_confirm(order, row, snapshot, *, source, actor=None) -> Outcome:
     """Steps 2 and 3 of a confirm whose pending row ``row`` is written."""
     gateway = order.get_gateway()
     request = ConfirmRequest(
-        order=snapshot, payment_id=row.pg_payment_id, amount=snapshot.amount, currency=snapshot.currency, idempotency_key=row.idempotency_key
+        order=snapshot,
+        payment_id=row.pg_payment_id,
+        amount=snapshot.amount,
+        currency=snapshot.currency,
+        idempotency_key=row.idempotency_key,
     )
     try:
         result, pending = _send(
@@ -343,7 +362,9 @@ def _cancel_amount(order, amount):
         raise NotCancelable(_("The amount is not valid."), code="INVALID_AMOUNT", order=order) from exc
 
 
-def cancel(order, amount, *, reason: str, source: str = TransactionSource.CUSTOMER, actor=None, idempotency_key: str | None = None) -> Outcome:
+def cancel(
+    order, amount, *, reason: str, source: str = TransactionSource.CUSTOMER, actor=None, idempotency_key: str | None = None
+) -> Outcome:
     """Give back ``amount`` of a paid order: a Decimal (or its text), or :data:`FULL` for everything left.
 
     There is no default: "everything" is always asked for by name. Refused
@@ -390,7 +411,11 @@ def cancel(order, amount, *, reason: str, source: str = TransactionSource.CUSTOM
     if pending is not None:
         return pending
     pg_id = reply.pg_cancel_id[:200]
-    with _step_three(order, row, T.SUCCEEDED, result=reply, amount=reply.amount or row.amount, pg_transaction_id=pg_id) as (locked, locked_row, recorded):
+    with _step_three(order, row, T.SUCCEEDED, result=reply, amount=reply.amount or row.amount, pg_transaction_id=pg_id) as (
+        locked,
+        locked_row,
+        recorded,
+    ):
         changes = [f"cancel {locked_row.amount}"] if recorded else []
         if reply.payment is not None:
             changes += bookkeeping.sync_cancels(locked, reply.payment, source=source, settle_stale=False)
@@ -406,11 +431,17 @@ def _open_cancel(order, amount, *, token: str | None, reason: str, source, actor
     with ledger.atomic(order):
         locked = ledger.lock_order(order)
         if token is not None:
-            existing = ledger.rows(locked).filter(Q(idempotency_key=token) | Q(idempotency_key__startswith=f"{token}-x")).order_by("-pk").first()
+            existing = (
+                ledger.rows(locked).filter(Q(idempotency_key=token) | Q(idempotency_key__startswith=f"{token}-x")).order_by("-pk").first()
+            )
             if existing is not None:
                 refresh(order, locked)
                 if amount is not FULL and not same_amount(existing.amount, amount):
-                    raise NotCancelable(_("This cancel form was already used for another amount. Nothing more was cancelled."), code="TOKEN_REUSED", order=locked)
+                    raise NotCancelable(
+                        _("This cancel form was already used for another amount. Nothing more was cancelled."),
+                        code="TOKEN_REUSED",
+                        order=locked,
+                    )
                 if existing.idempotency_key == token:
                     if existing.status == T.FAILED:
                         raise ledger.error_from_row(existing)
@@ -468,7 +499,9 @@ def _allowed_amount(order, gateway, amount) -> Decimal:
             order=order,
         )
     if amount != balance and not gateway.supports_partial_cancel:
-        raise NotCancelable(_("%(pg)s cannot cancel part of a payment.") % {"pg": gateway.pg_name}, code="PARTIAL_NOT_SUPPORTED", order=order)
+        raise NotCancelable(
+            _("%(pg)s cannot cancel part of a payment.") % {"pg": gateway.pg_name}, code="PARTIAL_NOT_SUPPORTED", order=order
+        )
     return amount
 
 
@@ -516,7 +549,9 @@ def _withdraw_own(order, *, source, actor=None, reason: str, idempotency_key: st
     with _step_three(order, row, T.SUCCEEDED, result=reply, pg_transaction_id=pg_id) as (locked, locked_row, _recorded):
         waiting = ledger.rows(locked).filter(kind=K.CONFIRM, status=T.WAITING, pg_payment_id=locked.pg_payment_id).first()
         if waiting is not None:
-            ledger.finish(waiting, T.FAILED, error=OperationRefused(_("The virtual account was closed before any deposit."), code="WITHDRAWN"))
+            ledger.finish(
+                waiting, T.FAILED, error=OperationRefused(_("The virtual account was closed before any deposit."), code="WITHDRAWN")
+            )
         if locked.status == S.WAITING_FOR_DEPOSIT:
             bookkeeping.transition(locked, S.EXPIRED, ledger_row=locked_row)
             changes.append(f"status {S.EXPIRED}")
@@ -584,7 +619,9 @@ def expire(order, *, source: str = TransactionSource.RECONCILE, only_if_due: boo
     if order.status != S.WAITING_FOR_DEPOSIT:
         with ledger.atomic(order):
             locked = ledger.lock_order(order)
-            if locked.status not in OPEN_STATUSES or (only_if_due and locked.expires_at is not None and locked.expires_at > bookkeeping.now()):
+            if locked.status not in OPEN_STATUSES or (
+                only_if_due and locked.expires_at is not None and locked.expires_at > bookkeeping.now()
+            ):
                 refresh(order, locked)
                 return Outcome(order=locked, replayed=True)
             if locked.status == S.READY:
@@ -686,7 +723,9 @@ def _confirm_again(order, gateway, open_row, *, source, stale_before):
     Returns ``(changes, the error it met or None)``.
     """
     order.refresh_from_db()
-    retry_allowed = open_row is not None and (open_row.modified < stale_before or (open_row.status == T.UNKNOWN and gateway.supports_idempotency_key))
+    retry_allowed = open_row is not None and (
+        open_row.modified < stale_before or (open_row.status == T.UNKNOWN and gateway.supports_idempotency_key)
+    )
     if not retry_allowed or order.status != S.READY:
         return [], None
     try:

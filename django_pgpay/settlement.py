@@ -153,7 +153,9 @@ def _offset(moment: datetime.datetime, zone) -> datetime.timedelta:
     return moment.astimezone(zone).utcoffset() or datetime.timedelta(0)
 
 
-def offset_spans(start: datetime.datetime, end: datetime.datetime, zone) -> list[tuple[datetime.datetime, datetime.datetime, datetime.timedelta]]:
+def offset_spans(
+    start: datetime.datetime, end: datetime.datetime, zone
+) -> list[tuple[datetime.datetime, datetime.datetime, datetime.timedelta]]:
     """``[(from, to, offset), ...]``: ``[start, end)`` cut where ``zone``'s UTC offset changes.
 
     Checked hour by hour, each change found to the second by bisection.
@@ -389,9 +391,7 @@ class SettlementForm(forms.Form):
         if until < since:
             raise forms.ValidationError(_("The end of the range is before its start."), code="reversed")
         if (until - since).days + 1 > MAX_DAYS:
-            raise forms.ValidationError(
-                _("Choose at most %(days)d days."), code="too_long", params={"days": MAX_DAYS}
-            )
+            raise forms.ValidationError(_("Choose at most %(days)d days."), code="too_long", params={"days": MAX_DAYS})
         cleaned.update(
             since=since,
             until=until,

@@ -353,9 +353,7 @@ class ConfirmMixin(GatewayMixin):
         except PaymentDeclined as exc:
             # The PG's own words (often Korean only) come second, under a sentence in the page's language.
             order.refresh_from_db()
-            return self.failure(
-                _("The payment was declined."), order=order, status=402, code=exc.code, detail=exc.user_message
-            )
+            return self.failure(_("The payment was declined."), order=order, status=402, code=exc.code, detail=exc.user_message)
         except OperationInProgress:
             return self.page(self.pending_template_name, order=order, status=202)
         except GatewayUnavailable as exc:
@@ -603,9 +601,7 @@ class InvoiceMixin(GatewayMixin):
         return invoice_filename(order)
 
     def not_paid(self, order):
-        error = OperationRefused(
-            _("There is no invoice for this order yet: it has not been paid."), code="NOT_PAID"
-        )
+        error = OperationRefused(_("There is no invoice for this order yet: it has not been paid."), code="NOT_PAID")
         return render(self.request, "django_pgpay/error.html", {"order": order, "error": error}, status=409)
 
     def get(self, request, *args, **kwargs):

@@ -77,9 +77,7 @@ class Receipt:
 def clean_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The request's headers as stored: credentials and cookies left out, unstorable characters replaced."""
     return {
-        inputs.replaced(str(k))[:200]: inputs.replaced(str(v))[:2000]
-        for k, v in headers.items()
-        if str(k).lower() not in UNSTORED_HEADERS
+        inputs.replaced(str(k))[:200]: inputs.replaced(str(v))[:2000] for k, v in headers.items() if str(k).lower() not in UNSTORED_HEADERS
     }
 
 
@@ -168,7 +166,9 @@ def process(
         return _finish(event, 400, D.REFUSED, error=f"malformed: {exc}")
     except ValueError as exc:  # a gateway's parser met text it cannot read
         return _finish(event, 400, D.REFUSED, error=f"malformed: {exc}")
-    if inputs.contains_forbidden(dict(parsed.raw)) or any(inputs.forbidden(v) for v in (parsed.event_id, parsed.event_type, parsed.order_number, parsed.payment_id)):
+    if inputs.contains_forbidden(dict(parsed.raw)) or any(
+        inputs.forbidden(v) for v in (parsed.event_id, parsed.event_type, parsed.order_number, parsed.payment_id)
+    ):
         return _finish(event, 400, D.REFUSED, error="malformed: characters no database stores (\\u0000)")
     event.event_id = parsed.event_id[:255]
     event.event_type = parsed.event_type[:100]
@@ -268,9 +268,9 @@ def due_for_retry(*, now=None):
     of its arrival.
     """
     now = now or timezone.now()
-    candidates = WebhookEvent.objects.filter(
-        status=D.FAILED, attempts__lt=MAX_ATTEMPTS, received_at__gte=now - RETRY_WINDOW
-    ).order_by("received_at", "pk")
+    candidates = WebhookEvent.objects.filter(status=D.FAILED, attempts__lt=MAX_ATTEMPTS, received_at__gte=now - RETRY_WINDOW).order_by(
+        "received_at", "pk"
+    )
     for event in candidates.iterator():
         wait = RETRY_BASE * (2 ** max(event.attempts - 1, 0))
         if event.attempted_at is None or event.attempted_at + wait <= now:

@@ -178,7 +178,9 @@ def cycles(paths: list[Path], *, deferred: bool = False) -> list[list[str]]:
         # A package's __init__ importing its own submodules (re-exports) is not a cycle of concern.
         if any(p.name == "__init__.py" and module_name(p) == node for p in paths):
             continue
-        graph[node] = {t for t in targets if not any(p.name == "__init__.py" and module_name(p) == t and node.startswith(t + ".") for p in paths)}
+        graph[node] = {
+            t for t in targets if not any(p.name == "__init__.py" and module_name(p) == t and node.startswith(t + ".") for p in paths)
+        }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

@@ -116,9 +116,7 @@ def _v2_fix(node: dict) -> dict:
             "type": "object",
             "required": [name],
             "properties": {name: {"enum": sorted(mapping)}},
-            "allOf": [
-                {"if": {"properties": {name: {"const": key}}}, "then": {"$ref": ref}} for key, ref in sorted(mapping.items())
-            ],
+            "allOf": [{"if": {"properties": {name: {"const": key}}}, "then": {"$ref": ref}} for key, ref in sorted(mapping.items())],
         }
     return node
 

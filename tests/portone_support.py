@@ -179,7 +179,9 @@ class _API:
     def verb_of(self, request) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def fail_next(self, verb: str, *, status: int = 0, body: dict | None = None, exception: BaseException | None = None, after: bool = False):
+    def fail_next(
+        self, verb: str, *, status: int = 0, body: dict | None = None, exception: BaseException | None = None, after: bool = False
+    ):
         """The next ``verb`` call gets ``status``/``body``, or raises ``exception`` (before or ``after`` acting)."""
         self.faults[verb].append(Fault(status=status, body=body, exception=exception, after=after))
 
@@ -327,7 +329,11 @@ class PortOneV1API(_API):
             body = json.loads(request.body)
             if body["merchant_uid"] in self.prepared and self.prepare_again == "error":
                 return self._error("prepare_registered")
-            self.prepared[body["merchant_uid"]] = {"merchant_uid": body["merchant_uid"], "amount": body["amount"], "currency": body.get("currency")}
+            self.prepared[body["merchant_uid"]] = {
+                "merchant_uid": body["merchant_uid"],
+                "amount": body["amount"],
+                "currency": body.get("currency"),
+            }
             return self._envelope(self.prepared[body["merchant_uid"]])
 
         return self._run("prepare", act)
@@ -385,7 +391,12 @@ class PortOneV1API(_API):
             found.sort(key=lambda p: p["started_at"], reverse=True)
             if not found:
                 return self._error("not_found")
-            page = {"total": len(found), "previous": 0, "next": 0, "list": [{k: v for k, v in p.items() if not k.startswith("_")} for p in found]}
+            page = {
+                "total": len(found),
+                "previous": 0,
+                "next": 0,
+                "list": [{k: v for k, v in p.items() if not k.startswith("_")} for p in found],
+            }
             return self._envelope(page)
 
         return self._run("lookup", act)
@@ -480,15 +491,31 @@ class PortOneV2API(_API):
         amount = self.payments[payment_id]["amount"]
         return amount["total"] - amount["cancelled"]
 
-    def webhook(self, payment_id: str, kind: str = "Transaction.Paid", *, msg_id: str | None = None, timestamp: int | None = None, secret: str = WEBHOOK_SECRET) -> tuple[dict, bytes]:
+    def webhook(
+        self,
+        payment_id: str,
+        kind: str = "Transaction.Paid",
+        *,
+        msg_id: str | None = None,
+        timestamp: int | None = None,
+        secret: str = WEBHOOK_SECRET,
+    ) -> tuple[dict, bytes]:
         """A delivery as PortOne signs it: ``(headers, body)``."""
         body = json.dumps(
-            {"type": kind, "timestamp": "2024-06-11T06:14:13.000Z", "data": {"paymentId": payment_id, "storeId": STORE_ID, "transactionId": str(uuid.uuid4())}},
+            {
+                "type": kind,
+                "timestamp": "2024-06-11T06:14:13.000Z",
+                "data": {"paymentId": payment_id, "storeId": STORE_ID, "transactionId": str(uuid.uuid4())},
+            },
             ensure_ascii=False,
         ).encode()
         msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
         stamp = int(time.time()) if timestamp is None else timestamp
-        headers = {"webhook-id": msg_id, "webhook-timestamp": str(stamp), "webhook-signature": standard_webhooks.sign(secret, msg_id, stamp, body)}
+        headers = {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": standard_webhooks.sign(secret, msg_id, stamp, body),
+        }
         return headers, body
 
     # --- the server ---------------------------------------------------------------------

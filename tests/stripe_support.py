@@ -232,7 +232,11 @@ class StripeAPI:
             else:
                 intent.update(
                     status="requires_payment_method",
-                    last_payment_error={"type": "invalid_request_error", "code": "payment_intent_payment_attempt_failed", "message": "The payment failed."},
+                    last_payment_error={
+                        "type": "invalid_request_error",
+                        "code": "payment_intent_payment_attempt_failed",
+                        "message": "The payment failed.",
+                    },
                 )
 
     def time_out(self, session_id: str) -> None:
@@ -303,7 +307,11 @@ class StripeAPI:
         return {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
 
     def _reply(self, status: int, body: dict, headers: dict | None = None):
-        return status, {"Content-Type": "application/json", "Request-Id": f"req_{uuid.uuid4().hex[:14]}", **(headers or {})}, json.dumps(body, ensure_ascii=False)
+        return (
+            status,
+            {"Content-Type": "application/json", "Request-Id": f"req_{uuid.uuid4().hex[:14]}", **(headers or {})},
+            json.dumps(body, ensure_ascii=False),
+        )
 
     def _error(self, code: str, status: int | None = None):
         spec = self.errors[code]
@@ -343,7 +351,9 @@ class StripeAPI:
     def _expanded_session(self, session: dict, expand: list) -> dict:
         out = self.public(session)
         if "payment_intent" in expand and out.get("payment_intent"):
-            out["payment_intent"] = self._expanded_intent(self.intents[out["payment_intent"]], ["latest_charge"] if "payment_intent.latest_charge" in expand else [])
+            out["payment_intent"] = self._expanded_intent(
+                self.intents[out["payment_intent"]], ["latest_charge"] if "payment_intent.latest_charge" in expand else []
+            )
         return out
 
     def _expanded_intent(self, intent: dict, expand: list) -> dict:
@@ -357,7 +367,14 @@ class StripeAPI:
         def act(p):
             for name in ("mode", "success_url", "cancel_url", "line_items"):
                 if name not in p:
-                    return 400, {"error": {"type": "invalid_request_error", "code": "parameter_missing", "param": name, "message": f"Missing required param: {name}."}}
+                    return 400, {
+                        "error": {
+                            "type": "invalid_request_error",
+                            "code": "parameter_missing",
+                            "param": name,
+                            "message": f"Missing required param: {name}.",
+                        }
+                    }
             if "{CHECKOUT_SESSION_ID}" not in p["success_url"]:
                 return 400, {"error": {"type": "invalid_request_error", "message": "success_url has no {CHECKOUT_SESSION_ID}"}}
             currency, total = None, 0
@@ -370,7 +387,13 @@ class StripeAPI:
                 total += int(price["unit_amount"]) * int(item.get("quantity", "1"))
             expires_at = int(p.get("expires_at") or self.now + 86400)
             if not 1800 <= expires_at - self.now <= 86400:
-                return 400, {"error": {"type": "invalid_request_error", "param": "expires_at", "message": "The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation."}}
+                return 400, {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "param": "expires_at",
+                        "message": "The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation.",
+                    }
+                }
             session = copy.deepcopy(fixture("checkout_session"))
             session_id = _id("cs")
             session.update(
@@ -454,7 +477,13 @@ class StripeAPI:
             if intent is None:
                 return self._error("resource_missing")
             if intent["status"] != "succeeded":
-                return 400, {"error": {"type": "invalid_request_error", "code": "charge_not_refundable", "message": "This PaymentIntent has no successful charge to refund."}}
+                return 400, {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "charge_not_refundable",
+                        "message": "This PaymentIntent has no successful charge to refund.",
+                    }
+                }
             amount = p.get("amount")
             if amount is not None and not amount.isdigit():
                 return self._error("parameter_invalid_integer")
@@ -473,7 +502,16 @@ class StripeAPI:
         amount = left if amount is None else amount
         assert 0 < amount <= left
         refund = copy.deepcopy(fixture("refund"))
-        refund.update(id=_id("re"), amount=amount, charge=charge["id"], created=self.tick(), currency=charge["currency"], metadata=metadata, payment_intent=intent["id"], status="succeeded")
+        refund.update(
+            id=_id("re"),
+            amount=amount,
+            charge=charge["id"],
+            created=self.tick(),
+            currency=charge["currency"],
+            metadata=metadata,
+            payment_intent=intent["id"],
+            status="succeeded",
+        )
         self.refunds[refund["id"]] = refund
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
@@ -481,7 +519,9 @@ class StripeAPI:
 
     def _list_refunds(self, request):
         def act(p):
-            found = sorted((r for r in self.refunds.values() if r["payment_intent"] == p.get("payment_intent")), key=lambda r: -r["created"])
+            found = sorted(
+                (r for r in self.refunds.values() if r["payment_intent"] == p.get("payment_intent")), key=lambda r: -r["created"]
+            )
             if p.get("starting_after"):
                 ids = [r["id"] for r in found]
                 found = found[ids.index(p["starting_after"]) + 1 :]

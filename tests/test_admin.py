@@ -120,7 +120,9 @@ def test_filters_status_gateway_and_date_ranges(admin_client, paid, make_booking
     kim, ready = paid(), make_booking()
     utc = datetime.timezone.utc
     # 2026-01-01 23:30 in Seoul is still January 1st there (14:30 UTC).
-    Booking.objects.filter(pk=kim.pk).update(created=datetime.datetime(2026, 1, 1, 14, 30, tzinfo=utc), paid_at=datetime.datetime(2026, 1, 1, 15, 30, tzinfo=utc))
+    Booking.objects.filter(pk=kim.pk).update(
+        created=datetime.datetime(2026, 1, 1, 14, 30, tzinfo=utc), paid_at=datetime.datetime(2026, 1, 1, 15, 30, tzinfo=utc)
+    )
     Booking.objects.filter(pk=ready.pk).update(created=datetime.datetime(2026, 1, 1, 15, 30, tzinfo=utc))  # Jan 2 in Seoul
     assert found(admin_client, status__exact="PAID") == {kim.pk}
     assert found(admin_client, status__exact="READY") == {ready.pk}
@@ -201,7 +203,9 @@ def order_page(client, order, **headers):
 def test_order_page_shows_money_ledger_webhooks_and_refund_form(admin_client, paid, admin_user):
     booking = paid(buyer_name="최유리", buyer_phone="010-2222-3333")
     payments.cancel(booking, Decimal(3000), reason="빠진 반찬", source="staff", actor=admin_user)
-    WebhookEvent.objects.create(gateway="fake", event_type="PAYMENT_STATUS_CHANGED", order_number=booking.order_number, verified=True, processed=True)
+    WebhookEvent.objects.create(
+        gateway="fake", event_type="PAYMENT_STATUS_CHANGED", order_number=booking.order_number, verified=True, processed=True
+    )
     WebhookEvent.objects.create(gateway="fake", event_type="OTHER_ORDER", order_number="someone-else")
     response = order_page(admin_client, booking)
     page = response.content.decode()
@@ -289,7 +293,9 @@ def test_anonymous_and_non_staff_get_nothing(client, buyer, paid):
     client.force_login(buyer)
     response = client.post(f"{CHANGELIST}{booking.pk}/refund/", {"amount": "20000", "reason": "x", "token": "tok"})
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
-    response = client.post(CHANGELIST, {"action": "refund_in_full", "_selected_action": [booking.pk], "post": "yes", "reason": "x", "token": "t"})
+    response = client.post(
+        CHANGELIST, {"action": "refund_in_full", "_selected_action": [booking.pk], "post": "yes", "reason": "x", "token": "t"}
+    )
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     booking.refresh_from_db()
     assert booking.status == "PAID"
@@ -313,7 +319,9 @@ def test_view_only_staff_sees_and_exports_but_cannot_refund(client, django_user_
     assert 'id="pgpay-refund-form"' not in page
     response = client.post(f"{CHANGELIST}{booking.pk}/refund/", {"amount": "1000", "reason": "x", "token": "t"})
     assert response.status_code == 403
-    response = client.post(CHANGELIST, {"action": "refund_in_full", "_selected_action": [booking.pk], "post": "yes", "reason": "x", "token": "t"})
+    response = client.post(
+        CHANGELIST, {"action": "refund_in_full", "_selected_action": [booking.pk], "post": "yes", "reason": "x", "token": "t"}
+    )
     booking.refresh_from_db()
     assert booking.status == "PAID" and booking.canceled_amount == 0
 

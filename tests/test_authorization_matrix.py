@@ -20,16 +20,70 @@ ROLES = ["anonymous", "other buyer", "staff without permissions", "staff who may
 
 #: action -> role -> expected HTTP status (302 to the login page for nobody).
 EXPECTED = {
-    "cancel everything": {"anonymous": 302, "other buyer": 404, "staff without permissions": 404, "staff who may view": 404, "staff who may refund": 302, "the buyer": 302},
-    "cancel part": {"anonymous": 302, "other buyer": 404, "staff without permissions": 404, "staff who may view": 404, "staff who may refund": 302, "the buyer": 302},
-    "confirmation step": {"anonymous": 302, "other buyer": 404, "staff without permissions": 404, "staff who may view": 404, "staff who may refund": 200, "the buyer": 200},
-    "invoice": {"anonymous": 302, "other buyer": 404, "staff without permissions": 404, "staff who may view": 200, "staff who may refund": 200, "the buyer": 200},
-    "admin refund": {"anonymous": 302, "other buyer": 302, "staff without permissions": 403, "staff who may view": 403, "staff who may refund": 302, "the buyer": 302},
-    "admin order page": {"anonymous": 302, "other buyer": 302, "staff without permissions": 403, "staff who may view": 200, "staff who may refund": 200, "the buyer": 302},
-    "admin refund action": {"anonymous": 302, "other buyer": 302, "staff without permissions": 403, "staff who may view": 302, "staff who may refund": 200, "the buyer": 302},
+    "cancel everything": {
+        "anonymous": 302,
+        "other buyer": 404,
+        "staff without permissions": 404,
+        "staff who may view": 404,
+        "staff who may refund": 302,
+        "the buyer": 302,
+    },
+    "cancel part": {
+        "anonymous": 302,
+        "other buyer": 404,
+        "staff without permissions": 404,
+        "staff who may view": 404,
+        "staff who may refund": 302,
+        "the buyer": 302,
+    },
+    "confirmation step": {
+        "anonymous": 302,
+        "other buyer": 404,
+        "staff without permissions": 404,
+        "staff who may view": 404,
+        "staff who may refund": 200,
+        "the buyer": 200,
+    },
+    "invoice": {
+        "anonymous": 302,
+        "other buyer": 404,
+        "staff without permissions": 404,
+        "staff who may view": 200,
+        "staff who may refund": 200,
+        "the buyer": 200,
+    },
+    "admin refund": {
+        "anonymous": 302,
+        "other buyer": 302,
+        "staff without permissions": 403,
+        "staff who may view": 403,
+        "staff who may refund": 302,
+        "the buyer": 302,
+    },
+    "admin order page": {
+        "anonymous": 302,
+        "other buyer": 302,
+        "staff without permissions": 403,
+        "staff who may view": 200,
+        "staff who may refund": 200,
+        "the buyer": 302,
+    },
+    "admin refund action": {
+        "anonymous": 302,
+        "other buyer": 302,
+        "staff without permissions": 403,
+        "staff who may view": 302,
+        "staff who may refund": 200,
+        "the buyer": 302,
+    },
 }
 #: Which (action, role) cells move money.
-MOVES_MONEY = {("cancel everything", "staff who may refund"), ("cancel everything", "the buyer"), ("cancel part", "staff who may refund"), ("cancel part", "the buyer")}
+MOVES_MONEY = {
+    ("cancel everything", "staff who may refund"),
+    ("cancel everything", "the buyer"),
+    ("cancel part", "staff who may refund"),
+    ("cancel part", "the buyer"),
+}
 
 
 @pytest.fixture
@@ -60,7 +114,9 @@ def act(client, action, order):
     if action == "invoice":
         return client.get(reverse("django_pgpay:invoice", args=[number]))
     if action == "admin refund":
-        return client.post(f"/admin/testapp/booking/{order.pk}/refund/", {"amount": "1000", "reason": "matrix", "token": "m4", "confirm": "yes"})
+        return client.post(
+            f"/admin/testapp/booking/{order.pk}/refund/", {"amount": "1000", "reason": "matrix", "token": "m4", "confirm": "yes"}
+        )
     if action == "admin order page":
         return client.get(f"/admin/testapp/booking/{order.pk}/change/")
     if action == "admin refund action":

@@ -6,9 +6,9 @@ answers with the event the test chose; Bootpay's API is mocked with
 ``responses``, which the live server thread shares.
 """
 
-import re
 import base64
 import os
+import re
 from pathlib import Path
 
 import pytest

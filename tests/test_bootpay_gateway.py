@@ -212,7 +212,11 @@ def test_a_token_failure_never_counts_as_a_sent_payment_call(reply, error, code)
     assert info.value.code == code
     assert not info.value.outcome_unknown  # the confirm itself never left
     assert [c.request.url for c in responses.calls] == [f"{BASE}/request/token"]
-    assert PRIVATE_KEY not in repr(info.value) and PRIVATE_KEY not in str(info.value) and PRIVATE_KEY not in json.dumps(info.value.response or {})
+    assert (
+        PRIVATE_KEY not in repr(info.value)
+        and PRIVATE_KEY not in str(info.value)
+        and PRIVATE_KEY not in json.dumps(info.value.response or {})
+    )
 
 
 def test_secrets_stay_out_of_repr():
@@ -288,7 +292,9 @@ def test_checkout_options_items_and_legacy_browser_key():
 
 
 def test_items_that_do_not_add_up_are_left_out():
-    order = OrderSnapshot(order_number="ORDER_000001", amount=Decimal(9000), currency="KRW", order_name="x", line_items=(LineItem("a", Decimal(10000)),))
+    order = OrderSnapshot(
+        order_number="ORDER_000001", amount=Decimal(9000), currency="KRW", order_name="x", line_items=(LineItem("a", Decimal(10000)),)
+    )
     assert "items" not in gateway().checkout(order, URLS).params["request"]
 
 
@@ -313,7 +319,9 @@ def test_parse_return_of_a_closed_or_failed_window(event, code):
     assert (params.error_code, params.order_number, params.payment_id) == (code, "ORDER_000001", "")
 
 
-@pytest.mark.parametrize("query", [{"order_id": "ORDER_000001"}, {"receipt_id": RECEIPT_ID}, {"event": "hack", "receipt_id": "r", "order_id": "o"}])
+@pytest.mark.parametrize(
+    "query", [{"order_id": "ORDER_000001"}, {"receipt_id": RECEIPT_ID}, {"event": "hack", "receipt_id": "r", "order_id": "o"}]
+)
 def test_parse_return_refuses_bad_queries(query):
     with pytest.raises(InvalidRequest):
         gateway().parse_return(query)
@@ -455,7 +463,9 @@ def test_error_codes_map_onto_the_core_exceptions(verb, status, code, expected, 
 
 
 def test_the_pgs_own_code_is_kept_in_the_message():
-    error = gateway().error(reply(400, {"error_code": "RC_CONFIRM_FAILED", "message": "회원사 서비스 개시 안됨", "pg_error_code": "1512"}), "confirm")
+    error = gateway().error(
+        reply(400, {"error_code": "RC_CONFIRM_FAILED", "message": "회원사 서비스 개시 안됨", "pg_error_code": "1512"}), "confirm"
+    )
     assert error.message == "회원사 서비스 개시 안됨 (1512)" and error.response["pg_error_code"] == "1512"
 
 
@@ -677,7 +687,11 @@ def test_lookup_by_receipt_id_only():
 
 @responses.activate
 def test_lookup_of_an_unknown_receipt_is_not_found_and_ids_are_quoted():
-    responses.get(f"{BASE}/receipt/nope?lookup_user_data=false", status=404, json={"error_code": "RC_NOT_FOUND", "message": "영수증 정보를 찾지 못했습니다."})
+    responses.get(
+        f"{BASE}/receipt/nope?lookup_user_data=false",
+        status=404,
+        json={"error_code": "RC_NOT_FOUND", "message": "영수증 정보를 찾지 못했습니다."},
+    )
     responses.get(f"{BASE}/receipt/a%2Fb%3Fc?lookup_user_data=false", json=receipt(receipt_id="a/b?c"))
     with pytest.raises(NotFound):
         gateway().lookup(payment_id="nope")
@@ -771,7 +785,14 @@ def ids(messages):
 def test_checks():
     assert ids(gateway().check(debug=True)) == []
     assert ids(legacy().check(debug=False)) == []
-    assert ids(BootpayGateway("bootpay", {"APPLICATION_ID": APPLICATION_ID, "PRIVATE_KEY": PRIVATE_KEY, "CLIENT_KEY": CLIENT_KEY}).check(debug=True)) == []
+    assert (
+        ids(
+            BootpayGateway("bootpay", {"APPLICATION_ID": APPLICATION_ID, "PRIVATE_KEY": PRIVATE_KEY, "CLIENT_KEY": CLIENT_KEY}).check(
+                debug=True
+            )
+        )
+        == []
+    )
     assert [(m.id, m.msg) for m in BootpayGateway("bootpay", {}).check(debug=True)] == [
         ("django_pgpay.E004", "PGPAY[\"GATEWAYS\"]['bootpay'][\"OPTIONS\"]['CLIENT_KEY'] is not set."),
         ("django_pgpay.E004", "PGPAY[\"GATEWAYS\"]['bootpay'][\"OPTIONS\"]['SECRET_KEY'] is not set."),

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
-from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
+from django_pgpay.permissions import buyer_token
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
 from django_pgpay.status import TransactionStatus as T
@@ -128,7 +128,12 @@ def test_a_tampered_price_is_approved_by_bootpay_then_given_back(client, buyer, 
     (cancel,) = bootpay_api.sent("cancel")
     body = json.loads(cancel.body)
     compensation = booking.transactions.get(kind=K.COMPENSATE)
-    assert body == {"receipt_id": receipt_id, "cancel_id": compensation.idempotency_key, "cancel_username": "system", "cancel_message": "amount mismatch"}
+    assert body == {
+        "receipt_id": receipt_id,
+        "cancel_id": compensation.idempotency_key,
+        "cancel_username": "system",
+        "cancel_message": "amount mismatch",
+    }
     assert compensation.status == T.SUCCEEDED and bootpay_api.status(receipt_id) == 20
     seat.refresh_from_db()
     assert seat.remain == 3
@@ -261,7 +266,10 @@ def test_seed_004_partial_cancel_then_the_rest(buyer, paid_bootpay_booking, boot
 def test_staff_cancel_sends_their_name(refund_staff, paid_bootpay_booking, bootpay_api):
     client = Client()
     client.force_login(refund_staff)
-    assert client.post(f"/pay/cancel/{paid_bootpay_booking.order_number}/", {"amount": "3000", "token": "s1", "confirm": "1"}).status_code == 302
+    assert (
+        client.post(f"/pay/cancel/{paid_bootpay_booking.order_number}/", {"amount": "3000", "token": "s1", "confirm": "1"}).status_code
+        == 302
+    )
     body = json.loads(bootpay_api.sent("cancel")[0].body)
     assert (body["cancel_username"], body["cancel_message"], body["cancel_price"]) == ("refunds", "Cancelled by staff", 3000)
 
@@ -302,7 +310,9 @@ def test_two_partial_cancels_over_the_price_the_second_is_refused_before_bootpay
     ],
 )
 @pytest.mark.parametrize("amount", ["", "3000"])
-def test_cancelling_what_bootpay_already_cancelled_leaves_the_order_canceled(buyer, paid_bootpay_booking, bootpay_api, seat, answer, amount):
+def test_cancelling_what_bootpay_already_cancelled_leaves_the_order_canceled(
+    buyer, paid_bootpay_booking, bootpay_api, seat, answer, amount
+):
     """Seed 004: "기취소된 건입니다" (cancelled at the PG already) is no error page: the order follows Bootpay."""
     booking = paid_bootpay_booking
     bootpay_api.already_cancelled = answer

@@ -7,9 +7,9 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
-from django_pgpay.permissions import buyer_token
 from django_pgpay import webhooks
 from django_pgpay.models import WebhookEvent
+from django_pgpay.permissions import buyer_token
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
 from django_pgpay.status import TransactionStatus as T

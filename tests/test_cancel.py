@@ -50,7 +50,14 @@ def test_partial_cancels_down_to_zero(paid_booking, seat, pg):
 
 @pytest.mark.parametrize(
     "amount, code",
-    [("0", "INVALID_AMOUNT"), ("-100", "INVALID_AMOUNT"), ("20001", "EXCEEDS_BALANCE"), ("10.5", "INVALID_AMOUNT"), ("abc", "INVALID_AMOUNT"), ("1e3", "INVALID_AMOUNT")],
+    [
+        ("0", "INVALID_AMOUNT"),
+        ("-100", "INVALID_AMOUNT"),
+        ("20001", "EXCEEDS_BALANCE"),
+        ("10.5", "INVALID_AMOUNT"),
+        ("abc", "INVALID_AMOUNT"),
+        ("1e3", "INVALID_AMOUNT"),
+    ],
 )
 def test_bad_amounts_change_nothing(paid_booking, pg, amount, code):
     calls = len(pg.calls)

@@ -22,13 +22,25 @@ def test_valid_settings_pass(settings):
     [
         ([], ("django_pgpay.E001", "PGPAY must be a dict.")),
         ({"GATEWAYS": []}, ("django_pgpay.E001", 'PGPAY["GATEWAYS"] must be a dict of alias -> {"CLASS": ..., "OPTIONS": {...}}.')),
-        ({"GATEWAYS": {"toss": {}}}, ("django_pgpay.E002", "PGPAY[\"GATEWAYS\"]['toss'][\"CLASS\"] is missing.")),
-        ({"GATEWAYS": {"Toss!": {"CLASS": FAKE}}}, ("django_pgpay.E002", "PGPAY[\"GATEWAYS\"]['Toss!']: aliases are 1-32 of a-z, 0-9, '-', '_'.")),
+        ({"GATEWAYS": {"toss": {}}}, ("django_pgpay.E002", 'PGPAY["GATEWAYS"][\'toss\']["CLASS"] is missing.')),
+        (
+            {"GATEWAYS": {"Toss!": {"CLASS": FAKE}}},
+            ("django_pgpay.E002", "PGPAY[\"GATEWAYS\"]['Toss!']: aliases are 1-32 of a-z, 0-9, '-', '_'."),
+        ),
         ({"GATEWAYS": {"x": {"CLASS": "nope.Nope"}}}, ("django_pgpay.E002", None)),
-        ({"GATEWAYS": {"x": {"CLASS": "django_pgpay.money.MoneyError"}}}, ("django_pgpay.E002", "PGPAY[\"GATEWAYS\"]['x'][\"CLASS\"] = 'django_pgpay.money.MoneyError' is not a BaseGateway subclass.")),
-        ({"GATEWAYS": {"x": {"CLASS": FAKE, "OPTIONS": []}}}, ("django_pgpay.E002", "PGPAY[\"GATEWAYS\"]['x'][\"OPTIONS\"] must be a dict.")),
-        ({"DEFAULT_GATEWAY": "toss", "GATEWAYS": {"x": {"CLASS": FAKE}}}, ("django_pgpay.E003", "PGPAY[\"DEFAULT_GATEWAY\"] = 'toss' is not a key of PGPAY[\"GATEWAYS\"].")),
-        ({"GATEWAYS": {"a": {"CLASS": FAKE}, "b": {"CLASS": FAKE}}}, ("django_pgpay.E003", 'PGPAY["DEFAULT_GATEWAY"] is not set and there are several gateways.')),
+        (
+            {"GATEWAYS": {"x": {"CLASS": "django_pgpay.money.MoneyError"}}},
+            ("django_pgpay.E002", "PGPAY[\"GATEWAYS\"]['x'][\"CLASS\"] = 'django_pgpay.money.MoneyError' is not a BaseGateway subclass."),
+        ),
+        ({"GATEWAYS": {"x": {"CLASS": FAKE, "OPTIONS": []}}}, ("django_pgpay.E002", 'PGPAY["GATEWAYS"][\'x\']["OPTIONS"] must be a dict.')),
+        (
+            {"DEFAULT_GATEWAY": "toss", "GATEWAYS": {"x": {"CLASS": FAKE}}},
+            ("django_pgpay.E003", 'PGPAY["DEFAULT_GATEWAY"] = \'toss\' is not a key of PGPAY["GATEWAYS"].'),
+        ),
+        (
+            {"GATEWAYS": {"a": {"CLASS": FAKE}, "b": {"CLASS": FAKE}}},
+            ("django_pgpay.E003", 'PGPAY["DEFAULT_GATEWAY"] is not set and there are several gateways.'),
+        ),
         ({"CURRENCY": "WON", "GATEWAYS": {}}, None),
         ({"CURRENCY": "W1N", "GATEWAYS": {}}, ("django_pgpay.E005", "PGPAY[\"CURRENCY\"] = 'W1N' is not an ISO 4217 code.")),
         ({"ORDER_NUMBER_PREFIX": "shop#", "GATEWAYS": {}}, ("django_pgpay.E006", None)),

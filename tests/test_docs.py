@@ -333,9 +333,9 @@ def test_management_commands_and_make_targets_exist(page):
         assert name in commands, f"{page.name}: manage.py {name} does not exist"
     # pgpay_... in prose: a command, or something else the code has (a template tag, a table, a database).
     for name in set(re.findall(r"``(pgpay_\w+)``", body)):
-        assert name in commands or re.search(rf"\b{name}\b", ALL_SOURCE + source(ROOT / "bench") + text(ROOT / "Makefile") + text(ROOT / ".ci" / "run")), (
-            f"{page.name}: {name} is not a command nor anything in the code"
-        )
+        assert name in commands or re.search(
+            rf"\b{name}\b", ALL_SOURCE + source(ROOT / "bench") + text(ROOT / "Makefile") + text(ROOT / ".ci" / "run")
+        ), f"{page.name}: {name} is not a command nor anything in the code"
     subcommands = {"status", "deliver", "tick", "worker", "clock", "fault", "faults", "action", "reset"}
     for tail in re.findall(r"pgpay_sandbox ([a-z][^`]*)``", body):
         for word in re.findall(r"(?:^|\| )([a-z]+)", tail):
@@ -422,7 +422,12 @@ def _cancels_without_an_amount(path: Path) -> list[int]:
 
 def test_no_page_or_example_cancels_without_an_amount():
     pages = [*DOCS.glob("*.rst"), ROOT / "README.md"]
-    code = [*(ROOT / "example_project").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py"), *PACKAGE.rglob("*.py")]
+    code = [
+        *(ROOT / "example_project").rglob("*.py"),
+        *(ROOT / "tests").rglob("*.py"),
+        *(ROOT / "bench").rglob("*.py"),
+        *PACKAGE.rglob("*.py"),
+    ]
     offenders = [
         f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}"
         for path in pages

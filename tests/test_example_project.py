@@ -141,7 +141,10 @@ def test_every_pg_is_on_the_sandbox_by_default(load):
     assert sandbox["STRIPE"]["SECRET_KEYS"] == [stripe["SECRET_KEY"]] and sandbox["STRIPE"]["WEBHOOK_SECRET"] == stripe["WEBHOOK_SECRETS"]
     v1, v2 = gateways["portone"]["OPTIONS"], gateways["portone-v2"]["OPTIONS"]
     assert gateways["portone"]["CLASS"].endswith("PortOneV1Gateway") and gateways["portone-v2"]["CLASS"].endswith("PortOneV2Gateway")
-    assert (v1["API_BASE"], v1["JS_SDK_URL"]) == ("http://127.0.0.1:8000/sandbox/portone", "http://127.0.0.1:8000/sandbox/portone/v1/iamport.js")
+    assert (v1["API_BASE"], v1["JS_SDK_URL"]) == (
+        "http://127.0.0.1:8000/sandbox/portone",
+        "http://127.0.0.1:8000/sandbox/portone/v1/iamport.js",
+    )
     assert sandbox["PORTONE"]["IMP_KEYS"] == [v1["IMP_KEY"]] and sandbox["PORTONE"]["MERCHANT_CODES"] == [v1["MERCHANT_CODE"]]
     assert sandbox["PORTONE"]["V2_API_SECRETS"] == [v2["API_SECRET"]] and sandbox["PORTONE"]["STORE_IDS"] == [v2["STORE_ID"]]
     assert sandbox["PORTONE"]["V2_WEBHOOK_SECRET"] == v2["WEBHOOK_SECRET"]
@@ -240,7 +243,12 @@ def demo_setup(tmp_path, **env) -> subprocess.CompletedProcess:
 def test_make_demo_is_one_line_a_step_and_keeps_the_admins_password(tmp_path):
     first = demo_setup(tmp_path)
     steps = [line for line in first.stdout.splitlines() if line.startswith("  ") and line.rstrip().endswith(("ok", " s)"))]
-    assert [s.split("  ")[1].strip() for s in steps] == ["database migrated", "system checks pass", "demo restaurants, seats and products", "superuser admin"]
+    assert [s.split("  ")[1].strip() for s in steps] == [
+        "database migrated",
+        "system checks pass",
+        "demo restaurants, seats and products",
+        "superuser admin",
+    ]
     assert "Operations to perform" not in first.stdout and first.stderr == ""  # quiet: migrate's own output stays hidden
     password = (tmp_path / "password").read_text().strip()
     assert len(password) >= 12 and f"Password:  {password} " in first.stdout

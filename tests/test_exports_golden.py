@@ -69,7 +69,7 @@ def orders(make_booking, pg, seat):
         pay(failed)
     fix(failed, number="GOLD04FAIL", payment_id="tgen_20261104D", method="카드", created=at(4, 20))
 
-    expired = book(18000, "=HYPERLINK(\"x\")")  # a formula is shown as text
+    expired = book(18000, '=HYPERLINK("x")')  # a formula is shown as text
     payments.expire(expired)
     fix(expired, number="GOLD05EXPD", created=at(5, 7))
 
@@ -120,7 +120,9 @@ def test_cart_orders_csv_lists_the_items(admin_client):
 
     kimchi = Product.objects.create(name="배추김치 1kg", price=Decimal(12000))
     tofu = Product.objects.create(name="국산콩 두부", price=Decimal(3000))
-    order = CartOrder.objects.create(amount=Decimal(27000), order_name="반찬 묶음", buyer_name="정하늘", shipping_address="서울특별시 중구 세종대로 110")
+    order = CartOrder.objects.create(
+        amount=Decimal(27000), order_name="반찬 묶음", buyer_name="정하늘", shipping_address="서울특별시 중구 세종대로 110"
+    )
     order.lines.create(product=kimchi, price=Decimal(12000), quantity=2)
     order.lines.create(product=tofu, price=Decimal(3000), quantity=1)
     CartOrder.objects.filter(pk=order.pk).update(order_number="GOLD07CART", created=at(7, 11))

@@ -138,7 +138,9 @@ def pay_in_the_window(session: requests.Session, base: str, html: str) -> reques
     assert opened.status_code == 303, opened.text[:500]
     window = base + opened.headers["Location"]
     page = session.get(window, timeout=TIMEOUT)
-    paid = session.post(window, data={"csrfmiddlewaretoken": csrf_token(page.text), "action": "pay"}, allow_redirects=False, timeout=TIMEOUT)
+    paid = session.post(
+        window, data={"csrfmiddlewaretoken": csrf_token(page.text), "action": "pay"}, allow_redirects=False, timeout=TIMEOUT
+    )
     assert paid.status_code == 302, paid.text[:500]
     return session.get(paid.headers["Location"], allow_redirects=False, timeout=TIMEOUT)
 

@@ -24,10 +24,16 @@ def test_post_sends_exact_json_and_is_never_retried(http):
         f"{BASE}/v1/payments/confirm",
         status=503,
         json={"code": "X"},
-        match=[matchers.body_matcher('{"amount": 15000, "usd": 181.56, "name": "주문"}'), matchers.header_matcher({"Idempotency-Key": "k1"})],
+        match=[
+            matchers.body_matcher('{"amount": 15000, "usd": 181.56, "name": "주문"}'),
+            matchers.header_matcher({"Idempotency-Key": "k1"}),
+        ],
     )
     reply = http.request(
-        "POST", "/v1/payments/confirm", json_body={"amount": 15000, "usd": Decimal("181.56"), "name": "주문"}, headers={"Idempotency-Key": "k1"}
+        "POST",
+        "/v1/payments/confirm",
+        json_body={"amount": 15000, "usd": Decimal("181.56"), "name": "주문"},
+        headers={"Idempotency-Key": "k1"},
     )
     assert reply.status == 503 and reply.data == {"code": "X"}
     assert len(responses.calls) == 1
@@ -84,7 +90,10 @@ def test_malformed_json_gives_no_data(http):
 
 def test_errors_and_reprs_hold_no_secret():
     error = GatewayError(
-        "refused", gateway="toss", code="UNAUTHORIZED_KEY", http_status=401,
+        "refused",
+        gateway="toss",
+        code="UNAUTHORIZED_KEY",
+        http_status=401,
         response={"secret": "vbank-secret", "nested": [{"access_token": "tok"}], "code": "X"},
     )
     text = repr(error) + str(error) + str(error.response)

@@ -12,7 +12,8 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 from django.utils import timezone
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from django_pgpay import payments
@@ -114,7 +115,7 @@ class PaymentMachine(RuleBasedStateMachine):
         payment_id = self.pg.by_order.get(booking.order_number)
         if not payment_id:
             return
-        event = self.gateway.parse_webhook({}, ('{"payment_id": "%s"}' % payment_id).encode())
+        event = self.gateway.parse_webhook({}, (f'{{"payment_id": "{payment_id}"}}').encode())
         for _ in range(times):
             try:
                 verified = self.gateway.verify_webhook(event, booking.snapshot())
@@ -147,7 +148,13 @@ class PaymentMachine(RuleBasedStateMachine):
         from tests.testapp.models import Booking
 
         self.pg.faults.clear()
-        with override_settings(PGPAY={"DEFAULT_GATEWAY": "fake", "GATEWAYS": {"fake": {"CLASS": "django_pgpay.gateways.fake.FakeGateway"}}, "IN_FLIGHT_TIMEOUT": 0}):
+        with override_settings(
+            PGPAY={
+                "DEFAULT_GATEWAY": "fake",
+                "GATEWAYS": {"fake": {"CLASS": "django_pgpay.gateways.fake.FakeGateway"}},
+                "IN_FLIGHT_TIMEOUT": 0,
+            }
+        ):
             for _ in range(2):
                 for booking in Booking.objects.filter(pk__in=self.created):
                     payments.reconcile(booking, deep=True)
@@ -187,7 +194,12 @@ def check_order(booking, pg):
     # Every cancel sent to the PG has a ledger row with its key.
     keys = {r.idempotency_key for r in rows}
     for call in pg.calls:
-        if call.verb in ("confirm", "cancel") and call.payment_id and pg.payments.get(call.payment_id) and pg.payments[call.payment_id].order_number == booking.order_number:
+        if (
+            call.verb in ("confirm", "cancel")
+            and call.payment_id
+            and pg.payments.get(call.payment_id)
+            and pg.payments[call.payment_id].order_number == booking.order_number
+        ):
             sent = call.idempotency_key
             assert sent in keys or any(k.startswith(sent + "-x") for k in keys), f"{booking}: {sent} has no ledger row"
 

@@ -32,7 +32,12 @@ def test_all_good(settings, fonts_ok):
 
 @pytest.mark.parametrize(
     "invoice, expected",
-    [([], ["django_pgpay.E401"]), ({"SHOPNAME": "x"}, ["django_pgpay.E401"]), ({"VAT_RATE": 0.1}, ["django_pgpay.E402"]), ({"VAT_RATE": "1.5"}, ["django_pgpay.E402"])],
+    [
+        ([], ["django_pgpay.E401"]),
+        ({"SHOPNAME": "x"}, ["django_pgpay.E401"]),
+        ({"VAT_RATE": 0.1}, ["django_pgpay.E402"]),
+        ({"VAT_RATE": "1.5"}, ["django_pgpay.E402"]),
+    ],
 )
 def test_bad_invoice_settings(settings, fonts_ok, invoice, expected):
     assert ids(settings, invoice) == expected

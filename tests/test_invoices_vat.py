@@ -76,9 +76,7 @@ def paid_with_long_id(make_booking, pg):
         if refund is not None:
             payments.cancel(order, payments.FULL if refund == "all" else Decimal(refund), reason="환불")
         # A Toss-like paymentKey: long, with separators, to check where it wraps.
-        type(order).objects.filter(pk=order.pk).update(
-            pg_payment_id="tgen_20261122135941Jnn39_" + "x7Yq2ZpLk9Rw3Tm8Bv" * 3, method="카드"
-        )
+        type(order).objects.filter(pk=order.pk).update(pg_payment_id="tgen_20261122135941Jnn39_" + "x7Yq2ZpLk9Rw3Tm8Bv" * 3, method="카드")
         order.refresh_from_db()
         return order
 

@@ -82,8 +82,14 @@ def test_v1_imp_request_pay_and_its_callback(page, live_server, client, buyer, s
     # PortOne's window calls back with the payment; the page takes the buyer to our return view.
     imp_uid = portone_api.pay(booking)
     with page.expect_navigation():
-        page.evaluate("([imp_uid, merchant_uid]) => window.__imp.callback({success: true, imp_uid, merchant_uid, paid_amount: 20000})", [imp_uid, booking.order_number])
-    assert page.url == f"{live_server.url}/pay/portone/return/?pgpay_t={buyer_token(booking.order_number)}&imp_uid={imp_uid}&merchant_uid={booking.order_number}"
+        page.evaluate(
+            "([imp_uid, merchant_uid]) => window.__imp.callback({success: true, imp_uid, merchant_uid, paid_amount: 20000})",
+            [imp_uid, booking.order_number],
+        )
+    assert (
+        page.url
+        == f"{live_server.url}/pay/portone/return/?pgpay_t={buyer_token(booking.order_number)}&imp_uid={imp_uid}&merchant_uid={booking.order_number}"
+    )
     assert page.get_by_role("heading", name="Payment complete").is_visible()
     screenshot(page, "portone-return.png")
     booking.refresh_from_db()
@@ -126,7 +132,9 @@ def test_v2_request_payment_and_its_answer(page, live_server, client, buyer, sea
     }
     portone_v2_api.pay(booking)
     with page.expect_navigation():
-        page.evaluate("(paymentId) => window.__portone.resolve({paymentId, txId: 'tx-1', transactionType: 'PAYMENT'})", booking.order_number)
+        page.evaluate(
+            "(paymentId) => window.__portone.resolve({paymentId, txId: 'tx-1', transactionType: 'PAYMENT'})", booking.order_number
+        )
     assert page.get_by_role("heading", name="Payment complete").is_visible()
     booking.refresh_from_db()
     assert booking.status == S.PAID

@@ -52,7 +52,10 @@ def token_reply():
     return responses.post(
         f"{V1_BASE}/users/getToken",
         json=v1_fixture("token"),
-        match=[matchers.body_matcher(json.dumps({"imp_key": IMP_KEY, "imp_secret": IMP_SECRET})), matchers.header_matcher({"Content-Type": "application/json"})],
+        match=[
+            matchers.body_matcher(json.dumps({"imp_key": IMP_KEY, "imp_secret": IMP_SECRET})),
+            matchers.header_matcher({"Content-Type": "application/json"}),
+        ],
     )
 
 
@@ -62,7 +65,13 @@ def authorized(*more):
 
 def cancel_request(amount, *, balance=Decimal(20000), order=ORDER):
     return CancelRequest(
-        order=order, payment_id=IMP_UID, amount=amount, currency="KRW", reason="고객 예약취소", idempotency_key="k-1", balance_before=balance
+        order=order,
+        payment_id=IMP_UID,
+        amount=amount,
+        currency="KRW",
+        reason="고객 예약취소",
+        idempotency_key="k-1",
+        balance_before=balance,
     )
 
 
@@ -262,7 +271,9 @@ def test_parse_return():
     gw = gateway()
     ok = gw.parse_return({"imp_uid": IMP_UID, "merchant_uid": ORDER.order_number})
     assert (ok.payment_id, ok.order_number, ok.amount, ok.error_code) == (IMP_UID, ORDER.order_number, None, "")
-    failed = gw.parse_return({"imp_uid": IMP_UID, "merchant_uid": ORDER.order_number, "error_code": "F400", "error_msg": "사용자가 결제를 취소하셨습니다"})
+    failed = gw.parse_return(
+        {"imp_uid": IMP_UID, "merchant_uid": ORDER.order_number, "error_code": "F400", "error_msg": "사용자가 결제를 취소하셨습니다"}
+    )
     assert (failed.error_code, failed.error_message) == ("F400", "사용자가 결제를 취소하셨습니다")
     legacy = gw.parse_return({"imp_uid": IMP_UID, "merchant_uid": ORDER.order_number, "imp_success": "false"})
     assert legacy.error_code == "PAYMENT_FAILED"
@@ -277,7 +288,9 @@ def test_parse_return():
 @responses.activate
 def test_confirm_is_a_lookup_by_imp_uid():
     token_reply()
-    responses.get(f"{V1_BASE}/payments/{IMP_UID}", json=v1_fixture("payment_paid_card"), match=authorized(matchers.query_string_matcher("")))
+    responses.get(
+        f"{V1_BASE}/payments/{IMP_UID}", json=v1_fixture("payment_paid_card"), match=authorized(matchers.query_string_matcher(""))
+    )
     request = ConfirmRequest(order=ORDER, payment_id=IMP_UID, amount=ORDER.amount, currency="KRW", idempotency_key="k")
     result = gateway().confirm(request)
     assert [c.request.method for c in responses.calls] == ["POST", "GET"]
@@ -303,7 +316,9 @@ def test_confirm_refuses_a_payment_of_another_order():
 def test_lookup_by_merchant_uid_and_include_sandbox():
     token_reply()
     find = responses.get(
-        f"{V1_BASE}/payments/find/{ORDER.order_number}", json=v1_fixture("payment_paid_card"), match=authorized(matchers.query_param_matcher({"include_sandbox": "true"}))
+        f"{V1_BASE}/payments/find/{ORDER.order_number}",
+        json=v1_fixture("payment_paid_card"),
+        match=authorized(matchers.query_param_matcher({"include_sandbox": "true"})),
     )
     assert gateway(INCLUDE_SANDBOX=True).lookup(order=ORDER).payment_id == IMP_UID
     assert find.call_count == 1
@@ -354,13 +369,18 @@ def test_a_withdrawn_virtual_account_has_nothing_left():
 
 def test_cancel_history_becomes_cancel_entries():
     result = gateway().payment(v1_fixture("payment_cancelled")["response"])
-    assert [(c.pg_cancel_id, c.amount) for c in result.cancels] == [("cc_20240611_0001", Decimal(5000)), ("cc_20240611_0002", Decimal(15000))]
+    assert [(c.pg_cancel_id, c.amount) for c in result.cancels] == [
+        ("cc_20240611_0001", Decimal(5000)),
+        ("cc_20240611_0002", Decimal(15000)),
+    ]
     assert result.cancels[1].canceled_at == datetime.datetime.fromtimestamp(1718093600, tz=UTC)
     # Without cancellation_id, an id made of the entry keeps it recognisable.
     data = v1_fixture("payment_partial_cancelled")["response"]
     data["cancel_history"][0]["cancellation_id"] = None
     (entry,) = gateway().payment(data).cancels
-    assert entry.pg_cancel_id == gateway().payment(data).cancels[0].pg_cancel_id == "StdpayCARDINIpayTest20240611151412345678-1718090000-5000"
+    assert (
+        entry.pg_cancel_id == gateway().payment(data).cancels[0].pg_cancel_id == "StdpayCARDINIpayTest20240611151412345678-1718090000-5000"
+    )
 
 
 @pytest.mark.parametrize(
@@ -402,7 +422,9 @@ def test_a_full_cancel_sends_the_balance_as_checksum_and_no_amount():
     responses.post(
         f"{V1_BASE}/payments/cancel",
         json=v1_fixture("payment_cancelled"),
-        match=authorized(matchers.body_matcher(json.dumps({"imp_uid": IMP_UID, "checksum": 20000, "reason": "고객 예약취소"}, ensure_ascii=False))),
+        match=authorized(
+            matchers.body_matcher(json.dumps({"imp_uid": IMP_UID, "checksum": 20000, "reason": "고객 예약취소"}, ensure_ascii=False))
+        ),
     )
     result = gateway().cancel(cancel_request(Decimal(20000)))
     assert (result.pg_cancel_id, result.amount) == ("cc_20240611_0002", Decimal(15000))  # the newest entry
@@ -413,7 +435,11 @@ def test_a_full_cancel_sends_the_balance_as_checksum_and_no_amount():
 def test_a_partial_cancel_sends_amount_and_checksum():
     token_reply()
     body = {"imp_uid": IMP_UID, "amount": 5000, "checksum": 20000, "reason": "고객 예약취소"}
-    responses.post(f"{V1_BASE}/payments/cancel", json=v1_fixture("payment_partial_cancelled"), match=authorized(matchers.body_matcher(json.dumps(body, ensure_ascii=False))))
+    responses.post(
+        f"{V1_BASE}/payments/cancel",
+        json=v1_fixture("payment_partial_cancelled"),
+        match=authorized(matchers.body_matcher(json.dumps(body, ensure_ascii=False))),
+    )
     result = gateway().cancel(cancel_request(Decimal(5000)))
     assert (result.pg_cancel_id, result.amount) == ("cc_20240611_0001", Decimal(5000))
     assert result.payment.state == PaymentState.PARTIAL_CANCELED and result.payment.balance == Decimal(15000)
@@ -480,7 +506,15 @@ def test_error_mapping(status, body, verb, exception):
 def test_a_lost_cancel_answer_is_an_unknown_outcome(api, make_booking):
     imp_uid = api.pay(make_booking())
     api.fail_next("cancel", exception=TIMEOUT, after=True)
-    request = CancelRequest(order=ORDER, payment_id=imp_uid, amount=Decimal(20000), currency="KRW", reason="r", idempotency_key="k", balance_before=Decimal(20000))
+    request = CancelRequest(
+        order=ORDER,
+        payment_id=imp_uid,
+        amount=Decimal(20000),
+        currency="KRW",
+        reason="r",
+        idempotency_key="k",
+        balance_before=Decimal(20000),
+    )
     with pytest.raises(GatewayUnavailable) as caught:
         gateway().cancel(request)
     assert caught.value.outcome_unknown and api.balance(imp_uid) == 0
@@ -495,12 +529,22 @@ def test_a_lost_cancel_answer_is_an_unknown_outcome(api, make_booking):
 def test_parse_webhook_json_and_form():
     gw = gateway()
     as_json = gw.parse_webhook({"Content-Type": "application/json"}, json.dumps(v1_fixture("webhook_paid")).encode())
-    as_form = gw.parse_webhook({"Content-Type": "application/x-www-form-urlencoded"}, f"imp_uid={IMP_UID}&merchant_uid={ORDER.order_number}&status=paid".encode())
+    as_form = gw.parse_webhook(
+        {"Content-Type": "application/x-www-form-urlencoded"}, f"imp_uid={IMP_UID}&merchant_uid={ORDER.order_number}&status=paid".encode()
+    )
     for event in (as_json, as_form):
-        assert (event.payment_id, event.order_number, event.event_type, event.verified, event.payment) == (IMP_UID, ORDER.order_number, "paid", False, None)
+        assert (event.payment_id, event.order_number, event.event_type, event.verified, event.payment) == (
+            IMP_UID,
+            ORDER.order_number,
+            "paid",
+            False,
+            None,
+        )
     assert as_json.event_id == as_form.event_id  # the same notification, however encoded
     cancelled = gw.parse_webhook({}, json.dumps({**v1_fixture("webhook_paid"), "status": "cancelled", "cancellation_id": "cc_1"}).encode())
-    cancelled_again = gw.parse_webhook({}, json.dumps({**v1_fixture("webhook_paid"), "status": "cancelled", "cancellation_id": "cc_2"}).encode())
+    cancelled_again = gw.parse_webhook(
+        {}, json.dumps({**v1_fixture("webhook_paid"), "status": "cancelled", "cancellation_id": "cc_2"}).encode()
+    )
     assert len({as_json.event_id, cancelled.event_id, cancelled_again.event_id}) == 3
 
 

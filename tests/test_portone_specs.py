@@ -96,7 +96,9 @@ def test_the_fakes_answer_what_the_spec_describes(portone_booking, portone_api, 
 def test_our_v1_requests(portone_booking, portone_api):
     gateway = get_gateway("portone")
     booking = portone_booking()
-    order = snapshot(booking, pg_data={"refund_receive_account": {"bank": "004", "accountNumber": "1234", "holderName": "박포트", "tel": "010"}})
+    order = snapshot(
+        booking, pg_data={"refund_receive_account": {"bank": "004", "accountNumber": "1234", "holderName": "박포트", "tel": "010"}}
+    )
     gateway.checkout(order, URLS)
     portone_api.prepare_again = "error"
     gateway.checkout(snapshot(booking, amount=Decimal(15000)), URLS)  # registered before: read back, corrected (PUT)
@@ -104,7 +106,11 @@ def test_our_v1_requests(portone_booking, portone_api):
     gateway.lookup(payment_id=imp_uid)
     gateway.lookup(order=order)
     for amount, balance in ((Decimal(5000), Decimal(20000)), (Decimal(15000), Decimal(15000))):
-        gateway.cancel(CancelRequest(order=order, payment_id=imp_uid, amount=amount, currency="KRW", reason="r", idempotency_key="k", balance_before=balance))
+        gateway.cancel(
+            CancelRequest(
+                order=order, payment_id=imp_uid, amount=amount, currency="KRW", reason="r", idempotency_key="k", balance_before=balance
+            )
+        )
 
     routes = {
         ("POST", "/users/getToken"): "/users/getToken",
@@ -145,7 +151,17 @@ def test_our_v2_requests(portone_v2_booking, portone_v2_api):
     portone_v2_api.pay(booking)
     gateway.lookup(order=order)
     for amount, balance in ((Decimal(5000), Decimal(20000)), (Decimal(15000), Decimal(15000))):
-        gateway.cancel(CancelRequest(order=order, payment_id=booking.order_number, amount=amount, currency="KRW", reason="r", idempotency_key="k", balance_before=balance))
+        gateway.cancel(
+            CancelRequest(
+                order=order,
+                payment_id=booking.order_number,
+                amount=amount,
+                currency="KRW",
+                reason="r",
+                idempotency_key="k",
+                balance_before=balance,
+            )
+        )
     schemas = {"pre-register": "PreRegisterPaymentBody", "cancel": "CancelPaymentBody"}
     checked = []
     for request in portone_v2_api.requests:

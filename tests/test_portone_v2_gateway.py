@@ -48,7 +48,9 @@ def gateway(**options):
 
 
 def cancel_request(amount, *, balance=Decimal(20000)):
-    return CancelRequest(order=ORDER, payment_id=PID, amount=amount, currency="KRW", reason="고객 예약취소", idempotency_key="k", balance_before=balance)
+    return CancelRequest(
+        order=ORDER, payment_id=PID, amount=amount, currency="KRW", reason="고객 예약취소", idempotency_key="k", balance_before=balance
+    )
 
 
 def body(value) -> str:
@@ -63,7 +65,10 @@ def test_checkout_pre_registers_then_gives_request_payment_its_parameters():
     pre = responses.post(
         f"{V2_BASE}/payments/{PID}/pre-register",
         json={},
-        match=[matchers.header_matcher(JSON_AUTH), matchers.body_matcher(body({"storeId": STORE_ID, "totalAmount": 20000, "currency": "KRW"}))],
+        match=[
+            matchers.header_matcher(JSON_AUTH),
+            matchers.body_matcher(body({"storeId": STORE_ID, "totalAmount": 20000, "currency": "KRW"})),
+        ],
     )
     result = gateway().checkout(ORDER, URLS)
     assert pre.call_count == 1
@@ -100,7 +105,9 @@ def test_usd_amounts_are_minor_units():
 
 @responses.activate
 def test_pre_register_of_a_paid_payment_is_already_processed():
-    responses.post(f"{V2_BASE}/payments/{PID}/pre-register", status=409, json={"type": "ALREADY_PAID", "message": "결제가 이미 완료되었습니다."})
+    responses.post(
+        f"{V2_BASE}/payments/{PID}/pre-register", status=409, json={"type": "ALREADY_PAID", "message": "결제가 이미 완료되었습니다."}
+    )
     with pytest.raises(AlreadyProcessed):
         gateway().checkout(ORDER, URLS)
 
@@ -121,12 +128,25 @@ def test_parse_return():
 
 @responses.activate
 def test_confirm_is_get_payment_with_the_store_id():
-    responses.get(f"{V2_BASE}/payments/{PID}", json=v2_fixture("payment_paid"), match=[matchers.header_matcher({"Authorization": V2_AUTH}), matchers.query_param_matcher({"storeId": STORE_ID})])
+    responses.get(
+        f"{V2_BASE}/payments/{PID}",
+        json=v2_fixture("payment_paid"),
+        match=[matchers.header_matcher({"Authorization": V2_AUTH}), matchers.query_param_matcher({"storeId": STORE_ID})],
+    )
     result = gateway().confirm(ConfirmRequest(order=ORDER, payment_id=PID, amount=ORDER.amount, currency="KRW", idempotency_key="k"))
     assert result.state == PaymentState.APPROVED
-    assert (result.payment_id, result.order_number, result.amount, result.currency, result.method) == (PID, PID, Decimal(20000), "KRW", "card")
+    assert (result.payment_id, result.order_number, result.amount, result.currency, result.method) == (
+        PID,
+        PID,
+        Decimal(20000),
+        "KRW",
+        "card",
+    )
     assert result.approved_at == datetime.datetime(2024, 6, 11, 6, 14, 12, 511000, tzinfo=datetime.timezone.utc)
-    assert result.pg_data == {"portone_transaction_id": "01900c4b-7f3a-2b1e-9c61-1a2b3c4d5e6f", "portone_pg_tx_id": "tviva20240611151412Bx5z1"}
+    assert result.pg_data == {
+        "portone_transaction_id": "01900c4b-7f3a-2b1e-9c61-1a2b3c4d5e6f",
+        "portone_pg_tx_id": "tviva20240611151412Bx5z1",
+    }
     assert result.receipt_url.startswith("https://dashboard.tosspayments.com/")
 
 
@@ -176,7 +196,10 @@ def test_test_channel_payments_pay_nothing_unless_included():
     assert gateway(INCLUDE_SANDBOX=True).payment(data).pg_data["portone_sandbox"] is True
 
 
-@pytest.mark.parametrize("change", [{"status": "WEIRD"}, {"amount": {"total": "20000"}}, {"amount": {"total": 100, "cancelled": 200}}, {"id": None}, {"currency": None}])
+@pytest.mark.parametrize(
+    "change",
+    [{"status": "WEIRD"}, {"amount": {"total": "20000"}}, {"amount": {"total": 100, "cancelled": 200}}, {"id": None}, {"currency": None}],
+)
 def test_an_unreadable_payment_is_an_unknown_outcome(change):
     with pytest.raises(GatewayUnavailable) as caught:
         gateway().payment({**v2_fixture("payment_paid"), **change})
@@ -186,10 +209,20 @@ def test_an_unreadable_payment_is_an_unknown_outcome(change):
 # --- cancel ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("amount, sent", [(Decimal(20000), {"storeId": STORE_ID, "reason": "고객 예약취소", "currentCancellableAmount": 20000}), (Decimal(5000), {"storeId": STORE_ID, "reason": "고객 예약취소", "amount": 5000, "currentCancellableAmount": 20000})])
+@pytest.mark.parametrize(
+    "amount, sent",
+    [
+        (Decimal(20000), {"storeId": STORE_ID, "reason": "고객 예약취소", "currentCancellableAmount": 20000}),
+        (Decimal(5000), {"storeId": STORE_ID, "reason": "고객 예약취소", "amount": 5000, "currentCancellableAmount": 20000}),
+    ],
+)
 @responses.activate
 def test_cancel_sends_current_cancellable_amount(amount, sent):
-    responses.post(f"{V2_BASE}/payments/{PID}/cancel", json=v2_fixture("cancel_succeeded"), match=[matchers.header_matcher(JSON_AUTH), matchers.body_matcher(body(sent))])
+    responses.post(
+        f"{V2_BASE}/payments/{PID}/cancel",
+        json=v2_fixture("cancel_succeeded"),
+        match=[matchers.header_matcher(JSON_AUTH), matchers.body_matcher(body(sent))],
+    )
     result = gateway().cancel(cancel_request(amount))
     assert (result.pg_cancel_id, result.amount, result.payment) == ("cancellation-0190-0001", Decimal(5000), None)
 
@@ -220,7 +253,11 @@ def test_a_requested_cancellation_is_not_done_yet():
 @responses.activate
 def test_typed_cancel_errors(kind, exception):
     error = v2_fixture("errors")[kind]
-    reply = {"type": kind, "message": error["message"], **({"pgCode": error["pgCode"], "pgMessage": error["pgMessage"]} if "pgCode" in error else {})}
+    reply = {
+        "type": kind,
+        "message": error["message"],
+        **({"pgCode": error["pgCode"], "pgMessage": error["pgMessage"]} if "pgCode" in error else {}),
+    }
     responses.post(f"{V2_BASE}/payments/{PID}/cancel", status=error["status"], json=reply)
     with pytest.raises(exception) as caught:
         gateway().cancel(cancel_request(Decimal(5000)))
@@ -252,9 +289,19 @@ def test_every_documented_error_type_is_mapped():
 
 
 def delivery(payment_id=PID, kind="Transaction.Paid", *, secret=WEBHOOK_SECRET, stamp=None, msg_id="msg_2f1c"):
-    raw = body({"type": kind, "timestamp": "2024-06-11T06:14:13.000Z", "data": {"paymentId": payment_id, "storeId": STORE_ID, "transactionId": "tx-1"}}).encode()
+    raw = body(
+        {
+            "type": kind,
+            "timestamp": "2024-06-11T06:14:13.000Z",
+            "data": {"paymentId": payment_id, "storeId": STORE_ID, "transactionId": "tx-1"},
+        }
+    ).encode()
     stamp = int(time.time()) if stamp is None else stamp
-    headers = {"Webhook-Id": msg_id, "Webhook-Timestamp": str(stamp), "Webhook-Signature": standard_webhooks.sign(secret, msg_id, stamp, raw)}
+    headers = {
+        "Webhook-Id": msg_id,
+        "Webhook-Timestamp": str(stamp),
+        "Webhook-Signature": standard_webhooks.sign(secret, msg_id, stamp, raw),
+    }
     return headers, raw
 
 
@@ -282,7 +329,9 @@ def test_the_sdk_signs_what_we_verify():
     stamp = int(time.time())
     signature = "v1," + base64.b64encode(_sign(WEBHOOK_SECRET, "msg_sdk", str(stamp), v2_fixture_bytes.decode())).decode()
     assert signature == standard_webhooks.sign(WEBHOOK_SECRET, "msg_sdk", stamp, raw)
-    event = gateway().parse_webhook({"webhook-id": "msg_sdk", "webhook-timestamp": str(stamp), "webhook-signature": f"v1,bm9wZQ== {signature}"}, raw)
+    event = gateway().parse_webhook(
+        {"webhook-id": "msg_sdk", "webhook-timestamp": str(stamp), "webhook-signature": f"v1,bm9wZQ== {signature}"}, raw
+    )
     assert event.payment_id == PID
 
 

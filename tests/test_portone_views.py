@@ -10,8 +10,8 @@ import pytest
 from django.db import connection, connections
 from django.test import Client
 
-from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
+from django_pgpay.permissions import buyer_token
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
 from django_pgpay.status import TransactionStatus as T
@@ -22,11 +22,15 @@ pytestmark = pytest.mark.django_db
 
 
 def v1_return(booking, imp_uid, **extra):
-    return "/pay/portone/return/?" + urlencode({"imp_uid": imp_uid, "merchant_uid": booking.order_number, "pgpay_t": buyer_token(booking.order_number), **extra})
+    return "/pay/portone/return/?" + urlencode(
+        {"imp_uid": imp_uid, "merchant_uid": booking.order_number, "pgpay_t": buyer_token(booking.order_number), **extra}
+    )
 
 
 def v2_return(booking, **extra):
-    return "/pay/portone-v2/return/?" + urlencode({"paymentId": booking.order_number, "pgpay_t": buyer_token(booking.order_number), **extra})
+    return "/pay/portone-v2/return/?" + urlencode(
+        {"paymentId": booking.order_number, "pgpay_t": buyer_token(booking.order_number), **extra}
+    )
 
 
 def csrf_client(user):
@@ -82,7 +86,10 @@ def test_seed_003_prepare_pay_verify_paid_then_cancel(buyer, seat, portone_api):
     assert '<script src="https://cdn.iamport.kr/v1/iamport.js"></script>' in html
     assert "window.IMP.init(params.merchantCode)" in html and "window.IMP.request_pay(params.request, backToShop)" in html
     assert IMP_SECRET not in html and portone_api.tokens[0] not in html
-    assert params["merchantCode"] == MERCHANT_CODE and params["returnUrl"] == f"http://testserver/pay/portone/return/?pgpay_t={buyer_token(booking.order_number)}"
+    assert (
+        params["merchantCode"] == MERCHANT_CODE
+        and params["returnUrl"] == f"http://testserver/pay/portone/return/?pgpay_t={buyer_token(booking.order_number)}"
+    )
     assert params["request"]["channelKey"] == CHANNEL_KEY and params["request"]["merchant_uid"] == booking.order_number
     assert params["request"]["amount"] == 20000 and params["request"]["m_redirect_url"] == params["returnUrl"]
     assert params["request"]["notice_url"] == "http://testserver/pay/portone/webhook/"
@@ -112,7 +119,9 @@ def test_seed_003_prepare_pay_verify_paid_then_cancel(buyer, seat, portone_api):
     booking.refresh_from_db()
     assert booking.status == S.CANCELED and booking.balance == 0 and portone_api.balance(imp_uid) == 0
     assert ledger(booking) == [(K.CONFIRM, T.SUCCEEDED, Decimal(20000)), (K.CANCEL, T.SUCCEEDED, Decimal(20000))]
-    assert booking.transactions.get(kind=K.CANCEL).pg_transaction_id == portone_api.payments[imp_uid]["cancel_history"][0]["cancellation_id"]
+    assert (
+        booking.transactions.get(kind=K.CANCEL).pg_transaction_id == portone_api.payments[imp_uid]["cancel_history"][0]["cancellation_id"]
+    )
     seat.refresh_from_db()
     assert seat.remain == 3
     assert len(portone_api.sent("token")) == 1
@@ -155,7 +164,11 @@ def test_the_tampered_amount_of_seed_003_ends_failed_with_one_compensating_cance
     # A reload, the webhook and a reconcile neither pay the order nor cancel twice.
     reload = client.get(v1_return(booking, imp_uid))
     assert reload.status_code == 409 and b"Payment complete" not in reload.content
-    Client().post("/pay/portone/webhook/", data=json.dumps({"imp_uid": imp_uid, "merchant_uid": booking.order_number, "status": "paid"}), content_type="application/json")
+    Client().post(
+        "/pay/portone/webhook/",
+        data=json.dumps({"imp_uid": imp_uid, "merchant_uid": booking.order_number, "status": "paid"}),
+        content_type="application/json",
+    )
     payments.reconcile(booking, deep=True)
     booking.refresh_from_db()
     assert booking.status == S.FAILED and len(portone_api.sent("cancel")) == 1
@@ -344,7 +357,10 @@ def test_a_payment_cancelled_in_the_console_is_applied_when_we_cancel(buyer, pai
     assert response.status_code == 302
     booking.refresh_from_db()
     assert booking.status == S.CANCELED and booking.canceled_amount == booking.amount
-    assert [(r.kind, r.status) for r in booking.transactions.filter(kind__in=[K.CANCEL, K.SYNC]).order_by("pk")] == [(K.CANCEL, T.FAILED), (K.SYNC, T.SUCCEEDED)]
+    assert [(r.kind, r.status) for r in booking.transactions.filter(kind__in=[K.CANCEL, K.SYNC]).order_by("pk")] == [
+        (K.CANCEL, T.FAILED),
+        (K.SYNC, T.SUCCEEDED),
+    ]
     seat.refresh_from_db()
     assert seat.remain == 3
 
@@ -388,8 +404,17 @@ def test_v2_pre_register_pay_verify_paid_then_cancel(buyer, seat, portone_v2_api
     assert '<script src="https://cdn.portone.io/v2/browser-sdk.js"></script>' in html
     assert "window.PortOne.requestPayment(params.request)" in html
     request = params["request"]
-    assert (request["storeId"], request["channelKey"], request["paymentId"], request["totalAmount"]) == (STORE_ID, CHANNEL_KEY, booking.order_number, 20000)
-    assert request["redirectUrl"] == params["returnUrl"] == f"http://testserver/pay/portone-v2/return/?pgpay_t={buyer_token(booking.order_number)}"
+    assert (request["storeId"], request["channelKey"], request["paymentId"], request["totalAmount"]) == (
+        STORE_ID,
+        CHANNEL_KEY,
+        booking.order_number,
+        20000,
+    )
+    assert (
+        request["redirectUrl"]
+        == params["returnUrl"]
+        == f"http://testserver/pay/portone-v2/return/?pgpay_t={buyer_token(booking.order_number)}"
+    )
     assert request["noticeUrls"] == ["http://testserver/pay/portone-v2/webhook/"]
 
     portone_v2_api.pay(booking)
@@ -399,8 +424,14 @@ def test_v2_pre_register_pay_verify_paid_then_cancel(buyer, seat, portone_v2_api
     booking.refresh_from_db()
     assert booking.status == S.PAID and booking.pg_payment_id == booking.order_number and booking.method == "card"
 
-    client.post(f"/pay/cancel/{booking.order_number}/", {"amount": "5000", "token": "a", "csrfmiddlewaretoken": client.cookies["csrftoken"].value, "confirm": "1"})
-    client.post(f"/pay/cancel/{booking.order_number}/", {"token": "b", "csrfmiddlewaretoken": client.cookies["csrftoken"].value, "full": "1", "confirm": "1"})
+    client.post(
+        f"/pay/cancel/{booking.order_number}/",
+        {"amount": "5000", "token": "a", "csrfmiddlewaretoken": client.cookies["csrftoken"].value, "confirm": "1"},
+    )
+    client.post(
+        f"/pay/cancel/{booking.order_number}/",
+        {"token": "b", "csrfmiddlewaretoken": client.cookies["csrftoken"].value, "full": "1", "confirm": "1"},
+    )
     assert [json.loads(r.body) for r in portone_v2_api.sent("cancel")] == [
         {"storeId": STORE_ID, "reason": "Cancelled by the customer", "amount": 5000, "currentCancellableAmount": 20000},
         {"storeId": STORE_ID, "reason": "Cancelled by the customer", "currentCancellableAmount": 15000},

@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
-from django_pgpay.permissions import buyer_token
 from django_pgpay import webhooks
 from django_pgpay.models import WebhookEvent
+from django_pgpay.permissions import buyer_token
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
 from django_pgpay.status import TransactionStatus as T
@@ -52,12 +52,20 @@ def test_a_payment_notified_before_the_browser_returns_is_paid_once(portone_book
     assert booking.status == S.PAID
     event = WebhookEvent.objects.get()
     assert (event.gateway, event.event_type, event.payment_id, event.order_number, event.verified, event.processed) == (
-        "portone", "paid", imp_uid, booking.order_number, True, True
+        "portone",
+        "paid",
+        imp_uid,
+        booking.order_number,
+        True,
+        True,
     )
     # The browser's return then shows success without asking PortOne again.
     client = Client()
     client.force_login(buyer)
-    back = client.get("/pay/portone/return/?" + urlencode({"imp_uid": imp_uid, "merchant_uid": booking.order_number, "pgpay_t": buyer_token(booking.order_number)}))
+    back = client.get(
+        "/pay/portone/return/?"
+        + urlencode({"imp_uid": imp_uid, "merchant_uid": booking.order_number, "pgpay_t": buyer_token(booking.order_number)})
+    )
     assert back.status_code == 200 and len(portone_api.sent("lookup")) == 1
     assert [(r.kind, r.status) for r in booking.transactions.order_by("pk")] == [(K.CONFIRM, T.SUCCEEDED), (K.WEBHOOK, T.SUCCEEDED)]
 
@@ -162,7 +170,9 @@ def test_a_signed_v2_webhook_is_verified_then_the_payment_fetched(portone_v2_boo
     headers, body = portone_v2_api.webhook(booking.order_number, msg_id="msg_01")
     response = deliver_v2(headers, body)
     assert response.status_code == 200
-    assert [r.url for r in portone_v2_api.sent("lookup")] == [f"{V2_BASE}/payments/{booking.order_number}?storeId=store-00000000-0000-4000-8000-000000000000"]
+    assert [r.url for r in portone_v2_api.sent("lookup")] == [
+        f"{V2_BASE}/payments/{booking.order_number}?storeId=store-00000000-0000-4000-8000-000000000000"
+    ]
     booking.refresh_from_db()
     assert booking.status == S.PAID
     event = WebhookEvent.objects.get()
@@ -215,7 +225,16 @@ def test_a_v2_cancellation_webhook_records_the_cancel(portone_v2_booking, porton
     portone_v2_api.pay(booking)
     deliver_v2(*portone_v2_api.webhook(booking.order_number))
     payment = portone_v2_api.payments[booking.order_number]
-    cancellation = {"status": "SUCCEEDED", "id": "cancellation-console-1", "totalAmount": 20000, "taxFreeAmount": 0, "vatAmount": 1818, "reason": "콘솔 취소", "requestedAt": "2024-06-11T09:00:00Z", "cancelledAt": "2024-06-11T09:00:01Z"}
+    cancellation = {
+        "status": "SUCCEEDED",
+        "id": "cancellation-console-1",
+        "totalAmount": 20000,
+        "taxFreeAmount": 0,
+        "vatAmount": 1818,
+        "reason": "콘솔 취소",
+        "requestedAt": "2024-06-11T09:00:00Z",
+        "cancelledAt": "2024-06-11T09:00:01Z",
+    }
     payment.update(status="CANCELLED", cancellations=[cancellation], cancelledAt=cancellation["cancelledAt"])
     payment["amount"]["cancelled"] = 20000
     assert deliver_v2(*portone_v2_api.webhook(booking.order_number, "Transaction.Cancelled")).status_code == 200

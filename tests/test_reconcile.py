@@ -115,9 +115,7 @@ def test_unverified_event_is_refused(make_booking, gateway, pg):
 
 def test_event_about_another_orders_payment_changes_nothing(make_booking, paid_booking, gateway, pg):
     victim = make_booking()
-    event = gateway.verify_webhook(
-        gateway.parse_webhook({}, b'{"payment_id": "%s"}' % paid_booking.pg_payment_id.encode()), None
-    )
+    event = gateway.verify_webhook(gateway.parse_webhook({}, b'{"payment_id": "%s"}' % paid_booking.pg_payment_id.encode()), None)
     with pytest.raises(OperationRefused) as info:
         payments.apply_event(victim, event)
     assert info.value.code == "PAYMENT_ORDER_MISMATCH"

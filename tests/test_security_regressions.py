@@ -92,7 +92,10 @@ def test_2_everything_is_an_explicit_choice_and_needs_a_confirmation(buyer, paid
     client = logged_in(buyer)
     first = client.post(f"/pay/cancel/{paid_booking.order_number}/", {"token": "t1", "full": "1"})
     assert first.status_code == 200 and "20,000 KRW" in first.content.decode() and pg.count("cancel") == 0
-    assert client.post(f"/pay/cancel/{paid_booking.order_number}/", {"token": "t1", "full": "1", "amount": "1000", "confirm": "1"}).status_code == 400
+    assert (
+        client.post(f"/pay/cancel/{paid_booking.order_number}/", {"token": "t1", "full": "1", "amount": "1000", "confirm": "1"}).status_code
+        == 400
+    )
     assert cancel(client, paid_booking, full="1").status_code == 302
     paid_booking.refresh_from_db()
     assert paid_booking.status == S.CANCELED
@@ -106,9 +109,22 @@ def test_3_a_forged_bootpay_delivery_cannot_shadow_the_real_cancel(bootpay_booki
 
     booking = bootpay_booking()
     receipt_id = bootpay_api.authorize(booking)
-    assert logged_in(buyer).get(
-        "/pay/bootpay/return/?" + urlencode({"event": "confirm", "receipt_id": receipt_id, "order_id": booking.order_number, "pgpay_t": buyer_token(booking.order_number)})
-    ).status_code == 200
+    assert (
+        logged_in(buyer)
+        .get(
+            "/pay/bootpay/return/?"
+            + urlencode(
+                {
+                    "event": "confirm",
+                    "receipt_id": receipt_id,
+                    "order_id": booking.order_number,
+                    "pgpay_t": buyer_token(booking.order_number),
+                }
+            )
+        )
+        .status_code
+        == 200
+    )
     forged = notify(bootpay_api, receipt_id, status=20, webhook_type="PAYMENT_CANCELLED", cancelled_price=10000)
     assert deliver(forged).status_code == 400  # Bootpay says paid: refused, never "processed"
     assert WebhookEvent.objects.get().status == "refused"
@@ -189,7 +205,9 @@ def test_6_nul_in_a_webhook_header_is_refused(toss):
 def test_6_nul_in_a_cancel_reason_or_a_return_is_refused(buyer, paid_booking, pg):
     client = logged_in(buyer)
     assert cancel(client, paid_booking, amount="1000", reason="bad\x00reason").status_code == 400
-    assert client.get("/pay/fake/return/?" + urlencode({"payment_id": "p\x00", "order_number": paid_booking.order_number})).status_code == 400
+    assert (
+        client.get("/pay/fake/return/?" + urlencode({"payment_id": "p\x00", "order_number": paid_booking.order_number})).status_code == 400
+    )
     paid_booking.refresh_from_db()
     assert paid_booking.canceled_amount == 0 and pg.count("cancel") == 0
 
@@ -235,7 +253,10 @@ def test_8_a_second_portone_payment_refunded_automatically_is_not_shown_as_compl
     client = logged_in(buyer)
 
     def back(imp_uid):
-        return client.get("/pay/portone/return/?" + urlencode({"imp_uid": imp_uid, "merchant_uid": booking.order_number, "pgpay_t": buyer_token(booking.order_number)}))
+        return client.get(
+            "/pay/portone/return/?"
+            + urlencode({"imp_uid": imp_uid, "merchant_uid": booking.order_number, "pgpay_t": buyer_token(booking.order_number)})
+        )
 
     assert back(first).status_code == 200
     second = portone_api.pay(booking)  # the second tab

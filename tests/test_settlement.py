@@ -82,8 +82,18 @@ def test_failed_pending_and_webhook_rows_do_not_count_and_compensations_stand_ap
         payments.cancel(order, Decimal(1000), reason="refused")
     pg.fail_next("cancel", "timeout_after")
     payments.cancel(order, Decimal(2000), reason="unanswered")  # stays unknown
-    BookingTransaction.objects.create(order=order, kind="webhook", status="succeeded", amount=10000, currency="KRW", idempotency_key="wh-1", completed_at=timezone.now())
-    BookingTransaction.objects.create(order=order, kind="compensate", status="succeeded", amount=7000, currency="KRW", idempotency_key="comp-1", completed_at=timezone.now())
+    BookingTransaction.objects.create(
+        order=order, kind="webhook", status="succeeded", amount=10000, currency="KRW", idempotency_key="wh-1", completed_at=timezone.now()
+    )
+    BookingTransaction.objects.create(
+        order=order,
+        kind="compensate",
+        status="succeeded",
+        amount=7000,
+        currency="KRW",
+        idempotency_key="comp-1",
+        completed_at=timezone.now(),
+    )
     today = timezone.localdate()
     (line,) = settlement.compute([Booking], today, today).lines
     assert (line.payment_count, line.paid, line.refund_count, line.refunded) == (1, Decimal(10000), 0, 0)
@@ -164,7 +174,21 @@ def test_csv_rows(pay_booking):
     result = settlement.compute([Booking], today, today)
     assert settlement.csv_header()[:5] == ["date", "PG", "gateway alias", "currency", "payments"]
     (row,) = list(settlement.csv_rows(result))
-    assert row == [today.isoformat(), "Fake PG (for tests)", "fake", "KRW", 1, Decimal(20000), 1, Decimal(5000), Decimal(15000), Decimal(13636), Decimal(1364), 0, Decimal(0)]
+    assert row == [
+        today.isoformat(),
+        "Fake PG (for tests)",
+        "fake",
+        "KRW",
+        1,
+        Decimal(20000),
+        1,
+        Decimal(5000),
+        Decimal(15000),
+        Decimal(13636),
+        Decimal(1364),
+        0,
+        Decimal(0),
+    ]
 
 
 # --- the property ---------------------------------------------------------------------------------

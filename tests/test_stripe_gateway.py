@@ -80,7 +80,15 @@ def paid_session(amount=15000, currency="krw", refunded=0, **changes):
     charge = fixture("charge")
     charge.update(amount=amount, amount_captured=amount, amount_refunded=refunded, refunded=refunded == amount, currency=currency)
     intent.update(amount=amount, amount_received=amount, currency=currency, latest_charge=charge)
-    return session(status="complete", payment_status="paid", amount_total=amount, amount_subtotal=amount, currency=currency, payment_intent=intent, **changes)
+    return session(
+        status="complete",
+        payment_status="paid",
+        amount_total=amount,
+        amount_subtotal=amount,
+        currency=currency,
+        payment_intent=intent,
+        **changes,
+    )
 
 
 def refund(id_, amount, key="", status="succeeded", created=1718090000, currency="krw"):
@@ -97,8 +105,18 @@ def headers_of(request):
 
 
 def test_form_encoding_is_stripes_bracket_notation():
-    body = encode_form({"a": "1", "m": {"order_id": "X"}, "l": [{"p": {"n": 2}}, {"p": {"n": 3}}], "e": ["x", "y"], "t": True, "none": None})
-    assert parse_qsl(body) == [("a", "1"), ("m[order_id]", "X"), ("l[0][p][n]", "2"), ("l[1][p][n]", "3"), ("e[0]", "x"), ("e[1]", "y"), ("t", "true")]
+    body = encode_form(
+        {"a": "1", "m": {"order_id": "X"}, "l": [{"p": {"n": 2}}, {"p": {"n": 3}}], "e": ["x", "y"], "t": True, "none": None}
+    )
+    assert parse_qsl(body) == [
+        ("a", "1"),
+        ("m[order_id]", "X"),
+        ("l[0][p][n]", "2"),
+        ("l[1][p][n]", "3"),
+        ("e[0]", "x"),
+        ("e[1]", "y"),
+        ("t", "true"),
+    ]
     assert "m%5Border_id%5D=X" in body
 
 
@@ -142,7 +160,10 @@ def test_checkout_of_a_krw_order_sends_15000_not_1500000():
 @responses.activate
 def test_checkout_of_usd_line_items_sends_cents():
     responses.post(f"{BASE}/v1/checkout/sessions", json=session(currency="usd", amount_total=2550))
-    items = (LineItem(name="Django 5 By Example", unit_amount=Decimal("10.50"), quantity=1), LineItem(name="Sticker", unit_amount=Decimal("7.50"), quantity=2))
+    items = (
+        LineItem(name="Django 5 By Example", unit_amount=Decimal("10.50"), quantity=1),
+        LineItem(name="Sticker", unit_amount=Decimal("7.50"), quantity=2),
+    )
     gateway().checkout(order("25.50", "USD", line_items=items), URLS)
     sent = form(responses.calls[0].request)
     assert [p for p in sent if p[0].startswith("line_items")] == [
@@ -159,7 +180,14 @@ def test_checkout_of_usd_line_items_sends_cents():
 
 @pytest.mark.parametrize(
     "amount, currency, minor",
-    [("10.50", "USD", "1050"), ("15000", "KRW", "15000"), ("1.230", "KWD", "1230"), ("500", "JPY", "500"), ("0.01", "EUR", "1"), ("3000000", "KRW", "3000000")],
+    [
+        ("10.50", "USD", "1050"),
+        ("15000", "KRW", "15000"),
+        ("1.230", "KWD", "1230"),
+        ("500", "JPY", "500"),
+        ("0.01", "EUR", "1"),
+        ("3000000", "KRW", "3000000"),
+    ],
 )
 @responses.activate
 def test_checkout_amounts_in_minor_units(amount, currency, minor):
@@ -294,7 +322,9 @@ def test_parse_return_refuses_bad_queries(query_):
 
 def confirm_request(payment_id=SESSION_ID, snapshot=None):
     snapshot = snapshot or order()
-    return ConfirmRequest(order=snapshot, payment_id=payment_id, amount=snapshot.amount, currency=snapshot.currency, idempotency_key="k-confirm")
+    return ConfirmRequest(
+        order=snapshot, payment_id=payment_id, amount=snapshot.amount, currency=snapshot.currency, idempotency_key="k-confirm"
+    )
 
 
 @responses.activate
@@ -334,7 +364,9 @@ def test_session_states(changes, intent_status, state):
     assert result.payment_id == (INTENT_ID if data["payment_intent"] else SESSION_ID)
 
 
-@pytest.mark.parametrize("currency, minor, amount", [("usd", 1050, Decimal("10.50")), ("kwd", 1230, Decimal("1.230")), ("krw", 15000, Decimal(15000))])
+@pytest.mark.parametrize(
+    "currency, minor, amount", [("usd", 1050, Decimal("10.50")), ("kwd", 1230, Decimal("1.230")), ("krw", 15000, Decimal(15000))]
+)
 def test_amounts_come_back_from_minor_units(currency, minor, amount):
     result = gateway().session_result(paid_session(amount=minor, currency=currency))
     assert (result.amount, result.currency) == (amount, currency.upper())
@@ -348,7 +380,9 @@ def test_confirm_reports_another_amount_as_stripe_says_it():
     assert result.state == PaymentState.APPROVED and result.amount == Decimal(100)
 
 
-@pytest.mark.parametrize("reference", [{"client_reference_id": "ANOTHER_ORDER_1", "metadata": {}}, {"client_reference_id": None, "metadata": {}}])
+@pytest.mark.parametrize(
+    "reference", [{"client_reference_id": "ANOTHER_ORDER_1", "metadata": {}}, {"client_reference_id": None, "metadata": {}}]
+)
 @responses.activate
 def test_confirm_refuses_a_session_of_another_order(reference):
     responses.get(f"{BASE}/v1/checkout/sessions/{SESSION_ID}", json=paid_session(**reference))
@@ -357,7 +391,10 @@ def test_confirm_refuses_a_session_of_another_order(reference):
     assert info.value.code == "SESSION_ORDER_MISMATCH"
 
 
-@pytest.mark.parametrize("body", [{"id": SESSION_ID}, {**session(), "status": "weird"}, {**session(), "amount_total": "15000"}, {**session(), "amount_total": 1.5e4}])
+@pytest.mark.parametrize(
+    "body",
+    [{"id": SESSION_ID}, {**session(), "status": "weird"}, {**session(), "amount_total": "15000"}, {**session(), "amount_total": 1.5e4}],
+)
 @responses.activate
 def test_an_unreadable_session_is_an_unknown_outcome(body):
     responses.get(f"{BASE}/v1/checkout/sessions/{SESSION_ID}", json=body)
@@ -379,7 +416,15 @@ def test_html_from_a_proxy_is_an_unknown_outcome():
 @responses.activate
 def test_lookup_by_session_lists_refunds_with_our_references():
     responses.get(f"{BASE}/v1/checkout/sessions/{SESSION_ID}", json=paid_session(refunded=8000))
-    page = {"object": "list", "data": [refund("re_2", 3000, created=1718090100), refund("re_1", 5000, key="240611abcdEFGH1234ijkl-cancel-1"), refund("re_x", 1000, status="failed")], "has_more": False}
+    page = {
+        "object": "list",
+        "data": [
+            refund("re_2", 3000, created=1718090100),
+            refund("re_1", 5000, key="240611abcdEFGH1234ijkl-cancel-1"),
+            refund("re_x", 1000, status="failed"),
+        ],
+        "has_more": False,
+    }
     responses.get(f"{BASE}/v1/refunds", json=page)
     result = gateway().lookup(payment_id=SESSION_ID)
     assert query(responses.calls[1].request) == [("payment_intent", INTENT_ID), ("limit", "100")]
@@ -412,10 +457,17 @@ def test_lookup_by_order_uses_the_session_kept_in_pg_data():
 @responses.activate
 def test_lookup_by_order_searches_payment_intents_by_metadata():
     older = {**paid_session()["payment_intent"], "id": "pi_old", "status": "canceled", "created": 1}
-    responses.get(f"{BASE}/v1/payment_intents/search", json={"object": "search_result", "data": [older, paid_session()["payment_intent"]], "has_more": False})
+    responses.get(
+        f"{BASE}/v1/payment_intents/search",
+        json={"object": "search_result", "data": [older, paid_session()["payment_intent"]], "has_more": False},
+    )
     responses.get(f"{BASE}/v1/refunds", json={"object": "list", "data": [], "has_more": False})
     result = gateway().lookup(order=order())
-    assert query(responses.calls[0].request) == [("query", f"metadata['order_id']:'{ORDER_NO}'"), ("limit", "20"), ("expand[0]", "data.latest_charge")]
+    assert query(responses.calls[0].request) == [
+        ("query", f"metadata['order_id']:'{ORDER_NO}'"),
+        ("limit", "20"),
+        ("expand[0]", "data.latest_charge"),
+    ]
     assert result.payment_id == INTENT_ID and result.state == PaymentState.APPROVED
 
 
@@ -446,11 +498,19 @@ def test_lookup_of_a_payment_of_another_order_is_not_found_for_this_one():
 def cancel_request(amount, currency="KRW", *, payment_id=INTENT_ID, key="240611abcdEFGH1234ijkl-cancel-1", balance=None):
     snapshot = order(currency=currency)
     return CancelRequest(
-        order=snapshot, payment_id=payment_id, amount=Decimal(amount), currency=currency, reason="고객 요청", idempotency_key=key, balance_before=Decimal(balance or amount)
+        order=snapshot,
+        payment_id=payment_id,
+        amount=Decimal(amount),
+        currency=currency,
+        reason="고객 요청",
+        idempotency_key=key,
+        balance_before=Decimal(balance or amount),
     )
 
 
-@pytest.mark.parametrize("amount, currency, minor", [("5000", "KRW", "5000"), ("15000", "KRW", "15000"), ("10.50", "USD", "1050"), ("0.990", "KWD", "990")])
+@pytest.mark.parametrize(
+    "amount, currency, minor", [("5000", "KRW", "5000"), ("15000", "KRW", "15000"), ("10.50", "USD", "1050"), ("0.990", "KWD", "990")]
+)
 @responses.activate
 def test_refund_sends_minor_units_and_the_ledger_key(amount, currency, minor):
     responses.post(f"{BASE}/v1/refunds", json=refund("re_1", int(minor), currency=currency.lower()))
@@ -525,7 +585,9 @@ def test_should_retry_true_makes_any_error_unknown():
     from django_pgpay.gateways.http import HttpReply
 
     spec = fixture("errors")["parameter_invalid_integer"]
-    assert isinstance(gateway().error(HttpReply(400, {"Stripe-Should-Retry": "true"}, {"error": spec["error"]}), "refund"), GatewayUnavailable)
+    assert isinstance(
+        gateway().error(HttpReply(400, {"Stripe-Should-Retry": "true"}, {"error": spec["error"]}), "refund"), GatewayUnavailable
+    )
     assert isinstance(gateway().error(HttpReply(400, {"Stripe-Should-Retry": "false"}, {"error": spec["error"]}), "refund"), InvalidRequest)
 
 
@@ -557,7 +619,11 @@ def test_abandon_expires_the_open_session():
 @pytest.mark.parametrize("now, raises", [("expired", False), ("complete", True)])
 @responses.activate
 def test_abandon_of_a_session_no_longer_open(now, raises):
-    responses.post(f"{BASE}/v1/checkout/sessions/{SESSION_ID}/expire", status=400, json={"error": fixture("errors")["checkout_session_not_open"]["error"]})
+    responses.post(
+        f"{BASE}/v1/checkout/sessions/{SESSION_ID}/expire",
+        status=400,
+        json={"error": fixture("errors")["checkout_session_not_open"]["error"]},
+    )
     responses.get(f"{BASE}/v1/checkout/sessions/{SESSION_ID}", json=session(status=now))
     if raises:
         with pytest.raises(OperationInProgress):
@@ -666,10 +732,26 @@ def test_signed_but_malformed_bodies_are_refused(raw):
 @pytest.mark.parametrize(
     "event_type, changes, state",
     [
-        ("checkout.session.completed", {"status": "complete", "payment_status": "paid", "payment_intent": INTENT_ID}, PaymentState.APPROVED),
-        ("checkout.session.completed", {"status": "complete", "payment_status": "unpaid", "payment_intent": INTENT_ID}, PaymentState.PENDING),
-        ("checkout.session.async_payment_succeeded", {"status": "complete", "payment_status": "paid", "payment_intent": INTENT_ID}, PaymentState.APPROVED),
-        ("checkout.session.async_payment_failed", {"status": "complete", "payment_status": "unpaid", "payment_intent": INTENT_ID}, PaymentState.FAILED),
+        (
+            "checkout.session.completed",
+            {"status": "complete", "payment_status": "paid", "payment_intent": INTENT_ID},
+            PaymentState.APPROVED,
+        ),
+        (
+            "checkout.session.completed",
+            {"status": "complete", "payment_status": "unpaid", "payment_intent": INTENT_ID},
+            PaymentState.PENDING,
+        ),
+        (
+            "checkout.session.async_payment_succeeded",
+            {"status": "complete", "payment_status": "paid", "payment_intent": INTENT_ID},
+            PaymentState.APPROVED,
+        ),
+        (
+            "checkout.session.async_payment_failed",
+            {"status": "complete", "payment_status": "unpaid", "payment_intent": INTENT_ID},
+            PaymentState.FAILED,
+        ),
         ("checkout.session.expired", {"status": "expired"}, PaymentState.EXPIRED),
     ],
 )
@@ -730,7 +812,9 @@ def test_secrets_stay_out_of_repr():
 
 @responses.activate
 def test_api_base_and_timeout_are_options(monkeypatch):
-    responses.get("http://sandbox.local:8000/stripe/v1/payment_intents/pi_1", json={**fixture("payment_intent"), "id": "pi_1", "status": "processing"})
+    responses.get(
+        "http://sandbox.local:8000/stripe/v1/payment_intents/pi_1", json={**fixture("payment_intent"), "id": "pi_1", "status": "processing"}
+    )
     result = gateway(API_BASE="http://sandbox.local:8000/stripe/", TIMEOUT=(2, 7)).lookup(payment_id="pi_1")
     assert result.payment_id == "pi_1" and result.state == PaymentState.PENDING
     assert gateway().http.timeout == (3.05, 30.0) and gateway(TIMEOUT=5).http.timeout == 5.0
@@ -751,4 +835,3 @@ def test_a_client_secret_is_never_kept():
     result = gateway().session_result(paid_session())
     stored = json.dumps(storable(result.raw))
     assert fixture("payment_intent")["client_secret"] not in stored
-

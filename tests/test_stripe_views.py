@@ -11,10 +11,10 @@ from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 
-from django_pgpay.models import WebhookEvent
-from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
 from django_pgpay.exceptions import CancelRefused
+from django_pgpay.models import WebhookEvent
+from django_pgpay.permissions import buyer_token
 from django_pgpay.signals import payment_confirmed
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
@@ -109,10 +109,17 @@ def test_usd_order_paid_by_webhook_first_then_the_return_then_refunded_in_part(b
     assert sent["line_items[0][price_data][unit_amount]"] == "1050"  # USD 10.50 -> 1050 cents
     assert sent["line_items[0][price_data][currency]"] == "usd"
     assert sent["line_items[0][price_data][product_data][name]"] == "Django 5 By Example"
-    assert sent["client_reference_id"] == sent["metadata[order_id]"] == sent["payment_intent_data[metadata][order_id]"] == order.order_number
+    assert (
+        sent["client_reference_id"] == sent["metadata[order_id]"] == sent["payment_intent_data[metadata][order_id]"] == order.order_number
+    )
     token = buyer_token(order.order_number)
-    assert sent["success_url"] == f"http://testserver/pay/stripe/return/?pgpay_t={token}&order_id={order.order_number}&session_id={{CHECKOUT_SESSION_ID}}"
-    assert sent["cancel_url"] == f"http://testserver/pay/stripe/fail/?pgpay_t={token}&order_id={order.order_number}&code=PAY_PROCESS_CANCELED"
+    assert (
+        sent["success_url"]
+        == f"http://testserver/pay/stripe/return/?pgpay_t={token}&order_id={order.order_number}&session_id={{CHECKOUT_SESSION_ID}}"
+    )
+    assert (
+        sent["cancel_url"] == f"http://testserver/pay/stripe/fail/?pgpay_t={token}&order_id={order.order_number}&code=PAY_PROCESS_CANCELED"
+    )
     order.refresh_from_db()
     assert (order.status, order.amount, order.currency) == (S.READY, Decimal("10.50"), "USD")
     assert order.pg_data == {"stripe_session_id": session["id"], "stripe_session_ids": [session["id"]]}
@@ -221,7 +228,9 @@ def test_return_and_webhook_at_the_same_instant_pay_once(buyer, krw_book, stripe
             def stripe_server():
                 try:
                     barrier.wait()
-                    statuses.append(Client().post(WEBHOOK, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header).status_code)
+                    statuses.append(
+                        Client().post(WEBHOOK, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header).status_code
+                    )
                 finally:
                     connections.close_all()
 

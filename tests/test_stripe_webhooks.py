@@ -23,7 +23,9 @@ URL = "/pay/stripe/webhook/"
 def post(body: bytes, header: str | None):
     client = Client(enforce_csrf_checks=True)  # Stripe has no CSRF token
     extra = {"HTTP_STRIPE_SIGNATURE": header} if header is not None else {}
-    return client.post(URL, data=body, content_type="application/json", HTTP_USER_AGENT="Stripe/1.0 (+https://stripe.com/docs/webhooks)", **extra)
+    return client.post(
+        URL, data=body, content_type="application/json", HTTP_USER_AGENT="Stripe/1.0 (+https://stripe.com/docs/webhooks)", **extra
+    )
 
 
 @pytest.fixture
@@ -33,7 +35,9 @@ def checkout(stripe_booking, stripe_api):
 
     def make():
         booking = stripe_booking()
-        result = booking.get_gateway().checkout(booking.snapshot(), CheckoutUrls("http://testserver/pay/stripe/return/", "http://testserver/pay/stripe/fail/"))
+        result = booking.get_gateway().checkout(
+            booking.snapshot(), CheckoutUrls("http://testserver/pay/stripe/return/", "http://testserver/pay/stripe/fail/")
+        )
         type(booking).objects.filter(pk=booking.pk).update(pg_data=dict(result.pg_data))
         booking.refresh_from_db()
         return booking, stripe_api.sessions[result.pg_data["stripe_session_id"]]
@@ -55,7 +59,12 @@ def test_a_delivery_signed_by_the_official_library_pays_the_order(checkout, stri
     assert (booking.status, booking.pg_payment_id, booking.paid_at is not None) == (S.PAID, intent_id, True)
     assert booking.method == "card" and booking.receipt_url.startswith("https://")
     event = WebhookEvent.objects.get()
-    assert (event.gateway, event.event_type, event.order_number, event.payment_id) == ("stripe", "checkout.session.completed", booking.order_number, intent_id)
+    assert (event.gateway, event.event_type, event.order_number, event.payment_id) == (
+        "stripe",
+        "checkout.session.completed",
+        booking.order_number,
+        intent_id,
+    )
     assert event.event_id == json.loads(body)["id"] and event.verified and event.processed
     assert event.headers["Stripe-Signature"] == header and event.body == body.decode()
     seat.refresh_from_db()

@@ -57,7 +57,13 @@ def confirm_request(key="order-confirm-1", amount=Decimal(20000)):
 
 def cancel_request(amount, *, balance=Decimal(20000), key="order-cancel-1", order=ORDER, payment_id=PAYMENT_KEY):
     return CancelRequest(
-        order=order, payment_id=payment_id, amount=amount, currency="KRW", reason="고객 예약취소", idempotency_key=key, balance_before=balance
+        order=order,
+        payment_id=payment_id,
+        amount=amount,
+        currency="KRW",
+        reason="고객 예약취소",
+        idempotency_key=key,
+        balance_before=balance,
     )
 
 
@@ -164,7 +170,9 @@ def test_checkout_gives_the_v2_sdk_its_parameters():
 
 
 def test_checkout_uses_the_shops_customer_key_and_method():
-    order = OrderSnapshot(order_number="ORDER_000001", amount=Decimal(5000), currency="KRW", order_name="x", pg_data={"customer_key": "c_8f3a"})
+    order = OrderSnapshot(
+        order_number="ORDER_000001", amount=Decimal(5000), currency="KRW", order_name="x", pg_data={"customer_key": "c_8f3a"}
+    )
     params = gateway(METHOD="VIRTUAL_ACCOUNT").checkout(order, CheckoutUrls("https://a/s", "https://a/f")).params
     assert params["customerKey"] == "c_8f3a" and params["method"] == "VIRTUAL_ACCOUNT"
     assert "customerEmail" not in params
@@ -173,7 +181,9 @@ def test_checkout_uses_the_shops_customer_key_and_method():
 def test_parse_return():
     params = gateway().parse_return({"paymentKey": PAYMENT_KEY, "orderId": "ORDER_000001", "amount": "20000", "paymentType": "NORMAL"})
     assert (params.payment_id, params.order_number, params.amount) == (PAYMENT_KEY, "ORDER_000001", Decimal(20000))
-    fail = gateway().parse_return({"code": "PAY_PROCESS_CANCELED", "message": "사용자에 의해 결제가 취소되었습니다.", "orderId": "ORDER_000001"})
+    fail = gateway().parse_return(
+        {"code": "PAY_PROCESS_CANCELED", "message": "사용자에 의해 결제가 취소되었습니다.", "orderId": "ORDER_000001"}
+    )
     assert (fail.error_code, fail.order_number, fail.amount) == ("PAY_PROCESS_CANCELED", "ORDER_000001", None)
 
 
@@ -389,7 +399,9 @@ def test_refund_of_a_deposited_virtual_account_sends_the_buyers_account():
 
 @responses.activate
 def test_lookup_by_payment_key_and_by_order_id():
-    responses.get(f"{BASE}/v1/payments/{PAYMENT_KEY}", json=fixture("payment_done_card"), match=[matchers.header_matcher({"Authorization": AUTH})])
+    responses.get(
+        f"{BASE}/v1/payments/{PAYMENT_KEY}", json=fixture("payment_done_card"), match=[matchers.header_matcher({"Authorization": AUTH})]
+    )
     responses.get(f"{BASE}/v1/payments/orders/240611abcdEFGH1234ijkl", json=fixture("payment_done_card"))
     assert gateway().lookup(payment_id=PAYMENT_KEY).state == PaymentState.APPROVED
     assert gateway().lookup(order=ORDER).payment_id == PAYMENT_KEY
@@ -435,7 +447,14 @@ def test_parse_deposit_callback():
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"[]", b'{"eventType": "PAYMENT_STATUS_CHANGED", "data": {}}', b'{"status": "DONE"}', b'{"eventType": "DEPOSIT_CALLBACK", "data": {"orderId": "x"}}'],
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"eventType": "PAYMENT_STATUS_CHANGED", "data": {}}',
+        b'{"status": "DONE"}',
+        b'{"eventType": "DEPOSIT_CALLBACK", "data": {"orderId": "x"}}',
+    ],
 )
 def test_malformed_webhooks_are_refused(body):
     with pytest.raises(WebhookVerificationError):

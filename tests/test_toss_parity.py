@@ -81,7 +81,13 @@ class MockedToss(Backend):
     def deposit(self, key: str) -> bytes:
         self.api.deposit(key)
         payment = self.api.payments[key]
-        body = {"createdAt": "2024-06-11T17:30:00.000000", "secret": payment["secret"], "status": "DONE", "transactionKey": "T1", "orderId": payment["orderId"]}
+        body = {
+            "createdAt": "2024-06-11T17:30:00.000000",
+            "secret": payment["secret"],
+            "status": "DONE",
+            "transactionKey": "T1",
+            "orderId": payment["orderId"],
+        }
         return json.dumps(body).encode()
 
 
@@ -165,7 +171,7 @@ def wire_of(backend: Backend, names: dict[str, str]) -> list[tuple]:
         calls.append(
             (
                 method,
-                name(url[len(backend.api_base):]),
+                name(url[len(backend.api_base) :]),
                 name(json.dumps(body, ensure_ascii=False, sort_keys=True)) if body is not None else None,
                 name(sent.get("Idempotency-Key", "")),
                 sent.get("Content-Type", ""),
@@ -258,7 +264,10 @@ def test_the_gateway_reaches_the_same_states_with_the_same_requests_against_mock
     assert sandbox_seen == mocked_seen
     assert mocked_seen[0] == ("paid", "PAID", True, "카드", False)
     assert mocked_seen[7][:2] == ("reconciled", "PAID")
-    assert mocked_seen[-2:] == [("account issued", "WAITING_FOR_DEPOSIT", True), ("deposit callback", 200, True, "DEPOSIT_CALLBACK", "PAID")]
+    assert mocked_seen[-2:] == [
+        ("account issued", "WAITING_FOR_DEPOSIT", True),
+        ("deposit callback", 200, True, "DEPOSIT_CALLBACK", "PAID"),
+    ]
     assert wire_of(sandbox, sandbox_names) == wire_of(mocked, mocked_names)
     paths = [call[1] for call in wire_of(sandbox, sandbox_names)]
     assert paths == [

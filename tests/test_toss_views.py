@@ -12,8 +12,8 @@ from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 
-from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
+from django_pgpay.permissions import buyer_token
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
 from django_pgpay.status import TransactionStatus as T
@@ -231,7 +231,9 @@ def test_lost_confirm_answer_shows_pending_then_the_reload_looks_it_up(client, b
 
 def test_fail_url_shows_our_message_not_the_query_text(client, buyer, toss_booking, toss_api):
     booking = toss_booking()
-    query = urlencode({"code": "PAY_PROCESS_CANCELED", "message": "<b>call 010-0000-0000 for a refund</b>", "orderId": booking.order_number})
+    query = urlencode(
+        {"code": "PAY_PROCESS_CANCELED", "message": "<b>call 010-0000-0000 for a refund</b>", "orderId": booking.order_number}
+    )
     response = client.get(f"/pay/toss/fail/?{query}")
     assert response.status_code == 200
     text = response.content.decode()
@@ -294,7 +296,11 @@ def test_partial_cancels_down_to_zero(buyer, paid_toss_booking, toss_api, seat):
     ]
     rows = list(booking.transactions.filter(kind=K.CANCEL).order_by("pk"))
     assert [r.headers["Idempotency-Key"] for r in requests_] == [r.idempotency_key for r in rows]
-    assert [(r.status, r.amount) for r in rows] == [(T.SUCCEEDED, Decimal(5000)), (T.SUCCEEDED, Decimal(5000)), (T.SUCCEEDED, Decimal(10000))]
+    assert [(r.status, r.amount) for r in rows] == [
+        (T.SUCCEEDED, Decimal(5000)),
+        (T.SUCCEEDED, Decimal(5000)),
+        (T.SUCCEEDED, Decimal(10000)),
+    ]
     assert booking.canceled_amount == booking.amount and booking.canceled_at is not None
     seat.refresh_from_db()
     assert seat.remain == 3  # released once, when nothing was left
@@ -389,7 +395,10 @@ def test_staff_may_cancel_a_buyers_order(staff, paid_toss_booking, toss_api):
     staff.user_permissions.add(Permission.objects.get(codename="change_booking"))
     client = Client()
     client.force_login(staff)
-    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"amount": "1000", "reason": "좌석 변경", "next": "https://evil.example/", "confirm": "1"})
+    response = client.post(
+        f"/pay/cancel/{paid_toss_booking.order_number}/",
+        {"amount": "1000", "reason": "좌석 변경", "next": "https://evil.example/", "confirm": "1"},
+    )
     assert response.status_code == 302 and response["Location"] == "/"  # an off-site next is ignored
     row = paid_toss_booking.transactions.get(kind=K.CANCEL)
     assert (row.source, row.actor, row.reason) == ("staff", staff, "좌석 변경")
@@ -411,7 +420,9 @@ def test_cancel_whose_answer_is_lost_is_pending_and_never_resent_blindly(buyer, 
     toss_api.fail_next("cancel", exception=TIMEOUT, after=True)
     client = Client()
     client.force_login(buyer)
-    response = client.post(f"/pay/cancel/{paid_toss_booking.order_number}/", {"token": "t1", "next": "/history/", "full": "1", "confirm": "1"}, follow=True)
+    response = client.post(
+        f"/pay/cancel/{paid_toss_booking.order_number}/", {"token": "t1", "next": "/history/", "full": "1", "confirm": "1"}, follow=True
+    )
     assert b"being processed" in response.content
     row = paid_toss_booking.transactions.get(kind=K.CANCEL)
     assert row.status == T.UNKNOWN

@@ -7,9 +7,9 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
-from django_pgpay.permissions import buyer_token
 from django_pgpay import webhooks
 from django_pgpay.models import WebhookEvent
+from django_pgpay.permissions import buyer_token
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
 from django_pgpay.status import TransactionStatus as T
@@ -35,7 +35,12 @@ def deliver(body, *, client=None, raw=None):
 
 def confirm_via_return(booking, key):
     query = urlencode(
-        {"paymentKey": key, "orderId": booking.order_number, "amount": str(int(booking.amount)), "pgpay_t": buyer_token(booking.order_number)}
+        {
+            "paymentKey": key,
+            "orderId": booking.order_number,
+            "amount": str(int(booking.amount)),
+            "pgpay_t": buyer_token(booking.order_number),
+        }
     )
     return Client().get(f"/pay/toss/return/?{query}")
 
@@ -135,7 +140,10 @@ def test_a_webhook_settles_a_confirm_whose_answer_was_lost(toss_booking, toss_ap
     assert [(r.kind, r.status) for r in booking.transactions.order_by("pk")] == [(K.CONFIRM, T.SUCCEEDED), (K.WEBHOOK, T.SUCCEEDED)]
 
 
-@pytest.mark.parametrize("raw", [b"", b"{", b"[]", b'{"eventType": "PAYMENT_STATUS_CHANGED", "data": {"status": "DONE"}}', "\ud800".encode("utf-8", "surrogatepass")])
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"{", b"[]", b'{"eventType": "PAYMENT_STATUS_CHANGED", "data": {"status": "DONE"}}', "\ud800".encode("utf-8", "surrogatepass")],
+)
 def test_malformed_deliveries_are_400_and_kept(toss, toss_api, raw):
     response = deliver(None, raw=raw)
     assert response.status_code == 400

@@ -25,6 +25,8 @@ def test_catalogues_are_complete_and_compiled(po, tmp_path):
     """Every message translated, no fuzzy entry, and the shipped .mo is this .po compiled."""
     text = po.read_text("utf-8")
     assert "#, fuzzy" not in text
-    stats = subprocess.run(["msgfmt", "--statistics", "--check", "-o", str(tmp_path / "x.mo"), str(po)], capture_output=True, text=True, check=True)
+    stats = subprocess.run(
+        ["msgfmt", "--statistics", "--check", "-o", str(tmp_path / "x.mo"), str(po)], capture_output=True, text=True, check=True
+    )
     assert "untranslated" not in stats.stderr and "fuzzy" not in stats.stderr, stats.stderr
     assert (tmp_path / "x.mo").read_bytes() == po.with_suffix(".mo").read_bytes(), "run: make messages"

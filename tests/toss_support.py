@@ -148,6 +148,7 @@ class TossAPI:
 
     def sent(self, verb: str) -> list:
         """Requests of one verb: ``confirm``, ``cancel`` or ``lookup``."""
+
         def verb_of(request):
             if request.method == "GET":
                 return "lookup"
@@ -161,7 +162,11 @@ class TossAPI:
         return {k: v for k, v in payment.items() if not k.startswith("_")}
 
     def _error(self, code: str, status: int | None = None):
-        return (status or self.errors[code]["status"], JSON, json.dumps({"code": code, "message": self.errors.get(code, {}).get("message", code)}, ensure_ascii=False))
+        return (
+            status or self.errors[code]["status"],
+            JSON,
+            json.dumps({"code": code, "message": self.errors.get(code, {}).get("message", code)}, ensure_ascii=False),
+        )
 
     def _check_auth(self, request):
         if request.headers.get("Authorization") != AUTH:

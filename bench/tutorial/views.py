@@ -32,7 +32,6 @@ from django.urls import reverse_lazy
 from django.utils import timezone
 from django.views import View
 from django.views.generic import ListView, TemplateView
-
 from restaurants.models import Restaurant
 
 from .models import AvailableSeat, Booking
@@ -58,7 +57,9 @@ class RestaurantView(TemplateView):
 
     def get_context_data(self, restaurant_id):
         restaurant = get_object_or_404(Restaurant, pk=restaurant_id)
-        seats = AvailableSeat.objects.filter(restaurant=restaurant, datetime__gt=timezone.now()).select_related("table").order_by("datetime")
+        seats = (
+            AvailableSeat.objects.filter(restaurant=restaurant, datetime__gt=timezone.now()).select_related("table").order_by("datetime")
+        )
         return {"restaurant": restaurant, "seats": seats}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
@@ -47,7 +47,7 @@ class TransactionInline(admin.TabularInline):
         return False
 
 
-@lru_cache(maxsize=None)
+@cache
 def transaction_inline(order_model) -> type[TransactionInline]:
     """A :class:`TransactionInline` for ``order_model``'s ledger (one class per model)."""
     transaction_model = order_model.get_transaction_model()

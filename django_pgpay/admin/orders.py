@@ -17,9 +17,8 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext, pgettext_lazy
 
 from .. import exports, labels, payments, permissions
 from ..exceptions import PgPayError
@@ -241,9 +240,7 @@ class OrderAdminMixin(OrderSearch, RefundPages, SettlementPage):
         (its change permission unless the model names another): staff status
         alone never refunds.
         """
-        return self._staff_has(
-            request, self.refund_permission, lambda: permissions.staff_may_refund(request.user, self.model)
-        )
+        return self._staff_has(request, self.refund_permission, lambda: permissions.staff_may_refund(request.user, self.model))
 
     def has_reconcile_permission(self, request, obj=None) -> bool:
         """May this user ask the PG now ("reconcile now")? Change permission, or ``reconcile_permission``."""

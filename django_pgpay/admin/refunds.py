@@ -11,9 +11,8 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from .. import labels, payments
 from ..exceptions import GatewayError, NotCancelable, PgPayError
@@ -54,21 +53,15 @@ class RefundPages:
             "app_label": self.model._meta.app_label,
             "media": self.media,
             "form": form,
-            "refundable": [
-                (order, labels.money(order.balance, order.currency), labels.gateway(order.gateway)) for order in refundable
-            ],
+            "refundable": [(order, labels.money(order.balance, order.currency), labels.gateway(order.gateway)) for order in refundable],
             "refund_totals": [labels.money(total, currency) for currency, total in sorted(totals.items())],
-            "not_refundable": [
-                (order, self._why_not_refundable(order)) for order in orders if not order.is_cancelable
-            ],
+            "not_refundable": [(order, self._why_not_refundable(order)) for order in orders if not order.is_cancelable],
             "queryset": orders,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "action_name": "refund_in_full",
         }
         request.current_app = self.admin_site.name
-        return TemplateResponse(
-            request, self.refund_confirmation_template, context, status=400 if form.is_bound else 200
-        )
+        return TemplateResponse(request, self.refund_confirmation_template, context, status=400 if form.is_bound else 200)
 
     def _why_not_refundable(self, order) -> str:
         if order.is_paid and order.balance <= 0:
@@ -86,8 +79,7 @@ class RefundPages:
         if done:
             self.message_user(
                 request,
-                ngettext("%(count)d order refunded in full.", "%(count)d orders refunded in full.", done)
-                % {"count": done},
+                ngettext("%(count)d order refunded in full.", "%(count)d orders refunded in full.", done) % {"count": done},
                 messages.SUCCESS,
             )
         elif not any(o.is_cancelable for o in orders) and not done:
@@ -128,8 +120,7 @@ class RefundPages:
         except PgPayError as exc:
             self.message_user(
                 request,
-                gettext("Order %(number)s was not refunded: %(message)s")
-                % {"number": order.order_number, "message": exc.user_message},
+                gettext("Order %(number)s was not refunded: %(message)s") % {"number": order.order_number, "message": exc.user_message},
                 messages.ERROR,
             )
             return None

@@ -60,9 +60,13 @@ class OrderSearch:
         digits = re.sub(r"\D", "", term)
         if len(digits) >= 3 and re.fullmatch(r"[\d\s()+-]+", term):
             phones = self.model._default_manager.annotate(
-                _pgpay_phone=Replace(Replace(Replace("buyer_phone", Value("-"), Value("")), Value(" "), Value("")), Value("+82"), Value("0"))
+                _pgpay_phone=Replace(
+                    Replace(Replace("buyer_phone", Value("-"), Value("")), Value(" "), Value("")), Value("+82"), Value("0")
+                )
             )
-            q |= Q(pk__in=phones.filter(_pgpay_phone__contains=digits.removeprefix("82") if digits.startswith("82") else digits).values("pk"))
+            q |= Q(
+                pk__in=phones.filter(_pgpay_phone__contains=digits.removeprefix("82") if digits.startswith("82") else digits).values("pk")
+            )
         sold = self.search_sold(request, term)
         if sold is not None:
             q |= Q(pk__in=self.model._default_manager.filter(sold).values("pk"))

@@ -11,9 +11,8 @@ from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from .. import labels, webhooks
 from ..exceptions import PgPayError
@@ -195,7 +194,9 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def reprocess_view(self, request, object_id):
         """POST: re-process one delivery (the button on its page and on the order page)."""
         opts = self.model._meta
-        here = reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[object_id], current_app=self.admin_site.name)
+        here = reverse(
+            f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[object_id], current_app=self.admin_site.name
+        )
         if request.method != "POST":
             return HttpResponseRedirect(here)
         if not self.has_reprocess_permission(request):

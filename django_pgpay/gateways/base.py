@@ -144,6 +144,7 @@ class BaseGateway:
         delivery is kept in the log and answered 403. ``remote_addr`` is
         Django's ``REMOTE_ADDR`` as stored with the delivery (None when unknown).
         """
+
     def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> WebhookEvent:
         """Parse a delivery kept in the webhook log, as of ``received_at`` (when it arrived).
 

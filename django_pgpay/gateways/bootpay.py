@@ -124,9 +124,7 @@ TOKEN_ERRORS = frozenset({"TOKEN_KEY_INVALID", "TOKEN_EXPIRED", "-200"})
 #: Bootpay's webhook senders (developers.bootpay.co.kr, webhook settings).
 WEBHOOK_NETWORKS = ("223.130.82.0/24",)
 #: ``webhook_type`` values of payments (JS SDK 5.x); others are acknowledged and ignored.
-PAYMENT_WEBHOOK_TYPES = frozenset(
-    {"PAYMENT_COMPLETED", "PAYMENT_CANCELLED", "PAYMENT_PARTIAL_CANCELLED", "PAYMENT_VIRTUAL_ACCOUNT_ISSUED"}
-)
+PAYMENT_WEBHOOK_TYPES = frozenset({"PAYMENT_COMPLETED", "PAYMENT_CANCELLED", "PAYMENT_PARTIAL_CANCELLED", "PAYMENT_VIRTUAL_ACCOUNT_ISSUED"})
 #: Browser ``open_type`` values (``OPEN_TYPE`` option).
 OPEN_TYPES = ("iframe", "popup", "redirect")
 #: ``pg_data`` key holding a virtual-account buyer's refund account, in Bootpay's own field names.
@@ -435,9 +433,14 @@ class BootpayGateway(HttpGateway):
             result = self.payment(self._object(reply, "confirm"))
         except GatewayUnavailable:
             result = None  # not a receipt we can read: fetch it
-        if result is None or result.payment_id != request.payment_id or result.state in (
-            PaymentState.PENDING,
-            PaymentState.AUTHENTICATED,
+        if (
+            result is None
+            or result.payment_id != request.payment_id
+            or result.state
+            in (
+                PaymentState.PENDING,
+                PaymentState.AUTHENTICATED,
+            )
         ):
             result = self._lookup_after_confirm(request, "NOT_SETTLED")
         return result
@@ -595,9 +598,7 @@ class BootpayGateway(HttpGateway):
         if isinstance(status, str) and status.lstrip("-").isdigit():
             status = int(status)
         event_type = webhook_type or f"STATUS_{status}"
-        event_id = "bootpay-" + _digest(
-            "\x1f".join([receipt_id, webhook_type, str(status), _canonical(data.get("cancelled_price"))])
-        )[:40]
+        event_id = "bootpay-" + _digest("\x1f".join([receipt_id, webhook_type, str(status), _canonical(data.get("cancelled_price"))]))[:40]
         other_type = webhook_type and webhook_type not in PAYMENT_WEBHOOK_TYPES
         if other_type or (isinstance(status, int) and status in OTHER_PRODUCT_STATUSES):
             return WebhookEvent(event_id=event_id, event_type=event_type[:100], raw=data)

@@ -23,7 +23,6 @@ tampered payment.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -46,8 +45,8 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, parse_amount
-from .http import loads_json
 from .base import BaseGateway
+from .http import loads_json
 from .results import (
     CancelEntry,
     CancelRequest,

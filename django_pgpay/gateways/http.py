@@ -28,10 +28,11 @@ logger = logging.getLogger("django_pgpay.http")
 #: (connect, read) seconds. A PG's confirm may take a while; connecting may not.
 DEFAULT_TIMEOUT = (3.05, 30.0)
 
+
 def dumps_json(value: Any) -> str:
     """``json.dumps`` that writes Decimals as JSON numbers without passing through float."""
     marker = f"dec{uuid.uuid4().hex}:"  # fresh per call: no user text can forge it
-    pattern = re.compile(r'"%s(-?[0-9]+(?:\.[0-9]+)?)"' % marker)
+    pattern = re.compile(rf'"{marker}(-?[0-9]+(?:\.[0-9]+)?)"')
 
     def default(obj):
         if isinstance(obj, Decimal):
@@ -161,20 +162,14 @@ class GatewayHttp:
                 allow_redirects=False,
             )
         except requests.exceptions.ConnectTimeout as exc:
-            raise GatewayUnavailable(
-                f"{self.alias}: connection timed out", gateway=self.alias, code="CONNECT_TIMEOUT", sent=False
-            ) from exc
+            raise GatewayUnavailable(f"{self.alias}: connection timed out", gateway=self.alias, code="CONNECT_TIMEOUT", sent=False) from exc
         except requests.exceptions.ConnectionError as exc:
             # A connection that could not be opened never carried the request;
             # one that broke later may have.
             sent = not _is_connect_failure(exc)
-            raise GatewayUnavailable(
-                f"{self.alias}: connection failed", gateway=self.alias, code="CONNECTION_ERROR", sent=sent
-            ) from exc
+            raise GatewayUnavailable(f"{self.alias}: connection failed", gateway=self.alias, code="CONNECTION_ERROR", sent=sent) from exc
         except requests.exceptions.Timeout as exc:
-            raise GatewayUnavailable(
-                f"{self.alias}: no answer within {self.timeout} s", gateway=self.alias, code="TIMEOUT"
-            ) from exc
+            raise GatewayUnavailable(f"{self.alias}: no answer within {self.timeout} s", gateway=self.alias, code="TIMEOUT") from exc
         except requests.exceptions.RequestException as exc:
             raise GatewayUnavailable(
                 f"{self.alias}: request failed ({type(exc).__name__})", gateway=self.alias, code="REQUEST_ERROR"

@@ -36,7 +36,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -500,7 +501,12 @@ class PortOneV1Gateway(_PortOneBase):
         body["reason"] = (request.reason or "cancel")[:255]
         account = (request.order.pg_data or {}).get("refund_receive_account")
         if isinstance(account, Mapping) and account:
-            for ours, theirs in (("holderName", "refund_holder"), ("bank", "refund_bank"), ("accountNumber", "refund_account"), ("tel", "refund_tel")):
+            for ours, theirs in (
+                ("holderName", "refund_holder"),
+                ("bank", "refund_bank"),
+                ("accountNumber", "refund_account"),
+                ("tel", "refund_tel"),
+            ):
                 if account.get(ours):
                     body[theirs] = str(account[ours])
         payment = self.payment(self._call("cancel", "POST", "/payments/cancel", body=body))
@@ -631,7 +637,10 @@ class PortOneV1Gateway(_PortOneBase):
             # A test-channel payment moves no money: it never pays an order here.
             raise NotFound(f"{self.alias}: {imp_uid} was made on a test channel", gateway=self.alias, code="SANDBOX_PAYMENT")
         pay_method = str(data.get("pay_method") or "")
-        pg_data: dict[str, Any] = {"portone_pg_provider": str(data.get("pg_provider") or ""), "portone_pg_tid": str(data.get("pg_tid") or "")}
+        pg_data: dict[str, Any] = {
+            "portone_pg_provider": str(data.get("pg_provider") or ""),
+            "portone_pg_tid": str(data.get("pg_tid") or ""),
+        }
         if data.get("sandbox") is True:
             pg_data["portone_sandbox"] = True
         expires_at = None
@@ -819,7 +828,9 @@ class PortOneV2Gateway(_PortOneBase):
         notice_url = self._notice_url(urls)
         if notice_url:
             request["noticeUrls"] = [notice_url]
-        customer = {k: v for k, v in (("fullName", order.buyer_name), ("email", order.buyer_email), ("phoneNumber", order.buyer_phone)) if v}
+        customer = {
+            k: v for k, v in (("fullName", order.buyer_name), ("email", order.buyer_email), ("phoneNumber", order.buyer_phone)) if v
+        }
         if customer:
             request["customer"] = customer
         return CheckoutResult(
@@ -843,7 +854,12 @@ class PortOneV2Gateway(_PortOneBase):
         payment_id = self._return_value(params, "paymentId", "payment_id")[:64]
         code = self._return_value(params, "code")
         if code:
-            return ReturnParams(payment_id=payment_id, order_number=payment_id, error_code=code[:100], error_message=self._return_value(params, "message")[:500])
+            return ReturnParams(
+                payment_id=payment_id,
+                order_number=payment_id,
+                error_code=code[:100],
+                error_message=self._return_value(params, "message")[:500],
+            )
         if not payment_id:
             raise InvalidRequest("paymentId is required", gateway=self.alias, code="INVALID_RETURN")
         return ReturnParams(payment_id=payment_id, order_number=payment_id)
@@ -875,7 +891,9 @@ class PortOneV2Gateway(_PortOneBase):
         account = (request.order.pg_data or {}).get("refund_receive_account")
         if isinstance(account, Mapping) and account.get("accountNumber"):
             body["refundAccount"] = {
-                k: str(account[ours]) for ours, k in (("bank", "bank"), ("accountNumber", "number"), ("holderName", "holderName"), ("tel", "holderPhoneNumber")) if account.get(ours)
+                k: str(account[ours])
+                for ours, k in (("bank", "bank"), ("accountNumber", "number"), ("holderName", "holderName"), ("tel", "holderPhoneNumber"))
+                if account.get(ours)
             }
         data = self._call("cancel", "POST", f"/payments/{quote(request.payment_id, safe='')}/cancel", body=body)
         cancellation = data.get("cancellation")
@@ -883,10 +901,14 @@ class PortOneV2Gateway(_PortOneBase):
             raise self._malformed("cancel reply (no cancellation)", data=data)
         status = str(cancellation.get("status") or "")
         if status == "FAILED":
-            raise CancelRefused(f"{self.alias}: PortOne could not cancel", gateway=self.alias, code="CANCELLATION_FAILED", http_status=200, response=data)
+            raise CancelRefused(
+                f"{self.alias}: PortOne could not cancel", gateway=self.alias, code="CANCELLATION_FAILED", http_status=200, response=data
+            )
         if status != "SUCCEEDED":
             # REQUESTED: accepted, not done yet (a bank refund). A lookup settles it.
-            raise GatewayUnavailable(f"{self.alias}: cancel {status or 'without status'}", gateway=self.alias, code="CANCELLATION_REQUESTED", response=data)
+            raise GatewayUnavailable(
+                f"{self.alias}: cancel {status or 'without status'}", gateway=self.alias, code="CANCELLATION_REQUESTED", response=data
+            )
         try:
             amount = from_minor(int(cancellation["totalAmount"]), currency)
         except (KeyError, TypeError, ValueError, MoneyError) as exc:
@@ -921,7 +943,9 @@ class PortOneV2Gateway(_PortOneBase):
         """
         secrets = self.webhook_secrets()
         if not secrets:
-            raise WebhookVerificationError(f'{self.alias}: OPTIONS["WEBHOOK_SECRET"] is not set; webhooks are refused', code="NO_WEBHOOK_SECRET")
+            raise WebhookVerificationError(
+                f'{self.alias}: OPTIONS["WEBHOOK_SECRET"] is not set; webhooks are refused', code="NO_WEBHOOK_SECRET"
+            )
         try:
             message_id = standard_webhooks.verify(secrets, headers, body, now=received_at.timestamp())
         except ValueError as exc:  # a secret that is not base64 (a check reports it)
@@ -982,7 +1006,10 @@ class PortOneV2Gateway(_PortOneBase):
             raise NotFound(f"{self.alias}: {payment_id} was made on a test channel", gateway=self.alias, code="SANDBOX_PAYMENT")
         method = data.get("method") if isinstance(data.get("method"), Mapping) else {}
         method_type = str(method.get("type") or "")
-        pg_data: dict[str, Any] = {"portone_transaction_id": str(data.get("transactionId") or ""), "portone_pg_tx_id": str(data.get("pgTxId") or "")}
+        pg_data: dict[str, Any] = {
+            "portone_transaction_id": str(data.get("transactionId") or ""),
+            "portone_pg_tx_id": str(data.get("pgTxId") or ""),
+        }
         if channel.get("type") == "TEST":
             pg_data["portone_sandbox"] = True
         expires_at = None

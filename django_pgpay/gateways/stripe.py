@@ -31,7 +31,8 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -306,7 +307,6 @@ class StripeGateway(HttpGateway):
 
     # --- plumbing ---------------------------------------------------------------
 
-
     @property
     def is_test_mode(self) -> bool:
         """True when the secret key is a test key (``sk_test_``/``rk_test_``)."""
@@ -328,7 +328,16 @@ class StripeGateway(HttpGateway):
             headers["Idempotency-Key"] = idempotency_key
         return headers
 
-    def _call(self, verb: str, method: str, path: str, *, form: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None, idempotency_key: str = "") -> dict:
+    def _call(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        *,
+        form: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        idempotency_key: str = "",
+    ) -> dict:
         if query:
             path = f"{path}?{encode_form(query)}"
         headers = self._headers(idempotency_key)
@@ -452,7 +461,11 @@ class StripeGateway(HttpGateway):
                     raise MoneyError("negative unit amount or quantity")
                 items.append(
                     {
-                        "price_data": {"currency": currency, "product_data": {"name": (item.name or order.order_name)[:250]}, "unit_amount": unit},
+                        "price_data": {
+                            "currency": currency,
+                            "product_data": {"name": (item.name or order.order_name)[:250]},
+                            "unit_amount": unit,
+                        },
                         "quantity": int(item.quantity),
                     }
                 )
@@ -606,7 +619,9 @@ class StripeGateway(HttpGateway):
             response=dict(data) if isinstance(data, Mapping) else None,
         )
 
-    def session_result(self, session: Mapping[str, Any], *, refunds: Sequence[Mapping[str, Any]] = (), state: PaymentState | None = None) -> PaymentResult:
+    def session_result(
+        self, session: Mapping[str, Any], *, refunds: Sequence[Mapping[str, Any]] = (), state: PaymentState | None = None
+    ) -> PaymentResult:
         """Read a Checkout Session (its PaymentIntent expanded or an id); a Session we cannot read is an unknown outcome."""
         try:
             session_id, status = str(session["id"]), str(session["status"])
@@ -652,7 +667,16 @@ class StripeGateway(HttpGateway):
             intent_id = str(intent["id"])
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise self._malformed("PaymentIntent", exc, intent) from exc
-        result = self._result(state, payment_id=intent_id, order_number=_order_number(intent), amount=amount, currency=currency, intent=intent, pg_data={}, raw=intent)
+        result = self._result(
+            state,
+            payment_id=intent_id,
+            order_number=_order_number(intent),
+            amount=amount,
+            currency=currency,
+            intent=intent,
+            pg_data={},
+            raw=intent,
+        )
         return self._with_refunds(result, refunds)
 
     def _result(self, state, *, payment_id, order_number, amount, currency, intent, pg_data, raw) -> PaymentResult:
@@ -903,7 +927,9 @@ class StripeGateway(HttpGateway):
             )
         elif secret and not secret.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
             messages.append(
-                checks.Warning(f'{where}["SECRET_KEY"] does not look like a Stripe secret key (sk_test_…, sk_live_…).', id="django_pgpay.W201")
+                checks.Warning(
+                    f'{where}["SECRET_KEY"] does not look like a Stripe secret key (sk_test_…, sk_live_…).', id="django_pgpay.W201"
+                )
             )
         mode = secret[3:7] if secret[:3] in ("sk_", "rk_") and secret[3:8] in ("test_", "live_") else ""
         public_mode = public[3:7] if public[:3] == "pk_" and public[3:8] in ("test_", "live_") else ""
@@ -913,11 +939,19 @@ class StripeGateway(HttpGateway):
             )
         if mode == "live" and debug:
             messages.append(
-                checks.Warning(f"{where}: live Stripe keys with DEBUG = True; real cards will be charged.", hint="Use sk_test_ keys in development.", id="django_pgpay.W202")
+                checks.Warning(
+                    f"{where}: live Stripe keys with DEBUG = True; real cards will be charged.",
+                    hint="Use sk_test_ keys in development.",
+                    id="django_pgpay.W202",
+                )
             )
         if mode == "test" and not debug:
             messages.append(
-                checks.Warning(f"{where}: test Stripe keys with DEBUG = False; no payment will be real.", hint="Use sk_live_ keys in production.", id="django_pgpay.W203")
+                checks.Warning(
+                    f"{where}: test Stripe keys with DEBUG = False; no payment will be real.",
+                    hint="Use sk_live_ keys in production.",
+                    id="django_pgpay.W203",
+                )
             )
         secrets = self.webhook_secrets()
         if not secrets:
@@ -929,7 +963,9 @@ class StripeGateway(HttpGateway):
                 )
             )
         elif not all(s.startswith("whsec_") for s in secrets):
-            messages.append(checks.Warning(f'{where}["WEBHOOK_SECRETS"]: a signing secret does not start with whsec_.', id="django_pgpay.W205"))
+            messages.append(
+                checks.Warning(f'{where}["WEBHOOK_SECRETS"]: a signing secret does not start with whsec_.', id="django_pgpay.W205")
+            )
         return messages
 
 

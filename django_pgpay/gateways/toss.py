@@ -152,7 +152,16 @@ ERRORS: dict[str, type[GatewayError]] = {
 }
 
 #: The order in which a Toss payment's status moves (a deposit's reversal aside).
-LIFECYCLE = {"READY": 0, "IN_PROGRESS": 1, "WAITING_FOR_DEPOSIT": 2, "DONE": 3, "PARTIAL_CANCELED": 4, "CANCELED": 5, "ABORTED": 5, "EXPIRED": 5}
+LIFECYCLE = {
+    "READY": 0,
+    "IN_PROGRESS": 1,
+    "WAITING_FOR_DEPOSIT": 2,
+    "DONE": 3,
+    "PARTIAL_CANCELED": 4,
+    "CANCELED": 5,
+    "ABORTED": 5,
+    "EXPIRED": 5,
+}
 
 #: Toss's own webhook event types we act on; others are acknowledged and ignored.
 PAYMENT_STATUS_CHANGED = "PAYMENT_STATUS_CHANGED"
@@ -215,7 +224,6 @@ class TossGateway(HttpGateway):
     DEFAULT_JS_SDK_URL = "https://js.tosspayments.com/v2/standard"
 
     # --- plumbing ---------------------------------------------------------------
-
 
     @property
     def is_test_mode(self) -> bool:
@@ -396,7 +404,9 @@ class TossGateway(HttpGateway):
             if not isinstance(payment_key, str) or not payment_key:
                 raise WebhookVerificationError("PAYMENT_STATUS_CHANGED without data.paymentKey")
             return WebhookEvent(
-                event_id=self._event_id(event_type, payment_key, payload.get("status"), payload.get("lastTransactionKey"), data.get("createdAt")),
+                event_id=self._event_id(
+                    event_type, payment_key, payload.get("status"), payload.get("lastTransactionKey"), data.get("createdAt")
+                ),
                 event_type=event_type,
                 payment_id=payment_key[:200],
                 order_number=str(payload.get("orderId") or "")[:64],
@@ -408,7 +418,9 @@ class TossGateway(HttpGateway):
             if not isinstance(order_id, str) or not order_id or not isinstance(secret, str) or not secret:
                 raise WebhookVerificationError("DEPOSIT_CALLBACK without orderId and secret")
             return WebhookEvent(
-                event_id=self._event_id(event_type, order_id, payload.get("status"), payload.get("transactionKey"), payload.get("createdAt")),
+                event_id=self._event_id(
+                    event_type, order_id, payload.get("status"), payload.get("transactionKey"), payload.get("createdAt")
+                ),
                 event_type=event_type,
                 payment_id=str(payload.get("paymentKey") or "")[:200],
                 order_number=order_id[:64],
@@ -560,7 +572,7 @@ class TossGateway(HttpGateway):
         if len(modes) > 1:
             messages.append(
                 checks.Error(
-                    f'{where}: SECRET_KEY and CLIENT_KEY are not both test keys or both live keys.',
+                    f"{where}: SECRET_KEY and CLIENT_KEY are not both test keys or both live keys.",
                     hint="Use the pair of one mode (and one family: widget gck/gsk or window ck/sk).",
                     id="django_pgpay.E101",
                 )

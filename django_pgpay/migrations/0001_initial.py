@@ -6,37 +6,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='WebhookEvent',
+            name="WebhookEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('gateway', models.CharField(db_index=True, max_length=32, verbose_name='gateway')),
-                ('event_id', models.CharField(blank=True, db_index=True, max_length=255, verbose_name='event id')),
-                ('event_type', models.CharField(blank=True, max_length=100, verbose_name='event type')),
-                ('order_number', models.CharField(blank=True, db_index=True, max_length=64, verbose_name='order number')),
-                ('payment_id', models.CharField(blank=True, max_length=200, verbose_name='PG payment id')),
-                ('headers', models.JSONField(blank=True, default=dict, verbose_name='headers')),
-                ('body', models.TextField(blank=True, verbose_name='body')),
-                ('remote_addr', models.GenericIPAddressField(blank=True, null=True, verbose_name='remote address')),
-                ('verified', models.BooleanField(default=False, verbose_name='verified')),
-                ('processed', models.BooleanField(db_index=True, default=False, verbose_name='processed')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('received_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='received at')),
-                ('processed_at', models.DateTimeField(blank=True, null=True, verbose_name='processed at')),
-                ('duplicate_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='django_pgpay.webhookevent', verbose_name='duplicate of')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("gateway", models.CharField(db_index=True, max_length=32, verbose_name="gateway")),
+                ("event_id", models.CharField(blank=True, db_index=True, max_length=255, verbose_name="event id")),
+                ("event_type", models.CharField(blank=True, max_length=100, verbose_name="event type")),
+                ("order_number", models.CharField(blank=True, db_index=True, max_length=64, verbose_name="order number")),
+                ("payment_id", models.CharField(blank=True, max_length=200, verbose_name="PG payment id")),
+                ("headers", models.JSONField(blank=True, default=dict, verbose_name="headers")),
+                ("body", models.TextField(blank=True, verbose_name="body")),
+                ("remote_addr", models.GenericIPAddressField(blank=True, null=True, verbose_name="remote address")),
+                ("verified", models.BooleanField(default=False, verbose_name="verified")),
+                ("processed", models.BooleanField(db_index=True, default=False, verbose_name="processed")),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                ("received_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name="received at")),
+                ("processed_at", models.DateTimeField(blank=True, null=True, verbose_name="processed at")),
+                (
+                    "duplicate_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="django_pgpay.webhookevent",
+                        verbose_name="duplicate of",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'webhook delivery',
-                'verbose_name_plural': 'webhook deliveries',
-                'ordering': ['-received_at', '-pk'],
-                'indexes': [models.Index(fields=['gateway', 'event_id'], name='pgpay_webhook_gw_event')],
+                "verbose_name": "webhook delivery",
+                "verbose_name_plural": "webhook deliveries",
+                "ordering": ["-received_at", "-pk"],
+                "indexes": [models.Index(fields=["gateway", "event_id"], name="pgpay_webhook_gw_event")],
             },
         ),
     ]

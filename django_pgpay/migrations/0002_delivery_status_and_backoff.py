@@ -17,43 +17,55 @@ def set_delivery_status(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('django_pgpay', '0001_initial'),
+        ("django_pgpay", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhookevent',
-            name='attempted_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='last attempt'),
+            model_name="webhookevent",
+            name="attempted_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="last attempt"),
         ),
         migrations.AddField(
-            model_name='webhookevent',
-            name='attempts',
-            field=models.PositiveIntegerField(default=0, help_text='How often it was processed.', verbose_name='attempts'),
+            model_name="webhookevent",
+            name="attempts",
+            field=models.PositiveIntegerField(default=0, help_text="How often it was processed.", verbose_name="attempts"),
         ),
         migrations.AddField(
-            model_name='webhookevent',
-            name='status',
-            field=models.CharField(choices=[('received', 'Received'), ('applied', 'Applied'), ('duplicate', 'Duplicate'), ('ignored', 'Ignored'), ('refused', 'Refused'), ('failed', 'Failed')], db_index=True, default='received', max_length=16, verbose_name='status'),
+            model_name="webhookevent",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("received", "Received"),
+                    ("applied", "Applied"),
+                    ("duplicate", "Duplicate"),
+                    ("ignored", "Ignored"),
+                    ("refused", "Refused"),
+                    ("failed", "Failed"),
+                ],
+                db_index=True,
+                default="received",
+                max_length=16,
+                verbose_name="status",
+            ),
         ),
         migrations.CreateModel(
-            name='ReconcileState',
+            name="ReconcileState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('order_model', models.CharField(max_length=100, verbose_name='order model')),
-                ('order_pk', models.CharField(max_length=64, verbose_name='order id')),
-                ('order_number', models.CharField(blank=True, max_length=64, verbose_name='order number')),
-                ('failures', models.PositiveIntegerField(default=0, verbose_name='failures in a row')),
-                ('next_attempt_at', models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='next attempt')),
-                ('last_error', models.TextField(blank=True, verbose_name='last error')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("order_model", models.CharField(max_length=100, verbose_name="order model")),
+                ("order_pk", models.CharField(max_length=64, verbose_name="order id")),
+                ("order_number", models.CharField(blank=True, max_length=64, verbose_name="order number")),
+                ("failures", models.PositiveIntegerField(default=0, verbose_name="failures in a row")),
+                ("next_attempt_at", models.DateTimeField(blank=True, db_index=True, null=True, verbose_name="next attempt")),
+                ("last_error", models.TextField(blank=True, verbose_name="last error")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'reconciliation backoff',
-                'verbose_name_plural': 'reconciliation backoffs',
-                'constraints': [models.UniqueConstraint(fields=('order_model', 'order_pk'), name='pgpay_reconcile_state_order')],
+                "verbose_name": "reconciliation backoff",
+                "verbose_name_plural": "reconciliation backoffs",
+                "constraints": [models.UniqueConstraint(fields=("order_model", "order_pk"), name="pgpay_reconcile_state_order")],
             },
         ),
         migrations.RunPython(set_delivery_status, migrations.RunPython.noop),

@@ -17,13 +17,11 @@ nothing (the transaction rolls back).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from functools import cache
 from typing import Any
 

@@ -874,7 +874,13 @@ class BootpaySandbox(SandboxPG):
                 return _sdk_error("RC_CONFIRM_FAILED", ERRORS["RC_CONFIRM_FAILED"][1])
             self._approve(payment, now)
         event = "issued" if payment.state["status"] == 5 else "done"
-        result = {"event": event, "receipt_id": payment.key, "order_id": payment.order_id, "price": payment.state["price"], "data": self.render(payment)}
+        result = {
+            "event": event,
+            "receipt_id": payment.key,
+            "order_id": payment.order_id,
+            "price": payment.state["price"],
+            "data": self.render(payment),
+        }
         return _cors(HttpResponse(dumps(result), content_type="application/json"))
 
     def view_receipt_page(self, request: HttpRequest, receipt_id: str) -> HttpResponse:
@@ -1012,8 +1018,6 @@ class BootpaySandbox(SandboxPG):
         return payment is not None and self.refresh(payment, now)
 
 
-
-
 def _token(salt: str) -> str:
     """The access token of a :class:`SandboxToken` row (never stored: derived from its salt)."""
     return hmac.new(settings.SECRET_KEY.encode("utf-8"), f"pgpay-sandbox-bootpay-token:{salt}".encode(), hashlib.sha256).hexdigest()
@@ -1034,7 +1038,10 @@ def _check_request(params: dict[str, Any]) -> tuple[str, str] | None:
         return ("INVALID_PARAMETER", "tax_free는 0 이상, price 이하의 정수여야 합니다.")
     method = params.get("method")
     if method not in (None, "") and method not in METHODS:
-        return ("INVALID_PARAMETER", f"샌드박스가 흉내 내지 않는 결제수단입니다: {str(method)[:30]} ({', '.join(sorted(set(s for _n, s in METHODS.values())))})")
+        return (
+            "INVALID_PARAMETER",
+            f"샌드박스가 흉내 내지 않는 결제수단입니다: {str(method)[:30]} ({', '.join(sorted(set(s for _n, s in METHODS.values())))})",
+        )
     items = params.get("items")
     if items:
         # bootpay.md §2: price must equal the sum of items[].price x qty, or the payment fails.

@@ -171,7 +171,13 @@ def _check_webhook_url(where: str, url: str, gateway_class: str) -> list[checks.
     try:
         match = resolve(path)
     except Resolver404:
-        return [checks.Error(f"{where} = {url!r}: {path} is not a URL of this project; every webhook would be answered 404.", hint=hint, id="pgpay_sandbox.E004")]
+        return [
+            checks.Error(
+                f"{where} = {url!r}: {path} is not a URL of this project; every webhook would be answered 404.",
+                hint=hint,
+                id="pgpay_sandbox.E004",
+            )
+        ]
     view_class = getattr(match.func, "view_class", None)
     if not (isinstance(view_class, type) and issubclass(view_class, WebhookView)):
         return [
@@ -200,7 +206,7 @@ def _check_webhook_url(where: str, url: str, gateway_class: str) -> list[checks.
     if isinstance(configured, type) and not issubclass(configured, expected):
         return [
             checks.Warning(
-                f'{where} = {url!r} goes to the alias {alias!r}, whose gateway is {configured.__name__}, not a {expected.__name__}.',
+                f"{where} = {url!r} goes to the alias {alias!r}, whose gateway is {configured.__name__}, not a {expected.__name__}.",
                 hint="Point it at the webhook URL of the alias that talks to this PG.",
                 id="pgpay_sandbox.W003",
             )

@@ -97,9 +97,7 @@ def begin(
             return Claim("replay", row_id=row.pk, answer=StoredAnswer(row.status, row.content_type, row.body), path=row.path)
         real_now = timezone.now()
         if real_now - row.started_at > IN_FLIGHT_LEASE:
-            taken = SandboxIdempotency.objects.filter(pk=row.pk, status__isnull=True, started_at=row.started_at).update(
-                started_at=real_now
-            )
+            taken = SandboxIdempotency.objects.filter(pk=row.pk, status__isnull=True, started_at=row.started_at).update(started_at=real_now)
             if taken:
                 return Claim("new", row_id=row.pk)
         return Claim("in_flight", row_id=row.pk)
@@ -108,9 +106,7 @@ def begin(
 
 def finish(row_id: int, status: int, content_type: str, body: str) -> None:
     """Keep the answer of a claimed request for replay."""
-    SandboxIdempotency.objects.filter(pk=row_id).update(
-        status=status, content_type=content_type, body=body, completed_at=timezone.now()
-    )
+    SandboxIdempotency.objects.filter(pk=row_id).update(status=status, content_type=content_type, body=body, completed_at=timezone.now())
 
 
 def release(row_id: int) -> None:

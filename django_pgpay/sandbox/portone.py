@@ -45,7 +45,8 @@ import secrets
 import string
 import time
 import uuid
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -373,7 +374,10 @@ class PortOneSandbox(_PortOneCommon):
         content_type = value.get("WEBHOOK_CONTENT_TYPE", "application/json")
         if content_type not in ("application/json", "application/x-www-form-urlencoded"):
             messages.append(
-                checks.Error(f'{where}["WEBHOOK_CONTENT_TYPE"] must be "application/json" or "application/x-www-form-urlencoded".', id="pgpay_sandbox.E002")
+                checks.Error(
+                    f'{where}["WEBHOOK_CONTENT_TYPE"] must be "application/json" or "application/x-www-form-urlencoded".',
+                    id="pgpay_sandbox.E002",
+                )
             )
         return messages
 
@@ -509,7 +513,9 @@ class PortOneSandbox(_PortOneCommon):
             "_updated": unix(now),
         }
         session = {**session, "origin": origin, "window": True, "window_token": secrets.token_urlsafe(16)}
-        return SandboxPayment.objects.create(pg=self.name, key=imp_uid, order_id=params["merchant_uid"], status="ready", state=state, session=session)
+        return SandboxPayment.objects.create(
+            pg=self.name, key=imp_uid, order_id=params["merchant_uid"], status="ready", state=state, session=session
+        )
 
     def _provider(self, params: dict[str, Any]) -> tuple[str, str]:
         legacy = params.get("pg")
@@ -572,7 +578,12 @@ class PortOneSandbox(_PortOneCommon):
             return
         if method == "card":
             state.update(
-                apply_num=_random(8, _DIGITS), card_code="361", card_name="BC카드", card_number="910020*********5", card_quota=0, card_type=0
+                apply_num=_random(8, _DIGITS),
+                card_code="361",
+                card_name="BC카드",
+                card_number="910020*********5",
+                card_quota=0,
+                card_type=0,
             )
         elif method == "trans":
             state.update(bank_code="004", bank_name="KB국민은행")
@@ -732,7 +743,9 @@ class PortOneSandbox(_PortOneCommon):
             # ("overwrite" in the settings replaces it instead). Our gateway handles both.
             raise ApiError("PREPARE_REGISTERED")
         if row is None:
-            row = SandboxPayment.objects.create(pg=PREPARE_PG, key=merchant_uid, order_id=merchant_uid, status="prepared", state=state, session={})
+            row = SandboxPayment.objects.create(
+                pg=PREPARE_PG, key=merchant_uid, order_id=merchant_uid, status="prepared", state=state, session={}
+            )
         else:
             row.state = state
             row.save(update_fields=["state", "updated_at"])
@@ -935,7 +948,11 @@ class PortOneSandbox(_PortOneCommon):
         url = session.get("m_redirect_url") or ""
         if not url:
             return ""
-        query = {"imp_uid": result.get("imp_uid") or "", "merchant_uid": result.get("merchant_uid") or "", "imp_success": "true" if result["success"] else "false"}
+        query = {
+            "imp_uid": result.get("imp_uid") or "",
+            "merchant_uid": result.get("merchant_uid") or "",
+            "imp_success": "true" if result["success"] else "false",
+        }
         if not result["success"]:
             query.update(error_code=result["error_code"], error_msg=result["error_msg"])
         return with_query(url, query)
@@ -1110,7 +1127,20 @@ class PortOneSandbox(_PortOneCommon):
         if payment is None:
             return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
         state = self.render(payment)
-        return render(request, "pgpay_sandbox/portone/receipt.html", {"title": self.title, "state": state, "cancels": state["cancel_history"], "status": state["status"], "amount": state["amount"], "currency": state["currency"], "name": state["name"], "order_id": payment.order_id})
+        return render(
+            request,
+            "pgpay_sandbox/portone/receipt.html",
+            {
+                "title": self.title,
+                "state": state,
+                "cancels": state["cancel_history"],
+                "status": state["status"],
+                "amount": state["amount"],
+                "currency": state["currency"],
+                "name": state["name"],
+                "order_id": payment.order_id,
+            },
+        )
 
     # --- the console (PortOne's admin console, for people) -------------------------------------------
 
@@ -1154,7 +1184,12 @@ class PortOneSandbox(_PortOneCommon):
                 }
             )
         prepared = [
-            {"merchant_uid": row.key, "amount": _format(money(row.state["amount"])), "currency": row.state.get("currency") or "-", "allow": row.session.get("allowOtherAmount", False)}
+            {
+                "merchant_uid": row.key,
+                "amount": _format(money(row.state["amount"])),
+                "currency": row.state.get("currency") or "-",
+                "allow": row.session.get("allowOtherAmount", False),
+            }
             for row in SandboxPayment.objects.filter(pg=PREPARE_PG).order_by("-id")[:30]
         ]
         v2 = _v2()
@@ -1194,7 +1229,11 @@ class PortOneSandbox(_PortOneCommon):
             path("payments/findAll/<str:merchant_uid>/<str:status>", api(self.view_find_all), name="portone-find-all-status"),
             path("payments/<str:imp_uid>", api(self.view_payment), name="portone-payment"),
             path("vbanks/<str:imp_uid>", api(self.view_vbank), name="portone-vbank"),
-            re_path(r"^(?P<rest>(?:users|payments|subscribe|vbanks|certifications|receipts|escrows)(?:/.*)?)$", api(self.view_unknown), name="portone-unknown"),
+            re_path(
+                r"^(?P<rest>(?:users|payments|subscribe|vbanks|certifications|receipts|escrows)(?:/.*)?)$",
+                api(self.view_unknown),
+                name="portone-unknown",
+            ),
             path("v1/iamport.js", self.view_sdk, name="portone-sdk"),
             path("v1/checkout", framed(self.view_checkout), name="portone-checkout"),
             # The window may run in a shop's iframe (third-party cookies): a per-window token guards it instead of the CSRF cookie.
@@ -1241,7 +1280,13 @@ class PortOneSandbox(_PortOneCommon):
             raise ApiError("INVALID_REQUEST", "amount must be a positive number")
         currency = currency.upper()
         now = clock.now()
-        params = {"merchant_uid": merchant_uid, "amount": amount, "pay_method": pay_method, "name": name, **{k: v for k, v in buyer.items() if k.startswith("buyer_")}}
+        params = {
+            "merchant_uid": merchant_uid,
+            "amount": amount,
+            "pay_method": pay_method,
+            "name": name,
+            **{k: v for k, v in buyer.items() if k.startswith("buyer_")},
+        }
         with transaction.atomic():
             prepared = self._locked(merchant_uid, PREPARE_PG)
             if prepared is not None and not ignore_prepare:
@@ -1253,7 +1298,12 @@ class PortOneSandbox(_PortOneCommon):
                 {**params, "_amount": value, "_currency": currency},
                 now=now,
                 origin=(origin or _site()).rstrip("/"),
-                session={"mode": "iframe", "notice_urls": [notice_url] if notice_url else [], "sandbox": sandbox, "requestedMethod": pay_method},
+                session={
+                    "mode": "iframe",
+                    "notice_urls": [notice_url] if notice_url else [],
+                    "sandbox": sandbox,
+                    "requestedMethod": pay_method,
+                },
             )
             if outcome in ("decline", "close"):
                 reason = "declined" if outcome == "decline" else "closed"
@@ -1506,7 +1556,9 @@ class PortOneV2Sandbox(_PortOneCommon):
 
     # --- state changes -----------------------------------------------------------------------
 
-    def _open(self, req: dict[str, Any], *, store_id: str, now: datetime, origin: str, session: dict[str, Any], existing: SandboxPayment | None) -> SandboxPayment:
+    def _open(
+        self, req: dict[str, Any], *, store_id: str, now: datetime, origin: str, session: dict[str, Any], existing: SandboxPayment | None
+    ) -> SandboxPayment:
         """A READY attempt, as ``requestPayment`` makes it when the window opens."""
         customer = req.get("customer") if isinstance(req.get("customer"), dict) else {}
         state = {
@@ -1528,20 +1580,50 @@ class PortOneV2Sandbox(_PortOneCommon):
             "updatedAt": rfc3339(now),
             "statusChangedAt": rfc3339(now),
             "orderName": str(req.get("orderName"))[:200],
-            "amount": {"total": req["totalAmount"], "taxFree": 0, "vat": (req["totalAmount"] * 10 + 55) // 110 if req["_currency"] == "KRW" else 0, "supply": 0, "discount": 0, "paid": 0, "cancelled": 0, "cancelledTaxFree": 0},
+            "amount": {
+                "total": req["totalAmount"],
+                "taxFree": 0,
+                "vat": (req["totalAmount"] * 10 + 55) // 110 if req["_currency"] == "KRW" else 0,
+                "supply": 0,
+                "discount": 0,
+                "paid": 0,
+                "cancelled": 0,
+                "cancelledTaxFree": 0,
+            },
             "currency": req["_currency"],
-            "customer": {k: str(v)[:200] for k, v in (("name", customer.get("fullName")), ("email", customer.get("email")), ("phoneNumber", customer.get("phoneNumber"))) if v},
-            "origin": {"platformType": "MOBILE" if session.get("mode") == "redirect" else "PC", "userAgent": session.get("userAgent") or "sandbox", "url": session.get("url") or origin, "ipAddress": session.get("ip") or "127.0.0.1"},
+            "customer": {
+                k: str(v)[:200]
+                for k, v in (
+                    ("name", customer.get("fullName")),
+                    ("email", customer.get("email")),
+                    ("phoneNumber", customer.get("phoneNumber")),
+                )
+                if v
+            },
+            "origin": {
+                "platformType": "MOBILE" if session.get("mode") == "redirect" else "PC",
+                "userAgent": session.get("userAgent") or "sandbox",
+                "url": session.get("url") or origin,
+                "ipAddress": session.get("ip") or "127.0.0.1",
+            },
             "isCulturalExpense": False,
         }
         state["amount"]["supply"] = state["amount"]["total"] - state["amount"]["vat"]
-        session = {**session, "origin": origin, "window": True, "window_token": secrets.token_urlsafe(16), "payMethod": req.get("payMethod") or "CARD"}
+        session = {
+            **session,
+            "origin": origin,
+            "window": True,
+            "window_token": secrets.token_urlsafe(16),
+            "payMethod": req.get("payMethod") or "CARD",
+        }
         if existing is not None:
             existing.state, existing.session = state, session
             existing.order_id = req["paymentId"]
             self._save(existing, now)
             return existing
-        return SandboxPayment.objects.create(pg=self.name, key=req["paymentId"], order_id=req["paymentId"], status="READY", state=state, session=session)
+        return SandboxPayment.objects.create(
+            pg=self.name, key=req["paymentId"], order_id=req["paymentId"], status="READY", state=state, session=session
+        )
 
     def _pay(self, payment: SandboxPayment, now: datetime, method: str) -> None:
         state = payment.state
@@ -1567,7 +1649,16 @@ class PortOneV2Sandbox(_PortOneCommon):
         state["method"] = {"type": kind}
         if kind == "PaymentMethodCard":
             state["method"].update(
-                card={"publisher": "BC", "issuer": "BC", "brand": "LOCAL", "type": "CREDIT", "ownerType": "PERSONAL", "bin": "910020", "name": "BC카드", "number": "910020******5"},
+                card={
+                    "publisher": "BC",
+                    "issuer": "BC",
+                    "brand": "LOCAL",
+                    "type": "CREDIT",
+                    "ownerType": "PERSONAL",
+                    "bin": "910020",
+                    "name": "BC카드",
+                    "number": "910020******5",
+                },
                 approvalNumber=_random(8, _DIGITS),
                 installment={"month": 0, "isInterestFree": False},
                 pointUsed=False,
@@ -1590,7 +1681,11 @@ class PortOneV2Sandbox(_PortOneCommon):
         code, message = V2_WINDOW_ERRORS[reason]
         payment.session["window"] = False
         payment.state["failedAt"] = rfc3339(now)
-        payment.state["failure"] = {"reason": message, "pgCode": "USER_CANCEL" if reason == "closed" else "REJECT_CARD_COMPANY", "pgMessage": message}
+        payment.state["failure"] = {
+            "reason": message,
+            "pgCode": "USER_CANCEL" if reason == "closed" else "REJECT_CARD_COMPANY",
+            "pgMessage": message,
+        }
         self._save(payment, now, "FAILED")
         self._notify(payment, now, "Transaction.Failed")
 
@@ -1663,7 +1758,12 @@ class PortOneV2Sandbox(_PortOneCommon):
         payment = self._payment(payment_id, store_id)
         if payment is not None and payment.state["status"] not in ("READY", "FAILED"):
             raise ApiError("ALREADY_PAID")
-        state = {"storeId": store_id, "totalAmount": total, "taxFreeAmount": data.get("taxFreeAmount"), "currency": currency.removeprefix("CURRENCY_") if currency else None}
+        state = {
+            "storeId": store_id,
+            "totalAmount": total,
+            "taxFreeAmount": data.get("taxFreeAmount"),
+            "currency": currency.removeprefix("CURRENCY_") if currency else None,
+        }
         row = self._locked(payment_id, V2_PREPARE_PG)
         # unconfirmed: a second pre-registration replaces the first.
         if row is None:
@@ -1698,7 +1798,12 @@ class PortOneV2Sandbox(_PortOneCommon):
         if payment is None:
             raise ApiError("PAYMENT_NOT_FOUND")
         cancellation = self._cancel(
-            payment, ctx.now, amount=values["amount"], reason=reason[:200], current=values["currentCancellableAmount"], webhook=not truthy(data.get("skipWebhook"))
+            payment,
+            ctx.now,
+            amount=values["amount"],
+            reason=reason[:200],
+            current=values["currentCancellableAmount"],
+            webhook=not truthy(data.get("skipWebhook")),
         )
         return Answer.json(200, {"cancellation": cancellation})
 
@@ -1756,7 +1861,13 @@ class PortOneV2Sandbox(_PortOneCommon):
 
     def _v2_failure(self, payment_id: Any, reason: str, tx_id: str | None = None) -> dict[str, Any]:
         code, message = V2_WINDOW_ERRORS[reason]
-        return {"transactionType": "PAYMENT", "paymentId": payment_id if isinstance(payment_id, str) else None, "txId": tx_id, "code": code, "message": message}
+        return {
+            "transactionType": "PAYMENT",
+            "paymentId": payment_id if isinstance(payment_id, str) else None,
+            "txId": tx_id,
+            "code": code,
+            "message": message,
+        }
 
     def _redirect_url(self, session: dict[str, Any], result: dict[str, Any]) -> str:
         url = session.get("redirectUrl") or ""
@@ -1818,7 +1929,10 @@ class PortOneV2Sandbox(_PortOneCommon):
                 if allowed:
                     prepared.save(update_fields=["session", "updated_at"])
                 held = prepared.state
-                if not allowed and ((held.get("totalAmount") is not None and held["totalAmount"] != total) or (held.get("currency") and held["currency"] != currency)):
+                if not allowed and (
+                    (held.get("totalAmount") is not None and held["totalAmount"] != total)
+                    or (held.get("currency") and held["currency"] != currency)
+                ):
                     return refuse("amount_mismatch")
             existing = self._payment(payment_id, store_id)
             if existing is None and SandboxPayment.objects.filter(pg=self.name, key=payment_id).exists():
@@ -1827,7 +1941,9 @@ class PortOneV2Sandbox(_PortOneCommon):
                 return refuse("already_paid")
             notice = req.get("noticeUrls")
             session["noticeUrls"] = [u for u in (notice if isinstance(notice, list) else []) if isinstance(u, str) and u][:5]
-            payment = self._open({**req, "_currency": currency}, store_id=store_id, now=now, origin=origin, session=session, existing=existing)
+            payment = self._open(
+                {**req, "_currency": currency}, store_id=store_id, now=now, origin=origin, session=session, existing=existing
+            )
         return HttpResponseRedirect(reverse("pgpay_sandbox:portone-v2-pay", args=[payment.key]), status=303)
 
     def view_pay(self, request: HttpRequest, payment_id: str) -> HttpResponse:
@@ -1898,8 +2014,20 @@ class PortOneV2Sandbox(_PortOneCommon):
         if payment is None:
             return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
         state = payment.state
-        cancels = [{"cancelled_at": c.get("cancelledAt"), "amount": c["totalAmount"], "reason": c.get("reason")} for c in state.get("cancellations") or ()]
-        context = {"title": self.title, "state": state, "cancels": cancels, "status": state["status"], "amount": state["amount"]["total"], "currency": state["currency"], "name": state.get("orderName"), "order_id": payment.key}
+        cancels = [
+            {"cancelled_at": c.get("cancelledAt"), "amount": c["totalAmount"], "reason": c.get("reason")}
+            for c in state.get("cancellations") or ()
+        ]
+        context = {
+            "title": self.title,
+            "state": state,
+            "cancels": cancels,
+            "status": state["status"],
+            "amount": state["amount"]["total"],
+            "currency": state["currency"],
+            "name": state.get("orderName"),
+            "order_id": payment.key,
+        }
         return render(request, "pgpay_sandbox/portone/receipt.html", context)
 
     def urlpatterns(self) -> list:
@@ -1909,7 +2037,11 @@ class PortOneV2Sandbox(_PortOneCommon):
             path("payments/<str:payment_id>/cancel", api(self.view_cancel), name="portone-v2-cancel"),
             path("payments/<str:payment_id>/virtual-account/close", api(self.view_close), name="portone-v2-close"),
             path("payments/<str:payment_id>", api(self.view_payment), name="portone-v2-payment"),
-            re_path(r"^(?P<rest>(?:payments|login|token|billing-keys|payment-schedules)(?:/.*)?)$", api(self.view_unknown), name="portone-v2-unknown"),
+            re_path(
+                r"^(?P<rest>(?:payments|login|token|billing-keys|payment-schedules)(?:/.*)?)$",
+                api(self.view_unknown),
+                name="portone-v2-unknown",
+            ),
             path("v2/browser-sdk.js", self.view_sdk, name="portone-v2-sdk"),
             path("v2/checkout", framed(self.view_checkout), name="portone-v2-checkout"),
             path("v2/pay/<str:payment_id>", framed(self.view_pay), name="portone-v2-pay"),
@@ -1952,9 +2084,18 @@ class PortOneV2Sandbox(_PortOneCommon):
             existing = self._payment(payment_id, store_id)
             if existing is not None and existing.state["status"] not in ("READY", "FAILED"):
                 return self._v2_failure(payment_id, "already_paid")
-            req = {"paymentId": payment_id, "totalAmount": int(total_amount), "orderName": order_name, "channelKey": "channel-key-sandbox", "payMethod": pay_method, "_currency": currency}
+            req = {
+                "paymentId": payment_id,
+                "totalAmount": int(total_amount),
+                "orderName": order_name,
+                "channelKey": "channel-key-sandbox",
+                "payMethod": pay_method,
+                "_currency": currency,
+            }
             session = {"mode": "iframe", "noticeUrls": [notice_url] if notice_url else []}
-            payment = self._open(req, store_id=store_id, now=now, origin=(origin or _site()).rstrip("/"), session=session, existing=existing)
+            payment = self._open(
+                req, store_id=store_id, now=now, origin=(origin or _site()).rstrip("/"), session=session, existing=existing
+            )
             tx_id = payment.state["transactionId"]
             if outcome in ("decline", "close"):
                 reason = "declined" if outcome == "decline" else "closed"
@@ -1987,7 +2128,10 @@ class PortOneV2Sandbox(_PortOneCommon):
         value = None if amount in (None, "") else number(amount)
         if amount not in (None, "") and (value is None or value <= 0 or value != value.to_integral_value()):
             raise ApiError("INVALID_REQUEST", "amount must be a positive whole number")
-        return self._act(payment_id, lambda payment, now: self._cancel(payment, now, amount=None if value is None else int(value), reason=reason, trigger="CONSOLE"))
+        return self._act(
+            payment_id,
+            lambda payment, now: self._cancel(payment, now, amount=None if value is None else int(value), reason=reason, trigger="CONSOLE"),
+        )
 
     def act_payment(self, payment_id: str) -> dict[str, Any]:
         return self._act(payment_id, lambda payment, now: None)

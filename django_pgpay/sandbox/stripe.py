@@ -38,7 +38,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,7 +92,13 @@ TEST_CARDS: dict[str, tuple[str, str, str, str, str]] = {
     "4000000000009987": ("visa", "declined", "card_declined", "lost_card", "Your card was declined."),
     "4000000000000069": ("visa", "declined", "expired_card", "expired_card", "Your card has expired."),
     "4000000000000127": ("visa", "declined", "incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect."),
-    "4000000000000119": ("visa", "declined", "processing_error", "processing_error", "An error occurred while processing your card. Try again in a little bit."),
+    "4000000000000119": (
+        "visa",
+        "declined",
+        "processing_error",
+        "processing_error",
+        "An error occurred while processing your card. Try again in a little bit.",
+    ),
     "4000002500003155": ("visa", "3ds", "", "", ""),
     "4000002760003184": ("visa", "3ds", "", "", ""),
     "4000008400001629": ("visa", "3ds_declined", "card_declined", "card_declined", "Your card was declined."),
@@ -128,7 +135,20 @@ INTENT_DATA_PARAMS = frozenset(
     """.split()
 )
 REFUND_PARAMS = frozenset(
-    {"amount", "charge", "currency", "customer", "expand", "instructions_email", "metadata", "origin", "payment_intent", "reason", "refund_application_fee", "reverse_transfer"}
+    {
+        "amount",
+        "charge",
+        "currency",
+        "customer",
+        "expand",
+        "instructions_email",
+        "metadata",
+        "origin",
+        "payment_intent",
+        "reason",
+        "refund_application_fee",
+        "reverse_transfer",
+    }
 )
 #: Expandable fields per object: the object type they hold (None: valid at Stripe, not emulated).
 EXPANDABLE: dict[str, dict[str, str | None]] = {
@@ -141,20 +161,57 @@ EXPANDABLE: dict[str, dict[str, str | None]] = {
         "setup_intent": None,
         "subscription": None,
     },
-    "payment_intent": {"latest_charge": "charge", "payment_method": "payment_method", "customer": None, "invoice": None, "review": None, "on_behalf_of": None, "application": None},
-    "charge": {"payment_intent": "payment_intent", "balance_transaction": None, "customer": None, "invoice": None, "review": None, "application": None, "on_behalf_of": None, "source_transfer": None, "transfer": None},
-    "refund": {"charge": "charge", "payment_intent": "payment_intent", "balance_transaction": None, "failure_balance_transaction": None, "source_transfer_reversal": None, "transfer_reversal": None},
+    "payment_intent": {
+        "latest_charge": "charge",
+        "payment_method": "payment_method",
+        "customer": None,
+        "invoice": None,
+        "review": None,
+        "on_behalf_of": None,
+        "application": None,
+    },
+    "charge": {
+        "payment_intent": "payment_intent",
+        "balance_transaction": None,
+        "customer": None,
+        "invoice": None,
+        "review": None,
+        "application": None,
+        "on_behalf_of": None,
+        "source_transfer": None,
+        "transfer": None,
+    },
+    "refund": {
+        "charge": "charge",
+        "payment_intent": "payment_intent",
+        "balance_transaction": None,
+        "failure_balance_transaction": None,
+        "source_transfer_reversal": None,
+        "transfer_reversal": None,
+    },
     "payment_method": {"customer": None},
     "event": {},
 }
 #: Stripe error codes a fault may name (``code=``): HTTP status, type, message.
 ERRORS: dict[str, tuple[int, str, str]] = {
     "api_error": (500, "api_error", "An unknown error occurred"),
-    "rate_limit": (429, "invalid_request_error", "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits."),
-    "lock_timeout": (400, "invalid_request_error", "This object cannot be accessed right now because another API request or Stripe process is currently accessing it. If you see this error intermittently, retry the request. If you see this error frequently and are making multiple concurrent requests to a single object, make your requests serially or at a lower rate."),
+    "rate_limit": (
+        429,
+        "invalid_request_error",
+        "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+    ),
+    "lock_timeout": (
+        400,
+        "invalid_request_error",
+        "This object cannot be accessed right now because another API request or Stripe process is currently accessing it. If you see this error intermittently, retry the request. If you see this error frequently and are making multiple concurrent requests to a single object, make your requests serially or at a lower rate.",
+    ),
     "api_key_expired": (401, "invalid_request_error", "Expired API Key provided."),
     "card_declined": (402, "card_error", "Your card was declined."),
-    "idempotency_key_in_use": (409, "invalid_request_error", "There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): {key}. Please try again later."),
+    "idempotency_key_in_use": (
+        409,
+        "invalid_request_error",
+        "There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): {key}. Please try again later.",
+    ),
     "balance_insufficient": (400, "invalid_request_error", "You have insufficient funds in your Stripe account for this transfer."),
     "charge_disputed": (400, "invalid_request_error", "This charge has been disputed and cannot be refunded."),
 }
@@ -267,7 +324,9 @@ class StripeSandbox(SandboxPG):
                     )
                 )
         elif not isinstance(secrets_, (list, tuple)) or not all(isinstance(s, str) and s.startswith("whsec_") for s in secrets_):
-            messages.append(checks.Error(f'{where}["WEBHOOK_SECRET"] must be a "whsec_..." string or a list of them.', id="pgpay_sandbox.E002"))
+            messages.append(
+                checks.Error(f'{where}["WEBHOOK_SECRET"] must be a "whsec_..." string or a list of them.', id="pgpay_sandbox.E002")
+            )
         events = value.get("WEBHOOK_EVENTS")
         if events is not None and (not isinstance(events, (list, tuple)) or not all(isinstance(e, str) for e in events)):
             messages.append(checks.Error(f'{where}["WEBHOOK_EVENTS"] must be a list of event types (or ["*"]).', id="pgpay_sandbox.E002"))
@@ -313,7 +372,14 @@ class StripeSandbox(SandboxPG):
         key = ctx.request.headers.get(self.idempotency_header, "")
         if code == "IDEMPOTENT_REQUEST_PROCESSING":
             status, kind, message = ERRORS["idempotency_key_in_use"]
-            return StripeError(status, message.format(key=key), type=kind, code="idempotency_key_in_use", keep=False, headers=(("Stripe-Should-Retry", "true"),))
+            return StripeError(
+                status,
+                message.format(key=key),
+                type=kind,
+                code="idempotency_key_in_use",
+                keep=False,
+                headers=(("Stripe-Should-Retry", "true"),),
+            )
         if code == "INVALID_IDEMPOTENCY_KEY":
             return StripeError(400, f"Idempotency keys must be at most {self.idempotency_key_max} characters long.", keep=False)
         if code in ("NOT_FOUND", "METHOD_NOT_ALLOWED"):
@@ -475,8 +541,14 @@ class StripeSandbox(SandboxPG):
             pg=self.name, key=event["id"], order_id=order_id[:100], status="event", state=event, session={"type": event_type}
         )
         if send:
-            headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)", "Cache-Control": "no-cache"}
-            webhooks.enqueue(self.name, event_type, _json_text(event), url=url, payment_key=str(obj.get("id") or ""), headers=headers, now=now)
+            headers = {
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+                "Cache-Control": "no-cache",
+            }
+            webhooks.enqueue(
+                self.name, event_type, _json_text(event), url=url, payment_key=str(obj.get("id") or ""), headers=headers, now=now
+            )
         return event
 
     # --- rows ----------------------------------------------------------------------------
@@ -489,7 +561,9 @@ class StripeSandbox(SandboxPG):
             rows = rows.select_for_update()
         return rows.first()
 
-    def _create(self, obj: dict[str, Any], *, order_id: str = "", notes: dict[str, Any] | None = None, due_at: datetime | None = None) -> SandboxPayment:
+    def _create(
+        self, obj: dict[str, Any], *, order_id: str = "", notes: dict[str, Any] | None = None, due_at: datetime | None = None
+    ) -> SandboxPayment:
         return SandboxPayment.objects.create(
             pg=self.name,
             key=obj["id"],
@@ -616,7 +690,9 @@ class StripeSandbox(SandboxPG):
                 keep=False,
             )
         if total > 999_999_999_999:
-            raise StripeError(400, "The Checkout Session's total amount due is too large.", code="amount_too_large", param="line_items", keep=False)
+            raise StripeError(
+                400, "The Checkout Session's total amount due is too large.", code="amount_too_large", param="line_items", keep=False
+            )
         if p.get("currency") not in (None, "") and wire.currency(p["currency"], "currency") != currency:
             raise wire.invalid("currency", "currency must match the currency of the line items.")
         expires_at = _ts(now) + DEFAULT_EXPIRY
@@ -626,7 +702,9 @@ class StripeSandbox(SandboxPG):
             real_now = int(time.time())
             low, high = EXPIRES_RANGE
             if not low - 5 <= given - real_now <= high + 5:
-                raise wire.invalid("expires_at", "The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation.")
+                raise wire.invalid(
+                    "expires_at", "The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation."
+                )
             expires_at = given + (_ts(now) - real_now)
         client_reference_id = None
         if p.get("client_reference_id") not in (None, ""):
@@ -675,7 +753,18 @@ class StripeSandbox(SandboxPG):
             "customer_email": customer_email,
             "expires_at": expires_at,
             "invoice": None,
-            "invoice_creation": {"enabled": False, "invoice_data": {"account_tax_ids": None, "custom_fields": None, "description": None, "footer": None, "issuer": None, "metadata": {}, "rendering_options": None}},
+            "invoice_creation": {
+                "enabled": False,
+                "invoice_data": {
+                    "account_tax_ids": None,
+                    "custom_fields": None,
+                    "description": None,
+                    "footer": None,
+                    "issuer": None,
+                    "metadata": {},
+                    "rendering_options": None,
+                },
+            },
             "livemode": False,
             "locale": locale,
             "metadata": metadata,
@@ -711,7 +800,9 @@ class StripeSandbox(SandboxPG):
                 "metadata": intent_metadata,
                 "description": intent_data.get("description") if isinstance(intent_data.get("description"), str) else None,
                 "receipt_email": intent_data.get("receipt_email") if isinstance(intent_data.get("receipt_email"), str) else None,
-                "statement_descriptor": intent_data.get("statement_descriptor") if isinstance(intent_data.get("statement_descriptor"), str) else None,
+                "statement_descriptor": intent_data.get("statement_descriptor")
+                if isinstance(intent_data.get("statement_descriptor"), str)
+                else None,
             },
         }
         self._create(session, order_id=self._order_of(session), notes=notes, due_at=_from_ts(expires_at))
@@ -738,7 +829,10 @@ class StripeSandbox(SandboxPG):
                 raise wire.missing(f"{where}[price_data]", f"You must specify either `price` or `price_data` in {where}.")
             wire.unknown_params(price, PRICE_DATA_PARAMS, f"{where}[price_data]")
             if price.get("recurring") not in (None, ""):
-                raise wire.invalid(f"{where}[price_data][recurring]", "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.")
+                raise wire.invalid(
+                    f"{where}[price_data][recurring]",
+                    "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.",
+                )
             if "currency" not in price:
                 raise wire.missing(f"{where}[price_data][currency]")
             code = wire.currency(price["currency"], f"{where}[price_data][currency]")
@@ -757,7 +851,9 @@ class StripeSandbox(SandboxPG):
                 raise wire.missing(f"{where}[price_data][unit_amount]")
             if code in ("bhd", "jod", "kwd", "omr", "tnd") and unit % 10:
                 # Stripe: three-decimal amounts must end in 0 (stripe.md §8); the wording is unconfirmed.
-                raise wire.invalid(f"{where}[price_data][unit_amount]", f"Amounts in {code} must be divisible by 10.", code="invalid_amount")
+                raise wire.invalid(
+                    f"{where}[price_data][unit_amount]", f"Amounts in {code} must be divisible by 10.", code="invalid_amount"
+                )
             product = price.get("product_data")
             if price.get("product") not in (None, ""):
                 raise wire.no_such("product", str(price["product"]), f"{where}[price_data][product]")
@@ -842,10 +938,20 @@ class StripeSandbox(SandboxPG):
         intent_id = session.get("payment_intent")
         if intent_id:
             intent_row = self._row(intent_id, lock=True)
-            if intent_row is not None and intent_row.state.get("status") in ("requires_payment_method", "requires_action", "requires_confirmation"):
+            if intent_row is not None and intent_row.state.get("status") in (
+                "requires_payment_method",
+                "requires_action",
+                "requires_confirmation",
+            ):
                 intent_row.state.update(status="canceled", canceled_at=_ts(now), cancellation_reason="abandoned", next_action=None)
                 self._save(intent_row)
-                self._event("payment_intent.canceled", intent_row.state, now, order_id=intent_row.order_id, origin=row.session.get("webhook_origin", ""))
+                self._event(
+                    "payment_intent.canceled",
+                    intent_row.state,
+                    now,
+                    order_id=intent_row.order_id,
+                    origin=row.session.get("webhook_origin", ""),
+                )
         self._save(row, due_at=None)
         self._event("checkout.session.expired", session, now, order_id=row.order_id, ctx=ctx, origin=row.session.get("webhook_origin", ""))
 
@@ -916,7 +1022,9 @@ class StripeSandbox(SandboxPG):
         lag = float(self.config().get("SEARCH_LAG") or 0)
         newest = _ts(ctx.now - timedelta(seconds=lag)) if lag else None
         rows = SandboxPayment.objects.filter(pg=self.name, key__startswith="pi_").order_by("-id")
-        wanted_order = next((value for field, op, value, negated in clauses if field == "metadata.order_id" and op == ":" and not negated), None)
+        wanted_order = next(
+            (value for field, op, value, negated in clauses if field == "metadata.order_id" and op == ":" and not negated), None
+        )
         if wanted_order is not None and joiner == "AND":
             rows = rows.filter(order_id=wanted_order[:100])
         found = []
@@ -925,7 +1033,7 @@ class StripeSandbox(SandboxPG):
             if newest is not None and int(intent.get("created") or 0) > newest:
                 continue
             results = [_matches(intent, clause) for clause in clauses]
-            if (all(results) if joiner == "AND" else any(results)):
+            if all(results) if joiner == "AND" else any(results):
                 found.append(copy.deepcopy(intent))
         offset = 0
         if p.get("page") not in (None, ""):
@@ -979,7 +1087,9 @@ class StripeSandbox(SandboxPG):
             "on_behalf_of": None,
             "payment_method": None,
             "payment_method_configuration_details": None,
-            "payment_method_options": {"card": {"installments": None, "mandate_options": None, "network": None, "request_three_d_secure": "automatic"}},
+            "payment_method_options": {
+                "card": {"installments": None, "mandate_options": None, "network": None, "request_three_d_secure": "automatic"}
+            },
             "payment_method_types": list(session.get("payment_method_types") or ["card"]),
             "processing": None,
             "receipt_email": notes.get("receipt_email"),
@@ -1019,7 +1129,17 @@ class StripeSandbox(SandboxPG):
         self._create(method)
         return method
 
-    def _charge(self, intent_row: SandboxPayment, method: dict[str, Any], now: datetime, *, status: str, origin: str, failure: tuple[str, str, str] | None = None, three_d_secure: dict | None = None) -> dict[str, Any]:
+    def _charge(
+        self,
+        intent_row: SandboxPayment,
+        method: dict[str, Any],
+        now: datetime,
+        *,
+        status: str,
+        origin: str,
+        failure: tuple[str, str, str] | None = None,
+        three_d_secure: dict | None = None,
+    ) -> dict[str, Any]:
         intent = intent_row.state
         charge_id = wire.random_id("ch")
         paid = status == "succeeded"
@@ -1043,9 +1163,23 @@ class StripeSandbox(SandboxPG):
             details[DELAYED_METHOD] = _BANK_ACCOUNT
         code, decline_code, message = failure or (None, None, None)
         outcome = (
-            {"network_status": "approved_by_network", "reason": None, "risk_level": "normal", "risk_score": 21, "seller_message": "Payment complete.", "type": "authorized"}
+            {
+                "network_status": "approved_by_network",
+                "reason": None,
+                "risk_level": "normal",
+                "risk_score": 21,
+                "seller_message": "Payment complete.",
+                "type": "authorized",
+            }
             if status != "failed"
-            else {"network_status": "declined_by_network", "reason": decline_code, "risk_level": "normal", "risk_score": 21, "seller_message": "The bank did not return any further details with this decline.", "type": "issuer_declined"}
+            else {
+                "network_status": "declined_by_network",
+                "reason": decline_code,
+                "risk_level": "normal",
+                "risk_score": 21,
+                "seller_message": "The bank did not return any further details with this decline.",
+                "type": "issuer_declined",
+            }
         )
         charge = {
             "id": charge_id,
@@ -1118,13 +1252,17 @@ class StripeSandbox(SandboxPG):
         email = form.get("email", "").strip() or row.state.get("customer_email") or ""
         if not _EMAIL.match(email):
             return PageResult("invalid", _("Your email address is invalid."), "email")
-        brand, outcome, code, decline_code, message = TEST_CARDS.get(number, ("visa" if number[0] == "4" else "mastercard", "declined", "card_declined", "test_mode_live_card", LIVE_CARD_MESSAGE))
+        brand, outcome, code, decline_code, message = TEST_CARDS.get(
+            number, ("visa" if number[0] == "4" else "mastercard", "declined", "card_declined", "test_mode_live_card", LIVE_CARD_MESSAGE)
+        )
         fault = faults.take(self.name, "confirm", [row.key, row.order_id])
         if fault is not None:
             # An armed confirm fault declines this attempt whatever the card (decline_code from code=).
             code = str(fault.param("code", "card_declined")) if fault.kind == "decline" else "processing_error"
             decline_code = code if code != "card_declined" else "generic_decline"
-            message = str(fault.param("message", "Your card was declined." if fault.kind == "decline" else TEST_CARDS["4000000000000119"][4]))
+            message = str(
+                fault.param("message", "Your card was declined." if fault.kind == "decline" else TEST_CARDS["4000000000000119"][4])
+            )
             outcome = "declined"
         card = {
             "brand": brand,
@@ -1148,11 +1286,23 @@ class StripeSandbox(SandboxPG):
         if outcome in ("3ds", "3ds_declined"):
             intent.update(
                 status="requires_action",
-                next_action={"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": row.session.get("origin", "") + reverse("pgpay_sandbox:stripe-authenticate", args=[row.key])}},
+                next_action={
+                    "type": "use_stripe_sdk",
+                    "use_stripe_sdk": {
+                        "type": "three_d_secure_redirect",
+                        "stripe_js": row.session.get("origin", "") + reverse("pgpay_sandbox:stripe-authenticate", args=[row.key]),
+                    },
+                },
             )
-            intent_row.session["pending_3ds"] = {"method": method["id"], "then": "declined" if outcome == "3ds_declined" else "paid", "failure": [code, decline_code, message]}
+            intent_row.session["pending_3ds"] = {
+                "method": method["id"],
+                "then": "declined" if outcome == "3ds_declined" else "paid",
+                "failure": [code, decline_code, message],
+            }
             self._save(intent_row)
-            self._event("payment_intent.requires_action", intent, now, order_id=intent_row.order_id, origin=row.session.get("webhook_origin", ""))
+            self._event(
+                "payment_intent.requires_action", intent, now, order_id=intent_row.order_id, origin=row.session.get("webhook_origin", "")
+            )
             return PageResult("action")
         if outcome == "declined":
             self._decline(row, intent_row, method, now, (code, decline_code, message))
@@ -1181,9 +1331,18 @@ class StripeSandbox(SandboxPG):
                 },
             )
             self._save(intent_row)
-            self._event("payment_intent.payment_failed", intent, now, order_id=intent_row.order_id, origin=row.session.get("webhook_origin", ""))
+            self._event(
+                "payment_intent.payment_failed", intent, now, order_id=intent_row.order_id, origin=row.session.get("webhook_origin", "")
+            )
             return PageResult("declined", _authentication_failed())
-        secure = {"authentication_flow": "challenge", "electronic_commerce_indicator": "05", "result": "authenticated", "result_reason": None, "transaction_id": wire.random_id("x", 20), "version": "2.2.0"}
+        secure = {
+            "authentication_flow": "challenge",
+            "electronic_commerce_indicator": "05",
+            "result": "authenticated",
+            "result_reason": None,
+            "transaction_id": wire.random_id("x", 20),
+            "version": "2.2.0",
+        }
         if pending["then"] == "declined":
             code, decline_code, message = pending["failure"]
             self._decline(row, intent_row, method, now, (code, decline_code, message), three_d_secure=secure)
@@ -1225,7 +1384,16 @@ class StripeSandbox(SandboxPG):
         self._event("checkout.session.completed", session, now, order_id=row.order_id, origin=webhook_origin)
         return PageResult("processing")
 
-    def _succeed(self, row: SandboxPayment, intent_row: SandboxPayment, method: dict[str, Any], now: datetime, *, email: str, three_d_secure: dict | None = None) -> None:
+    def _succeed(
+        self,
+        row: SandboxPayment,
+        intent_row: SandboxPayment,
+        method: dict[str, Any],
+        now: datetime,
+        *,
+        email: str,
+        three_d_secure: dict | None = None,
+    ) -> None:
         origin = row.session.get("origin", "")
         webhook_origin = row.session.get("webhook_origin", "")
         charge = self._charge(intent_row, method, now, status="succeeded", origin=origin, three_d_secure=three_d_secure)
@@ -1239,10 +1407,20 @@ class StripeSandbox(SandboxPG):
         self._save(row, due_at=None)
         self._event("checkout.session.completed", session, now, order_id=row.order_id, origin=webhook_origin)
 
-    def _decline(self, row: SandboxPayment, intent_row: SandboxPayment, method: dict[str, Any], now: datetime, failure: tuple[str, str, str], three_d_secure: dict | None = None) -> None:
+    def _decline(
+        self,
+        row: SandboxPayment,
+        intent_row: SandboxPayment,
+        method: dict[str, Any],
+        now: datetime,
+        failure: tuple[str, str, str],
+        three_d_secure: dict | None = None,
+    ) -> None:
         code, decline_code, message = failure
         webhook_origin = row.session.get("webhook_origin", "")
-        charge = self._charge(intent_row, method, now, status="failed", origin=row.session.get("origin", ""), failure=failure, three_d_secure=three_d_secure)
+        charge = self._charge(
+            intent_row, method, now, status="failed", origin=row.session.get("origin", ""), failure=failure, three_d_secure=three_d_secure
+        )
         intent = intent_row.state
         intent.update(
             status="requires_payment_method",
@@ -1272,14 +1450,21 @@ class StripeSandbox(SandboxPG):
         charge_row = self._row(intent.get("latest_charge"), lock=True)
         charge = charge_row.state
         if succeed:
-            charge.update(status="succeeded", paid=True, captured=True, amount_captured=charge["amount"], balance_transaction=wire.random_id("txn"))
+            charge.update(
+                status="succeeded", paid=True, captured=True, amount_captured=charge["amount"], balance_transaction=wire.random_id("txn")
+            )
             intent.update(status="succeeded", amount_received=intent["amount"])
         else:
             charge.update(
                 status="failed",
                 failure_code="insufficient_funds",
                 failure_message="The customer's account has insufficient funds to cover this payment.",
-                outcome={**charge["outcome"], "network_status": "declined_by_network", "type": "issuer_declined", "seller_message": "The bank returned the decline code `insufficient_funds`."},
+                outcome={
+                    **charge["outcome"],
+                    "network_status": "declined_by_network",
+                    "type": "issuer_declined",
+                    "seller_message": "The bank returned the decline code `insufficient_funds`.",
+                },
             )
             intent.update(
                 status="requires_payment_method",
@@ -1294,7 +1479,13 @@ class StripeSandbox(SandboxPG):
         self._save(charge_row)
         self._save(intent_row, due_at=None)
         self._event("charge.succeeded" if succeed else "charge.failed", charge, now, order_id=intent_row.order_id, origin=webhook_origin)
-        self._event("payment_intent.succeeded" if succeed else "payment_intent.payment_failed", intent, now, order_id=intent_row.order_id, origin=webhook_origin)
+        self._event(
+            "payment_intent.succeeded" if succeed else "payment_intent.payment_failed",
+            intent,
+            now,
+            order_id=intent_row.order_id,
+            origin=webhook_origin,
+        )
         if session_row is not None:
             if succeed:
                 session_row.state["payment_status"] = "paid"
@@ -1333,7 +1524,12 @@ class StripeSandbox(SandboxPG):
                 raise wire.no_such("payment_intent", str(intent_id), "payment_intent")
             intent = intent_row.state
             if intent.get("status") != "succeeded" or not intent.get("latest_charge"):
-                raise StripeError(400, f"This PaymentIntent ({intent['id']}) does not have a successful charge to refund.", code="charge_not_refundable", param="payment_intent")
+                raise StripeError(
+                    400,
+                    f"This PaymentIntent ({intent['id']}) does not have a successful charge to refund.",
+                    code="charge_not_refundable",
+                    param="payment_intent",
+                )
             if charge_id not in (None, "") and charge_id != intent["latest_charge"]:
                 raise wire.invalid("charge", "The charge does not belong to this PaymentIntent.")
             charge_id = intent["latest_charge"]
@@ -1341,10 +1537,21 @@ class StripeSandbox(SandboxPG):
         if charge_row is None or not str(charge_id).startswith("ch_"):
             raise wire.no_such("charge", str(charge_id), "charge")
         if charge_row.state.get("status") != "succeeded":
-            raise StripeError(400, f"Charge {charge_id} has not succeeded and cannot be refunded.", code="charge_not_refundable", param="charge")
+            raise StripeError(
+                400, f"Charge {charge_id} has not succeeded and cannot be refunded.", code="charge_not_refundable", param="charge"
+            )
         return charge_row
 
-    def refund(self, charge_row: SandboxPayment, amount: int | None, now: datetime, *, metadata: dict[str, str], reason: str | None = None, ctx: ApiContext | None = None) -> dict[str, Any]:
+    def refund(
+        self,
+        charge_row: SandboxPayment,
+        amount: int | None,
+        now: datetime,
+        *,
+        metadata: dict[str, str],
+        reason: str | None = None,
+        ctx: ApiContext | None = None,
+    ) -> dict[str, Any]:
         """Give back ``amount`` (None: what is left) of a locked succeeded Charge; ``refund.created`` and ``charge.refunded``."""
         charge = charge_row.state
         left = charge["amount"] - charge["amount_refunded"]
@@ -1367,7 +1574,12 @@ class StripeSandbox(SandboxPG):
             "charge": charge["id"],
             "created": _ts(now),
             "currency": charge["currency"],
-            "destination_details": {"card": {"reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"}, "type": "card"} if charge["payment_method_details"]["type"] == "card" else {"type": DELAYED_METHOD, DELAYED_METHOD: {"reference": None, "reference_status": "pending"}},
+            "destination_details": {
+                "card": {"reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"},
+                "type": "card",
+            }
+            if charge["payment_method_details"]["type"] == "card"
+            else {"type": DELAYED_METHOD, DELAYED_METHOD: {"reference": None, "reference_status": "pending"}},
             "metadata": metadata,
             "payment_intent": charge["payment_intent"],
             "reason": reason,
@@ -1541,14 +1753,25 @@ class StripeSandbox(SandboxPG):
                         error = str(_authentication_failed())
                 return self._page(request, row, status=200 if request.method != "POST" else 409, error=error)
             method = request.POST.get("method", "card")
-            form = {k: request.POST.get(k, "") for k in ("email", "card_number", "card_expiry", "card_cvc", "card_name", "country", "delayed_outcome", "account_holder")}
+            form = {
+                k: request.POST.get(k, "")
+                for k in ("email", "card_number", "card_expiry", "card_cvc", "card_name", "country", "delayed_outcome", "account_holder")
+            }
             with translation.override(self.page_language(request, row.state)):
                 result = self.attempt_delayed(row, form, now) if method == DELAYED_METHOD else self.attempt_card(row, form, now)
         if result.kind in ("paid", "processing"):
             return self._to_success(request, row)
         if result.kind == "action":
             return HttpResponseRedirect(reverse("pgpay_sandbox:stripe-authenticate", args=[row.key]), status=303)
-        return self._page(request, row, status=402 if result.kind == "declined" else 400, error=result.message, error_field=result.field, form=form, method=method)
+        return self._page(
+            request,
+            row,
+            status=402 if result.kind == "declined" else 400,
+            error=result.message,
+            error_field=result.field,
+            form=form,
+            method=method,
+        )
 
     def view_authenticate(self, request: HttpRequest, session_id: str) -> HttpResponse:
         """The stand-in for the card issuer's 3-D Secure challenge ("Complete" / "Fail")."""
@@ -1632,7 +1855,11 @@ class StripeSandbox(SandboxPG):
             "business_name": self.business_name(),
             "amount": wire.amount_text(charge["amount"], charge["currency"]),
             "refunded": wire.amount_text(charge["amount_refunded"], charge["currency"]),
-            "refunds": [{"id": r["id"], "amount": wire.amount_text(r["amount"], r["currency"]), "created": _from_ts(r["created"])} for r in refunds if r],
+            "refunds": [
+                {"id": r["id"], "amount": wire.amount_text(r["amount"], r["currency"]), "created": _from_ts(r["created"])}
+                for r in refunds
+                if r
+            ],
             "paid_at": _from_ts(charge["created"]),
         }
         return render(request, "pgpay_sandbox/stripe/receipt.html", context)
@@ -1715,7 +1942,15 @@ class StripeSandbox(SandboxPG):
             raise StripeError(400, f"The Checkout Session is {row.state.get('status')}, not open.")
         return row
 
-    def act_pay(self, session_id: str = "", card: str = "4242424242424242", email: str = "", complete_3ds: bool = True, payment_key: str = "", **_ignored: Any) -> dict[str, Any]:
+    def act_pay(
+        self,
+        session_id: str = "",
+        card: str = "4242424242424242",
+        email: str = "",
+        complete_3ds: bool = True,
+        payment_key: str = "",
+        **_ignored: Any,
+    ) -> dict[str, Any]:
         """The buyer pays on the hosted page (no browser); 3-D Secure cards are authenticated unless ``complete_3ds=False``.
 
         Returns ``{"outcome", "message", "session", "success_url"}`` (the Session as the API returns it).
@@ -1724,19 +1959,36 @@ class StripeSandbox(SandboxPG):
         now = clock.now()
         with transaction.atomic():
             row = self._open_session(session_id, now)
-            form = {"email": email or row.state.get("customer_email") or "buyer@example.com", "card_number": card, "card_expiry": f"12 / {(now.year + 3) % 100:02d}", "card_cvc": "123", "card_name": "Sandbox Buyer", "country": "KR"}
+            form = {
+                "email": email or row.state.get("customer_email") or "buyer@example.com",
+                "card_number": card,
+                "card_expiry": f"12 / {(now.year + 3) % 100:02d}",
+                "card_cvc": "123",
+                "card_name": "Sandbox Buyer",
+                "country": "KR",
+            }
             result = self.attempt_card(row, form, now)
             if result.kind == "action":
                 result = self.authenticate_3ds(row, complete=bool(complete_3ds), now=now)
         return self._outcome(session_id, result)
 
-    def act_pay_delayed(self, session_id: str = "", email: str = "", outcome: str = "manual", payment_key: str = "", **_ignored: Any) -> dict[str, Any]:
+    def act_pay_delayed(
+        self, session_id: str = "", email: str = "", outcome: str = "manual", payment_key: str = "", **_ignored: Any
+    ) -> dict[str, Any]:
         """The buyer pays with the delayed method: ``outcome`` ``manual`` (settle later), ``succeed:SECONDS`` or ``fail:SECONDS``."""
         session_id = session_id or payment_key
         now = clock.now()
         with transaction.atomic():
             row = self._open_session(session_id, now)
-            result = self.attempt_delayed(row, {"email": email or row.state.get("customer_email") or "buyer@example.com", "delayed_outcome": outcome, "account_holder": "Sandbox Buyer"}, now)
+            result = self.attempt_delayed(
+                row,
+                {
+                    "email": email or row.state.get("customer_email") or "buyer@example.com",
+                    "delayed_outcome": outcome,
+                    "account_holder": "Sandbox Buyer",
+                },
+                now,
+            )
         return self._outcome(session_id, result)
 
     def _outcome(self, session_id: str, result: PageResult) -> dict[str, Any]:
@@ -1826,7 +2078,14 @@ _BANK_ACCOUNT = {
 
 def _billing(email: str, name: str, country: str) -> dict[str, Any]:
     return {
-        "address": {"city": None, "country": (country or "KR")[:2].upper(), "line1": None, "line2": None, "postal_code": None, "state": None},
+        "address": {
+            "city": None,
+            "country": (country or "KR")[:2].upper(),
+            "line1": None,
+            "line2": None,
+            "postal_code": None,
+            "state": None,
+        },
         "email": email or None,
         "name": name.strip()[:100] or None,
         "phone": None,
@@ -1835,7 +2094,14 @@ def _billing(email: str, name: str, country: str) -> dict[str, Any]:
 
 
 def _customer_details(billing: dict[str, Any]) -> dict[str, Any]:
-    return {"address": billing["address"], "email": billing["email"], "name": billing["name"], "phone": None, "tax_exempt": "none", "tax_ids": []}
+    return {
+        "address": billing["address"],
+        "email": billing["email"],
+        "name": billing["name"],
+        "phone": None,
+        "tax_exempt": "none",
+        "tax_ids": [],
+    }
 
 
 def _decline_text(decline_code: str, message: str) -> str:
@@ -1875,7 +2141,9 @@ def _limit(p: dict[str, Any]) -> int:
     return limit
 
 
-_CLAUSE = re.compile(r"""^(-?)(metadata\[(['"])(?P<key>[^'"]{1,40})\3\]|[a-z_]+)\s*(?P<op>:|>=|<=|>|<)\s*(?P<value>'[^']*'|"[^"]*"|-?\d+)$""")
+_CLAUSE = re.compile(
+    r"""^(-?)(metadata\[(['"])(?P<key>[^'"]{1,40})\3\]|[a-z_]+)\s*(?P<op>:|>=|<=|>|<)\s*(?P<value>'[^']*'|"[^"]*"|-?\d+)$"""
+)
 
 
 def _parse_query(query: Any) -> tuple[list[tuple[str, str, str, bool]], str]:

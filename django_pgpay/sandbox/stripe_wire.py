@@ -200,7 +200,13 @@ def integer(value: Any, param: str, *, minimum: int | None = None) -> int:
     text = value if isinstance(value, str) else ""
     body = text[1:] if text.startswith("-") else text
     if not body.isdigit() or not body.isascii() or len(body) > 18:
-        raise StripeError(400, f"Invalid integer: {value if isinstance(value, str) else '(a hash)'}", code="parameter_invalid_integer", param=param, keep=False)
+        raise StripeError(
+            400,
+            f"Invalid integer: {value if isinstance(value, str) else '(a hash)'}",
+            code="parameter_invalid_integer",
+            param=param,
+            keep=False,
+        )
     number = int(text)
     if minimum is not None and number < minimum:
         word = "positive integer" if minimum == 1 else f"integer of at least {minimum}"
@@ -212,7 +218,13 @@ def string_value(value: Any, param: str, *, max_length: int = 5000, empty: bool 
     if not isinstance(value, str):
         raise invalid(param, f"Invalid string: {param} must be a string, not a hash or an array.")
     if not value and not empty:
-        raise StripeError(400, f"You passed an empty string for '{param}'. We assume empty values are an attempt to unset a parameter; however '{param}' cannot be unset. You should remove '{param}' from your request or supply a non-empty value.", code="parameter_invalid_empty", param=param, keep=False)
+        raise StripeError(
+            400,
+            f"You passed an empty string for '{param}'. We assume empty values are an attempt to unset a parameter; however '{param}' cannot be unset. You should remove '{param}' from your request or supply a non-empty value.",
+            code="parameter_invalid_empty",
+            param=param,
+            keep=False,
+        )
     if len(value) > max_length:
         raise invalid(param, f"Invalid string: {value[:20]}...; must be at most {max_length} characters", code="invalid_string_length")
     return value
@@ -229,11 +241,17 @@ def metadata(value: Any, param: str = "metadata") -> dict[str, str]:
     result = {}
     for key, item in value.items():
         if len(key) > 40:
-            raise invalid(f"{param}[{key}]", f"Metadata keys can have up to 40 characters, but you passed in a key that is {len(key)} characters: '{key}'")
+            raise invalid(
+                f"{param}[{key}]",
+                f"Metadata keys can have up to 40 characters, but you passed in a key that is {len(key)} characters: '{key}'",
+            )
         if not isinstance(item, str):
             raise invalid(f"{param}[{key}]", f"Invalid string: metadata values must be strings ({param}[{key}]).")
         if len(item) > 500:
-            raise invalid(f"{param}[{key}]", f"Metadata values can have up to 500 characters, but you passed in a value that is {len(item)} characters.")
+            raise invalid(
+                f"{param}[{key}]",
+                f"Metadata values can have up to 500 characters, but you passed in a value that is {len(item)} characters.",
+            )
         if item != "":  # an empty value unsets the key
             result[key] = item
     return result
@@ -242,7 +260,10 @@ def metadata(value: Any, param: str = "metadata") -> dict[str, str]:
 def currency(value: Any, param: str) -> str:
     code = value.strip().lower() if isinstance(value, str) else ""
     if code not in CURRENCIES:
-        raise invalid(param, f"Invalid currency: {value if isinstance(value, str) else ''}. Stripe currently supports these currencies: {', '.join(sorted(CURRENCIES))}")
+        raise invalid(
+            param,
+            f"Invalid currency: {value if isinstance(value, str) else ''}. Stripe currently supports these currencies: {', '.join(sorted(CURRENCIES))}",
+        )
     return code
 
 

@@ -56,9 +56,17 @@ _ALNUM = string.ascii_letters + string.digits
 ERRORS: dict[str, tuple[int, str, str]] = {
     "INVALID_REQUEST": (400, "잘못된 요청입니다.", "The request is invalid."),
     "ALREADY_PROCESSED_PAYMENT": (400, "이미 처리된 결제 입니다.", "This payment has already been processed."),
-    "PROVIDER_ERROR": (400, "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요.", "A temporary error occurred. Please try again shortly."),
+    "PROVIDER_ERROR": (
+        400,
+        "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요.",
+        "A temporary error occurred. Please try again shortly.",
+    ),
     "CARD_PROCESSING_ERROR": (400, "카드사에서 오류가 발생했습니다.", "The card company reported an error."),
-    "BELOW_MINIMUM_AMOUNT": (400, "신용카드는 결제금액이 100원 이상, 계좌는 200원이상부터 결제가 가능합니다.", "Cards need 100 KRW or more, accounts 200 KRW or more."),
+    "BELOW_MINIMUM_AMOUNT": (
+        400,
+        "신용카드는 결제금액이 100원 이상, 계좌는 200원이상부터 결제가 가능합니다.",
+        "Cards need 100 KRW or more, accounts 200 KRW or more.",
+    ),
     "INVALID_CARD_EXPIRATION": (400, "카드 정보를 다시 확인해주세요. (유효기간)", "Check the card's expiry date."),
     "INVALID_STOPPED_CARD": (400, "정지된 카드 입니다.", "This card is suspended."),
     "EXCEED_MAX_DAILY_PAYMENT_COUNT": (400, "하루 결제 가능 횟수를 초과했습니다.", "The daily number of payments was exceeded."),
@@ -66,34 +74,94 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     # unconfirmed: widely observed as 400, not in Toss's documented table.
     "ALREADY_CANCELED_PAYMENT": (400, "이미 취소된 결제 입니다.", "This payment has already been cancelled."),
     "NOT_MATCHES_REFUNDABLE_AMOUNT": (400, "잔액 결과가 일치하지 않습니다.", "The refundable amount does not match."),
-    "INVALID_REFUND_ACCOUNT_INFO": (400, "환불 계좌번호와 예금주명이 일치하지 않습니다.", "The refund account number and holder do not match."),
+    "INVALID_REFUND_ACCOUNT_INFO": (
+        400,
+        "환불 계좌번호와 예금주명이 일치하지 않습니다.",
+        "The refund account number and holder do not match.",
+    ),
     "INVALID_BANK": (400, "유효하지 않은 은행입니다.", "The bank is not valid."),
     "REFUND_REJECTED": (400, "환불이 거절됐습니다. 결제사에 문의 부탁드립니다.", "The refund was rejected."),
     "ALREADY_REFUND_PAYMENT": (400, "이미 환불된 결제입니다.", "This payment has already been refunded."),
     "INVALID_IDEMPOTENCY_KEY": (400, "멱등키는 300자 이하여야 합니다.", "An idempotency key must be 300 characters or fewer."),
     "UNAUTHORIZED_KEY": (401, "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다.", "The secret key or client key is not authorized."),
-    "REJECT_CARD_PAYMENT": (403, "한도초과 혹은 잔액부족으로 결제에 실패했습니다.", "The payment failed: limit exceeded or insufficient balance."),
+    "REJECT_CARD_PAYMENT": (
+        403,
+        "한도초과 혹은 잔액부족으로 결제에 실패했습니다.",
+        "The payment failed: limit exceeded or insufficient balance.",
+    ),
     "REJECT_CARD_COMPANY": (403, "결제 승인이 거절되었습니다.", "The card company rejected the payment."),
-    "FDS_ERROR": (403, "[토스페이먼츠] 위험거래가 감지되어 결제가 제한됩니다.", "A risky transaction was detected; the payment is restricted."),
+    "FDS_ERROR": (
+        403,
+        "[토스페이먼츠] 위험거래가 감지되어 결제가 제한됩니다.",
+        "A risky transaction was detected; the payment is restricted.",
+    ),
     "NOT_CANCELABLE_AMOUNT": (403, "취소 할 수 없는 금액 입니다.", "This amount cannot be cancelled."),
     "NOT_CANCELABLE_PAYMENT": (403, "취소 할 수 없는 결제 입니다.", "This payment cannot be cancelled."),
     "EXCEED_MAX_REFUND_DUE": (403, "환불 가능한 기간이 지났습니다.", "The refund period has passed."),
-    "NOT_ALLOWED_PARTIAL_REFUND": (403, "에스크로 주문, 현금 카드 결제일 때는 부분 환불이 불가합니다.", "Partial refunds are not allowed for this payment."),
-    "NOT_ALLOWED_PARTIAL_REFUND_WAITING_DEPOSIT": (403, "입금 대기중인 결제는 부분 환불이 불가합니다.", "A payment waiting for its deposit cannot be partly refunded."),
-    "FORBIDDEN_CONSECUTIVE_REQUEST": (403, "반복적인 요청은 허용되지 않습니다. 잠시 후 다시 시도해주세요.", "Repeated requests are not allowed. Please try again shortly."),
-    "INCORRECT_BASIC_AUTH_FORMAT": (403, "잘못된 요청입니다. ':' 를 포함해 인코딩해주세요.", "Invalid request: encode the key with a trailing ':'."),
+    "NOT_ALLOWED_PARTIAL_REFUND": (
+        403,
+        "에스크로 주문, 현금 카드 결제일 때는 부분 환불이 불가합니다.",
+        "Partial refunds are not allowed for this payment.",
+    ),
+    "NOT_ALLOWED_PARTIAL_REFUND_WAITING_DEPOSIT": (
+        403,
+        "입금 대기중인 결제는 부분 환불이 불가합니다.",
+        "A payment waiting for its deposit cannot be partly refunded.",
+    ),
+    "FORBIDDEN_CONSECUTIVE_REQUEST": (
+        403,
+        "반복적인 요청은 허용되지 않습니다. 잠시 후 다시 시도해주세요.",
+        "Repeated requests are not allowed. Please try again shortly.",
+    ),
+    "INCORRECT_BASIC_AUTH_FORMAT": (
+        403,
+        "잘못된 요청입니다. ':' 를 포함해 인코딩해주세요.",
+        "Invalid request: encode the key with a trailing ':'.",
+    ),
     "NOT_FOUND_PAYMENT": (404, "존재하지 않는 결제 입니다.", "The payment does not exist."),
-    "NOT_FOUND_PAYMENT_SESSION": (404, "결제 시간이 만료되어 결제 진행 데이터가 존재하지 않습니다.", "The payment session expired; its data no longer exists."),
+    "NOT_FOUND_PAYMENT_SESSION": (
+        404,
+        "결제 시간이 만료되어 결제 진행 데이터가 존재하지 않습니다.",
+        "The payment session expired; its data no longer exists.",
+    ),
     "NOT_FOUND": (404, "존재하지 않는 정보 입니다.", "Not found."),
     "METHOD_NOT_ALLOWED": (405, "허용되지 않은 HTTP 메서드입니다.", "This HTTP method is not allowed here."),
     "IDEMPOTENT_REQUEST_PROCESSING": (409, "이전 멱등 요청이 처리중입니다.", "The previous idempotent request is still being processed."),
-    "FAILED_INTERNAL_SYSTEM_PROCESSING": (500, "내부 시스템 처리 작업이 실패했습니다. 잠시 후 다시 시도해주세요.", "Internal processing failed. Please try again shortly."),
-    "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING": (500, "결제가 완료되지 않았어요. 다시 시도해주세요.", "The payment was not completed. Please try again."),
-    "UNKNOWN_PAYMENT_ERROR": (500, "결제에 실패했어요. 같은 문제가 반복된다면 은행이나 카드사로 문의해주세요.", "The payment failed. Contact your bank or card company if it happens again."),
-    "COMMON_ERROR": (500, "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요.", "A temporary error occurred. Please try again shortly."),
-    "FAILED_REFUND_PROCESS": (500, "은행 응답시간 지연이나 일시적인 오류로 환불요청에 실패했습니다.", "The refund failed because of a bank delay or a temporary error."),
-    "FAILED_PARTIAL_REFUND": (500, "은행 점검, 해약 계좌 등의 사유로 부분 환불이 실패했습니다.", "The partial refund failed (bank maintenance or a closed account)."),
-    "FAILED_METHOD_HANDLING_CANCEL": (500, "취소 중 결제 시 사용한 결제 수단 처리과정에서 일시적인 에러가 발생했습니다.", "A temporary error occurred while cancelling with the payment method."),
+    "FAILED_INTERNAL_SYSTEM_PROCESSING": (
+        500,
+        "내부 시스템 처리 작업이 실패했습니다. 잠시 후 다시 시도해주세요.",
+        "Internal processing failed. Please try again shortly.",
+    ),
+    "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING": (
+        500,
+        "결제가 완료되지 않았어요. 다시 시도해주세요.",
+        "The payment was not completed. Please try again.",
+    ),
+    "UNKNOWN_PAYMENT_ERROR": (
+        500,
+        "결제에 실패했어요. 같은 문제가 반복된다면 은행이나 카드사로 문의해주세요.",
+        "The payment failed. Contact your bank or card company if it happens again.",
+    ),
+    "COMMON_ERROR": (
+        500,
+        "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요.",
+        "A temporary error occurred. Please try again shortly.",
+    ),
+    "FAILED_REFUND_PROCESS": (
+        500,
+        "은행 응답시간 지연이나 일시적인 오류로 환불요청에 실패했습니다.",
+        "The refund failed because of a bank delay or a temporary error.",
+    ),
+    "FAILED_PARTIAL_REFUND": (
+        500,
+        "은행 점검, 해약 계좌 등의 사유로 부분 환불이 실패했습니다.",
+        "The partial refund failed (bank maintenance or a closed account).",
+    ),
+    "FAILED_METHOD_HANDLING_CANCEL": (
+        500,
+        "취소 중 결제 시 사용한 결제 수단 처리과정에서 일시적인 에러가 발생했습니다.",
+        "A temporary error occurred while cancelling with the payment method.",
+    ),
 }
 
 #: Codes the payment window sends to ``failUrl`` (toss.md §2).
@@ -255,7 +323,10 @@ class TossSandbox(SandboxPG):
             return None
         if code in ERRORS:
             return ApiError(code)
-        return ApiError("INVALID_REQUEST", f"샌드박스가 모르는 테스트 코드입니다: {code[:60]}" if ctx.lang == "ko" else f"Unknown test code for the sandbox: {code[:60]}")
+        return ApiError(
+            "INVALID_REQUEST",
+            f"샌드박스가 모르는 테스트 코드입니다: {code[:60]}" if ctx.lang == "ko" else f"Unknown test code for the sandbox: {code[:60]}",
+        )
 
     def error_answer(self, ctx: ApiContext, error: ApiError) -> Answer:
         status, ko, en = ERRORS.get(error.code, (400, error.code, error.code))
@@ -342,9 +413,7 @@ class TossSandbox(SandboxPG):
             checkout_url=checkout_url,
         )
         session = {**session, "origin": origin, "authenticated": False, "requestedMethod": method}
-        return SandboxPayment.objects.create(
-            pg=self.name, key=key, order_id=order_id, status="READY", state=state, session=session
-        )
+        return SandboxPayment.objects.create(pg=self.name, key=key, order_id=order_id, status="READY", state=state, session=session)
 
     def _save(self, payment: SandboxPayment, status: str | None = None) -> None:
         if status is not None:
@@ -588,9 +657,14 @@ class TossSandbox(SandboxPG):
         self.refresh(payment, ctx.now, ctx.origin)
         # unconfirmed: the code Toss gives a mismatch (toss.md §3); INVALID_REQUEST here.
         if order_id != payment.order_id:
-            return self.error_answer(ctx, ApiError("INVALID_REQUEST", _msg(ctx, "주문번호가 결제와 일치하지 않습니다.", "The orderId does not match the payment.")))
+            return self.error_answer(
+                ctx,
+                ApiError("INVALID_REQUEST", _msg(ctx, "주문번호가 결제와 일치하지 않습니다.", "The orderId does not match the payment.")),
+            )
         if amount != payment.state["totalAmount"]:
-            return self.error_answer(ctx, ApiError("INVALID_REQUEST", _msg(ctx, "결제 금액이 일치하지 않습니다.", "The amount does not match the payment.")))
+            return self.error_answer(
+                ctx, ApiError("INVALID_REQUEST", _msg(ctx, "결제 금액이 일치하지 않습니다.", "The amount does not match the payment."))
+            )
         status = payment.state["status"]
         if status in PROCESSED:
             return self.error_answer(ctx, ApiError("ALREADY_PROCESSED_PAYMENT"))
@@ -727,7 +801,9 @@ class TossSandbox(SandboxPG):
         if not isinstance(client_key, str) or not any(
             hmac.compare_digest(client_key.encode(), k.encode()) for k in self._keys("CLIENT_KEYS")
         ):
-            return _window_error(request, "INVALID_CLIENT_KEY", "The client key is not one of PGPAY_SANDBOX['TOSS']['CLIENT_KEYS'].", status=401)
+            return _window_error(
+                request, "INVALID_CLIENT_KEY", "The client key is not one of PGPAY_SANDBOX['TOSS']['CLIENT_KEYS'].", status=401
+            )
         method = params.get("method") or None
         amount = params.get("amount") if isinstance(params.get("amount"), dict) else {}
         value = parse_krw(amount.get("value"))
@@ -1038,7 +1114,15 @@ def _check_refund_account(account: Any) -> None:
     if not isinstance(account, dict):
         raise ApiError("INVALID_REQUEST", "가상계좌 결제 취소에는 환불 계좌 정보(refundReceiveAccount)가 필요합니다.")
     bank, number, holder = account.get("bank"), account.get("accountNumber"), account.get("holderName")
-    if not (isinstance(bank, str) and bank and isinstance(holder, str) and holder.strip() and isinstance(number, str) and number.isdigit() and len(number) <= 20):
+    if not (
+        isinstance(bank, str)
+        and bank
+        and isinstance(holder, str)
+        and holder.strip()
+        and isinstance(number, str)
+        and number.isdigit()
+        and len(number) <= 20
+    ):
         raise ApiError("INVALID_REQUEST", "refundReceiveAccount에는 bank, accountNumber(숫자만), holderName이 필요합니다.")
 
 

@@ -71,7 +71,9 @@ def control_refusal(request: HttpRequest) -> HttpResponse | None:
             return _error("X-Sandbox-Token is missing or wrong.", 403, "FORBIDDEN")
         return None
     if not request.headers.get(CONTROL_HEADER):
-        return _error(f"Send the {CONTROL_HEADER} header (or set PGPAY_SANDBOX['CONTROL_TOKEN'] and send X-Sandbox-Token).", 403, "FORBIDDEN")
+        return _error(
+            f"Send the {CONTROL_HEADER} header (or set PGPAY_SANDBOX['CONTROL_TOKEN'] and send X-Sandbox-Token).", 403, "FORBIDDEN"
+        )
     origin = request.headers.get("Origin")
     if origin and origin != f"{request.scheme}://{request.get_host()}":
         return _error("The control API answers only its own site.", 403, "FORBIDDEN")

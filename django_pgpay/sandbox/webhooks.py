@@ -218,7 +218,9 @@ def deliver_one(webhook_id: int, *, force: bool = False) -> DeliveryResult | Non
         else:
             webhook.status = SandboxWebhook.FAILED
             webhook.next_attempt_at = None
-            logger.warning("sandbox %s webhook #%s %s: gave up after %s attempts", webhook.pg, webhook.pk, webhook.event_type, webhook.attempts)
+            logger.warning(
+                "sandbox %s webhook #%s %s: gave up after %s attempts", webhook.pg, webhook.pk, webhook.event_type, webhook.attempts
+            )
         webhook.save()
     return DeliveryResult(webhook.pk, webhook.event_type, status_code, error, webhook.status)
 

@@ -19,8 +19,8 @@ from django.utils.translation import gettext_lazy as _
 
 from django_pgpay import conf
 from django_pgpay.exceptions import PgPayError
-from django_pgpay.labels import bank_label, pg_label
 from django_pgpay.gateways.results import CheckoutUrls
+from django_pgpay.labels import bank_label, pg_label
 from django_pgpay.orders import find_order
 from django_pgpay.status import OrderStatus
 from django_pgpay.views import ReturnView

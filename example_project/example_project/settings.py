@@ -206,7 +206,9 @@ def toss_gateway() -> dict:
     secret_key = env("TOSS_SECRET_KEY", TOSS_SANDBOX_SECRET_KEY)
     on_sandbox = (client_key, secret_key) == (TOSS_SANDBOX_CLIENT_KEY, TOSS_SANDBOX_SECRET_KEY)
     if on_sandbox and not SANDBOX:
-        raise ImproperlyConfigured("The sandbox is off (EXAMPLE_SANDBOX=0): set TOSS_CLIENT_KEY and TOSS_SECRET_KEY to your Toss test keys.")
+        raise ImproperlyConfigured(
+            "The sandbox is off (EXAMPLE_SANDBOX=0): set TOSS_CLIENT_KEY and TOSS_SECRET_KEY to your Toss test keys."
+        )
     options = {"CLIENT_KEY": client_key, "SECRET_KEY": secret_key}
     api_base = env("TOSS_API_BASE", f"{SITE_URL}/sandbox/toss" if on_sandbox else "")
     sdk_url = env("TOSS_JS_SDK_URL", f"{SITE_URL}/sandbox/toss/js/v2/standard" if on_sandbox else "")
@@ -222,6 +224,7 @@ def toss_gateway() -> dict:
 
 
 GATEWAYS["toss"] = toss_gateway()
+
 
 def sandboxed_gateway(
     alias: str, gateway_class: str, *, keys: dict, sandbox: dict, urls: dict, prefix: str, optional=None, options=None

@@ -8,7 +8,6 @@ from django.shortcuts import render
 from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic import FormView
-
 from restaurants.models import Restaurant
 from shop.models import Product
 

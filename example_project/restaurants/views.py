@@ -95,9 +95,12 @@ class BookingView(LoginRequiredMixin, GatewayChoiceMixin, ShopReturnUrlsMixin, C
         # hint (read without a lock): when it says a place is left, the
         # conditional UPDATE in reserve() decides, in CheckoutMixin's transaction.
         seat = self.get_seat()
-        if seat.remain <= 0 and not Booking.objects.filter(
-            user=self.request.user, seat=seat, status=OrderStatus.READY, expires_at__gt=timezone.now()
-        ).exists():
+        if (
+            seat.remain <= 0
+            and not Booking.objects.filter(
+                user=self.request.user, seat=seat, status=OrderStatus.READY, expires_at__gt=timezone.now()
+            ).exists()
+        ):
             raise SoldOut()
         return super().get_or_create_order()
 

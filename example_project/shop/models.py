@@ -57,7 +57,9 @@ class CartOrder(AbstractOrder):
 
     def get_line_items(self) -> list[LineItem]:
         """What is sold, for the PG (Stripe lists them) and the invoice."""
-        return [LineItem(name=line.name, unit_amount=line.unit_price, quantity=line.quantity) for line in self.lines.all()] or super().get_line_items()
+        return [
+            LineItem(name=line.name, unit_amount=line.unit_price, quantity=line.quantity) for line in self.lines.all()
+        ] or super().get_line_items()
 
 
 class CartLine(models.Model):

@@ -84,7 +84,7 @@ class OrderForm(forms.Form):
         super().__init__(*args, **kwargs)
         choices = gateway_choices("shop")
         self.fields["gateway"].choices = [
-            (c["alias"], f'{c["name"]} ({gettext("sandbox")})' if c["sandbox"] else c["name"]) for c in choices
+            (c["alias"], f"{c['name']} ({gettext('sandbox')})" if c["sandbox"] else c["name"]) for c in choices
         ]
         self.fields["gateway"].initial = default_alias("shop")
 

@@ -6,7 +6,7 @@ as a checkout does, and the sandbox's webhooks come back to it. Prints a JSON ma
 ``{name: {"model", "id", "number", "key"}}``.
 """
 
-SEED = r'''
+SEED = r"""
 import json
 from decimal import Decimal
 from django.contrib.auth import get_user_model
@@ -76,10 +76,10 @@ except PgPayError:
 cart_paid = cart("cart_paid", BUYERS[4], "bootpay", [(1, 2), (4, 1), (5, 1)]); pay_bootpay(cart_paid)
 cart_part = cart("cart_partial", BUYERS[5], "toss", [(2, 1), (3, 1)]); pay_toss(cart_part); payments.cancel(cart_part, Decimal(15000), reason="원두 품절")
 print(json.dumps(made))
-'''
+"""
 
 #: One more Toss booking paid in full (``PAY_ONE % (buyer name, phone)``): prints its JSON like SEED's entries.
-PAY_ONE = r'''
+PAY_ONE = r"""
 import json
 from django.contrib.auth import get_user_model
 from django_pgpay import payments
@@ -94,4 +94,4 @@ order.save()
 key = control.act("toss", "authenticate", order_id=order.order_number, amount=int(order.amount), order_name=order.get_order_name())["paymentKey"]
 payments.confirm(order, payment_id=key, amount=order.amount)
 print(json.dumps({"model": "restaurants/booking", "id": order.pk, "number": order.order_number, "key": key, "amount": int(order.amount)}))
-'''
+"""

@@ -114,7 +114,9 @@ class ExampleServer:
 
     def sandbox(self, method: str, path: str, **json) -> dict:
         """The sandbox's HTTP control API (``/sandbox/control/...``)."""
-        reply = requests.request(method, f"{self.url}/sandbox/control/{path}", json=json or None, headers={"X-Sandbox-Control": "1"}, timeout=10)
+        reply = requests.request(
+            method, f"{self.url}/sandbox/control/{path}", json=json or None, headers={"X-Sandbox-Control": "1"}, timeout=10
+        )
         assert reply.ok, reply.text
         return reply.json()
 

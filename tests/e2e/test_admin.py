@@ -53,7 +53,9 @@ def pay_one(server, name: str = "한지민", phone: str = "010-9999-0000") -> di
     PG says by then, a cancel made meanwhile included.)
     """
     one = json.loads(server.manage("shell", "-v", "0", "-c", PAY_ONE % (name, phone)).stdout.strip().splitlines()[-1])
-    server.wait_for("SELECT COUNT(*) > 0 FROM django_pgpay_webhookevent WHERE order_number = ? AND processed = 1", one["number"], expect=1, timeout=20)
+    server.wait_for(
+        "SELECT COUNT(*) > 0 FROM django_pgpay_webhookevent WHERE order_number = ? AND processed = 1", one["number"], expect=1, timeout=20
+    )
     return one
 
 
@@ -192,7 +194,10 @@ def test_refund_goes_through_its_confirmation_once(admin_page, server, seeded, s
     page.dblclick("#pgpay-confirm-button")  # a double click refunds once
     expect(page.locator("ul.messagelist li")).to_contain_text("3,000")
     expect(page.locator("#pgpay-ledger")).to_contain_text("3,000")
-    count = server.value(f"SELECT COUNT(*) FROM {ledger} t JOIN {table} o ON o.id = t.order_id WHERE o.order_number = ? AND t.kind = 'cancel'", order["number"])
+    count = server.value(
+        f"SELECT COUNT(*) FROM {ledger} t JOIN {table} o ON o.id = t.order_id WHERE o.order_number = ? AND t.kind = 'cancel'",
+        order["number"],
+    )
     assert count == 1
     assert float(server.order(table, order["number"])["canceled_amount"]) == 3000
     shot(page, shots, "6-order-page-after-refund", locale)

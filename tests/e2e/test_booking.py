@@ -52,7 +52,9 @@ def test_book_pay_see_paid_cancel_and_the_place_comes_back(open_page, server, sh
     expect(card).to_have_attribute("data-status", "CANCELED")
     expect(page.locator("#messages")).to_contain_text("The payment was cancelled.")
     page.screenshot(path=shots / "booking-3-history-cancelled.png", full_page=True)
-    assert server.order("restaurants_booking", order_number)["canceled_amount"] == server.order("restaurants_booking", order_number)["amount"]
+    assert (
+        server.order("restaurants_booking", order_number)["canceled_amount"] == server.order("restaurants_booking", order_number)["amount"]
+    )
 
     page.goto("/restaurants/1/")
     expect(page.locator(f"#seat-{seat_id}")).to_have_attribute("data-remain", str(free))

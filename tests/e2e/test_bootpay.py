@@ -69,7 +69,9 @@ def test_seed_004_cancel_3000_of_10000_then_the_rest(open_page, browser, server,
     )
     assert [amount for amount, _key in cancels] == [3000, 7000]
     # Bootpay's receipt lists both cancels under the cancel_id of their ledger rows.
-    at_bootpay = server.value("SELECT json_extract(session, '$.cancels') FROM pgpay_sandbox_sandboxpayment WHERE pg = 'bootpay' AND order_id = ?", order_number)
+    at_bootpay = server.value(
+        "SELECT json_extract(session, '$.cancels') FROM pgpay_sandbox_sandboxpayment WHERE pg = 'bootpay' AND order_id = ?", order_number
+    )
     assert [c["cancel_id"] for c in json.loads(at_bootpay)] == [key for _amount, key in cancels]
 
 
@@ -101,7 +103,12 @@ def test_a_booking_cancelled_at_bootpay_first_is_cancelled_not_an_error(open_pag
     page.screenshot(path=shots / "bootpay-3-booking-cancelled-at-the-pg-ko.png", full_page=True)
     expect(page.locator("#messages")).to_contain_text("결제가 취소되었습니다.")  # "The payment was cancelled.", no error page
     # The shop learnt it from Bootpay's answer and receipt alone (the webhook was dropped).
-    assert server.value("SELECT count(*) FROM django_pgpay_webhookevent WHERE order_number = ? AND event_type = 'PAYMENT_CANCELLED'", order_number) == 0
+    assert (
+        server.value(
+            "SELECT count(*) FROM django_pgpay_webhookevent WHERE order_number = ? AND event_type = 'PAYMENT_CANCELLED'", order_number
+        )
+        == 0
+    )
     rows = server.query(
         "SELECT t.kind, t.status, t.amount FROM restaurants_bookingtransaction t JOIN restaurants_booking b ON b.id = t.order_id"
         " WHERE b.order_number = ? AND t.kind IN ('confirm', 'cancel', 'sync') ORDER BY t.id",
@@ -109,7 +116,11 @@ def test_a_booking_cancelled_at_bootpay_first_is_cancelled_not_an_error(open_pag
     )
     # Our cancel did nothing at Bootpay (its row failed, CANCEL_ALREADY_DONE); the receipt's cancel was applied.
     assert rows == [("confirm", "succeeded", 50000), ("cancel", "failed", 50000), ("sync", "succeeded", 50000)]
-    at_bootpay = server.value("SELECT json_extract(session, '$.cancels') FROM pgpay_sandbox_sandboxpayment WHERE pg = 'bootpay' AND key = ?", receipt_id)
+    at_bootpay = server.value(
+        "SELECT json_extract(session, '$.cancels') FROM pgpay_sandbox_sandboxpayment WHERE pg = 'bootpay' AND key = ?", receipt_id
+    )
     assert [c["by"] for c in json.loads(at_bootpay)] == ["admin"]  # no second refund
-    assert server.order("restaurants_booking", order_number)["canceled_amount"] == server.order("restaurants_booking", order_number)["amount"]
+    assert (
+        server.order("restaurants_booking", order_number)["canceled_amount"] == server.order("restaurants_booking", order_number)["amount"]
+    )
     assert server.remain(seat_id) == free  # the place is given back, once

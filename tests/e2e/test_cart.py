@@ -59,4 +59,7 @@ def test_cart_order_pay_and_refund_part(open_page, server, shots):
     expect(page.locator("#order-balance")).to_have_text("27,000원")
     page.screenshot(path=shots / "cart-5-order-partly-refunded-ko.png", full_page=True)
     assert float(server.order("shop_cartorder", order_number)["canceled_amount"]) == 12000
-    assert server.value("SELECT json_extract(state, '$.balanceAmount') FROM pgpay_sandbox_sandboxpayment WHERE order_id = ?", order_number) == 27000
+    assert (
+        server.value("SELECT json_extract(state, '$.balanceAmount') FROM pgpay_sandbox_sandboxpayment WHERE order_id = ?", order_number)
+        == 27000
+    )

@@ -69,7 +69,12 @@ def outside_the_screen(page, frame_element, button_selector: str, what: str) -> 
     viewport = page.viewport_size
     if box is None:
         return [f"{what}: {button_selector} is not shown"]
-    inside = 0 <= box["y"] and box["y"] + box["height"] <= viewport["height"] + 1 and 0 <= box["x"] and box["x"] + box["width"] <= viewport["width"] + 1
+    inside = (
+        0 <= box["y"]
+        and box["y"] + box["height"] <= viewport["height"] + 1
+        and 0 <= box["x"]
+        and box["x"] + box["width"] <= viewport["width"] + 1
+    )
     return [] if inside else [f"{what}: {button_selector} at {box} is outside the {viewport} screen"]
 
 

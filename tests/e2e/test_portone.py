@@ -59,7 +59,9 @@ def test_v1_books_a_table(open_page, server, shots):
     imp_uid = server.value("SELECT pg_payment_id FROM restaurants_booking WHERE order_number = ?", order_number)
     assert imp_uid.startswith("imp_")
     # The notice_url webhook: re-fetched from PortOne, applied without a second confirm.
-    server.wait_for("SELECT count(*) FROM django_pgpay_webhookevent WHERE order_number = ? AND processed AND verified", order_number, expect=1)
+    server.wait_for(
+        "SELECT count(*) FROM django_pgpay_webhookevent WHERE order_number = ? AND processed AND verified", order_number, expect=1
+    )
     confirms = server.value(
         "SELECT count(*) FROM restaurants_bookingtransaction t JOIN restaurants_booking b ON b.id = t.order_id"
         " WHERE b.order_number = ? AND t.kind = 'confirm'",

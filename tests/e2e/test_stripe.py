@@ -59,7 +59,9 @@ def test_return_first_then_the_webhook_then_a_partial_refund(open_page, browser,
     order_number = place_order(page, {TEA: 2, BEANS: 1}, "stripe")  # 39,000 won
     expect(page.locator("#pay-form")).to_contain_text("Stripe")
     # The session's "completed" webhook waits on the sandbox clock: the return comes first.
-    server.sandbox("POST", "faults", pg="stripe", operation="webhook", kind="delay", match="checkout.session.completed", params={"seconds": 3600})
+    server.sandbox(
+        "POST", "faults", pg="stripe", operation="webhook", kind="delay", match="checkout.session.completed", params={"seconds": 3600}
+    )
     pay_by_card(page)
     page.wait_for_url(re.compile(rf".*/shop/orders/{order_number}/$"))
     expect(page.locator("#order")).to_have_attribute("data-status", "PAID")

@@ -36,13 +36,17 @@ from urllib.parse import quote, urlencode
 import pytest
 from django.db import connection
 from django.test import Client
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.soak.world import ALIASES, World
 
 pytestmark = [
     pytest.mark.fuzz,
-    pytest.mark.skipif(connection.vendor == "sqlite", reason="the fuzz suite runs on PostgreSQL (NUL, locks): SQLite shares one connection with the live server"),
+    pytest.mark.skipif(
+        connection.vendor == "sqlite",
+        reason="the fuzz suite runs on PostgreSQL (NUL, locks): SQLite shares one connection with the live server",
+    ),
 ]
 
 EXAMPLES = int(os.environ.get("PGPAY_FUZZ_EXAMPLES", "300"))
@@ -51,13 +55,54 @@ STATS = {"requests": 0, "server_errors": 0, "unintended_changes": 0, "by_endpoin
 
 #: Text a hostile or confused client sends.
 NASTY = [
-    "", " ", ",", "\t", "\n", "\u00a0", "\u3000", "\x1c", "\x00", "a\x00b", "1,0,0,0", "1e3", "1e400", "-1", "0", "NaN", "inf",
-    "９９", "99999999999999999999999999", "20000", "1000", "<script>", "' OR 1=1 --", "../../etc/passwd", "ア" * 300, "{}", "[]", "null",
+    "",
+    " ",
+    ",",
+    "\t",
+    "\n",
+    "\u00a0",
+    "\u3000",
+    "\x1c",
+    "\x00",
+    "a\x00b",
+    "1,0,0,0",
+    "1e3",
+    "1e400",
+    "-1",
+    "0",
+    "NaN",
+    "inf",
+    "９９",
+    "99999999999999999999999999",
+    "20000",
+    "1000",
+    "<script>",
+    "' OR 1=1 --",
+    "../../etc/passwd",
+    "ア" * 300,
+    "{}",
+    "[]",
+    "null",
 ]
 TEXT = st.one_of(st.sampled_from(NASTY), st.text(st.characters(exclude_categories=("Cs",)), max_size=40))
 RETURN_KEYS = [
-    "paymentKey", "orderId", "amount", "imp_uid", "merchant_uid", "paymentId", "payment_id", "receipt_id", "order_id", "order_number",
-    "event", "session_id", "code", "message", "error_code", "imp_success", "pgpay_t",
+    "paymentKey",
+    "orderId",
+    "amount",
+    "imp_uid",
+    "merchant_uid",
+    "paymentId",
+    "payment_id",
+    "receipt_id",
+    "order_id",
+    "order_number",
+    "event",
+    "session_id",
+    "code",
+    "message",
+    "error_code",
+    "imp_success",
+    "pgpay_t",
 ]
 
 
@@ -84,7 +129,9 @@ class Fixture:
         world.deliver()
         world.reconcile()
         self.numbers = list(Booking.objects.filter(pk__in=world.orders).values_list("order_number", flat=True))
-        self.payment_ids = list(Booking.objects.filter(pk__in=world.orders).exclude(pg_payment_id="").values_list("pg_payment_id", flat=True))
+        self.payment_ids = list(
+            Booking.objects.filter(pk__in=world.orders).exclude(pg_payment_id="").values_list("pg_payment_id", flat=True)
+        )
         self.owner_of = dict(Booking.objects.filter(pk__in=world.orders).values_list("order_number", "user_id"))
         from django_pgpay.permissions import buyer_token
 
@@ -109,7 +156,13 @@ def snapshot(world: World) -> dict:
     ledger = sorted(BookingTransaction.objects.values_list("pk", "kind", "status", "amount", "pg_payment_id"))
     applied = WebhookEvent.objects.filter(status="applied").count()
     sandbox = sorted(
-        (p.pg, p.key, p.status, json.dumps(p.state.get("amount"), default=str), str(p.state.get("balanceAmount") or p.state.get("cancel_amount") or p.state.get("cancelled_price") or ""))
+        (
+            p.pg,
+            p.key,
+            p.status,
+            json.dumps(p.state.get("amount"), default=str),
+            str(p.state.get("balanceAmount") or p.state.get("cancel_amount") or p.state.get("cancelled_price") or ""),
+        )
         for p in SandboxPayment.objects.filter(pg__in=ALIASES).exclude(status="event")
     )
     return {"orders": orders, "ledger": ledger, "applied": applied, "sandbox": sandbox}
@@ -149,7 +202,9 @@ def cancel_request(draw, fx: Fixture):
         fields[name] = draw(st.one_of(likely[name], likely[name], TEXT))
     if role == "buyer":
         # The buyer's own cancels are allowed: only input that must be refused is generated.
-        fields["amount"] = draw(st.sampled_from([",", " ", "\u00a0", "\u3000", "1,0,0,0", "1e3", "-1", "0", "\x00", "abc", "20001", "12.5"]))
+        fields["amount"] = draw(
+            st.sampled_from([",", " ", "\u00a0", "\u3000", "1,0,0,0", "1e3", "-1", "0", "\x00", "abc", "20001", "12.5"])
+        )
         fields.pop("full", None)
     content_type = draw(st.sampled_from(["form", "form", "multipart", "json", "text/plain", "application/xml"]))
     if content_type == "form":
@@ -162,20 +217,62 @@ def cancel_request(draw, fx: Fixture):
 
 def _pg_shaped(draw, fx: Fixture, alias: str) -> dict:
     entry = fx.orders.get(alias) or fx.orders["toss"]
-    number = draw(st.sampled_from([entry["paid"], entry["ready"], entry.get("waiting", entry["ready"]), *fx.numbers[:3], "NO_SUCH_ORDER_1"]))
+    number = draw(
+        st.sampled_from([entry["paid"], entry["ready"], entry.get("waiting", entry["ready"]), *fx.numbers[:3], "NO_SUCH_ORDER_1"])
+    )
     payment = draw(st.sampled_from([entry["paid_id"], entry.get("waiting_id", ""), "made_up_id", *fx.payment_ids[:3]]))
     if alias == "toss":
-        status = draw(st.sampled_from(["DONE", "CANCELED", "PARTIAL_CANCELED", "WAITING_FOR_DEPOSIT", "ABORTED", "EXPIRED", "IN_PROGRESS", ""]))
+        status = draw(
+            st.sampled_from(["DONE", "CANCELED", "PARTIAL_CANCELED", "WAITING_FOR_DEPOSIT", "ABORTED", "EXPIRED", "IN_PROGRESS", ""])
+        )
         if draw(st.booleans()):
             return {"createdAt": "2024-06-11T17:30:00.000000", "secret": draw(TEXT), "status": status, "orderId": number}
-        return {"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": "2024-06-11T15:14:43.000000", "data": {"paymentKey": payment, "orderId": number, "status": status, "totalAmount": draw(st.integers(-5, 10**7))}}
+        return {
+            "eventType": "PAYMENT_STATUS_CHANGED",
+            "createdAt": "2024-06-11T15:14:43.000000",
+            "data": {"paymentKey": payment, "orderId": number, "status": status, "totalAmount": draw(st.integers(-5, 10**7))},
+        }
     if alias == "portone":
-        return {"imp_uid": payment, "merchant_uid": number, "status": draw(st.sampled_from(["paid", "ready", "cancelled", "failed", ""])), **({"cancellation_id": draw(TEXT)} if draw(st.booleans()) else {})}
+        return {
+            "imp_uid": payment,
+            "merchant_uid": number,
+            "status": draw(st.sampled_from(["paid", "ready", "cancelled", "failed", ""])),
+            **({"cancellation_id": draw(TEXT)} if draw(st.booleans()) else {}),
+        }
     if alias == "bootpay":
-        return {"receipt_id": payment, "order_id": number, "status": draw(st.sampled_from([0, 1, 2, 5, 20, -1, "1", None])), "webhook_type": draw(st.sampled_from(["PAYMENT_COMPLETED", "PAYMENT_CANCELLED", "PAYMENT_PARTIAL_CANCELLED", "PAYMENT_VIRTUAL_ACCOUNT_ISSUED", "X"])), "price": 20000, "cancelled_price": draw(st.integers(0, 30000))}
+        return {
+            "receipt_id": payment,
+            "order_id": number,
+            "status": draw(st.sampled_from([0, 1, 2, 5, 20, -1, "1", None])),
+            "webhook_type": draw(
+                st.sampled_from(
+                    ["PAYMENT_COMPLETED", "PAYMENT_CANCELLED", "PAYMENT_PARTIAL_CANCELLED", "PAYMENT_VIRTUAL_ACCOUNT_ISSUED", "X"]
+                )
+            ),
+            "price": 20000,
+            "cancelled_price": draw(st.integers(0, 30000)),
+        }
     if alias == "stripe":
-        return {"id": "evt_" + draw(TEXT), "type": draw(st.sampled_from(["checkout.session.completed", "charge.refunded", "checkout.session.expired"])), "data": {"object": {"object": "checkout.session", "id": payment, "client_reference_id": number, "status": "complete", "payment_status": "paid", "amount_total": 20000, "currency": "krw"}}}
-    return {"type": "Transaction.Paid", "timestamp": "2024-06-11T00:00:00Z", "data": {"paymentId": number, "storeId": "store", "transactionId": payment}}
+        return {
+            "id": "evt_" + draw(TEXT),
+            "type": draw(st.sampled_from(["checkout.session.completed", "charge.refunded", "checkout.session.expired"])),
+            "data": {
+                "object": {
+                    "object": "checkout.session",
+                    "id": payment,
+                    "client_reference_id": number,
+                    "status": "complete",
+                    "payment_status": "paid",
+                    "amount_total": 20000,
+                    "currency": "krw",
+                }
+            },
+        }
+    return {
+        "type": "Transaction.Paid",
+        "timestamp": "2024-06-11T00:00:00Z",
+        "data": {"paymentId": number, "storeId": "store", "transactionId": payment},
+    }
 
 
 def _deep(depth: int) -> bytes:
@@ -189,18 +286,34 @@ def webhook_request(draw, fx: Fixture):
     if kind == "shaped":
         body = json.dumps(_pg_shaped(draw, fx, alias), ensure_ascii=draw(st.booleans())).encode()
     elif kind == "json":
-        body = json.dumps(draw(st.recursive(st.none() | st.booleans() | st.integers() | TEXT, lambda c: st.lists(c, max_size=3) | st.dictionaries(TEXT, c, max_size=3), max_leaves=8))).encode()
+        body = json.dumps(
+            draw(
+                st.recursive(
+                    st.none() | st.booleans() | st.integers() | TEXT,
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(TEXT, c, max_size=3),
+                    max_leaves=8,
+                )
+            )
+        ).encode()
     elif kind == "bytes":
         body = draw(st.binary(max_size=200))
     elif kind == "deep":
         body = _deep(draw(st.integers(40, 20000)))
     else:
-        body = json.dumps(_pg_shaped(draw, fx, alias)).encode().replace(b'"', b'"\x00', 1) if draw(st.booleans()) else b'{"imp_uid": "a\\u0000b", "merchant_uid": "x"}'
+        body = (
+            json.dumps(_pg_shaped(draw, fx, alias)).encode().replace(b'"', b'"\x00', 1)
+            if draw(st.booleans())
+            else b'{"imp_uid": "a\\u0000b", "merchant_uid": "x"}'
+        )
     headers = {}
     if draw(st.booleans()):
         headers["HTTP_STRIPE_SIGNATURE"] = "t=" + str(int(time.time())) + ",v1=" + draw(st.text("0123456789abcdef", max_size=64))
     if draw(st.booleans()):
-        headers.update(HTTP_WEBHOOK_ID=draw(TEXT).replace("\n", ""), HTTP_WEBHOOK_TIMESTAMP=str(int(time.time())), HTTP_WEBHOOK_SIGNATURE="v1," + draw(st.text("ABCDEFabcdef0123456789+/=", max_size=44)))
+        headers.update(
+            HTTP_WEBHOOK_ID=draw(TEXT).replace("\n", ""),
+            HTTP_WEBHOOK_TIMESTAMP=str(int(time.time())),
+            HTTP_WEBHOOK_SIGNATURE="v1," + draw(st.text("ABCDEFabcdef0123456789+/=", max_size=44)),
+        )
     if draw(st.integers(0, 9)) == 0:
         headers["HTTP_X_EVIL"] = "a\x00b"
     content_type = draw(st.sampled_from(["application/json", "application/x-www-form-urlencoded", "text/plain"]))
@@ -215,9 +328,21 @@ def other_request(draw, fx: Fixture):
         alias = draw(st.sampled_from([*ALIASES, "nope"]))
         fields = {"order_id": draw(st.one_of(st.just(number), TEXT)), "payment_id": draw(TEXT)}
         query = {"pgpay_t": draw(TEXT)} if draw(st.booleans()) else {}
-        return draw(st.sampled_from(["anonymous", "other", "staff"])), "POST", f"/pay/{alias}/attempt/?" + urlencode(query), urlencode(fields), "application/x-www-form-urlencoded"
+        return (
+            draw(st.sampled_from(["anonymous", "other", "staff"])),
+            "POST",
+            f"/pay/{alias}/attempt/?" + urlencode(query),
+            urlencode(fields),
+            "application/x-www-form-urlencoded",
+        )
     if choice == "invoice":
-        return draw(st.sampled_from(["anonymous", "other", "staff", "buyer"])), "GET", f"/pay/invoice/{draw(st.one_of(st.just(number), TEXT.map(lambda t: quote(t, safe='') or 'x')))}/", None, None
+        return (
+            draw(st.sampled_from(["anonymous", "other", "staff", "buyer"])),
+            "GET",
+            f"/pay/invoice/{draw(st.one_of(st.just(number), TEXT.map(lambda t: quote(t, safe='') or 'x')))}/",
+            None,
+            None,
+        )
     if choice == "checkout":
         role = draw(st.sampled_from(["anonymous", "other", "buyer"]))
         method = "GET" if role != "anonymous" else draw(st.sampled_from(["GET", "POST"]))
@@ -228,12 +353,48 @@ def other_request(draw, fx: Fixture):
 
         pk = Booking.objects.get(order_number=number).pk
         action = draw(st.sampled_from(["refund_in_full", "export_csv", "invoice_pdf", "delete_selected", draw(TEXT)]))
-        path = draw(st.sampled_from(["/admin/testapp/booking/", f"/admin/testapp/booking/{pk}/refund/", f"/admin/testapp/booking/{pk}/detail/", f"/admin/testapp/booking/{pk}/change/"]))
-        fields = {"action": action, "_selected_action": [str(pk)], "post": "yes", "reason": draw(TEXT), "amount": draw(TEXT), "token": "tok1", "index": "0"}
+        path = draw(
+            st.sampled_from(
+                [
+                    "/admin/testapp/booking/",
+                    f"/admin/testapp/booking/{pk}/refund/",
+                    f"/admin/testapp/booking/{pk}/detail/",
+                    f"/admin/testapp/booking/{pk}/change/",
+                ]
+            )
+        )
+        fields = {
+            "action": action,
+            "_selected_action": [str(pk)],
+            "post": "yes",
+            "reason": draw(TEXT),
+            "amount": draw(TEXT),
+            "token": "tok1",
+            "index": "0",
+        }
         return "staff", draw(st.sampled_from(["GET", "POST"])), path, fields, None
     endpoint = draw(st.sampled_from(["reset", "clock", "faults", "tick", "webhooks/deliver", "toss/cancel", "toss/deposit"]))
-    body = json.dumps({"advance": draw(st.one_of(st.integers(), TEXT)), "offset": draw(TEXT), "pg": "toss", "operation": "confirm", "kind": "timeout_after", "params": {"delay": draw(TEXT)}, "payment_key": draw(TEXT), "amount": draw(TEXT)})
-    header = draw(st.sampled_from([{}, {"HTTP_ORIGIN": "https://evil.example", "HTTP_X_SANDBOX_CONTROL": "1"}, {"HTTP_X_SANDBOX_TOKEN": draw(TEXT).replace("\n", "")}]))
+    body = json.dumps(
+        {
+            "advance": draw(st.one_of(st.integers(), TEXT)),
+            "offset": draw(TEXT),
+            "pg": "toss",
+            "operation": "confirm",
+            "kind": "timeout_after",
+            "params": {"delay": draw(TEXT)},
+            "payment_key": draw(TEXT),
+            "amount": draw(TEXT),
+        }
+    )
+    header = draw(
+        st.sampled_from(
+            [
+                {},
+                {"HTTP_ORIGIN": "https://evil.example", "HTTP_X_SANDBOX_CONTROL": "1"},
+                {"HTTP_X_SANDBOX_TOKEN": draw(TEXT).replace("\n", "")},
+            ]
+        )
+    )
     return "anonymous", "POST", f"/sandbox/control/{endpoint}", (body.encode(), header), "application/json"
 
 
@@ -288,4 +449,6 @@ def test_generated_requests_answer_below_500_and_change_nothing(world, staff, re
         summary = {**STATS, "seconds": round(time.monotonic() - started, 1), "examples": EXAMPLES}
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "fuzz-summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-        print(f"\nfuzz: {summary['requests']} requests, {summary['server_errors']} server errors, {summary['unintended_changes']} unintended changes in {summary['seconds']} s")
+        print(
+            f"\nfuzz: {summary['requests']} requests, {summary['server_errors']} server errors, {summary['unintended_changes']} unintended changes in {summary['seconds']} s"
+        )

@@ -70,7 +70,9 @@ def the_wheel(folder: Path) -> Path:
     given = os.environ.get("PGPAY_QUICKSTART_WHEEL")
     if given:
         return Path(given).resolve()
-    done = subprocess.run([str(UV), "build", "-q", "--wheel", "--out-dir", str(folder), str(ROOT)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(UV), "build", "-q", "--wheel", "--out-dir", str(folder), str(ROOT)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     (wheel,) = folder.glob("django_pgpay-*.whl")
     return wheel
@@ -135,7 +137,9 @@ class Reader:
 
     def serve(self, block: Block) -> subprocess.Popen:
         command = block.text.strip()
-        assert command == "python manage.py runserver", f"quickstart.rst line {block.line}: the test serves 'python manage.py runserver', not {command!r}"
+        assert command == "python manage.py runserver", (
+            f"quickstart.rst line {block.line}: the test serves 'python manage.py runserver', not {command!r}"
+        )
         out = (self.home / "server.log").open("w")
         process = subprocess.Popen(
             [f"{self.venv}/bin/python", "manage.py", "runserver", f"127.0.0.1:{self.port}"],
@@ -216,7 +220,11 @@ def test_the_quickstart_pays_and_refunds_one_order_in_a_new_project(browser, tmp
                 # Before serving: the reader's project is django-pgpay from the wheel.
                 where = subprocess.run(
                     [f"{reader.venv}/bin/python", "-c", "import django_pgpay, sys; print(django_pgpay.__file__.startswith(sys.prefix))"],
-                    capture_output=True, text=True, env=reader.env, cwd=reader.cwd, check=True,
+                    capture_output=True,
+                    text=True,
+                    env=reader.env,
+                    cwd=reader.cwd,
+                    check=True,
                 )
                 assert where.stdout.strip() == "True", "django_pgpay was not imported from the new virtualenv"
                 server = reader.serve(block)
@@ -262,18 +270,23 @@ def pay_and_refund(browser, base: str, database: Path, shots: Path) -> None:
         assert status == "PAID"
         assert db.value("SELECT remain FROM bookings_seat") == 3  # one of four held
         # The sandbox's webhook arrives (its thread) at pay/toss/webhook/, verified and applied.
-        db.wait_for("SELECT count(*) FROM django_pgpay_webhookevent WHERE order_number = ? AND verified AND processed AND error = ''", order_number)
+        db.wait_for(
+            "SELECT count(*) FROM django_pgpay_webhookevent WHERE order_number = ? AND verified AND processed AND error = ''", order_number
+        )
 
         # Step 10: refund it from the admin.
         refund_in_admin(page, base, booking_id, str(int(amount)), "quickstart: refund")
         page.screenshot(path=shots / "6-admin-refund.png", full_page=True)
         assert db.row("SELECT status, canceled_amount FROM bookings_booking WHERE id = ?", booking_id) == ("CANCELED", amount)
         assert db.value("SELECT remain FROM bookings_seat") == 4  # the place is back
-        assert db.value(
-            "SELECT count(*) FROM bookings_bookingtransaction WHERE order_id = ? AND kind = 'cancel' AND status = 'succeeded' AND reason = ?",
-            booking_id,
-            "quickstart: refund",
-        ) == 1
+        assert (
+            db.value(
+                "SELECT count(*) FROM bookings_bookingtransaction WHERE order_id = ? AND kind = 'cancel' AND status = 'succeeded' AND reason = ?",
+                booking_id,
+                "quickstart: refund",
+            )
+            == 1
+        )
     finally:
         context.close()
 

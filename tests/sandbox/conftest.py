@@ -137,4 +137,6 @@ def artifacts():
     folder = ARTIFACTS / "sandbox"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-from .bootpay_fixtures import *  # noqa: F403  (Bootpay's fixtures)
+
+
+from .bootpay_fixtures import *  # noqa: E402, F403  (Bootpay's fixtures)

@@ -69,7 +69,9 @@ class V2Client:
         return self.session.request(method, self.base + path, json=json, params=params, headers=headers, timeout=timeout)
 
     def pre_register(self, payment_id, total, currency="KRW"):
-        return self.call("POST", f"/payments/{payment_id}/pre-register", json={"storeId": STORE_ID, "totalAmount": total, "currency": currency})
+        return self.call(
+            "POST", f"/payments/{payment_id}/pre-register", json={"storeId": STORE_ID, "totalAmount": total, "currency": currency}
+        )
 
     def payment(self, payment_id):
         return self.call("GET", f"/payments/{payment_id}", params={"storeId": STORE_ID})

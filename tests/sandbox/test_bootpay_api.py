@@ -170,7 +170,10 @@ def test_unknown_receipt(bootpay):
 def test_bad_requests(bootpay, bootpay_authenticated):
     made = bootpay_authenticated()
     assert error_of(bootpay.request("POST", "/confirm", json={})) == (400, "INVALID_PARAMETER")
-    assert error_of(bootpay.request("POST", "/confirm", data="{not json", headers={"Content-Type": "application/json"})) == (400, "INVALID_PARAMETER")
+    assert error_of(bootpay.request("POST", "/confirm", data="{not json", headers={"Content-Type": "application/json"})) == (
+        400,
+        "INVALID_PARAMETER",
+    )
     assert error_of(bootpay.cancel(made["receipt_id"], cancel_price=-1)) == (400, "INVALID_PARAMETER")
     assert error_of(bootpay.cancel(made["receipt_id"], cancel_price=10.5)) == (400, "INVALID_PARAMETER")
     assert error_of(bootpay.request("GET", "/confirm")) == (405, "METHOD_NOT_ALLOWED")
@@ -282,9 +285,13 @@ def test_official_client_looks_up_and_cancels_in_full(official, bootpay_paid):
 def test_official_client_partial_cancels_with_cancel_id(official, bootpay_paid):
     paid = bootpay_paid(10000)
     client = official()
-    first = client.cancel_payment(receipt_id=paid["receipt_id"], cancel_price=3000, cancel_id="seed004-1", cancel_username="관리자", cancel_message="부분 취소")
+    first = client.cancel_payment(
+        receipt_id=paid["receipt_id"], cancel_price=3000, cancel_id="seed004-1", cancel_username="관리자", cancel_message="부분 취소"
+    )
     assert first["cancelled_price"] == 3000
-    repeated = client.cancel_payment(receipt_id=paid["receipt_id"], cancel_price=3000, cancel_id="seed004-1", cancel_username="관리자", cancel_message="부분 취소")
+    repeated = client.cancel_payment(
+        receipt_id=paid["receipt_id"], cancel_price=3000, cancel_id="seed004-1", cancel_username="관리자", cancel_message="부분 취소"
+    )
     assert repeated["error_code"] == "RC_CANCEL_FAILED"
     rest = client.cancel_payment(receipt_id=paid["receipt_id"], cancel_id="seed004-2", cancel_username="관리자", cancel_message="나머지")
     assert rest["cancelled_price"] == 10000 and rest["status"] == 20

@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
-from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
+from django_pgpay.permissions import buyer_token
 from django_pgpay.sandbox import bootpay as emulated
 from django_pgpay.sandbox import control
 from django_pgpay.status import OrderStatus as S

@@ -72,7 +72,11 @@ def test_wrong_key_or_secret_is_401_with_the_envelope(v1, key, secret):
 @pytest.mark.parametrize("style", ["raw", "bearer", "X-ImpTokenHeader"])
 def test_the_token_is_taken_raw_or_as_bearer(v1, style):
     imp_uid = paid(v1)
-    headers = {"raw": {"Authorization": v1.token}, "bearer": {"Authorization": f"Bearer {v1.token}"}, "X-ImpTokenHeader": {"Authorization": "", "X-ImpTokenHeader": v1.token}}[style]
+    headers = {
+        "raw": {"Authorization": v1.token},
+        "bearer": {"Authorization": f"Bearer {v1.token}"},
+        "X-ImpTokenHeader": {"Authorization": "", "X-ImpTokenHeader": v1.token},
+    }[style]
     response = v1.session.get(f"{v1.base}/payments/{imp_uid}?include_sandbox=true", headers=headers, timeout=10)
     assert response.status_code == 200 and response.json()["response"]["imp_uid"] == imp_uid
 
@@ -219,7 +223,11 @@ def test_checksum_mismatch_is_http_200_code_1_and_cancels_nothing(v1):
 
 def test_cancel_refusals(v1):
     imp_uid = paid(v1)
-    assert envelope(v1.cancel(imp_uid="imp_000000000001", merchant_uid="order-portone-0001", reason="x")) == (200, 1, "취소할 결제건이 존재하지 않습니다.")
+    assert envelope(v1.cancel(imp_uid="imp_000000000001", merchant_uid="order-portone-0001", reason="x")) == (
+        200,
+        1,
+        "취소할 결제건이 존재하지 않습니다.",
+    )
     assert v1.cancel(imp_uid=imp_uid, amount=20001, reason="x").json()["code"] == 1
     assert v1.cancel(merchant_uid="order-portone-0001", reason="by merchant_uid").json()["response"]["status"] == "cancelled"
     assert envelope(v1.cancel(imp_uid=imp_uid, reason="again")) == (200, 1, "이미 전액취소된 주문입니다.")

@@ -66,7 +66,9 @@ def test_seed_003_pay_in_the_sandbox_window(shop, page, live_server, client, buy
     assert booking.status == S.PAID and booking.transactions.filter(kind=K.CONFIRM).count() == 1
 
 
-def test_an_amount_changed_in_the_browser_never_pays_and_is_cancelled_once(shop, page, live_server, client, buyer, seat, artifacts, cancels):
+def test_an_amount_changed_in_the_browser_never_pays_and_is_cancelled_once(
+    shop, page, live_server, client, buyer, seat, artifacts, cancels
+):
     booking = open_checkout(page, live_server, client, buyer, seat)
     tamper = "const pay = window.IMP.request_pay; window.IMP.request_pay = (params, cb) => pay({...params, amount: 100}, cb);"
     page.wait_for_function("typeof window.IMP === 'object' && typeof window.IMP.request_pay === 'function'")

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True, available_apps=AVAILABLE_AP
 @pytest.fixture
 def iamport(sandbox_url):
     client_module = pytest.importorskip(
-        "iamport", reason="iamport-rest-client is not installed (make test installs it: uv pip install --no-deps iamport-rest-client==0.9.0)"
+        "iamport",
+        reason="iamport-rest-client is not installed (make test installs it: uv pip install --no-deps iamport-rest-client==0.9.0)",
     )
     return client_module.Iamport(IMP_KEY, IMP_SECRET, imp_url=sandbox_url + "/portone/")
 
@@ -79,7 +80,9 @@ def test_portone_server_sdk_pre_registers_gets_and_cancels(portone_sdk, v2):
         portone_sdk.payment.pre_register_payment(payment_id="order-sdk-0001", total_amount=20000)
     with pytest.raises(errors.CancellableAmountConsistencyBrokenError):
         portone_sdk.payment.cancel_payment(payment_id="order-sdk-0001", reason="x", amount=5000, current_cancellable_amount=19000)
-    cancelled = portone_sdk.payment.cancel_payment(payment_id="order-sdk-0001", reason="부분 취소", amount=5000, current_cancellable_amount=20000)
+    cancelled = portone_sdk.payment.cancel_payment(
+        payment_id="order-sdk-0001", reason="부분 취소", amount=5000, current_cancellable_amount=20000
+    )
     assert type(cancelled.cancellation).__name__ == "SucceededPaymentCancellation" and cancelled.cancellation.total_amount == 5000
     assert isinstance(portone_sdk.payment.get_payment(payment_id="order-sdk-0001"), PartialCancelledPayment)
     with pytest.raises(errors.CancelAmountExceedsCancellableAmountError):

@@ -12,10 +12,10 @@ from urllib.parse import urlencode
 import pytest
 from django.test import Client
 
-from django_pgpay.permissions import buyer_token
 from django_pgpay import payments
 from django_pgpay.exceptions import CancelRefused
 from django_pgpay.models import WebhookEvent
+from django_pgpay.permissions import buyer_token
 from django_pgpay.sandbox import control
 from django_pgpay.sandbox import portone as emulated
 from django_pgpay.sandbox.base import emulator
@@ -42,7 +42,9 @@ def book(client, seat, alias="portone"):
 
 
 def v1_return(booking, rsp):
-    return "/pay/portone/return/?" + urlencode({"imp_uid": rsp["imp_uid"], "merchant_uid": rsp["merchant_uid"], "pgpay_t": buyer_token(rsp["merchant_uid"])})
+    return "/pay/portone/return/?" + urlencode(
+        {"imp_uid": rsp["imp_uid"], "merchant_uid": rsp["merchant_uid"], "pgpay_t": buyer_token(rsp["merchant_uid"])}
+    )
 
 
 def ledger(order):
@@ -84,7 +86,10 @@ def test_seed_003_prepare_pay_verify_paid_then_cancel(shop, v1, buyer, seat, can
     booking.refresh_from_db()
     assert booking.status == S.CANCELED and booking.balance == 0
     assert emulated.payment_state(rsp["imp_uid"])["status"] == "cancelled"
-    assert booking.transactions.get(kind=K.CANCEL).pg_transaction_id == emulated.payment_state(rsp["imp_uid"])["cancel_history"][0]["cancellation_id"]
+    assert (
+        booking.transactions.get(kind=K.CANCEL).pg_transaction_id
+        == emulated.payment_state(rsp["imp_uid"])["cancel_history"][0]["cancellation_id"]
+    )
     assert emulated.token_requests() == 2  # the gateway's one token, and the test client's
 
 
@@ -225,7 +230,9 @@ def test_v2_pre_register_pay_verify_cancel_and_signed_webhooks(shop, v2, buyer, 
     booking = book(client, seat, "portone-v2")
     assert emulated.v2_pay(booking.order_number, 100)["code"] == "FAILURE_TYPE_PROCESS"  # pre-registered: 20000
     emulated.v2_pay(booking.order_number, 20000)
-    response = client.get("/pay/portone-v2/return/?" + urlencode({"paymentId": booking.order_number, "pgpay_t": buyer_token(booking.order_number)}))
+    response = client.get(
+        "/pay/portone-v2/return/?" + urlencode({"paymentId": booking.order_number, "pgpay_t": buyer_token(booking.order_number)})
+    )
     assert response.status_code == 200
     booking.refresh_from_db()
     assert booking.status == S.PAID and booking.pg_data["portone_sandbox"] is True

@@ -88,10 +88,29 @@ def test_create_a_checkout_session(stripe_api, sandbox_url):
     [
         ({"mode": None}, 400, "parameter_missing", "mode"),
         ({"colour": "blue"}, 400, "parameter_unknown", "colour"),
-        ({"line_items": [{"price_data": {"currency": "krw", "product_data": {"name": "x"}, "unit_amount": "10.5"}, "quantity": 1}]}, 400, "parameter_invalid_integer", "line_items[0][price_data][unit_amount]"),
-        ({"line_items": [{"price_data": {"currency": "krw", "product_data": {"name": "x"}, "unit_amount": 100, "colour": "x"}, "quantity": 1}]}, 400, "parameter_unknown", "line_items[0][price_data][colour]"),
+        (
+            {"line_items": [{"price_data": {"currency": "krw", "product_data": {"name": "x"}, "unit_amount": "10.5"}, "quantity": 1}]},
+            400,
+            "parameter_invalid_integer",
+            "line_items[0][price_data][unit_amount]",
+        ),
+        (
+            {
+                "line_items": [
+                    {"price_data": {"currency": "krw", "product_data": {"name": "x"}, "unit_amount": 100, "colour": "x"}, "quantity": 1}
+                ]
+            },
+            400,
+            "parameter_unknown",
+            "line_items[0][price_data][colour]",
+        ),
         ({"line_items": [{"price": "price_123", "quantity": 1}]}, 404, "resource_missing", "line_items[0][price]"),
-        ({"line_items": [{"price_data": {"currency": "krw", "product_data": {"name": "x"}, "unit_amount": 100}}]}, 400, "parameter_missing", "line_items[0][quantity]"),
+        (
+            {"line_items": [{"price_data": {"currency": "krw", "product_data": {"name": "x"}, "unit_amount": 100}}]},
+            400,
+            "parameter_missing",
+            "line_items[0][quantity]",
+        ),
         ({"success_url": "not a url"}, 400, "url_invalid", "success_url"),
         ({"customer_email": "nobody"}, 400, "email_invalid", "customer_email"),
         ({"metadata": {"k" * 41: "v"}}, 400, None, "metadata[" + "k" * 41 + "]"),
@@ -127,10 +146,13 @@ def test_amount_rules(stripe_api):
     assert error_of(stripe_api.create_session(amount=1235, currency="kwd"), 400)["param"] == "line_items[0][price_data][unit_amount]"
     assert stripe_api.create_session(amount=1230, currency="kwd").json()["amount_total"] == 1230
     # One currency per Session; no subscriptions.
-    mixed = stripe_api.create_session(lines=[("a", 100, 1)], line_items=[
-        {"price_data": {"currency": "krw", "product_data": {"name": "a"}, "unit_amount": 100}, "quantity": 1},
-        {"price_data": {"currency": "usd", "product_data": {"name": "b"}, "unit_amount": 100}, "quantity": 1},
-    ])
+    mixed = stripe_api.create_session(
+        lines=[("a", 100, 1)],
+        line_items=[
+            {"price_data": {"currency": "krw", "product_data": {"name": "a"}, "unit_amount": 100}, "quantity": 1},
+            {"price_data": {"currency": "usd", "product_data": {"name": "b"}, "unit_amount": 100}, "quantity": 1},
+        ],
+    )
     assert error_of(mixed, 400)["param"] == "line_items[1][price_data][currency]"
     assert "mode=subscription" in error_of(stripe_api.create_session(mode="subscription"), 400)["message"]
 
@@ -145,7 +167,9 @@ def test_retrieve_with_expand_after_payment(stripe_api, stripe_paid):
     # The official SDK's indexed lists and the older expand[] both work.
     for query in ({"expand": ["payment_intent", "payment_intent.latest_charge"]}, None):
         if query is None:
-            url = stripe_api.base_url + f"/v1/checkout/sessions/{session['id']}?expand[]=payment_intent&expand[]=payment_intent.latest_charge"
+            url = (
+                stripe_api.base_url + f"/v1/checkout/sessions/{session['id']}?expand[]=payment_intent&expand[]=payment_intent.latest_charge"
+            )
             response = stripe_api.http.get(url, headers={"Authorization": f"Bearer {SECRET_KEY}"}, timeout=10)
         else:
             response = stripe_api.session(session["id"], expand=query["expand"])
@@ -153,7 +177,13 @@ def test_retrieve_with_expand_after_payment(stripe_api, stripe_paid):
         charge = intent["latest_charge"]
         assert (intent["object"], intent["status"], intent["amount"], intent["currency"]) == ("payment_intent", "succeeded", 15000, "krw")
         assert intent["metadata"] == {"order_id": "order-expand"} and intent["id"] == plain["payment_intent"]
-        assert (charge["object"], charge["amount"], charge["amount_refunded"], charge["refunded"], charge["paid"]) == ("charge", 15000, 0, False, True)
+        assert (charge["object"], charge["amount"], charge["amount_refunded"], charge["refunded"], charge["paid"]) == (
+            "charge",
+            15000,
+            0,
+            False,
+            True,
+        )
         assert charge["payment_intent"] == intent["id"] and charge["metadata"] == {"order_id": "order-expand"}
         assert charge["payment_method_details"]["type"] == "card" and charge["payment_method_details"]["card"]["last4"] == "4242"
         assert charge["receipt_url"].endswith(f"/sandbox/stripe/receipts/{charge['id']}")
@@ -162,10 +192,16 @@ def test_retrieve_with_expand_after_payment(stripe_api, stripe_paid):
 
 def test_unknown_ids_and_urls(stripe_api):
     missing = error_of(stripe_api.session("cs_test_nothing"), 404)
-    assert (missing["code"], missing["message"], missing["param"]) == ("resource_missing", "No such checkout.session: 'cs_test_nothing'", "session")
+    assert (missing["code"], missing["message"], missing["param"]) == (
+        "resource_missing",
+        "No such checkout.session: 'cs_test_nothing'",
+        "session",
+    )
     assert error_of(stripe_api.intent("pi_nothing"), 404)["message"] == "No such payment_intent: 'pi_nothing'"
     assert error_of(stripe_api.request("GET", "/v1/customers"), 404)["message"].startswith("Unrecognized request URL (GET: /v1/customers)")
-    assert error_of(stripe_api.request("DELETE", "/v1/refunds"), 404)["message"].startswith("Unrecognized request URL (DELETE: /v1/refunds)")
+    assert error_of(stripe_api.request("DELETE", "/v1/refunds"), 404)["message"].startswith(
+        "Unrecognized request URL (DELETE: /v1/refunds)"
+    )
 
 
 def test_expire_an_open_session(stripe_api):
@@ -227,7 +263,12 @@ def test_partial_and_full_refunds(stripe_api, stripe_paid):
     first = stripe_api.refund(intent_id, 5000, metadata={"idempotency_key": "k-1", "order_id": "order-0001", "reason": "고객 요청"})
     assert first.status_code == 200, first.text
     refund = first.json()
-    assert re.match(r"^re_", refund["id"]) and (refund["object"], refund["amount"], refund["currency"], refund["status"]) == ("refund", 5000, "krw", "succeeded")
+    assert re.match(r"^re_", refund["id"]) and (refund["object"], refund["amount"], refund["currency"], refund["status"]) == (
+        "refund",
+        5000,
+        "krw",
+        "succeeded",
+    )
     assert refund["payment_intent"] == intent_id and refund["charge"].startswith("ch_")
     assert refund["metadata"] == {"idempotency_key": "k-1", "order_id": "order-0001", "reason": "고객 요청"}
     charge = stripe_api.intent(intent_id).json()["latest_charge"]

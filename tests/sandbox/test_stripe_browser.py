@@ -61,7 +61,10 @@ def test_pay_by_card_then_refund_in_part(buy, page, artifacts):
     assert (order.status, order.amount, order.method) == (S.PAID, Decimal("30000"), "card")
 
     payments.cancel(order, "10000", reason="한 권 반품")
-    assert [(r.event_type, r.status_code) for r in control.deliver_webhooks()] == [("checkout.session.completed", 200), ("charge.refunded", 200)]
+    assert [(r.event_type, r.status_code) for r in control.deliver_webhooks()] == [
+        ("checkout.session.completed", 200),
+        ("charge.refunded", 200),
+    ]
     order.refresh_from_db()
     assert (order.status, order.balance) == (S.PARTIAL_CANCELED, Decimal("20000"))
     page.goto(order.receipt_url)

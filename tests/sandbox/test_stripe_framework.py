@@ -30,11 +30,31 @@ def ids(messages):
     "section, expected",
     [
         (STRIPE, []),
-        ({**STRIPE, "SECRET_KEYS": ["sk_live_realKey"]}, [("pgpay_sandbox.E003", 'PGPAY_SANDBOX[\'STRIPE\'][\'SECRET_KEYS\'][0] does not start with "sk_test_".')]),
-        ({**STRIPE, "SECRET_KEYS": ["test_sk_tossStyle"]}, [("pgpay_sandbox.E003", 'PGPAY_SANDBOX[\'STRIPE\'][\'SECRET_KEYS\'][0] does not start with "sk_test_".')]),
-        ({**STRIPE, "WEBHOOK_SECRET": ""}, [("pgpay_sandbox.W003", 'PGPAY_SANDBOX["STRIPE"]["WEBHOOK_SECRET"] is not set: events go out unsigned and a shop refuses them.')]),
-        ({**STRIPE, "WEBHOOK_SECRET": "secret"}, [("pgpay_sandbox.E002", 'PGPAY_SANDBOX["STRIPE"]["WEBHOOK_SECRET"] must be a "whsec_..." string or a list of them.')]),
-        ({**STRIPE, "WEBHOOK_EVENTS": "charge.refunded"}, [("pgpay_sandbox.E002", 'PGPAY_SANDBOX["STRIPE"]["WEBHOOK_EVENTS"] must be a list of event types (or ["*"]).')]),
+        (
+            {**STRIPE, "SECRET_KEYS": ["sk_live_realKey"]},
+            [("pgpay_sandbox.E003", "PGPAY_SANDBOX['STRIPE']['SECRET_KEYS'][0] does not start with \"sk_test_\".")],
+        ),
+        (
+            {**STRIPE, "SECRET_KEYS": ["test_sk_tossStyle"]},
+            [("pgpay_sandbox.E003", "PGPAY_SANDBOX['STRIPE']['SECRET_KEYS'][0] does not start with \"sk_test_\".")],
+        ),
+        (
+            {**STRIPE, "WEBHOOK_SECRET": ""},
+            [
+                (
+                    "pgpay_sandbox.W003",
+                    'PGPAY_SANDBOX["STRIPE"]["WEBHOOK_SECRET"] is not set: events go out unsigned and a shop refuses them.',
+                )
+            ],
+        ),
+        (
+            {**STRIPE, "WEBHOOK_SECRET": "secret"},
+            [("pgpay_sandbox.E002", 'PGPAY_SANDBOX["STRIPE"]["WEBHOOK_SECRET"] must be a "whsec_..." string or a list of them.')],
+        ),
+        (
+            {**STRIPE, "WEBHOOK_EVENTS": "charge.refunded"},
+            [("pgpay_sandbox.E002", 'PGPAY_SANDBOX["STRIPE"]["WEBHOOK_EVENTS"] must be a list of event types (or ["*"]).')],
+        ),
     ],
 )
 def test_settings_checks(settings, section, expected):
@@ -78,14 +98,34 @@ pytestmark_live = pytest.mark.django_db(transaction=True, available_apps=AVAILAB
 def test_control_api_drives_the_emulated_stripe(stripe_api, sandbox_url):
     session = stripe_api.create_session("order-ctl").json()
     http = Client()
-    paid = http.post("/sandbox/control/stripe/pay", data={"session_id": session["id"], "card": "4000000000000002"}, content_type="application/json", headers={"X-Sandbox-Control": "1"})
+    paid = http.post(
+        "/sandbox/control/stripe/pay",
+        data={"session_id": session["id"], "card": "4000000000000002"},
+        content_type="application/json",
+        headers={"X-Sandbox-Control": "1"},
+    )
     assert paid.status_code == 200 and paid.json()["outcome"] == "declined"
-    paid = http.post("/sandbox/control/stripe/pay", data={"session_id": session["id"]}, content_type="application/json", headers={"X-Sandbox-Control": "1"})
+    paid = http.post(
+        "/sandbox/control/stripe/pay",
+        data={"session_id": session["id"]},
+        content_type="application/json",
+        headers={"X-Sandbox-Control": "1"},
+    )
     assert paid.json()["success_url"].endswith(session["id"])
     intent = paid.json()["session"]["payment_intent"]
-    refunded = http.post("/sandbox/control/stripe/refund", data={"payment_key": intent, "amount": 1000}, content_type="application/json", headers={"X-Sandbox-Control": "1"})
+    refunded = http.post(
+        "/sandbox/control/stripe/refund",
+        data={"payment_key": intent, "amount": 1000},
+        content_type="application/json",
+        headers={"X-Sandbox-Control": "1"},
+    )
     assert refunded.status_code == 200 and refunded.json()["amount"] == 1000 and refunded.json()["metadata"] == {}
-    too_much = http.post("/sandbox/control/stripe/refund", data={"payment_key": intent, "amount": 99999}, content_type="application/json", headers={"X-Sandbox-Control": "1"})
+    too_much = http.post(
+        "/sandbox/control/stripe/refund",
+        data={"payment_key": intent, "amount": 99999},
+        content_type="application/json",
+        headers={"X-Sandbox-Control": "1"},
+    )
     assert too_much.status_code == 400 and too_much.json()["error"]["code"] == "amount_too_large"
     state = http.get("/sandbox/control/", headers={"X-Sandbox-Control": "1"}).json()
     assert state["pgs"]["stripe"] == {"configured": True, "actions": sorted(emulator("stripe").actions())}
@@ -115,7 +155,9 @@ def test_dashboard_lists_sessions_and_refunds(stripe_api, sandbox_url):
     assert 'id="stripe-sessions"' in page and "order-dash" in page and "complete / paid" in page
     assert '"API_BASE": "http://testserver/sandbox/stripe"' in page
     intent = emulated.session_state(session["id"])["payment_intent"]
-    done = http.post("/sandbox/dashboard/action", {"op": "act", "pg": "stripe", "action": "refund", "payment_key": intent, "amount": "15001"})
+    done = http.post(
+        "/sandbox/dashboard/action", {"op": "act", "pg": "stripe", "action": "refund", "payment_key": intent, "amount": "15001"}
+    )
     assert "amount_too_large" in done["Location"] or "greater+than" in done["Location"]
     http.post("/sandbox/dashboard/action", {"op": "act", "pg": "stripe", "action": "refund", "payment_key": intent, "amount": "5000"})
     assert [e["data"]["object"]["amount_refunded"] for e in emulated.events("charge.refunded")] == [5000]
@@ -134,7 +176,7 @@ def test_hosted_page_form(stripe_api):
     url = session["url"].split("://", 1)[1].split("/", 1)[1]
     page = http.get("/" + url)
     text = page.content.decode()
-    assert page.status_code == 200 and "₩15,000 결제" in text and 'readonly' in text and "buyer@example.com" in text
+    assert page.status_code == 200 and "₩15,000 결제" in text and "readonly" in text and "buyer@example.com" in text
     card = {"method": "card", "card_number": "4242424242424242", "card_expiry": "01 / 20", "card_cvc": "123"}
     expired_card = http.post("/" + url, card)
     assert expired_card.status_code == 400 and "카드 유효기간이 이미 지났습니다." in expired_card.content.decode()

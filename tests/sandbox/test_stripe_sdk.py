@@ -51,10 +51,21 @@ def test_create_retrieve_and_refund_with_the_official_library(client):
     assert paid.payment_intent.latest_charge.amount == 15000
     intent_id = paid.payment_intent.id
 
-    refund = client.v1.refunds.create(params={"payment_intent": intent_id, "amount": 5000, "metadata": {"order_id": "order-sdk-1"}}, options={"idempotency_key": "sdk-refund-1"})
+    refund = client.v1.refunds.create(
+        params={"payment_intent": intent_id, "amount": 5000, "metadata": {"order_id": "order-sdk-1"}},
+        options={"idempotency_key": "sdk-refund-1"},
+    )
     assert isinstance(refund, stripe.Refund)
-    assert (refund.amount, refund.status, refund.payment_intent, refund.metadata["order_id"]) == (5000, "succeeded", intent_id, "order-sdk-1")
-    again = client.v1.refunds.create(params={"payment_intent": intent_id, "amount": 5000, "metadata": {"order_id": "order-sdk-1"}}, options={"idempotency_key": "sdk-refund-1"})
+    assert (refund.amount, refund.status, refund.payment_intent, refund.metadata["order_id"]) == (
+        5000,
+        "succeeded",
+        intent_id,
+        "order-sdk-1",
+    )
+    again = client.v1.refunds.create(
+        params={"payment_intent": intent_id, "amount": 5000, "metadata": {"order_id": "order-sdk-1"}},
+        options={"idempotency_key": "sdk-refund-1"},
+    )
     assert again.id == refund.id and again.last_response.headers["Idempotent-Replayed"] == "true"
 
     listed = client.v1.refunds.list(params={"payment_intent": intent_id})
@@ -107,14 +118,18 @@ def test_construct_event_accepts_the_sandboxs_webhooks(client, stripe_hook):
     results = control.deliver_webhooks()
     assert [r.event_type for r in results] == ["checkout.session.completed", "charge.refunded"]
     assert all(r.status_code == 200 for r in results)
-    completed, refunded = (stripe.Webhook.construct_event(d["raw"], d["headers"]["Stripe-Signature"], WEBHOOK_SECRET) for d in stripe_hook.deliveries)
+    completed, refunded = (
+        stripe.Webhook.construct_event(d["raw"], d["headers"]["Stripe-Signature"], WEBHOOK_SECRET) for d in stripe_hook.deliveries
+    )
     assert isinstance(completed, stripe.Event) and completed.type == "checkout.session.completed"
     assert completed.data.object.id == session.id and completed.data.object.payment_status == "paid"
     assert refunded.type == "charge.refunded" and refunded.data.object.amount_refunded == 4000
     assert refunded.data.previous_attributes.amount_refunded == 0
     # A secret the sandbox does not sign with is refused by the library.
     with pytest.raises(stripe.SignatureVerificationError):
-        stripe.Webhook.construct_event(stripe_hook.deliveries[0]["raw"], stripe_hook.deliveries[0]["headers"]["Stripe-Signature"], "whsec_other")
+        stripe.Webhook.construct_event(
+            stripe_hook.deliveries[0]["raw"], stripe_hook.deliveries[0]["headers"]["Stripe-Signature"], "whsec_other"
+        )
 
 
 @pytest.mark.parametrize("kind", ["stale_signature", "wrong_secret"])

@@ -27,7 +27,11 @@ def test_checkout_session_completed_is_signed(stripe_paid, stripe_hook):
     assert not any(name.lower().startswith("x-sandbox") for name in headers)
     event = delivery["json"]
     assert set(event) == {"id", "object", "api_version", "created", "data", "livemode", "pending_webhooks", "request", "type"}
-    assert event["id"].startswith("evt_") and (event["object"], event["type"], event["livemode"]) == ("event", "checkout.session.completed", False)
+    assert event["id"].startswith("evt_") and (event["object"], event["type"], event["livemode"]) == (
+        "event",
+        "checkout.session.completed",
+        False,
+    )
     assert event["data"]["object"] == emulated.session_state(session["id"])  # the Session, ids not expanded
     assert event["api_version"] == emulated.API_VERSION
     # Pretty-printed like Stripe's: the signature covers these exact bytes, not a re-serialisation.
@@ -83,7 +87,10 @@ def test_any_2xx_is_an_ack_and_the_rest_is_retried(stripe_paid, stripe_hook):
 
 
 def test_rolling_secrets_sign_with_both(stripe_paid, stripe_hook, settings):
-    settings.PGPAY_SANDBOX = {**settings.PGPAY_SANDBOX, "STRIPE": {**settings.PGPAY_SANDBOX["STRIPE"], "WEBHOOK_SECRET": ["whsec_newSecret0000", WEBHOOK_SECRET]}}
+    settings.PGPAY_SANDBOX = {
+        **settings.PGPAY_SANDBOX,
+        "STRIPE": {**settings.PGPAY_SANDBOX["STRIPE"], "WEBHOOK_SECRET": ["whsec_newSecret0000", WEBHOOK_SECRET]},
+    }
     stripe_paid()
     control.deliver_webhooks()
     (delivery,) = stripe_hook.deliveries

@@ -132,7 +132,13 @@ def test_confirm_of_unknown_payment_is_not_found(toss):
 
 @pytest.mark.parametrize(
     "body",
-    [None, [], {"paymentKey": "x"}, {"paymentKey": "x", "orderId": "order-1", "amount": 10.5}, {"paymentKey": "x", "orderId": "o", "amount": -5}],
+    [
+        None,
+        [],
+        {"paymentKey": "x"},
+        {"paymentKey": "x", "orderId": "order-1", "amount": 10.5},
+        {"paymentKey": "x", "orderId": "o", "amount": -5},
+    ],
     ids=["empty", "list", "missing", "fraction", "negative"],
 )
 def test_bad_confirm_bodies_are_invalid_request(toss, body):
@@ -141,7 +147,9 @@ def test_bad_confirm_bodies_are_invalid_request(toss, body):
 
 
 def test_body_that_is_not_json_is_invalid_request(toss):
-    response = toss.request("POST", "/v1/payments/confirm", data=b"paymentKey=x&amount=1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = toss.request(
+        "POST", "/v1/payments/confirm", data=b"paymentKey=x&amount=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert error(response) == (400, "INVALID_REQUEST")
 
 
@@ -250,7 +258,9 @@ def test_two_cancels_within_a_second_only_the_first_runs(toss, done):
     assert toss.payment(key).json()["balanceAmount"] == 14000
 
 
-@pytest.mark.parametrize("body", [{}, {"cancelReason": ""}, {"cancelReason": "x", "cancelAmount": 0}, {"cancelReason": "x", "cancelAmount": "abc"}])
+@pytest.mark.parametrize(
+    "body", [{}, {"cancelReason": ""}, {"cancelReason": "x", "cancelAmount": 0}, {"cancelReason": "x", "cancelAmount": "abc"}]
+)
 def test_bad_cancel_bodies(toss, done, body):
     key = done()
     response = toss.request("POST", f"/v1/payments/{key}/cancel", json=body)
@@ -394,7 +404,12 @@ def test_in_flight_duplicate_is_409_then_the_key_is_free_again(toss, paid):
 
 @pytest.mark.parametrize(
     "code, status",
-    [("REJECT_CARD_COMPANY", 403), ("ALREADY_PROCESSED_PAYMENT", 400), ("FAILED_INTERNAL_SYSTEM_PROCESSING", 500), ("NOT_FOUND_PAYMENT_SESSION", 404)],
+    [
+        ("REJECT_CARD_COMPANY", 403),
+        ("ALREADY_PROCESSED_PAYMENT", 400),
+        ("FAILED_INTERNAL_SYSTEM_PROCESSING", 500),
+        ("NOT_FOUND_PAYMENT_SESSION", 404),
+    ],
 )
 def test_test_code_header_forces_that_error(toss, paid, code, status):
     params = paid()

@@ -199,29 +199,39 @@ def test_abandoned_checkout_expires_at_the_pg(toss, paid):
 
 def test_control_api_drives_the_sandbox(toss, paid, sandbox_url):
     params = paid()
-    armed = requests.post(sandbox_url + "/control/faults", headers=CONTROL, json={"pg": "toss", "operation": "confirm", "kind": "error_after"}, timeout=5)
+    armed = requests.post(
+        sandbox_url + "/control/faults", headers=CONTROL, json={"pg": "toss", "operation": "confirm", "kind": "error_after"}, timeout=5
+    )
     assert armed.status_code == 201 and armed.json()["kind"] == "error_after"
     assert requests.get(sandbox_url + "/control/faults", headers=CONTROL, timeout=5).json()["faults"][0]["remaining"] == 1
     assert toss.confirm(params["paymentKey"], params["orderId"], 15000).status_code == 500
     clock = requests.post(sandbox_url + "/control/clock", headers=CONTROL, json={"advance": 90}, timeout=5).json()
     assert 89 < clock["offset_seconds"] < 91
-    cancelled = requests.post(sandbox_url + "/control/toss/cancel", headers=CONTROL, json={"payment_key": params["paymentKey"], "amount": 1000}, timeout=5)
+    cancelled = requests.post(
+        sandbox_url + "/control/toss/cancel", headers=CONTROL, json={"payment_key": params["paymentKey"], "amount": 1000}, timeout=5
+    )
     assert cancelled.status_code == 200 and cancelled.json()["balanceAmount"] == 14000
     state = requests.get(sandbox_url + "/control/", headers=CONTROL, timeout=5).json()
     assert state["payments"][0]["key"] == params["paymentKey"] and state["payments"][0]["balance"] == 14000
-    made = requests.post(sandbox_url + "/control/toss/authenticate", headers=CONTROL, json={"order_id": "order-by-http", "amount": 5000}, timeout=5).json()
+    made = requests.post(
+        sandbox_url + "/control/toss/authenticate", headers=CONTROL, json={"order_id": "order-by-http", "amount": 5000}, timeout=5
+    ).json()
     assert toss.confirm(made["paymentKey"], "order-by-http", 5000).json()["status"] == "DONE"
     assert requests.post(sandbox_url + "/control/reset", headers=CONTROL, timeout=5).json()["reset"] is True
     assert toss.payment(params["paymentKey"]).status_code == 404
 
 
 def test_control_api_refuses_nonsense(sandbox_url, paid):
-    bad_kind = requests.post(sandbox_url + "/control/faults", headers=CONTROL, json={"pg": "toss", "operation": "confirm", "kind": "explode"}, timeout=5)
+    bad_kind = requests.post(
+        sandbox_url + "/control/faults", headers=CONTROL, json={"pg": "toss", "operation": "confirm", "kind": "explode"}, timeout=5
+    )
     assert bad_kind.status_code == 400 and "explode" in bad_kind.json()["error"]["message"]
     assert requests.post(sandbox_url + "/control/toss/fly", headers=CONTROL, json={}, timeout=5).status_code == 404
     assert requests.post(sandbox_url + "/control/nope/deposit", headers=CONTROL, json={}, timeout=5).status_code == 404
     assert requests.get(sandbox_url + "/control/reset", headers=CONTROL, timeout=5).status_code == 405
-    wrong_state = requests.post(sandbox_url + "/control/toss/deposit", headers=CONTROL, json={"payment_key": paid()["paymentKey"]}, timeout=5)
+    wrong_state = requests.post(
+        sandbox_url + "/control/toss/deposit", headers=CONTROL, json={"payment_key": paid()["paymentKey"]}, timeout=5
+    )
     assert wrong_state.status_code == 409 and "WAITING_FOR_DEPOSIT" in wrong_state.json()["error"]["message"]
 
 
@@ -238,13 +248,24 @@ def test_a_page_elsewhere_cannot_drive_the_sandbox(sandbox_url, paid):
         assert requests.post(sandbox_url + "/control/reset", headers=headers, timeout=5).status_code == 403
         assert requests.post(sandbox_url + "/control/clock", json={"advance": 3600}, headers=headers, timeout=5).status_code == 403
     assert emulated.payment_state(params["paymentKey"])["status"] == "IN_PROGRESS"  # not reset
-    same_site = requests.post(sandbox_url + "/control/clock", json={"advance": 1}, headers={**CONTROL, "Origin": sandbox_url.rsplit("/sandbox", 1)[0]}, timeout=5)
+    same_site = requests.post(
+        sandbox_url + "/control/clock", json={"advance": 1}, headers={**CONTROL, "Origin": sandbox_url.rsplit("/sandbox", 1)[0]}, timeout=5
+    )
     assert same_site.status_code == 200
 
 
 @pytest.mark.parametrize(
     "body",
-    [{"advance": 1e300}, {"advance": "1e300"}, {"offset": "inf"}, {"offset": "nan"}, {"advance": "abc"}, {"advance": -5}, {"offset": [1]}, {"advance": True}],
+    [
+        {"advance": 1e300},
+        {"advance": "1e300"},
+        {"offset": "inf"},
+        {"offset": "nan"},
+        {"advance": "abc"},
+        {"advance": -5},
+        {"offset": [1]},
+        {"advance": True},
+    ],
 )
 def test_the_clock_refuses_numbers_it_cannot_use(sandbox_url, body):
     response = requests.post(sandbox_url + "/control/clock", json=body, headers=CONTROL, timeout=5)
@@ -255,7 +276,10 @@ def test_the_clock_refuses_numbers_it_cannot_use(sandbox_url, body):
 @pytest.mark.parametrize("params", [{"delay": 1e300}, {"delay": "nan"}, {"status": 99}, {"copies": -1}, {"seconds": "inf"}])
 def test_fault_knobs_are_checked_when_armed(sandbox_url, params):
     response = requests.post(
-        sandbox_url + "/control/faults", json={"pg": "toss", "operation": "confirm", "kind": "timeout_after", "params": params}, headers=CONTROL, timeout=5
+        sandbox_url + "/control/faults",
+        json={"pg": "toss", "operation": "confirm", "kind": "timeout_after", "params": params},
+        headers=CONTROL,
+        timeout=5,
     )
     assert response.status_code == 400
     assert requests.get(sandbox_url + "/control/faults", headers=CONTROL, timeout=5).json()["faults"] == []
@@ -266,7 +290,9 @@ def test_an_unreadable_cancel_amount_cancels_nothing(sandbox_url, paid, toss, am
     """Issue #13, point 11: never "everything" for an amount the sandbox cannot read."""
     params = paid()
     assert toss.confirm(params["paymentKey"], params["orderId"], 15000).status_code == 200
-    response = requests.post(sandbox_url + "/control/toss/cancel", json={"payment_key": params["paymentKey"], "amount": amount}, headers=CONTROL, timeout=5)
+    response = requests.post(
+        sandbox_url + "/control/toss/cancel", json={"payment_key": params["paymentKey"], "amount": amount}, headers=CONTROL, timeout=5
+    )
     assert response.status_code == 400
     assert emulated.payment_state(params["paymentKey"])["balanceAmount"] == 15000
 

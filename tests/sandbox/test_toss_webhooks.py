@@ -191,7 +191,9 @@ def test_control_api_lists_and_delivers(sandbox_url, confirmed, hook):
     listed = requests.get(sandbox_url + "/control/webhooks", headers={"X-Sandbox-Control": "1"}, timeout=5).json()["webhooks"]
     assert [w["event_type"] for w in listed] == ["PAYMENT_STATUS_CHANGED"]
     assert listed[0]["body"]["data"]["status"] == "DONE"
-    delivered = requests.post(sandbox_url + "/control/webhooks/deliver", json={}, headers={"X-Sandbox-Control": "1"}, timeout=10).json()["results"]
+    delivered = requests.post(sandbox_url + "/control/webhooks/deliver", json={}, headers={"X-Sandbox-Control": "1"}, timeout=10).json()[
+        "results"
+    ]
     assert [r["status_code"] for r in delivered] == [200]
     assert len(hook.deliveries) == 1
 

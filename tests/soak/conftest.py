@@ -5,7 +5,15 @@ import pytest
 from .world import World
 
 #: Live-server tests flush only these apps' tables between tests (see tests/sandbox/conftest.py).
-AVAILABLE_APPS = ["django_pgpay", "django_pgpay.sandbox", "tests.testapp", "django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions", "django.contrib.admin"]
+AVAILABLE_APPS = [
+    "django_pgpay",
+    "django_pgpay.sandbox",
+    "tests.testapp",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.admin",
+]
 
 
 @pytest.fixture

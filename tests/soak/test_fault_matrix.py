@@ -115,5 +115,8 @@ def test_fault_matrix(world, alias, operation, fault):
     world.reconcile(deep=True)
     world.deliver()
     order = Booking.objects.get(pk=checkout.order_pk)
-    assert order.status == expected(alias, operation, fault), (order.status, list(order.transactions.values_list("kind", "status", "error_code")))
+    assert order.status == expected(alias, operation, fault), (
+        order.status,
+        list(order.transactions.values_list("kind", "status", "error_code")),
+    )
     assert not world.check(), world.check()

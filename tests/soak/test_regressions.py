@@ -64,7 +64,10 @@ def test_case_2_a_reversed_toss_deposit_takes_the_order_out_of_paid(world):
     world.deliver()
     order = order_of(checkout)
     assert order.status == S.WAITING_FOR_DEPOSIT
-    assert list(order.transactions.filter(kind__in=("confirm", "reversal")).values_list("kind", "status")) == [("confirm", "waiting"), ("reversal", "succeeded")]
+    assert list(order.transactions.filter(kind__in=("confirm", "reversal")).values_list("kind", "status")) == [
+        ("confirm", "waiting"),
+        ("reversal", "succeeded"),
+    ]
     world.reconcile(deep=True)
     assert order_of(checkout).status == S.WAITING_FOR_DEPOSIT and not world.check(), world.check()
     world.time_passes(minutes=60 * 24 * 8)  # past the account's deadline

@@ -30,14 +30,18 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from hypothesis import HealthCheck, Phase, settings, strategies as st
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, multiple, rule, run_state_machine_as_test
 
 from .world import ALIASES, FAULT_DELAY, World
 
 pytestmark = [
     pytest.mark.soak,
-    pytest.mark.skipif(connection.vendor == "sqlite", reason="the stateful soak runs on PostgreSQL (or MariaDB): SQLite shares one connection with the live server"),
+    pytest.mark.skipif(
+        connection.vendor == "sqlite",
+        reason="the stateful soak runs on PostgreSQL (or MariaDB): SQLite shares one connection with the live server",
+    ),
 ]
 
 EXAMPLES = int(os.environ.get("PGPAY_SOAK_EXAMPLES", "12"))

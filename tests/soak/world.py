@@ -239,13 +239,33 @@ class World:
             query = toss.authenticate(number, amount, method="VIRTUAL_ACCOUNT" if account else "CARD", origin=origin)
             return Attempt("toss", number, query["paymentKey"], query, paid=False, account=account)
         if checkout.alias == "portone":
-            rsp = portone.pay(number, amount, outcome="vbank" if account and outcome == "pay" else outcome, notice_url=self.base + "/pay/portone/webhook/", origin=origin)
+            rsp = portone.pay(
+                number,
+                amount,
+                outcome="vbank" if account and outcome == "pay" else outcome,
+                notice_url=self.base + "/pay/portone/webhook/",
+                origin=origin,
+            )
             query = {"imp_uid": rsp.get("imp_uid") or "", "merchant_uid": number}
             if not rsp.get("success", True):
                 query.update(error_code=rsp.get("error_code") or "", imp_success="false")
-            return Attempt("portone", number, rsp.get("imp_uid") or "", query, paid=outcome == "pay" and not account, account=account and outcome == "pay")
+            return Attempt(
+                "portone",
+                number,
+                rsp.get("imp_uid") or "",
+                query,
+                paid=outcome == "pay" and not account,
+                account=account and outcome == "pay",
+            )
         if checkout.alias == "portone-v2":
-            rsp = portone.v2_pay(number, amount, pay_method="VIRTUAL_ACCOUNT" if account else "CARD", outcome=outcome, notice_url=self.base + "/pay/portone-v2/webhook/", origin=origin)
+            rsp = portone.v2_pay(
+                number,
+                amount,
+                pay_method="VIRTUAL_ACCOUNT" if account else "CARD",
+                outcome=outcome,
+                notice_url=self.base + "/pay/portone-v2/webhook/",
+                origin=origin,
+            )
             query = {"paymentId": number}
             if rsp.get("code"):
                 query.update(code=rsp["code"], message=rsp.get("message") or "")
@@ -253,7 +273,9 @@ class World:
         if checkout.alias == "bootpay":
             if outcome != "pay":
                 return Attempt("bootpay", number, "", {"event": "cancel", "order_id": number})
-            result = bootpay.authenticate(number, amount, method="vbank" if account else "card", separately_confirmed=separately, origin=origin)
+            result = bootpay.authenticate(
+                number, amount, method="vbank" if account else "card", separately_confirmed=separately, origin=origin
+            )
             query = {"event": result["event"], "receipt_id": result["receipt_id"], "order_id": number}
             return Attempt("bootpay", number, result["receipt_id"], query, paid=not separately and not account, account=account)
         if checkout.alias == "stripe":
@@ -295,13 +317,19 @@ class World:
         if not checkout.attempt_url or not attempt.payment_id:
             self.lost_beacons.add(attempt.payment_id)
             return 0
-        response = requests.post(checkout.attempt_url, data={"order_id": checkout.order_number, "payment_id": attempt.payment_id}, timeout=30)
+        response = requests.post(
+            checkout.attempt_url, data={"order_id": checkout.order_number, "payment_id": attempt.payment_id}, timeout=30
+        )
         return response.status_code
 
     def buyer_cancel(self, buyer: int, order_number: str, amount: str | None) -> requests.Response:
         """The two steps of the buyer's cancel form (``amount`` None: everything)."""
         session = self.sessions[buyer]
-        fields = {"token": f"t{timezone.now().timestamp():.6f}".replace(".", ""), "csrfmiddlewaretoken": _csrf(session), "next": "/history/"}
+        fields = {
+            "token": f"t{timezone.now().timestamp():.6f}".replace(".", ""),
+            "csrfmiddlewaretoken": _csrf(session),
+            "next": "/history/",
+        }
         fields.update({"full": "1"} if amount is None else {"amount": amount})
         url = f"{self.base}/pay/cancel/{order_number}/"
         headers = {"X-CSRFToken": _csrf(session), "Referer": self.base + "/"}
@@ -364,7 +392,9 @@ class World:
         from django_pgpay.sandbox import bootpay, portone, toss
 
         try:
-            {"toss": toss.deposit, "portone": portone.deposit, "bootpay": bootpay.deposit}.get(attempt.alias, portone.v2_deposit)(attempt.payment_id)
+            {"toss": toss.deposit, "portone": portone.deposit, "bootpay": bootpay.deposit}.get(attempt.alias, portone.v2_deposit)(
+                attempt.payment_id
+            )
         except Exception:  # noqa: BLE001
             return False
         return True

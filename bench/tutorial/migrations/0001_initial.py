@@ -28,7 +28,12 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("order_number", models.CharField(max_length=64)),
                 ("price", models.DecimalField(decimal_places=0, max_digits=12)),
-                ("status", models.CharField(choices=[("READY", "결제대기"), ("PAID", "결제완료"), ("CANCELED", "취소")], default="READY", max_length=16)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("READY", "결제대기"), ("PAID", "결제완료"), ("CANCELED", "취소")], default="READY", max_length=16
+                    ),
+                ),
                 ("pg_transaction_number", models.CharField(blank=True, default="", max_length=200)),
                 ("paid_at", models.DateTimeField(blank=True, null=True)),
                 ("canceled_at", models.DateTimeField(blank=True, null=True)),

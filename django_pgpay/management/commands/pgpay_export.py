@@ -98,9 +98,7 @@ class Command(BaseCommand):
             progress = Progress(self.stderr, queryset.count())
         try:
             with open(options["output"], "w", encoding="utf-8", newline="") as stream:
-                exports.write_csv(
-                    queryset, stream, columns, bom=bom, chunk_size=options["chunk_size"], on_rows=progress, prefetch=prefetch
-                )
+                exports.write_csv(queryset, stream, columns, bom=bom, chunk_size=options["chunk_size"], on_rows=progress, prefetch=prefetch)
         except OSError as exc:
             raise CommandError(f"cannot write {options['output']}: {exc.strerror or exc}") from exc
         if progress is not None:

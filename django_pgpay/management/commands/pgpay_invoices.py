@@ -140,4 +140,3 @@ class Command(BaseCommand):
 
         # The raw stream: OutputWrapper.write() would end each of tqdm's "\r" updates with a newline.
         return tqdm(total=total, unit="invoice", file=self.stderr._out, disable=disable, dynamic_ncols=True)
-

@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pgpay_sandbox', '0001_initial'),
+        ("pgpay_sandbox", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SandboxToken',
+            name="SandboxToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('pg', models.CharField(max_length=16)),
-                ('subject', models.CharField(db_index=True, max_length=64)),
-                ('digest', models.CharField(max_length=64, unique=True)),
-                ('salt', models.CharField(max_length=64)),
-                ('issued_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("pg", models.CharField(max_length=16)),
+                ("subject", models.CharField(db_index=True, max_length=64)),
+                ("digest", models.CharField(max_length=64, unique=True)),
+                ("salt", models.CharField(max_length=64)),
+                ("issued_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['-issued_at', '-id'],
+                "ordering": ["-issued_at", "-id"],
             },
         ),
     ]

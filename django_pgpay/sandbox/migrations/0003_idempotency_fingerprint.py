@@ -2,7 +2,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("pgpay_sandbox", "0002_sandboxtoken"),
     ]

@@ -5,30 +5,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('django_pgpay', '0002_delivery_status_and_backoff'),
-        ('shop', '0001_initial'),
+        ("django_pgpay", "0002_delivery_status_and_backoff"),
+        ("shop", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='carttransaction',
-            name='shop_carttransaction_kind_status_valid',
+            model_name="carttransaction",
+            name="shop_carttransaction_kind_status_valid",
         ),
         migrations.AlterField(
-            model_name='carttransaction',
-            name='kind',
-            field=models.CharField(choices=[('confirm', 'Confirm'), ('cancel', 'Cancel'), ('compensate', 'Compensating cancel'), ('webhook', 'Webhook'), ('sync', 'Sync'), ('withdraw', 'Virtual account withdrawn'), ('reversal', 'Deposit reversed')], max_length=16, verbose_name='kind'),
+            model_name="carttransaction",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("confirm", "Confirm"),
+                    ("cancel", "Cancel"),
+                    ("compensate", "Compensating cancel"),
+                    ("webhook", "Webhook"),
+                    ("sync", "Sync"),
+                    ("withdraw", "Virtual account withdrawn"),
+                    ("reversal", "Deposit reversed"),
+                ],
+                max_length=16,
+                verbose_name="kind",
+            ),
         ),
         migrations.AlterField(
-            model_name='carttransaction',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('unknown', 'Unknown'), ('waiting', 'Awaiting deposit'), ('attention', 'Needs attention')], default='pending', max_length=16, verbose_name='status'),
+            model_name="carttransaction",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("unknown", "Unknown"),
+                    ("waiting", "Awaiting deposit"),
+                    ("attention", "Needs attention"),
+                ],
+                default="pending",
+                max_length=16,
+                verbose_name="status",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='carttransaction',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['confirm', 'cancel', 'compensate', 'webhook', 'sync', 'withdraw', 'reversal']), ('status__in', ['pending', 'succeeded', 'failed', 'unknown', 'waiting', 'attention'])), name='shop_carttransaction_kind_status_valid'),
+            model_name="carttransaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("kind__in", ["confirm", "cancel", "compensate", "webhook", "sync", "withdraw", "reversal"]),
+                    ("status__in", ["pending", "succeeded", "failed", "unknown", "waiting", "attention"]),
+                ),
+                name="shop_carttransaction_kind_status_valid",
+            ),
         ),
     ]

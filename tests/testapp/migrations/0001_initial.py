@@ -11,203 +11,549 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('django_pgpay', '0001_initial'),
+        ("django_pgpay", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('price', models.DecimalField(decimal_places=2, max_digits=12)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("price", models.DecimalField(decimal_places=2, max_digits=12)),
             ],
         ),
         migrations.CreateModel(
-            name='Restaurant',
+            name="Restaurant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('address', models.CharField(blank=True, max_length=200)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("address", models.CharField(blank=True, max_length=200)),
             ],
         ),
         migrations.CreateModel(
-            name='Seat',
+            name="Seat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('datetime', models.DateTimeField()),
-                ('remain', models.PositiveIntegerField(default=1)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("datetime", models.DateTimeField()),
+                ("remain", models.PositiveIntegerField(default=1)),
             ],
         ),
         migrations.CreateModel(
-            name='Booking',
+            name="Booking",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', model_utils.fields.AutoCreatedField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
-                ('modified', model_utils.fields.AutoLastModifiedField(default=django.utils.timezone.now, editable=False, verbose_name='modified')),
-                ('order_number', models.CharField(default=django_pgpay.models.new_order_number, help_text='Sent to the PG as its order id (orderId, merchant_uid, order_id).', max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_-]{6,64}$', "Order numbers are 6 to 64 letters, digits, '-' or '_'.", 'invalid_order_number')], verbose_name='order number')),
-                ('order_name', models.CharField(blank=True, max_length=200, verbose_name='order name')),
-                ('amount', models.DecimalField(decimal_places=3, max_digits=19, validators=[django.core.validators.MinValueValidator(Decimal('0'))], verbose_name='amount')),
-                ('currency', models.CharField(default=django_pgpay.models.default_currency, max_length=3, verbose_name='currency')),
-                ('canceled_amount', models.DecimalField(decimal_places=3, default=Decimal('0'), editable=False, max_digits=19, verbose_name='cancelled amount')),
-                ('status', models.CharField(choices=[('READY', 'Awaiting payment'), ('WAITING_FOR_DEPOSIT', 'Awaiting deposit'), ('PAID', 'Paid'), ('PARTIAL_CANCELED', 'Partially cancelled'), ('CANCELED', 'Cancelled'), ('FAILED', 'Failed'), ('EXPIRED', 'Expired')], db_index=True, default='READY', editable=False, max_length=24, verbose_name='status')),
-                ('paid_at', model_utils.fields.MonitorField(blank=True, default=None, editable=False, monitor='status', null=True, verbose_name='paid at', when={'PAID'})),
-                ('canceled_at', model_utils.fields.MonitorField(blank=True, default=None, editable=False, monitor='status', null=True, verbose_name='cancelled at', when={'CANCELED', 'PARTIAL_CANCELED'})),
-                ('expires_at', models.DateTimeField(blank=True, db_index=True, help_text="An unpaid order expires after this (PGPAY READY_TIMEOUT, or a virtual account's deadline).", null=True, verbose_name='expires at')),
-                ('gateway', models.CharField(blank=True, db_index=True, max_length=32, verbose_name='gateway')),
-                ('pg_payment_id', models.CharField(blank=True, db_index=True, help_text='paymentKey (Toss), imp_uid (PortOne), receipt_id (Bootpay) or payment intent (Stripe).', max_length=200, verbose_name='PG payment id')),
-                ('pg_data', models.JSONField(blank=True, default=dict, editable=False, verbose_name='PG data')),
-                ('method', models.CharField(blank=True, max_length=64, verbose_name='payment method')),
-                ('receipt_url', models.URLField(blank=True, max_length=500, verbose_name='receipt URL')),
-                ('buyer_name', models.CharField(blank=True, max_length=100, verbose_name='buyer name')),
-                ('buyer_email', models.EmailField(blank=True, max_length=254, verbose_name='buyer email')),
-                ('buyer_phone', models.CharField(blank=True, max_length=32, verbose_name='buyer phone')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='%(app_label)s_%(class)s_set', to=settings.AUTH_USER_MODEL, verbose_name='buyer account')),
-                ('seat', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='testapp.seat')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created", model_utils.fields.AutoCreatedField(default=django.utils.timezone.now, editable=False, verbose_name="created")),
+                (
+                    "modified",
+                    model_utils.fields.AutoLastModifiedField(default=django.utils.timezone.now, editable=False, verbose_name="modified"),
+                ),
+                (
+                    "order_number",
+                    models.CharField(
+                        default=django_pgpay.models.new_order_number,
+                        help_text="Sent to the PG as its order id (orderId, merchant_uid, order_id).",
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9_-]{6,64}$", "Order numbers are 6 to 64 letters, digits, '-' or '_'.", "invalid_order_number"
+                            )
+                        ],
+                        verbose_name="order number",
+                    ),
+                ),
+                ("order_name", models.CharField(blank=True, max_length=200, verbose_name="order name")),
+                (
+                    "amount",
+                    models.DecimalField(
+                        decimal_places=3,
+                        max_digits=19,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
+                        verbose_name="amount",
+                    ),
+                ),
+                ("currency", models.CharField(default=django_pgpay.models.default_currency, max_length=3, verbose_name="currency")),
+                (
+                    "canceled_amount",
+                    models.DecimalField(
+                        decimal_places=3, default=Decimal("0"), editable=False, max_digits=19, verbose_name="cancelled amount"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("READY", "Awaiting payment"),
+                            ("WAITING_FOR_DEPOSIT", "Awaiting deposit"),
+                            ("PAID", "Paid"),
+                            ("PARTIAL_CANCELED", "Partially cancelled"),
+                            ("CANCELED", "Cancelled"),
+                            ("FAILED", "Failed"),
+                            ("EXPIRED", "Expired"),
+                        ],
+                        db_index=True,
+                        default="READY",
+                        editable=False,
+                        max_length=24,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "paid_at",
+                    model_utils.fields.MonitorField(
+                        blank=True, default=None, editable=False, monitor="status", null=True, verbose_name="paid at", when={"PAID"}
+                    ),
+                ),
+                (
+                    "canceled_at",
+                    model_utils.fields.MonitorField(
+                        blank=True,
+                        default=None,
+                        editable=False,
+                        monitor="status",
+                        null=True,
+                        verbose_name="cancelled at",
+                        when={"CANCELED", "PARTIAL_CANCELED"},
+                    ),
+                ),
+                (
+                    "expires_at",
+                    models.DateTimeField(
+                        blank=True,
+                        db_index=True,
+                        help_text="An unpaid order expires after this (PGPAY READY_TIMEOUT, or a virtual account's deadline).",
+                        null=True,
+                        verbose_name="expires at",
+                    ),
+                ),
+                ("gateway", models.CharField(blank=True, db_index=True, max_length=32, verbose_name="gateway")),
+                (
+                    "pg_payment_id",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        help_text="paymentKey (Toss), imp_uid (PortOne), receipt_id (Bootpay) or payment intent (Stripe).",
+                        max_length=200,
+                        verbose_name="PG payment id",
+                    ),
+                ),
+                ("pg_data", models.JSONField(blank=True, default=dict, editable=False, verbose_name="PG data")),
+                ("method", models.CharField(blank=True, max_length=64, verbose_name="payment method")),
+                ("receipt_url", models.URLField(blank=True, max_length=500, verbose_name="receipt URL")),
+                ("buyer_name", models.CharField(blank=True, max_length=100, verbose_name="buyer name")),
+                ("buyer_email", models.EmailField(blank=True, max_length=254, verbose_name="buyer email")),
+                ("buyer_phone", models.CharField(blank=True, max_length=32, verbose_name="buyer phone")),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="%(app_label)s_%(class)s_set",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="buyer account",
+                    ),
+                ),
+                ("seat", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to="testapp.seat")),
             ],
             options={
-                'ordering': ['-created'],
-                'abstract': False,
+                "ordering": ["-created"],
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='CartOrder',
+            name="CartOrder",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', model_utils.fields.AutoCreatedField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
-                ('modified', model_utils.fields.AutoLastModifiedField(default=django.utils.timezone.now, editable=False, verbose_name='modified')),
-                ('order_number', models.CharField(default=django_pgpay.models.new_order_number, help_text='Sent to the PG as its order id (orderId, merchant_uid, order_id).', max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_-]{6,64}$', "Order numbers are 6 to 64 letters, digits, '-' or '_'.", 'invalid_order_number')], verbose_name='order number')),
-                ('order_name', models.CharField(blank=True, max_length=200, verbose_name='order name')),
-                ('amount', models.DecimalField(decimal_places=3, max_digits=19, validators=[django.core.validators.MinValueValidator(Decimal('0'))], verbose_name='amount')),
-                ('currency', models.CharField(default=django_pgpay.models.default_currency, max_length=3, verbose_name='currency')),
-                ('canceled_amount', models.DecimalField(decimal_places=3, default=Decimal('0'), editable=False, max_digits=19, verbose_name='cancelled amount')),
-                ('status', models.CharField(choices=[('READY', 'Awaiting payment'), ('WAITING_FOR_DEPOSIT', 'Awaiting deposit'), ('PAID', 'Paid'), ('PARTIAL_CANCELED', 'Partially cancelled'), ('CANCELED', 'Cancelled'), ('FAILED', 'Failed'), ('EXPIRED', 'Expired')], db_index=True, default='READY', editable=False, max_length=24, verbose_name='status')),
-                ('paid_at', model_utils.fields.MonitorField(blank=True, default=None, editable=False, monitor='status', null=True, verbose_name='paid at', when={'PAID'})),
-                ('canceled_at', model_utils.fields.MonitorField(blank=True, default=None, editable=False, monitor='status', null=True, verbose_name='cancelled at', when={'CANCELED', 'PARTIAL_CANCELED'})),
-                ('expires_at', models.DateTimeField(blank=True, db_index=True, help_text="An unpaid order expires after this (PGPAY READY_TIMEOUT, or a virtual account's deadline).", null=True, verbose_name='expires at')),
-                ('gateway', models.CharField(blank=True, db_index=True, max_length=32, verbose_name='gateway')),
-                ('pg_payment_id', models.CharField(blank=True, db_index=True, help_text='paymentKey (Toss), imp_uid (PortOne), receipt_id (Bootpay) or payment intent (Stripe).', max_length=200, verbose_name='PG payment id')),
-                ('pg_data', models.JSONField(blank=True, default=dict, editable=False, verbose_name='PG data')),
-                ('method', models.CharField(blank=True, max_length=64, verbose_name='payment method')),
-                ('receipt_url', models.URLField(blank=True, max_length=500, verbose_name='receipt URL')),
-                ('buyer_name', models.CharField(blank=True, max_length=100, verbose_name='buyer name')),
-                ('buyer_email', models.EmailField(blank=True, max_length=254, verbose_name='buyer email')),
-                ('buyer_phone', models.CharField(blank=True, max_length=32, verbose_name='buyer phone')),
-                ('shipping_address', models.CharField(blank=True, max_length=200)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='%(app_label)s_%(class)s_set', to=settings.AUTH_USER_MODEL, verbose_name='buyer account')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created", model_utils.fields.AutoCreatedField(default=django.utils.timezone.now, editable=False, verbose_name="created")),
+                (
+                    "modified",
+                    model_utils.fields.AutoLastModifiedField(default=django.utils.timezone.now, editable=False, verbose_name="modified"),
+                ),
+                (
+                    "order_number",
+                    models.CharField(
+                        default=django_pgpay.models.new_order_number,
+                        help_text="Sent to the PG as its order id (orderId, merchant_uid, order_id).",
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9_-]{6,64}$", "Order numbers are 6 to 64 letters, digits, '-' or '_'.", "invalid_order_number"
+                            )
+                        ],
+                        verbose_name="order number",
+                    ),
+                ),
+                ("order_name", models.CharField(blank=True, max_length=200, verbose_name="order name")),
+                (
+                    "amount",
+                    models.DecimalField(
+                        decimal_places=3,
+                        max_digits=19,
+                        validators=[django.core.validators.MinValueValidator(Decimal("0"))],
+                        verbose_name="amount",
+                    ),
+                ),
+                ("currency", models.CharField(default=django_pgpay.models.default_currency, max_length=3, verbose_name="currency")),
+                (
+                    "canceled_amount",
+                    models.DecimalField(
+                        decimal_places=3, default=Decimal("0"), editable=False, max_digits=19, verbose_name="cancelled amount"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("READY", "Awaiting payment"),
+                            ("WAITING_FOR_DEPOSIT", "Awaiting deposit"),
+                            ("PAID", "Paid"),
+                            ("PARTIAL_CANCELED", "Partially cancelled"),
+                            ("CANCELED", "Cancelled"),
+                            ("FAILED", "Failed"),
+                            ("EXPIRED", "Expired"),
+                        ],
+                        db_index=True,
+                        default="READY",
+                        editable=False,
+                        max_length=24,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "paid_at",
+                    model_utils.fields.MonitorField(
+                        blank=True, default=None, editable=False, monitor="status", null=True, verbose_name="paid at", when={"PAID"}
+                    ),
+                ),
+                (
+                    "canceled_at",
+                    model_utils.fields.MonitorField(
+                        blank=True,
+                        default=None,
+                        editable=False,
+                        monitor="status",
+                        null=True,
+                        verbose_name="cancelled at",
+                        when={"CANCELED", "PARTIAL_CANCELED"},
+                    ),
+                ),
+                (
+                    "expires_at",
+                    models.DateTimeField(
+                        blank=True,
+                        db_index=True,
+                        help_text="An unpaid order expires after this (PGPAY READY_TIMEOUT, or a virtual account's deadline).",
+                        null=True,
+                        verbose_name="expires at",
+                    ),
+                ),
+                ("gateway", models.CharField(blank=True, db_index=True, max_length=32, verbose_name="gateway")),
+                (
+                    "pg_payment_id",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        help_text="paymentKey (Toss), imp_uid (PortOne), receipt_id (Bootpay) or payment intent (Stripe).",
+                        max_length=200,
+                        verbose_name="PG payment id",
+                    ),
+                ),
+                ("pg_data", models.JSONField(blank=True, default=dict, editable=False, verbose_name="PG data")),
+                ("method", models.CharField(blank=True, max_length=64, verbose_name="payment method")),
+                ("receipt_url", models.URLField(blank=True, max_length=500, verbose_name="receipt URL")),
+                ("buyer_name", models.CharField(blank=True, max_length=100, verbose_name="buyer name")),
+                ("buyer_email", models.EmailField(blank=True, max_length=254, verbose_name="buyer email")),
+                ("buyer_phone", models.CharField(blank=True, max_length=32, verbose_name="buyer phone")),
+                ("shipping_address", models.CharField(blank=True, max_length=200)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="%(app_label)s_%(class)s_set",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="buyer account",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
-                'abstract': False,
+                "ordering": ["-created"],
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='CartTransaction',
+            name="CartTransaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', model_utils.fields.AutoCreatedField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
-                ('modified', model_utils.fields.AutoLastModifiedField(default=django.utils.timezone.now, editable=False, verbose_name='modified')),
-                ('kind', models.CharField(choices=[('confirm', 'Confirm'), ('cancel', 'Cancel'), ('compensate', 'Compensating cancel'), ('webhook', 'Webhook'), ('sync', 'Sync')], max_length=16, verbose_name='kind')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('unknown', 'Unknown')], default='pending', max_length=16, verbose_name='status')),
-                ('amount', models.DecimalField(decimal_places=3, max_digits=19, verbose_name='amount')),
-                ('currency', models.CharField(max_length=3, verbose_name='currency')),
-                ('idempotency_key', models.CharField(max_length=255, unique=True, verbose_name='idempotency key')),
-                ('pg_payment_id', models.CharField(blank=True, max_length=200, verbose_name='PG payment id')),
-                ('pg_transaction_id', models.CharField(blank=True, help_text="The PG's id of this cancel or event.", max_length=200, verbose_name='PG transaction id')),
-                ('response', models.JSONField(blank=True, null=True, verbose_name='PG reply')),
-                ('error_code', models.CharField(blank=True, max_length=100, verbose_name='error code')),
-                ('error_message', models.TextField(blank=True, verbose_name='error message')),
-                ('source', models.CharField(choices=[('customer', 'Customer'), ('staff', 'Staff'), ('webhook', 'Webhook'), ('reconcile', 'Reconciliation'), ('system', 'System')], default='system', max_length=16, verbose_name='requested by')),
-                ('reason', models.CharField(blank=True, max_length=255, verbose_name='reason')),
-                ('completed_at', models.DateTimeField(blank=True, null=True, verbose_name='completed at')),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='user')),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='transactions', to='testapp.cartorder')),
-                ('webhook_event', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='django_pgpay.webhookevent', verbose_name='webhook delivery')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created", model_utils.fields.AutoCreatedField(default=django.utils.timezone.now, editable=False, verbose_name="created")),
+                (
+                    "modified",
+                    model_utils.fields.AutoLastModifiedField(default=django.utils.timezone.now, editable=False, verbose_name="modified"),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("confirm", "Confirm"),
+                            ("cancel", "Cancel"),
+                            ("compensate", "Compensating cancel"),
+                            ("webhook", "Webhook"),
+                            ("sync", "Sync"),
+                        ],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("succeeded", "Succeeded"), ("failed", "Failed"), ("unknown", "Unknown")],
+                        default="pending",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("amount", models.DecimalField(decimal_places=3, max_digits=19, verbose_name="amount")),
+                ("currency", models.CharField(max_length=3, verbose_name="currency")),
+                ("idempotency_key", models.CharField(max_length=255, unique=True, verbose_name="idempotency key")),
+                ("pg_payment_id", models.CharField(blank=True, max_length=200, verbose_name="PG payment id")),
+                (
+                    "pg_transaction_id",
+                    models.CharField(
+                        blank=True, help_text="The PG's id of this cancel or event.", max_length=200, verbose_name="PG transaction id"
+                    ),
+                ),
+                ("response", models.JSONField(blank=True, null=True, verbose_name="PG reply")),
+                ("error_code", models.CharField(blank=True, max_length=100, verbose_name="error code")),
+                ("error_message", models.TextField(blank=True, verbose_name="error message")),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("customer", "Customer"),
+                            ("staff", "Staff"),
+                            ("webhook", "Webhook"),
+                            ("reconcile", "Reconciliation"),
+                            ("system", "System"),
+                        ],
+                        default="system",
+                        max_length=16,
+                        verbose_name="requested by",
+                    ),
+                ),
+                ("reason", models.CharField(blank=True, max_length=255, verbose_name="reason")),
+                ("completed_at", models.DateTimeField(blank=True, null=True, verbose_name="completed at")),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="transactions", to="testapp.cartorder"),
+                ),
+                (
+                    "webhook_event",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="django_pgpay.webhookevent",
+                        verbose_name="webhook delivery",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created', 'pk'],
-                'abstract': False,
+                "ordering": ["created", "pk"],
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='CartLine',
+            name="CartLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('price', models.DecimalField(decimal_places=2, default=Decimal('0'), max_digits=12)),
-                ('quantity', models.PositiveIntegerField(default=1)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='testapp.cartorder')),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='testapp.product')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("price", models.DecimalField(decimal_places=2, default=Decimal("0"), max_digits=12)),
+                ("quantity", models.PositiveIntegerField(default=1)),
+                ("order", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="lines", to="testapp.cartorder")),
+                ("product", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to="testapp.product")),
             ],
         ),
         migrations.CreateModel(
-            name='Table',
+            name="Table",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('price', models.DecimalField(decimal_places=0, max_digits=12)),
-                ('restaurant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='testapp.restaurant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("price", models.DecimalField(decimal_places=0, max_digits=12)),
+                ("restaurant", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="testapp.restaurant")),
             ],
         ),
         migrations.AddField(
-            model_name='seat',
-            name='table',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='testapp.table'),
+            model_name="seat",
+            name="table",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="testapp.table"),
         ),
         migrations.CreateModel(
-            name='BookingTransaction',
+            name="BookingTransaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', model_utils.fields.AutoCreatedField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
-                ('modified', model_utils.fields.AutoLastModifiedField(default=django.utils.timezone.now, editable=False, verbose_name='modified')),
-                ('kind', models.CharField(choices=[('confirm', 'Confirm'), ('cancel', 'Cancel'), ('compensate', 'Compensating cancel'), ('webhook', 'Webhook'), ('sync', 'Sync')], max_length=16, verbose_name='kind')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('unknown', 'Unknown')], default='pending', max_length=16, verbose_name='status')),
-                ('amount', models.DecimalField(decimal_places=3, max_digits=19, verbose_name='amount')),
-                ('currency', models.CharField(max_length=3, verbose_name='currency')),
-                ('idempotency_key', models.CharField(max_length=255, unique=True, verbose_name='idempotency key')),
-                ('pg_payment_id', models.CharField(blank=True, max_length=200, verbose_name='PG payment id')),
-                ('pg_transaction_id', models.CharField(blank=True, help_text="The PG's id of this cancel or event.", max_length=200, verbose_name='PG transaction id')),
-                ('response', models.JSONField(blank=True, null=True, verbose_name='PG reply')),
-                ('error_code', models.CharField(blank=True, max_length=100, verbose_name='error code')),
-                ('error_message', models.TextField(blank=True, verbose_name='error message')),
-                ('source', models.CharField(choices=[('customer', 'Customer'), ('staff', 'Staff'), ('webhook', 'Webhook'), ('reconcile', 'Reconciliation'), ('system', 'System')], default='system', max_length=16, verbose_name='requested by')),
-                ('reason', models.CharField(blank=True, max_length=255, verbose_name='reason')),
-                ('completed_at', models.DateTimeField(blank=True, null=True, verbose_name='completed at')),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='user')),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='transactions', to='testapp.booking')),
-                ('webhook_event', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='django_pgpay.webhookevent', verbose_name='webhook delivery')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created", model_utils.fields.AutoCreatedField(default=django.utils.timezone.now, editable=False, verbose_name="created")),
+                (
+                    "modified",
+                    model_utils.fields.AutoLastModifiedField(default=django.utils.timezone.now, editable=False, verbose_name="modified"),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("confirm", "Confirm"),
+                            ("cancel", "Cancel"),
+                            ("compensate", "Compensating cancel"),
+                            ("webhook", "Webhook"),
+                            ("sync", "Sync"),
+                        ],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("succeeded", "Succeeded"), ("failed", "Failed"), ("unknown", "Unknown")],
+                        default="pending",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("amount", models.DecimalField(decimal_places=3, max_digits=19, verbose_name="amount")),
+                ("currency", models.CharField(max_length=3, verbose_name="currency")),
+                ("idempotency_key", models.CharField(max_length=255, unique=True, verbose_name="idempotency key")),
+                ("pg_payment_id", models.CharField(blank=True, max_length=200, verbose_name="PG payment id")),
+                (
+                    "pg_transaction_id",
+                    models.CharField(
+                        blank=True, help_text="The PG's id of this cancel or event.", max_length=200, verbose_name="PG transaction id"
+                    ),
+                ),
+                ("response", models.JSONField(blank=True, null=True, verbose_name="PG reply")),
+                ("error_code", models.CharField(blank=True, max_length=100, verbose_name="error code")),
+                ("error_message", models.TextField(blank=True, verbose_name="error message")),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("customer", "Customer"),
+                            ("staff", "Staff"),
+                            ("webhook", "Webhook"),
+                            ("reconcile", "Reconciliation"),
+                            ("system", "System"),
+                        ],
+                        default="system",
+                        max_length=16,
+                        verbose_name="requested by",
+                    ),
+                ),
+                ("reason", models.CharField(blank=True, max_length=255, verbose_name="reason")),
+                ("completed_at", models.DateTimeField(blank=True, null=True, verbose_name="completed at")),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
+                (
+                    "order",
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="transactions", to="testapp.booking"),
+                ),
+                (
+                    "webhook_event",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="django_pgpay.webhookevent",
+                        verbose_name="webhook delivery",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created', 'pk'],
-                'abstract': False,
-                'constraints': [models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='testapp_bookingtransaction_amount_positive'), models.CheckConstraint(condition=models.Q(('kind__in', ['confirm', 'cancel', 'compensate', 'webhook', 'sync']), ('status__in', ['pending', 'succeeded', 'failed', 'unknown'])), name='testapp_bookingtransaction_kind_status_valid')],
+                "ordering": ["created", "pk"],
+                "abstract": False,
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("amount__gte", 0)), name="testapp_bookingtransaction_amount_positive"),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("kind__in", ["confirm", "cancel", "compensate", "webhook", "sync"]),
+                            ("status__in", ["pending", "succeeded", "failed", "unknown"]),
+                        ),
+                        name="testapp_bookingtransaction_kind_status_valid",
+                    ),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='cartorder',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['READY', 'WAITING_FOR_DEPOSIT', 'PAID', 'PARTIAL_CANCELED', 'CANCELED', 'FAILED', 'EXPIRED'])), name='testapp_cartorder_status_valid'),
+            model_name="cartorder",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["READY", "WAITING_FOR_DEPOSIT", "PAID", "PARTIAL_CANCELED", "CANCELED", "FAILED", "EXPIRED"])
+                ),
+                name="testapp_cartorder_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='cartorder',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gte', 0), ('canceled_amount__gte', 0), ('canceled_amount__lte', models.F('amount'))), name='testapp_cartorder_canceled_within_amount'),
+            model_name="cartorder",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gte", 0), ("canceled_amount__gte", 0), ("canceled_amount__lte", models.F("amount"))),
+                name="testapp_cartorder_canceled_within_amount",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='carttransaction',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='testapp_carttransaction_amount_positive'),
+            model_name="carttransaction",
+            constraint=models.CheckConstraint(condition=models.Q(("amount__gte", 0)), name="testapp_carttransaction_amount_positive"),
         ),
         migrations.AddConstraint(
-            model_name='carttransaction',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['confirm', 'cancel', 'compensate', 'webhook', 'sync']), ('status__in', ['pending', 'succeeded', 'failed', 'unknown'])), name='testapp_carttransaction_kind_status_valid'),
+            model_name="carttransaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("kind__in", ["confirm", "cancel", "compensate", "webhook", "sync"]),
+                    ("status__in", ["pending", "succeeded", "failed", "unknown"]),
+                ),
+                name="testapp_carttransaction_kind_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='booking',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['READY', 'WAITING_FOR_DEPOSIT', 'PAID', 'PARTIAL_CANCELED', 'CANCELED', 'FAILED', 'EXPIRED'])), name='testapp_booking_status_valid'),
+            model_name="booking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["READY", "WAITING_FOR_DEPOSIT", "PAID", "PARTIAL_CANCELED", "CANCELED", "FAILED", "EXPIRED"])
+                ),
+                name="testapp_booking_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='booking',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gte', 0), ('canceled_amount__gte', 0), ('canceled_amount__lte', models.F('amount'))), name='testapp_booking_canceled_within_amount'),
+            model_name="booking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gte", 0), ("canceled_amount__gte", 0), ("canceled_amount__lte", models.F("amount"))),
+                name="testapp_booking_canceled_within_amount",
+            ),
         ),
     ]

@@ -33,11 +33,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
+from restaurants.models import Booking, Restaurant, Seat
+from shop.models import CartOrder, Product
 
 from django_pgpay import conf
 from example_project.payment import offered_aliases
-from restaurants.models import Booking, Restaurant, Seat
-from shop.models import CartOrder, Product
 
 
 class InProcessAdapter(requests.adapters.BaseAdapter):
@@ -53,9 +53,7 @@ class InProcessAdapter(requests.adapters.BaseAdapter):
         skip = {"host", "content-length", "content-type"}
         headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
         body = request.body.encode() if isinstance(request.body, str) else (request.body or b"")
-        answer = self.client.generic(
-            request.method, path, data=body, content_type=request.headers.get("Content-Type", ""), headers=headers
-        )
+        answer = self.client.generic(request.method, path, data=body, content_type=request.headers.get("Content-Type", ""), headers=headers)
         response = requests.Response()
         response.status_code = answer.status_code
         response.headers = requests.structures.CaseInsensitiveDict(answer.items())
@@ -117,7 +115,9 @@ class Command(BaseCommand):
             self.every_pg(check)
             transaction.set_rollback(True)
         pgs = ", ".join(conf.gateway_aliases())
-        self.stdout.write(f"Demo check: {check.count} checks passed (pages, admin, booking, sold out, cart, payment pages of {pgs}); nothing was kept.")
+        self.stdout.write(
+            f"Demo check: {check.count} checks passed (pages, admin, booking, sold out, cart, payment pages of {pgs}); nothing was kept."
+        )
 
     def run(self, check: Check) -> None:
         anonymous = Client(HTTP_HOST="127.0.0.1")
@@ -140,7 +140,13 @@ class Command(BaseCommand):
             check.true(admin.login(username="admin", password=password), "the admin cannot log in with DEMO_ADMIN_PASSWORD")
         else:
             admin.force_login(get_user_model().objects.filter(is_superuser=True).first() or self.superuser())
-        for url in ("/admin/", "/admin/restaurants/booking/", "/admin/shop/cartorder/", "/admin/django_pgpay/webhookevent/", "/admin/restaurants/seat/"):
+        for url in (
+            "/admin/",
+            "/admin/restaurants/booking/",
+            "/admin/shop/cartorder/",
+            "/admin/django_pgpay/webhookevent/",
+            "/admin/restaurants/seat/",
+        ):
             check.page(admin, url)
 
         users = get_user_model().objects
@@ -205,7 +211,9 @@ class Command(BaseCommand):
             book = reverse("restaurants:book", args=[seat.pk])
             check.page(buyer, book, contains=f'value="{alias}"')  # the booking page offers it
             self.payment_page(check, buyer, alias, buyer.post(book, {"gateway": alias}, HTTP_ACCEPT_LANGUAGE="en"))
-            check.true(Booking.objects.get(seat=seat, user__username="demo-check-pgs").gateway == alias, f"{alias}: the booking is not {alias}'s")
+            check.true(
+                Booking.objects.get(seat=seat, user__username="demo-check-pgs").gateway == alias, f"{alias}: the booking is not {alias}'s"
+            )
         # A PG the booking shop does not offer (Stripe) is not taken from a forged form: the default is.
         for alias in [a for a in conf.gateway_aliases() if a not in offered_aliases("restaurants")]:
             seat = seats.exclude(bookings__user__username="demo-check-pgs").first()
@@ -258,9 +266,15 @@ class Command(BaseCommand):
         check.page(buyer, reverse("restaurants:history"), contains=url)
         pdf = check.page(buyer, url).content
         text = PdfReader(BytesIO(pdf)).pages[0].extract_text()
-        check.true(booking.order_number in text and booking.seat.table.restaurant.name in text, "the buyer's invoice lacks the order or its restaurant")
+        check.true(
+            booking.order_number in text and booking.seat.table.restaurant.name in text,
+            "the buyer's invoice lacks the order or its restaurant",
+        )
         merged = admin.post("/admin/restaurants/booking/", {"action": "invoice_pdf", "_selected_action": [booking.pk]})
-        check.true(merged.get("Content-Type") == "application/pdf" and len(PdfReader(BytesIO(merged.content)).pages) == 1, "the admin's invoice action gave no PDF")
+        check.true(
+            merged.get("Content-Type") == "application/pdf" and len(PdfReader(BytesIO(merged.content)).pages) == 1,
+            "the admin's invoice action gave no PDF",
+        )
 
     @staticmethod
     def superuser():

@@ -13,7 +13,6 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
-
 from restaurants.models import Restaurant, Seat, Table
 from shop.models import Product
 
