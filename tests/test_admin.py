@@ -15,6 +15,7 @@ from django.urls import reverse
 from django_pgpay import admin as pgpay_admin
 from django_pgpay import payments
 from django_pgpay.models import WebhookEvent
+from django_pgpay.status import DeliveryStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -204,7 +205,15 @@ def test_order_page_shows_money_ledger_webhooks_and_refund_form(admin_client, pa
     booking = paid(buyer_name="최유리", buyer_phone="010-2222-3333")
     payments.cancel(booking, Decimal(3000), reason="빠진 반찬", source="staff", actor=admin_user)
     WebhookEvent.objects.create(
-        gateway="fake", event_type="PAYMENT_STATUS_CHANGED", order_number=booking.order_number, verified=True, processed=True
+        gateway="fake",
+        event_type="PAYMENT_STATUS_CHANGED",
+        order_number=booking.order_number,
+        verified=True,
+        processed=True,
+        status=DeliveryStatus.APPLIED,
+    )
+    WebhookEvent.objects.create(
+        gateway="fake", event_type="PAYMENT_STATUS_CHANGED", order_number=booking.order_number, status=DeliveryStatus.FAILED
     )
     WebhookEvent.objects.create(gateway="fake", event_type="OTHER_ORDER", order_number="someone-else")
     response = order_page(admin_client, booking)
@@ -216,16 +225,24 @@ def test_order_page_shows_money_ledger_webhooks_and_refund_form(admin_client, pa
     assert page.index("Confirm") < page.index("빠진 반찬")  # the timeline, oldest first
     assert "(admin)" in page  # the staff user who refunded
     assert "PAYMENT_STATUS_CHANGED" in page and "OTHER_ORDER" not in page
+    # Each delivery's state as the webhook list shows it: a badge, not a processed checkmark.
+    assert 'class="pgpay-badge pgpay-badge-green pgpay-delivery-state" title="verified">Applied<' in page
+    assert 'class="pgpay-badge pgpay-badge-red pgpay-delivery-state" title="not verified">Failed<' in page
     assert 'id="pgpay-refund-form"' in page and f"{CHANGELIST}{booking.pk}/csv/" in page
     assert "Fake PG" in page and "Card" in page  # the PG's name, the method's label
     assert "expires at" not in above_all_fields.lower()  # a paid order does not expire
     assert "expires_at" not in str(response.context["adminform"].fieldsets)
-    assert response.context["banners"] == []
+    # The one banner is the failed delivery's (a paid order in good standing has none: the next test).
+    assert [banner.message for banner in response.context["banners"]] == [
+        "1 webhook delivery of this order failed. Re-process it below once the cause is fixed."
+    ]
 
 
 def test_the_refund_form_starts_empty(admin_client, paid):
     booking = paid()
-    form = order_page(admin_client, booking).context["refund_form"]
+    response = order_page(admin_client, booking)
+    assert response.context["banners"] == []  # a paid order in good standing: nothing to say first
+    form = response.context["refund_form"]
     assert form["amount"].value() in (None, "") and form["token"].value()
 
 

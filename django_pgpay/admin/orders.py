@@ -30,6 +30,7 @@ from .media import ADMIN_MEDIA
 from .refunds import RefundPages
 from .search import OrderSearch
 from .settlement import SettlementPage
+from .webhooks import STATE_COLOURS
 
 logger = logging.getLogger("django_pgpay.admin")
 
@@ -398,6 +399,7 @@ class OrderAdminMixin(OrderSearch, RefundPages, SettlementPage):
             deliveries.append(
                 {
                     "event": event,
+                    "colour": STATE_COLOURS.get(event.status, "grey"),
                     "time": labels.long_time(event.received_at),
                     "url": self._webhook_url("change", event.pk),
                     "reprocess_url": self._webhook_url("reprocess", event.pk) if can_reprocess and not event.processed else "",
