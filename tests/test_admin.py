@@ -489,3 +489,23 @@ def test_a_row_that_needs_attention_is_the_first_banner(admin_client, make_booki
     pg.cancel_at_pg(stuck.transactions.get(kind="compensate", status="attention").pg_payment_id)
     payments.reconcile(stuck, deep=True)
     assert not any("Needs attention" in b.message for b in order_page(admin_client, stuck).context["banners"])
+
+
+def test_the_order_list_costs_the_same_queries_for_one_row_or_ten(admin_client, make_booking, seat, django_user_model):
+    """The buyer column falls back to the user's name: joined, not read once per row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def listed():
+        with CaptureQueriesContext(connection) as queries:
+            assert admin_client.get(CHANGELIST).status_code == 200
+        return len(queries)
+
+    seat.remain = 10
+    seat.save()
+    buyer = django_user_model.objects.create_user("buyer-0")
+    make_booking(user=buyer, buyer_name="", buyer_email="")
+    one = listed()
+    for n in range(1, 10):
+        make_booking(user=django_user_model.objects.create_user(f"buyer-{n}"), buyer_name="", buyer_email="")
+    assert listed() == one
