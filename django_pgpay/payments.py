@@ -56,7 +56,7 @@ from .exceptions import (
     RetryLater,
 )
 from .followups import MAX_FOLLOW_UP_ATTEMPTS
-from .gateways.results import CancelRequest, ConfirmRequest, PaymentResult, PaymentState, WebhookEvent
+from .gateways.results import CancelRequest, ConfirmRequest, ParsedWebhook, PaymentResult, PaymentState
 from .ledger import confirm_key
 from .money import MoneyError, parse_amount, quantize, same_amount
 from .status import OPEN_STATUSES, PAID_STATUSES, OrderStatus, TransactionKind, TransactionSource, TransactionStatus
@@ -595,7 +595,7 @@ def _open_withdrawal(order, *, source, actor, reason: str, idempotency_key: str 
 # --- webhooks, expiry and reconciliation ---------------------------------------------
 
 
-def apply_event(order, event: WebhookEvent, *, webhook_event=None) -> Outcome:
+def apply_event(order, event: ParsedWebhook, *, webhook_event=None) -> Outcome:
     """Apply a verified webhook (``event.payment`` as the PG reports it, fetched or signed).
 
     Raises :class:`AmountMismatch` when the payment took an amount the shop did

@@ -347,7 +347,7 @@ def test_management_commands_and_make_targets_exist(page):
 
 HOOK_CLASSES = [
     "django_pgpay.sandbox.base.SandboxPG",
-    "django_pgpay.gateways.base.HttpGateway",
+    "django_pgpay.gateways.pipeline.HttpGateway",
     "django_pgpay.views.CheckoutMixin",
     "django_pgpay.views.ConfirmMixin",
     "django_pgpay.views.CancelMixin",

@@ -57,8 +57,8 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, from_minor, normalize_currency, to_minor
-from .base import HttpGateway
 from .http import HttpReply, loads_json
+from .pipeline import HttpGateway
 from .results import (
     CancelEntry,
     CancelRequest,
@@ -67,10 +67,10 @@ from .results import (
     CheckoutUrls,
     ConfirmRequest,
     OrderSnapshot,
+    ParsedWebhook,
     PaymentResult,
     PaymentState,
     ReturnParams,
-    WebhookEvent,
 )
 
 logger = logging.getLogger("django_pgpay.gateways.stripe")
@@ -803,10 +803,10 @@ class StripeGateway(HttpGateway):
         """The PaymentIntent id and the Checkout Session id the browser returns with."""
         return {payment_id, str((pg_data or {}).get(PG_DATA_SESSION) or "")} - {""}
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
         return self.parse_received_webhook(headers, body, received_at=timezone.now())
 
-    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> WebhookEvent:
+    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> ParsedWebhook:
         """Verify ``Stripe-Signature`` (as of ``received_at``), then read the event.
 
         Checkout Session events carry the Session: trusted as signed and
@@ -827,7 +827,7 @@ class StripeGateway(HttpGateway):
         if not isinstance(obj, dict) or not isinstance(data.get("id"), str) or not data["id"] or not isinstance(data.get("type"), str):
             raise WebhookVerificationError("not a Stripe event (id, type, data.object)")
         event_id, event_type = data["id"][:255], data["type"][:100]
-        ignored = WebhookEvent(event_id=event_id, event_type=event_type, verified=True, raw=data)
+        ignored = ParsedWebhook(event_id=event_id, event_type=event_type, verified=True, raw=data)
         if event_type in SESSION_EVENTS:
             order_number = _order_number(obj)
             if obj.get("object") != "checkout.session" or obj.get("mode", "payment") != "payment" or not order_number:
@@ -837,7 +837,7 @@ class StripeGateway(HttpGateway):
                 "checkout.session.expired": PaymentState.EXPIRED,
             }.get(event_type)
             payment = self.session_result(obj, state=override)
-            return WebhookEvent(
+            return ParsedWebhook(
                 event_id=event_id,
                 event_type=event_type,
                 payment_id=payment.payment_id[:200],
@@ -851,7 +851,7 @@ class StripeGateway(HttpGateway):
             intent_id = str(intent.get("id") if isinstance(intent, dict) else intent or "")
             if not intent_id:
                 return ignored
-            return WebhookEvent(
+            return ParsedWebhook(
                 event_id=event_id,
                 event_type=event_type,
                 payment_id=intent_id[:200],
@@ -861,7 +861,7 @@ class StripeGateway(HttpGateway):
             )
         return ignored
 
-    def verify_webhook(self, event: WebhookEvent, order: OrderSnapshot | None) -> WebhookEvent:
+    def verify_webhook(self, event: ParsedWebhook, order: OrderSnapshot | None) -> ParsedWebhook:
         """Complete a signed event with what the core needs.
 
         ``charge.refunded``: the payment and its refunds are fetched. A Session
