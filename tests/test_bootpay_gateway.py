@@ -27,13 +27,13 @@ from django_pgpay.exceptions import (
 )
 from django_pgpay.gateways.bootpay import ERRORS, STATUSES, BootpayGateway, receipt_state
 from django_pgpay.gateways.results import (
-    RefundAccount,
     CancelRequest,
     CheckoutUrls,
     ConfirmRequest,
     LineItem,
     OrderSnapshot,
     PaymentState,
+    RefundAccount,
 )
 from tests.bootpay_support import (
     APPLICATION_ID,
@@ -677,12 +677,20 @@ def test_a_refused_repeat_of_an_applied_cancel_id_is_done_after_a_lookup():
 )
 @responses.activate
 def test_already_cancelled_at_bootpay(code, message):
-    """A refusal after which the receipt shows more given back than this cancel asked: the PG's view is applied."""
+    """A refusal that names no cancel_id, the receipt cancelled: cancelled elsewhere, the PG's view is applied."""
     responses.post(f"{BASE}/cancel", status=400, json={"error_code": code, "message": message})
     responses.get(LOOKUP, json=fixture("receipt_cancelled"))
     with pytest.raises(AlreadyCanceled) as info:
-        gateway().cancel(cancel_request(Decimal(3000)))
+        gateway().cancel(cancel_request(Decimal(10000)))
     assert info.value.code == code
+
+
+@responses.activate
+def test_a_cancel_id_refusal_with_more_given_back_than_asked_is_already_cancelled():
+    responses.post(f"{BASE}/cancel", status=400, json={"error_code": "RC_CANCEL_FAILED", "message": "이미 처리된 cancel_id 입니다."})
+    responses.get(LOOKUP, json=fixture("receipt_cancelled"))
+    with pytest.raises(AlreadyCanceled):
+        gateway().cancel(cancel_request(Decimal(3000)))
 
 
 @responses.activate

@@ -25,12 +25,12 @@ from django_pgpay.exceptions import (
     WebhookVerificationError,
 )
 from django_pgpay.gateways.results import (
-    RefundAccount,
     CancelRequest,
     CheckoutUrls,
     ConfirmRequest,
     OrderSnapshot,
     PaymentState,
+    RefundAccount,
 )
 from django_pgpay.gateways.toss import ERRORS, STATUSES, TossGateway, secret_digest
 from tests.toss_support import AUTH, BASE, CLIENT_KEY, SECRET_KEY, fixture

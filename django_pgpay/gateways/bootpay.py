@@ -394,13 +394,15 @@ class BootpayGateway(HttpGateway):
         """``POST /v2/cancel``; ``cancel_id`` is the ledger row's idempotency key.
 
         Bootpay refuses a second cancel with a ``cancel_id`` it has applied
-        (``cancel_id``: 가맹점 취소 고유 ID, 중복 방지; it does not replay the
-        first answer). So a refused cancel is checked against the receipt:
-        when the receipt shows exactly this cancel given back since we asked
-        (a retry after a lost answer), the cancel is done and reported as
-        such; when it shows more given back than we knew of (its dashboard, the
-        PG's nightly cancel of test payments), :class:`AlreadyCanceled` is raised
-        and the operations apply the receipt; otherwise the refusal stands.
+        (developers.bootpay.ai: ``cancel_id``, 가맹점 취소 고유 ID, 중복 방지; it does
+        not replay the first answer). So a refused cancel is checked against the
+        receipt: when the refusal names the ``cancel_id`` and the receipt shows
+        exactly this cancel given back since we asked (a retry after a lost
+        answer), the cancel is done and reported as ours; when the receipt shows
+        money given back that we did not know of (its dashboard, the PG's
+        nightly cancel of test payments, or a refusal we cannot attribute),
+        :class:`AlreadyCanceled` is raised and the operations apply the receipt
+        (money right either way); otherwise the refusal stands.
         """
         body: dict[str, Any] = {
             "receipt_id": request.payment_id,
@@ -423,7 +425,7 @@ class BootpayGateway(HttpGateway):
                 current = self.lookup(payment_id=request.payment_id)
             except GatewayError:
                 raise error from None
-            if current.balance == request.balance_before - request.amount:
+            if "cancel_id" in error.message and current.balance == request.balance_before - request.amount:
                 # This very cancel_id was applied before (its answer was lost): done, not refused.
                 return CancelResult(pg_cancel_id=request.idempotency_key[:200], amount=request.amount, payment=current, raw=current.raw)
             if current.balance < request.balance_before:

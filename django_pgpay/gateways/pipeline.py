@@ -287,14 +287,18 @@ class HttpGateway(BaseGateway):
         code, message = self.error_fields(reply)
         cls = self.error_class(reply, code, message, verb) if code else GatewayUnavailable
         cls = self.for_verb(cls, verb)
-        data = reply.data if isinstance(reply.data, dict) else {}
         return cls(
             message or f"{self.alias}: {verb} failed with HTTP {reply.status}",
             gateway=self.alias,
             code=code or f"HTTP_{reply.status}",
             http_status=reply.status,
-            response=data or {"body": reply.text[:500]},
+            response=self.error_response(reply),
         )
+
+    def error_response(self, reply: HttpReply) -> dict:
+        """What an error keeps of the reply (secrets are redacted by the exception)."""
+        data = reply.data if isinstance(reply.data, dict) else {}
+        return data or {"body": reply.text[:500]}
 
     def error_class(self, reply: HttpReply, code: str, message: str, verb: str) -> type[GatewayError]:
         """``ERRORS[code]``, else what the HTTP status means."""
@@ -333,15 +337,14 @@ class HttpGateway(BaseGateway):
             raise UnsupportedFeature(self.pg_name, "confirm")
         result = self.confirm_lookup(request)
         if result.order_number != request.order.order_number:
-            raise InvalidRequest(
-                f"{self.alias}: payment {request.payment_id} belongs to another order",
-                gateway=self.alias,
-                code=self.confirm_mismatch_code,
-            )
+            raise self.confirm_mismatch(request)
         return result
 
-    #: The error code of a payment that names another order, at confirm.
-    confirm_mismatch_code = "PAYMENT_ORDER_MISMATCH"
+    def confirm_mismatch(self, request: ConfirmRequest) -> InvalidRequest:
+        """The error for a payment that names another order than the one confirmed."""
+        return InvalidRequest(
+            f"{self.alias}: payment {request.payment_id} belongs to another order", gateway=self.alias, code="PAYMENT_ORDER_MISMATCH"
+        )
 
     def confirm_lookup(self, request: ConfirmRequest) -> PaymentResult:
         """The payment a confirm reads (default: :meth:`lookup` by its id)."""

@@ -163,11 +163,23 @@ class RefundAccount:
         ``pg_data["refund_receive_account"]`` (``bank``, ``accountNumber``,
         ``holderName``, ``tel``: Toss and PortOne) or ``pg_data["bootpay_refund"]``
         (``bank_code``, ``bank_account``, ``bank_username``). None when neither is
-        there or the one found is incomplete.
+        there or the one found is incomplete. Finding one warns with
+        :class:`~django_pgpay.exceptions.PgPayDeprecationWarning`: pass
+        ``refund_account=RefundAccount(...)`` to :func:`django_pgpay.payments.cancel` instead.
         """
         for key, names in _LEGACY_REFUND_KEYS.items():
             value = (pg_data or {}).get(key)
             if isinstance(value, Mapping) and value:
+                import warnings
+
+                from ..exceptions import PgPayDeprecationWarning
+
+                warnings.warn(
+                    f'pg_data["{key}"] names a refund account the old way; pass payments.cancel(..., '
+                    "refund_account=RefundAccount(bank=..., number=..., holder=...)) instead.",
+                    PgPayDeprecationWarning,
+                    stacklevel=3,
+                )
                 fields = {ours: str(value.get(theirs) or "").strip() for ours, theirs in names.items()}
                 try:
                     return cls(**fields)
