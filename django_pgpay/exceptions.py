@@ -51,6 +51,14 @@ def redact(value: Any) -> Any:
     return value
 
 
+class PgPayDeprecationWarning(DeprecationWarning):
+    """Something a shop wrote still works but has a new spelling (named in the message).
+
+    Our own subclass, as django-anymail does, so a shop can filter ours alone:
+    ``warnings.filterwarnings("error", category=PgPayDeprecationWarning)``.
+    """
+
+
 class PgPayError(Exception):
     """Base class of every error raised by django-pgpay."""
 

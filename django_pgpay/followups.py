@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import ledger
 from .exceptions import AlreadyCanceled, GatewayError, RefundAccountRequired
-from .gateways.results import CancelRequest, PaymentResult, PaymentState
+from .gateways.results import CancelRequest, PaymentResult, PaymentState, RefundAccount
 from .signals import payment_needs_attention
 from .status import OPEN_TRANSACTION_STATUSES, TransactionKind, TransactionSource, TransactionStatus
 
@@ -106,8 +106,9 @@ def open_for(locked, result: PaymentResult, *, reason: str) -> list:
 def run(order, row, result: PaymentResult) -> None:
     """Steps 2 and 3 of a compensating cancel or a withdrawal whose pending row is written."""
     gateway = order.get_gateway()
+    snapshot = order.snapshot()
     request = CancelRequest(
-        order=order.snapshot(),
+        order=snapshot,
         payment_id=row.pg_payment_id,
         amount=row.amount,
         currency=row.currency,
@@ -115,6 +116,7 @@ def run(order, row, result: PaymentResult) -> None:
         idempotency_key=row.idempotency_key,
         balance_before=result.balance if row.kind == K.COMPENSATE else result.amount,
         requested_by=TransactionSource.SYSTEM,
+        refund_account=RefundAccount.from_pg_data(snapshot.pg_data) if row.kind != K.WITHDRAW else None,
     )
     status, error, pg_id, reply = T.SUCCEEDED, None, "", None
     try:

@@ -56,7 +56,7 @@ from .exceptions import (
     RetryLater,
 )
 from .followups import MAX_FOLLOW_UP_ATTEMPTS
-from .gateways.results import CancelRequest, ConfirmRequest, PaymentResult, PaymentState, WebhookEvent
+from .gateways.results import CancelRequest, ConfirmRequest, ParsedWebhook, PaymentResult, PaymentState, RefundAccount
 from .ledger import confirm_key
 from .money import MoneyError, parse_amount, quantize, same_amount
 from .status import OPEN_STATUSES, PAID_STATUSES, OrderStatus, TransactionKind, TransactionSource, TransactionStatus
@@ -87,10 +87,20 @@ class _Full:
 FULL = _Full()
 
 
-def _cancel_request(snapshot, row, *, balance: Decimal, source, actor, **fields) -> CancelRequest:
-    """What a cancel or a withdrawal of the order's own payment sends, for its pending ``row``."""
+def _cancel_request(snapshot, row, *, balance: Decimal, source, actor, refund_account=None, withdraw=False, **fields) -> CancelRequest:
+    """What a cancel or a withdrawal of the order's own payment sends, for its pending ``row``.
+
+    ``refund_account`` (a :class:`RefundAccount`) is where a deposited virtual
+    account's refund goes; without one, the deprecated ``pg_data`` conventions
+    are read (:meth:`RefundAccount.from_pg_data`, with a deprecation warning).
+    """
     requested_by = str(actor.get_username()) if getattr(actor, "is_authenticated", False) else str(source)
+    if refund_account is None and not withdraw:  # closing an unpaid account refunds nothing
+        refund_account = RefundAccount.from_pg_data(snapshot.pg_data)
+    elif refund_account is not None and not isinstance(refund_account, RefundAccount):
+        raise TypeError(f"refund_account must be a RefundAccount, not {type(refund_account).__name__}")
     return CancelRequest(
+        refund_account=refund_account,
         order=snapshot,
         payment_id=snapshot.payment_id,
         amount=row.amount,
@@ -363,7 +373,14 @@ def _cancel_amount(order, amount):
 
 
 def cancel(
-    order, amount, *, reason: str, source: str = TransactionSource.CUSTOMER, actor=None, idempotency_key: str | None = None
+    order,
+    amount,
+    *,
+    reason: str,
+    source: str = TransactionSource.CUSTOMER,
+    actor=None,
+    idempotency_key: str | None = None,
+    refund_account: RefundAccount | None = None,
 ) -> Outcome:
     """Give back ``amount`` of a paid order: a Decimal (or its text), or :data:`FULL` for everything left.
 
@@ -375,6 +392,13 @@ def cancel(
     open. ``idempotency_key`` (letters, digits, ``-`` and ``_``) makes a
     repeated request, such as a double-clicked form, the same cancel; the same
     key with another amount is refused (``TOKEN_REUSED``).
+
+    ``refund_account`` (:class:`~django_pgpay.gateways.results.RefundAccount`)
+    is the buyer's bank account a refund of a deposited virtual account goes
+    to; each gateway sends it in its PG's own fields. (The old
+    ``pg_data["refund_receive_account"]`` and ``pg_data["bootpay_refund"]``
+    conventions are still read when it is not given, with a
+    :class:`~django_pgpay.exceptions.PgPayDeprecationWarning`.)
 
     An order waiting for the deposit of a virtual account has nothing to give
     back: cancelling it (in full) withdraws the account at the PG and the
@@ -403,7 +427,7 @@ def cancel(
         return opened
     row, snapshot, balance = opened
     gateway = order.get_gateway()
-    request = _cancel_request(snapshot, row, balance=balance, source=source, actor=actor)
+    request = _cancel_request(snapshot, row, balance=balance, source=source, actor=actor, refund_account=refund_account)
     try:
         reply, pending = _send(order, row, lambda: gateway.cancel(request), passthrough=(AlreadyCanceled,))
     except AlreadyCanceled as exc:
@@ -530,7 +554,7 @@ def _withdraw_own(order, *, source, actor=None, reason: str, idempotency_key: st
         return opened
     row, snapshot = opened
     gateway = order.get_gateway()
-    request = _cancel_request(snapshot, row, balance=snapshot.amount, source=source, actor=actor)
+    request = _cancel_request(snapshot, row, balance=snapshot.amount, source=source, actor=actor, withdraw=True)
     try:
         reply, pending = _send(order, row, lambda: gateway.withdraw(request), passthrough=(AlreadyCanceled,))
     except AlreadyCanceled:
@@ -595,7 +619,7 @@ def _open_withdrawal(order, *, source, actor, reason: str, idempotency_key: str 
 # --- webhooks, expiry and reconciliation ---------------------------------------------
 
 
-def apply_event(order, event: WebhookEvent, *, webhook_event=None) -> Outcome:
+def apply_event(order, event: ParsedWebhook, *, webhook_event=None) -> Outcome:
     """Apply a verified webhook (``event.payment`` as the PG reports it, fetched or signed).
 
     Raises :class:`AmountMismatch` when the payment took an amount the shop did

@@ -29,10 +29,13 @@ PACKAGE = ROOT / "django_pgpay"
 
 #: (glob under the package, bound in code lines, what it is). Stripe's gateway may stay larger.
 BOUNDS = [
+    ("gateways/pipeline.py", 350, "gateway pipeline (HttpGateway)"),
+    ("gateways/base.py", 350, "gateway contract (BaseGateway)"),
     ("gateways/toss.py", 350, "gateway"),
     ("gateways/portone*.py", 350, "gateway"),
     ("gateways/bootpay.py", 350, "gateway"),
     ("gateways/stripe.py", 500, "gateway (Stripe may stay larger)"),
+    ("gateways/fake.py", 350, "gateway (in memory)"),
     ("sandbox/toss.py", 800, "sandbox emulator"),
     ("sandbox/portone*.py", 800, "sandbox emulator"),
     ("sandbox/portone/*.py", 800, "sandbox emulator"),

@@ -62,7 +62,7 @@ PORTONE_V2 = {
         "API_SECRET": API_SECRET,
         "STORE_ID": STORE_ID,
         "CHANNEL_KEY": CHANNEL_KEY,
-        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "WEBHOOK_SECRETS": WEBHOOK_SECRET,
         "TIMEOUT": (1, 2),
     },
 }

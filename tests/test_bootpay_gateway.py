@@ -33,6 +33,7 @@ from django_pgpay.gateways.results import (
     LineItem,
     OrderSnapshot,
     PaymentState,
+    RefundAccount,
 )
 from tests.bootpay_support import (
     APPLICATION_ID,
@@ -74,8 +75,9 @@ def confirm_request(receipt_id=RECEIPT_ID):
     return ConfirmRequest(order=ORDER, payment_id=receipt_id, amount=Decimal(10000), currency="KRW", idempotency_key="k-confirm")
 
 
-def cancel_request(amount, *, balance=Decimal(10000), key="240611abcdEFGH1234ijkl-cancel-t1", order=ORDER, by="buyer"):
+def cancel_request(amount, *, balance=Decimal(10000), key="240611abcdEFGH1234ijkl-cancel-t1", order=ORDER, by="buyer", refund_account=None):
     return CancelRequest(
+        refund_account=refund_account,
         order=order,
         payment_id=RECEIPT_ID,
         amount=amount,
@@ -103,7 +105,7 @@ LOOKUP = f"{BASE}/receipt/{RECEIPT_ID}?lookup_user_data=false"
 
 def test_basic_auth_is_the_client_and_secret_key():
     assert base64.b64decode(BASIC.split()[1]) == f"{CLIENT_KEY}:{SECRET_KEY}".encode()
-    assert gateway()._authorization() == BASIC
+    assert gateway().auth_headers("lookup", None) == {"Authorization": BASIC}
     assert not gateway().uses_access_token and legacy().uses_access_token
 
 
@@ -226,7 +228,7 @@ def test_secrets_stay_out_of_repr():
 
 def test_missing_keys_name_the_option():
     with pytest.raises(ConfigurationError, match=r"\['CLIENT_KEY'\] is not set"):
-        BootpayGateway("bootpay", {})._authorization()
+        BootpayGateway("bootpay", {}).auth_headers("lookup", None)
 
 
 @responses.activate
@@ -605,13 +607,8 @@ def test_partial_cancel_sends_cancel_price_and_cancel_id():
 
 @responses.activate
 def test_refund_account_of_a_virtual_account():
-    order = OrderSnapshot(
-        order_number=ORDER.order_number,
-        amount=Decimal(10000),
-        currency="KRW",
-        order_name="x",
-        pg_data={"bootpay_refund": {"bank_account": "110123456789", "bank_username": "박부트", "bank_code": "088"}},
-    )
+    """The typed RefundAccount goes out in Bootpay's own refund fields (no phone: Bootpay takes none)."""
+    account = RefundAccount(bank="088", number="110123456789", holder="박부트", phone="01012345678")
     responses.post(
         f"{BASE}/cancel",
         json=fixture("receipt_cancelled"),
@@ -627,11 +624,11 @@ def test_refund_account_of_a_virtual_account():
             )
         ],
     )
-    gateway().cancel(cancel_request(Decimal(10000), order=order))
+    gateway().cancel(cancel_request(Decimal(10000), refund_account=account))
 
 
 def test_a_repeated_cancel_id_refunds_once():
-    """Bootpay refuses a second cancel with the same cancel_id; the receipt shows one refund."""
+    """Bootpay refuses a second cancel with the same cancel_id; the receipt shows one refund, and that is this cancel."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         api = BootpayAPI(rsps)
         api.receipts[RECEIPT_ID] = {**fixture("receipt_paid_card"), "_virtual": False}
@@ -639,10 +636,39 @@ def test_a_repeated_cancel_id_refunds_once():
         request = cancel_request(Decimal(3000), key="k-same")
         first = gw.cancel(request)
         assert first.payment.canceled_amount == Decimal(3000)
-        with pytest.raises(AlreadyCanceled):  # the receipt shows more given back than this request knew of
-            gw.cancel(request)
+        again = gw.cancel(request)  # the retry after a lost answer: refused by Bootpay, done by the receipt
+        assert again.pg_cancel_id == "k-same" and again.amount == Decimal(3000)
+        assert again.payment.canceled_amount == Decimal(3000)
         assert [json.loads(r.body)["cancel_id"] for r in api.sent("cancel")] == ["k-same", "k-same"]
         assert api.receipts[RECEIPT_ID]["cancelled_price"] == 3000
+
+
+@responses.activate
+def test_a_refused_repeat_of_an_applied_cancel_id_is_done_after_a_lookup():
+    """Wire gap 5: RC_CANCEL_FAILED for a cancel_id already applied -> one lookup -> the cancel is reported done."""
+    responses.post(
+        f"{BASE}/cancel",
+        status=400,
+        json={"error_code": "RC_CANCEL_FAILED", "message": "이미 처리된 cancel_id 입니다."},
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "receipt_id": RECEIPT_ID,
+                    "cancel_id": "k-3000",
+                    "cancel_username": "buyer",
+                    "cancel_message": "고객 요청",
+                    "cancel_price": 3000,
+                }
+            ),
+            headers(),
+        ],
+    )
+    responses.get(LOOKUP, json=fixture("receipt_partial_cancelled"), match=[matchers.header_matcher({"Authorization": BASIC})])
+    partial = fixture("receipt_partial_cancelled")
+    done = gateway().cancel(cancel_request(Decimal(partial["cancelled_price"]), key="k-3000"))
+    assert done.pg_cancel_id == "k-3000" and done.amount == Decimal(partial["cancelled_price"])
+    assert done.payment.state == PaymentState.PARTIAL_CANCELED
+    assert [(c.request.method, c.request.url) for c in responses.calls] == [("POST", f"{BASE}/cancel"), ("GET", LOOKUP)]
 
 
 @pytest.mark.parametrize(
@@ -651,11 +677,20 @@ def test_a_repeated_cancel_id_refunds_once():
 )
 @responses.activate
 def test_already_cancelled_at_bootpay(code, message):
+    """A refusal that names no cancel_id, the receipt cancelled: cancelled elsewhere, the PG's view is applied."""
     responses.post(f"{BASE}/cancel", status=400, json={"error_code": code, "message": message})
     responses.get(LOOKUP, json=fixture("receipt_cancelled"))
     with pytest.raises(AlreadyCanceled) as info:
         gateway().cancel(cancel_request(Decimal(10000)))
     assert info.value.code == code
+
+
+@responses.activate
+def test_a_cancel_id_refusal_with_more_given_back_than_asked_is_already_cancelled():
+    responses.post(f"{BASE}/cancel", status=400, json={"error_code": "RC_CANCEL_FAILED", "message": "이미 처리된 cancel_id 입니다."})
+    responses.get(LOOKUP, json=fixture("receipt_cancelled"))
+    with pytest.raises(AlreadyCanceled):
+        gateway().cancel(cancel_request(Decimal(3000)))
 
 
 @responses.activate
@@ -810,7 +845,7 @@ def test_checks():
 
 
 def test_capabilities():
-    assert BootpayGateway.capabilities() == {
+    assert gateway().capabilities() == {
         "supports_partial_cancel": True,
         "supports_idempotency_key": True,
         "signs_webhooks": False,

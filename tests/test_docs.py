@@ -242,7 +242,9 @@ def check_gateway_entry(alias: str, entry: ast.AST, where: str) -> None:
     if not (isinstance(path, ast.Constant) and isinstance(path.value, str)):
         return
     cls = import_string(path.value)
-    module = source(Path(import_string(cls.__module__).__file__), PACKAGE / "gateways" / "base.py", PACKAGE / "gateways" / "http.py")
+    # The class's own module and those of its bases (base.py, pipeline.py, portone_base.py ...).
+    bases = [Path(import_string(c.__module__).__file__) for c in cls.__mro__ if c.__module__.startswith("django_pgpay.")]
+    module = source(*dict.fromkeys(bases), PACKAGE / "gateways" / "http.py")
     options = fields.get("OPTIONS")
     for option, _value in keys(options) if isinstance(options, ast.Dict) else ():
         assert literal(option, module), f"{where}: {cls.__name__} has no option {option}"
@@ -347,7 +349,7 @@ def test_management_commands_and_make_targets_exist(page):
 
 HOOK_CLASSES = [
     "django_pgpay.sandbox.base.SandboxPG",
-    "django_pgpay.gateways.base.HttpGateway",
+    "django_pgpay.gateways.pipeline.HttpGateway",
     "django_pgpay.views.CheckoutMixin",
     "django_pgpay.views.ConfirmMixin",
     "django_pgpay.views.CancelMixin",

@@ -3,6 +3,7 @@
 import datetime
 import json
 import threading
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -19,9 +20,8 @@ from django_pgpay.exceptions import (
     NotFound,
     WebhookVerificationError,
 )
-from django_pgpay.gateways import portone as portone_module
 from django_pgpay.gateways.portone import PG_DATA_PREPARED_V1, AccessTokenCache, PortOneV1Gateway
-from django_pgpay.gateways.results import CancelRequest, CheckoutUrls, ConfirmRequest, OrderSnapshot, PaymentState
+from django_pgpay.gateways.results import CancelRequest, CheckoutUrls, ConfirmRequest, OrderSnapshot, PaymentState, RefundAccount
 from tests.portone_support import CHANNEL_KEY, IMP_KEY, IMP_SECRET, MERCHANT_CODE, PORTONE, TIMEOUT, V1_BASE, PortOneV1API, v1_fixture
 
 ORDER = OrderSnapshot(
@@ -109,7 +109,7 @@ def test_the_token_is_replaced_a_minute_before_it_expires(api, make_booking, mon
     gw = gateway()
     imp_uid = api.pay(make_booking())
     clock = [1000.0]
-    monkeypatch.setattr(portone_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(gw, "clock", lambda: clock[0])
     gw.lookup(payment_id=imp_uid)
     clock[0] += 1800 - 61  # PortOne's 30 minutes, less our margin, not yet reached
     gw.lookup(payment_id=imp_uid)
@@ -449,9 +449,8 @@ def test_a_partial_cancel_sends_amount_and_checksum():
 def test_a_virtual_account_refund_carries_the_refund_account():
     token_reply()
     responses.post(f"{V1_BASE}/payments/cancel", json=v1_fixture("payment_cancelled"))
-    account = {"bank": "004", "accountNumber": "12345678901234", "holderName": "박포트", "tel": "01012345678"}
-    order = OrderSnapshot(**{**ORDER.__dict__, "pg_data": {"refund_receive_account": account}})
-    gateway().cancel(cancel_request(Decimal(20000), order=order))
+    account = RefundAccount(bank="004", number="12345678901234", holder="박포트", phone="01012345678")
+    gateway().cancel(replace(cancel_request(Decimal(20000)), refund_account=account))
     assert json.loads(responses.calls[1].request.body) == {
         "imp_uid": IMP_UID,
         "checksum": 20000,
@@ -499,8 +498,9 @@ def test_error_mapping(status, body, verb, exception):
     from django_pgpay.gateways.http import HttpReply
 
     reply = HttpReply(status=status, headers={}, data=body if isinstance(body, dict) else None, text=str(body))
-    with pytest.raises(exception):
-        gateway().unwrap(reply, verb)
+    gw = gateway()
+    assert gw.failed(reply)
+    assert type(gw.error(reply, verb)) is exception
 
 
 def test_a_lost_cancel_answer_is_an_unknown_outcome(api, make_booking):

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from django_pgpay.conf import get_gateway
-from django_pgpay.gateways.results import CancelRequest, CheckoutUrls, OrderSnapshot
+from django_pgpay.gateways.results import CancelRequest, CheckoutUrls, OrderSnapshot, RefundAccount
 from tests import portone_specs
 from tests.portone_support import FIXTURES, v2_fixture
 
@@ -96,9 +96,8 @@ def test_the_fakes_answer_what_the_spec_describes(portone_booking, portone_api, 
 def test_our_v1_requests(portone_booking, portone_api):
     gateway = get_gateway("portone")
     booking = portone_booking()
-    order = snapshot(
-        booking, pg_data={"refund_receive_account": {"bank": "004", "accountNumber": "1234", "holderName": "박포트", "tel": "010"}}
-    )
+    order = snapshot(booking)
+    account = RefundAccount(bank="004", number="1234", holder="박포트", phone="010")
     gateway.checkout(order, URLS)
     portone_api.prepare_again = "error"
     gateway.checkout(snapshot(booking, amount=Decimal(15000)), URLS)  # registered before: read back, corrected (PUT)
@@ -108,7 +107,14 @@ def test_our_v1_requests(portone_booking, portone_api):
     for amount, balance in ((Decimal(5000), Decimal(20000)), (Decimal(15000), Decimal(15000))):
         gateway.cancel(
             CancelRequest(
-                order=order, payment_id=imp_uid, amount=amount, currency="KRW", reason="r", idempotency_key="k", balance_before=balance
+                order=order,
+                payment_id=imp_uid,
+                amount=amount,
+                currency="KRW",
+                reason="r",
+                idempotency_key="k",
+                balance_before=balance,
+                refund_account=account,
             )
         )
 
@@ -146,7 +152,8 @@ def test_our_v1_query_parameters_are_documented(portone_booking, portone_api, se
 def test_our_v2_requests(portone_v2_booking, portone_v2_api):
     gateway = get_gateway("portone-v2")
     booking = portone_v2_booking()
-    order = snapshot(booking, pg_data={"refund_receive_account": {"bank": "KOOKMIN", "accountNumber": "1234", "holderName": "박포트"}})
+    order = snapshot(booking)
+    account = RefundAccount(bank="KOOKMIN", number="1234", holder="박포트")
     gateway.checkout(order, URLS)
     portone_v2_api.pay(booking)
     gateway.lookup(order=order)
@@ -160,6 +167,7 @@ def test_our_v2_requests(portone_v2_booking, portone_v2_api):
                 reason="r",
                 idempotency_key="k",
                 balance_before=balance,
+                refund_account=account,
             )
         )
     schemas = {"pre-register": "PreRegisterPaymentBody", "cancel": "CancelPaymentBody"}

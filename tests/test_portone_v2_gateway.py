@@ -374,13 +374,13 @@ def test_a_delivery_signed_with_another_secret_is_refused_and_rotation_works():
     headers, raw = delivery(secret=other)
     with pytest.raises(WebhookVerificationError):
         gateway().parse_webhook(headers, raw)
-    assert gateway(WEBHOOK_SECRET=[WEBHOOK_SECRET, other]).parse_webhook(headers, raw).payment_id == PID
+    assert gateway(WEBHOOK_SECRETS=[WEBHOOK_SECRET, other]).parse_webhook(headers, raw).payment_id == PID
 
 
 def test_without_a_webhook_secret_every_delivery_is_refused():
     headers, raw = delivery()
     with pytest.raises(WebhookVerificationError) as caught:
-        gateway(WEBHOOK_SECRET="").parse_webhook(headers, raw)
+        gateway(WEBHOOK_SECRETS="").parse_webhook(headers, raw)
     assert caught.value.code == "NO_WEBHOOK_SECRET"
 
 
@@ -395,9 +395,9 @@ def test_non_transaction_events_name_no_payment():
 
 def test_checks():
     assert gateway().check(debug=True) == []
-    ids = [m.id for m in gateway(WEBHOOK_SECRET=None, INCLUDE_SANDBOX=True).check(debug=False)]
+    ids = [m.id for m in gateway(WEBHOOK_SECRETS=None, INCLUDE_SANDBOX=True).check(debug=False)]
     assert ids == ["django_pgpay.W121", "django_pgpay.W122"]
-    assert [m.id for m in gateway(WEBHOOK_SECRET="whsec_not base64!").check(debug=True)] == ["django_pgpay.E121"]
+    assert [m.id for m in gateway(WEBHOOK_SECRETS="whsec_not base64!").check(debug=True)] == ["django_pgpay.E121"]
     missing = PortOneV2Gateway("portone-v2", {}).check(debug=True)
     assert [m.id for m in missing] == ["django_pgpay.E004"] * 3 + ["django_pgpay.W121"]
     assert API_SECRET not in repr(gateway())

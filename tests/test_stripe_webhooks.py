@@ -7,9 +7,9 @@ import pytest
 import requests
 from django.test import Client
 from django.utils import timezone
+from django.utils import timezone as django_timezone
 
 from django_pgpay import webhooks
-from django_pgpay.gateways import stripe as stripe_module
 from django_pgpay.models import WebhookEvent
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
@@ -156,7 +156,7 @@ def test_a_failed_delivery_can_be_processed_from_the_log_hours_later(checkout, s
     assert failed.verified is False and not failed.processed
 
     later = timezone.now() + datetime.timedelta(hours=3)
-    monkeypatch.setattr(stripe_module.timezone, "now", lambda: later)
+    monkeypatch.setattr(django_timezone, "now", lambda: later)
     with pytest.raises(Exception, match="old"):
         booking.get_gateway().parse_webhook(failed.headers, body)  # as a new delivery it would be stale now
     receipt = webhooks.process(failed)  # from the admin or a shell: checked against its arrival

@@ -30,6 +30,7 @@ from django_pgpay.gateways.results import (
     ConfirmRequest,
     OrderSnapshot,
     PaymentState,
+    RefundAccount,
 )
 from django_pgpay.gateways.toss import ERRORS, STATUSES, TossGateway, secret_digest
 from tests.toss_support import AUTH, BASE, CLIENT_KEY, SECRET_KEY, fixture
@@ -55,8 +56,9 @@ def confirm_request(key="order-confirm-1", amount=Decimal(20000)):
     return ConfirmRequest(order=ORDER, payment_id=PAYMENT_KEY, amount=amount, currency="KRW", idempotency_key=key)
 
 
-def cancel_request(amount, *, balance=Decimal(20000), key="order-cancel-1", order=ORDER, payment_id=PAYMENT_KEY):
+def cancel_request(amount, *, balance=Decimal(20000), key="order-cancel-1", order=ORDER, payment_id=PAYMENT_KEY, refund_account=None):
     return CancelRequest(
+        refund_account=refund_account,
         order=order,
         payment_id=payment_id,
         amount=amount,
@@ -76,7 +78,7 @@ def headers(**extra):
 
 def test_basic_auth_is_the_secret_key_with_its_trailing_colon():
     assert base64.b64decode(AUTH.split()[1]) == f"{SECRET_KEY}:".encode()
-    assert gateway()._headers("lookup") == {"Authorization": AUTH}
+    assert gateway().auth_headers("lookup", None) == {"Authorization": AUTH}
 
 
 @responses.activate
@@ -378,13 +380,8 @@ def test_partial_cancel_sends_the_amount():
 
 @responses.activate
 def test_refund_of_a_deposited_virtual_account_sends_the_buyers_account():
-    order = OrderSnapshot(
-        order_number=ORDER.order_number,
-        amount=Decimal(20000),
-        currency="KRW",
-        order_name="x",
-        pg_data={"refund_receive_account": {"bank": "88", "accountNumber": "110123456789", "holderName": "박토스"}},
-    )
+    """The typed RefundAccount becomes Toss's refundReceiveAccount (Toss takes no phone: it is not sent)."""
+    account = RefundAccount(bank="88", number="110123456789", holder="박토스", phone="01012345678")
     responses.post(
         f"{BASE}/v1/payments/{PAYMENT_KEY}/cancel",
         json=fixture("payment_canceled"),
@@ -394,7 +391,7 @@ def test_refund_of_a_deposited_virtual_account_sends_the_buyers_account():
             )
         ],
     )
-    gateway().cancel(cancel_request(Decimal(20000), order=order))
+    gateway().cancel(cancel_request(Decimal(20000), refund_account=account))
 
 
 @responses.activate
@@ -528,7 +525,7 @@ def test_checks():
 
 
 def test_capabilities():
-    assert TossGateway.capabilities() == {
+    assert gateway().capabilities() == {
         "supports_partial_cancel": True,
         "supports_idempotency_key": True,
         "signs_webhooks": False,

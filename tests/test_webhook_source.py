@@ -23,9 +23,9 @@ class AllowlistedFake(FakeGateway):
         if remote_addr != "10.0.0.7":
             raise WebhookVerificationError(f"{remote_addr} is not allowed")
 
-    def parse_webhook(self, headers, body):
+    def parse_received_webhook(self, headers, body, *, received_at):
         self.parsed += 1
-        return super().parse_webhook(headers, body)
+        return super().parse_received_webhook(headers, body, received_at=received_at)
 
 
 def test_a_refused_source_is_403_kept_and_never_parsed(pg):

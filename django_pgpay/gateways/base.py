@@ -8,16 +8,15 @@ with the capability flags and fill in the verbs; a verb the PG lacks raises
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.core import checks
+from django.utils import timezone
 
-from ..exceptions import ConfigurationError, NotFound, UnsupportedFeature
-from .http import DEFAULT_TIMEOUT, GatewayHttp
+from ..exceptions import ConfigurationError, NotFound, PgPayDeprecationWarning, UnsupportedFeature
 from .results import (
     CancelRequest,
     CancelResult,
@@ -25,9 +24,9 @@ from .results import (
     CheckoutUrls,
     ConfirmRequest,
     OrderSnapshot,
+    ParsedWebhook,
     PaymentResult,
     ReturnParams,
-    WebhookEvent,
 )
 
 _MISSING = object()
@@ -68,9 +67,17 @@ class BaseGateway:
     #: What the shop must answer to an accepted webhook: (status, content type, body).
     webhook_ack: tuple[int, str, bytes] = (200, "text/plain", b"OK")
 
+    #: Old spellings of options -> the one spelling every gateway uses. The old
+    #: name still works; a system check (``django_pgpay.W010``) names the new one.
+    RENAMED_OPTIONS: Mapping[str, str] = {}
+
     def __init__(self, alias: str, options: Mapping[str, Any]):
         self.alias = alias
+        self._given = dict(options)
         self._options = dict(options)
+        for old, new in self.RENAMED_OPTIONS.items():
+            if old in self._options and new not in self._options:
+                self._options[new] = self._options[old]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} alias={self.alias!r}>"
@@ -87,9 +94,23 @@ class BaseGateway:
 
     # --- configuration checks -------------------------------------------------
 
+    @property
+    def where(self) -> str:
+        """``PGPAY["GATEWAYS"][alias]["OPTIONS"]``, for messages that name an option."""
+        return f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"]'
+
     def check(self, *, debug: bool) -> list[checks.CheckMessage]:
         """System-check messages about this gateway's options (missing keys, live keys under DEBUG ...)."""
         messages = []
+        for old, new in self.RENAMED_OPTIONS.items():
+            if old in self._given:
+                messages.append(
+                    checks.Warning(
+                        f"{self.where}[{old!r}] is now spelled {new!r}.",
+                        hint=f"Rename it to {new!r}; the old name will stop working in a future release.",
+                        id="django_pgpay.W010",
+                    )
+                )
         for name in self.required_options:
             if self._options.get(name) in (None, ""):
                 messages.append(
@@ -126,13 +147,14 @@ class BaseGateway:
         """
         raise UnsupportedFeature(self.pg_name, "lookup")
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
-        """Parse (and, where the PG signs, verify) one webhook delivery.
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
+        """Parse (and, where the PG signs, verify) one delivery received now.
 
-        Raises :class:`~django_pgpay.exceptions.WebhookVerificationError` for a
-        delivery that is malformed or fails its signature.
+        Delegates to :meth:`parse_received_webhook`, the one primitive a gateway
+        implements. Raises :class:`~django_pgpay.exceptions.WebhookVerificationError`
+        for a delivery that is malformed or fails its signature.
         """
-        raise UnsupportedFeature(self.pg_name, "webhooks")
+        return self.parse_received_webhook(headers, body, received_at=timezone.now())
 
     def check_webhook_source(self, remote_addr: str | None, headers: Mapping[str, str]) -> None:
         """Refuse a delivery that comes from where the PG never sends from.
@@ -145,19 +167,33 @@ class BaseGateway:
         Django's ``REMOTE_ADDR`` as stored with the delivery (None when unknown).
         """
 
-    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> WebhookEvent:
-        """Parse a delivery kept in the webhook log, as of ``received_at`` (when it arrived).
+    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> ParsedWebhook:
+        """Parse a delivery as of ``received_at`` (when it arrived): the one webhook primitive.
 
-        :func:`django_pgpay.webhooks.process` calls this. The default ignores
-        the time and calls :meth:`parse_webhook`; a gateway whose signatures
-        carry a timestamp (Stripe) checks it against ``received_at`` rather
-        than the clock, so a delivery whose handler failed can be processed
-        again later from the log, while a replayed copy (a new delivery,
-        received now) is still refused as stale.
+        :func:`django_pgpay.webhooks.process` calls this with the time the
+        delivery was logged, :meth:`parse_webhook` with now. A gateway whose
+        signatures carry a timestamp (Stripe, PortOne V2) checks it against
+        ``received_at`` rather than the clock, so a delivery whose handler
+        failed can be processed again later from the log, while a replayed copy
+        (a new delivery, received now) is still refused as stale. Gateways that
+        sign nothing ignore the time.
+
+        A gateway written before this primitive, which overrides only
+        :meth:`parse_webhook`, still works (with a
+        :class:`~django_pgpay.exceptions.PgPayDeprecationWarning`).
         """
-        return self.parse_webhook(headers, body)
+        if type(self).parse_webhook is not BaseGateway.parse_webhook:
+            import warnings
 
-    def verify_webhook(self, event: WebhookEvent, order: OrderSnapshot | None) -> WebhookEvent:
+            warnings.warn(
+                f"{type(self).__name__} overrides parse_webhook(); override parse_received_webhook(headers, body, *, received_at) instead.",
+                PgPayDeprecationWarning,
+                stacklevel=2,
+            )
+            return self.parse_webhook(headers, body)
+        raise UnsupportedFeature(self.pg_name, "webhooks")
+
+    def verify_webhook(self, event: ParsedWebhook, order: OrderSnapshot | None) -> ParsedWebhook:
         """Settle an unsigned delivery against the PG or the stored order.
 
         The default re-fetches the payment and returns the event with the
@@ -171,7 +207,7 @@ class BaseGateway:
 
         return replace(event, payment=payment, verified=True)
 
-    def webhook_claim(self, event: WebhookEvent) -> str:
+    def webhook_claim(self, event: ParsedWebhook) -> str:
         """What a delivery says: the PG's own status word for the payment.
 
         For a parsed delivery, the status its body claims; for a verified
@@ -184,7 +220,7 @@ class BaseGateway:
     #: What :meth:`webhook_claim_verdict` answers.
     CLAIM_CONFIRMED, CLAIM_STALE, CLAIM_REFUSED = "confirmed", "stale", "refused"
 
-    def webhook_claim_verdict(self, parsed: WebhookEvent, verified: WebhookEvent) -> str:
+    def webhook_claim_verdict(self, parsed: ParsedWebhook, verified: ParsedWebhook) -> str:
         """Does the PG confirm what the delivery's body claims?
 
         ``"confirmed"``: a signed delivery, or an unsigned one whose claim (its
@@ -200,7 +236,7 @@ class BaseGateway:
         claimed = self.webhook_claim(parsed)
         return self.CLAIM_CONFIRMED if not claimed or claimed == self.webhook_claim(verified) else self.CLAIM_REFUSED
 
-    def webhook_dedup_key(self, verified: WebhookEvent) -> str:
+    def webhook_dedup_key(self, verified: ParsedWebhook) -> str:
         """The key two deliveries of the same verified event share (never built from an unverified body).
 
         A signed delivery's id is proved by its signature. For an unsigned
@@ -305,58 +341,16 @@ class BaseGateway:
             return Decimal(repr(value))
         return Decimal(str(value))
 
-    @classmethod
-    def capabilities(cls) -> dict[str, bool]:
-        """The capability flags, for docs and the admin."""
-        return {
-            "supports_partial_cancel": cls.supports_partial_cancel,
-            "supports_idempotency_key": cls.supports_idempotency_key,
-            "signs_webhooks": cls.signs_webhooks,
-            "supports_lookup_by_order": cls.supports_lookup_by_order,
-            "supports_virtual_account": cls.supports_virtual_account,
-            "requires_confirm_call": cls.requires_confirm_call,
-        }
+    #: The capability flags :meth:`capabilities` reports.
+    CAPABILITIES = (
+        "supports_partial_cancel",
+        "supports_idempotency_key",
+        "signs_webhooks",
+        "supports_lookup_by_order",
+        "supports_virtual_account",
+        "requires_confirm_call",
+    )
 
-
-class HttpGateway(BaseGateway):
-    """A gateway that talks to its PG over HTTP through one shared :class:`GatewayHttp`.
-
-    The session is built on first use from the ``API_BASE`` option (default
-    :attr:`DEFAULT_API_BASE`) and ``TIMEOUT`` (seconds, or a ``(connect, read)``
-    pair; default :data:`~django_pgpay.gateways.http.DEFAULT_TIMEOUT`), and
-    dropped by :meth:`close` when the settings change.
-    """
-
-    #: The PG's API root, used when the ``API_BASE`` option is not set.
-    DEFAULT_API_BASE = ""
-
-    def __init__(self, alias: str, options: Mapping[str, Any]):
-        super().__init__(alias, options)
-        self._http: GatewayHttp | None = None
-        self._http_lock = threading.Lock()
-
-    @property
-    def http(self) -> GatewayHttp:
-        """The gateway's HTTP session, built on first use from ``API_BASE`` and ``TIMEOUT``."""
-        with self._http_lock:
-            if self._http is None:
-                self._http = GatewayHttp(
-                    self.alias,
-                    str(self.option("API_BASE", self.DEFAULT_API_BASE) or self.DEFAULT_API_BASE),
-                    timeout=self._timeout(),
-                )
-            return self._http
-
-    def close(self) -> None:
-        with self._http_lock:
-            if self._http is not None:
-                self._http.close()
-                self._http = None
-
-    def _timeout(self):
-        value = self.option("TIMEOUT", None)
-        if value is None:
-            return DEFAULT_TIMEOUT
-        if isinstance(value, (list, tuple)):
-            return (float(value[0]), float(value[1]))
-        return float(value)
+    def capabilities(self) -> dict[str, bool]:
+        """The capability flags of this gateway as configured (an option may turn one off), for docs and the admin."""
+        return {name: bool(getattr(self, name)) for name in self.CAPABILITIES}

@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
-import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -58,8 +57,8 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, normalize_currency, to_json_number
-from .base import HttpGateway
 from .http import HttpReply, loads_json
+from .pipeline import HttpGateway
 from .results import (
     CancelRequest,
     CancelResult,
@@ -67,10 +66,11 @@ from .results import (
     CheckoutUrls,
     ConfirmRequest,
     OrderSnapshot,
+    ParsedWebhook,
     PaymentResult,
     PaymentState,
     ReturnParams,
-    WebhookEvent,
+    VirtualAccount,
 )
 
 #: Receipt ``status`` codes that are payments (the others are billing keys and identity checks).
@@ -127,7 +127,7 @@ WEBHOOK_NETWORKS = ("223.130.82.0/24",)
 PAYMENT_WEBHOOK_TYPES = frozenset({"PAYMENT_COMPLETED", "PAYMENT_CANCELLED", "PAYMENT_PARTIAL_CANCELLED", "PAYMENT_VIRTUAL_ACCOUNT_ISSUED"})
 #: Browser ``open_type`` values (``OPEN_TYPE`` option).
 OPEN_TYPES = ("iframe", "popup", "redirect")
-#: ``pg_data`` key holding a virtual-account buyer's refund account, in Bootpay's own field names.
+#: ``pg_data`` key that held a refund account before :class:`~django_pgpay.gateways.results.RefundAccount` (deprecated).
 PG_DATA_REFUND = "bootpay_refund"
 
 #: Seconds before the access token's end at which a new one is fetched (Bootpay hands out the
@@ -157,9 +157,10 @@ class BootpayGateway(HttpGateway):
         Default ``https://api.bootpay.co.kr/v2``; the sandbox points it at itself.
     ``JS_SDK_URL``
         Default ``https://js.bootpay.co.kr/bootpay-5.1.4.min.js``.
-    ``PG``, ``METHOD``
+    ``PG``, ``PAY_METHOD``
         ``pg``/``method`` of ``requestPayment`` (e.g. ``"nicepay"``, ``"card"``);
         leave both out for Bootpay's unified window, where the buyer chooses.
+        ``PAY_METHOD`` was ``METHOD`` (still read, with a system-check warning).
     ``OPEN_TYPE``
         ``"iframe"``, ``"popup"`` or ``"redirect"`` (Bootpay then sends the buyer
         to our return URL itself); default: Bootpay's (iframe).
@@ -182,23 +183,14 @@ class BootpayGateway(HttpGateway):
     required_options: tuple[str, ...] = ()  # one of two key pairs: see check()
     webhook_ack = (200, "application/json", b'{"success": true}')
 
+    ERRORS = ERRORS
+    TOKEN_MARGIN = TOKEN_MARGIN
+    RENAMED_OPTIONS = {"METHOD": "PAY_METHOD"}
+
     DEFAULT_API_BASE = "https://api.bootpay.co.kr/v2"
     DEFAULT_JS_SDK_URL = "https://js.bootpay.co.kr/bootpay-5.1.4.min.js"
 
-    def __init__(self, alias, options):
-        super().__init__(alias, options)
-        self._token: str | None = None
-        self._token_renew_at = 0.0
-        self._token_lock = threading.Lock()
-        #: Monotonic seconds; tests replace it.
-        self.clock = time.monotonic
-
     # --- plumbing ---------------------------------------------------------------
-
-    def close(self) -> None:
-        super().close()
-        with self._token_lock:
-            self._token = None
 
     def _has(self, *names: str) -> bool:
         return all(self._options.get(name) not in (None, "") for name in names)
@@ -208,121 +200,63 @@ class BootpayGateway(HttpGateway):
         """True with the legacy ``APPLICATION_ID``/``PRIVATE_KEY`` pair (and no ``SECRET_KEY``)."""
         return not self._has("SECRET_KEY") and self._has("APPLICATION_ID", "PRIVATE_KEY")
 
-    def _authorization(self) -> str:
-        if self.uses_access_token:
-            return f"Bearer {self.access_token()}"
+    def auth_headers(self, verb: str, token: str | None, idempotency_key: str = "") -> dict[str, str]:
+        """``Bearer`` with the legacy token, else ``Basic base64(CLIENT_KEY:SECRET_KEY)``."""
+        if token is not None:
+            return {"Authorization": f"Bearer {token}"}
         pair = f"{self.option('CLIENT_KEY')}:{self.option('SECRET_KEY')}"
-        return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")}
 
     def access_token(self, *, renew: bool = False) -> str:
-        """The legacy access token: fetched once, shared by threads, renewed before it expires.
+        """The legacy access token (shared by threads, renewed before it expires)."""
+        if renew:
+            self.tokens.clear()
+        return self.tokens.get()
 
-        A failure is raised with ``sent=False`` (the call that needed the token
-        never left), or as :class:`AuthenticationFailed` when Bootpay refuses the keys.
-        """
-        with self._token_lock:
-            now = self.clock()
-            if self._token and not renew and now < self._token_renew_at:
-                return self._token
-            body = {"application_id": str(self.option("APPLICATION_ID")), "private_key": str(self.option("PRIVATE_KEY"))}
-            try:
-                reply = self.http.request("POST", "/request/token", json_body=body)
-            except GatewayUnavailable as exc:
+    def fetch_token(self) -> tuple[str, float]:
+        """``POST /v2/request/token``; a refusal of the keys is :class:`AuthenticationFailed`."""
+        body = {"application_id": str(self.option("APPLICATION_ID")), "private_key": str(self.option("PRIVATE_KEY"))}
+        reply = self.http.request("POST", "/request/token", json_body=body)
+        data = reply.data if isinstance(reply.data, dict) else None
+        token = str((data or {}).get("access_token") or "")
+        if not reply.ok or data is None or data.get("error_code") or not token:
+            if data is None or reply.status >= 500:
                 raise GatewayUnavailable(
-                    f"{self.alias}: no access token ({exc.code})", gateway=self.alias, code="TOKEN_UNAVAILABLE", sent=False
-                ) from exc
-            data = reply.data if isinstance(reply.data, dict) else None
-            token = str((data or {}).get("access_token") or "")
-            if not reply.ok or data is None or data.get("error_code") or not token:
-                if data is None or reply.status >= 500:
-                    raise GatewayUnavailable(
-                        f"{self.alias}: the token request answered HTTP {reply.status}",
-                        gateway=self.alias,
-                        code="TOKEN_UNAVAILABLE",
-                        sent=False,
-                        http_status=reply.status,
-                    )
-                raise AuthenticationFailed(
-                    str(data.get("message") or "") or f"{self.alias}: Bootpay refused APPLICATION_ID/PRIVATE_KEY",
+                    f"{self.alias}: the token request answered HTTP {reply.status}",
                     gateway=self.alias,
-                    code=str(data.get("error_code") or "TOKEN_REFUSED"),
+                    code="TOKEN_UNAVAILABLE",
+                    sent=False,
                     http_status=reply.status,
-                    response=data,
                 )
-            lifetime = _seconds(data.get("expire_in"))
-            self._token = token
-            self._token_renew_at = now + max(lifetime - TOKEN_MARGIN, lifetime / 2)
-            return token
+            raise AuthenticationFailed(
+                str(data.get("message") or "") or f"{self.alias}: Bootpay refused APPLICATION_ID/PRIVATE_KEY",
+                gateway=self.alias,
+                code=str(data.get("error_code") or "TOKEN_REFUSED"),
+                http_status=reply.status,
+                response=data,
+            )
+        return token, _seconds(data.get("expire_in"))
 
-    def _send(self, verb: str, method: str, path: str, *, body: Any = None, params: Mapping[str, str] | None = None) -> HttpReply:
-        """One call, with the legacy token fetched again once if Bootpay says it is no longer good.
-
-        Sending again is safe then: a call refused for its credentials did nothing.
-        """
-        reply = self.http.request(method, path, json_body=body, params=params, headers={"Authorization": self._authorization()})
-        if self.uses_access_token and self._token_refused(reply):
-            self.access_token(renew=True)
-            reply = self.http.request(method, path, json_body=body, params=params, headers={"Authorization": self._authorization()})
-        return reply
-
-    @staticmethod
-    def _token_refused(reply: HttpReply) -> bool:
+    def token_refused(self, reply: HttpReply) -> bool:
         code = str(reply.data.get("error_code") or "") if isinstance(reply.data, dict) else ""
         return reply.status == 401 or code in TOKEN_ERRORS
 
-    @staticmethod
-    def _failed(reply: HttpReply) -> bool:
+    def failed(self, reply: HttpReply) -> bool:
         """Not 2xx, or a 2xx body that is Bootpay's error envelope (the official client never checks the status)."""
         return not reply.ok or (isinstance(reply.data, dict) and bool(reply.data.get("error_code")))
 
-    def _object(self, reply: HttpReply, verb: str) -> dict:
-        if not isinstance(reply.data, dict):
-            raise GatewayUnavailable(
-                f"{self.alias}: {verb} answered {reply.status} without a JSON object",
-                gateway=self.alias,
-                code="MALFORMED_REPLY",
-                http_status=reply.status,
-            )
-        return reply.data
-
-    def error(self, reply: HttpReply, verb: str) -> GatewayError:
-        """The exception a failed reply means (``ERRORS``, then the HTTP status)."""
+    def error_fields(self, reply: HttpReply) -> tuple[str, str]:
+        """``error_code`` and ``message`` (with the PG's ``pg_error_code`` when it gives one)."""
         data = reply.data if isinstance(reply.data, dict) else {}
-        code = str(data.get("error_code") or "")
-        message = str(data.get("message") or "") or None
-        cls = ERRORS.get(code)
-        status = reply.status
-        if not code:
-            # Not Bootpay's error shape (a proxy's page, a truncated body): a lookup must decide.
-            cls = GatewayUnavailable
-        elif cls is None:
-            if status >= 500 or status in (408, 409, 429):
-                cls = GatewayUnavailable
-            elif status in (401, 403):
-                cls = AuthenticationFailed
-            elif status == 404:
-                cls = NotFound
-            elif verb == "cancel":
-                cls = CancelRefused
-            else:
-                cls = InvalidRequest
-        if verb == "cancel" and cls is PaymentDeclined:
-            cls = CancelRefused
-        if verb == "cancel" and cls is CancelRefused and message and ("refund" in message or "환불" in message):
-            # A virtual-account refund without (or with a wrong) refund account (bootpay.md §4).
-            cls = RefundAccountRequired
-        if verb != "cancel" and cls is AlreadyCanceled:
-            cls = InvalidRequest
-        pg_code = str(data.get("pg_error_code") or "")
-        if message and pg_code:
-            message = f"{message} ({pg_code})"
-        return cls(
-            message or f"{self.alias}: {verb} failed with HTTP {status}",
-            gateway=self.alias,
-            code=code or f"HTTP_{status}",
-            http_status=status,
-            response=data or {"body": reply.text[:500]},
-        )
+        message, pg_code = str(data.get("message") or ""), str(data.get("pg_error_code") or "")
+        return str(data.get("error_code") or ""), f"{message} ({pg_code})" if message and pg_code else message
+
+    def error_class(self, reply: HttpReply, code: str, message: str, verb: str) -> type[GatewayError]:
+        """``ERRORS``, then the status; a refused cancel that speaks of the refund account needs one (bootpay.md §4)."""
+        cls = super().error_class(reply, code, message, verb)
+        if verb == "cancel" and self.for_verb(cls, verb) is CancelRefused and ("refund" in message or "환불" in message):
+            return RefundAccountRequired
+        return cls
 
     # --- checkout and return ----------------------------------------------------
 
@@ -350,7 +284,7 @@ class BootpayGateway(HttpGateway):
             "order_name": order.order_name[:100],
             "order_id": order.order_number,
         }
-        for option, name in (("PG", "pg"), ("METHOD", "method")):
+        for option, name in (("PG", "pg"), ("PAY_METHOD", "method")):
             if self._options.get(option):
                 request[name] = str(self._options[option])
         items = _items(order)
@@ -370,7 +304,7 @@ class BootpayGateway(HttpGateway):
         request["extra"] = extra
         return CheckoutResult(
             kind="widget",
-            script_url=str(self.option("JS_SDK_URL", self.DEFAULT_JS_SDK_URL) or self.DEFAULT_JS_SDK_URL),
+            script_url=self.script_url,
             template_name="django_pgpay/checkout/bootpay.html",
             params={"request": request, "return_url": urls.success_url, "fail_url": urls.fail_url, "attempt_url": urls.attempt_url},
         )
@@ -413,8 +347,8 @@ class BootpayGateway(HttpGateway):
         was not approved makes the refusal stand. Nothing is judged here: the
         operations compare price, currency and order id with the order.
         """
-        reply = self._send("confirm", "POST", "/confirm", body={"receipt_id": request.payment_id})
-        if self._failed(reply):
+        reply = self.send("confirm", "POST", "/confirm", json_body={"receipt_id": request.payment_id})
+        if self.failed(reply):
             error = self.error(reply, "confirm")
             if error.outcome_unknown or isinstance(error, (AuthenticationFailed, NotFound)):
                 raise error
@@ -430,7 +364,7 @@ class BootpayGateway(HttpGateway):
             raise error
         result = None
         try:
-            result = self.payment(self._object(reply, "confirm"))
+            result = self.payment(self.json_object(reply, "confirm"))
         except GatewayUnavailable:
             result = None  # not a receipt we can read: fetch it
         if (
@@ -459,10 +393,16 @@ class BootpayGateway(HttpGateway):
     def cancel(self, request: CancelRequest) -> CancelResult:
         """``POST /v2/cancel``; ``cancel_id`` is the ledger row's idempotency key.
 
-        A refused cancel is checked against the receipt: when Bootpay has given
-        back more than we knew of (its dashboard, the PG's nightly cancel of test
-        payments, this very ``cancel_id``), :class:`AlreadyCanceled` is raised and
-        the operations apply the receipt; otherwise the refusal stands.
+        Bootpay refuses a second cancel with a ``cancel_id`` it has applied
+        (developers.bootpay.ai: ``cancel_id``, 가맹점 취소 고유 ID, 중복 방지; it does
+        not replay the first answer). So a refused cancel is checked against the
+        receipt: when the refusal names the ``cancel_id`` and the receipt shows
+        exactly this cancel given back since we asked (a retry after a lost
+        answer), the cancel is done and reported as ours; when the receipt shows
+        money given back that we did not know of (its dashboard, the PG's
+        nightly cancel of test payments, or a refusal we cannot attribute),
+        :class:`AlreadyCanceled` is raised and the operations apply the receipt
+        (money right either way); otherwise the refusal stands.
         """
         body: dict[str, Any] = {
             "receipt_id": request.payment_id,
@@ -472,11 +412,12 @@ class BootpayGateway(HttpGateway):
         }
         if not request.is_full:
             body["cancel_price"] = to_json_number(request.amount, request.currency)
-        refund = (request.order.pg_data or {}).get(PG_DATA_REFUND)
-        if isinstance(refund, Mapping) and refund:
-            body["refund"] = {k: str(refund[k]) for k in ("bank_account", "bank_username", "bank_code") if refund.get(k)}
-        reply = self._send("cancel", "POST", "/cancel", body=body)
-        if self._failed(reply):
+        account = request.refund_account
+        if account is not None:
+            # Bootpay's own field names; it takes no phone number (bootpay.md §4).
+            body["refund"] = {"bank_account": account.number, "bank_username": account.holder, "bank_code": account.bank}
+        reply = self.send("cancel", "POST", "/cancel", json_body=body)
+        if self.failed(reply):
             error = self.error(reply, "cancel")
             if isinstance(error, (AlreadyCanceled, AuthenticationFailed)) or error.outcome_unknown:
                 raise error
@@ -484,12 +425,15 @@ class BootpayGateway(HttpGateway):
                 current = self.lookup(payment_id=request.payment_id)
             except GatewayError:
                 raise error from None
+            if "cancel_id" in error.message and current.balance == request.balance_before - request.amount:
+                # This very cancel_id was applied before (its answer was lost): done, not refused.
+                return CancelResult(pg_cancel_id=request.idempotency_key[:200], amount=request.amount, payment=current, raw=current.raw)
             if current.balance < request.balance_before:
                 raise AlreadyCanceled(
                     error.message, gateway=self.alias, code=error.code, http_status=error.http_status_from_pg, response=error.response
                 ) from error
             raise error
-        payment = self.payment(self._object(reply, "cancel"))
+        payment = self.payment(self.json_object(reply, "cancel"))
         return CancelResult(
             pg_cancel_id=str(reply.data.get("cancel_id") or request.idempotency_key)[:200],
             amount=request.amount,
@@ -502,10 +446,7 @@ class BootpayGateway(HttpGateway):
         if not payment_id:
             raise NotFound("Bootpay looks payments up by receipt_id only", gateway=self.alias, code="RC_NOT_FOUND")
         path = f"/receipt/{quote(payment_id, safe='')}"
-        reply = self._send("lookup", "GET", path, params={"lookup_user_data": "false"})
-        if self._failed(reply):
-            raise self.error(reply, "lookup")
-        return self.payment(self._object(reply, "lookup"))
+        return self.payment(self.call("lookup", "GET", path, params={"lookup_user_data": "false"}))
 
     # --- webhooks -------------------------------------------------------------------
 
@@ -534,7 +475,7 @@ class BootpayGateway(HttpGateway):
             raise ValueError("expected True or a list of networks such as ['223.130.82.0/24']")
         return [ipaddress.ip_network(str(entry), strict=False) for entry in setting]
 
-    def webhook_claim(self, event: WebhookEvent) -> str:
+    def webhook_claim(self, event: ParsedWebhook) -> str:
         """The receipt's ``status`` and ``cancelled_price``: the body's, or the fetched receipt's.
 
         A body that names a real receipt with a made-up status or cancelled
@@ -551,7 +492,7 @@ class BootpayGateway(HttpGateway):
             claim += f", cancelled {_canonical(cancelled)}"
         return claim
 
-    def webhook_claim_verdict(self, parsed: WebhookEvent, verified: WebhookEvent) -> str:
+    def webhook_claim_verdict(self, parsed: ParsedWebhook, verified: ParsedWebhook) -> str:
         """Confirmed: the body's status and (when it states one) cancelled amount are the receipt's.
 
         Stale: an earlier step of the receipt (a smaller cancelled amount than
@@ -575,7 +516,7 @@ class BootpayGateway(HttpGateway):
             return self.CLAIM_STALE
         return self.CLAIM_REFUSED
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> ParsedWebhook:
         """A Bootpay webhook (JSON): nothing in it is trusted until the receipt is fetched.
 
         Bootpay sends no event id; the delivery's id is a digest of
@@ -601,8 +542,8 @@ class BootpayGateway(HttpGateway):
         event_id = "bootpay-" + _digest("\x1f".join([receipt_id, webhook_type, str(status), _canonical(data.get("cancelled_price"))]))[:40]
         other_type = webhook_type and webhook_type not in PAYMENT_WEBHOOK_TYPES
         if other_type or (isinstance(status, int) and status in OTHER_PRODUCT_STATUSES):
-            return WebhookEvent(event_id=event_id, event_type=event_type[:100], raw=data)
-        return WebhookEvent(
+            return ParsedWebhook(event_id=event_id, event_type=event_type[:100], raw=data)
+        return ParsedWebhook(
             event_id=event_id,
             event_type=event_type[:100],
             payment_id=receipt_id[:200],
@@ -626,28 +567,19 @@ class BootpayGateway(HttpGateway):
             if not (isinstance(receipt_id, str) and receipt_id and isinstance(order_id, str) and order_id):
                 raise ValueError("no receipt_id or order_id")
         except (KeyError, TypeError, ValueError, ArithmeticError, MoneyError) as exc:
-            raise GatewayUnavailable(
-                f"{self.alias}: unreadable Receipt ({type(exc).__name__}: {exc})",
-                gateway=self.alias,
-                code="MALFORMED_REPLY",
-                response=dict(data) if isinstance(data, Mapping) else None,
-            ) from exc
+            raise self.malformed("Receipt", exc, data) from exc
         if not (price.is_finite() and cancelled.is_finite()) or price < 0 or not 0 <= cancelled <= price:
             raise GatewayUnavailable(f"{self.alias}: inconsistent amounts", gateway=self.alias, code="MALFORMED_REPLY")
         state, cancelled = receipt_state(status, price, cancelled)
-        pg_data: dict[str, Any] = {}
-        expires_at = None
         vbank = data.get("vbank_data")
-        if isinstance(vbank, Mapping) and vbank:
-            pg_data.update(
-                {
-                    "vbank_account_number": str(vbank.get("bank_account") or ""),
-                    "vbank_bank_code": str(vbank.get("bank_code") or vbank.get("bank_name") or ""),
-                    "vbank_holder": str(vbank.get("bank_username") or ""),
-                    "vbank_due_date": str(vbank.get("expired_at") or ""),
-                }
+        account = None
+        if isinstance(vbank, Mapping) and vbank.get("bank_account"):
+            account = VirtualAccount(
+                bank=str(vbank.get("bank_code") or vbank.get("bank_name") or ""),
+                number=str(vbank["bank_account"]),
+                holder=str(vbank.get("bank_username") or ""),
+                due=_datetime(vbank.get("expired_at")),
             )
-            expires_at = _datetime(vbank.get("expired_at"))
         return PaymentResult(
             state=state,
             payment_id=receipt_id,
@@ -660,8 +592,7 @@ class BootpayGateway(HttpGateway):
             approved_at=_datetime(data.get("purchased_at")),
             failure_code=f"STATUS_{status}" if state == PaymentState.FAILED else "",
             failure_message=str(data.get("status_locale") or "") if state == PaymentState.FAILED else "",
-            expires_at=expires_at,
-            pg_data=pg_data,
+            virtual_account=account,
             raw=dict(data),
         )
 
@@ -670,7 +601,7 @@ class BootpayGateway(HttpGateway):
     def check(self, *, debug: bool) -> list[checks.CheckMessage]:
         """One complete key pair; a browser key with legacy keys; valid OPEN_TYPE and WEBHOOK_ALLOWED_IPS."""
         messages = super().check(debug=debug)
-        where = f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"]'
+        where = self.where
 
         def missing(name: str, hint: str):
             messages.append(checks.Error(f"{where}[{name!r}] is not set.", hint=hint, id="django_pgpay.E004"))

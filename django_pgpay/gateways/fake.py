@@ -55,10 +55,10 @@ from .results import (
     CheckoutUrls,
     ConfirmRequest,
     OrderSnapshot,
+    ParsedWebhook,
     PaymentResult,
     PaymentState,
     ReturnParams,
-    WebhookEvent,
 )
 
 #: Faults :meth:`FakePG.fail_next` understands.
@@ -226,7 +226,7 @@ class FakeGateway(BaseGateway):
     """A gateway to the in-memory :class:`FakePG`; see the module docstring.
 
     OPTIONS: none required. ``PARTIAL_CANCEL`` (default True) turns partial
-    cancels off to exercise that path.
+    cancels off to exercise that path; :meth:`capabilities` reports it.
     """
 
     pg_name = "Fake PG"
@@ -376,13 +376,13 @@ class FakeGateway(BaseGateway):
                 raise NotFound("unknown payment", gateway=self.alias, code="NOT_FOUND_PAYMENT")
             return payment.result()
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> ParsedWebhook:
         try:
             data = loads_json(body)
             payment_id = str(data["payment_id"])
         except (ValueError, KeyError, TypeError) as exc:
             raise WebhookVerificationError("malformed notification") from exc
-        return WebhookEvent(
+        return ParsedWebhook(
             event_id=str(data.get("event_id") or ""),
             event_type=str(data.get("type") or "PAYMENT_CHANGED"),
             payment_id=payment_id,

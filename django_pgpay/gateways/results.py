@@ -3,8 +3,11 @@
 Inputs (:class:`OrderSnapshot`, :class:`ConfirmRequest`, :class:`CancelRequest`)
 are built by :mod:`django_pgpay.payments` from the models, so a gateway never
 sees a model instance. Outputs (:class:`PaymentResult`, :class:`CancelResult`,
-:class:`CheckoutResult`, :class:`WebhookEvent`) describe what the PG said in a
+:class:`CheckoutResult`, :class:`ParsedWebhook`) describe what the PG said in a
 PG-neutral way; the operations decide what that means for the order.
+:class:`RefundAccount` and :class:`VirtualAccount` are the typed contracts of a
+virtual account: the account a refund goes to, and the account the buyer pays into.
+Each gateway maps them to and from its own wire fields.
 """
 
 from __future__ import annotations
@@ -132,6 +135,100 @@ class ConfirmRequest:
 
 
 @dataclass(frozen=True)
+class RefundAccount:
+    """The buyer's bank account that a refund of a virtual-account payment goes to.
+
+    A deposited virtual account cannot be refunded to a card: the PG needs an
+    account. ``bank`` is the bank's code as the PG spells it (Toss ``"88"``,
+    PortOne V1 ``"088"`` or V2 ``"SHINHAN"``, Bootpay three digits ``"088"``);
+    ``phone`` is sent where the PG takes one (PortOne ``refund_tel`` /
+    ``holderPhoneNumber``; Toss and Bootpay have no such field). Each gateway
+    maps it to its own fields. ``repr`` masks the number.
+    """
+
+    bank: str
+    number: str = field(repr=False)
+    holder: str
+    phone: str = field(default="", repr=False)
+
+    def __post_init__(self):
+        for name in ("bank", "number", "holder"):
+            if not str(getattr(self, name) or "").strip():
+                raise ValueError(f"RefundAccount.{name} is required")
+
+    @classmethod
+    def from_pg_data(cls, pg_data: Mapping[str, Any]) -> RefundAccount | None:
+        """The account an order's ``pg_data`` names under the conventions before 0.x (deprecated).
+
+        ``pg_data["refund_receive_account"]`` (``bank``, ``accountNumber``,
+        ``holderName``, ``tel``: Toss and PortOne) or ``pg_data["bootpay_refund"]``
+        (``bank_code``, ``bank_account``, ``bank_username``). None when neither is
+        there or the one found is incomplete. Finding one warns with
+        :class:`~django_pgpay.exceptions.PgPayDeprecationWarning`: pass
+        ``refund_account=RefundAccount(...)`` to :func:`django_pgpay.payments.cancel` instead.
+        """
+        for key, names in _LEGACY_REFUND_KEYS.items():
+            value = (pg_data or {}).get(key)
+            if isinstance(value, Mapping) and value:
+                import warnings
+
+                from ..exceptions import PgPayDeprecationWarning
+
+                warnings.warn(
+                    f'pg_data["{key}"] names a refund account the old way; pass payments.cancel(..., '
+                    "refund_account=RefundAccount(bank=..., number=..., holder=...)) instead.",
+                    PgPayDeprecationWarning,
+                    stacklevel=3,
+                )
+                fields = {ours: str(value.get(theirs) or "").strip() for ours, theirs in names.items()}
+                try:
+                    return cls(**fields)
+                except ValueError:
+                    return None
+        return None
+
+
+#: The ``pg_data`` keys that named a refund account before :class:`RefundAccount`, and their fields.
+_LEGACY_REFUND_KEYS: dict[str, dict[str, str]] = {
+    "refund_receive_account": {"bank": "bank", "number": "accountNumber", "holder": "holderName", "phone": "tel"},
+    "bootpay_refund": {"bank": "bank_code", "number": "bank_account", "holder": "bank_username"},
+}
+
+
+@dataclass(frozen=True)
+class VirtualAccount:
+    """A virtual account a PG issued for a payment: where and until when the buyer transfers.
+
+    ``due`` is an aware datetime (every PG's own format is read by its
+    gateway). :meth:`as_pg_data` is what the order keeps in ``pg_data`` for
+    templates and the admin, in one format for every PG.
+    """
+
+    bank: str
+    number: str
+    holder: str = ""
+    due: datetime | None = None
+    #: The bank's name when the PG gives one (PortOne V1 ``vbank_name``).
+    bank_name: str = ""
+
+    def __post_init__(self):
+        if self.due is not None and (self.due.tzinfo is None or self.due.utcoffset() is None):
+            raise ValueError("VirtualAccount.due must be an aware datetime")
+
+    def as_pg_data(self) -> dict[str, str]:
+        """``vbank_account_number``, ``vbank_bank_code``, ``vbank_holder``, ``vbank_due_date`` (ISO 8601) and ``vbank_bank_name``."""
+        data = {
+            "vbank_account_number": self.number,
+            "vbank_bank_code": self.bank,
+            "vbank_holder": self.holder,
+            "vbank_due_date": self.due.isoformat() if self.due is not None else "",
+        }
+        if self.bank_name:
+            data["vbank_bank_name"] = self.bank_name
+        return data
+
+
+@dataclass(frozen=True)
 class CancelRequest:
     """Ask the PG to give back ``amount`` of a payment.
 
@@ -150,6 +247,8 @@ class CancelRequest:
     idempotency_key: str
     balance_before: Decimal
     requested_by: str = ""
+    #: Where a refund of a deposited virtual account goes (each gateway sends it in its own fields).
+    refund_account: RefundAccount | None = None
 
     @property
     def is_full(self) -> bool:
@@ -185,10 +284,20 @@ class PaymentResult:
     failure_message: str = ""
     #: Deadline of a virtual account (or of the PG's confirm window).
     expires_at: datetime | None = None
-    #: Merged into the order's ``pg_data`` (vbank number and secret, session id).
+    #: Merged into the order's ``pg_data`` (deposit secret, session id; the virtual account's fields).
     pg_data: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: The PG's reply, secrets redacted.
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: The virtual account the buyer pays into, when the PG issued one.
+    virtual_account: VirtualAccount | None = None
+
+    def __post_init__(self):
+        # The account's fields join pg_data in one format, for templates and the admin
+        # (``order.pg_data.vbank_account_number``); its deadline is the payment's.
+        if self.virtual_account is not None:
+            object.__setattr__(self, "pg_data", {**self.virtual_account.as_pg_data(), **dict(self.pg_data)})
+            if self.expires_at is None and self.virtual_account.due is not None:
+                object.__setattr__(self, "expires_at", self.virtual_account.due)
 
     @property
     def balance(self) -> Decimal:
@@ -207,8 +316,8 @@ class CancelResult:
 
 
 @dataclass(frozen=True)
-class WebhookEvent:
-    """One delivery from a PG, parsed.
+class ParsedWebhook:
+    """One delivery from a PG, parsed (the delivery log is :class:`django_pgpay.models.WebhookEvent`).
 
     ``verified`` is True when the delivery proved itself (a valid signature or
     a shared per-payment secret); then ``payment`` may be trusted as sent.
@@ -223,3 +332,19 @@ class WebhookEvent:
     verified: bool = False
     payment: PaymentResult | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def __getattr__(name: str):
+    """``WebhookEvent``: the old name of :class:`ParsedWebhook`, importable with a deprecation warning."""
+    if name == "WebhookEvent":
+        import warnings
+
+        from ..exceptions import PgPayDeprecationWarning
+
+        warnings.warn(
+            "django_pgpay.gateways.results.WebhookEvent is now ParsedWebhook (the delivery log model keeps the name WebhookEvent).",
+            PgPayDeprecationWarning,
+            stacklevel=2,
+        )
+        return ParsedWebhook
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

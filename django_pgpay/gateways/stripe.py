@@ -38,7 +38,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from django.core import checks
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import conf
@@ -57,8 +56,8 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, from_minor, normalize_currency, to_minor
-from .base import HttpGateway
 from .http import HttpReply, loads_json
+from .pipeline import HttpGateway
 from .results import (
     CancelEntry,
     CancelRequest,
@@ -67,10 +66,10 @@ from .results import (
     CheckoutUrls,
     ConfirmRequest,
     OrderSnapshot,
+    ParsedWebhook,
     PaymentResult,
     PaymentState,
     ReturnParams,
-    WebhookEvent,
 )
 
 logger = logging.getLogger("django_pgpay.gateways.stripe")
@@ -319,7 +318,7 @@ class StripeGateway(HttpGateway):
             value = [value]
         return [str(s).strip() for s in value if str(s or "").strip()]
 
-    def _headers(self, idempotency_key: str = "") -> dict[str, str]:
+    def auth_headers(self, verb: str, token: str | None, idempotency_key: str = "") -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.option('SECRET_KEY')}"}
         version = self._options.get("API_VERSION")
         if version:
@@ -328,72 +327,41 @@ class StripeGateway(HttpGateway):
             headers["Idempotency-Key"] = idempotency_key
         return headers
 
-    def _call(
-        self,
-        verb: str,
-        method: str,
-        path: str,
-        *,
-        form: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        idempotency_key: str = "",
-    ) -> dict:
+    def _call(self, verb: str, method: str, path: str, *, form=None, query=None, idempotency_key: str = "") -> dict:
+        """A call with Stripe's bracketed form encoding, for the body and the query."""
         if query:
             path = f"{path}?{encode_form(query)}"
-        headers = self._headers(idempotency_key)
-        body = None
-        if form is not None:
-            body = encode_form(form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        reply = self.http.request(method, path, form=body, headers=headers)
-        if not reply.ok:
-            raise self.error(reply, verb)
-        if not isinstance(reply.data, dict):
-            raise GatewayUnavailable(
-                f"{self.alias}: {verb} answered {reply.status} without a JSON object",
-                gateway=self.alias,
-                code="MALFORMED_REPLY",
-                http_status=reply.status,
-            )
-        return reply.data
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if form is not None else None
+        body = encode_form(form) if form is not None else None
+        return self.call(verb, method, path, form=body, headers=headers, idempotency_key=idempotency_key)
 
-    def error(self, reply: HttpReply, verb: str) -> GatewayError:
-        """The exception a non-2xx reply means: Stripe's error object, ``Stripe-Should-Retry`` and the status."""
+    def error_fields(self, reply: HttpReply) -> tuple[str, str]:
+        """Stripe's ``error`` object: its ``code`` (else ``type``), and our translated words for the codes a buyer meets."""
         data = reply.data if isinstance(reply.data, dict) else {}
         err = data.get("error") if isinstance(data.get("error"), dict) else {}
-        kind, code = str(err.get("type") or ""), str(err.get("code") or "")
-        status = reply.status
-        retry = str(_header(reply.headers, "Stripe-Should-Retry")).lower()
         if not err:
-            # Not Stripe's error shape (a proxy's page): what happened is unknown.
-            cls: type[GatewayError] = GatewayUnavailable
-        elif code in ("rate_limit", "lock_timeout") or (status == 429 and kind != "api_error"):
-            # Too many requests: refused before anything ran (see ERRORS).
-            cls = RetryLater
-        elif kind in ("idempotency_error", "api_error") or status in (409, 424) or status >= 500 or retry == "true":
-            # The same key in flight or reused, Stripe's own trouble: a lookup must decide.
-            cls = GatewayUnavailable
-        elif code in ERRORS:
-            cls = ERRORS[code]
-        elif kind == "card_error" or status == 402:
-            cls = PaymentDeclined
-        elif status in (401, 403):
-            cls = AuthenticationFailed
-        elif status == 404:
-            cls = NotFound
-        else:
-            cls = InvalidRequest
-        if verb == "refund" and cls is PaymentDeclined:
-            cls = CancelRefused
-        message = _messages().get(code) or str(err.get("message") or "") or None
-        response = {**data, "request_id": _header(reply.headers, "Request-Id")} if data else {"body": reply.text[:500]}
-        return cls(
-            message or f"{self.alias}: {verb} failed with HTTP {status}",
-            gateway=self.alias,
-            code=code or kind or f"HTTP_{status}",
-            http_status=status,
-            response=response,
-        )
+            return "", ""  # not Stripe's error shape (a proxy's page): what happened is unknown
+        code = str(err.get("code") or "")
+        return code or str(err.get("type") or "") or f"HTTP_{reply.status}", _messages().get(code) or str(err.get("message") or "")
+
+    def error_class(self, reply: HttpReply, code: str, message: str, verb: str) -> type[GatewayError]:
+        """Stripe's ladder: rate limits, ``Stripe-Should-Retry`` and in-flight keys before ``ERRORS`` and the status."""
+        err = reply.data["error"]
+        kind, status = str(err.get("type") or ""), reply.status
+        retry = str(_header(reply.headers, "Stripe-Should-Retry")).lower()
+        if code in ("rate_limit", "lock_timeout") or (status == 429 and kind != "api_error"):
+            return RetryLater  # too many requests: refused before anything ran (see ERRORS)
+        if kind in ("idempotency_error", "api_error") or status in (409, 424) or status >= 500 or retry == "true":
+            return GatewayUnavailable  # the same key in flight or reused, Stripe's own trouble: a lookup decides
+        if code in ERRORS:
+            return ERRORS[code]
+        if kind == "card_error" or status == 402:
+            return PaymentDeclined
+        return self.status_error(status, verb)
+
+    def error_response(self, reply: HttpReply) -> dict:
+        data = reply.data if isinstance(reply.data, dict) else {}
+        return {**data, "request_id": _header(reply.headers, "Request-Id")} if data else {"body": reply.text[:500]}
 
     # --- checkout and return ----------------------------------------------------
 
@@ -519,20 +487,14 @@ class StripeGateway(HttpGateway):
 
     # --- reading Stripe ---------------------------------------------------------
 
-    def confirm(self, request: ConfirmRequest) -> PaymentResult:
-        """Read the Checkout Session the buyer came back from (Stripe has no confirm call).
+    def confirm_lookup(self, request: ConfirmRequest) -> PaymentResult:
+        """Read the Checkout Session the buyer came back from (Stripe has no confirm call; the base checks the order)."""
+        return self._fetch(request.payment_id, all_refunds=False)
 
-        Reports what Stripe says (the core compares amount and currency with
-        the order); a Session that names another order is refused.
-        """
-        result = self._fetch(request.payment_id, all_refunds=False)
-        if result.order_number != request.order.order_number:
-            raise InvalidRequest(
-                _("This Stripe Checkout Session belongs to another order."),
-                gateway=self.alias,
-                code="SESSION_ORDER_MISMATCH",
-            )
-        return result
+    def confirm_mismatch(self, request: ConfirmRequest) -> InvalidRequest:
+        return InvalidRequest(
+            _("This Stripe Checkout Session belongs to another order."), gateway=self.alias, code="SESSION_ORDER_MISMATCH"
+        )
 
     def lookup(self, *, payment_id: str = "", order: OrderSnapshot | None = None) -> PaymentResult:
         """A payment by its id (``cs_`` Session or ``pi_`` PaymentIntent), or else by the order.
@@ -611,14 +573,6 @@ class StripeGateway(HttpGateway):
         except MoneyError as exc:
             raise InvalidRequest(str(exc), gateway=self.alias, code="INVALID_AMOUNT") from exc
 
-    def _malformed(self, what: str, exc: Exception, data) -> GatewayUnavailable:
-        return GatewayUnavailable(
-            f"{self.alias}: unreadable {what} ({type(exc).__name__}: {exc})",
-            gateway=self.alias,
-            code="MALFORMED_REPLY",
-            response=dict(data) if isinstance(data, Mapping) else None,
-        )
-
     def session_result(
         self, session: Mapping[str, Any], *, refunds: Sequence[Mapping[str, Any]] = (), state: PaymentState | None = None
     ) -> PaymentResult:
@@ -645,7 +599,7 @@ class StripeGateway(HttpGateway):
                 else:
                     raise ValueError(f"unknown Checkout Session status {status!r}")
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise self._malformed("Checkout Session", exc, session) from exc
+            raise self.malformed("Checkout Session", exc, session) from exc
         result = self._result(
             state,
             payment_id=intent_id or session_id,
@@ -666,7 +620,7 @@ class StripeGateway(HttpGateway):
             amount = self._amount(intent["amount"], currency)
             intent_id = str(intent["id"])
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise self._malformed("PaymentIntent", exc, intent) from exc
+            raise self.malformed("PaymentIntent", exc, intent) from exc
         result = self._result(
             state,
             payment_id=intent_id,
@@ -723,7 +677,7 @@ class StripeGateway(HttpGateway):
                     )
                 )
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise self._malformed("Refund", exc, {"data": list(refunds)}) from exc
+            raise self.malformed("Refund", exc, {"data": list(refunds)}) from exc
         entries.sort(key=lambda e: (e.canceled_at or datetime.min.replace(tzinfo=dt_timezone.utc), e.pg_cancel_id))
         canceled = sum((e.amount for e in entries), Decimal(0))
         if canceled > result.amount:
@@ -758,7 +712,7 @@ class StripeGateway(HttpGateway):
             refund_id, status = str(refund["id"]), str(refund.get("status") or "")
             amount = self._amount(refund["amount"], normalize_currency(str(refund["currency"])))
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise self._malformed("Refund", exc, refund) from exc
+            raise self.malformed("Refund", exc, refund) from exc
         if status not in REFUNDED_STATUSES:
             raise CancelRefused(
                 _("Stripe could not make the refund (%(reason)s).") % {"reason": refund.get("failure_reason") or status},
@@ -803,10 +757,7 @@ class StripeGateway(HttpGateway):
         """The PaymentIntent id and the Checkout Session id the browser returns with."""
         return {payment_id, str((pg_data or {}).get(PG_DATA_SESSION) or "")} - {""}
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
-        return self.parse_received_webhook(headers, body, received_at=timezone.now())
-
-    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> WebhookEvent:
+    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> ParsedWebhook:
         """Verify ``Stripe-Signature`` (as of ``received_at``), then read the event.
 
         Checkout Session events carry the Session: trusted as signed and
@@ -827,7 +778,7 @@ class StripeGateway(HttpGateway):
         if not isinstance(obj, dict) or not isinstance(data.get("id"), str) or not data["id"] or not isinstance(data.get("type"), str):
             raise WebhookVerificationError("not a Stripe event (id, type, data.object)")
         event_id, event_type = data["id"][:255], data["type"][:100]
-        ignored = WebhookEvent(event_id=event_id, event_type=event_type, verified=True, raw=data)
+        ignored = ParsedWebhook(event_id=event_id, event_type=event_type, verified=True, raw=data)
         if event_type in SESSION_EVENTS:
             order_number = _order_number(obj)
             if obj.get("object") != "checkout.session" or obj.get("mode", "payment") != "payment" or not order_number:
@@ -837,7 +788,7 @@ class StripeGateway(HttpGateway):
                 "checkout.session.expired": PaymentState.EXPIRED,
             }.get(event_type)
             payment = self.session_result(obj, state=override)
-            return WebhookEvent(
+            return ParsedWebhook(
                 event_id=event_id,
                 event_type=event_type,
                 payment_id=payment.payment_id[:200],
@@ -851,7 +802,7 @@ class StripeGateway(HttpGateway):
             intent_id = str(intent.get("id") if isinstance(intent, dict) else intent or "")
             if not intent_id:
                 return ignored
-            return WebhookEvent(
+            return ParsedWebhook(
                 event_id=event_id,
                 event_type=event_type,
                 payment_id=intent_id[:200],
@@ -861,7 +812,7 @@ class StripeGateway(HttpGateway):
             )
         return ignored
 
-    def verify_webhook(self, event: WebhookEvent, order: OrderSnapshot | None) -> WebhookEvent:
+    def verify_webhook(self, event: ParsedWebhook, order: OrderSnapshot | None) -> ParsedWebhook:
         """Complete a signed event with what the core needs.
 
         ``charge.refunded``: the payment and its refunds are fetched. A Session
@@ -914,7 +865,7 @@ class StripeGateway(HttpGateway):
     def check(self, *, debug: bool) -> list[checks.CheckMessage]:
         """Missing or misplaced keys; live keys under DEBUG; test keys with DEBUG=False; webhook secrets."""
         messages = super().check(debug=debug)
-        where = f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"]'
+        where = self.where
         secret = str(self._options.get("SECRET_KEY") or "")
         public = str(self._options.get("PUBLISHABLE_KEY") or "")
         if secret.startswith("pk_"):

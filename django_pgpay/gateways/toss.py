@@ -52,8 +52,8 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, normalize_currency, parse_amount, to_json_number
-from .base import HttpGateway
-from .http import HttpReply, loads_json
+from .http import loads_json
+from .pipeline import REFUSED, HttpGateway
 from .results import (
     CancelEntry,
     CancelRequest,
@@ -62,10 +62,11 @@ from .results import (
     CheckoutUrls,
     ConfirmRequest,
     OrderSnapshot,
+    ParsedWebhook,
     PaymentResult,
     PaymentState,
     ReturnParams,
-    WebhookEvent,
+    VirtualAccount,
 )
 
 #: Toss ``status`` -> our PaymentState.
@@ -200,9 +201,10 @@ class TossGateway(HttpGateway):
         Default ``https://js.tosspayments.com/v2/standard``.
     ``TIMEOUT``
         Seconds, or ``(connect, read)``; default ``(3.05, 30)``.
-    ``METHOD``
+    ``PAY_METHOD``
         The payment window's ``method`` (default ``CARD``; ``VIRTUAL_ACCOUNT``,
-        ``TRANSFER``, ``MOBILE_PHONE`` ...).
+        ``TRANSFER``, ``MOBILE_PHONE`` ...). Formerly ``METHOD`` (still read, with
+        a system-check warning).
     ``TEST_CODE``
         Sent as ``TossPayments-Test-Code`` so Toss answers with that error; a
         string for every call, or ``{"confirm": ..., "cancel": ..., "lookup": ...}``.
@@ -219,6 +221,11 @@ class TossGateway(HttpGateway):
     required_options = ("SECRET_KEY", "CLIENT_KEY")
     webhook_ack = (200, "text/plain", b"OK")
 
+    ERRORS = ERRORS
+    #: Toss answers its refusals with 403 (declines at confirm, refused cancels: toss.md §7).
+    STATUS_ERRORS = {**HttpGateway.STATUS_ERRORS, 403: REFUSED}
+    RENAMED_OPTIONS = {"METHOD": "PAY_METHOD"}
+
     API_VERSION = "2022-11-16"
     DEFAULT_API_BASE = "https://api.tosspayments.com"
     DEFAULT_JS_SDK_URL = "https://js.tosspayments.com/v2/standard"
@@ -230,9 +237,10 @@ class TossGateway(HttpGateway):
         """True when the secret key is a test key (``test_`` prefix)."""
         return str(self._options.get("SECRET_KEY") or "").startswith("test_")
 
-    def _headers(self, verb: str, idempotency_key: str = "") -> dict[str, str]:
-        token = base64.b64encode(f"{self.option('SECRET_KEY')}:".encode()).decode("ascii")
-        headers = {"Authorization": f"Basic {token}"}
+    def auth_headers(self, verb: str, token: str | None, idempotency_key: str = "") -> dict[str, str]:
+        """Basic auth of the secret key, ``Idempotency-Key`` on POSTs, ``TossPayments-Test-Code`` (test keys only)."""
+        basic = base64.b64encode(f"{self.option('SECRET_KEY')}:".encode()).decode("ascii")
+        headers = {"Authorization": f"Basic {basic}"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         test_code = self._options.get("TEST_CODE")
@@ -241,52 +249,6 @@ class TossGateway(HttpGateway):
         if test_code and self.is_test_mode:
             headers["TossPayments-Test-Code"] = str(test_code)
         return headers
-
-    def _call(self, verb: str, method: str, path: str, *, body: Any = None, idempotency_key: str = "") -> dict:
-        reply = self.http.request(method, path, json_body=body, headers=self._headers(verb, idempotency_key))
-        if not reply.ok:
-            raise self.error(reply, verb)
-        if not isinstance(reply.data, dict):
-            raise GatewayUnavailable(
-                f"{self.alias}: {verb} answered {reply.status} without a JSON object",
-                gateway=self.alias,
-                code="MALFORMED_REPLY",
-                http_status=reply.status,
-            )
-        return reply.data
-
-    def error(self, reply: HttpReply, verb: str) -> GatewayError:
-        """The exception a non-2xx reply means (``ERRORS``, then the HTTP status)."""
-        data = reply.data if isinstance(reply.data, dict) else {}
-        code = str(data.get("code") or "")
-        message = str(data.get("message") or "") or None
-        cls = ERRORS.get(code)
-        if not code:
-            # Not Toss's error shape (a proxy's page, a truncated body): we cannot
-            # tell what happened, so a lookup must decide.
-            cls = GatewayUnavailable
-        elif cls is None:
-            if reply.status >= 500 or reply.status == 409 or reply.status == 429:
-                cls = GatewayUnavailable
-            elif reply.status == 401:
-                cls = AuthenticationFailed
-            elif reply.status == 404:
-                cls = NotFound
-            elif verb == "confirm" and reply.status == 403:
-                cls = PaymentDeclined
-            elif verb == "cancel" and reply.status == 403:
-                cls = CancelRefused
-            else:
-                cls = InvalidRequest
-        if verb == "cancel" and cls is PaymentDeclined:
-            cls = CancelRefused
-        return cls(
-            message or f"{self.alias}: {verb} failed with HTTP {reply.status}",
-            gateway=self.alias,
-            code=code or f"HTTP_{reply.status}",
-            http_status=reply.status,
-            response=data or {"body": reply.text[:500]},
-        )
 
     # --- checkout and return ----------------------------------------------------
 
@@ -300,7 +262,7 @@ class TossGateway(HttpGateway):
         params: dict[str, Any] = {
             "clientKey": str(self.option("CLIENT_KEY")),
             "customerKey": (order.pg_data or {}).get("customer_key") or None,
-            "method": str(self.option("METHOD", "CARD") or "CARD"),
+            "method": str(self.option("PAY_METHOD", "CARD") or "CARD"),
             "orderId": order.order_number,
             "orderName": order.order_name[:100],
             "amount": {"currency": order.currency, "value": to_json_number(order.amount, order.currency)},
@@ -315,7 +277,7 @@ class TossGateway(HttpGateway):
             params["customerMobilePhone"] = "".join(c for c in order.buyer_phone if c.isdigit())
         return CheckoutResult(
             kind="widget",
-            script_url=str(self.option("JS_SDK_URL", self.DEFAULT_JS_SDK_URL) or self.DEFAULT_JS_SDK_URL),
+            script_url=self.script_url,
             template_name="django_pgpay/checkout/toss.html",
             params=params,
         )
@@ -348,18 +310,19 @@ class TossGateway(HttpGateway):
             "orderId": request.order.order_number,
             "amount": to_json_number(request.amount, request.currency),
         }
-        data = self._call("confirm", "POST", "/v1/payments/confirm", body=body, idempotency_key=request.idempotency_key)
+        data = self.call("confirm", "POST", "/v1/payments/confirm", json_body=body, idempotency_key=request.idempotency_key)
         return self.payment(data)
 
     def cancel(self, request: CancelRequest) -> CancelResult:
         body: dict[str, Any] = {"cancelReason": (request.reason or "cancel")[:200]}
         if not request.is_full:
             body["cancelAmount"] = to_json_number(request.amount, request.currency)
-        account = (request.order.pg_data or {}).get("refund_receive_account")
-        if isinstance(account, Mapping) and account:
-            body["refundReceiveAccount"] = {k: str(account[k]) for k in ("bank", "accountNumber", "holderName") if account.get(k)}
+        account = request.refund_account
+        if account is not None:
+            # Toss takes no phone number for a refund account.
+            body["refundReceiveAccount"] = {"bank": account.bank, "accountNumber": account.number, "holderName": account.holder}
         path = f"/v1/payments/{quote(request.payment_id, safe='')}/cancel"
-        data = self._call("cancel", "POST", path, body=body, idempotency_key=request.idempotency_key)
+        data = self.call("cancel", "POST", path, json_body=body, idempotency_key=request.idempotency_key)
         payment = self.payment(data)
         entry = payment.cancels[-1] if payment.cancels else None
         return CancelResult(
@@ -376,11 +339,11 @@ class TossGateway(HttpGateway):
             path = f"/v1/payments/orders/{quote(order.order_number, safe='')}"
         else:
             raise NotFound("no paymentKey or orderId to look up", gateway=self.alias, code="NOT_FOUND_PAYMENT")
-        return self.payment(self._call("lookup", "GET", path))
+        return self.payment(self.call("lookup", "GET", path))
 
     # --- webhooks -------------------------------------------------------------------
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+    def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> ParsedWebhook:
         """``PAYMENT_STATUS_CHANGED`` (a Payment under ``data``) or ``DEPOSIT_CALLBACK`` (flat).
 
         Nothing in the body is trusted: the event's ``payment`` stays None until
@@ -403,7 +366,7 @@ class TossGateway(HttpGateway):
             payment_key = payload.get("paymentKey")
             if not isinstance(payment_key, str) or not payment_key:
                 raise WebhookVerificationError("PAYMENT_STATUS_CHANGED without data.paymentKey")
-            return WebhookEvent(
+            return ParsedWebhook(
                 event_id=self._event_id(
                     event_type, payment_key, payload.get("status"), payload.get("lastTransactionKey"), data.get("createdAt")
                 ),
@@ -417,7 +380,7 @@ class TossGateway(HttpGateway):
             order_id, secret = payload.get("orderId"), payload.get("secret")
             if not isinstance(order_id, str) or not order_id or not isinstance(secret, str) or not secret:
                 raise WebhookVerificationError("DEPOSIT_CALLBACK without orderId and secret")
-            return WebhookEvent(
+            return ParsedWebhook(
                 event_id=self._event_id(
                     event_type, order_id, payload.get("status"), payload.get("transactionKey"), payload.get("createdAt")
                 ),
@@ -427,14 +390,14 @@ class TossGateway(HttpGateway):
                 verified=False,
                 raw=payload,
             )
-        return WebhookEvent(event_id=self._event_id(event_type, body.decode("utf-8", "replace")), event_type=event_type[:100], raw=data)
+        return ParsedWebhook(event_id=self._event_id(event_type, body.decode("utf-8", "replace")), event_type=event_type[:100], raw=data)
 
     @staticmethod
     def _event_id(*parts) -> str:
         """Toss sends no event id: one made of what distinguishes two changes (equal for a retried delivery)."""
         return "toss-" + _digest("\x1f".join(str(p or "") for p in parts))[:40]
 
-    def verify_webhook(self, event: WebhookEvent, order: OrderSnapshot | None) -> WebhookEvent:
+    def verify_webhook(self, event: ParsedWebhook, order: OrderSnapshot | None) -> ParsedWebhook:
         """Trust a delivery only through Toss itself.
 
         ``PAYMENT_STATUS_CHANGED``: the payment is fetched by its paymentKey
@@ -458,14 +421,14 @@ class TossGateway(HttpGateway):
         payment = self.lookup(payment_id=order.payment_id, order=order)
         return replace(event, payment=payment, payment_id=payment.payment_id, verified=True)
 
-    def webhook_claim(self, event: WebhookEvent) -> str:
+    def webhook_claim(self, event: ParsedWebhook) -> str:
         """Toss's ``status``: of the body's Payment (``data.status``) or deposit callback, or of the fetched payment."""
         if event.payment is not None:
             return str(event.payment.raw.get("status") or "")
         payload = event.raw.get("data") if isinstance(event.raw.get("data"), Mapping) else event.raw
         return str(payload.get("status") or "")
 
-    def webhook_claim_verdict(self, parsed: WebhookEvent, verified: WebhookEvent) -> str:
+    def webhook_claim_verdict(self, parsed: ParsedWebhook, verified: ParsedWebhook) -> str:
         """Confirmed when the status (and the amounts the body's Payment states) are Toss's now.
 
         Stale when the claim is an earlier step of the payment's life than
@@ -507,27 +470,19 @@ class TossGateway(HttpGateway):
             )
             payment_key, order_id = str(data["paymentKey"]), str(data["orderId"])
         except (KeyError, TypeError, ValueError, ArithmeticError, MoneyError) as exc:
-            raise GatewayUnavailable(
-                f"{self.alias}: unreadable Payment object ({type(exc).__name__}: {exc})",
-                gateway=self.alias,
-                code="MALFORMED_REPLY",
-                response=dict(data) if isinstance(data, Mapping) else None,
-            ) from exc
+            raise self.malformed("Payment object", exc, data) from exc
         if not (total.is_finite() and balance.is_finite()) or total < 0 or balance < 0 or balance > total:
             raise GatewayUnavailable(f"{self.alias}: inconsistent amounts", gateway=self.alias, code="MALFORMED_REPLY")
         pg_data: dict[str, Any] = {}
-        expires_at = None
         account = data.get("virtualAccount")
-        if isinstance(account, Mapping):
-            pg_data.update(
-                {
-                    "vbank_account_number": str(account.get("accountNumber") or ""),
-                    "vbank_bank_code": str(account.get("bankCode") or ""),
-                    "vbank_holder": str(account.get("customerName") or ""),
-                    "vbank_due_date": str(account.get("dueDate") or ""),
-                }
+        virtual_account = None
+        if isinstance(account, Mapping) and account.get("accountNumber"):
+            virtual_account = VirtualAccount(
+                bank=str(account.get("bankCode") or ""),
+                number=str(account["accountNumber"]),
+                holder=str(account.get("customerName") or ""),
+                due=_datetime(account.get("dueDate")),
             )
-            expires_at = _datetime(account.get("dueDate"))
         secret = data.get("secret")
         if isinstance(secret, str) and secret:
             pg_data[PG_DATA_SECRET] = secret_digest(secret)
@@ -546,7 +501,7 @@ class TossGateway(HttpGateway):
             cancels=cancels,
             failure_code=str(failure.get("code") or ""),
             failure_message=str(failure.get("message") or ""),
-            expires_at=expires_at,
+            virtual_account=virtual_account,
             pg_data=pg_data,
             raw=dict(data),
         )
@@ -556,7 +511,7 @@ class TossGateway(HttpGateway):
     def check(self, *, debug: bool) -> list[checks.CheckMessage]:
         """Missing keys; live keys under DEBUG; test keys with DEBUG=False; keys of different modes."""
         messages = super().check(debug=debug)
-        where = f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"]'
+        where = self.where
         secret = str(self._options.get("SECRET_KEY") or "")
         client = str(self._options.get("CLIENT_KEY") or "")
         modes = {key[:5] for key in (secret, client) if key.startswith(_KEY_FAMILIES)}

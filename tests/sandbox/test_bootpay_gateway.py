@@ -13,8 +13,8 @@ import pytest
 from django.test import Client
 
 from django_pgpay import payments
-from django_pgpay.exceptions import AlreadyCanceled, CancelRefused
-from django_pgpay.gateways.results import CancelRequest
+from django_pgpay.exceptions import CancelRefused, PgPayDeprecationWarning
+from django_pgpay.gateways.results import CancelRequest, RefundAccount
 from django_pgpay.permissions import buyer_token
 from django_pgpay.sandbox import bootpay as emulated
 from django_pgpay.sandbox import control
@@ -145,8 +145,8 @@ def test_the_same_cancel_id_sent_twice_to_bootpay_refunds_once(paid_booking_at_s
         requested_by="staff",
     )
     assert gateway.cancel(request).payment.canceled_amount == Decimal(3000)
-    with pytest.raises(AlreadyCanceled):  # refused, and the receipt shows it was given back already
-        gateway.cancel(request)
+    again = gateway.cancel(request)  # refused by Bootpay; the receipt shows this very cancel: done, not refused
+    assert (again.pg_cancel_id, again.amount, again.payment.canceled_amount) == (request.idempotency_key, Decimal(3000), Decimal(3000))
     assert emulated.receipt(booking.pg_payment_id)["cancelled_price"] == 3000
     assert len(sandbox_cancels(booking.pg_payment_id)) == 1
 
@@ -251,8 +251,14 @@ def test_a_virtual_account_refund_needs_the_buyers_account(paid_booking_at_sandb
     assert booking.status == S.PAID
     with pytest.raises(CancelRefused):
         payments.cancel(booking, Decimal(10000), reason="환불", source="staff")
-    booking.pg_data = {**booking.pg_data, "bootpay_refund": {"bank_account": "1234567890", "bank_username": "김부트", "bank_code": "004"}}
-    booking.save(update_fields=["pg_data"])
-    payments.cancel(booking, Decimal(10000), reason="환불", source="staff")
+    account = RefundAccount(bank="004", number="1234567890", holder="김부트")
+    payments.cancel(booking, Decimal(10000), reason="환불", source="staff", refund_account=account)
     booking.refresh_from_db()
     assert (booking.status, booking.canceled_amount) == (S.PARTIAL_CANCELED, Decimal(10000))
+    # The old pg_data convention still works, with a deprecation warning.
+    booking.pg_data = {**booking.pg_data, "bootpay_refund": {"bank_account": "1234567890", "bank_username": "김부트", "bank_code": "004"}}
+    booking.save(update_fields=["pg_data"])
+    with pytest.warns(PgPayDeprecationWarning, match="bootpay_refund"):
+        payments.cancel(booking, Decimal(5000), reason="환불", source="staff")
+    booking.refresh_from_db()
+    assert (booking.status, booking.canceled_amount) == (S.PARTIAL_CANCELED, Decimal(15000))

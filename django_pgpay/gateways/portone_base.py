@@ -1,0 +1,60 @@
+"""What PortOne's two APIs share: checkout helpers and the ``INCLUDE_SANDBOX`` rule.
+
+:mod:`.portone_v1` (iamport, ``api.iamport.kr``) and :mod:`.portone_v2`
+(``api.portone.io``) subclass :class:`PortOneGateway`; the old import path
+:mod:`django_pgpay.gateways.portone` re-exports both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..money import quantize
+from .pipeline import HttpGateway
+from .results import CheckoutUrls, OrderSnapshot
+
+
+class PortOneGateway(HttpGateway):
+    """Capabilities and checkout helpers shared by PortOne V1 and V2; not a gateway by itself."""
+
+    pg_name = "PortOne"
+    supports_partial_cancel = True
+    #: V1 ``checksum`` / V2 ``currentCancellableAmount``: a repeated cancel is refused by PortOne.
+    supports_idempotency_key = True
+    supports_lookup_by_order = True
+    supports_virtual_account = True
+    #: PortOne approves in the payment window; the server only verifies (the default confirm: a lookup).
+    requires_confirm_call = False
+
+    @property
+    def include_sandbox(self) -> bool:
+        """Payments made on PortOne test channels count as real ones (development only)."""
+        return bool(self._options.get("INCLUDE_SANDBOX", False))
+
+    def _notice_url(self, urls: CheckoutUrls) -> str:
+        """The per-payment webhook URL, unless ``NOTICE_URL`` is False (then the console's URL is used)."""
+        if self._options.get("NOTICE_URL", True) is False:
+            return ""
+        return urls.webhook_url
+
+    @staticmethod
+    def _prepared_marker(order: OrderSnapshot) -> str:
+        return f"{quantize(order.amount, order.currency)} {order.currency}"
+
+    @staticmethod
+    def _return_value(params: Mapping[str, str], *names: str) -> str:
+        for name in names:
+            value = params.get(name)
+            if value not in (None, ""):
+                return str(value)
+        return ""
+
+
+def text(value) -> str:
+    """A non-empty string from a reply, or ``ValueError``."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{value!r} is not an id")
+    return value
+
+
+__all__ = ["PortOneGateway", "text"]
