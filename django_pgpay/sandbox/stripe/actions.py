@@ -38,9 +38,7 @@ class Actions:
         }
 
     def _open_session(self, session_id: str, now: datetime) -> SandboxPayment:
-        row = self._row(session_id, lock=True)
-        if row is None or not session_id.startswith("cs_"):
-            raise wire.no_such("checkout.session", session_id, "session")
+        row = self._session_row(session_id)
         self.refresh_session(row, now)
         if row.state.get("status") != "open":
             raise StripeError(400, f"The Checkout Session is {row.state.get('status')}, not open.")
@@ -84,15 +82,8 @@ class Actions:
         now = clock.now()
         with transaction.atomic():
             row = self._open_session(session_id, now)
-            result = self.attempt_delayed(
-                row,
-                {
-                    "email": email or row.state.get("customer_email") or "buyer@example.com",
-                    "delayed_outcome": outcome,
-                    "account_holder": "Sandbox Buyer",
-                },
-                now,
-            )
+            form = {"email": email or row.state.get("customer_email") or "buyer@example.com", "account_holder": "Sandbox Buyer"}
+            result = self.attempt_delayed(row, {**form, "delayed_outcome": outcome}, now)
         return self._outcome(session_id, result)
 
     def _outcome(self, session_id: str, result: PageResult) -> dict[str, Any]:
@@ -110,7 +101,7 @@ class Actions:
             key = charge.get("payment_intent") or "" if charge else ""
         row = self._row(key, lock=True) if key.startswith("pi_") else None
         if row is None:
-            raise wire.no_such_param("payment_intent", key or "?", "payment_intent")
+            raise wire.no_such("payment_intent", key or "?", "payment_intent")
         return row
 
     def act_settle(self, payment_key: str, succeed: bool = True, **_ignored: Any) -> dict[str, Any]:

@@ -109,6 +109,12 @@ class Events:
             )
         return event
 
+    def _tell(self, session_row, now: datetime, *happened: tuple[str, SandboxPayment], ctx: ApiContext | None = None) -> None:
+        """Record what happened to each row (an event of its object and order), delivered to the shop that made the Session."""
+        origin = session_row.session.get("webhook_origin", "") if session_row is not None else ""
+        for event_type, row in happened:
+            self._event(event_type, row.state, now, order_id=row.order_id, ctx=ctx, origin=origin)
+
     def api_retrieve_event(self, ctx: ApiContext, fault=None, event_id: str = "") -> Answer:
         return self._retrieve(ctx, event_id, "evt_", "event")
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .. import faults
 from ..base import Answer, ApiContext
@@ -51,10 +52,58 @@ TEST_CARDS: dict[str, tuple[str, str, str, str, str]] = {
 }
 #: A Luhn-valid number that is not a test card (unconfirmed wording, seen in Stripe's test mode).
 LIVE_CARD_MESSAGE = "Your card was declined. Your request was in test mode, but used a non test (live) card. For a list of valid test cards, visit: https://stripe.com/docs/testing."
-AUTHENTICATION_FAILURE = (
-    "The provided PaymentMethod has failed authentication. You can provide payment_method_data or a new "
-    "PaymentMethod to attempt to fulfill this PaymentIntent again."
-)
+#: ``last_payment_error`` after a failed 3-D Secure challenge (``payment_method`` is added).
+AUTHENTICATION_ERROR = {
+    "code": "payment_intent_authentication_failure",
+    "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
+    "message": (
+        "The provided PaymentMethod has failed authentication. You can provide payment_method_data or a new "
+        "PaymentMethod to attempt to fulfill this PaymentIntent again."
+    ),
+    "type": "invalid_request_error",
+}
+#: ``last_payment_error`` when a delayed payment fails (``charge`` is added).
+ATTEMPT_FAILED = {
+    "code": "payment_intent_payment_attempt_failed",
+    "doc_url": "https://stripe.com/docs/error-codes/payment-intent-payment-attempt-failed",
+    "message": (
+        "The latest payment attempt of this PaymentIntent has failed or been canceled, and the attached payment method has "
+        "been removed. You can try confirming again with a new payment method."
+    ),
+    "type": "invalid_request_error",
+}
+#: What a failed delayed payment writes on its Charge (and into its ``outcome``).
+DELAYED_FAILURE = {
+    "status": "failed",
+    "failure_code": "insufficient_funds",
+    "failure_message": "The customer's account has insufficient funds to cover this payment.",
+}
+DELAYED_FAILURE_OUTCOME = {
+    "network_status": "declined_by_network",
+    "type": "issuer_declined",
+    "seller_message": "The bank returned the decline code `insufficient_funds`.",
+}
+#: A passed 3-D Secure challenge on the Charge (``transaction_id`` is added).
+THREE_D_SECURE = {
+    "authentication_flow": "challenge",
+    "electronic_commerce_indicator": "05",
+    "result": "authenticated",
+    "result_reason": None,
+    "version": "2.2.0",
+}
+#: The card fields a Charge's ``payment_method_details.card`` copies from the PaymentMethod.
+CARD_FIELDS = ("brand", "country", "exp_month", "exp_year", "funding", "last4")
+#: What the page tells the buyer for a decline code (translated for the codes the test cards produce).
+DECLINE_TEXTS = {
+    "generic_decline": gettext_lazy("Your card was declined."),
+    "insufficient_funds": gettext_lazy("Your card has insufficient funds."),
+    "lost_card": gettext_lazy("Your card was declined."),
+    "card_declined": gettext_lazy("Your card was declined."),
+    "expired_card": gettext_lazy("Your card has expired."),
+    "incorrect_cvc": gettext_lazy("Your card's security code is incorrect."),
+    "processing_error": gettext_lazy("An error occurred while processing your card. Try again in a little bit."),
+    "test_mode_live_card": gettext_lazy("Your card was declined. This is a sandbox: use a test card such as 4242 4242 4242 4242."),
+}
 
 
 @dataclass(frozen=True)
@@ -105,52 +154,27 @@ class Intents:
         # unconfirmed: whether an open Session shows its PaymentIntent before completion; it does here.
         session["payment_intent"] = intent_id
         self._save(row)
-        self._event("payment_intent.created", intent, now, order_id=intent_row.order_id, origin=row.session.get("webhook_origin", ""))
+        self._tell(row, now, ("payment_intent.created", intent_row))
         return SandboxPayment.objects.select_for_update().get(pk=intent_row.pk)
 
-    def _payment_method(self, now: datetime, *, kind: str, card: dict[str, Any] | None = None, billing: dict[str, Any]) -> dict[str, Any]:
+    def _payment_method(self, now: datetime, kind: str, billing: dict[str, Any], card: dict[str, Any] | None = None) -> dict[str, Any]:
         method = {"id": wire.random_id("pm"), "object": "payment_method", "allow_redisplay": "unspecified", "billing_details": billing}
         method.update(created=wire.ts(now), customer=None, livemode=False, metadata={}, type=kind)
-        if kind == "card":
-            method["card"] = card
-        else:
-            method[DELAYED_METHOD] = objects.BANK_ACCOUNT
+        method[kind] = card if kind == "card" else objects.BANK_ACCOUNT
         self._create(method)
         return method
 
-    def _charge(
-        self,
-        intent_row: SandboxPayment,
-        method: dict[str, Any],
-        now: datetime,
-        *,
-        status: str,
-        origin: str,
-        failure: tuple[str, str, str] | None = None,
-        three_d_secure: dict | None = None,
-    ) -> dict[str, Any]:
-        intent = intent_row.state
-        charge_id = wire.random_id("ch")
-        paid = status == "succeeded"
-        details: dict[str, Any] = {"type": method["type"]}
+    def _charge(self, row: SandboxPayment, intent_row: SandboxPayment, method: dict[str, Any], now: datetime, **how: Any) -> SandboxPayment:
+        """A Charge of the PaymentIntent: ``status``, and ``failure`` (code, decline code, message) or ``secure`` (3-D Secure)."""
+        intent, status = intent_row.state, how["status"]
+        charge_id, paid = wire.random_id("ch"), how["status"] == "succeeded"
+        details: dict[str, Any] = {"type": method["type"], method["type"]: objects.BANK_ACCOUNT}
         if method["type"] == "card":
-            card = method["card"]
-            details["card"] = {
-                "amount_authorized": intent["amount"] if paid else None,
-                "brand": card["brand"],
-                "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass" if paid else "unavailable"},
-                "country": card["country"],
-                "exp_month": card["exp_month"],
-                "exp_year": card["exp_year"],
-                "funding": card["funding"],
-                "last4": card["last4"],
-                "network": card["brand"],
-                "three_d_secure": three_d_secure,
-                "wallet": None,
-            }
-        else:
-            details[DELAYED_METHOD] = objects.BANK_ACCOUNT
-        code, decline_code, message = failure or (None, None, None)
+            card = {name: method["card"][name] for name in CARD_FIELDS}
+            checks = {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass" if paid else "unavailable"}
+            card.update(amount_authorized=intent["amount"] if paid else None, checks=checks, network=card["brand"], wallet=None)
+            details["card"] = {**card, "three_d_secure": how.get("secure")}
+        code, decline_code, message = how.get("failure") or (None, None, None)
         charge = objects.made(
             objects.CHARGE,
             id=charge_id,
@@ -171,15 +195,13 @@ class Intents:
             payment_intent=intent["id"],
             payment_method=method["id"],
             payment_method_details=details,
-            presentment_details=objects.presentment(intent["amount"], intent["currency"]),
             receipt_email=intent.get("receipt_email"),
-            receipt_url=origin + reverse("pgpay_sandbox:stripe-receipt", args=[charge_id]),
+            receipt_url=row.session.get("origin", "") + reverse("pgpay_sandbox:stripe-receipt", args=[charge_id]),
             status=status,
         )
-        self._create(charge, order_id=intent_row.order_id, notes={"refunds": []})
         intent_row.session.setdefault("charges", []).append(charge_id)
         intent["latest_charge"] = charge_id
-        return charge
+        return self._create(charge, order_id=intent_row.order_id, notes={"refunds": []})
 
     def business_name(self) -> str:
         return str(self.config().get("BUSINESS_NAME") or "Sandbox shop")
@@ -188,79 +210,47 @@ class Intents:
 
     def attempt_card(self, row: SandboxPayment, form: dict[str, str], now: datetime) -> PageResult:
         """The buyer submits a card on the (locked, open) Session's page."""
-        number = re.sub(r"[\s-]", "", form.get("card_number", ""))
-        if not number.isdigit() or not 12 <= len(number) <= 19 or not wire.luhn(number):
-            return PageResult("invalid", _("Your card number is invalid."), "card_number")
-        match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", form.get("card_expiry", ""))
-        if not match or not 1 <= int(match.group(1)) <= 12:
-            return PageResult("invalid", _("Your card's expiration date is incomplete."), "card_expiry")
-        month, year = int(match.group(1)), int(match.group(2))
-        year = year + 2000 if year < 100 else year
-        if (year, month) < (now.year, now.month):
-            return PageResult("invalid", _("Your card's expiration year is in the past."), "card_expiry")
-        cvc = form.get("card_cvc", "").strip()
-        if not cvc.isdigit() or len(cvc) not in (3, 4):
-            return PageResult("invalid", _("Your card's security code is incomplete."), "card_cvc")
+        read = _read_card(form, now)
+        if isinstance(read, PageResult):
+            return read
+        number, month, year = read
         email = form.get("email", "").strip() or row.state.get("customer_email") or ""
         if not wire.EMAIL.match(email):
             return PageResult("invalid", _("Your email address is invalid."), "email")
+        brand, outcome, *failure = self._card_outcome(row, number)
+        card = {"brand": brand, "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "unchecked"}}
+        card.update(country="KR" if number == "4000004100000000" else "US", display_brand=brand, exp_month=month, exp_year=year)
+        card.update(fingerprint=hashlib.sha256(number.encode()).hexdigest()[:16], funding="credit", last4=number[-4:])
+        card.update(networks={"available": [brand], "preferred": None}, three_d_secure_usage={"supported": True}, wallet=None)
+        intent_row = self._ensure_intent(row, now)
+        method = self._payment_method(now, "card", objects.billing(email, form.get("card_name", ""), form.get("country", "")), card)
+        intent = intent_row.state
+        intent.update(payment_method=method["id"], last_payment_error=None, payment_method_types=["card"])
+        if outcome in ("3ds", "3ds_declined"):
+            stripe_js = row.session.get("origin", "") + reverse("pgpay_sandbox:stripe-authenticate", args=[row.key])
+            action = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": stripe_js}}
+            intent.update(status="requires_action", next_action=action)
+            then = "declined" if outcome == "3ds_declined" else "paid"
+            intent_row.session["pending_3ds"] = {"method": method["id"], "then": then, "failure": failure}
+            self._save(intent_row)
+            self._tell(row, now, ("payment_intent.requires_action", intent_row))
+            return PageResult("action")
+        if outcome == "declined":
+            return self._decline(row, intent_row, method, now, tuple(failure))
+        return self._succeed(row, intent_row, method, now)
+
+    def _card_outcome(self, row: SandboxPayment, number: str) -> tuple[str, str, str, str, str]:
+        """The test card's (brand, outcome, code, decline code, message); an armed ``confirm`` fault declines any card."""
         brand, outcome, code, decline_code, message = TEST_CARDS.get(
             number, ("visa" if number[0] == "4" else "mastercard", "declined", "card_declined", "test_mode_live_card", LIVE_CARD_MESSAGE)
         )
         fault = faults.take(self.name, "confirm", [row.key, row.order_id])
-        if fault is not None:
-            # An armed confirm fault declines this attempt whatever the card (decline_code from code=).
-            code = str(fault.param("code", "card_declined")) if fault.kind == "decline" else "processing_error"
-            decline_code = code if code != "card_declined" else "generic_decline"
-            message = str(
-                fault.param("message", "Your card was declined." if fault.kind == "decline" else TEST_CARDS["4000000000000119"][4])
-            )
-            outcome = "declined"
-        card = {
-            "brand": brand,
-            "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "unchecked"},
-            "country": "KR" if number == "4000004100000000" else "US",
-            "display_brand": brand,
-            "exp_month": month,
-            "exp_year": year,
-            "fingerprint": hashlib.sha256(number.encode()).hexdigest()[:16],
-            "funding": "credit",
-            "last4": number[-4:],
-            "networks": {"available": [brand], "preferred": None},
-            "three_d_secure_usage": {"supported": True},
-            "wallet": None,
-        }
-        billing = objects.billing(email, form.get("card_name", ""), form.get("country", ""))
-        intent_row = self._ensure_intent(row, now)
-        method = self._payment_method(now, kind="card", card=card, billing=billing)
-        intent = intent_row.state
-        intent.update(payment_method=method["id"], last_payment_error=None, payment_method_types=["card"])
-        if outcome in ("3ds", "3ds_declined"):
-            intent.update(
-                status="requires_action",
-                next_action={
-                    "type": "use_stripe_sdk",
-                    "use_stripe_sdk": {
-                        "type": "three_d_secure_redirect",
-                        "stripe_js": row.session.get("origin", "") + reverse("pgpay_sandbox:stripe-authenticate", args=[row.key]),
-                    },
-                },
-            )
-            intent_row.session["pending_3ds"] = {
-                "method": method["id"],
-                "then": "declined" if outcome == "3ds_declined" else "paid",
-                "failure": [code, decline_code, message],
-            }
-            self._save(intent_row)
-            self._event(
-                "payment_intent.requires_action", intent, now, order_id=intent_row.order_id, origin=row.session.get("webhook_origin", "")
-            )
-            return PageResult("action")
-        if outcome == "declined":
-            self._decline(row, intent_row, method, now, (code, decline_code, message))
-            return PageResult("declined", _decline_text(decline_code, message))
-        self._succeed(row, intent_row, method, now, email=email)
-        return PageResult("paid")
+        if fault is None:
+            return brand, outcome, code, decline_code, message
+        # The decline_code comes from code= (a decline) or is processing_error (any other fault).
+        code = str(fault.param("code", "card_declined")) if fault.kind == "decline" else "processing_error"
+        default = "Your card was declined." if fault.kind == "decline" else TEST_CARDS["4000000000000119"][4]
+        return brand, "declined", code, code if code != "card_declined" else "generic_decline", str(fault.param("message", default))
 
     def authenticate_3ds(self, row: SandboxPayment, *, complete: bool, now: datetime) -> PageResult:
         """The buyer passes (or fails) the 3-D Secure challenge of the Session's PaymentIntent."""
@@ -272,35 +262,14 @@ class Intents:
         intent = intent_row.state
         intent["next_action"] = None
         if not complete:
-            intent.update(
-                status="requires_payment_method",
-                last_payment_error={
-                    "code": "payment_intent_authentication_failure",
-                    "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
-                    "message": AUTHENTICATION_FAILURE,
-                    "payment_method": method,
-                    "type": "invalid_request_error",
-                },
-            )
+            intent.update(status="requires_payment_method", last_payment_error={**AUTHENTICATION_ERROR, "payment_method": method})
             self._save(intent_row)
-            self._event(
-                "payment_intent.payment_failed", intent, now, order_id=intent_row.order_id, origin=row.session.get("webhook_origin", "")
-            )
+            self._tell(row, now, ("payment_intent.payment_failed", intent_row))
             return PageResult("declined", authentication_failed())
-        secure = {
-            "authentication_flow": "challenge",
-            "electronic_commerce_indicator": "05",
-            "result": "authenticated",
-            "result_reason": None,
-            "transaction_id": wire.random_id("x", 20),
-            "version": "2.2.0",
-        }
+        secure = {**THREE_D_SECURE, "transaction_id": wire.random_id("x", 20)}
         if pending["then"] == "declined":
-            code, decline_code, message = pending["failure"]
-            self._decline(row, intent_row, method, now, (code, decline_code, message), three_d_secure=secure)
-            return PageResult("declined", _decline_text(decline_code, message))
-        self._succeed(row, intent_row, method, now, email=(method.get("billing_details") or {}).get("email") or "", three_d_secure=secure)
-        return PageResult("paid")
+            return self._decline(row, intent_row, method, now, tuple(pending["failure"]), secure=secure)
+        return self._succeed(row, intent_row, method, now, secure=secure)
 
     def attempt_delayed(self, row: SandboxPayment, form: dict[str, str], now: datetime) -> PageResult:
         """The buyer pays with the delayed method: the Session completes unpaid, the money comes (or not) later."""
@@ -309,15 +278,14 @@ class Intents:
         email = form.get("email", "").strip() or row.state.get("customer_email") or ""
         if not wire.EMAIL.match(email):
             return PageResult("invalid", _("Your email address is invalid."), "email")
-        outcome = form.get("delayed_outcome", "manual")
         billing = objects.billing(email, form.get("account_holder", "") or form.get("card_name", ""), form.get("country", ""))
         intent_row = self._ensure_intent(row, now)
-        method = self._payment_method(now, kind=DELAYED_METHOD, billing=billing)
-        origin = row.session.get("origin", "")
-        intent = intent_row.state
-        intent.update(payment_method=method["id"], last_payment_error=None, status="processing", payment_method_types=[DELAYED_METHOD])
-        charge = self._charge(intent_row, method, now, status="pending", origin=origin)
-        due = None
+        method = self._payment_method(now, DELAYED_METHOD, billing)
+        intent_row.state.update(
+            payment_method=method["id"], last_payment_error=None, status="processing", payment_method_types=[DELAYED_METHOD]
+        )
+        charge_row = self._charge(row, intent_row, method, now, status="pending")
+        due, outcome = None, form.get("delayed_outcome", "manual")
         if outcome not in ("", "manual"):
             succeed, _sep, seconds = outcome.partition(":")
             try:
@@ -327,73 +295,37 @@ class Intents:
             due = now + timedelta(seconds=delay)
             intent_row.session["settle"] = {"at": due.isoformat(), "succeed": succeed != "fail"}
         self._save(intent_row, due_at=due)
-        webhook_origin = row.session.get("webhook_origin", "")
-        self._event("charge.pending", charge, now, order_id=intent_row.order_id, origin=webhook_origin)
-        self._event("payment_intent.processing", intent, now, order_id=intent_row.order_id, origin=webhook_origin)
-        session = row.state
-        session.update(status="complete", payment_status="unpaid", customer_details=objects.customer_details(billing), url=None)
-        session["collected_information"] = dict(objects.COLLECTED_INFORMATION)
-        self._save(row, due_at=None)
-        self._event("checkout.session.completed", session, now, order_id=row.order_id, origin=webhook_origin)
+        self._complete(row, "unpaid", billing)
+        self._tell(row, now, ("charge.pending", charge_row), ("payment_intent.processing", intent_row), ("checkout.session.completed", row))
         return PageResult("processing")
 
-    def _succeed(
-        self,
-        row: SandboxPayment,
-        intent_row: SandboxPayment,
-        method: dict[str, Any],
-        now: datetime,
-        *,
-        email: str,
-        three_d_secure: dict | None = None,
-    ) -> None:
-        origin = row.session.get("origin", "")
-        webhook_origin = row.session.get("webhook_origin", "")
-        charge = self._charge(intent_row, method, now, status="succeeded", origin=origin, three_d_secure=three_d_secure)
+    def _complete(self, row: SandboxPayment, payment_status: str, billing: dict[str, Any]) -> None:
+        """The buyer is done with the Session (its page closes); ``payment_status`` paid or unpaid."""
+        details = objects.customer_details(billing)
+        row.state.update(status="complete", payment_status=payment_status, customer_details=details, url=None)
+        row.state["collected_information"] = dict(objects.COLLECTED_INFORMATION)
+        self._save(row, due_at=None)
+
+    def _succeed(self, row: SandboxPayment, intent_row: SandboxPayment, method: dict[str, Any], now: datetime, secure=None) -> PageResult:
+        charge_row = self._charge(row, intent_row, method, now, status="succeeded", secure=secure)
         intent = intent_row.state
         intent.update(status="succeeded", amount_received=intent["amount"], next_action=None, last_payment_error=None)
         self._save(intent_row)
-        self._event("charge.succeeded", charge, now, order_id=intent_row.order_id, origin=webhook_origin)
-        self._event("payment_intent.succeeded", intent, now, order_id=intent_row.order_id, origin=webhook_origin)
-        session = row.state
-        session.update(
-            status="complete", payment_status="paid", customer_details=objects.customer_details(method["billing_details"]), url=None
+        self._complete(row, "paid", method["billing_details"])
+        self._tell(
+            row, now, ("charge.succeeded", charge_row), ("payment_intent.succeeded", intent_row), ("checkout.session.completed", row)
         )
-        session["collected_information"] = dict(objects.COLLECTED_INFORMATION)
-        self._save(row, due_at=None)
-        self._event("checkout.session.completed", session, now, order_id=row.order_id, origin=webhook_origin)
+        return PageResult("paid")
 
-    def _decline(
-        self,
-        row: SandboxPayment,
-        intent_row: SandboxPayment,
-        method: dict[str, Any],
-        now: datetime,
-        failure: tuple[str, str, str],
-        three_d_secure: dict | None = None,
-    ) -> None:
+    def _decline(self, row, intent_row: SandboxPayment, method: dict[str, Any], now: datetime, failure: tuple, secure=None) -> PageResult:
         code, decline_code, message = failure
-        webhook_origin = row.session.get("webhook_origin", "")
-        charge = self._charge(
-            intent_row, method, now, status="failed", origin=row.session.get("origin", ""), failure=failure, three_d_secure=three_d_secure
-        )
-        intent = intent_row.state
-        intent.update(
-            status="requires_payment_method",
-            next_action=None,
-            last_payment_error={
-                "charge": charge["id"],
-                "code": code,
-                "decline_code": decline_code,
-                "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}",
-                "message": message,
-                "payment_method": method,
-                "type": "card_error",
-            },
-        )
+        charge_row = self._charge(row, intent_row, method, now, status="failed", failure=failure, secure=secure)
+        error = {"charge": charge_row.key, "code": code, "decline_code": decline_code, "message": message, "type": "card_error"}
+        error.update(doc_url=f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}", payment_method=method)
+        intent_row.state.update(status="requires_payment_method", next_action=None, last_payment_error=error)
         self._save(intent_row)
-        self._event("charge.failed", charge, now, order_id=intent_row.order_id, origin=webhook_origin)
-        self._event("payment_intent.payment_failed", intent, now, order_id=intent_row.order_id, origin=webhook_origin)
+        self._tell(row, now, ("charge.failed", charge_row), ("payment_intent.payment_failed", intent_row))
+        return PageResult("declined", str(DECLINE_TEXTS.get(decline_code, message)))
 
     def settle(self, intent_row: SandboxPayment, now: datetime, *, succeed: bool) -> None:
         """A ``processing`` PaymentIntent (the delayed method) succeeds or fails; the Session's async event follows."""
@@ -402,69 +334,47 @@ class Intents:
             raise StripeError(400, f"This PaymentIntent's status is {intent.get('status')}, not processing.")
         intent_row.session.pop("settle", None)
         session_row = self._row(intent_row.session.get("session"), lock=True)
-        webhook_origin = session_row.session.get("webhook_origin", "") if session_row else ""
         charge_row = self._row(intent.get("latest_charge"), lock=True)
         charge = charge_row.state
         if succeed:
-            charge.update(
-                status="succeeded", paid=True, captured=True, amount_captured=charge["amount"], balance_transaction=wire.random_id("txn")
-            )
+            charge.update(status="succeeded", paid=True, captured=True, amount_captured=charge["amount"])
+            charge["balance_transaction"] = wire.random_id("txn")
             intent.update(status="succeeded", amount_received=intent["amount"])
         else:
-            charge.update(
-                status="failed",
-                failure_code="insufficient_funds",
-                failure_message="The customer's account has insufficient funds to cover this payment.",
-                outcome={
-                    **charge["outcome"],
-                    "network_status": "declined_by_network",
-                    "type": "issuer_declined",
-                    "seller_message": "The bank returned the decline code `insufficient_funds`.",
-                },
-            )
-            intent.update(
-                status="requires_payment_method",
-                last_payment_error={
-                    "charge": charge["id"],
-                    "code": "payment_intent_payment_attempt_failed",
-                    "doc_url": "https://stripe.com/docs/error-codes/payment-intent-payment-attempt-failed",
-                    "message": "The latest payment attempt of this PaymentIntent has failed or been canceled, and the attached payment method has been removed. You can try confirming again with a new payment method.",
-                    "type": "invalid_request_error",
-                },
-            )
+            charge.update(DELAYED_FAILURE, outcome={**charge["outcome"], **DELAYED_FAILURE_OUTCOME})
+            intent.update(status="requires_payment_method", last_payment_error={"charge": charge["id"], **ATTEMPT_FAILED})
         self._save(charge_row)
         self._save(intent_row, due_at=None)
-        self._event("charge.succeeded" if succeed else "charge.failed", charge, now, order_id=intent_row.order_id, origin=webhook_origin)
-        self._event(
-            "payment_intent.succeeded" if succeed else "payment_intent.payment_failed",
-            intent,
+        word = "succeeded" if succeed else "failed"
+        self._tell(
+            session_row,
             now,
-            order_id=intent_row.order_id,
-            origin=webhook_origin,
+            (f"charge.{word}", charge_row),
+            ("payment_intent." + ("succeeded" if succeed else "payment_failed"), intent_row),
         )
         if session_row is not None:
             if succeed:
                 session_row.state["payment_status"] = "paid"
                 self._save(session_row)
-            kind = "checkout.session.async_payment_succeeded" if succeed else "checkout.session.async_payment_failed"
-            self._event(kind, session_row.state, now, order_id=session_row.order_id, origin=webhook_origin)
-
-    # --- Refunds ---------------------------------------------------------------------------
+            self._tell(session_row, now, (f"checkout.session.async_payment_{word}", session_row))
 
 
-def _decline_text(decline_code: str, message: str) -> str:
-    """What the page tells the buyer (translated for the codes the test cards produce)."""
-    texts = {
-        "generic_decline": _("Your card was declined."),
-        "insufficient_funds": _("Your card has insufficient funds."),
-        "lost_card": _("Your card was declined."),
-        "card_declined": _("Your card was declined."),
-        "expired_card": _("Your card has expired."),
-        "incorrect_cvc": _("Your card's security code is incorrect."),
-        "processing_error": _("An error occurred while processing your card. Try again in a little bit."),
-        "test_mode_live_card": _("Your card was declined. This is a sandbox: use a test card such as 4242 4242 4242 4242."),
-    }
-    return texts.get(decline_code, message)
+def _read_card(form: dict[str, str], now: datetime) -> tuple[str, int, int] | PageResult:
+    """The card number, expiry month and year from the page's form, or what is wrong with them."""
+    number = re.sub(r"[\s-]", "", form.get("card_number", ""))
+    if not number.isdigit() or not 12 <= len(number) <= 19 or not wire.luhn(number):
+        return PageResult("invalid", _("Your card number is invalid."), "card_number")
+    match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", form.get("card_expiry", ""))
+    if not match or not 1 <= int(match.group(1)) <= 12:
+        return PageResult("invalid", _("Your card's expiration date is incomplete."), "card_expiry")
+    month, year = int(match.group(1)), int(match.group(2))
+    year = year + 2000 if year < 100 else year
+    if (year, month) < (now.year, now.month):
+        return PageResult("invalid", _("Your card's expiration year is in the past."), "card_expiry")
+    cvc = form.get("card_cvc", "").strip()
+    if not cvc.isdigit() or len(cvc) not in (3, 4):
+        return PageResult("invalid", _("Your card's security code is incomplete."), "card_cvc")
+    return number, month, year
 
 
 def authentication_failed() -> str:

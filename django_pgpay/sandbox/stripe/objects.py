@@ -7,8 +7,7 @@ a PaymentIntent's charges …). The shapes below are those of the API version
 the sandbox announces (``2026-10-28.endive``, the official SDK 16's pin; the
 ``2025-03-31.basil`` changes apply: a Session has no ``shipping_details``
 (see ``collected_information``), a PaymentIntent and a Charge no
-``invoice``; Sessions, PaymentIntents and Charges carry
-``presentment_details``).
+``invoice``; Sessions and PaymentIntents carry ``presentment_details``).
 """
 
 from __future__ import annotations
@@ -192,6 +191,20 @@ DECLINED = {
     "risk_score": 21,
     "seller_message": "The bank did not return any further details with this decline.",
     "type": "issuer_declined",
+}
+
+#: A Refund's fields that the sandbox never changes (a refund succeeds at once).
+REFUND = {
+    "object": "refund",
+    "receipt_number": None,
+    "source_transfer_reversal": None,
+    "status": "succeeded",
+    "transfer_reversal": None,
+}
+#: A Refund's ``destination_details`` by the Charge's payment method type.
+REFUND_DESTINATIONS = {
+    "card": {"card": {"reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"}, "type": "card"},
+    "us_bank_account": {"type": "us_bank_account", "us_bank_account": {"reference": None, "reference_status": "pending"}},
 }
 
 #: The one-time Price ``price_data`` makes on a line item.

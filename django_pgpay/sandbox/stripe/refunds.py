@@ -14,8 +14,7 @@ from typing import Any
 
 from ..base import Answer, ApiContext
 from ..models import SandboxPayment
-from . import wire
-from .sessions import DELAYED_METHOD
+from . import objects, wire
 from .wire import StripeError
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -72,52 +71,29 @@ class Refunds:
         return charge_row
 
     def refund(
-        self,
-        charge_row: SandboxPayment,
-        amount: int | None,
-        now: datetime,
-        *,
-        metadata: dict[str, str],
-        reason: str | None = None,
-        ctx: ApiContext | None = None,
+        self, charge_row: SandboxPayment, amount: int | None, now: datetime, *, metadata: dict[str, str], **how: Any
     ) -> dict[str, Any]:
-        """Give back ``amount`` (None: what is left) of a locked succeeded Charge; ``refund.created`` and ``charge.refunded``."""
+        """Give back ``amount`` (None: what is left) of a locked succeeded Charge; ``refund.created`` and ``charge.refunded``.
+
+        ``how``: the refund's ``reason`` and the API call's ``ctx`` (None for a refund made in the Dashboard).
+        """
         charge = charge_row.state
-        left = charge["amount"] - charge["amount_refunded"]
-        if left <= 0:
-            raise StripeError(400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
-        if amount is None:
-            amount = left
-        if amount > left:
-            raise StripeError(
-                400,
-                f"Refund amount ({wire.amount_text(amount, charge['currency'])}) is greater than unrefunded amount on charge ({wire.amount_text(left, charge['currency'])})",
-                code="amount_too_large",
-                param="amount",
-            )
-        refund = {
-            "id": wire.random_id("re"),
-            "object": "refund",
-            "amount": amount,
-            "balance_transaction": wire.random_id("txn"),
-            "charge": charge["id"],
-            "created": wire.ts(now),
-            "currency": charge["currency"],
-            "destination_details": {
-                "card": {"reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"},
-                "type": "card",
-            }
-            if charge["payment_method_details"]["type"] == "card"
-            else {"type": DELAYED_METHOD, DELAYED_METHOD: {"reference": None, "reference_status": "pending"}},
-            "metadata": metadata,
-            "payment_intent": charge["payment_intent"],
-            "reason": reason,
-            "receipt_number": None,
-            "source_transfer_reversal": None,
-            "status": "succeeded",
-            "transfer_reversal": None,
-        }
-        self._create(refund, order_id=charge_row.order_id)
+        amount = _refundable(charge, amount)
+        kind = charge["payment_method_details"]["type"]
+        refund = objects.made(
+            objects.REFUND,
+            id=wire.random_id("re"),
+            amount=amount,
+            balance_transaction=wire.random_id("txn"),
+            charge=charge["id"],
+            created=wire.ts(now),
+            currency=charge["currency"],
+            destination_details=copy.deepcopy(objects.REFUND_DESTINATIONS.get(kind) or objects.REFUND_DESTINATIONS["card"]),
+            metadata=metadata,
+            payment_intent=charge["payment_intent"],
+            reason=how.get("reason"),
+        )
+        refund_row = self._create(refund, order_id=charge_row.order_id)
         previous = {"amount_refunded": charge["amount_refunded"]}
         charge["amount_refunded"] += amount
         if charge["amount_refunded"] == charge["amount"]:
@@ -125,14 +101,24 @@ class Refunds:
             charge["refunded"] = True
         charge_row.session.setdefault("refunds", []).append(refund["id"])
         self._save(charge_row)
-        origin = ""
         intent_row = self._row(charge.get("payment_intent"))
-        if intent_row is not None:
-            session_row = self._row(intent_row.session.get("session"))
-            origin = session_row.session.get("webhook_origin", "") if session_row else ""
-        self._event("refund.created", refund, now, order_id=charge_row.order_id, ctx=ctx, origin=origin)
-        self._event("charge.refunded", charge, now, order_id=charge_row.order_id, ctx=ctx, previous=previous, origin=origin)
+        session_row = self._row(intent_row.session.get("session")) if intent_row is not None else None
+        self._tell(session_row, now, ("refund.created", refund_row), ctx=how.get("ctx"))
+        origin = session_row.session.get("webhook_origin", "") if session_row is not None else ""
+        self._event("charge.refunded", charge, now, order_id=charge_row.order_id, ctx=how.get("ctx"), previous=previous, origin=origin)
         return copy.deepcopy(refund)
 
     def api_retrieve_refund(self, ctx: ApiContext, fault=None, refund_id: str = "") -> Answer:
         return self._retrieve(ctx, refund_id, "re_", "refund")
+
+
+def _refundable(charge: dict[str, Any], amount: int | None) -> int:
+    """What a refund of ``amount`` (None: the rest) gives back, or Stripe's refusal."""
+    left = charge["amount"] - charge["amount_refunded"]
+    if left <= 0:
+        raise StripeError(400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
+    if amount is not None and amount > left:
+        asked, unrefunded = wire.amount_text(amount, charge["currency"]), wire.amount_text(left, charge["currency"])
+        message = f"Refund amount ({asked}) is greater than unrefunded amount on charge ({unrefunded})"
+        raise StripeError(400, message, code="amount_too_large", param="amount")
+    return left if amount is None else amount

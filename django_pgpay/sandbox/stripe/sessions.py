@@ -101,7 +101,6 @@ class Sessions:
         """open -> expired; an unfinished PaymentIntent of the Session is canceled (checkout.session.expired)."""
         session = row.state
         session.update(status="expired", url=None)
-        origin = row.session.get("webhook_origin", "")
         intent_row = self._row(session.get("payment_intent"), lock=True)
         if intent_row is not None and intent_row.state.get("status") in (
             "requires_payment_method",
@@ -110,9 +109,9 @@ class Sessions:
         ):
             intent_row.state.update(status="canceled", canceled_at=wire.ts(now), cancellation_reason="abandoned", next_action=None)
             self._save(intent_row)
-            self._event("payment_intent.canceled", intent_row.state, now, order_id=intent_row.order_id, origin=origin)
+            self._tell(row, now, ("payment_intent.canceled", intent_row))
         self._save(row, due_at=None)
-        self._event("checkout.session.expired", session, now, order_id=row.order_id, ctx=ctx, origin=origin)
+        self._tell(row, now, ("checkout.session.expired", row), ctx=ctx)
 
     def _session_row(self, session_id: str) -> SandboxPayment:
         """The locked Session of the URL, brought up to the sandbox clock (404 when there is none)."""
