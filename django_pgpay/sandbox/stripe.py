@@ -54,7 +54,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from . import clock, faults, webhooks
 from . import stripe_wire as wire
-from .base import Answer, ApiContext, ApiError, SandboxPG, guard
+from .base import Answer, ApiContext, ApiError, Problem, SandboxPG, guard
 from .models import SandboxPayment
 from .stripe_wire import StripeError
 
@@ -272,6 +272,15 @@ class StripeSandbox(SandboxPG):
     """
 
     name = "stripe"
+    #: The pipeline's problems under the names :meth:`_translate` knows.
+    problem_codes = {
+        Problem.MALFORMED_BODY: "INVALID_REQUEST",
+        Problem.IDEMPOTENCY_KEY_INVALID: "INVALID_IDEMPOTENCY_KEY",
+        Problem.IDEMPOTENCY_MISMATCH: "IDEMPOTENCY_MISMATCH",
+        Problem.IDEMPOTENCY_IN_FLIGHT: "IDEMPOTENT_REQUEST_PROCESSING",
+        Problem.INTERNAL: "FAILED_INTERNAL_SYSTEM_PROCESSING",
+        Problem.INTERNAL_AFTER_COMMIT: "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING",
+    }
     settings_section = "STRIPE"
     title = "Stripe"
     #: Test mode retries three times over a few hours (stripe.md §6; the intervals are unconfirmed).
