@@ -164,7 +164,7 @@ class Actions:
 
 
 def _stripe():
-    from ..base import emulator
+    from ..registry import emulator
 
     return emulator("stripe")
 

@@ -22,7 +22,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from .. import clock
-from ..base import Answer, ApiContext, ApiError, SandboxPG, guard
+from ..base import Answer, ApiContext, ApiError, Problem, SandboxPG, guard
 from ..models import SandboxPayment
 from . import wire
 from .actions import Actions
@@ -31,7 +31,7 @@ from .intents import Intents
 from .lists import Lists
 from .objects import ObjectStore
 from .pages import Pages
-from .refunds import Refunds
+from .refunds import REFUSALS, Refunds
 from .sessions import Sessions
 from .wire import StripeError
 
@@ -95,6 +95,17 @@ class StripeSandbox(Sessions, Intents, Refunds, Lists, Events, Pages, Actions, O
     """
 
     name = "stripe"
+    #: The pipeline's problems under the names :meth:`_translate` knows.
+    problem_codes = {
+        Problem.MALFORMED_BODY: "INVALID_REQUEST",
+        Problem.IDEMPOTENCY_KEY_INVALID: "INVALID_IDEMPOTENCY_KEY",
+        Problem.IDEMPOTENCY_MISMATCH: "IDEMPOTENCY_MISMATCH",
+        Problem.IDEMPOTENCY_IN_FLIGHT: "IDEMPOTENT_REQUEST_PROCESSING",
+        Problem.INTERNAL: "FAILED_INTERNAL_SYSTEM_PROCESSING",
+        Problem.INTERNAL_AFTER_COMMIT: "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING",
+    }
+    #: The lifecycle's refusals (a refund) as Stripe's codes; :mod:`.refunds` words them with their amounts.
+    refusals = {refusal: code for refusal, (code, _param, _message) in REFUSALS.items()}
     settings_section = "STRIPE"
     title = "Stripe"
     #: Test mode retries three times over a few hours (stripe.md §6; the intervals are unconfirmed).

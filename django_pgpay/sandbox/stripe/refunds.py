@@ -12,12 +12,24 @@ import copy
 from datetime import datetime
 from typing import Any
 
+from .. import lifecycle
 from ..base import Answer, ApiContext
 from ..models import SandboxPayment
 from . import objects, wire
 from .wire import StripeError
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+#: The sandbox lifecycle's refusals of a refund in Stripe's words: (code, param, message).
+REFUSALS = {
+    lifecycle.Refusal.ALREADY_CANCELED: ("charge_already_refunded", None, "Charge {charge} has already been refunded."),
+    lifecycle.Refusal.OVER_BALANCE: (
+        "amount_too_large",
+        "amount",
+        "Refund amount ({asked}) is greater than unrefunded amount on charge ({left})",
+    ),
+    lifecycle.Refusal.NOT_CANCELABLE: ("charge_not_refundable", "charge", "Charge {charge} has not succeeded and cannot be refunded."),
+    lifecycle.Refusal.INVALID_AMOUNT: ("parameter_invalid_integer", "amount", "Invalid positive integer"),
+}
 
 
 class Refunds:
@@ -64,10 +76,6 @@ class Refunds:
         charge_row = self._row(charge_id, lock=True)
         if charge_row is None or not str(charge_id).startswith("ch_"):
             raise wire.no_such_param("charge", charge_id, "charge")
-        if charge_row.state.get("status") != "succeeded":
-            raise StripeError(
-                400, f"Charge {charge_id} has not succeeded and cannot be refunded.", code="charge_not_refundable", param="charge"
-            )
         return charge_row
 
     def refund(
@@ -113,12 +121,14 @@ class Refunds:
 
 
 def _refundable(charge: dict[str, Any], amount: int | None) -> int:
-    """What a refund of ``amount`` (None: the rest) gives back, or Stripe's refusal."""
-    left = charge["amount"] - charge["amount_refunded"]
-    if left <= 0:
-        raise StripeError(400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
-    if amount is not None and amount > left:
-        asked, unrefunded = wire.amount_text(amount, charge["currency"]), wire.amount_text(left, charge["currency"])
-        message = f"Refund amount ({asked}) is greater than unrefunded amount on charge ({unrefunded})"
-        raise StripeError(400, message, code="amount_too_large", param="amount")
-    return left if amount is None else amount
+    """What a refund of ``amount`` (None: the rest) gives back: the sandbox's lifecycle decides, Stripe's words refuse."""
+    stage = lifecycle.Stage.PAID if charge.get("status") == "succeeded" else lifecycle.Stage.PENDING
+    ledger = lifecycle.Ledger(amount=charge["amount"], canceled=charge["amount_refunded"], stage=stage)
+    try:
+        return int(lifecycle.plan_cancel(ledger, amount).amount)
+    except lifecycle.Refused as refused:
+        code, param, message = REFUSALS.get(refused.refusal, (refused.refusal.value, None, "{detail}"))
+        left = ledger.balance
+        facts = {"charge": charge["id"], "detail": refused.detail, "left": wire.amount_text(left, charge["currency"])}
+        facts["asked"] = wire.amount_text(amount if amount is not None else left, charge["currency"])
+        raise StripeError(400, message.format(**facts), code=code, param=param) from refused

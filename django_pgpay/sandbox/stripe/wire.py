@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-import string
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from decimal import Decimal
@@ -21,8 +19,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ...money import MoneyError, exponent, from_minor
 from ..base import Answer, ApiContext, ApiError
+from ..wire import random_text
+from ..wire import unix as ts  # noqa: F401 - Stripe writes times as Unix seconds
 
-_ALNUM = string.ascii_letters + string.digits
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
 
@@ -126,16 +125,16 @@ RANGE_OPERATORS = frozenset({"gt", "gte", "lt", "lte"})
 
 def random_id(prefix: str, length: int = 24) -> str:
     """A Stripe-shaped test id: ``cs_test_…`` for Checkout Sessions, ``pi_3…`` and friends otherwise."""
-    body = "".join(secrets.choice(_ALNUM) for _ in range(length))
+    body = random_text(length)
     if prefix == "cs":
-        return f"cs_test_a1{body}{''.join(secrets.choice(_ALNUM) for _ in range(32))}"
+        return f"cs_test_a1{body}{random_text(32)}"
     if prefix in ("pi", "ch", "re", "pm"):
         return f"{prefix}_3S{body}"
     return f"{prefix}_1S{body}"
 
 
 def request_id() -> str:
-    return "req_" + "".join(secrets.choice(_ALNUM) for _ in range(14))
+    return "req_" + random_text(14)
 
 
 class StripeError(ApiError):
@@ -385,10 +384,6 @@ def answer(status: int, data: Any, headers: tuple[tuple[str, str], ...] = ()) ->
 
 def json_text(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False)
-
-
-def ts(moment: datetime) -> int:
-    return int(moment.timestamp())
 
 
 def from_ts(value: int) -> datetime:
