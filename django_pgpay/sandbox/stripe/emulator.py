@@ -148,16 +148,14 @@ class StripeSandbox(Sessions, Intents, Refunds, Lists, Events, Pages, Actions, O
         messages = []
         secret = value.get("WEBHOOK_SECRET")
         secrets_ = [secret] if isinstance(secret, str) else secret
-        if secret is None or secret == "" or secret == []:
-            if value.get("WEBHOOK_URL"):
-                messages.append(
-                    checks.Warning(
-                        f'{where}["WEBHOOK_SECRET"] is not set: events go out unsigned and a shop refuses them.',
-                        hint='Make one up ("whsec_...") and give the same value to the gateway\'s WEBHOOK_SECRETS.',
-                        id="pgpay_sandbox.W003",
-                    )
-                )
-        elif not isinstance(secrets_, (list, tuple)) or not all(isinstance(s, str) and s.startswith("whsec_") for s in secrets_):
+        missing = secret in (None, "", [])
+        if missing and value.get("WEBHOOK_URL"):
+            hint = 'Make one up ("whsec_...") and give the same value to the gateway\'s WEBHOOK_SECRETS.'
+            text = f'{where}["WEBHOOK_SECRET"] is not set: events go out unsigned and a shop refuses them.'
+            messages.append(checks.Warning(text, hint=hint, id="pgpay_sandbox.W003"))
+        elif not missing and (
+            not isinstance(secrets_, (list, tuple)) or not all(isinstance(s, str) and s.startswith("whsec_") for s in secrets_)
+        ):
             messages.append(
                 checks.Error(f'{where}["WEBHOOK_SECRET"] must be a "whsec_..." string or a list of them.', id="pgpay_sandbox.E002")
             )
@@ -204,16 +202,10 @@ class StripeSandbox(Sessions, Intents, Refunds, Lists, Events, Pages, Actions, O
         """The framework's codes (faults, the idempotency layer, a crash) in Stripe's words."""
         code = error.code
         key = ctx.request.headers.get(self.idempotency_header, "")
+        retry = (("Stripe-Should-Retry", "true"),)
         if code == "IDEMPOTENT_REQUEST_PROCESSING":
             status, kind, message = ERRORS["idempotency_key_in_use"]
-            return StripeError(
-                status,
-                message.format(key=key),
-                type=kind,
-                code="idempotency_key_in_use",
-                keep=False,
-                headers=(("Stripe-Should-Retry", "true"),),
-            )
+            return StripeError(status, message.format(key=key), type=kind, code="idempotency_key_in_use", keep=False, headers=retry)
         if code == "INVALID_IDEMPOTENCY_KEY":
             return StripeError(400, f"Idempotency keys must be at most {self.idempotency_key_max} characters long.", keep=False)
         if code in ("NOT_FOUND", "METHOD_NOT_ALLOWED"):
@@ -222,13 +214,9 @@ class StripeSandbox(Sessions, Intents, Refunds, Lists, Events, Pages, Actions, O
             return StripeError(error.status or 500, error.message or ERRORS["api_error"][2], type="api_error")
         if code in ERRORS:
             status, kind, message = ERRORS[code]
-            return StripeError(
-                error.status or status,
-                error.message or message.format(key=key),
-                type=kind,
-                code=None if code == "api_error" else code,
-                headers=(("Stripe-Should-Retry", "true"),) if code == "lock_timeout" else (),
-            )
+            message = error.message or message.format(key=key)
+            headers = retry if code == "lock_timeout" else ()
+            return StripeError(error.status or status, message, type=kind, code=None if code == "api_error" else code, headers=headers)
         status = error.status or 400
         kind = "api_error" if status >= 500 else "card_error" if status == 402 else "invalid_request_error"
         return StripeError(status, error.message or code, type=kind, code=code if kind != "api_error" else None)

@@ -65,48 +65,21 @@ class Events:
     def webhook_acknowledged(self, status_code: int, body: bytes) -> bool:
         return 200 <= status_code < 300
 
-    def _event(
-        self,
-        event_type: str,
-        obj: dict[str, Any],
-        now: datetime,
-        *,
-        order_id: str = "",
-        ctx: ApiContext | None = None,
-        previous: dict[str, Any] | None = None,
-        origin: str = "",
-    ) -> dict[str, Any]:
+    def _event(self, event_type: str, obj: dict, now: datetime, *, order_id="", ctx=None, previous=None, origin="") -> dict[str, Any]:
         """Record an event (``/v1/events``) and queue its webhook if the endpoint wants the type."""
-        data: dict[str, Any] = {"object": copy.deepcopy(obj)}
-        if previous:
-            data["previous_attributes"] = previous
+        data = {"object": copy.deepcopy(obj), **({"previous_attributes": previous} if previous else {})}
         request = {"id": None, "idempotency_key": None}
         if ctx is not None:
             request = {"id": wire.request_id_of(ctx), "idempotency_key": ctx.request.headers.get(self.idempotency_header)}
-        event = {
-            "id": wire.random_id("evt"),
-            "object": "event",
-            "api_version": self.api_version(),
-            "created": wire.ts(now),
-            "data": data,
-            "livemode": False,
-            "pending_webhooks": 0,
-            "request": request,
-            "type": event_type,
-        }
-        url = self.webhook_url(origin)
-        wanted = self.events_wanted()
+        url, wanted = self.webhook_url(origin), self.events_wanted()
         send = bool(url) and ("*" in wanted or event_type in wanted)
+        event = {"id": wire.random_id("evt"), "object": "event", "api_version": self.api_version(), "created": wire.ts(now), "data": data}
+        event.update(livemode=False, pending_webhooks=int(send), request=request, type=event_type)
+        notes = {"type": event_type}
+        SandboxPayment.objects.create(pg=self.name, key=event["id"], order_id=order_id[:100], status="event", state=event, session=notes)
         if send:
-            event["pending_webhooks"] = 1
-        SandboxPayment.objects.create(
-            pg=self.name, key=event["id"], order_id=order_id[:100], status="event", state=event, session={"type": event_type}
-        )
-        if send:
-            body = wire.json_text(event)
-            webhooks.enqueue(
-                self.name, event_type, body, url=url, payment_key=str(obj.get("id") or ""), headers=dict(DELIVERY_HEADERS), now=now
-            )
+            headers, key = dict(DELIVERY_HEADERS), str(obj.get("id") or "")
+            webhooks.enqueue(self.name, event_type, wire.json_text(event), url=url, payment_key=key, headers=headers, now=now)
         return event
 
     def _tell(self, session_row, now: datetime, *happened: tuple[str, SandboxPayment], ctx: ApiContext | None = None) -> None:
