@@ -24,6 +24,9 @@ from . import wire
 from .intents import authentication_failed
 from .sessions import DELAYED_METHOD
 
+#: What the page's form posts.
+FORM_FIELDS = ("email", "card_number", "card_expiry", "card_cvc", "card_name", "country", "delayed_outcome", "account_holder")
+
 
 class Pages:
     """The hosted page, the 3-D Secure step, the receipt and the dashboard panel; mixed into the emulator."""
@@ -36,16 +39,21 @@ class Pages:
             return locale if locale in available else "en"
         return translation.get_language_from_request(request) or "en"
 
+    def _page_session(self, session_id: str, now) -> SandboxPayment | None:
+        """The (locked, refreshed) Session of a page's URL; None when there is none. Runs in the caller's transaction."""
+        row = self._row(session_id, lock=True) if session_id.startswith("cs_") else None
+        if row is not None:
+            self.refresh_session(row, now)
+        return row
+
     def view_pay(self, request: HttpRequest, session_id: str) -> HttpResponse:
         """The hosted Checkout page at ``session.url``: the order, a card form, the delayed method, the way back."""
         guard()
         now = clock.now()
-        row = self._row(session_id) if session_id.startswith("cs_") else None
-        if row is None:
-            return self._page_missing(request)
         with transaction.atomic():
-            row = self._row(session_id, lock=True)
-            self.refresh_session(row, now)
+            row = self._page_session(session_id, now)
+            if row is None:
+                return self._page_missing(request)
             if request.method != "POST" or row.state.get("status") != "open":
                 error = ""
                 if request.method != "POST" and request.GET.get("error") == "authentication":
@@ -53,36 +61,24 @@ class Pages:
                         error = str(authentication_failed())
                 return self._page(request, row, status=200 if request.method != "POST" else 409, error=error)
             method = request.POST.get("method", "card")
-            form = {
-                k: request.POST.get(k, "")
-                for k in ("email", "card_number", "card_expiry", "card_cvc", "card_name", "country", "delayed_outcome", "account_holder")
-            }
+            form = {name: request.POST.get(name, "") for name in FORM_FIELDS}
             with translation.override(self.page_language(request, row.state)):
                 result = self.attempt_delayed(row, form, now) if method == DELAYED_METHOD else self.attempt_card(row, form, now)
         if result.kind in ("paid", "processing"):
             return self._to_success(request, row)
         if result.kind == "action":
             return HttpResponseRedirect(reverse("pgpay_sandbox:stripe-authenticate", args=[row.key]), status=303)
-        return self._page(
-            request,
-            row,
-            status=402 if result.kind == "declined" else 400,
-            error=result.message,
-            error_field=result.field,
-            form=form,
-            method=method,
-        )
+        status = 402 if result.kind == "declined" else 400
+        return self._page(request, row, status=status, error=result.message, error_field=result.field, form=form, method=method)
 
     def view_authenticate(self, request: HttpRequest, session_id: str) -> HttpResponse:
         """The stand-in for the card issuer's 3-D Secure challenge ("Complete" / "Fail")."""
         guard()
         now = clock.now()
-        row = self._row(session_id) if session_id.startswith("cs_") else None
-        if row is None:
-            return self._page_missing(request)
         with transaction.atomic():
-            row = self._row(session_id, lock=True)
-            self.refresh_session(row, now)
+            row = self._page_session(session_id, now)
+            if row is None:
+                return self._page_missing(request)
             intent = self.render(row.state["payment_intent"]) if row.state.get("payment_intent") else None
             waiting = row.state.get("status") == "open" and intent is not None and intent.get("status") == "requires_action"
             if not waiting:
@@ -104,12 +100,8 @@ class Pages:
         session = row.state
         currency = session["currency"]
         items = [
-            {
-                "name": item["description"],
-                "quantity": item["quantity"],
-                "unit": wire.amount_text(item["price"]["unit_amount"], currency),
-                "total": wire.amount_text(item["amount_total"], currency),
-            }
+            {"name": item["description"], "quantity": item["quantity"], "unit": wire.amount_text(item["price"]["unit_amount"], currency)}
+            | {"total": wire.amount_text(item["amount_total"], currency)}
             for item in row.session.get("line_items") or []
         ]
         return {
@@ -171,22 +163,12 @@ class Pages:
             session = row.state
             intent = self.render(session["payment_intent"]) if session.get("payment_intent") else None
             charge = self.render(intent["latest_charge"]) if intent and intent.get("latest_charge") else None
-            currency = session["currency"]
-            sessions.append(
-                {
-                    "id": row.key,
-                    "order_id": row.order_id,
-                    "status": session["status"],
-                    "payment_status": session["payment_status"],
-                    "total": wire.amount_text(session["amount_total"], currency),
-                    "intent": intent,
-                    "charge": charge,
-                    "refunded": wire.amount_text(charge["amount_refunded"], currency) if charge else "",
-                    "refundable": charge is not None and charge["status"] == "succeeded" and charge["amount_refunded"] < charge["amount"],
-                    "left": charge["amount"] - charge["amount_refunded"] if charge else 0,
-                    "unit": currency.upper(),
-                }
-            )
+            currency, left = session["currency"], charge["amount"] - charge["amount_refunded"] if charge else 0
+            entry = {"id": row.key, "order_id": row.order_id, "status": session["status"], "payment_status": session["payment_status"]}
+            entry.update(total=wire.amount_text(session["amount_total"], currency), intent=intent, charge=charge, unit=currency.upper())
+            entry.update(refunded=wire.amount_text(charge["amount_refunded"], currency) if charge else "", left=left)
+            entry["refundable"] = charge is not None and charge["status"] == "succeeded" and left > 0
+            sessions.append(entry)
         origin = f"{request.scheme}://{request.get_host()}"
         secrets_ = self.signing_secrets()
         return {
