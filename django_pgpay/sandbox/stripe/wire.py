@@ -145,43 +145,23 @@ class StripeError(ApiError):
     request's ``Idempotency-Key``, so a corrected retry with the same key runs.
     """
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",  # noqa: A002 - Stripe's field name
-        code: str | None = None,
-        param: str | None = None,
-        decline_code: str | None = None,
-        keep: bool = True,
-        headers: tuple[tuple[str, str], ...] = (),
-        extra: dict[str, Any] | None = None,
-    ):
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code=None, param=None, keep=True, headers=()):  # noqa: A002 - Stripe's field name
         super().__init__(code or type, message, status=status)
-        self.type = type
-        self.stripe_code = code
-        self.param = param
-        self.decline_code = decline_code
-        self.keep = keep
-        self.headers = headers
-        self.extra = extra or {}
+        self.type, self.stripe_code, self.param, self.keep = type, code, param, keep
+        #: Extra answer headers (``Stripe-Should-Retry``).
+        self.headers: tuple[tuple[str, str], ...] = headers
 
     def __str__(self) -> str:
         return f"{self.status} {self.stripe_code or self.type}: {self.message}"
 
     def body(self) -> dict[str, Any]:
+        """Stripe's error object: ``code`` and ``doc_url`` when there is a code, ``param`` when one is at fault."""
         error: dict[str, Any] = {}
         if self.stripe_code:
-            error["code"] = self.stripe_code
-        if self.decline_code:
-            error["decline_code"] = self.decline_code
-        if self.stripe_code:
-            error["doc_url"] = f"https://stripe.com/docs/error-codes/{self.stripe_code.replace('_', '-')}"
+            error.update(code=self.stripe_code, doc_url=f"https://stripe.com/docs/error-codes/{self.stripe_code.replace('_', '-')}")
         error["message"] = self.message
         if self.param:
             error["param"] = self.param
-        error.update(self.extra)
         error["type"] = self.type
         return error
 
