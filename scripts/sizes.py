@@ -44,6 +44,8 @@ BOUNDS = [
     ("sandbox/stripe/*.py", 800, "sandbox emulator"),
     ("payments.py", 700, "payments"),
 ]
+#: Emulators that are packages (one module per noun): their total is printed after the table.
+PACKAGES = ("sandbox/stripe",)
 #: Longest function allowed in payments.py, in code lines.
 FUNCTION_BOUND = 60
 #: Modules whose functions are held to FUNCTION_BOUND.
@@ -239,6 +241,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{str(path.relative_to(PACKAGE)):46} {module.lines:6} {module.code:6} {bound:6}  {longest}{flag}")
             if module.code > bound:
                 over.append(f"{path.relative_to(PACKAGE)}: {module.code} code lines > {bound} ({what})")
+    for folder in PACKAGES:
+        members = sorted((PACKAGE / folder).glob("*.py"))
+        if members:
+            measured = [measure(p) for p in members]
+            longest = max((f for m in measured for f in m.functions), default=(0, ""))
+            print(
+                f"{folder + '/ (package total)':46} {sum(m.lines for m in measured):6} {sum(m.code for m in measured):6} {'':6}"
+                f"  {len(members)} modules; longest function {longest[1]} ({longest[0]})"
+            )
     for name in FUNCTION_MODULES:
         module = measure(PACKAGE / name)
         long = [(n, f) for n, f in module.functions if n > FUNCTION_BOUND]

@@ -1,7 +1,7 @@
 """What every emulated PG shares: the request pipeline of its server API.
 
 An emulated PG is one module with one :class:`SandboxPG` subclass, listed in
-:data:`EMULATORS`. The subclass says how its PG authenticates, how its errors
+:data:`~.registry.EMULATORS`. The subclass says how its PG authenticates, how its errors
 look and which header carries an idempotency key; :meth:`SandboxPG.serve`
 runs every API call through the same steps::
 
@@ -17,46 +17,23 @@ nothing (the transaction rolls back).
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from django.utils.module_loading import import_string
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
-from . import clock, conf, faults, idempotency
+from . import clock, conf, faults, idempotency, lifecycle, worker
+from .registry import EMULATORS, emulator, emulators  # noqa: F401 - re-exported (older imports)
 
 logger = logging.getLogger("django_pgpay.sandbox")
-
-#: Every emulated PG: name -> dotted path of its :class:`SandboxPG` subclass.
-#: A new PG adds one line here and one module next to this one.
-EMULATORS: dict[str, str] = {
-    "toss": "django_pgpay.sandbox.toss.TossSandbox",
-    "portone": "django_pgpay.sandbox.portone.PortOneSandbox",
-    "portone-v2": "django_pgpay.sandbox.portone.PortOneV2Sandbox",
-    "bootpay": "django_pgpay.sandbox.bootpay.BootpaySandbox",
-    "stripe": "django_pgpay.sandbox.stripe.StripeSandbox",
-}
-
-
-@cache
-def emulator(name: str) -> SandboxPG:
-    """The (shared, stateless) emulator of PG ``name``."""
-    if name not in EMULATORS:
-        raise KeyError(f"no sandbox for PG {name!r}; known: {sorted(EMULATORS)}")
-    return import_string(EMULATORS[name])()
-
-
-def emulators() -> list[SandboxPG]:
-    """Every emulator, in :data:`EMULATORS` order."""
-    return [emulator(name) for name in EMULATORS]
 
 
 @dataclass(frozen=True)
@@ -80,17 +57,37 @@ class Answer:
         return response
 
 
+class Problem(enum.Enum):
+    """What goes wrong in the pipeline itself, in no PG's words.
+
+    Each PG names these in its table :attr:`SandboxPG.problem_codes`
+    (Toss: ``INVALID_REQUEST`` for a body that is not JSON, Bootpay:
+    ``INVALID_PARAMETER``) and renders them like any of its errors.
+    """
+
+    MALFORMED_BODY = "malformed_body"
+    IDEMPOTENCY_KEY_INVALID = "idempotency_key_invalid"
+    IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
+    IDEMPOTENCY_IN_FLIGHT = "idempotency_in_flight"
+    #: A fault or a crash before anything was committed.
+    INTERNAL = "internal"
+    #: A fault after the change committed (the caller cannot know what happened).
+    INTERNAL_AFTER_COMMIT = "internal_after_commit"
+
+
 class ApiError(Exception):
     """A refusal in a PG's own words; nothing was changed.
 
     ``code`` is the PG's error code; ``status`` and ``message`` default to
-    what the PG's error table says for it.
+    what the PG's error table says for it. ``problem`` is set when the
+    pipeline itself raised it (see :class:`Problem`).
     """
 
-    def __init__(self, code: str, message: str | None = None, *, status: int | None = None):
+    def __init__(self, code: str, message: str | None = None, *, status: int | None = None, problem: Problem | None = None):
         self.code = code
         self.message = message
         self.status = status
+        self.problem = problem
         super().__init__(code)
 
 
@@ -144,9 +141,7 @@ def guard() -> None:
     """404 unless the sandbox may serve (see :func:`django_pgpay.sandbox.conf.allowed`)."""
     if not conf.allowed():
         raise Http404("The payment sandbox is off (DEBUG is False).")
-    from .worker import ensure_worker
-
-    ensure_worker()
+    worker.ensure_worker()
 
 
 class SandboxPG:
@@ -177,6 +172,10 @@ class SandboxPG:
     key_settings: tuple[str, ...] = ("SECRET_KEYS", "CLIENT_KEYS")
     #: Key lists of which at least one must be filled, or every API call is refused.
     required_key_settings: tuple[str, ...] = ("SECRET_KEYS",)
+    #: The pipeline's own problems in this PG's codes (see :class:`Problem`).
+    problem_codes: dict[Problem, str] = {}
+    #: The lifecycle's refusals in this PG's codes: a code, or (code, message).
+    refusals: dict[lifecycle.Refusal, str | tuple[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -244,9 +243,30 @@ class SandboxPG:
         return status_code == 200
 
     def describe(self, payment) -> dict[str, Any]:
-        """Amount, balance and method of a payment, for the dashboard and the control API."""
-        state = payment.state
-        return {"amount": state.get("totalAmount"), "balance": state.get("balanceAmount"), "method": state.get("method")}
+        """Amount, balance and method of a payment, for the dashboard and the control API.
+
+        Each PG says where its Payment object keeps them; the base knows no PG's fields.
+        """
+        return {"amount": None, "balance": None, "method": None}
+
+    # --- neutral errors in the PG's words ------------------------------------------
+
+    def problem(self, problem: Problem, *, status: int | None = None) -> ApiError:
+        """The pipeline's ``problem`` as this PG's :class:`ApiError` (its :attr:`problem_codes`)."""
+        return ApiError(self.problem_codes.get(problem, problem.value), status=status, problem=problem)
+
+    def refused(self, refused: lifecycle.Refused) -> ApiError:
+        """A lifecycle refusal as this PG's :class:`ApiError` (its :attr:`refusals` table)."""
+        entry = self.refusals.get(refused.refusal, refused.refusal.value)
+        code, message = (entry, None) if isinstance(entry, str) else entry
+        return ApiError(code, message)
+
+    def plan_cancel(self, ledger: lifecycle.Ledger, amount=None, **kwargs) -> lifecycle.CancelPlan:
+        """:func:`.lifecycle.plan_cancel`, its refusal raised as this PG's :class:`ApiError`."""
+        try:
+            return lifecycle.plan_cancel(ledger, amount, **kwargs)
+        except lifecycle.Refused as refused:
+            raise self.refused(refused) from refused
 
     def dashboard_actions(self, payment) -> list[tuple[str, str]]:
         """(action, label) buttons the dashboard offers for ``payment``; the action gets ``payment_key``."""
@@ -286,13 +306,13 @@ class SandboxPG:
         try:
             return loads(ctx.request.body)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError("INVALID_REQUEST") from exc
+            raise self.problem(Problem.MALFORMED_BODY) from exc
 
     def malformed_body(self) -> str:
         """What a broken answer looks like (a proxy's HTML page cut short)."""
         return '<html><head><title>502 Bad Gateway</title></head><body>{"paymentKey": "'
 
-    # --- hooks a PG overrides when it differs from Toss ---------------------------
+    # --- hooks a PG overrides when it differs ------------------------------------------
 
     def is_test_key(self, setting: str, key: str) -> bool:
         """True when ``key`` of ``PGPAY_SANDBOX[section][setting]`` is a made-up test key (system check E003)."""
@@ -315,7 +335,7 @@ class SandboxPG:
 
     def idempotency_mismatch(self, ctx: ApiContext, claim: idempotency.Claim) -> Answer:
         """The answer to a key reused with other parameters (only when :meth:`idempotency_fingerprint` is used)."""
-        return self.error_answer(ctx, ApiError("IDEMPOTENCY_MISMATCH"))
+        return self.error_answer(ctx, self.problem(Problem.IDEMPOTENCY_MISMATCH))
 
     def keeps_error(self, error: ApiError) -> bool:
         """Whether a refusal is kept for replay under its idempotency key (Toss: always)."""
@@ -371,7 +391,7 @@ class SandboxPG:
                     if claim.outcome == "mismatch":
                         return self.idempotency_mismatch(ctx, claim), False
                     if claim.outcome == "in_flight":
-                        return self.error_answer(ctx, ApiError("IDEMPOTENT_REQUEST_PROCESSING")), False
+                        return self.error_answer(ctx, self.problem(Problem.IDEMPOTENCY_IN_FLIGHT)), False
             ctx.data = self.parse_body(ctx) if request.method == "POST" else None
         except ApiError as error:
             answer = self.error_answer(ctx, error)
@@ -399,7 +419,7 @@ class SandboxPG:
         except Exception:
             logger.exception("sandbox %s %s failed", self.name, operation)
             self._settle_claim(claim, None, keep=False)
-            return self.error_answer(ctx, ApiError("FAILED_INTERNAL_SYSTEM_PROCESSING")), False
+            return self.error_answer(ctx, self.problem(Problem.INTERNAL)), False
         self._settle_claim(claim, answer, keep=keep)
         if fault is not None and fault.kind in faults.AFTER_KINDS:
             logger.info("sandbox %s %s: fault %s after commit", self.name, operation, fault.kind)
@@ -418,7 +438,7 @@ class SandboxPG:
 
     def _claim(self, ctx: ApiContext, key: str) -> idempotency.Claim:
         if len(key) > self.idempotency_key_max or not key.strip():
-            raise ApiError("INVALID_IDEMPOTENCY_KEY")
+            raise self.problem(Problem.IDEMPOTENCY_KEY_INVALID)
         fingerprint = self.idempotency_fingerprint(ctx)
         method, path = self.idempotency_scope(ctx)
         return idempotency.begin(
@@ -439,22 +459,19 @@ class SandboxPG:
             time.sleep(float(fault.param("delay", 35)))
             if committed is not None:
                 return committed
-            return self.error_answer(ctx, ApiError("FAILED_INTERNAL_SYSTEM_PROCESSING", status=504))
+            return self.error_answer(ctx, self.problem(Problem.INTERNAL, status=504))
         if kind.startswith("malformed"):
             return Answer(200, str(fault.param("body", self.malformed_body())), "application/json")
-        default_code = "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING" if committed else "FAILED_INTERNAL_SYSTEM_PROCESSING"
         # A code given without a status gets the status the PG's table has for it.
         status = fault.param("status")
-        if status is None and fault.param("code") is None:
-            status = 500
-        return self.error_answer(
-            ctx,
-            ApiError(
-                str(fault.param("code", default_code)),
-                fault.param("message"),
-                status=int(status) if status is not None else None,
-            ),
-        )
+        if fault.param("code") is None:
+            error = self.problem(Problem.INTERNAL_AFTER_COMMIT if committed else Problem.INTERNAL)
+            status = 500 if status is None else status
+        else:
+            error = ApiError(str(fault.param("code")))
+        error.message = fault.param("message")
+        error.status = int(status) if status is not None else None
+        return self.error_answer(ctx, error)
 
 
 #: Choices of a payment window's "when the shop confirms" select: (fault kind, label).

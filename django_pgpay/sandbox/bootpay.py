@@ -40,7 +40,6 @@ import secrets
 import string
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks
@@ -54,9 +53,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 
 from . import clock, conf, faults, webhooks
-from .base import CONFIRM_FAULT_CHOICES, Answer, ApiContext, ApiError, SandboxPG, dumps, framed, guard, loads
+from .base import CONFIRM_FAULT_CHOICES, Answer, ApiContext, ApiError, Problem, SandboxPG, dumps, framed, guard, loads
+from .lifecycle import Ledger, RefundFields, Refusal, Stage
 from .models import SandboxPayment, SandboxToken
-from .toss import KST, _with_query, kst, parse_krw
+from .wire import KST, is_http_url, kst, parse_krw, with_query
 
 #: HTTP status and message of each ``error_code`` the sandbox answers with.
 #: Bootpay publishes neither its full list nor the HTTP statuses (bootpay.md
@@ -78,12 +78,23 @@ ERRORS: dict[str, tuple[int, str]] = {
     "METHOD_NOT_ALLOWED": (405, "허용되지 않은 HTTP 메서드입니다."),
     "INTERNAL_SERVER_ERROR": (500, "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요."),
 }
-#: The framework's own codes (a body that is not JSON, a fault, a sandbox bug) in Bootpay's words.
-FRAMEWORK_CODES = {
-    "INVALID_REQUEST": "INVALID_PARAMETER",
-    "UNAUTHORIZED_KEY": "TOKEN_KEY_INVALID",
-    "FAILED_INTERNAL_SYSTEM_PROCESSING": "INTERNAL_SERVER_ERROR",
-    "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING": "INTERNAL_SERVER_ERROR",
+#: The pipeline's problems (a body that is not JSON, a fault, a sandbox bug) in Bootpay's words.
+PROBLEM_CODES = {
+    Problem.MALFORMED_BODY: "INVALID_PARAMETER",
+    Problem.INTERNAL: "INTERNAL_SERVER_ERROR",
+    Problem.INTERNAL_AFTER_COMMIT: "INTERNAL_SERVER_ERROR",
+}
+#: The lifecycle's refusals in Bootpay's words (bootpay.md §4, §7; the codes beyond those named there are unconfirmed).
+REFUSALS = {
+    Refusal.ALREADY_CANCELED: "CANCEL_ALREADY_DONE",
+    Refusal.NOT_CANCELABLE: "RC_CANCEL_FAILED",
+    Refusal.BALANCE_MISMATCH: "RC_CANCEL_FAILED",
+    Refusal.INVALID_AMOUNT: ("INVALID_PARAMETER", "cancel_price는 1원 이상의 정수여야 합니다."),
+    Refusal.OVER_BALANCE: "CANCEL_PRICE_OVER",
+    Refusal.PARTIAL_UNPAID_ACCOUNT: ("RC_CANCEL_FAILED", "입금 전 가상계좌는 부분취소할 수 없습니다."),
+    Refusal.PARTIAL_NOT_ALLOWED: ("RC_CANCEL_FAILED", "부분취소를 지원하지 않는 결제입니다."),
+    Refusal.REFUND_ACCOUNT_REQUIRED: ("RC_CANCEL_FAILED", "가상계좌 환불에는 refund(bank_account, bank_username, bank_code)가 필요합니다."),
+    Refusal.REFUND_ACCOUNT_INVALID: ("RC_CANCEL_FAILED", "refund에는 bank_account(숫자), bank_username, bank_code(3자리)가 필요합니다."),
 }
 #: What a refused confirm says by default (``RC_CONFIRM_FAILED`` with the PG's reason, bootpay-mcp).
 DECLINE = ("RC_CONFIRM_FAILED", "[카드사 거절] 한도가 초과되었습니다.", "8326")
@@ -132,6 +143,8 @@ ISSUED = "PAYMENT_VIRTUAL_ACCOUNT_ISSUED"
 #: Receipt statuses from which money can be given back.
 CANCELABLE = frozenset({1, 5, 20})
 BANK_CODE_LENGTH = 3
+#: Where a cancel carries the refund account of a deposited virtual account (bootpay.md §4).
+REFUND_FIELDS = RefundFields(bank="bank_code", number="bank_account", holder="bank_username", bank_code_length=BANK_CODE_LENGTH)
 WINDOW_MARK = "pgpay-sandbox-bootpay"
 
 
@@ -154,13 +167,6 @@ def _get(data: Any, name: str) -> Any:
 
 def _when(value: str | None) -> datetime | None:
     return parse_datetime(value) if value else None
-
-
-def _is_http_url(value: Any) -> bool:
-    if not isinstance(value, str) or len(value) > 2000:
-        return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _keys(config: dict[str, Any], name: str) -> list[str]:
@@ -191,6 +197,8 @@ class BootpaySandbox(SandboxPG):
     """
 
     name = "bootpay"
+    problem_codes = PROBLEM_CODES
+    refusals = REFUSALS
     settings_section = "BOOTPAY"
     key_settings = ("SECRET_KEYS", "CLIENT_KEYS", "APPLICATION_IDS", "PRIVATE_KEYS", "WEB_APPLICATION_IDS")
     #: Either the current key pairs or the legacy ones.
@@ -290,7 +298,7 @@ class BootpaySandbox(SandboxPG):
         raise ApiError("TOKEN_KEY_INVALID")
 
     def error_answer(self, ctx: ApiContext, error: ApiError) -> Answer:
-        code = FRAMEWORK_CODES.get(error.code, error.code)
+        code = error.code
         status, message = ERRORS.get(code, (400, code))
         return self.error(code, error.message or message, error.status or status)
 
@@ -394,6 +402,17 @@ class BootpaySandbox(SandboxPG):
     def _is_virtual_account(self, payment: SandboxPayment) -> bool:
         return payment.state.get("method_symbol") == "vbank"
 
+    def ledger(self, payment: SandboxPayment) -> Ledger:
+        """The receipt's money in the lifecycle's terms (status 20 with money left: partly cancelled)."""
+        state = payment.state
+        price, cancelled = state["price"], state["cancelled_price"]
+        status = state["status"]
+        if status in CANCELABLE and status != 5:
+            stage = Stage.PAID if price - cancelled > 0 else Stage.CANCELED
+        else:
+            stage = Stage.AWAITING_DEPOSIT if status == 5 else Stage.CLOSED
+        return Ledger(amount=price, canceled=cancelled, stage=stage, virtual_account=self._is_virtual_account(payment))
+
     # --- state changes (each runs inside the caller's transaction) ----------------
 
     def refresh(self, payment: SandboxPayment, now: datetime) -> bool:
@@ -490,25 +509,18 @@ class BootpaySandbox(SandboxPG):
         """Give back ``amount`` (None: what is left); raises ApiError when Bootpay refuses."""
         state = payment.state
         status = state["status"]
-        if status not in CANCELABLE:
-            raise ApiError("RC_CANCEL_FAILED")
-        # bootpay-mcp: "cancel_id를 지정하면 동일 ID로 중복 요청 시 거부됨" (the code is unconfirmed).
+        # A repeat of a cancel_id is refused, whatever the receipt's state, and cancels nothing
+        # again: "cancel_id | 가맹점 취소 고유 ID (중복 방지)" (developers.bootpay.ai/server/cancel),
+        # "cancel_id를 지정하면 동일 ID로 중복 요청 시 거부됨" (bootpay-mcp, bootpay.md §4). So a
+        # retry after a lost answer gets this refusal, never a replay of the first answer: the
+        # shop learns the outcome by reading the receipt (its cancelled_price). The code is unconfirmed.
         if cancel_id and cancel_id in payment.session.get("cancelIds", []):
             raise ApiError("RC_CANCEL_FAILED", "이미 처리된 cancel_id 입니다.")
         price, cancelled = state["price"], state["cancelled_price"]
-        left = price - cancelled
-        if left <= 0:
-            raise ApiError("CANCEL_ALREADY_DONE")
-        amount = left if amount is None else amount
-        if amount > left:
-            raise ApiError("CANCEL_PRICE_OVER")
-        if status == 5 and amount != left:
-            raise ApiError("RC_CANCEL_FAILED", "입금 전 가상계좌는 부분취소할 수 없습니다.")
+        plan = self.plan_cancel(self.ledger(payment), amount, refund_account=refund, refund_fields=REFUND_FIELDS, by_pg=by_admin)
+        amount = plan.amount
         if tax_free > amount or tax_free > (state.get("tax_free") or 0) - (state.get("cancelled_tax_free") or 0):
             raise ApiError("INVALID_PARAMETER", "cancel_tax_free가 취소 가능한 면세 금액보다 큽니다.")
-        if status != 5 and self._is_virtual_account(payment) and not by_admin:
-            # bootpay.md §4: a deposited virtual account is refunded to an account the shop names.
-            _check_refund(refund)
         state["cancelled_price"] = cancelled + amount
         state["cancelled_tax_free"] = (state.get("cancelled_tax_free") or 0) + tax_free
         state["cancelled_at"] = kst(now)
@@ -727,7 +739,7 @@ class BootpaySandbox(SandboxPG):
         open_type = str(payload.get("open_type") or extra.get("open_type") or "iframe")
         if open_type not in ("iframe", "popup", "redirect"):
             open_type = "iframe"
-        if open_type == "redirect" and not _is_http_url(extra.get("redirect_url")):
+        if open_type == "redirect" and not is_http_url(extra.get("redirect_url")):
             return _sdk_error("RC_REDIRECT_URL_INVALID", "redirect 방식에는 extra.redirect_url이 필요합니다.")
         shop_origin = payload.get("origin")
         origin = f"{request.scheme}://{request.get_host()}"
@@ -738,7 +750,7 @@ class BootpaySandbox(SandboxPG):
             "openType": open_type,
             "redirectUrl": extra.get("redirect_url") or "",
             "separatelyConfirmed": extra.get("separately_confirmed") is True,
-            "shopOrigin": shop_origin if isinstance(shop_origin, str) and _is_http_url(shop_origin) else "",
+            "shopOrigin": shop_origin if isinstance(shop_origin, str) and is_http_url(shop_origin) else "",
         }
         with transaction.atomic():
             payment = self.create_receipt(request=params, origin=origin, now=now, session=session)
@@ -843,7 +855,7 @@ class BootpaySandbox(SandboxPG):
             query.update(status=state["status"], status_locale=state["status_locale"])
             if result.get("message"):
                 query["message"] = result["message"]
-            return HttpResponseRedirect(_with_query(payment.session["redirectUrl"], query))
+            return HttpResponseRedirect(with_query(payment.session["redirectUrl"], query))
         context = {
             "payment": payment,
             "state": state,
@@ -1055,23 +1067,6 @@ def _check_request(params: dict[str, Any]) -> tuple[str, str] | None:
             # unconfirmed: the code of this refusal.
             return ("RC_PRICE_NOT_MATCH", f"결제 금액({parse_krw(price)})과 상품 금액의 합({total})이 일치하지 않습니다.")
     return None
-
-
-def _check_refund(refund: Any) -> None:
-    if not isinstance(refund, dict):
-        raise ApiError("RC_CANCEL_FAILED", "가상계좌 환불에는 refund(bank_account, bank_username, bank_code)가 필요합니다.")
-    account, holder, code = refund.get("bank_account"), refund.get("bank_username"), refund.get("bank_code")
-    if not (
-        isinstance(account, str)
-        and account.isdigit()
-        and len(account) <= 20
-        and isinstance(holder, str)
-        and holder.strip()
-        and isinstance(code, str)
-        and code.isdigit()
-        and len(code) == BANK_CODE_LENGTH
-    ):
-        raise ApiError("RC_CANCEL_FAILED", "refund에는 bank_account(숫자), bank_username, bank_code(3자리)가 필요합니다.")
 
 
 def _cors(response: HttpResponse) -> HttpResponse:

@@ -28,7 +28,7 @@ from django.urls import Resolver404, resolve
 from django.utils.module_loading import import_string
 
 from . import conf
-from .base import emulators
+from .registry import emulators
 
 GENERAL_KEYS = {"WEBHOOKS", "CONTROL_TOKEN", "SITE_URL"}
 KEY_LISTS = ("SECRET_KEYS", "CLIENT_KEYS", "APPLICATION_IDS", "PRIVATE_KEYS", "WEB_APPLICATION_IDS")

@@ -22,8 +22,8 @@ from typing import Any
 from django.db import transaction
 
 from . import clock, faults, webhooks
-from .base import emulator, emulators
 from .models import SandboxDeliveryAttempt, SandboxFault, SandboxIdempotency, SandboxPayment, SandboxToken, SandboxWebhook
+from .registry import emulator, emulators
 
 
 def reset() -> None:

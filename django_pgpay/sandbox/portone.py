@@ -63,7 +63,8 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from ..gateways import standard_webhooks
 from . import clock, faults, webhooks
-from .base import Answer, ApiContext, ApiError, SandboxPG, dumps, framed, guard, loads
+from .base import Answer, ApiContext, ApiError, Problem, SandboxPG, dumps, framed, guard, loads
+from .lifecycle import Ledger, RefundFields, Refusal, Stage
 from .models import SandboxPayment
 
 KST = ZoneInfo("Asia/Seoul")
@@ -100,6 +101,27 @@ V1_ERRORS: dict[str, tuple[int, int, str]] = {
     "FAILED_INTERNAL_SYSTEM_PROCESSING": (500, -1, "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요."),
     "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING": (500, -1, "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요."),
 }
+
+#: The pipeline's problems in V1's words.
+V1_PROBLEMS = {
+    Problem.MALFORMED_BODY: "INVALID_REQUEST",
+    Problem.INTERNAL: "FAILED_INTERNAL_SYSTEM_PROCESSING",
+    Problem.INTERNAL_AFTER_COMMIT: "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING",
+}
+#: The lifecycle's refusals in V1's words.
+V1_REFUSALS = {
+    Refusal.ALREADY_CANCELED: "ALREADY_CANCELLED",
+    Refusal.NOT_CANCELABLE: "NOT_PAID",
+    Refusal.BALANCE_MISMATCH: "CHECKSUM_MISMATCH",
+    Refusal.INVALID_AMOUNT: "CANCEL_INVALID",
+    Refusal.OVER_BALANCE: "EXCEEDS_BALANCE",
+    Refusal.PARTIAL_UNPAID_ACCOUNT: "NOT_PAID",
+    Refusal.PARTIAL_NOT_ALLOWED: "CANCEL_INVALID",
+    Refusal.REFUND_ACCOUNT_REQUIRED: "REFUND_ACCOUNT_REQUIRED",
+    Refusal.REFUND_ACCOUNT_INVALID: "REFUND_ACCOUNT_REQUIRED",
+}
+#: V1's flat refund fields of ``POST /payments/cancel`` (PortOne checks only that they are given).
+V1_REFUND_FIELDS = RefundFields(bank="refund_bank", number="refund_account", holder="refund_holder", phone="refund_tel", digits_only=False)
 
 #: What the window answers ``IMP.request_pay`` on failure: (error_code, error_msg).
 #: PortOne has no code system for these ("현재 코드체계는 없음"); the codes are the sandbox's.
@@ -341,6 +363,8 @@ class PortOneSandbox(_PortOneCommon):
 
     name = "portone"
     title = "PortOne V1 (iamport)"
+    problem_codes = V1_PROBLEMS
+    refusals = V1_REFUSALS
 
     # --- settings ---------------------------------------------------------------------
 
@@ -445,6 +469,24 @@ class PortOneSandbox(_PortOneCommon):
         for entry in state.get("cancel_history") or ():
             entry["amount"] = wire(money(entry["amount"]))
         return state
+
+    def ledger(self, payment: SandboxPayment) -> Ledger:
+        """The payment's money in the lifecycle's terms (an unpaid vbank is "ready": not cancellable here)."""
+        state = payment.state
+        stage = {"paid": Stage.PAID, "cancelled": Stage.CANCELED}.get(state["status"], Stage.PENDING)
+        return Ledger(
+            amount=money(state["amount"]),
+            canceled=money(state["cancel_amount"]),
+            stage=stage,
+            virtual_account=state.get("pay_method") == "vbank",
+            fractional=state.get("currency") != "KRW",
+        )
+
+    def describe(self, payment: SandboxPayment) -> dict[str, Any]:
+        state = payment.state
+        if "cancel_amount" not in state:
+            return super().describe(payment)
+        return {"amount": state.get("amount"), "balance": wire(self.balance(payment)), "method": state.get("pay_method")}
 
     def balance(self, payment: SandboxPayment) -> Decimal:
         return money(payment.state["amount"]) - money(payment.state["cancel_amount"])
@@ -618,23 +660,16 @@ class PortOneSandbox(_PortOneCommon):
     ) -> dict[str, Any]:
         """Give back ``amount`` (None: the balance); raises ApiError when PortOne refuses. Returns the cancel entry."""
         state = payment.state
-        if state["status"] == "cancelled":
-            raise ApiError("ALREADY_CANCELLED")
-        if state["status"] != "paid":
-            raise ApiError("NOT_PAID")
-        balance = self.balance(payment)
-        # The checksum is checked before anything else (PortOne's spec: on a mismatch nothing runs).
-        if checksum is not None and checksum != balance:
-            raise ApiError("CHECKSUM_MISMATCH")
-        amount = balance if amount is None or amount == 0 else amount
-        if amount < 0 or (state["currency"] == "KRW" and amount != amount.to_integral_value()):
-            raise ApiError("CANCEL_INVALID")
-        if amount > balance:
-            raise ApiError("EXCEEDS_BALANCE")
-        if state["pay_method"] == "vbank" and not console:
-            refund = refund or {}
-            if not all(refund.get(k) for k in ("refund_holder", "refund_bank", "refund_account")):
-                raise ApiError("REFUND_ACCOUNT_REQUIRED")
+        # The checksum is checked before the amount (PortOne's spec: on a mismatch nothing runs).
+        plan = self.plan_cancel(
+            self.ledger(payment),
+            None if amount is None or amount == 0 else amount,
+            expected_balance=checksum,
+            refund_account=refund,
+            refund_fields=V1_REFUND_FIELDS,
+            by_pg=console,
+        )
+        amount, left = plan.amount, plan.left
         origin = payment.session.get("origin", _site())
         cancellation_id = "cancel_" + _random(20)
         entry = {
@@ -650,7 +685,6 @@ class PortOneSandbox(_PortOneCommon):
         state["cancel_amount"] = stored(money(state["cancel_amount"]) + amount)
         state["cancel_reason"] = reason
         state["cancelled_at"] = entry["cancelled_at"]
-        left = balance - amount
         # portone.md §4: a partial cancel stays "paid" with cancel_amount > 0 (unconfirmed, widely observed).
         self._save(payment, now, "cancelled" if left == 0 else "paid")
         if console or webhook:
@@ -1413,6 +1447,29 @@ V2_ERRORS: dict[str, tuple[int, str]] = {
     "FAILED_INTERNAL_SYSTEM_PROCESSING": (500, "일시적인 오류가 발생했습니다."),
     "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING": (500, "일시적인 오류가 발생했습니다."),
 }
+#: The pipeline's problems in V2's words.
+V2_PROBLEMS = {
+    Problem.MALFORMED_BODY: "INVALID_REQUEST",
+    Problem.INTERNAL: "FAILED_INTERNAL_SYSTEM_PROCESSING",
+    Problem.INTERNAL_AFTER_COMMIT: "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING",
+}
+#: The lifecycle's refusals in V2's words (the V2 OpenAPI file's error types of ``POST /payments/{paymentId}/cancel``).
+V2_REFUSALS = {
+    Refusal.ALREADY_CANCELED: "PAYMENT_ALREADY_CANCELLED",
+    Refusal.NOT_CANCELABLE: "PAYMENT_NOT_PAID",
+    Refusal.BALANCE_MISMATCH: "CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN",
+    Refusal.INVALID_AMOUNT: ("INVALID_REQUEST", "amount는 0보다 커야 합니다."),
+    Refusal.OVER_BALANCE: "CANCEL_AMOUNT_EXCEEDS_CANCELLABLE_AMOUNT",
+    Refusal.PARTIAL_UNPAID_ACCOUNT: "PAYMENT_NOT_PAID",
+    Refusal.PARTIAL_NOT_ALLOWED: ("INVALID_REQUEST", "부분 취소를 지원하지 않는 결제입니다."),
+    # The spec names no error of its own for a virtual-account refund without ``refundAccount``
+    # ("계좌 환불일 경우 입력합니다"): InvalidRequestError (400) is its error for a missing
+    # or invalid input. unconfirmed: the message.
+    Refusal.REFUND_ACCOUNT_REQUIRED: ("INVALID_REQUEST", "가상계좌 환불에는 환불 계좌(refundAccount)가 필요합니다."),
+    Refusal.REFUND_ACCOUNT_INVALID: ("INVALID_REQUEST", "refundAccount에는 bank, number, holderName이 필요합니다."),
+}
+#: ``refundAccount`` of ``CancelPaymentBody`` (``CancelPaymentBodyRefundAccount``: bank, number, holderName required).
+V2_REFUND_FIELDS = RefundFields(bank="bank", number="number", holder="holderName", phone="holderPhoneNumber", digits_only=False)
 #: ``payMethod`` of ``requestPayment`` -> (``method.type`` of the Payment, label).
 V2_METHODS: dict[str, tuple[str, str]] = {
     "CARD": ("PaymentMethodCard", "카드"),
@@ -1431,6 +1488,8 @@ V2_WINDOW_ERRORS: dict[str, tuple[str, str]] = {
     "invalid": ("INVALID_REQUEST", "결제 요청 파라미터가 올바르지 않습니다."),
     "store": ("INVALID_REQUEST", "등록되지 않은 storeId입니다."),
 }
+#: V2's statuses in the lifecycle's terms (any other: not paid yet).
+V2_STAGES = {"PAID": Stage.PAID, "PARTIAL_CANCELLED": Stage.PAID, "CANCELLED": Stage.CANCELED}
 #: Webhook types sent unless ``V2_WEBHOOK_EVENTS`` says otherwise.
 V2_DEFAULT_EVENTS = ("Transaction.Paid", "Transaction.VirtualAccountIssued", "Transaction.Cancelled", "Transaction.PartialCancelled")
 
@@ -1448,6 +1507,8 @@ class PortOneV2Sandbox(_PortOneCommon):
 
     name = "portone-v2"
     title = "PortOne V2"
+    problem_codes = V2_PROBLEMS
+    refusals = V2_REFUSALS
     #: Up to 5 retries (portone.md §11); the spacing is unconfirmed: a minute here.
     retry_schedule = (60, 60, 60, 60, 60)
 
@@ -1693,6 +1754,25 @@ class PortOneV2Sandbox(_PortOneCommon):
         amount = payment.state["amount"]
         return int(amount["total"]) - int(amount["cancelled"])
 
+    def ledger(self, payment: SandboxPayment) -> Ledger:
+        """The payment's money in the lifecycle's terms (an issued account is not cancellable: it is closed)."""
+        state = payment.state
+        stage = V2_STAGES.get(state["status"], Stage.PENDING)
+        method = state.get("method") if isinstance(state.get("method"), dict) else {}
+        return Ledger(
+            amount=int(state["amount"]["total"]),
+            canceled=int(state["amount"]["cancelled"]),
+            stage=stage,
+            virtual_account=method.get("type") == "PaymentMethodVirtualAccount",
+        )
+
+    def describe(self, payment: SandboxPayment) -> dict[str, Any]:
+        state = payment.state
+        if not isinstance(state.get("amount"), dict):
+            return super().describe(payment)
+        method = state.get("method") if isinstance(state.get("method"), dict) else {}
+        return {"amount": state["amount"].get("total"), "balance": self.balance(payment), "method": method.get("type")}
+
     def _cancel(
         self,
         payment: SandboxPayment,
@@ -1703,20 +1783,18 @@ class PortOneV2Sandbox(_PortOneCommon):
         current: int | None = None,
         trigger: str = "API",
         webhook: bool = True,
+        refund_account: Any = None,
     ) -> dict[str, Any]:
         state = payment.state
-        if state["status"] == "CANCELLED":
-            raise ApiError("PAYMENT_ALREADY_CANCELLED")
-        if state["status"] not in ("PAID", "PARTIAL_CANCELLED"):
-            raise ApiError("PAYMENT_NOT_PAID")
-        balance = self.balance(payment)
-        if current is not None and current != balance:
-            raise ApiError("CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN")
-        amount = balance if amount is None else amount
-        if amount <= 0:
-            raise ApiError("INVALID_REQUEST", "amount는 0보다 커야 합니다.")
-        if amount > balance:
-            raise ApiError("CANCEL_AMOUNT_EXCEEDS_CANCELLABLE_AMOUNT")
+        plan = self.plan_cancel(
+            self.ledger(payment),
+            amount,
+            expected_balance=current,
+            refund_account=refund_account,
+            refund_fields=V2_REFUND_FIELDS,
+            by_pg=trigger != "API",
+        )
+        amount, left = plan.amount, plan.left
         cancellation_id = "cancellation-" + str(uuid.uuid4())
         cancellation = {
             "status": "SUCCEEDED",
@@ -1736,7 +1814,8 @@ class PortOneV2Sandbox(_PortOneCommon):
         state["amount"]["cancelled"] = int(state["amount"]["cancelled"]) + amount
         state["cancelledAt"] = cancellation["cancelledAt"]
         state.pop("disputes", None)
-        left = balance - amount
+        if plan.refunds_by_transfer and isinstance(state.get("method"), dict):
+            state["method"]["refundStatus"] = "COMPLETED"
         self._save(payment, now, "CANCELLED" if left == 0 else "PARTIAL_CANCELLED")
         if webhook:
             self._notify(payment, now, "Transaction.Cancelled" if left == 0 else "Transaction.PartialCancelled", cancellation_id)
@@ -1804,6 +1883,7 @@ class PortOneV2Sandbox(_PortOneCommon):
             reason=reason[:200],
             current=values["currentCancellableAmount"],
             webhook=not truthy(data.get("skipWebhook")),
+            refund_account=data.get("refundAccount"),
         )
         return Answer.json(200, {"cancellation": cancellation})
 

@@ -31,23 +31,23 @@ import string
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from urllib.parse import urlencode, urlsplit
-from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import path, re_path, reverse
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from . import clock, faults, webhooks
-from .base import CONFIRM_FAULT_CHOICES, Answer, ApiContext, ApiError, SandboxPG, dumps, guard, loads
+from .base import CONFIRM_FAULT_CHOICES, Answer, ApiContext, ApiError, Problem, SandboxPG, dumps, guard, loads
+from .lifecycle import Ledger, RefundFields, Refusal, Stage
 from .models import SandboxPayment
+from .wire import KST, kst, parse_krw, when
+from .wire import is_http_url as _is_http_url
+from .wire import with_query as _with_query
 
-KST = ZoneInfo("Asia/Seoul")
 API_VERSION = "2022-11-16"
 ORDER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 _ALNUM = string.ascii_letters + string.digits
@@ -198,14 +198,19 @@ METHODS_EN: dict[str, str] = {
 PROCESSED = frozenset({"DONE", "WAITING_FOR_DEPOSIT", "CANCELED", "PARTIAL_CANCELED", "ABORTED"})
 #: Statuses that make an order id unusable for a new payment window.
 ORDER_ID_TAKEN = frozenset({"DONE", "WAITING_FOR_DEPOSIT", "CANCELED", "PARTIAL_CANCELED"})
+#: Toss's statuses in the lifecycle's terms (any other: closed).
+STAGES = {
+    "DONE": Stage.PAID,
+    "PARTIAL_CANCELED": Stage.PAID,
+    "WAITING_FOR_DEPOSIT": Stage.AWAITING_DEPOSIT,
+    "CANCELED": Stage.CANCELED,
+}
+STAGES_CANCELABLE = frozenset({"DONE", "PARTIAL_CANCELED", "WAITING_FOR_DEPOSIT"})
+#: Where a cancel carries the refund account of a deposited virtual account (toss.md §4).
+REFUND_FIELDS = RefundFields(bank="bank", number="accountNumber", holder="holderName")
 
 
 # --- small helpers -------------------------------------------------------------
-
-
-def kst(moment: datetime) -> str:
-    """Toss's timestamps: ISO 8601 in Korean time, seconds, ``+09:00``."""
-    return moment.astimezone(KST).isoformat(timespec="seconds")
 
 
 def webhook_time(moment: datetime) -> str:
@@ -221,44 +226,11 @@ def _transaction_key() -> str:
     return secrets.token_hex(16).upper()
 
 
-def parse_krw(value: Any) -> int | None:
-    """A whole number of won from JSON (number or digit string), or None."""
-    if value is None or isinstance(value, (bool, float)):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, Decimal):
-        return int(value) if value.is_finite() and value == value.to_integral_value() else None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and text.lstrip("-").isdigit() and len(text) < 20:
-            return int(text)
-    return None
-
-
 def split_vat(amount: int, tax_free: int = 0) -> tuple[int, int]:
     """(suppliedAmount, vat) of ``amount``: VAT is 1/11 of the taxable part, rounded half up."""
     taxable = max(amount - tax_free, 0)
     vat = int((Decimal(taxable) / 11).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     return taxable - vat, vat
-
-
-def _is_http_url(value: Any) -> bool:
-    if not isinstance(value, str) or len(value) > 2000:
-        return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def _with_query(url: str, params: dict[str, Any]) -> str:
-    query = urlencode(params)
-    if "?" not in url:
-        return f"{url}?{query}"
-    return f"{url}{'' if url.endswith(('?', '&')) else '&'}{query}"
-
-
-def _when(value: str | None) -> datetime | None:
-    return parse_datetime(value) if value else None
 
 
 # --- the emulator ----------------------------------------------------------------
@@ -282,6 +254,29 @@ class TossSandbox(SandboxPG):
     idempotency_header = "Idempotency-Key"
     idempotency_key_max = 300
     idempotency_lifetime = timedelta(days=15)
+    problem_codes = {
+        Problem.MALFORMED_BODY: "INVALID_REQUEST",
+        Problem.IDEMPOTENCY_KEY_INVALID: "INVALID_IDEMPOTENCY_KEY",
+        Problem.IDEMPOTENCY_MISMATCH: "IDEMPOTENCY_MISMATCH",
+        Problem.IDEMPOTENCY_IN_FLIGHT: "IDEMPOTENT_REQUEST_PROCESSING",
+        Problem.INTERNAL: "FAILED_INTERNAL_SYSTEM_PROCESSING",
+        Problem.INTERNAL_AFTER_COMMIT: "FAILED_PAYMENT_INTERNAL_SYSTEM_PROCESSING",
+    }
+    refusals = {
+        Refusal.ALREADY_CANCELED: "ALREADY_CANCELED_PAYMENT",
+        Refusal.NOT_CANCELABLE: "NOT_CANCELABLE_PAYMENT",
+        Refusal.BALANCE_MISMATCH: "NOT_MATCHES_REFUNDABLE_AMOUNT",
+        Refusal.INVALID_AMOUNT: "INVALID_REQUEST",
+        Refusal.OVER_BALANCE: "NOT_CANCELABLE_AMOUNT",
+        Refusal.PARTIAL_UNPAID_ACCOUNT: "NOT_ALLOWED_PARTIAL_REFUND_WAITING_DEPOSIT",
+        Refusal.PARTIAL_NOT_ALLOWED: "NOT_ALLOWED_PARTIAL_REFUND",
+        # unconfirmed: the code for a missing or bad refund account (toss.md §4); INVALID_REQUEST here.
+        Refusal.REFUND_ACCOUNT_REQUIRED: ("INVALID_REQUEST", "가상계좌 결제 취소에는 환불 계좌 정보(refundReceiveAccount)가 필요합니다."),
+        Refusal.REFUND_ACCOUNT_INVALID: (
+            "INVALID_REQUEST",
+            "refundReceiveAccount에는 bank, accountNumber(숫자만), holderName이 필요합니다.",
+        ),
+    }
 
     # --- settings ----------------------------------------------------------
 
@@ -425,10 +420,10 @@ class TossSandbox(SandboxPG):
     def _next_due(self, payment: SandboxPayment) -> datetime | None:
         status = payment.state["status"]
         if status == "IN_PROGRESS":
-            started = _when(payment.session.get("authenticatedAt"))
+            started = when(payment.session.get("authenticatedAt"))
             return started + self._seconds("CONFIRM_WINDOW", 600) if started else None
         if status == "WAITING_FOR_DEPOSIT":
-            times = [_when(payment.session.get("dueDate")), _when(payment.session.get("depositAt"))]
+            times = [when(payment.session.get("dueDate")), when(payment.session.get("depositAt"))]
             times = [t for t in times if t is not None]
             return min(times) if times else None
         return None
@@ -456,18 +451,34 @@ class TossSandbox(SandboxPG):
     def _is_virtual_account(self, payment: SandboxPayment) -> bool:
         return payment.state.get("method") == "가상계좌"
 
+    def ledger(self, payment: SandboxPayment) -> Ledger:
+        """The payment's money in the lifecycle's terms."""
+        state = payment.state
+        return Ledger(
+            amount=state["totalAmount"],
+            canceled=state["totalAmount"] - state["balanceAmount"],
+            stage=STAGES.get(state["status"], Stage.CLOSED),
+            virtual_account=self._is_virtual_account(payment),
+            partial_cancelable=state.get("isPartialCancelable", True),
+            refund_account_on_file=bool((state.get("virtualAccount") or {}).get("refundReceiveAccount")),
+        )
+
+    def describe(self, payment: SandboxPayment) -> dict[str, Any]:
+        state = payment.state
+        return {"amount": state.get("totalAmount"), "balance": state.get("balanceAmount"), "method": state.get("method")}
+
     # --- state changes (each runs inside the caller's transaction) ----------------
 
     def refresh(self, payment: SandboxPayment, now: datetime, origin: str = "") -> bool:
         """Apply what time did to ``payment`` by ``now``; True when it changed."""
         status = payment.state["status"]
         if status == "READY":
-            if now > _when(payment.session.get("openedAt") or payment.created_at.isoformat()) + self._seconds("READY_WINDOW", 1800):
+            if now > when(payment.session.get("openedAt") or payment.created_at.isoformat()) + self._seconds("READY_WINDOW", 1800):
                 self._save(payment, "EXPIRED")
                 return True
             return False
         if status == "IN_PROGRESS":
-            started = _when(payment.session.get("authenticatedAt"))
+            started = when(payment.session.get("authenticatedAt"))
             if started and now > started + self._seconds("CONFIRM_WINDOW", 600):
                 # toss.md §2: not confirmed within 10 minutes -> EXPIRED (failure EXPIRED_PAYMENT observed).
                 payment.state["failure"] = {"code": "EXPIRED_PAYMENT", "message": "결제 유효 시간이 지나 만료되었습니다."}
@@ -476,8 +487,8 @@ class TossSandbox(SandboxPG):
                 return True
             return False
         if status == "WAITING_FOR_DEPOSIT":
-            deposit_at = _when(payment.session.get("depositAt"))
-            due = _when(payment.session.get("dueDate"))
+            deposit_at = when(payment.session.get("depositAt"))
+            due = when(payment.session.get("dueDate"))
             if deposit_at and now >= deposit_at and (due is None or deposit_at <= due):
                 self._deposit(payment, now, origin)
                 return True
@@ -578,30 +589,20 @@ class TossSandbox(SandboxPG):
     ) -> None:
         """Give back ``amount`` (None: the whole balance); raises ApiError when Toss refuses."""
         state = payment.state
-        status = state["status"]
-        if status == "CANCELED":
-            raise ApiError("ALREADY_CANCELED_PAYMENT")
-        if status not in ("DONE", "PARTIAL_CANCELED", "WAITING_FOR_DEPOSIT"):
-            raise ApiError("NOT_CANCELABLE_PAYMENT")
         guard_window = self._seconds("CONSECUTIVE_CANCEL_SECONDS", 1)
-        last = _when(payment.session.get("lastCancelAt"))
-        if not by_pg and last is not None and guard_window and now - last < guard_window:
+        last = when(payment.session.get("lastCancelAt"))
+        if state["status"] in STAGES_CANCELABLE and not by_pg and last is not None and guard_window and now - last < guard_window:
             # toss.md §4: two cancels of one payment within 1 s -> only the first runs.
             raise ApiError("FORBIDDEN_CONSECUTIVE_REQUEST")
-        balance = state["balanceAmount"]
-        amount = balance if amount is None else amount
-        if amount > balance:
-            raise ApiError("NOT_CANCELABLE_AMOUNT")
-        if refundable is not None and refundable != balance:
-            raise ApiError("NOT_MATCHES_REFUNDABLE_AMOUNT")
-        if status == "WAITING_FOR_DEPOSIT" and amount != balance:
-            raise ApiError("NOT_ALLOWED_PARTIAL_REFUND_WAITING_DEPOSIT")
-        if not state.get("isPartialCancelable", True) and amount != balance:
-            raise ApiError("NOT_ALLOWED_PARTIAL_REFUND")
-        refunds_money = self._is_virtual_account(payment) and status != "WAITING_FOR_DEPOSIT"
-        if refunds_money and not by_pg and not state["virtualAccount"].get("refundReceiveAccount"):
-            _check_refund_account(refund_account)
-        left = balance - amount
+        plan = self.plan_cancel(
+            self.ledger(payment),
+            amount,
+            expected_balance=refundable,
+            refund_account=refund_account,
+            refund_fields=REFUND_FIELDS,
+            by_pg=by_pg,
+        )
+        amount, left, refunds_money = plan.amount, plan.left, plan.refunds_by_transfer
         entry = {
             "transactionKey": _transaction_key(),
             "cancelReason": reason,
@@ -1106,24 +1107,6 @@ def _site() -> str:
     from .conf import site_url
 
     return site_url()
-
-
-def _check_refund_account(account: Any) -> None:
-    """A virtual-account refund needs the account to pay it into (toss.md §4)."""
-    # unconfirmed: the code for a missing account; INVALID_REQUEST here.
-    if not isinstance(account, dict):
-        raise ApiError("INVALID_REQUEST", "가상계좌 결제 취소에는 환불 계좌 정보(refundReceiveAccount)가 필요합니다.")
-    bank, number, holder = account.get("bank"), account.get("accountNumber"), account.get("holderName")
-    if not (
-        isinstance(bank, str)
-        and bank
-        and isinstance(holder, str)
-        and holder.strip()
-        and isinstance(number, str)
-        and number.isdigit()
-        and len(number) <= 20
-    ):
-        raise ApiError("INVALID_REQUEST", "refundReceiveAccount에는 bank, accountNumber(숫자만), holderName이 필요합니다.")
 
 
 def _redirect_fail(request: HttpRequest, fail_url: str, code: str, order_id: str) -> HttpResponse:

@@ -31,7 +31,8 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from . import conf, control
-from .base import ApiError, dumps, emulator, emulators, guard, loads
+from .base import ApiError, dumps, guard, loads
+from .registry import emulator, emulators
 
 
 def _json(data: Any, status: int = 200) -> HttpResponse:

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from . import clock, conf, faults
 from .models import SandboxDeliveryAttempt, SandboxWebhook
+from .registry import emulator
 
 logger = logging.getLogger("django_pgpay.sandbox.webhooks")
 
@@ -187,8 +188,6 @@ def deliver_one(webhook_id: int, *, force: bool = False) -> DeliveryResult | Non
     if not _claim(webhook_id, force=force):
         return None
     webhook = SandboxWebhook.objects.get(pk=webhook_id)
-    from .base import emulator
-
     try:
         pg = emulator(webhook.pg)
         schedule = pg.webhook_schedule()
@@ -234,8 +233,6 @@ ANSWER_LIMIT = 4096
 
 
 def _post(webhook: SandboxWebhook) -> tuple[int | None, str, float, bytes]:
-    from .base import emulator
-
     try:
         headers = emulator(webhook.pg).delivery_headers(webhook, clock.now())
     except KeyError:  # a PG removed from the sandbox

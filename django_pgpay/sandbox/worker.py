@@ -18,15 +18,14 @@ import threading
 from django.db import connections
 
 from . import clock, conf
+from .registry import emulators
+from .webhooks import deliver_due
 
 logger = logging.getLogger("django_pgpay.sandbox.worker")
 
 
 def tick() -> dict[str, int]:
     """One round of background work; returns counts of what happened."""
-    from .base import emulators
-    from .webhooks import deliver_due
-
     now = clock.now()
     changed = 0
     for pg in emulators():

@@ -104,7 +104,8 @@ def test_create_a_checkout_session(stripe_api, sandbox_url):
             "parameter_unknown",
             "line_items[0][price_data][colour]",
         ),
-        ({"line_items": [{"price": "price_123", "quantity": 1}]}, 404, "resource_missing", "line_items[0][price]"),
+        # A missing object named by a POST parameter: 400 naming the parameter (as at Stripe), not 404.
+        ({"line_items": [{"price": "price_123", "quantity": 1}]}, 400, "resource_missing", "line_items[0][price]"),
         (
             {"line_items": [{"price_data": {"currency": "krw", "product_data": {"name": "x"}, "unit_amount": 100}}]},
             400,
@@ -290,7 +291,8 @@ def test_refund_refusals(stripe_api, stripe_paid):
     emulated.pay(unpaid["id"], card="4000000000000002")  # declined: the PaymentIntent has no successful charge
     intent_id = emulated.session_state(unpaid["id"])["payment_intent"]
     assert error_of(stripe_api.refund(intent_id, 100), 400)["code"] == "charge_not_refundable"
-    assert error_of(stripe_api.refund("pi_nothing", 100), 404)["code"] == "resource_missing"
+    missing = error_of(stripe_api.refund("pi_nothing", 100), 400)  # named by a POST parameter: 400, param = that parameter
+    assert (missing["code"], missing["param"], missing["type"]) == ("resource_missing", "payment_intent", "invalid_request_error")
     session, _ = stripe_paid()
     assert error_of(stripe_api.refund(session["payment_intent"], "10.5"), 400)["code"] == "parameter_invalid_integer"
     assert error_of(stripe_api.refund(session["payment_intent"], 100, reason="bored"), 400)["param"] == "reason"

@@ -11,7 +11,7 @@ from django_pgpay.sandbox import control
 from django_pgpay.sandbox import stripe as emulated
 from django_pgpay.sandbox.base import emulator
 from django_pgpay.sandbox.checks import check_sandbox
-from django_pgpay.sandbox.stripe_wire import parse_form
+from django_pgpay.sandbox.stripe.wire import parse_form
 
 from .conftest import AVAILABLE_APPS
 from .stripe_helpers import form_body, session_params, stripe_api  # noqa: F401 - fixtures
