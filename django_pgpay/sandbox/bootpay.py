@@ -52,7 +52,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 
-from . import clock, conf, faults, webhooks
+from . import clock, conf, faults, lifecycle, webhooks
 from .base import CONFIRM_FAULT_CHOICES, Answer, ApiContext, ApiError, Problem, SandboxPG, dumps, framed, guard, loads
 from .lifecycle import Ledger, RefundFields, Refusal, Stage
 from .models import SandboxPayment, SandboxToken
@@ -388,7 +388,7 @@ class BootpaySandbox(SandboxPG):
             payment.state["status"] = status
             payment.state["status_locale"] = locale or STATUS_LOCALE.get(status, "")
         payment.status = str(payment.state["status"])
-        payment.due_at = _when(payment.session.get("depositAt")) if payment.state["status"] == 5 else None
+        payment.due_at = lifecycle.deposit_at(payment.session) if payment.state["status"] == 5 else None
         payment.save(update_fields=["state", "session", "status", "due_at", "updated_at"])
 
     def _emit(self, payment: SandboxPayment, now: datetime, webhook_type: str) -> None:
@@ -417,12 +417,9 @@ class BootpaySandbox(SandboxPG):
 
     def refresh(self, payment: SandboxPayment, now: datetime) -> bool:
         """A scheduled deposit that has come (status 5 -> 1); True when something changed."""
-        deposit_at = _when(payment.session.get("depositAt"))
-        if payment.state["status"] == 5 and deposit_at and now >= deposit_at:
-            due = _when(payment.session.get("dueDate"))
-            if due is None or deposit_at <= due:
-                self._deposit(payment, now)
-                return True
+        if payment.state["status"] == 5 and lifecycle.deposit_has_come(payment.session, now):
+            self._deposit(payment, now)
+            return True
         return False
 
     def _authenticate(self, payment: SandboxPayment, method: str, now: datetime, *, deposit_after: float | None = None) -> str:
@@ -430,8 +427,7 @@ class BootpaySandbox(SandboxPG):
         name, symbol = METHODS[method]
         payment.state.update(method=name, method_symbol=symbol, method_origin=name, method_origin_symbol=symbol)
         payment.session.update(authenticated=True, authenticatedAt=now.isoformat())
-        if deposit_after is not None:
-            payment.session["depositAfter"] = float(deposit_after)
+        lifecycle.defer_deposit(payment.session, deposit_after)
         if payment.session.get("separatelyConfirmed"):
             self._save(payment, 2)
             return "confirm"
@@ -458,8 +454,7 @@ class BootpaySandbox(SandboxPG):
                 "cash_receipt_no": "",
             }
             payment.session["dueDate"] = due.isoformat()
-            if payment.session.get("depositAfter") is not None:
-                payment.session["depositAt"] = (now + timedelta(seconds=payment.session["depositAfter"])).isoformat()
+            lifecycle.start_deposit_clock(payment.session, now)
             self._save(payment, 5)
             self._emit(payment, now, ISSUED)
             return
@@ -488,8 +483,7 @@ class BootpaySandbox(SandboxPG):
     def _deposit(self, payment: SandboxPayment, now: datetime) -> None:
         """The buyer's transfer reaches the virtual account: 5 -> 1 (a second webhook, PAYMENT_COMPLETED)."""
         payment.state["purchased_at"] = kst(now)
-        payment.session.pop("depositAt", None)
-        payment.session.pop("depositAfter", None)
+        lifecycle.clear_deposit(payment.session)
         self._save(payment, 1)
         self._emit(payment, now, COMPLETED)
 
