@@ -25,10 +25,6 @@ KST = ZoneInfo("Asia/Seoul")
 _DIGITS = string.digits
 _ALNUM = string.ascii_letters + string.digits
 
-#: ``pg`` values of the rows that hold PortOne's other tables (never payments).
-TOKEN_PG = "portone.token"
-PREPARE_PG = "portone.prepare"
-V2_PREPARE_PG = "portone-v2.prep"
 
 # --- small helpers ----------------------------------------------------------------------
 

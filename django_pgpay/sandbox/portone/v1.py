@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.core import checks
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, re_path, reverse
@@ -18,19 +18,16 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from ...gateways import standard_webhooks
-from .. import clock, faults, lifecycle, webhooks
+from .. import clock, faults, lifecycle, tokens, webhooks
 from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard
 from ..lifecycle import Ledger, RefundFields, Refusal, Stage
-from ..models import SandboxPayment
+from ..models import SandboxPayment, SandboxPrepared
 from ..registry import emulator
 from .common import (
     _DIGITS,
     KST,
     LOOKUP_FAULT_CHOICES,
-    PREPARE_PG,
-    TOKEN_PG,
     _format,
-    _hash,
     _is_http_url,
     _mask,
     _PortOneCommon,
@@ -228,10 +225,10 @@ class PortOneSandbox(_PortOneCommon):
             token = token[7:].strip()
         if not token:
             raise ApiError("UNAUTHORIZED")
-        row = SandboxPayment.objects.filter(pg=TOKEN_PG, order_id=_hash(token)[:64], status="active").first()
-        if row is None or int(row.state.get("expired_at", 0)) <= unix(ctx.now):
+        row = tokens.find(self.name, token)
+        if row is None or row.expires_at <= ctx.now:
             raise ApiError("UNAUTHORIZED")
-        return row.key
+        return "token:" + row.subject
 
     def error_answer(self, ctx: ApiContext, error: ApiError) -> Answer:
         status, code, message = V1_ERRORS.get(error.code, (400, -1, error.code))
@@ -476,19 +473,6 @@ class PortOneSandbox(_PortOneCommon):
 
     # --- tokens and the prepare table -----------------------------------------------------------
 
-    def _token_row(self, imp_key: str) -> SandboxPayment:
-        key = "key:" + _hash(imp_key)[:40]
-        for _attempt in range(3):
-            row = self._locked(key, TOKEN_PG)
-            if row is not None:
-                return row
-            try:
-                with transaction.atomic():
-                    SandboxPayment.objects.create(pg=TOKEN_PG, key=key, order_id="", status="none", state={"requests": 0, "issued": 0})
-            except IntegrityError:
-                pass
-        raise ApiError("FAILED_INTERNAL_SYSTEM_PROCESSING")
-
     def _pair(self, imp_key: Any, imp_secret: Any) -> bool:
         if not isinstance(imp_key, str) or not isinstance(imp_secret, str) or not imp_key or not imp_secret:
             return False
@@ -502,26 +486,16 @@ class PortOneSandbox(_PortOneCommon):
         imp_key, imp_secret = data.get("imp_key"), data.get("imp_secret")
         if not self._pair(imp_key, imp_secret):
             raise ApiError("TOKEN_REFUSED")
-        row = self._token_row(imp_key)
-        now = unix(ctx.now)
-        state, session = row.state, row.session
-        lifetime = int(self._seconds("TOKEN_LIFETIME", 1800).total_seconds())
-        state["requests"] = int(state.get("requests", 0)) + 1
-        expired_at = int(state.get("expired_at", 0))
-        if row.status != "active" or expired_at <= now:
-            token = secrets.token_hex(20)
-            session["token"] = token
-            row.order_id = _hash(token)[:64]
-            expired_at = now + lifetime
-            state["issued"] = int(state.get("issued", 0)) + 1
-            row.status = "active"
-        elif expired_at - now < 60:
+        lifetime = self._seconds("TOKEN_LIFETIME", 1800)
+        row = tokens.latest(self.name, tokens.subject_of(imp_key), ctx.now)
+        if row is None:
+            row = tokens.issue(self.name, tokens.subject_of(imp_key), ctx.now, lifetime)
+        elif row.expires_at - ctx.now < timedelta(seconds=60):
             # portone.md §1: less than a minute left -> the same token, 5 minutes longer.
-            expired_at += 300
-        state["expired_at"] = expired_at
-        row.due_at = None
-        row.save(update_fields=["state", "session", "status", "order_id", "due_at", "updated_at"])
-        return self.ok({"access_token": session["token"], "now": now, "expired_at": expired_at})
+            row.expires_at += timedelta(seconds=300)
+        row.requests += 1
+        row.save(update_fields=["expires_at", "requests"])
+        return self.ok({"access_token": tokens.reveal(row), "now": unix(ctx.now), "expired_at": unix(row.expires_at)})
 
     def _prepare_body(self, ctx: ApiContext) -> tuple[str, Decimal, str | None]:
         data = self._data(ctx)
@@ -538,20 +512,21 @@ class PortOneSandbox(_PortOneCommon):
             raise ApiError("INVALID_REQUEST", "currency가 올바르지 않습니다.")
         return merchant_uid, amount, currency.upper() if currency else None
 
-    def _prepared(self, row: SandboxPayment) -> dict[str, Any]:
-        state = row.state
-        return {"merchant_uid": state["merchant_uid"], "amount": wire(money(state["amount"])), "currency": state.get("currency")}
+    def _prepared(self, row: SandboxPrepared) -> dict[str, Any]:
+        return {"merchant_uid": row.key, "amount": wire(money(row.amount)), "currency": row.currency or None}
+
+    def _prepared_row(self, merchant_uid: str) -> SandboxPrepared | None:
+        return SandboxPrepared.objects.select_for_update().filter(pg=self.name, key=merchant_uid).first()
 
     def api_prepare(self, ctx: ApiContext, fault: faults.Fault | None = None, merchant_uid: str = "") -> Answer:
         method = ctx.request.method
         if method == "GET":
-            row = SandboxPayment.objects.filter(pg=PREPARE_PG, key=merchant_uid).first()
+            row = SandboxPrepared.objects.filter(pg=self.name, key=merchant_uid).first()
             if row is None:
                 raise ApiError("PREPARE_NOT_FOUND")
             return self.ok(self._prepared(row))
         merchant_uid, amount, currency = self._prepare_body(ctx)
-        row = self._locked(merchant_uid, PREPARE_PG)
-        state = {"merchant_uid": merchant_uid, "amount": stored(amount), "currency": currency}
+        row = self._prepared_row(merchant_uid)
         if method == "PUT":
             if row is None:
                 raise ApiError("PREPARE_NOT_FOUND")
@@ -559,13 +534,9 @@ class PortOneSandbox(_PortOneCommon):
             # unconfirmed: what PortOne answers a second registration; HTTP 200, code 1 here
             # ("overwrite" in the settings replaces it instead). Our gateway handles both.
             raise ApiError("PREPARE_REGISTERED")
-        if row is None:
-            row = SandboxPayment.objects.create(
-                pg=PREPARE_PG, key=merchant_uid, order_id=merchant_uid, status="prepared", state=state, session={}
-            )
-        else:
-            row.state = state
-            row.save(update_fields=["state", "updated_at"])
+        row = row or SandboxPrepared(pg=self.name, key=merchant_uid)
+        row.amount, row.currency = amount, currency or ""
+        row.save()
         return self.ok(self._prepared(row))
 
     # --- lookups ---------------------------------------------------------------------------------
@@ -814,15 +785,13 @@ class PortOneSandbox(_PortOneCommon):
         now = clock.now()
         origin = f"{request.scheme}://{request.get_host()}"
         with transaction.atomic():
-            prepared = self._locked(merchant_uid, PREPARE_PG)
+            prepared = self._prepared_row(merchant_uid)
             if prepared is not None:
-                allowed = prepared.session.pop("allowOtherAmount", False)
-                if money(prepared.state["amount"]) != amount and not allowed:
+                allowed = prepared.take_allowance()
+                if money(prepared.amount) != amount and not allowed:
                     return refuse("amount_mismatch")
-                if prepared.state.get("currency") and prepared.state["currency"] != currency and not allowed:
+                if prepared.currency and prepared.currency != currency and not allowed:
                     return refuse("currency_mismatch")
-                if allowed:
-                    prepared.save(update_fields=["session", "updated_at"])
             if SandboxPayment.objects.filter(pg=self.name, order_id=merchant_uid, status__in=("paid", "cancelled")).exists():
                 return refuse("already_paid")
             notice = params.get("notice_url")
@@ -1005,11 +974,11 @@ class PortOneSandbox(_PortOneCommon):
         prepared = [
             {
                 "merchant_uid": row.key,
-                "amount": _format(money(row.state["amount"])),
-                "currency": row.state.get("currency") or "-",
-                "allow": row.session.get("allowOtherAmount", False),
+                "amount": _format(money(row.amount)),
+                "currency": row.currency or "-",
+                "allow": row.allow_other_amount,
             }
-            for row in SandboxPayment.objects.filter(pg=PREPARE_PG).order_by("-id")[:30]
+            for row in SandboxPrepared.objects.filter(pg=self.name).order_by("-id")[:30]
         ]
         v2 = emulator("portone-v2")
         v2_payments = [
@@ -1107,11 +1076,11 @@ class PortOneSandbox(_PortOneCommon):
             **{k: v for k, v in buyer.items() if k.startswith("buyer_")},
         }
         with transaction.atomic():
-            prepared = self._locked(merchant_uid, PREPARE_PG)
+            prepared = self._prepared_row(merchant_uid)
             if prepared is not None and not ignore_prepare:
-                if prepared.session.pop("allowOtherAmount", False):
-                    prepared.save(update_fields=["session", "updated_at"])
-                elif money(prepared.state["amount"]) != value:
+                if prepared.take_allowance():
+                    pass
+                elif money(prepared.amount) != value:
                     return self._v1_failure(params, "amount_mismatch")
             payment = self.create_payment(
                 {**params, "_amount": value, "_currency": currency},
@@ -1163,7 +1132,7 @@ class PortOneSandbox(_PortOneCommon):
 
     def act_revoke_tokens(self) -> int:
         """PortOne forgets every access token it issued (a restart, a key rotation): the next call with one is a 401."""
-        return SandboxPayment.objects.filter(pg=TOKEN_PG, status="active").update(status="revoked")
+        return tokens.expire_all(self.name, clock.now())
 
     def act_allow_other_amount(self, merchant_uid: str) -> dict[str, Any]:
         """A developer fault: the next window of ``merchant_uid`` opens with whatever amount the browser sends.
@@ -1171,16 +1140,16 @@ class PortOneSandbox(_PortOneCommon):
         Plays seed 003's tampered payment, which PortOne's prepare check would block.
         """
         with transaction.atomic():
-            row = self._locked(merchant_uid, PREPARE_PG)
+            row = self._prepared_row(merchant_uid)
             if row is None:
                 raise ApiError("PREPARE_NOT_FOUND")
-            row.session["allowOtherAmount"] = True
-            row.save(update_fields=["session", "updated_at"])
+            row.allow_other_amount = True
+            row.save(update_fields=["allow_other_amount", "updated_at"])
         return self._prepared(row)
 
     def token_requests(self) -> int:
         """How many ``POST /users/getToken`` calls were answered with a token."""
-        return sum(int(row.state.get("requests", 0)) for row in SandboxPayment.objects.filter(pg=TOKEN_PG))
+        return tokens.requests(self.name)
 
     def apply_due_to(self, key: str, now: datetime) -> bool:
         payment = self._locked(key)

@@ -21,12 +21,11 @@ from ...gateways import standard_webhooks
 from .. import clock, faults, lifecycle, webhooks
 from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard
 from ..lifecycle import Ledger, RefundFields, Refusal, Stage
-from ..models import SandboxPayment
+from ..models import SandboxPayment, SandboxPrepared
 from .common import (
     _DIGITS,
     KST,
     LOOKUP_FAULT_CHOICES,
-    V2_PREPARE_PG,
     _format,
     _hash,
     _is_http_url,
@@ -186,6 +185,9 @@ class PortOneV2Sandbox(_PortOneCommon):
         if row is None or row.state.get("storeId") != store_id:
             return None
         return row
+
+    def _prepared_row(self, payment_id: str) -> SandboxPrepared | None:
+        return SandboxPrepared.objects.select_for_update().filter(pg=self.name, key=payment_id).first()
 
     def _save(self, payment: SandboxPayment, now: datetime, status: str | None = None) -> None:
         state = payment.state
@@ -446,19 +448,14 @@ class PortOneV2Sandbox(_PortOneCommon):
         payment = self._payment(payment_id, store_id)
         if payment is not None and payment.state["status"] not in ("READY", "FAILED"):
             raise ApiError("ALREADY_PAID")
-        state = {
-            "storeId": store_id,
-            "totalAmount": total,
-            "taxFreeAmount": data.get("taxFreeAmount"),
-            "currency": currency.removeprefix("CURRENCY_") if currency else None,
-        }
-        row = self._locked(payment_id, V2_PREPARE_PG)
+        tax_free = data.get("taxFreeAmount")
+        if tax_free is not None and (isinstance(tax_free, bool) or not isinstance(tax_free, int) or tax_free < 0):
+            raise ApiError("INVALID_REQUEST", "taxFreeAmount는 0 이상의 정수여야 합니다.")
         # unconfirmed: a second pre-registration replaces the first.
-        if row is None:
-            SandboxPayment.objects.create(pg=V2_PREPARE_PG, key=payment_id, order_id=payment_id, status="prepared", state=state, session={})
-        else:
-            row.state = state
-            row.save(update_fields=["state", "updated_at"])
+        row = self._prepared_row(payment_id) or SandboxPrepared(pg=self.name, key=payment_id)
+        row.store_id, row.amount, row.tax_free_amount = store_id, total, tax_free
+        row.currency = currency.removeprefix("CURRENCY_") if currency else ""
+        row.save()
         return Answer.json(200, {})
 
     def api_payment(self, ctx: ApiContext, fault: faults.Fault | None = None, payment_id: str = "") -> Answer:
@@ -612,15 +609,11 @@ class PortOneV2Sandbox(_PortOneCommon):
         now = clock.now()
         origin = f"{request.scheme}://{request.get_host()}"
         with transaction.atomic():
-            prepared = self._locked(payment_id, V2_PREPARE_PG)
+            prepared = self._prepared_row(payment_id)
             if prepared is not None:
-                allowed = prepared.session.pop("allowOtherAmount", False)
-                if allowed:
-                    prepared.save(update_fields=["session", "updated_at"])
-                held = prepared.state
+                allowed = prepared.take_allowance()
                 if not allowed and (
-                    (held.get("totalAmount") is not None and held["totalAmount"] != total)
-                    or (held.get("currency") and held["currency"] != currency)
+                    (prepared.amount is not None and prepared.amount != total) or (prepared.currency and prepared.currency != currency)
                 ):
                     return refuse("amount_mismatch")
             existing = self._payment(payment_id, store_id)
@@ -765,11 +758,10 @@ class PortOneV2Sandbox(_PortOneCommon):
         store_id = store_id or (stores[0] if stores else "store-sandbox")
         now = clock.now()
         with transaction.atomic():
-            prepared = self._locked(payment_id, V2_PREPARE_PG)
-            if prepared is not None and prepared.state.get("totalAmount") not in (None, total_amount):
-                if not prepared.session.pop("allowOtherAmount", False):
+            prepared = self._prepared_row(payment_id)
+            if prepared is not None and prepared.amount not in (None, total_amount):
+                if not prepared.take_allowance():
                     return self._v2_failure(payment_id, "amount_mismatch")
-                prepared.save(update_fields=["session", "updated_at"])
             existing = self._payment(payment_id, store_id)
             if existing is not None and existing.state["status"] not in ("READY", "FAILED"):
                 return self._v2_failure(payment_id, "already_paid")
@@ -828,12 +820,12 @@ class PortOneV2Sandbox(_PortOneCommon):
     def act_allow_other_amount(self, payment_id: str) -> dict[str, Any]:
         """A developer fault: the next window of ``payment_id`` opens with whatever amount the browser sends."""
         with transaction.atomic():
-            row = self._locked(payment_id, V2_PREPARE_PG)
+            row = self._prepared_row(payment_id)
             if row is None:
                 raise ApiError("PAYMENT_NOT_FOUND", "nothing is pre-registered for this paymentId")
-            row.session["allowOtherAmount"] = True
-            row.save(update_fields=["session", "updated_at"])
-        return dict(row.state)
+            row.allow_other_amount = True
+            row.save(update_fields=["allow_other_amount", "updated_at"])
+        return _pre_registered(row)
 
     def apply_due_to(self, key: str, now: datetime) -> bool:
         payment = self._locked(key)
@@ -843,3 +835,13 @@ class PortOneV2Sandbox(_PortOneCommon):
             return False
         self._paid(payment, now)
         return True
+
+
+def _pre_registered(row: SandboxPrepared) -> dict[str, Any]:
+    """What ``pre-register`` holds for a paymentId, in V2's names."""
+    return {
+        "storeId": row.store_id,
+        "totalAmount": None if row.amount is None else int(row.amount),
+        "taxFreeAmount": None if row.tax_free_amount is None else int(row.tax_free_amount),
+        "currency": row.currency or None,
+    }
