@@ -18,7 +18,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from ..base import ApiContext, ApiError, SandboxPG, guard, loads
+from ..base import ApiContext, ApiError, Problem, SandboxPG, guard, loads
 from ..models import SandboxPayment
 
 KST = ZoneInfo("Asia/Seoul")
@@ -146,12 +146,12 @@ class _PortOneCommon(SandboxPG):
             try:
                 form = QueryDict(request.body, encoding="utf-8")
             except (ValueError, UnicodeDecodeError) as exc:
-                raise ApiError("INVALID_REQUEST") from exc
+                raise self.problem(Problem.MALFORMED_BODY) from exc
             return {k: form.get(k) for k in form}
         try:
             return loads(request.body)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError("INVALID_REQUEST") from exc
+            raise self.problem(Problem.MALFORMED_BODY) from exc
 
     def _data(self, ctx: ApiContext) -> Any:
         """The body, parsed once (PUT bodies too); None when unreadable (the handler says why)."""

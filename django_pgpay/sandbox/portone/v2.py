@@ -19,9 +19,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ...gateways import standard_webhooks
 from .. import clock, faults, lifecycle, webhooks
-from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard
+from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard, loads
 from ..lifecycle import Ledger, RefundFields, Refusal, Stage
 from ..models import SandboxPayment, SandboxPrepared
+from . import search
 from .common import (
     _DIGITS,
     KST,
@@ -465,6 +466,22 @@ class PortOneV2Sandbox(_PortOneCommon):
             raise ApiError("PAYMENT_NOT_FOUND")
         return Answer.json(200, copy.deepcopy(payment.state))
 
+    def api_list(self, ctx: ApiContext, fault: faults.Fault | None = None) -> Answer:
+        """``GET /payments`` (결제 다건 조회): see :mod:`.search`."""
+        body = self._data(ctx)
+        raw = ctx.request.GET.get("requestBody")
+        if raw is not None:
+            try:
+                body = loads(raw)
+            except ValueError as exc:
+                raise ApiError("INVALID_REQUEST", "requestBody가 올바른 JSON이 아닙니다.") from exc
+        query = search.parse(body)
+        given = query.filter.get("storeId")
+        stores = [self._store(ctx, given)] if given else (self._list("STORE_IDS") or ["store-sandbox"])
+        rows = SandboxPayment.objects.filter(pg=self.name).order_by("-id").only("state")
+        states = [row.state for row in rows if search.matches(row.state, query, stores, ctx.now)]
+        return Answer.json(200, search.page(states, query))
+
     def api_cancel(self, ctx: ApiContext, fault: faults.Fault | None = None, payment_id: str = "") -> Answer:
         data = ctx.data if isinstance(ctx.data, dict) else None
         if data is None:
@@ -538,7 +555,13 @@ class PortOneV2Sandbox(_PortOneCommon):
             return self._refuse(request, "METHOD_NOT_ALLOWED")
         return self.serve(request, "cancel", self.api_cancel, match=lambda ctx: [payment_id], payment_id=payment_id)
 
+    def view_list(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "GET":
+            return self._refuse(request, "METHOD_NOT_ALLOWED")
+        return self.serve(request, "lookup", self.api_list)
+
     def view_unknown(self, request: HttpRequest, rest: str = "") -> HttpResponse:
+        """Any other path: PortOne V2's JSON 404 (``{type, message}``), never an HTML page an SDK cannot parse."""
         return self._refuse(request, "NOT_FOUND")
 
     def view_sdk(self, request: HttpRequest) -> HttpResponse:
@@ -719,15 +742,13 @@ class PortOneV2Sandbox(_PortOneCommon):
             path("payments/<str:payment_id>/cancel", api(self.view_cancel), name="portone-v2-cancel"),
             path("payments/<str:payment_id>/virtual-account/close", api(self.view_close), name="portone-v2-close"),
             path("payments/<str:payment_id>", api(self.view_payment), name="portone-v2-payment"),
-            re_path(
-                r"^(?P<rest>(?:payments|login|token|billing-keys|payment-schedules)(?:/.*)?)$",
-                api(self.view_unknown),
-                name="portone-v2-unknown",
-            ),
+            path("payments", api(self.view_list), name="portone-v2-payments"),
             path("v2/browser-sdk.js", self.view_sdk, name="portone-v2-sdk"),
             path("v2/checkout", framed(self.view_checkout), name="portone-v2-checkout"),
             path("v2/pay/<str:payment_id>", framed(self.view_pay), name="portone-v2-pay"),
             path("v2/receipt/<str:payment_id>", self.view_receipt, name="portone-v2-receipt"),
+            # Last: every other path under the API answers PortOne's JSON 404.
+            re_path(r"^(?P<rest>.*)$", api(self.view_unknown), name="portone-v2-unknown"),
         ]
 
     # --- actions ---------------------------------------------------------------------------------
