@@ -6,6 +6,7 @@ their suites against one server at the same time.
 """
 
 import os
+import tempfile
 
 SECRET_KEY = "tests-only-not-a-secret"
 DEBUG = False
@@ -16,6 +17,8 @@ LANGUAGES = [("en", "English"), ("ko", "Korean")]
 ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "tests.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Files the tests write through the default storage (background export jobs), never in the checkout.
+MEDIA_ROOT = os.environ.get("PGPAY_TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="pgpay-test-media-")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
