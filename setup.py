@@ -37,6 +37,11 @@ TEST_REQUIRES = [
     "tqdm>=4.66",
     "gunicorn>=22",
     "weasyprint>=62",
+    # Task backends the tests run real workers of (tests/test_worker.py, tests/test_rq.py);
+    # django-tasks is the Tasks framework on Django 5.2 and the base of django-tasks-rq.
+    "django-tasks>=0.12",
+    "django-tasks-db>=0.13",
+    "django-tasks-rq>=0.12",
 ]
 
 setup(
@@ -74,6 +79,7 @@ setup(
     extras_require={
         "pdf": ["weasyprint>=62", "pypdf>=5"],
         "mysql": ["mysqlclient>=2.2.1"],
+        "tasks": ["django-tasks-db>=0.13"],
         "docs": ["sphinx>=7.2", "furo>=2024.1.29", "myst-parser>=3"],
         "test": TEST_REQUIRES,
     },

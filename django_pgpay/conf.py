@@ -54,6 +54,15 @@ DEFAULTS: dict[str, Any] = {
     #: PDF invoices: the seller's details and rendering options
     #: (see :mod:`django_pgpay.invoices` for the keys).
     "INVOICE": {},
+    #: The alias in Django's ``TASKS`` that django-pgpay's tasks are enqueued on
+    #: (:mod:`django_pgpay.tasks`). With no ``TASKS`` (or the immediate backend)
+    #: everything runs inline, as without a worker.
+    "TASK_BACKEND": "default",
+    #: Admin CSV exports of more orders than this run as a task when a queueing
+    #: backend is configured (progress and the file on the job's admin page).
+    "BACKGROUND_EXPORT_ROWS": 20000,
+    #: Admin invoice batches of more orders than this run as a task likewise.
+    "BACKGROUND_INVOICES": 100,
 }
 
 

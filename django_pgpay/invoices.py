@@ -470,6 +470,11 @@ def _merge(pdfs: list[bytes]) -> bytes:
     return out.getvalue()
 
 
+def merge_pdfs(pdfs: list[bytes]) -> bytes:
+    """One PDF with the pages of ``pdfs`` in order (the batches of a background invoice job)."""
+    return _merge(pdfs)
+
+
 def render_invoices(orders) -> bytes:
     """One PDF holding the invoices of ``orders`` (an iterable or queryset), in order.
 
@@ -603,6 +608,7 @@ __all__ = [
     "invoice_pdf_action",
     "invoice_response",
     "invoice_zip_action",
+    "merge_pdfs",
     "render_html",
     "render_invoice",
     "render_invoice_files",

@@ -415,3 +415,56 @@ class ReconcileState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_model} {self.order_number or self.order_pk}: {self.failures} failure(s)"
+
+
+class ExportJob(models.Model):
+    """An admin CSV export or invoice batch that runs as a task, with its progress and, when done, its file.
+
+    The order admin creates one when a selection is larger than
+    ``PGPAY["BACKGROUND_EXPORT_ROWS"]`` (CSV) or ``PGPAY["BACKGROUND_INVOICES"]``
+    (invoices) and a queueing ``TASKS`` backend is configured; a worker runs it
+    (:mod:`django_pgpay.jobs`) and writes the file to the default storage. Its
+    admin page shows how far it got and links the download, served to the
+    person who asked for it (or a superuser) only.
+    """
+
+    class Kind(models.TextChoices):
+        CSV = "csv", _("CSV export")
+        INVOICE_PDF = "invoice_pdf", _("Invoices (one PDF)")
+        INVOICE_ZIP = "invoice_zip", _("Invoices (ZIP of PDFs)")
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
+    model_label = models.CharField(_("order model"), max_length=100)
+    pks = models.JSONField(_("orders"), default=list, help_text=_("The primary keys of the selected orders."))
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    total = models.PositiveIntegerField(_("orders in all"), default=0)
+    done = models.PositiveIntegerField(_("orders done"), default=0)
+    file = models.FileField(_("file"), upload_to="pgpay/jobs/", blank=True)
+    filename = models.CharField(_("file name"), max_length=200, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("asked by"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("asked at"), default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("export job")
+        verbose_name_plural = _("export jobs")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.filename or f"{self.get_kind_display()} #{self.pk}"
+
+    @property
+    def percent(self) -> int:
+        """How far the job got, 0 to 100."""
+        return 100 if self.state == self.State.DONE else (self.done * 100 // self.total if self.total else 0)

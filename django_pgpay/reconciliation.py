@@ -11,13 +11,19 @@ not fail. One unreadable payment is never a wall for the rest.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.utils import timezone
 
 from . import payments
+from .exceptions import GatewayUnavailable, PgPayError
 from .models import ReconcileState
+
+logger = logging.getLogger("django_pgpay.reconcile")
 
 #: The first wait after a failure; doubled for each failure in a row, up to :data:`MAX_BACKOFF`.
 FIRST_BACKOFF = timedelta(minutes=2)
@@ -33,11 +39,8 @@ def backoff(failures: int) -> timedelta:
     return min(FIRST_BACKOFF * (2 ** max(failures - 1, 0)), MAX_BACKOFF)
 
 
-def plan(model, *, deep_since=None, gateways=None, limit: int = 0, now=None) -> Iterator:
-    """The orders of ``model`` to visit now: those that did not fail first (by pk), then failed ones that are due.
-
-    Orders still backing off after a failure are left out.
-    """
+def planned_pks(model, *, deep_since=None, gateways=None, limit: int = 0, now=None) -> list:
+    """The primary keys of :func:`plan`'s orders, in its order (what ``pgpay_reconcile --enqueue`` fans out)."""
     now = now or timezone.now()
     queryset = payments.orders_to_reconcile(model, now=now, deep_since=deep_since)
     if gateways:
@@ -51,9 +54,15 @@ def plan(model, *, deep_since=None, gateways=None, limit: int = 0, now=None) -> 
         elif state.next_attempt_at is None or state.next_attempt_at <= now:
             retries.append((state.failures, pk))
     pks = fresh + [pk for _failures, pk in sorted(retries)]
-    if limit:
-        pks = pks[:limit]
-    for pk in pks:
+    return pks[:limit] if limit else pks
+
+
+def plan(model, *, deep_since=None, gateways=None, limit: int = 0, now=None) -> Iterator:
+    """The orders of ``model`` to visit now: those that did not fail first (by pk), then failed ones that are due.
+
+    Orders still backing off after a failure are left out.
+    """
+    for pk in planned_pks(model, deep_since=deep_since, gateways=gateways, limit=limit, now=now):
         order = model._base_manager.filter(pk=pk).first()
         if order is not None:
             yield order
@@ -77,6 +86,40 @@ def record(order, *, error: Exception | None = None, now=None) -> ReconcileState
     return state
 
 
+@dataclass(frozen=True)
+class Visit:
+    """How reconciling one order went: the outcome, or the error that was recorded (and its backoff state)."""
+
+    order: Any
+    outcome: Any = None
+    error: Exception | None = None
+    message: str = ""
+    state: ReconcileState | None = None
+
+
+def visit(order, *, deep: bool = False) -> Visit:
+    """Reconcile ``order`` with its PG and :func:`record` how it went; never raises for one order's failure.
+
+    ``pgpay_reconcile`` calls this for each order of its :func:`plan`, and the
+    :data:`~django_pgpay.tasks.reconcile_order` task for the one it is given.
+    """
+    outcome = None
+    try:
+        outcome = payments.reconcile(order, deep=deep)
+    except GatewayUnavailable as exc:
+        error, message = exc, f"PG unavailable ({exc.code}); retried later"
+    except PgPayError as exc:
+        error, message = exc, f"{exc.code}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one order must not stop the run
+        logger.exception("reconciling %s failed", order.order_number)
+        error, message = exc, f"{type(exc).__name__}: {exc}"
+    else:
+        error = outcome.error
+        message = f"{error.code}: {error}" if error is not None else ""
+    state = record(order, error=error)
+    return Visit(order=order, outcome=outcome, error=error, message=message, state=state)
+
+
 def failing(model=None):
     """Orders whose last reconciliation failed (``ReconcileState`` rows), most failures first."""
     rows = ReconcileState.objects.all()
@@ -85,4 +128,4 @@ def failing(model=None):
     return rows.order_by("-failures", "order_model", "order_pk")
 
 
-__all__ = ["FIRST_BACKOFF", "MAX_BACKOFF", "backoff", "failing", "plan", "record"]
+__all__ = ["FIRST_BACKOFF", "MAX_BACKOFF", "Visit", "backoff", "failing", "plan", "planned_pks", "record", "visit"]

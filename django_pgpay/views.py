@@ -39,7 +39,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import conf, inputs, payments, permissions, webhooks
+from . import conf, inputs, payments, permissions, tasks, webhooks
 from .exceptions import (
     AmountMismatch,
     ConfigurationError,
@@ -648,17 +648,33 @@ class WebhookView(GatewayMixin, View):
 
     def post(self, request, *args, **kwargs):
         gateway = self.get_gateway()
-        receipt = webhooks.receive(
-            gateway,
-            headers=request.headers,
-            body=request.body,
-            remote_addr=request.META.get("REMOTE_ADDR"),
-            models=self.order_models,
-        )
+        if tasks.queued(tasks.process_delivery):
+            receipt = self.enqueue(gateway, request)
+        else:
+            receipt = webhooks.receive(
+                gateway,
+                headers=request.headers,
+                body=request.body,
+                remote_addr=request.META.get("REMOTE_ADDR"),
+                models=self.order_models,
+            )
         if receipt.accepted:
             status, content_type, body = gateway.webhook_ack
             return HttpResponse(body, status=status, content_type=content_type)
         return HttpResponse(receipt.message if settings.DEBUG else "", status=receipt.status, content_type="text/plain")
+
+    def enqueue(self, gateway, request) -> webhooks.Receipt:
+        """The queued path: store and screen the delivery (:func:`~django_pgpay.webhooks.accept`), hand it to a worker."""
+        receipt = webhooks.accept(gateway, headers=request.headers, body=request.body, remote_addr=request.META.get("REMOTE_ADDR"))
+        if not receipt.accepted:
+            return receipt
+        models = [m if isinstance(m, str) else m._meta.label for m in self.order_models] if self.order_models else None
+        try:
+            tasks.enqueue(tasks.process_delivery, receipt.event.pk, models)
+        except Exception as exc:  # noqa: BLE001 - the queue is down: the PG delivers again, pgpay_reconcile retries
+            logger.exception("webhook %s #%s could not be enqueued", gateway.alias, receipt.event.pk)
+            return webhooks.fail(receipt.event, f"could not be enqueued: {type(exc).__name__}: {exc}")
+        return receipt
 
 
 __all__ = [

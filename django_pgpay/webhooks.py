@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from . import conf, inputs, payments
@@ -59,6 +60,8 @@ MAX_ATTEMPTS = 8
 RETRY_BASE = timedelta(minutes=1)
 #: Failed deliveries older than this are left to ``pgpay_reconcile --deep-since``.
 RETRY_WINDOW = timedelta(days=3)
+#: A delivery claimed for applying (applied, not yet processed) longer than this is presumed lost with its process.
+CLAIM_TIMEOUT = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -109,17 +112,46 @@ def _address(value) -> str | None:
         return None
 
 
-def receive(gateway, *, headers: Mapping[str, str], body: bytes, remote_addr=None, models: Iterable | None = None) -> Receipt:
-    """Store one delivery to ``gateway`` and process it (with the body as received)."""
-    event = WebhookEvent.objects.create(
+def _store(gateway, headers: Mapping[str, str], body: bytes, remote_addr) -> WebhookEvent:
+    return WebhookEvent.objects.create(
         gateway=gateway.alias,
         headers=clean_headers(headers),
         body=storable_body(gateway, body),
         remote_addr=_address(remote_addr),
     )
+
+
+def _too_big(event: WebhookEvent, body: bytes) -> Receipt | None:
     if len(body) > MAX_BODY_BYTES:
         return _finish(event, 413, D.REFUSED, error=f"refused: the body is larger than {MAX_BODY_BYTES} bytes")
-    return process(event, gateway=gateway, body=body, headers=headers, models=models)
+    return None
+
+
+def receive(gateway, *, headers: Mapping[str, str], body: bytes, remote_addr=None, models: Iterable | None = None) -> Receipt:
+    """Store one delivery to ``gateway`` and process it (with the body as received)."""
+    event = _store(gateway, headers, body, remote_addr)
+    return _too_big(event, body) or process(event, gateway=gateway, body=body, headers=headers, models=models)
+
+
+def accept(gateway, *, headers: Mapping[str, str], body: bytes, remote_addr=None) -> Receipt:
+    """Store one delivery and run only the checks the PG needs an answer for (the queued path).
+
+    The size, the source allowlist, the characters and the parse, which checks
+    the signature where the PG signs: a delivery that fails them is refused
+    now, as :func:`receive` would. One that passes stays *received* and is
+    answered 200 (:attr:`Receipt.accepted`); the caller enqueues
+    :data:`django_pgpay.tasks.process_delivery`, which verifies it at the PG
+    where needed, de-duplicates and applies it with :func:`process`.
+    """
+    event = _store(gateway, headers, body, remote_addr)
+    refused = _too_big(event, body)
+    if refused is not None:
+        return refused
+    parsed = _screen(event, gateway, body, headers)
+    if isinstance(parsed, Receipt):
+        return parsed
+    event.save(update_fields=["event_id", "event_type", "order_number", "payment_id"])
+    return Receipt(status=200, event=event, message="queued")
 
 
 def _finish(event: WebhookEvent, http_status: int, status: str, *, error: str = "") -> Receipt:
@@ -132,6 +164,11 @@ def _finish(event: WebhookEvent, http_status: int, status: str, *, error: str = 
     if http_status >= 400:
         logger.warning("webhook %s #%s: %s %s", event.gateway, event.pk, http_status, event.error)
     return Receipt(status=http_status, event=event, message=event.error)
+
+
+def fail(event: WebhookEvent, error: str) -> Receipt:
+    """Mark a stored delivery *failed* (answered 503): the PG delivers it again and ``pgpay_reconcile`` retries it."""
+    return _finish(event, 503, D.FAILED, error=error)
 
 
 def process(
@@ -153,27 +190,9 @@ def process(
     event.attempts += 1
     event.attempted_at = timezone.now()
     headers = headers if headers is not None else (event.headers or {})
-    try:
-        gateway.check_webhook_source(event.remote_addr, event.headers or {})
-    except WebhookVerificationError as exc:
-        return _finish(event, 403, D.REFUSED, error=f"refused source: {exc}")
-    raw = body if body is not None else event.body.encode("utf-8")
-    if inputs.forbidden(raw.decode("utf-8", "replace")) or any(inputs.forbidden(str(k) + str(v)) for k, v in headers.items()):
-        return _finish(event, 400, D.REFUSED, error="malformed: characters no database stores (NUL)")
-    try:
-        parsed = gateway.parse_received_webhook(headers, raw, received_at=event.received_at)
-    except PgPayError as exc:
-        return _finish(event, 400, D.REFUSED, error=f"malformed: {exc}")
-    except ValueError as exc:  # a gateway's parser met text it cannot read
-        return _finish(event, 400, D.REFUSED, error=f"malformed: {exc}")
-    if inputs.contains_forbidden(dict(parsed.raw)) or any(
-        inputs.forbidden(v) for v in (parsed.event_id, parsed.event_type, parsed.order_number, parsed.payment_id)
-    ):
-        return _finish(event, 400, D.REFUSED, error="malformed: characters no database stores (\\u0000)")
-    event.event_id = parsed.event_id[:255]
-    event.event_type = parsed.event_type[:100]
-    event.order_number = parsed.order_number[:64]
-    event.payment_id = parsed.payment_id[:200]
+    parsed = _screen(event, gateway, body, headers)
+    if isinstance(parsed, Receipt):
+        return parsed
 
     if not parsed.payment_id and not parsed.order_number:
         return _finish(event, 200, D.IGNORED, error=f"ignored: {gateway.pg_name} event type {parsed.event_type}")
@@ -229,6 +248,14 @@ def process(
         logger.error("webhook %s #%s: %s has no order %s", event.gateway, event.pk, gateway.pg_name, real_number)
         return _finish(event, 200, D.IGNORED, error=f"no order {real_number} here")
 
+    claim = _claim(event, order, key)
+    if claim is TAKEN:
+        event.refresh_from_db()
+        return Receipt(status=200, event=event, message="applied by another process")
+    if claim is not None:
+        event.duplicate_of = claim
+        return _finish(event, 200, D.DUPLICATE)
+
     try:
         outcome = payments.apply_event(order, verified, webhook_event=event)
     except AmountMismatch as exc:
@@ -246,6 +273,63 @@ def process(
         return _finish(event, 503, D.FAILED, error=f"{type(exc).__name__}: {exc}")
     receipt = _finish(event, 200, D.APPLIED)
     return Receipt(status=200, event=receipt.event, message="; ".join(outcome.changes))
+
+
+def _screen(event: WebhookEvent, gateway, body: bytes | None, headers: Mapping[str, str]):
+    """Steps 0 to 1: the source, the characters, the parse (a signature where the PG signs): the parsed event, or a refusal.
+
+    Cheap and local, no PG is called: :func:`accept` runs them in the PG's
+    request on the queued path, :func:`process` again where it applies.
+    """
+    try:
+        gateway.check_webhook_source(event.remote_addr, event.headers or {})
+    except WebhookVerificationError as exc:
+        return _finish(event, 403, D.REFUSED, error=f"refused source: {exc}")
+    raw = body if body is not None else event.body.encode("utf-8")
+    if inputs.forbidden(raw.decode("utf-8", "replace")) or any(inputs.forbidden(str(k) + str(v)) for k, v in headers.items()):
+        return _finish(event, 400, D.REFUSED, error="malformed: characters no database stores (NUL)")
+    try:
+        parsed = gateway.parse_received_webhook(headers, raw, received_at=event.received_at)
+    except PgPayError as exc:
+        return _finish(event, 400, D.REFUSED, error=f"malformed: {exc}")
+    except ValueError as exc:  # a gateway's parser met text it cannot read
+        return _finish(event, 400, D.REFUSED, error=f"malformed: {exc}")
+    if inputs.contains_forbidden(dict(parsed.raw)) or any(
+        inputs.forbidden(v) for v in (parsed.event_id, parsed.event_type, parsed.order_number, parsed.payment_id)
+    ):
+        return _finish(event, 400, D.REFUSED, error="malformed: characters no database stores (\\u0000)")
+    event.event_id = parsed.event_id[:255]
+    event.event_type = parsed.event_type[:100]
+    event.order_number = parsed.order_number[:64]
+    event.payment_id = parsed.payment_id[:200]
+    return parsed
+
+
+#: What :func:`_claim` answers when the same delivery was claimed by another process.
+TAKEN = object()
+
+
+def _claim(event: WebhookEvent, order, key: str):
+    """Make ``event`` the one delivery of ``key`` that is applied, under the order's row lock.
+
+    Every process that would apply a delivery of the same verified event to
+    the same order takes that order's row lock first, so two workers (or a
+    worker and the PG's repeat in a request) cannot both find "not applied
+    yet": the first marks its delivery applied (``processed`` stays False
+    until it finishes) and commits; the others find it and become duplicates.
+    Answers None (apply it), :data:`TAKEN` (this very delivery is claimed by
+    another process) or the delivery it duplicates.
+    """
+    with transaction.atomic():
+        list(type(order)._base_manager.select_for_update().filter(pk=order.pk).values_list("pk", flat=True))
+        if WebhookEvent.objects.filter(pk=event.pk, status=D.APPLIED).exists():
+            return TAKEN
+        first = _applied(event, key)
+        if first is not None:
+            return first
+        event.status, event.processed = D.APPLIED, False
+        WebhookEvent.objects.filter(pk=event.pk).update(status=D.APPLIED, processed=False, attempted_at=event.attempted_at)
+    return None
 
 
 def _applied(event: WebhookEvent, key: str) -> WebhookEvent | None:
@@ -268,6 +352,10 @@ def due_for_retry(*, now=None):
     of its arrival.
     """
     now = now or timezone.now()
+    # A delivery claimed by a worker that died before it finished (see _claim) is failed again.
+    WebhookEvent.objects.filter(status=D.APPLIED, processed=False, attempted_at__lt=now - CLAIM_TIMEOUT).update(
+        status=D.FAILED, error="claimed by a process that did not finish"
+    )
     candidates = WebhookEvent.objects.filter(status=D.FAILED, attempts__lt=MAX_ATTEMPTS, received_at__gte=now - RETRY_WINDOW).order_by(
         "received_at", "pk"
     )
@@ -300,4 +388,16 @@ def retry_failed(*, now=None, gateways: Iterable[str] | None = None) -> list[Rec
     return receipts
 
 
-__all__ = ["MAX_ATTEMPTS", "MAX_BODY_BYTES", "Receipt", "clean_headers", "due_for_retry", "process", "receive", "retry_failed"]
+__all__ = [
+    "CLAIM_TIMEOUT",
+    "MAX_ATTEMPTS",
+    "MAX_BODY_BYTES",
+    "Receipt",
+    "accept",
+    "clean_headers",
+    "fail",
+    "due_for_retry",
+    "process",
+    "receive",
+    "retry_failed",
+]

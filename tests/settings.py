@@ -5,7 +5,9 @@ or ``mariadb``); ``PGPAY_TEST_DB_NAME`` names it, so several checkouts can run
 their suites against one server at the same time.
 """
 
+import importlib.util
 import os
+import tempfile
 
 SECRET_KEY = "tests-only-not-a-secret"
 DEBUG = False
@@ -16,6 +18,8 @@ LANGUAGES = [("en", "English"), ("ko", "Korean")]
 ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "tests.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Files the tests write through the default storage (background export jobs), never in the checkout.
+MEDIA_ROOT = os.environ.get("PGPAY_TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="pgpay-test-media-")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -28,6 +32,14 @@ INSTALLED_APPS = [
     "tests.testapp",
     "django_pgpay.sandbox",
 ]
+# The database task backend (its tables), for the tests in which a real worker runs tasks
+# (tests/test_worker.py); TASKS is not set: everything else runs inline.
+if importlib.util.find_spec("django_tasks_db"):
+    INSTALLED_APPS.append("django_tasks_db")
+# RQ on Redis (tests/test_rq.py starts its own redis-server and rqworker).
+if importlib.util.find_spec("django_tasks_rq"):
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    RQ_QUEUES = {"default": {"URL": os.environ.get("PGPAY_TEST_REDIS_URL", "redis://127.0.0.1:8106/0")}}
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -29,7 +29,11 @@ What it gives:
   phone (with or without hyphens), PG payment id and what was sold
   (:meth:`OrderAdminMixin.search_sold`).
 * **Actions**: CSV export (streamed), invoices (one PDF or a ZIP), refund in
-  full with a confirmation page and a required reason.
+  full with a confirmation page and a required reason. With a queueing
+  ``TASKS`` backend, exports and invoice batches above
+  ``PGPAY["BACKGROUND_EXPORT_ROWS"]`` / ``PGPAY["BACKGROUND_INVOICES"]`` run
+  in a worker: the action opens the job's page (:class:`ExportJobAdmin`),
+  which shows the progress and, when done, the download.
 * **Settlement** (정산, ``<app>/<model>/settlement/``): per day and PG, from
   the ledger (:mod:`django_pgpay.settlement`), with CSV export.
 * **Webhook deliveries** (:class:`WebhookEventAdmin`): columns that fit and a
@@ -68,16 +72,19 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from ..models import WebhookEvent
+from ..models import ExportJob, WebhookEvent
 from .forms import RefundForm, RefundReasonForm
 from .inlines import TransactionInline, transaction_inline
+from .jobs import ExportJobAdmin
 from .orders import Banner, OrderAdmin, OrderAdminMixin, invoices_module
 from .webhooks import WebhookEventAdmin
 
 admin.site.register(WebhookEvent, WebhookEventAdmin)
+admin.site.register(ExportJob, ExportJobAdmin)
 
 __all__ = [
     "Banner",
+    "ExportJobAdmin",
     "OrderAdmin",
     "OrderAdminMixin",
     "RefundForm",

@@ -15,15 +15,16 @@ from django.db import router
 from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from .. import exports, labels, payments, permissions
+from .. import conf, exports, jobs, labels, payments, permissions, tasks
 from ..exceptions import PgPayError
 from ..filters import AttentionFilter, DateRangeFilter, GatewayFilter
-from ..models import WebhookEvent
+from ..models import ExportJob, WebhookEvent
 from ..status import OPEN_STATUSES, OPEN_TRANSACTION_STATUSES, PAID_STATUSES, DeliveryStatus, TransactionKind, TransactionStatus
 from .forms import RefundForm
 from .media import ADMIN_MEDIA
@@ -491,11 +492,34 @@ class OrderAdminMixin(OrderSearch, RefundPages, SettlementPage):
             )
         if not paid.exists():
             return None
+        kind = {"invoice_pdf_action": ExportJob.Kind.INVOICE_PDF, "invoice_zip_action": ExportJob.Kind.INVOICE_ZIP}[name]
+        if self._in_background(tasks.render_invoice_batch, paid, "BACKGROUND_INVOICES"):
+            ext = "pdf" if kind == ExportJob.Kind.INVOICE_PDF else "zip"
+            return self._start_job(request, kind, paid.order_by("pk"), invoices._admin_filename(paid, ext))
         return func(self, request, paid)
 
     @admin.action(description=_("Export selected orders to CSV"), permissions=["view"])
     def export_csv(self, request, queryset):
+        if self._in_background(tasks.write_export, queryset, "BACKGROUND_EXPORT_ROWS"):
+            opts = self.model._meta
+            stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+            return self._start_job(request, ExportJob.Kind.CSV, queryset, f"{opts.model_name}-orders-{stamp}.csv")
         return self.csv_response(queryset)
+
+    def _in_background(self, task, queryset, threshold_key: str) -> bool:
+        """Run this action in a worker? A queueing backend, and more orders than ``PGPAY[threshold_key]``."""
+        threshold = conf.setting(threshold_key)
+        return threshold is not None and tasks.queued(task) and queryset.count() > int(threshold)
+
+    def _start_job(self, request, kind, queryset, filename: str):
+        job = jobs.start(kind, queryset, user=request.user, filename=filename)
+        self.message_user(
+            request,
+            gettext("%(count)s orders are being prepared in the background; this page shows the progress and the download.")
+            % {"count": f"{job.total:,}"},
+            messages.INFO,
+        )
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:django_pgpay_exportjob_change", args=[job.pk]))
 
     def csv_response(self, queryset, *, filename: str | None = None):
         """The streamed CSV of ``queryset`` with this admin's columns and options."""

@@ -25,8 +25,8 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_pgpay import ledger, payments, reconciliation, webhooks
-from django_pgpay.exceptions import ConfigurationError, GatewayUnavailable, PgPayError
+from django_pgpay import ledger, reconciliation, tasks, webhooks
+from django_pgpay.exceptions import ConfigurationError
 from django_pgpay.management.moments import parse_moment
 from django_pgpay.orders import order_models
 
@@ -53,6 +53,11 @@ class Command(BaseCommand):
         parser.add_argument("--model", action="append", metavar="APP.MODEL", help="Only this order model (repeatable).")
         parser.add_argument("--limit", type=int, default=0, help="Visit at most this many orders per model (0: all).")
         parser.add_argument("--no-webhooks", action="store_true", help="Do not process failed webhook deliveries again.")
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="Enqueue one task per order (django_pgpay.tasks.reconcile_order) for the workers instead of visiting them here.",
+        )
         parser.add_argument("--fail-on-error", action="store_true", help="Exit with status 1 when an order could not be reconciled.")
         parser.add_argument(
             "--check",
@@ -68,31 +73,29 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         gateways = set(options["gateway"] or ())
         dry_run = options["dry_run"]
+        enqueue = options["enqueue"] and not dry_run and tasks.queued(tasks.reconcile_order)
+        if options["enqueue"] and not dry_run and not enqueue:
+            self.stdout.write("--enqueue: no queueing TASKS backend is configured; the orders are reconciled here")
         verbose = options["verbosity"] >= 2
         counts: Counter = Counter()
 
-        for model in models:
+        for model in models if enqueue else ():
+            for pk in reconciliation.planned_pks(model, deep_since=deep_since, gateways=gateways, limit=options["limit"]):
+                tasks.enqueue(tasks.reconcile_order, model._meta.label, pk if isinstance(pk, int) else str(pk), deep_since is not None)
+                counts["enqueued"] += 1
+        for model in () if enqueue else models:
             for order in reconciliation.plan(model, deep_since=deep_since, gateways=gateways, limit=options["limit"]):
                 label = f"{model._meta.label} {order.order_number} [{order.gateway}]"
                 counts["visited"] += 1
                 if dry_run:
                     self.stdout.write(f"would visit {label} ({order.status})")
                     continue
-                try:
-                    outcome = payments.reconcile(order, deep=deep_since is not None)
-                except GatewayUnavailable as exc:
-                    self._failed(order, label, exc, f"PG unavailable ({exc.code}); retried later", counts)
-                    continue
-                except PgPayError as exc:
-                    self._failed(order, label, exc, f"{exc.code}: {exc}", counts)
-                    continue
-                except Exception as exc:  # noqa: BLE001 - one order must not stop the run
-                    self._failed(order, label, exc, f"{type(exc).__name__}: {exc}", counts)
-                    continue
-                if outcome.error is not None:
-                    self._failed(order, label, outcome.error, f"{outcome.error.code}: {outcome.error}", counts)
-                else:
-                    reconciliation.record(order)
+                visit = reconciliation.visit(order, deep=deep_since is not None)
+                if visit.error is not None:
+                    self._failed(label, visit, counts)
+                    if visit.outcome is None:
+                        continue
+                outcome = visit.outcome
                 if outcome.changes:
                     counts["changed"] += 1
                     self.stdout.write(f"{label}: {', '.join(outcome.changes)} -> {outcome.order.status}")
@@ -104,7 +107,14 @@ class Command(BaseCommand):
         if dry_run:
             self.stdout.write(f"dry run: {counts['visited']} order(s) would be visited")
             return
-        if not options["no_webhooks"]:
+        if enqueue:
+            self.stdout.write(f"enqueued {counts['enqueued']} order(s) for the workers")
+        if enqueue and not options["no_webhooks"]:
+            for event in webhooks.due_for_retry():
+                if not gateways or event.gateway in gateways:
+                    tasks.enqueue(tasks.process_delivery, event.pk)
+                    counts["webhooks"] += 1
+        elif not options["no_webhooks"]:
             for receipt in webhooks.retry_failed(gateways=gateways or None):
                 counts["webhooks"] += 1
                 if receipt.accepted:
@@ -131,7 +141,7 @@ class Command(BaseCommand):
         if options["fail_on_error"] and counts["errors"]:
             raise CommandError(f"{counts['errors']} order(s) could not be reconciled")
 
-    def _failed(self, order, label: str, error: Exception, text: str, counts: Counter) -> None:
+    def _failed(self, label: str, visit, counts: Counter) -> None:
         counts["errors"] += 1
-        state = reconciliation.record(order, error=error)
-        self.stderr.write(f"{label}: {text} (failure {state.failures}, next try after {state.next_attempt_at:%Y-%m-%d %H:%M})")
+        state = visit.state
+        self.stderr.write(f"{label}: {visit.message} (failure {state.failures}, next try after {state.next_attempt_at:%Y-%m-%d %H:%M})")

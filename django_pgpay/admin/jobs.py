@@ -1,0 +1,89 @@
+"""Export jobs in the admin: how far each got, and its file when done."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from ..models import ExportJob
+
+
+def may_download(user, job: ExportJob) -> bool:
+    """The file of a job goes to the person who asked for it, or to a superuser."""
+    return bool(user.is_active and (user.is_superuser or (job.created_by_id and job.created_by_id == user.pk)))
+
+
+class ExportJobAdmin(admin.ModelAdmin):
+    """CSV exports and invoice batches run by a worker: read-only, with progress and a download link.
+
+    A page with a job still running reloads itself every few seconds.
+    """
+
+    list_display = ("display_name", "kind", "state", "display_progress", "created_by", "created_at", "display_download")
+    list_filter = ("state", "kind")
+    readonly_fields = (
+        "kind",
+        "state",
+        "model_label",
+        "display_progress",
+        "display_download",
+        "error",
+        "created_by",
+        "created_at",
+        "finished_at",
+    )
+    fields = readonly_fields
+    change_form_template = "admin/django_pgpay/exportjob/change_form.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).defer("pks")
+        return queryset if request.user.is_superuser else queryset.filter(created_by=request.user)
+
+    @admin.display(description=_("file name"))
+    def display_name(self, obj):
+        return str(obj)
+
+    @admin.display(description=_("progress"))
+    def display_progress(self, obj):
+        return format_html(
+            '<progress max="100" value="{}"></progress> {} / {} ({}%)', obj.percent, f"{obj.done:,}", f"{obj.total:,}", obj.percent
+        )
+
+    @admin.display(description=_("download"))
+    def display_download(self, obj):
+        if obj.state != ExportJob.State.DONE or not obj.file:
+            return "-"
+        url = reverse(f"{self.admin_site.name}:django_pgpay_exportjob_download", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, gettext("Download"))
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [path("<path:object_id>/download/", wrap(self.download_view), name="django_pgpay_exportjob_download"), *super().get_urls()]
+
+    def download_view(self, request, object_id):
+        job = ExportJob.objects.filter(pk=unquote(object_id)).first()
+        if job is None or job.state != ExportJob.State.DONE or not job.file:
+            raise Http404(gettext("This export is not ready."))
+        if not may_download(request.user, job):
+            raise PermissionDenied
+        return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.filename or None)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = ExportJob.objects.filter(pk=unquote(object_id)).only("state").first()
+        running = job is not None and job.state in (ExportJob.State.QUEUED, ExportJob.State.RUNNING)
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "pgpay_reload": running})
+
+
+__all__ = ["ExportJobAdmin", "may_download"]

@@ -1,0 +1,158 @@
+"""Admin exports and invoice batches that run in a worker: create the job, run it, write its file to storage.
+
+The order admin calls :func:`start` for a selection larger than its threshold
+(``PGPAY["BACKGROUND_EXPORT_ROWS"]``, ``PGPAY["BACKGROUND_INVOICES"]``) when a
+queueing ``TASKS`` backend is configured (:func:`django_pgpay.tasks.queued`);
+the :data:`~django_pgpay.tasks.write_export` and
+:data:`~django_pgpay.tasks.render_invoice_batch` tasks call :func:`run_export_job`
+and :func:`run_invoice_job`. A job is claimed with a conditional update
+(*queued* to *running*), so a task delivered twice runs it once. Progress is
+written as it goes (``done`` of ``total``) and the file goes to the default
+storage under ``pgpay/jobs/``; the admin serves it to whoever asked for it.
+
+The CSV is the admin's own (its ``csv_columns``, BOM and chunk size, in the
+language and time zone of the person who asked), the invoices those of
+:mod:`django_pgpay.invoices`, in batches of :data:`INVOICE_BATCH`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import zipfile
+import zoneinfo
+
+from django.apps import apps
+from django.core.files import File
+from django.utils import timezone, translation
+
+from . import exports
+from .models import ExportJob
+
+logger = logging.getLogger("django_pgpay.jobs")
+
+#: Invoices rendered per step of an invoice job (progress is written after each).
+INVOICE_BATCH = 50
+#: Rows between two progress writes of a CSV job.
+PROGRESS_EVERY = 2000
+
+Kind = ExportJob.Kind
+State = ExportJob.State
+
+
+def start(kind: str, queryset, *, user=None, filename: str) -> ExportJob:
+    """Create the job for ``queryset`` (its primary keys, in its order) and enqueue its task."""
+    from . import tasks
+
+    pks = list(queryset.values_list("pk", flat=True))
+    job = ExportJob.objects.create(
+        kind=kind,
+        model_label=queryset.model._meta.label,
+        pks=[pk if isinstance(pk, int) else str(pk) for pk in pks],
+        total=len(pks),
+        language=translation.get_language() or "",
+        time_zone=str(timezone.get_current_timezone()),
+        created_by=user if getattr(user, "pk", None) else None,
+        filename=filename,
+    )
+    task = tasks.write_export if kind == Kind.CSV else tasks.render_invoice_batch
+    tasks.enqueue(task, job.pk)
+    return job
+
+
+def _claim(job_pk: int) -> ExportJob | None:
+    if not ExportJob.objects.filter(pk=job_pk, state=State.QUEUED).update(state=State.RUNNING):
+        return None
+    return ExportJob.objects.get(pk=job_pk)
+
+
+def _run(job_pk: int, write) -> str:
+    job = _claim(job_pk)
+    if job is None:
+        return "taken"
+    model = apps.get_model(job.model_label)
+    try:
+        zone = zoneinfo.ZoneInfo(job.time_zone) if job.time_zone else timezone.get_default_timezone()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = timezone.get_default_timezone()
+    try:
+        with translation.override(job.language or None), timezone.override(zone), tempfile.TemporaryFile() as out:
+            write(job, model, out)
+            out.seek(0)
+            job.file.save(job.filename, File(out), save=False)
+    except Exception as exc:
+        logger.exception("export job #%s failed", job.pk)
+        ExportJob.objects.filter(pk=job.pk).update(
+            state=State.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000], finished_at=timezone.now()
+        )
+        raise
+    ExportJob.objects.filter(pk=job.pk).update(state=State.DONE, file=job.file.name, done=job.total, finished_at=timezone.now())
+    return State.DONE
+
+
+def _progress(job: ExportJob, done: int) -> None:
+    ExportJob.objects.filter(pk=job.pk).update(done=min(done, job.total))
+
+
+def _selected(model, job: ExportJob):
+    return model._base_manager.filter(pk__in=job.pks)
+
+
+def run_export_job(job_pk: int) -> str:
+    """Write the CSV of a job's orders, as its order admin exports them, to storage."""
+
+    def write(job, model, out):
+        from django.contrib import admin
+
+        model_admin = admin.site._registry.get(model)
+        columns = getattr(model_admin, "csv_columns", None)
+        bom = getattr(model_admin, "csv_bom", None)
+        chunk_size = getattr(model_admin, "csv_chunk_size", exports.DEFAULT_CHUNK_SIZE)
+        prefetch = getattr(model_admin, "csv_prefetch_related", ())
+        ordering = model._meta.ordering or ["pk"]
+        counted = {"rows": 0, "reported": 0}
+
+        def on_rows(n: int) -> None:
+            counted["rows"] += n
+            if counted["rows"] - counted["reported"] >= PROGRESS_EVERY:
+                counted["reported"] = counted["rows"]
+                _progress(job, counted["rows"])
+
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        queryset = _selected(model, job).order_by(*ordering)
+        exports.write_csv(queryset, text, columns, bom=bom, chunk_size=chunk_size, on_rows=on_rows, prefetch=prefetch)
+        text.flush()
+        text.detach()
+
+    return _run(job_pk, write)
+
+
+def run_invoice_job(job_pk: int) -> str:
+    """Render a job's invoices (one PDF, or a ZIP of one PDF per order) to storage, in batches."""
+    from . import invoices
+
+    def write(job, model, out):
+        orders = list(_selected(model, job).order_by("pk"))
+        batches = [orders[i : i + INVOICE_BATCH] for i in range(0, len(orders), INVOICE_BATCH)]
+        done = 0
+        if job.kind == Kind.INVOICE_ZIP:
+            with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for batch in batches:
+                    for name, pdf in invoices.render_invoice_files(batch):
+                        archive.writestr(name, pdf)
+                    done += len(batch)
+                    _progress(job, done)
+            return
+        pdfs = []
+        for batch in batches:
+            pdfs.append(invoices.render_invoices(batch))
+            done += len(batch)
+            _progress(job, done)
+        if pdfs:
+            out.write(pdfs[0] if len(pdfs) == 1 else invoices.merge_pdfs(pdfs))
+
+    return _run(job_pk, write)
+
+
+__all__ = ["INVOICE_BATCH", "PROGRESS_EVERY", "run_export_job", "run_invoice_job", "start"]

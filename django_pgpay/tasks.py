@@ -1,0 +1,169 @@
+"""Work that may leave the request: django-pgpay's tasks, in Django's Tasks framework.
+
+Four tasks, defined with the Tasks API (``django.tasks`` on Django 6.x, the
+``django-tasks`` backport on 5.2) and run by whatever backend the shop names
+in ``TASKS`` (``PGPAY["TASK_BACKEND"]`` picks the alias, ``"default"`` unless
+set):
+
+* :data:`process_delivery`: verify, de-duplicate and apply one stored webhook
+  delivery (:func:`django_pgpay.webhooks.process`), and enqueue it again later
+  when the PG could not be reached;
+* :data:`reconcile_order`: bring one order in step with its PG
+  (:func:`django_pgpay.reconciliation.visit`), what ``pgpay_reconcile
+  --enqueue`` fans out;
+* :data:`render_invoice_batch` and :data:`write_export`: the admin's invoice
+  batches and CSV exports above a threshold, written to storage with their
+  progress on an :class:`~django_pgpay.models.ExportJob`.
+
+With no ``TASKS`` setting, with the immediate backend, or on Django 5.2 without
+the backport, nothing is queued: the webhook view, the command and the admin
+do their work inline, as they always did. :func:`queued` tells which.
+
+Everything a task does is made safe for many workers by the database, not by
+the process: a delivery is claimed under its order's row lock before it is
+applied (:func:`django_pgpay.webhooks.process`), and every payment operation
+takes the order's row lock and writes the ledger first
+(:mod:`django_pgpay.payments`). Arguments are primary keys and labels (JSON),
+never model instances.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import conf
+
+logger = logging.getLogger("django_pgpay.tasks")
+
+try:  # Django 6.x
+    from django.tasks import task as _task
+except ImportError:  # pragma: no cover - Django 5.2
+    try:
+        from django_tasks import task as _task
+    except ImportError:
+        _task = None
+
+#: Backends that run a task inside ``enqueue()``: with them nothing is queued.
+INLINE_BACKENDS = frozenset({"ImmediateBackend"})
+
+
+class InlineTask:
+    """A stand-in for a task where no Tasks framework is installed (Django 5.2 without ``django-tasks``).
+
+    ``enqueue`` calls the function at once, like the immediate backend.
+    """
+
+    def __init__(self, func: Callable):
+        self.func = func
+        self.name = func.__name__
+        self.module_path = f"{func.__module__}.{func.__qualname__}"
+
+    def using(self, **_options) -> InlineTask:
+        return self
+
+    def enqueue(self, *args, **kwargs):
+        self.func(*args, **kwargs)
+
+    def call(self, *args, **kwargs):
+        return self.func(*args, **kwargs)
+
+    def get_backend(self):
+        return None
+
+
+def _define(func: Callable):
+    return InlineTask(func) if _task is None else _task(func)
+
+
+def bound(task):
+    """``task`` on the backend that ``PGPAY["TASK_BACKEND"]`` names (read at each call)."""
+    return task.using(backend=conf.setting("TASK_BACKEND"))
+
+
+def queued(task) -> bool:
+    """True when enqueueing ``task`` hands it to a worker (a queueing backend); False when it runs inline."""
+    backend = bound(task).get_backend()
+    return backend is not None and type(backend).__name__ not in INLINE_BACKENDS
+
+
+def enqueue(task, *args, run_after=None, **kwargs):
+    """Enqueue ``task`` once the current transaction commits (at once outside one).
+
+    A row the task reads is therefore visible to the worker when it starts.
+    """
+    bound_task = bound(task)
+    if run_after is not None:
+        bound_task = bound_task.using(run_after=run_after)
+    transaction.on_commit(lambda: bound_task.enqueue(*args, **kwargs))
+
+
+# --- the tasks -----------------------------------------------------------------------------
+
+
+@_define
+def process_delivery(event_pk: int, models: list[str] | None = None) -> str:
+    """Process one stored webhook delivery (by primary key); enqueued again later when the PG could not be reached."""
+    from . import webhooks
+    from .models import WebhookEvent
+    from .status import DeliveryStatus
+
+    event = WebhookEvent.objects.filter(pk=event_pk).first()
+    if event is None:
+        return "gone"
+    receipt = webhooks.process(event, models=models or None)
+    status = receipt.event.status
+    if status == DeliveryStatus.FAILED and receipt.event.attempts < webhooks.MAX_ATTEMPTS:
+        backend = bound(process_delivery).get_backend()
+        if backend is not None and getattr(backend, "supports_defer", False):
+            wait = webhooks.RETRY_BASE * (2 ** max(receipt.event.attempts - 1, 0))
+            enqueue(process_delivery, event_pk, models, run_after=timezone.now() + wait)
+        # Without deferred tasks, pgpay_reconcile processes failed deliveries again.
+    return str(status)
+
+
+@_define
+def reconcile_order(model_label: str, pk, deep: bool = False) -> str:
+    """Reconcile one order (``"app_label.Model"`` and primary key) with its PG."""
+    from . import reconciliation
+    from .orders import order_models
+
+    model = order_models([model_label])[0]
+    order = model._base_manager.filter(pk=pk).first()
+    if order is None:
+        return "gone"
+    visit = reconciliation.visit(order, deep=deep)
+    if visit.error is not None:
+        return f"error: {visit.message}"
+    return ", ".join(visit.outcome.changes) if visit.outcome.changes else "unchanged"
+
+
+@_define
+def render_invoice_batch(job_pk: int) -> str:
+    """Render the invoices of an :class:`~django_pgpay.models.ExportJob` to storage."""
+    from .jobs import run_invoice_job
+
+    return run_invoice_job(job_pk)
+
+
+@_define
+def write_export(job_pk: int) -> str:
+    """Write the CSV of an :class:`~django_pgpay.models.ExportJob` to storage."""
+    from .jobs import run_export_job
+
+    return run_export_job(job_pk)
+
+
+__all__ = [
+    "InlineTask",
+    "bound",
+    "enqueue",
+    "process_delivery",
+    "queued",
+    "reconcile_order",
+    "render_invoice_batch",
+    "write_export",
+]

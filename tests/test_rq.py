@@ -1,0 +1,93 @@
+"""RQ on a real Redis: a queued webhook applied by an ``rqworker`` process (django-tasks-rq).
+
+The test starts its own ``redis-server`` (no persistence, a port of its own)
+and, once the delivery is queued, one ``manage.py rqworker --burst`` with
+django-tasks-rq's job class. PostgreSQL only, like tests/test_worker.py: the
+worker shares the test's database. Skipped where ``redis-server`` or
+django-tasks-rq is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from django_pgpay import tasks
+from django_pgpay.models import WebhookEvent
+from django_pgpay.status import OrderStatus as S
+from tests.test_flash_sale import shop  # noqa: F401 - the sandbox's Toss on the live server
+from tests.test_worker import ROOT, paid
+
+REDIS_PORT = int(os.environ.get("PGPAY_TEST_REDIS_PORT", "8106"))
+BACKEND = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="a worker process shares the test's database: PostgreSQL only"),
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed (scripts/system-deps.sh installs it)"),
+]
+
+
+@pytest.fixture
+def redis_url(tmp_path, settings):
+    pytest.importorskip("django_tasks_rq")
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", REDIS_PORT), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"redis-server did not start on port {REDIS_PORT}")
+                time.sleep(0.05)
+        url = f"redis://127.0.0.1:{REDIS_PORT}/0"
+        settings.RQ_QUEUES = {"default": {"URL": url}}
+        settings.TASKS = BACKEND
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_an_rq_worker_applies_a_queued_webhook(redis_url, shop, settings, live_server, make_booking, seat):  # noqa: F811
+    from django_pgpay.sandbox import toss as emulated
+
+    assert tasks.queued(tasks.process_delivery)
+    booking, key = paid(make_booking, live_server)
+    emulated.cancel_at_pg(key)
+    body = {"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": "2026-01-01T00:00:00.000000", "data": emulated.payment_state(key)}
+    response = Client().post("/pay/toss/webhook/", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 200 and WebhookEvent.objects.get().status == "received"
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+        "PGPAY_WORKER_DB_NAME": connection.settings_dict["NAME"],
+        "PGPAY_WORKER_PGPAY": json.dumps(settings.PGPAY),
+        "PGPAY_WORKER_TASKS": json.dumps(BACKEND),
+        "PGPAY_TEST_REDIS_URL": redis_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-m", "django", "rqworker", "default", "--burst", "--job-class", "django_tasks_rq.Job"]
+    worker = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert worker.returncode == 0, worker.stderr[-3000:]
+
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.processed) == ("applied", True), worker.stderr[-3000:]
+    booking.refresh_from_db()
+    assert booking.status == S.CANCELED

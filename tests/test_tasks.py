@@ -1,0 +1,182 @@
+"""django_pgpay.tasks: the queued webhook path, reconcile --enqueue and the claim that applies a delivery once.
+
+A dummy backend (``DummyBackend``: it keeps what is enqueued and runs nothing)
+stands for a queue; the test plays the worker by calling the task. Without a
+queueing backend everything stays inline (the rest of the suite).
+"""
+
+import importlib.util
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from django_pgpay import tasks, webhooks
+from django_pgpay.models import WebhookEvent
+from django_pgpay.status import OrderStatus as S
+from django_pgpay.status import TransactionKind as K
+from tests.test_reconcile_command import timed_out_confirm
+from tests.test_toss_webhooks import confirm_via_return, deliver, status_changed
+
+pytestmark = pytest.mark.django_db
+
+if importlib.util.find_spec("django.tasks"):
+    FRAMEWORK = "django.tasks"
+elif importlib.util.find_spec("django_tasks"):  # pragma: no cover - Django 5.2 with the backport
+    FRAMEWORK = "django_tasks"
+else:  # pragma: no cover
+    FRAMEWORK = None
+
+_has_tasks = pytest.mark.skipif(FRAMEWORK is None, reason="no Tasks framework (Django 6.x or django-tasks) installed")
+
+
+def needs_tasks(test):
+    """Tasks are enqueued when the transaction commits: these tests commit theirs."""
+    return _has_tasks(pytest.mark.django_db(transaction=True)(test))
+
+
+@pytest.fixture
+def queue(settings):
+    """A queueing backend that runs nothing: what is enqueued waits in ``backend.results``."""
+    settings.TASKS = {"default": {"BACKEND": f"{FRAMEWORK}.backends.dummy.DummyBackend"}}
+    backend = tasks.bound(tasks.process_delivery).get_backend()
+    backend.clear()
+    return backend
+
+
+def work(backend):
+    """Play the worker: run every task waiting in the dummy backend once, in order."""
+    waiting = list(backend.results)
+    backend.clear()
+    return [result.task.call(*result.args, **result.kwargs) for result in waiting]
+
+
+def test_without_a_queue_webhooks_stay_inline(toss_booking, toss_api):
+    assert not tasks.queued(tasks.process_delivery)
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    assert deliver(status_changed(toss_api, key)).status_code == 200
+    assert WebhookEvent.objects.get().status == "applied"
+
+
+@needs_tasks
+def test_a_queued_webhook_is_answered_first_and_applied_by_the_worker(queue, toss_booking, toss_api, seat):
+    assert tasks.queued(tasks.process_delivery)
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    lookups = len(toss_api.sent("lookup"))
+    body = status_changed(toss_api, key)
+    first, second = deliver(body), deliver(body)
+    # Answered at once, stored, and not yet verified at Toss (no lookup in the request).
+    assert first.status_code == second.status_code == 200 and first.content == b"OK"
+    assert len(toss_api.sent("lookup")) == lookups
+    assert list(WebhookEvent.objects.values_list("status", flat=True)) == ["received", "received"]
+    assert len(queue.results) == 2
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
+    assert work(queue) == ["applied", "duplicate"]
+    booking.refresh_from_db()
+    assert booking.status == S.CANCELED
+    assert booking.transactions.filter(kind=K.WEBHOOK).count() == 1
+    one, two = WebhookEvent.objects.order_by("pk")
+    assert one.processed and two.duplicate_of == one
+    # The same task again (a backend that delivers twice, a second worker): nothing more happens.
+    assert tasks.process_delivery.call(one.pk) == "applied"
+    assert booking.transactions.filter(kind=K.WEBHOOK).count() == 1
+    seat.refresh_from_db()
+    assert seat.remain == 3
+
+
+@needs_tasks
+def test_a_queued_webhook_that_fails_its_cheap_checks_is_refused_in_the_request(queue, toss_booking):
+    response = deliver(None, raw=b"{not json")
+    assert response.status_code == 400 and not queue.results
+    assert WebhookEvent.objects.get().status == "refused"
+    response = deliver(None, raw=b"{" + b" " * webhooks.MAX_BODY_BYTES + b"}")
+    assert response.status_code == 413 and not queue.results
+
+
+@needs_tasks
+def test_a_queue_that_is_down_answers_503_and_keeps_the_delivery_for_a_retry(queue, toss_booking, toss_api, monkeypatch):
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+
+    def down(*args, **kwargs):
+        raise ConnectionError("queue down")
+
+    monkeypatch.setattr(type(queue), "enqueue", down)
+    response = deliver(status_changed(toss_api, key))
+    assert response.status_code == 503
+    event = WebhookEvent.objects.get()
+    assert event.status == "failed" and "queue down" in event.error
+    assert list(webhooks.due_for_retry()) == [event]
+
+
+def test_a_delivery_claimed_by_another_process_is_not_applied_again(toss_booking, toss_api):
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    deliver(status_changed(toss_api, key))
+    event = WebhookEvent.objects.get()
+    # A second worker that loaded the row before the first one claimed it.
+    WebhookEvent.objects.filter(pk=event.pk).update(status="received", processed=False)
+    stale = WebhookEvent.objects.get(pk=event.pk)
+    WebhookEvent.objects.filter(pk=event.pk).update(status="applied", processed=True)
+    receipt = webhooks.process(stale)
+    assert receipt.accepted and receipt.message == "applied by another process"
+    booking.refresh_from_db()
+    assert booking.transactions.filter(kind=K.WEBHOOK).count() == 1
+
+
+def test_a_claim_whose_worker_died_is_retried(toss_booking, toss_api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    deliver(status_changed(toss_api, key))
+    event = WebhookEvent.objects.get()
+    gone = timezone.now() - webhooks.CLAIM_TIMEOUT - timedelta(minutes=1)
+    WebhookEvent.objects.filter(pk=event.pk).update(status="applied", processed=False, attempted_at=gone, attempts=1)
+    assert [e.pk for e in webhooks.due_for_retry()] == [event.pk]
+    assert WebhookEvent.objects.get(pk=event.pk).status == "failed"
+
+
+@needs_tasks
+def test_reconcile_enqueue_fans_out_one_task_per_order(queue, toss_booking, toss_api, more_seats):
+    orders = [timed_out_confirm(toss_booking, toss_api, after=True)[0] for _ in range(3)]
+    out = StringIO()
+    call_command("pgpay_reconcile", "--enqueue", stdout=out)
+    assert "enqueued 3 order(s) for the workers" in out.getvalue()
+    assert sorted(r.args[1] for r in queue.results) == sorted(o.pk for o in orders)
+    for order in orders:
+        order.refresh_from_db()
+        assert order.status == S.READY  # nothing visited in the command
+    results = work(queue)
+    assert len(results) == 3 and not any(r.startswith(("error", "gone")) or r == "unchanged" for r in results), results
+    for order in orders:
+        order.refresh_from_db()
+        assert order.status == S.PAID
+    assert len(toss_api.sent("confirm")) == 3
+
+
+def test_reconcile_enqueue_without_a_queue_reconciles_inline(toss_booking, toss_api):
+    booking, _key = timed_out_confirm(toss_booking, toss_api, after=True)
+    out = StringIO()
+    call_command("pgpay_reconcile", "--enqueue", stdout=out)
+    assert "no queueing TASKS backend is configured; the orders are reconciled here" in out.getvalue()
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
+
+
+@pytest.fixture
+def more_seats(seat):
+    type(seat).objects.filter(pk=seat.pk).update(remain=10)
+    seat.refresh_from_db()
+    return seat
