@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core import checks
-from django.utils.dateparse import parse_datetime
 
 from ..exceptions import (
     AlreadyCanceled,
@@ -46,6 +45,7 @@ from .results import (
     ReturnParams,
     VirtualAccount,
 )
+from .wire import kst_datetime
 
 V2_STATUSES: dict[str, PaymentState] = {
     "READY": PaymentState.PENDING,
@@ -80,15 +80,6 @@ V2_ERRORS: dict[str, type[GatewayError]] = {
 }
 
 PG_DATA_PREPARED_V2 = "portone_v2_prepared"
-
-
-def _rfc3339(value) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        return parse_datetime(value)
-    except ValueError:
-        return None
 
 
 class PortOneV2Gateway(PortOneGateway):
@@ -316,7 +307,7 @@ class PortOneV2Gateway(PortOneGateway):
                 CancelEntry(
                     pg_cancel_id=str(c["id"]),
                     amount=from_minor(c["totalAmount"], currency),
-                    canceled_at=_rfc3339(c.get("cancelledAt")),
+                    canceled_at=kst_datetime(c.get("cancelledAt")),
                 )
                 for c in (data.get("cancellations") or ())
                 if isinstance(c, Mapping) and c.get("status") == "SUCCEEDED"
@@ -345,7 +336,7 @@ class PortOneV2Gateway(PortOneGateway):
                 bank=str(method.get("bank") or ""),
                 number=str(method["accountNumber"]),
                 holder=str(method.get("remitteeName") or ""),
-                due=_rfc3339(method.get("expiredAt")),
+                due=kst_datetime(method.get("expiredAt")),
             )
         failure = data.get("failure") if isinstance(data.get("failure"), Mapping) else {}
         return PaymentResult(
@@ -357,7 +348,7 @@ class PortOneV2Gateway(PortOneGateway):
             canceled_amount=cancelled,
             method=_snake(method_type.removeprefix("PaymentMethod")),
             receipt_url=str(data.get("receiptUrl") or ""),
-            approved_at=_rfc3339(data.get("paidAt")),
+            approved_at=kst_datetime(data.get("paidAt")),
             cancels=cancels,
             failure_code=str(failure.get("pgCode") or ""),
             failure_message=str(failure.get("reason") or failure.get("pgMessage") or ""),

@@ -888,22 +888,13 @@ class StripeGateway(HttpGateway):
             messages.append(
                 checks.Error(f"{where}: SECRET_KEY and PUBLISHABLE_KEY are not both test keys or both live keys.", id="django_pgpay.E202")
             )
-        if mode == "live" and debug:
-            messages.append(
-                checks.Warning(
-                    f"{where}: live Stripe keys with DEBUG = True; real cards will be charged.",
-                    hint="Use sk_test_ keys in development.",
-                    id="django_pgpay.W202",
-                )
-            )
-        if mode == "test" and not debug:
-            messages.append(
-                checks.Warning(
-                    f"{where}: test Stripe keys with DEBUG = False; no payment will be real.",
-                    hint="Use sk_live_ keys in production.",
-                    id="django_pgpay.W203",
-                )
-            )
+        messages += self.live_or_test_key_checks(
+            mode,
+            debug,
+            label="Stripe",
+            ids=("django_pgpay.W202", "django_pgpay.W203"),
+            hints=("Use sk_test_ keys in development.", "Use sk_live_ keys in production."),
+        )
         secrets = self.webhook_secrets()
         if not secrets:
             messages.append(
