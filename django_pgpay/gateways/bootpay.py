@@ -53,7 +53,7 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, normalize_currency, to_json_number
-from .http import HttpReply, loads_json
+from .http import HttpReply
 from .pipeline import HttpGateway
 from .results import (
     CancelRequest,
@@ -494,12 +494,7 @@ class BootpayGateway(HttpGateway):
         so a retried delivery is a duplicate and a new change is not. Deliveries
         about billing keys or identity checks come back with nothing to apply.
         """
-        try:
-            data = loads_json(body)
-        except ValueError as exc:
-            raise WebhookVerificationError("malformed JSON") from exc
-        if not isinstance(data, dict):
-            raise WebhookVerificationError("the body is not a JSON object")
+        data = self.webhook_json(body)
         receipt_id = data.get("receipt_id")
         if not isinstance(receipt_id, str) or not receipt_id:
             raise WebhookVerificationError("no receipt_id")

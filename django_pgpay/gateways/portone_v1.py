@@ -27,9 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from datetime import timezone as dt_timezone
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from django.core import checks
 
@@ -44,7 +43,7 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, normalize_currency, to_json_number
-from .http import HttpReply, loads_json
+from .http import HttpReply
 from .portone_base import PortOneGateway, text
 from .results import (
     CancelEntry,
@@ -60,7 +59,7 @@ from .results import (
     ReturnParams,
     VirtualAccount,
 )
-from .wire import amount_equals, digest, unix_datetime
+from .wire import amount_equals, digest, json_or_form, newest_cancel, unix_datetime
 
 #: V1 ``status`` -> our PaymentState (refined by :meth:`PortOneV1Gateway.payment`: ``paid`` with a cancelled part is partial_canceled, ``ready`` with a virtual account waits for the deposit).
 V1_STATUSES: dict[str, PaymentState] = {
@@ -84,7 +83,6 @@ PG_DATA_PREPARED_V1 = "portone_v1_prepared"
 #: Longest ``merchant_uid`` V1 accepts.
 V1_MERCHANT_UID_MAX = 40
 #: Seconds before ``expired_at`` at which a V1 token is replaced.
-_EPOCH = datetime.fromtimestamp(0, tz=dt_timezone.utc)
 
 
 class PortOneV1Gateway(PortOneGateway):
@@ -314,7 +312,7 @@ class PortOneV1Gateway(PortOneGateway):
             if account.phone:
                 body["refund_tel"] = account.phone
         payment = self.payment(self.call("cancel", "POST", "/payments/cancel", json_body=body))
-        entry = _newest(payment.cancels)
+        entry = newest_cancel(payment.cancels)
         return CancelResult(
             pg_cancel_id=entry.pg_cancel_id if entry else "",
             amount=entry.amount if entry else request.amount,
@@ -371,7 +369,7 @@ class PortOneV1Gateway(PortOneGateway):
 
     def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> ParsedWebhook:
         """``{imp_uid, merchant_uid, status[, cancellation_id]}`` as JSON or a form; trusted only after a fetch."""
-        data = _json_or_form(body)
+        data = json_or_form(body)
         if data is None:
             raise WebhookVerificationError("the body is neither a JSON object nor a form")
         imp_uid = str(data.get("imp_uid") or "")[:200]
@@ -513,36 +511,7 @@ class PortOneV1Gateway(PortOneGateway):
                     id="django_pgpay.W111",
                 )
             )
-        if self.include_sandbox and not debug:
-            messages.append(
-                checks.Warning(
-                    f'{where}["INCLUDE_SANDBOX"] is True with DEBUG = False: test-channel payments pay orders.',
-                    hint="Remove it in production; test channels move no money.",
-                    id="django_pgpay.W112",
-                )
-            )
-        return messages
-
-
-def _newest(cancels: tuple[CancelEntry, ...]) -> CancelEntry | None:
-    """The latest cancel (by time; the last listed among equals): the one a cancel call just made."""
-    newest = None
-    for entry in cancels:
-        if newest is None or (entry.canceled_at or _EPOCH) >= (newest.canceled_at or _EPOCH):
-            newest = entry
-    return newest
-
-
-def _json_or_form(body: bytes) -> dict | None:
-    text = body.decode("utf-8", "replace").strip()
-    if text.startswith("{"):
-        try:
-            data = loads_json(text)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-    pairs = parse_qsl(text, keep_blank_values=True)
-    return dict(pairs) if pairs else None
+        return messages + self.sandbox_checks(debug)
 
 
 __all__ = ["V1_MESSAGES", "V1_STATUSES", "PG_DATA_PREPARED_V1", "PortOneV1Gateway"]

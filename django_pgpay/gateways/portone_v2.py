@@ -30,7 +30,7 @@ from ..exceptions import (
 )
 from ..money import MoneyError, from_minor, normalize_currency, to_minor
 from . import standard_webhooks
-from .http import HttpReply, loads_json
+from .http import HttpReply
 from .portone_base import PortOneGateway, text
 from .results import (
     CancelEntry,
@@ -107,6 +107,7 @@ class PortOneV2Gateway(PortOneGateway):
     """
 
     pg_name = "PortOne V2"
+    SANDBOX_CHECK_ID = "django_pgpay.W122"
     signs_webhooks = True
     required_options = ("API_SECRET", "STORE_ID", "CHANNEL_KEY")
 
@@ -268,11 +269,8 @@ class PortOneV2Gateway(PortOneGateway):
             raise WebhookVerificationError(
                 f"{self.alias}: WEBHOOK_SECRETS holds a secret that is not whsec_", code="BAD_WEBHOOK_SECRET"
             ) from exc
-        try:
-            data = loads_json(body)
-        except ValueError as exc:
-            raise WebhookVerificationError("malformed JSON") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        data = self.webhook_json(body)
+        if not isinstance(data.get("type"), str):
             raise WebhookVerificationError("no type")
         kind = data["type"][:100]
         payload = data.get("data") if isinstance(data.get("data"), dict) else {}
@@ -379,15 +377,7 @@ class PortOneV2Gateway(PortOneGateway):
                 messages.append(
                     checks.Error(f'{where}["WEBHOOK_SECRETS"] holds a secret that is not a whsec_… base64 secret.', id="django_pgpay.E121")
                 )
-        if self.include_sandbox and not debug:
-            messages.append(
-                checks.Warning(
-                    f'{where}["INCLUDE_SANDBOX"] is True with DEBUG = False: test-channel payments pay orders.',
-                    hint="Remove it in production; test channels move no money.",
-                    id="django_pgpay.W122",
-                )
-            )
-        return messages
+        return messages + self.sandbox_checks(debug)
 
 
 def _snake(name: str) -> str:

@@ -49,7 +49,6 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, normalize_currency, parse_amount, to_json_number
-from .http import loads_json
 from .pipeline import REFUSED, HttpGateway
 from .results import (
     CancelEntry,
@@ -344,12 +343,7 @@ class TossGateway(HttpGateway):
         :meth:`verify_webhook` fetched it. Other event types come back with an
         empty ``payment_id``: acknowledged, nothing to apply.
         """
-        try:
-            data = loads_json(body)
-        except ValueError as exc:
-            raise WebhookVerificationError("malformed JSON") from exc
-        if not isinstance(data, dict):
-            raise WebhookVerificationError("the body is not a JSON object")
+        data = self.webhook_json(body)
         event_type = str(data.get("eventType") or "")
         if not event_type and "secret" in data and "orderId" in data:
             event_type = DEPOSIT_CALLBACK

@@ -10,15 +10,21 @@ cannot read: the gateway decides whether that is malformed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from decimal import Decimal
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from django.utils.dateparse import parse_datetime
 
+from .http import loads_json
+from .results import CancelEntry
+
 #: The zone of a PG's time written without an offset.
 KOREA = ZoneInfo("Asia/Seoul")
+_EPOCH = datetime.fromtimestamp(0, tz=dt_timezone.utc)
 
 
 def kst_datetime(value) -> datetime | None:
@@ -73,9 +79,41 @@ def amount_equals(value, amount: Decimal) -> bool:
     return stated is not None and stated == amount
 
 
+def json_or_form(body: bytes) -> dict | None:
+    """A webhook body sent as a JSON object or as a form (PortOne V1 sends either); None for anything else."""
+    text = body.decode("utf-8", "replace").strip()
+    if text.startswith("{"):
+        try:
+            data = loads_json(text)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+    pairs = parse_qsl(text, keep_blank_values=True)
+    return dict(pairs) if pairs else None
+
+
+def newest_cancel(cancels: Iterable[CancelEntry]) -> CancelEntry | None:
+    """The latest cancel (by time; the last listed among equals): the one a cancel call just made."""
+    newest = None
+    for entry in cancels:
+        if newest is None or (entry.canceled_at or _EPOCH) >= (newest.canceled_at or _EPOCH):
+            newest = entry
+    return newest
+
+
 def digest(*parts) -> str:
     """A 40-character digest of ``parts``: the event id of a PG that sends none (equal for a retried delivery)."""
     return hashlib.sha256("\x1f".join(str(p or "") for p in parts).encode("utf-8")).hexdigest()[:40]
 
 
-__all__ = ["KOREA", "amount_equals", "canonical_amount", "digest", "kst_datetime", "stated_amount", "unix_datetime"]
+__all__ = [
+    "KOREA",
+    "amount_equals",
+    "canonical_amount",
+    "digest",
+    "json_or_form",
+    "kst_datetime",
+    "newest_cancel",
+    "stated_amount",
+    "unix_datetime",
+]
