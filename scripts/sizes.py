@@ -35,6 +35,8 @@ BOUNDS = [
     ("gateways/portone*.py", 350, "gateway"),
     ("gateways/bootpay.py", 350, "gateway"),
     ("gateways/stripe.py", 500, "gateway (Stripe may stay larger)"),
+    ("gateways/stripe_*.py", 350, "gateway (Stripe's wire formats)"),
+    ("gateways/wire.py", 350, "gateway (shared wire readers)"),
     ("gateways/fake.py", 350, "gateway (in memory)"),
     ("sandbox/toss.py", 800, "sandbox emulator"),
     ("sandbox/portone*.py", 800, "sandbox emulator"),
