@@ -34,6 +34,7 @@ BOUNDS = [
     ("gateways/toss.py", 350, "gateway"),
     ("gateways/portone*.py", 350, "gateway"),
     ("gateways/bootpay.py", 350, "gateway"),
+    ("gateways/bootpay_*.py", 350, "gateway (Bootpay's receipts)"),
     ("gateways/stripe.py", 500, "gateway (Stripe may stay larger)"),
     ("gateways/stripe_*.py", 350, "gateway (Stripe's wire formats)"),
     ("gateways/wire.py", 350, "gateway (shared wire readers)"),
