@@ -23,10 +23,10 @@ from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard
 from ..lifecycle import Ledger, RefundFields, Refusal, Stage
 from ..models import SandboxPayment, SandboxPrepared
 from ..registry import emulator
+from ..window import Choice
 from .common import (
     _DIGITS,
     KST,
-    LOOKUP_FAULT_CHOICES,
     _format,
     _is_http_url,
     _mask,
@@ -811,36 +811,13 @@ class PortOneSandbox(_PortOneCommon):
             )
         return HttpResponseRedirect(reverse("pgpay_sandbox:portone-pay", args=[payment.key]), status=303)
 
-    def view_pay(self, request: HttpRequest, imp_uid: str) -> HttpResponse:
-        """The payment window; POST acts on the buyer's choice."""
-        guard()
-        if request.method == "POST":
-            now = clock.now()
-            with transaction.atomic():
-                payment = self._locked(imp_uid)
-                if payment is None:
-                    return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
-                token = request.POST.get("window_token", "")
-                if not _same(token, str(payment.session.get("window_token", ""))):
-                    return self._window_error(request, "INVALID_REQUEST", "The window token is missing or wrong.", status=403)
-                if not payment.session.get("window"):
-                    return self._window(request, payment, status=409)
-                result = self._window_action(request, payment, now)
-                if result is None:
-                    return self._window(request, payment, status=400)
-            return self._finish_window(request, payment.session.get("mode", "iframe"), result, self._redirect_url(payment.session, result))
-        payment = SandboxPayment.objects.filter(pg=self.name, key=imp_uid).first()
-        if payment is None:
-            return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
-        return self._window(request, payment)
-
-    def _window(self, request: HttpRequest, payment: SandboxPayment, *, status: int = 200) -> HttpResponse:
+    def window_context(self, payment: SandboxPayment) -> dict[str, Any]:
         state = payment.state
         amount = money(state["amount"])
         requested = payment.session.get("requestedMethod") or "card"
-        context = {
-            "title": self.title,
-            "payment": payment,
+        return {
+            "offers_payment": requested != "vbank",
+            "offers_virtual_account": True,
             "order_name": state.get("name") or "",
             "order_id": payment.order_id,
             "payment_key": payment.key,
@@ -850,33 +827,25 @@ class PortOneSandbox(_PortOneCommon):
             "method_label": V1_METHODS.get(requested, requested),
             "buyer": state.get("buyer_name") or "",
             "merchant": payment.session.get("merchantCode", ""),
-            "open": bool(payment.session.get("window")),
-            "status": state["status"],
-            "vbank_only": requested == "vbank",
             "window_token": payment.session.get("window_token", ""),
-            "lookup_faults": LOOKUP_FAULT_CHOICES,
             "action_url": reverse("pgpay_sandbox:portone-pay", args=[payment.key]),
             "sandbox_flag": state.get("sandbox"),
         }
-        return render(request, "pgpay_sandbox/portone/pay.html", context, status=status)
 
-    def _window_action(self, request: HttpRequest, payment: SandboxPayment, now: datetime) -> dict[str, Any] | None:
-        action = request.POST.get("action", "")
-        if action in ("decline", "close"):
-            reason = "declined" if action == "decline" else "closed"
+    def window_act(self, request: HttpRequest, payment: SandboxPayment, choice: Choice, now: datetime) -> HttpResponse | None:
+        if choice.gives_up:
+            reason = "declined" if choice.action == "decline" else "closed"
             self._fail(payment, now, V1_WINDOW_ERRORS[reason][1])
-            return self._v1_failure({"merchant_uid": payment.order_id}, reason, imp_uid=payment.key)
-        if action not in ("pay", "vbank"):
+            return self.window_finish(request, payment, self._v1_failure({"merchant_uid": payment.order_id}, reason, imp_uid=payment.key))
+        if choice.action not in ("pay", "virtual_account"):
             return None
         requested = payment.session.get("requestedMethod") or "card"
-        method = "vbank" if action == "vbank" else ("card" if requested == "vbank" else requested)
+        method = "vbank" if choice.action == "virtual_account" else ("card" if requested == "vbank" else requested)
         if method == "vbank":
-            payment.session["depositAfter"] = self._deposit_choice(request)
-        fault = request.POST.get("lookup_fault", "")
-        if fault in dict(LOOKUP_FAULT_CHOICES) and fault:
-            faults.arm(self.name, "lookup", fault, match=payment.key, **({"delay": 35} if fault.startswith("timeout") else {}))
+            payment.session["depositAfter"] = choice.deposit_after
+        self.arm_window_fault(payment, choice)
         self._pay(payment, now, method)
-        return self.rsp(payment)
+        return self.window_finish(request, payment, self.rsp(payment))
 
     def rsp(self, payment: SandboxPayment) -> dict[str, Any]:
         """What ``IMP.request_pay``'s callback gets for a completed window."""
@@ -1025,7 +994,7 @@ class PortOneSandbox(_PortOneCommon):
             path("v1/iamport.js", self.view_sdk, name="portone-sdk"),
             path("v1/checkout", framed(self.view_checkout), name="portone-checkout"),
             # The window may run in a shop's iframe (third-party cookies): a per-window token guards it instead of the CSRF cookie.
-            path("v1/pay/<str:imp_uid>", framed(self.view_pay), name="portone-pay"),
+            path("v1/pay/<str:key>", framed(self.view_pay), name="portone-pay"),
             path("v1/receipt/<str:imp_uid>", self.view_receipt, name="portone-receipt"),
             path("console/", csrf_protect(self.view_console), name="portone-console"),
         ]
