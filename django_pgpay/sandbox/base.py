@@ -325,7 +325,7 @@ class SandboxPG:
 
     def malformed_body(self) -> str:
         """What a broken answer looks like (a proxy's HTML page cut short)."""
-        return '<html><head><title>502 Bad Gateway</title></head><body>{"paymentKey": "'
+        return "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
 
     # --- hooks a PG overrides when it differs ------------------------------------------
 

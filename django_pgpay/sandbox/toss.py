@@ -469,6 +469,9 @@ class TossSandbox(PaymentWindow, SandboxPG):
             refund_account_on_file=bool((state.get("virtualAccount") or {}).get("refundReceiveAccount")),
         )
 
+    def malformed_body(self) -> str:
+        return '<html><head><title>502 Bad Gateway</title></head><body>{"paymentKey": "'
+
     def describe(self, payment: SandboxPayment) -> dict[str, Any]:
         state = payment.state
         return {"amount": state.get("totalAmount"), "balance": state.get("balanceAmount"), "method": state.get("method")}
