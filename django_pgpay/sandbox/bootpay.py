@@ -41,7 +41,6 @@ import string
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core import checks
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -52,10 +51,10 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 
-from . import clock, conf, faults, webhooks
+from . import clock, conf, faults, lifecycle, tokens, webhooks
 from .base import CONFIRM_FAULT_CHOICES, Answer, ApiContext, ApiError, Problem, SandboxPG, dumps, framed, guard, loads
 from .lifecycle import Ledger, RefundFields, Refusal, Stage
-from .models import SandboxPayment, SandboxToken
+from .models import SandboxPayment
 from .wire import KST, is_http_url, kst, parse_krw, with_query
 
 #: HTTP status and message of each ``error_code`` the sandbox answers with.
@@ -290,7 +289,7 @@ class BootpaySandbox(SandboxPG):
                 raise ApiError("APP_SK_NOT_MATCHED")
             return client_key
         if scheme.lower() == "bearer" and value:
-            token = SandboxToken.objects.filter(pg=self.name, digest=_digest(value)).first()
+            token = tokens.find(self.name, value)
             subjects = {_digest(app_id) for app_id, _key in self._pairs("APPLICATION_IDS", "PRIVATE_KEYS")}
             if token is None or ctx.now >= token.expires_at or token.subject not in subjects:
                 raise ApiError("TOKEN_KEY_INVALID")
@@ -388,7 +387,7 @@ class BootpaySandbox(SandboxPG):
             payment.state["status"] = status
             payment.state["status_locale"] = locale or STATUS_LOCALE.get(status, "")
         payment.status = str(payment.state["status"])
-        payment.due_at = _when(payment.session.get("depositAt")) if payment.state["status"] == 5 else None
+        payment.due_at = lifecycle.deposit_at(payment.session) if payment.state["status"] == 5 else None
         payment.save(update_fields=["state", "session", "status", "due_at", "updated_at"])
 
     def _emit(self, payment: SandboxPayment, now: datetime, webhook_type: str) -> None:
@@ -417,12 +416,9 @@ class BootpaySandbox(SandboxPG):
 
     def refresh(self, payment: SandboxPayment, now: datetime) -> bool:
         """A scheduled deposit that has come (status 5 -> 1); True when something changed."""
-        deposit_at = _when(payment.session.get("depositAt"))
-        if payment.state["status"] == 5 and deposit_at and now >= deposit_at:
-            due = _when(payment.session.get("dueDate"))
-            if due is None or deposit_at <= due:
-                self._deposit(payment, now)
-                return True
+        if payment.state["status"] == 5 and lifecycle.deposit_has_come(payment.session, now):
+            self._deposit(payment, now)
+            return True
         return False
 
     def _authenticate(self, payment: SandboxPayment, method: str, now: datetime, *, deposit_after: float | None = None) -> str:
@@ -430,8 +426,7 @@ class BootpaySandbox(SandboxPG):
         name, symbol = METHODS[method]
         payment.state.update(method=name, method_symbol=symbol, method_origin=name, method_origin_symbol=symbol)
         payment.session.update(authenticated=True, authenticatedAt=now.isoformat())
-        if deposit_after is not None:
-            payment.session["depositAfter"] = float(deposit_after)
+        lifecycle.defer_deposit(payment.session, deposit_after)
         if payment.session.get("separatelyConfirmed"):
             self._save(payment, 2)
             return "confirm"
@@ -458,8 +453,7 @@ class BootpaySandbox(SandboxPG):
                 "cash_receipt_no": "",
             }
             payment.session["dueDate"] = due.isoformat()
-            if payment.session.get("depositAfter") is not None:
-                payment.session["depositAt"] = (now + timedelta(seconds=payment.session["depositAfter"])).isoformat()
+            lifecycle.start_deposit_clock(payment.session, now)
             self._save(payment, 5)
             self._emit(payment, now, ISSUED)
             return
@@ -488,8 +482,7 @@ class BootpaySandbox(SandboxPG):
     def _deposit(self, payment: SandboxPayment, now: datetime) -> None:
         """The buyer's transfer reaches the virtual account: 5 -> 1 (a second webhook, PAYMENT_COMPLETED)."""
         payment.state["purchased_at"] = kst(now)
-        payment.session.pop("depositAt", None)
-        payment.session.pop("depositAfter", None)
+        lifecycle.clear_deposit(payment.session)
         self._save(payment, 1)
         self._emit(payment, now, COMPLETED)
 
@@ -558,26 +551,13 @@ class BootpaySandbox(SandboxPG):
             raise ApiError("APP_KEY_NOT_FOUND")
         subject = _digest(application_id)
         reuse = timedelta(seconds=self._number("TOKEN_REUSE", 1500))
-        row = (
-            SandboxToken.objects.select_for_update()
-            .filter(pg=self.name, subject=subject, issued_at__gt=ctx.now - reuse, expires_at__gt=ctx.now)
-            .order_by("-issued_at")
-            .first()
-        )
+        row = tokens.latest(self.name, subject, ctx.now, issued_after=ctx.now - reuse)
         if row is None:
-            salt = secrets.token_hex(16)
-            row = SandboxToken.objects.create(
-                pg=self.name,
-                subject=subject,
-                digest=_digest(_token(salt)),
-                salt=salt,
-                issued_at=ctx.now,
-                expires_at=ctx.now + timedelta(seconds=self._number("TOKEN_LIFETIME", 1800)),
-            )
+            row = tokens.issue(self.name, subject, ctx.now, timedelta(seconds=self._number("TOKEN_LIFETIME", 1800)))
         return Answer.json(
             200,
             {
-                "access_token": _token(row.salt),
+                "access_token": tokens.reveal(row),
                 "server_time": int(ctx.now.timestamp() * 1000),
                 "expire_in": max(int((row.expires_at - ctx.now).total_seconds()), 0),
             },
@@ -1018,7 +998,7 @@ class BootpaySandbox(SandboxPG):
     def act_expire_tokens(self) -> dict[str, int]:
         """Every access token handed out so far expires now (on the sandbox clock)."""
         now = clock.now()
-        count = SandboxToken.objects.filter(pg=self.name, expires_at__gt=now).update(expires_at=now)
+        count = tokens.expire_all(self.name, now)
         return {"expired": count}
 
     def act_receipt(self, payment_key: str) -> dict[str, Any]:
@@ -1028,11 +1008,6 @@ class BootpaySandbox(SandboxPG):
     def apply_due_to(self, key: str, now: datetime) -> bool:
         payment = self._locked(key)
         return payment is not None and self.refresh(payment, now)
-
-
-def _token(salt: str) -> str:
-    """The access token of a :class:`SandboxToken` row (never stored: derived from its salt)."""
-    return hmac.new(settings.SECRET_KEY.encode("utf-8"), f"pgpay-sandbox-bootpay-token:{salt}".encode(), hashlib.sha256).hexdigest()
 
 
 def _check_request(params: dict[str, Any]) -> tuple[str, str] | None:

@@ -22,14 +22,23 @@ from typing import Any
 from django.db import transaction
 
 from . import clock, faults, webhooks
-from .models import SandboxDeliveryAttempt, SandboxFault, SandboxIdempotency, SandboxPayment, SandboxToken, SandboxWebhook
+from .models import (
+    SandboxDeliveryAttempt,
+    SandboxFault,
+    SandboxIdempotency,
+    SandboxPayment,
+    SandboxPrepared,
+    SandboxToken,
+    SandboxWebhook,
+)
 from .registry import emulator, emulators
 
 
 def reset() -> None:
-    """Forget everything: payments, idempotency keys, access tokens, faults, webhooks; back to real time."""
+    """Forget everything: payments, prepared amounts, idempotency keys, access tokens, faults, webhooks; back to real time."""
     with transaction.atomic():
         SandboxToken.objects.all().delete()
+        SandboxPrepared.objects.all().delete()
         SandboxDeliveryAttempt.objects.all().delete()
         SandboxWebhook.objects.all().delete()
         SandboxFault.objects.all().delete()

@@ -161,13 +161,13 @@ class SandboxClock(models.Model):
 
 
 class SandboxToken(models.Model):
-    """An access token the emulated PG handed out (Bootpay's legacy ``POST /v2/request/token``).
+    """An access token the emulated PG handed out (Bootpay's ``POST /v2/request/token``, PortOne V1's ``getToken``).
 
     Neither the token nor the key it was asked for is stored: ``subject`` is a
     SHA-256 of the key pair's public half (the application id), ``digest`` a
     SHA-256 of the token, and the token itself is derived again from
     ``salt`` with the project's ``SECRET_KEY`` when the PG hands the same
-    token out a second time. Times are on the sandbox clock.
+    token out a second time (:mod:`django_pgpay.sandbox.tokens`). Times are on the sandbox clock.
     """
 
     pg = models.CharField(max_length=16)
@@ -176,9 +176,47 @@ class SandboxToken(models.Model):
     salt = models.CharField(max_length=64)
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    #: How many token requests were answered with this token (PortOne's ``token_requests``).
+    requests = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-issued_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.pg} token until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SandboxPrepared(models.Model):
+    """An amount the shop registered at the PG before the payment window opens.
+
+    PortOne V1's ``POST /payments/prepare`` (``key`` is the ``merchant_uid``)
+    and V2's ``POST /payments/{paymentId}/pre-register`` (``key`` is the
+    ``paymentId``): a window that asks for another amount is refused, unless a
+    developer let the next one through (``allow_other_amount``, used up by it).
+    """
+
+    pg = models.CharField(max_length=16)
+    key = models.CharField(max_length=200)
+    #: None when the pre-registration left the amount open (V2).
+    amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    tax_free_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    store_id = models.CharField(max_length=100, blank=True)
+    allow_other_amount = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pg", "key"], name="pgpay_sandbox_prepared_key")]
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.pg} {self.key} {self.amount} {self.currency}"
+
+    def take_allowance(self) -> bool:
+        """Whether this window may carry another amount; asking uses the allowance up (call on a locked row)."""
+        if not self.allow_other_amount:
+            return False
+        self.allow_other_amount = False
+        self.save(update_fields=["allow_other_amount", "updated_at"])
+        return True

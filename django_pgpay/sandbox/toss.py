@@ -40,7 +40,7 @@ from django.urls import path, re_path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from . import clock, faults, webhooks
+from . import clock, faults, lifecycle, webhooks
 from .base import CONFIRM_FAULT_CHOICES, Answer, ApiContext, ApiError, Problem, SandboxPG, dumps, guard, loads
 from .lifecycle import Ledger, RefundFields, Refusal, Stage
 from .models import SandboxPayment
@@ -423,9 +423,7 @@ class TossSandbox(SandboxPG):
             started = when(payment.session.get("authenticatedAt"))
             return started + self._seconds("CONFIRM_WINDOW", 600) if started else None
         if status == "WAITING_FOR_DEPOSIT":
-            times = [when(payment.session.get("dueDate")), when(payment.session.get("depositAt"))]
-            times = [t for t in times if t is not None]
-            return min(times) if times else None
+            return lifecycle.next_due(when(payment.session.get("dueDate")), lifecycle.deposit_at(payment.session))
         return None
 
     def _emit(self, payment: SandboxPayment, now: datetime, origin: str = "", *, deposit: bool = False) -> None:
@@ -487,12 +485,10 @@ class TossSandbox(SandboxPG):
                 return True
             return False
         if status == "WAITING_FOR_DEPOSIT":
-            deposit_at = when(payment.session.get("depositAt"))
-            due = when(payment.session.get("dueDate"))
-            if deposit_at and now >= deposit_at and (due is None or deposit_at <= due):
+            if lifecycle.deposit_has_come(payment.session, now):
                 self._deposit(payment, now, origin)
                 return True
-            if due and now > due:
+            if lifecycle.deadline_passed(payment.session, now):
                 payment.state["virtualAccount"]["expired"] = True
                 self._save(payment, "EXPIRED")
                 self._emit(payment, now, origin)
@@ -503,8 +499,7 @@ class TossSandbox(SandboxPG):
         """The buyer finished the window: READY -> IN_PROGRESS; the confirm window starts."""
         payment.state["method"] = METHODS[method]
         payment.session.update(authenticated=True, authenticatedAt=now.isoformat(), method=method)
-        if deposit_after is not None:
-            payment.session["depositAfter"] = float(deposit_after)
+        lifecycle.defer_deposit(payment.session, deposit_after)
         self._save(payment, "IN_PROGRESS")
 
     def _approve(self, payment: SandboxPayment, now: datetime, origin: str) -> None:
@@ -531,8 +526,7 @@ class TossSandbox(SandboxPG):
             }
             state["secret"] = f"ps_{_random(28)}"
             payment.session["dueDate"] = due.isoformat()
-            if payment.session.get("depositAfter") is not None:
-                payment.session["depositAt"] = (now + timedelta(seconds=payment.session["depositAfter"])).isoformat()
+            lifecycle.start_deposit_clock(payment.session, now)
             self._save(payment, "WAITING_FOR_DEPOSIT")
             self._emit(payment, now, origin, deposit=True)
             return
@@ -569,8 +563,7 @@ class TossSandbox(SandboxPG):
         """The buyer's bank transfer reaches a virtual account: WAITING_FOR_DEPOSIT -> DONE."""
         payment.state["approvedAt"] = kst(now)
         payment.state["lastTransactionKey"] = _transaction_key()
-        payment.session.pop("depositAt", None)
-        payment.session.pop("depositAfter", None)
+        lifecycle.clear_deposit(payment.session)
         self._save(payment, "DONE")
         self._emit(payment, now, origin, deposit=True)
 

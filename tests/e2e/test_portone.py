@@ -45,9 +45,7 @@ def test_v1_books_a_table(open_page, server, shots):
     order_number = page.locator("#order-number").inner_text()
     expect(page.locator("#payment-window")).to_contain_text("PortOne")
     # Prepared: the amount is registered at PortOne before the window opens.
-    prepared = server.value(
-        "SELECT json_extract(state, '$.amount') FROM pgpay_sandbox_sandboxpayment WHERE pg = 'portone.prepare' AND key = ?", order_number
-    )
+    prepared = server.value("SELECT amount FROM pgpay_sandbox_sandboxprepared WHERE pg = 'portone' AND key = ?", order_number)
     assert prepared == 20000
     pay_in_the_portone_window(page, order_number, "20,000")
     page.wait_for_url(re.compile(r".*/restaurants/bookings/.*"))

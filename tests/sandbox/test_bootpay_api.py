@@ -215,6 +215,23 @@ def test_a_repeated_cancel_id_refunds_nothing(bootpay, bootpay_paid):
     assert bootpay.cancel(paid["receipt_id"], 1000, cancel_id="").json()["cancelled_price"] == 8000
 
 
+def test_a_retry_after_a_lost_answer_is_refused_and_the_receipt_tells_what_happened(bootpay, bootpay_paid):
+    """Wire gap 5: Bootpay refuses a repeated cancel_id (its docs: "중복 방지"), it never replays the first answer."""
+    paid = bootpay_paid(10000)
+    control.arm_fault("bootpay", "cancel", "error_after")  # the cancel runs, its answer is lost
+    lost = bootpay.cancel(paid["receipt_id"], 4000, cancel_id="refund-lost")
+    assert lost.status_code == 500
+    retry = bootpay.cancel(paid["receipt_id"], 4000, cancel_id="refund-lost")
+    assert retry.status_code == 400 and retry.json()["error_code"] == "RC_CANCEL_FAILED" and "cancel_id" in retry.json()["message"]
+    # What a gateway must do either way: read the receipt.
+    assert bootpay.receipt(paid["receipt_id"]).json()["cancelled_price"] == 4000
+    # The same after a full cancel: the repeated id is named, not "already cancelled".
+    assert bootpay.cancel(paid["receipt_id"], cancel_id="refund-rest").status_code == 200
+    again = bootpay.cancel(paid["receipt_id"], cancel_id="refund-rest")
+    assert again.json()["error_code"] == "RC_CANCEL_FAILED" and "cancel_id" in again.json()["message"]
+    assert bootpay.cancel(paid["receipt_id"], cancel_id="refund-new").json()["error_code"] == "CANCEL_ALREADY_DONE"
+
+
 def test_over_refund_and_already_cancelled_are_refused(bootpay, bootpay_paid):
     paid = bootpay_paid(10000)
     assert bootpay.cancel(paid["receipt_id"], 7000, cancel_id="a").status_code == 200

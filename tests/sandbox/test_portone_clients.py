@@ -115,3 +115,75 @@ def test_portone_server_sdk_verifies_the_sandbox_webhooks(v2, portone_hook):
         kinds.append(type(event).__name__)
         assert event.data.payment_id == "order-sdk-hook" and event.data.store_id == STORE_ID
     assert kinds == ["WebhookTransactionVirtualAccountIssued", "WebhookTransactionPaid"]
+
+
+# --- wire gap 4: refunds of a deposited account, GET /payments, unknown paths ----------------------
+
+
+def test_portone_server_sdk_refunds_a_deposited_virtual_account_only_to_an_account(portone_sdk, v2):
+    from portone_server_sdk import errors
+    from portone_server_sdk.payment import CancelPaymentBodyRefundAccount, PaidPayment, PartialCancelledPayment
+
+    emulated.v2_pay("order-sdk-vbank", 30000, pay_method="VIRTUAL_ACCOUNT")
+    emulated.v2_deposit("order-sdk-vbank")
+    assert isinstance(portone_sdk.payment.get_payment(payment_id="order-sdk-vbank"), PaidPayment)
+    # PortOne refuses: the money goes back by transfer, to an account the shop names.
+    with pytest.raises(errors.InvalidRequestError):
+        portone_sdk.payment.cancel_payment(payment_id="order-sdk-vbank", reason="환불", amount=10000)
+    with pytest.raises(errors.InvalidRequestError):
+        blank = CancelPaymentBodyRefundAccount(bank="KOOKMIN", number="", holder_name="홍길동")
+        portone_sdk.payment.cancel_payment(payment_id="order-sdk-vbank", reason="환불", amount=10000, refund_account=blank)
+    payment = portone_sdk.payment.get_payment(payment_id="order-sdk-vbank")
+    assert isinstance(payment, PaidPayment) and payment.amount.cancelled == 0  # nothing happened
+    account = CancelPaymentBodyRefundAccount(bank="KOOKMIN", number="12345678901234", holder_name="홍길동")
+    done = portone_sdk.payment.cancel_payment(payment_id="order-sdk-vbank", reason="환불", amount=10000, refund_account=account)
+    assert done.cancellation.total_amount == 10000
+    refunded = portone_sdk.payment.get_payment(payment_id="order-sdk-vbank")
+    assert isinstance(refunded, PartialCancelledPayment) and refunded.method.refund_status == "COMPLETED"
+
+
+def test_portone_server_sdk_lists_payments_with_the_filters_a_shop_uses(portone_sdk, v2):
+    from portone_server_sdk import errors
+    from portone_server_sdk.common import PageInput
+    from portone_server_sdk.payment import CancelledPayment, PaidPayment, PaymentFilterInput, PaymentTextSearch
+
+    for n, amount in ((1, 10000), (2, 20000), (3, 30000)):
+        assert "code" not in emulated.v2_pay(f"order-list-000{n}", amount)
+        control.advance_clock(seconds=5)
+    portone_sdk.payment.cancel_payment(payment_id="order-list-0002", reason="전액")
+    listed = portone_sdk.payment.get_payments()
+    assert [p.id for p in listed.items] == ["order-list-0003", "order-list-0002", "order-list-0001"]  # newest first
+    assert (listed.page.number, listed.page.size, listed.page.total_count) == (0, 10, 3)
+    paid = portone_sdk.payment.get_payments(filter=PaymentFilterInput(status=["PAID"], sort_order="ASC"))
+    assert [p.id for p in paid.items] == ["order-list-0001", "order-list-0003"]
+    assert all(isinstance(p, PaidPayment) for p in paid.items)
+    cancelled = portone_sdk.payment.get_payments(filter=PaymentFilterInput(status=["CANCELLED"], methods=["CARD"], is_test=True))
+    assert [type(p) for p in cancelled.items] == [CancelledPayment]
+    assert portone_sdk.payment.get_payments(filter=PaymentFilterInput(methods=["VIRTUAL_ACCOUNT"])).items == []
+    assert portone_sdk.payment.get_payments(filter=PaymentFilterInput(is_test=False)).items == []
+    second = portone_sdk.payment.get_payments(page=PageInput(number=1, size=2))
+    assert [p.id for p in second.items] == ["order-list-0001"] and second.page.total_count == 1
+    found = portone_sdk.payment.get_payments(filter=PaymentFilterInput(text_search=[PaymentTextSearch(field="PAYMENT_ID", value="0003")]))
+    assert [p.id for p in found.items] == ["order-list-0003"]
+    second_at = portone_sdk.payment.get_payment(payment_id="order-list-0002").requested_at
+    since = portone_sdk.payment.get_payments(filter=PaymentFilterInput(from_=second_at, sort_by="REQUESTED_AT"))
+    assert [p.id for p in since.items] == ["order-list-0003", "order-list-0002"]
+    with pytest.raises(errors.InvalidRequestError):
+        portone_sdk.payment.get_payments(page=PageInput(number=6000, size=10))  # (number + 1) * size > 60,000
+    with pytest.raises(errors.ForbiddenError):
+        portone_sdk.payment.get_payments(filter=PaymentFilterInput(store_id="store-someone-else"))
+
+
+def test_portone_v2_answers_json_for_paths_it_does_not_emulate(portone_sdk, v2, sandbox_url):
+    import requests
+    from portone_server_sdk import errors
+
+    # The SDK reads PortOne's {type, message} and raises its own error (an HTML 404 made it crash on JSON).
+    with pytest.raises(errors.UnknownError):
+        portone_sdk.identity_verification.get_identity_verification(identity_verification_id="iv-sandbox-none")
+    for method, path in (("GET", "/platform/partners"), ("POST", "/billing-keys"), ("GET", "/no/such/thing")):
+        response = requests.request(
+            method, sandbox_url + "/portone-v2" + path, headers={"Authorization": f"PortOne {V2_SECRET}"}, timeout=10
+        )
+        assert response.status_code == 404 and response.headers["Content-Type"].startswith("application/json")
+        assert response.json()["type"] == "NOT_FOUND" and response.json()["message"]
