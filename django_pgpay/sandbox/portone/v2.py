@@ -22,11 +22,11 @@ from .. import clock, faults, lifecycle, webhooks
 from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard, loads
 from ..lifecycle import Ledger, RefundFields, Refusal, Stage
 from ..models import SandboxPayment, SandboxPrepared
+from ..window import Choice
 from . import search
 from .common import (
     _DIGITS,
     KST,
-    LOOKUP_FAULT_CHOICES,
     _format,
     _hash,
     _is_http_url,
@@ -120,6 +120,8 @@ class PortOneV2Sandbox(_PortOneCommon):
     title = "PortOne V2"
     problem_codes = V2_PROBLEMS
     refusals = V2_REFUSALS
+    #: Older action names (base.ACTION_NAMES gives the uniform ones).
+    action_aliases = {"payment": "state"}
     #: Up to 5 retries (portone.md §11); the spacing is unconfirmed: a minute here.
     retry_schedule = (60, 60, 60, 60, 60)
 
@@ -255,26 +257,9 @@ class PortOneV2Sandbox(_PortOneCommon):
             "updatedAt": rfc3339(now),
             "statusChangedAt": rfc3339(now),
             "orderName": str(req.get("orderName"))[:200],
-            "amount": {
-                "total": req["totalAmount"],
-                "taxFree": 0,
-                "vat": (req["totalAmount"] * 10 + 55) // 110 if req["_currency"] == "KRW" else 0,
-                "supply": 0,
-                "discount": 0,
-                "paid": 0,
-                "cancelled": 0,
-                "cancelledTaxFree": 0,
-            },
+            "amount": _amount(req["totalAmount"], req["_currency"]),
             "currency": req["_currency"],
-            "customer": {
-                k: str(v)[:200]
-                for k, v in (
-                    ("name", customer.get("fullName")),
-                    ("email", customer.get("email")),
-                    ("phoneNumber", customer.get("phoneNumber")),
-                )
-                if v
-            },
+            "customer": _customer(customer),
             "origin": {
                 "platformType": "MOBILE" if session.get("mode") == "redirect" else "PC",
                 "userAgent": session.get("userAgent") or "sandbox",
@@ -283,7 +268,6 @@ class PortOneV2Sandbox(_PortOneCommon):
             },
             "isCulturalExpense": False,
         }
-        state["amount"]["supply"] = state["amount"]["total"] - state["amount"]["vat"]
         session = {
             **session,
             "origin": origin,
@@ -591,10 +575,10 @@ class PortOneV2Sandbox(_PortOneCommon):
         """Where ``PortOne.requestPayment`` posts its request: checks it and opens the window."""
         guard()
         if request.method != "POST":
-            return self._window_error(request, "INVALID_REQUEST", "POST only.", status=405)
+            return self.window_error(request, "INVALID_REQUEST", "POST only.", status=405)
         payload = self._checkout_payload(request)
         if payload is None or not isinstance(payload.get("params"), dict):
-            return self._window_error(request, "INVALID_REQUEST", "payload is not JSON.")
+            return self.window_error(request, "INVALID_REQUEST", "payload is not JSON.")
         req = dict(payload["params"])
         mode = "redirect" if payload.get("mode") == "redirect" else "iframe"
         session = {
@@ -651,49 +635,29 @@ class PortOneV2Sandbox(_PortOneCommon):
             )
         return HttpResponseRedirect(reverse("pgpay_sandbox:portone-v2-pay", args=[payment.key]), status=303)
 
-    def view_pay(self, request: HttpRequest, payment_id: str) -> HttpResponse:
-        guard()
-        if request.method == "POST":
-            now = clock.now()
-            with transaction.atomic():
-                payment = self._locked(payment_id)
-                if payment is None:
-                    return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
-                if not _same(request.POST.get("window_token", ""), str(payment.session.get("window_token", ""))):
-                    return self._window_error(request, "INVALID_REQUEST", "The window token is missing or wrong.", status=403)
-                if not payment.session.get("window"):
-                    return self._window(request, payment, status=409)
-                action = request.POST.get("action", "")
-                tx_id = payment.state["transactionId"]
-                if action in ("decline", "close"):
-                    reason = "declined" if action == "decline" else "closed"
-                    self._fail(payment, now, reason)
-                    result = self._v2_failure(payment.key, reason, tx_id)
-                elif action in ("pay", "vbank"):
-                    requested = payment.session.get("payMethod") or "CARD"
-                    method = "VIRTUAL_ACCOUNT" if action == "vbank" else ("CARD" if requested == "VIRTUAL_ACCOUNT" else requested)
-                    if method == "VIRTUAL_ACCOUNT":
-                        payment.session["depositAfter"] = self._deposit_choice(request)
-                    fault = request.POST.get("lookup_fault", "")
-                    if fault in dict(LOOKUP_FAULT_CHOICES) and fault:
-                        faults.arm(self.name, "lookup", fault, match=payment.key, **({"delay": 35} if fault.startswith("timeout") else {}))
-                    self._pay(payment, now, method)
-                    result = {"transactionType": "PAYMENT", "paymentId": payment.key, "txId": tx_id}
-                else:
-                    return self._window(request, payment, status=400)
-            return self._finish_window(request, payment.session.get("mode", "iframe"), result, self._redirect_url(payment.session, result))
-        payment = SandboxPayment.objects.filter(pg=self.name, key=payment_id).first()
-        if payment is None:
-            return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
-        return self._window(request, payment)
+    def window_act(self, request: HttpRequest, payment: SandboxPayment, choice: Choice, now: datetime) -> HttpResponse | None:
+        tx_id = payment.state["transactionId"]
+        if choice.gives_up:
+            reason = "declined" if choice.action == "decline" else "closed"
+            self._fail(payment, now, reason)
+            return self.window_finish(request, payment, self._v2_failure(payment.key, reason, tx_id))
+        if choice.action not in ("pay", "virtual_account"):
+            return None
+        requested = payment.session.get("payMethod") or "CARD"
+        method = "VIRTUAL_ACCOUNT" if choice.action == "virtual_account" else ("CARD" if requested == "VIRTUAL_ACCOUNT" else requested)
+        if method == "VIRTUAL_ACCOUNT":
+            payment.session["depositAfter"] = choice.deposit_after
+        self.arm_window_fault(payment, choice)
+        self._pay(payment, now, method)
+        return self.window_finish(request, payment, {"transactionType": "PAYMENT", "paymentId": payment.key, "txId": tx_id})
 
-    def _window(self, request: HttpRequest, payment: SandboxPayment, *, status: int = 200) -> HttpResponse:
+    def window_context(self, payment: SandboxPayment) -> dict[str, Any]:
         state = payment.state
         requested = payment.session.get("payMethod") or "CARD"
         total = Decimal(state["amount"]["total"])
-        context = {
-            "title": self.title,
-            "payment": payment,
+        return {
+            "offers_payment": requested != "VIRTUAL_ACCOUNT",
+            "offers_virtual_account": True,
             "order_name": state.get("orderName") or "",
             "order_id": payment.key,
             "payment_key": state["transactionId"],
@@ -703,21 +667,16 @@ class PortOneV2Sandbox(_PortOneCommon):
             "method_label": V2_METHODS.get(requested, ("", requested))[1],
             "buyer": (state.get("customer") or {}).get("name", ""),
             "merchant": state["storeId"],
-            "open": bool(payment.session.get("window")),
-            "status": state["status"],
-            "vbank_only": requested == "VIRTUAL_ACCOUNT",
             "window_token": payment.session.get("window_token", ""),
-            "lookup_faults": LOOKUP_FAULT_CHOICES,
             "action_url": reverse("pgpay_sandbox:portone-v2-pay", args=[payment.key]),
             "sandbox_flag": state["channel"]["type"] == "TEST",
         }
-        return render(request, "pgpay_sandbox/portone/pay.html", context, status=status)
 
     def view_receipt(self, request: HttpRequest, payment_id: str) -> HttpResponse:
         guard()
         payment = SandboxPayment.objects.filter(pg=self.name, key=payment_id).first()
         if payment is None:
-            return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
+            return self.window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
         state = payment.state
         cancels = [
             {"cancelled_at": c.get("cancelledAt"), "amount": c["totalAmount"], "reason": c.get("reason")}
@@ -745,7 +704,7 @@ class PortOneV2Sandbox(_PortOneCommon):
             path("payments", api(self.view_list), name="portone-v2-payments"),
             path("v2/browser-sdk.js", self.view_sdk, name="portone-v2-sdk"),
             path("v2/checkout", framed(self.view_checkout), name="portone-v2-checkout"),
-            path("v2/pay/<str:payment_id>", framed(self.view_pay), name="portone-v2-pay"),
+            path("v2/pay/<str:key>", framed(self.view_pay), name="portone-v2-pay"),
             path("v2/receipt/<str:payment_id>", self.view_receipt, name="portone-v2-receipt"),
             # Last: every other path under the API answers PortOne's JSON 404.
             re_path(r"^(?P<rest>.*)$", api(self.view_unknown), name="portone-v2-unknown"),
@@ -759,7 +718,7 @@ class PortOneV2Sandbox(_PortOneCommon):
             "deposit": self.act_deposit,
             "cancel": self.act_cancel,
             "allow-other-amount": self.act_allow_other_amount,
-            "payment": self.act_payment,
+            "state": self.act_payment,
         }
 
     def act_pay(
@@ -866,3 +825,24 @@ def _pre_registered(row: SandboxPrepared) -> dict[str, Any]:
         "taxFreeAmount": None if row.tax_free_amount is None else int(row.tax_free_amount),
         "currency": row.currency or None,
     }
+
+
+def _amount(total: int, currency: str) -> dict[str, int]:
+    """A new Payment's ``amount``: VAT is 1/11 of a KRW total, rounded half up."""
+    vat = (total * 10 + 55) // 110 if currency == "KRW" else 0
+    return {
+        "total": total,
+        "taxFree": 0,
+        "vat": vat,
+        "supply": total - vat,
+        "discount": 0,
+        "paid": 0,
+        "cancelled": 0,
+        "cancelledTaxFree": 0,
+    }
+
+
+def _customer(customer: dict[str, Any]) -> dict[str, str]:
+    """``customer`` of ``requestPayment`` as the Payment shows it (what was given)."""
+    given = (("name", customer.get("fullName")), ("email", customer.get("email")), ("phoneNumber", customer.get("phoneNumber")))
+    return {key: str(value)[:200] for key, value in given if value}
