@@ -21,7 +21,8 @@ and each app, in the same run:
    (what its SDK and Pay button post) and follows the redirect to the shop's
    return URL; a quarter of the buyers load that return page twice at once;
 2. every buyer who paid at the PG cancels twice at the same instant (ours: the
-   history page's cancel form, sent twice; the tutorial's: its cancel link).
+   history page's cancel button, its confirmation page, and its "Refund now"
+   sent twice, a double click; the tutorial's: its cancel link, twice).
 
 It then prints, from the shop's tables, the sandbox's own records and a log
 of every call that reached the sandbox's API (``bench/pg_log.py``): places
@@ -372,14 +373,23 @@ def buy_tutorial(run: Run, buyer: Buyer, shop: str, pg: str) -> None:
 
 
 def cancel_ours(run: Run, buyer: Buyer, shop: str) -> None:
+    """The history page's "Cancel" (a full cancel), its confirmation page, then "Refund now" sent twice at once (a double click)."""
     history = run.call(buyer.session, "GET", f"{shop}/restaurants/bookings/", where="shop", phase="cancel", label="history")
     if history is None or history.status_code != 200 or f"{buyer.order_number}" not in history.text:
         return
-    form = re.search(r'<form method="post" action="(/pay/cancel/' + re.escape(buyer.order_number) + r'/)".*?</form>', history.text, re.S)
-    if form is None:  # not cancellable (not PAID)
+    action = f"/pay/cancel/{buyer.order_number}/"
+    forms = [f for f in re.findall(r"<form\b[^>]*>.*?</form>", history.text, re.S) if f'action="{action}"' in f and 'name="full"' in f]
+    if not forms:  # not cancellable (not PAID)
         return
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(0)))
-    together(2, lambda i: run.call(buyer.session, "POST", shop + form.group(1), data=fields, where="shop", phase="cancel", label="cancel"))
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', forms[0]))
+    page = run.call(buyer.session, "POST", shop + action, data=fields, where="shop", phase="cancel", label="cancel: confirmation page")
+    if page is None or page.status_code != 200:
+        return
+    confirm = next((f for f in re.findall(r"<form\b[^>]*>.*?</form>", page.text, re.S) if 'name="confirm"' in f), None)
+    if confirm is None:
+        return
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', confirm))
+    together(2, lambda i: run.call(buyer.session, "POST", shop + action, data=fields, where="shop", phase="cancel", label="cancel"))
 
 
 def cancel_tutorial(run: Run, buyer: Buyer, shop: str) -> None:
