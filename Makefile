@@ -9,6 +9,8 @@
 #   make tox              the Django/Python matrix in tox.ini
 #   make bench-flash      flash-sale benchmark on PostgreSQL under gunicorn (ARGS="--buyers 40 --seats 5")
 #   make docs | build | demo | demo-check | clean
+#   make bench-scale      webhook burst inline vs queued, reconcile with 1 and 2 workers, flash sale on 2 app hosts
+#                         (ARGS="--deliveries 5000 --orders 100000"; PostgreSQL)
 #   make bench-csv        CSV export of 1,000,000 orders vs the in-memory way (ARGS="--orders 20000")
 #   make bench-invoices   200 PDF invoices our way vs. one render per order (ARGS="--orders 50")
 #   make soak             the stateful money soak on PostgreSQL (BUDGET=2000 sequences, SEED=random, printed)
@@ -39,7 +41,7 @@ unexport VIRTUAL_ENV
 PYTEST := $(VPY) -m pytest -W error::DeprecationWarning
 
 .PHONY: lint format sizes help system-deps tools venv venv-mysql test test-quickstart test-postgres test-mariadb tox \
-        docs build messages demo demo-check bench-flash bench-csv bench-invoices soak fuzz clean FORCE
+        docs build messages demo demo-check bench-flash bench-scale bench-csv bench-invoices soak fuzz clean FORCE
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -134,6 +136,12 @@ messages: venv
 # (bench/flash_sale.py; needs PostgreSQL at 127.0.0.1:5432; not run in CI).
 bench-flash: venv
 	$(VPY) bench/flash_sale.py $(ARGS)
+
+# A webhook burst (inline vs queued through django-tasks-db workers), pgpay_reconcile --enqueue
+# with 1 and 2 workers, and the flash sale on one and two app hosts (bench/scale.py; PostgreSQL;
+# not run in CI). Under flock: it needs the machine to itself.
+bench-scale: venv
+	flock /tmp/pgpay-heavy.lock $(VPY) bench/scale.py $(ARGS)
 
 demo: venv
 	@PYTHON=$(CURDIR)/$(VPY) scripts/demo.sh serve

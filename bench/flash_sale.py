@@ -21,7 +21,8 @@ and each app, in the same run:
    (what its SDK and Pay button post) and follows the redirect to the shop's
    return URL; a quarter of the buyers load that return page twice at once;
 2. every buyer who paid at the PG cancels twice at the same instant (ours: the
-   history page's cancel form, sent twice; the tutorial's: its cancel link).
+   history page's cancel button, its confirmation page, and its "Refund now"
+   sent twice, a double click; the tutorial's: its cancel link, twice).
 
 It then prints, from the shop's tables, the sandbox's own records and a log
 of every call that reached the sandbox's API (``bench/pg_log.py``): places
@@ -77,6 +78,16 @@ def arguments(argv=None):
     parser.add_argument("--pg-user", default=os.environ.get("PGPAY_PG_USER", "postgres"))
     parser.add_argument(
         "--rounds", type=int, default=3, help="runs of each app and layout, alternating (default 3; the median round is shown)"
+    )
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=1,
+        help="shop servers (app 'hosts'), each gunicorn --workers x --threads on its own port, one database; "
+        "the buyers' requests go round-robin (default 1)",
+    )
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write the median round of each app and layout to FILE (bench/scale.py reads it)"
     )
     parser.add_argument("--verbose", action="store_true", help="also print the requests and mean latency of each step")
     parser.add_argument("--keep-db", action="store_true", help="leave the database behind (to look at it)")
@@ -146,6 +157,37 @@ class Server:
         self.log.close()
 
 
+# --- the round-robin in front of several shop hosts ------------------------------------------
+
+
+class RoundRobin:
+    """Sends each shop request to the next host in turn (a load balancer's simplest policy).
+
+    URLs are built against :attr:`base`; an absolute URL of any host (the PG's
+    redirect to the return URL names the first one) is rerouted too.
+    """
+
+    def __init__(self, hosts: list[str]):
+        self.hosts = hosts
+        self.base = hosts[0]
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def route(self, url: str) -> str:
+        if len(self.hosts) == 1:
+            return url
+        for host in self.hosts:
+            if url.startswith(host + "/"):
+                with self._lock:
+                    target = self.hosts[self._next]
+                    self._next = (self._next + 1) % len(self.hosts)
+                return target + url[len(host) :]
+        return url
+
+
+ROUTER = RoundRobin(["http://127.0.0.1"])
+
+
 # --- the buyers ----------------------------------------------------------------------------
 
 
@@ -182,6 +224,8 @@ class Run:
 
     def call(self, session, method, url, *, where, phase, label="", **kwargs) -> requests.Response | None:
         started = time.perf_counter()
+        if where == "shop":
+            url = ROUTER.route(url)
         try:
             response = session.request(method, url, allow_redirects=False, timeout=TIMEOUT, **kwargs)
         except requests.RequestException as exc:
@@ -329,14 +373,23 @@ def buy_tutorial(run: Run, buyer: Buyer, shop: str, pg: str) -> None:
 
 
 def cancel_ours(run: Run, buyer: Buyer, shop: str) -> None:
+    """The history page's "Cancel" (a full cancel), its confirmation page, then "Refund now" sent twice at once (a double click)."""
     history = run.call(buyer.session, "GET", f"{shop}/restaurants/bookings/", where="shop", phase="cancel", label="history")
     if history is None or history.status_code != 200 or f"{buyer.order_number}" not in history.text:
         return
-    form = re.search(r'<form method="post" action="(/pay/cancel/' + re.escape(buyer.order_number) + r'/)".*?</form>', history.text, re.S)
-    if form is None:  # not cancellable (not PAID)
+    action = f"/pay/cancel/{buyer.order_number}/"
+    forms = [f for f in re.findall(r"<form\b[^>]*>.*?</form>", history.text, re.S) if f'action="{action}"' in f and 'name="full"' in f]
+    if not forms:  # not cancellable (not PAID)
         return
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(0)))
-    together(2, lambda i: run.call(buyer.session, "POST", shop + form.group(1), data=fields, where="shop", phase="cancel", label="cancel"))
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', forms[0]))
+    page = run.call(buyer.session, "POST", shop + action, data=fields, where="shop", phase="cancel", label="cancel: confirmation page")
+    if page is None or page.status_code != 200:
+        return
+    confirm = next((f for f in re.findall(r"<form\b[^>]*>.*?</form>", page.text, re.S) if 'name="confirm"' in f), None)
+    if confirm is None:
+        return
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', confirm))
+    together(2, lambda i: run.call(buyer.session, "POST", shop + action, data=fields, where="shop", phase="cancel", label="cancel"))
 
 
 def cancel_tutorial(run: Run, buyer: Buyer, shop: str) -> None:
@@ -585,7 +638,8 @@ def report(rounds: list[dict], args) -> bool:
     print()
     print(
         f"Flash sale: {args.buyers} buyers, {args.in_flight} in flight, {args.seats} places; "
-        f"PostgreSQL; shop gunicorn {args.workers}x{args.threads} gthread, PG gunicorn {args.pg_workers}x8; "
+        f"PostgreSQL; {args.hosts} shop host(s), each gunicorn {args.workers}x{args.threads} gthread"
+        f"{' (round-robin)' if args.hosts > 1 else ''}, PG gunicorn {args.pg_workers}x8; "
         f"{args.rounds} round(s)"
     )
     ok = True
@@ -645,14 +699,16 @@ def main(argv=None) -> int:
     args = arguments(argv)
     layouts = [x for x in args.layouts.split(",") if x]
     apps = [x for x in args.apps.split(",") if x]
-    shop_port, pg_port = free_port(), free_port()
+    global ROUTER
+    shop_ports = [free_port() for _ in range(max(1, args.hosts))]
+    shop_port, pg_port = shop_ports[0], free_port()
     logs = Path(tempfile.mkdtemp(prefix="pgpay-bench-flash-"))
     database_url = f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/{args.database}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DATABASE_URL": database_url,
-        "DJANGO_DEBUG": "0",
+        "DJANGO_DEBUG": "1",  # the example settings need it for the sandbox; bench/settings.py turns DEBUG off
         "EXAMPLE_SANDBOX": "1",
         "DJANGO_SECRET_KEY": "bench-" + secrets.token_urlsafe(32),
         "EXAMPLE_SITE_URL": f"http://127.0.0.1:{shop_port}",
@@ -677,11 +733,13 @@ def main(argv=None) -> int:
         call_command("migrate", verbosity=0)
         sessions = make_sessions(args.buyers)
         servers = [
-            Server("shop", shop_port, args.workers, args.threads, env, logs),
+            *(Server(f"shop{i or ''}", port, args.workers, args.threads, env, logs) for i, port in enumerate(shop_ports)),
             Server("pg", pg_port, args.pg_workers, 8, env, logs),
         ]
         for server in servers:
             server.wait()
+        ROUTER = RoundRobin([server.url for server in servers[:-1]])
+        servers = [servers[0], servers[-1], *servers[1:-1]]  # [first shop, pg, other shops]
         # Warm-up (not counted): every worker imports, compiles templates and connects once.
         warm = argparse.Namespace(**{**vars(args), "buyers": min(args.buyers, 2 * args.workers * args.threads), "seats": 2})
         for app in apps:
@@ -695,6 +753,12 @@ def main(argv=None) -> int:
                     print(f"round {n + 1}: {app} on layout {layout} ...", file=sys.stderr, flush=True)
                     rounds.append(run_one(app, layout, args, sessions, servers[0].url, servers[1].url, logs))
         ok = report(rounds, args)
+        if args.json:
+            groups = defaultdict(list)
+            for r in rounds:
+                groups[(r["layout"], r["app"])].append(r)
+            medians = [{k: v for k, v in median_round(runs).items() if not k.startswith("_")} for runs in groups.values()]
+            Path(args.json).write_text(json.dumps({"ok": ok, "hosts": args.hosts, "results": medians}, ensure_ascii=False, indent=1))
         print(f"\nserver logs: {logs}")
         return 0 if ok else 1
     finally:

@@ -9,6 +9,12 @@ import os
 
 from example_project.settings import *  # noqa: F403
 
+# The example project refuses its sandbox without DEBUG (it is a development setup), so the
+# benchmarks start it with DJANGO_DEBUG=1; measured servers run with DEBUG off, as in
+# production, and the sandbox is allowed without it here, in this settings module only.
+DEBUG = False
+PGPAY = {**PGPAY, "SANDBOX_ALLOW_WITHOUT_DEBUG": True}  # noqa: F405
+
 INSTALLED_APPS = [*INSTALLED_APPS, "bench.tutorial"]  # noqa: F405
 ROOT_URLCONF = "bench.urls"
 #: Every call to the sandbox's Toss API is written to $BENCH_PG_LOG_DIR (one file per process).
@@ -16,3 +22,12 @@ MIDDLEWARE = ["bench.pg_log.PgCallLog", *MIDDLEWARE]  # noqa: F405
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
 CONN_MAX_AGE = 0
 BENCH_PG_LOG_DIR = os.environ.get("BENCH_PG_LOG_DIR", "")
+
+# Task workers (bench/scale.py): django-tasks-db's tables always; TASKS only where BENCH_TASKS=db
+# (the queued shop and its workers), so the other shop processes webhooks inline.
+import importlib.util  # noqa: E402
+
+if importlib.util.find_spec("django_tasks_db"):
+    INSTALLED_APPS = [*INSTALLED_APPS, "django_tasks_db"]
+if os.environ.get("BENCH_TASKS") == "db":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

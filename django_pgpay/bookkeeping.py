@@ -260,12 +260,14 @@ def _adopt(step: _Step, *, switches: bool) -> None:
         )
         target = S.PAID
     extra = merge_payment_fields(locked, result)
+    # A READY order has no cancel rows: with nothing cancelled at the PG either, there is nothing to sync.
+    nothing_cancelled = locked.status == S.READY and not result.cancels and not result.canceled_amount
     if locked.status != target:
         transition(locked, target, ledger_row=step.row, extra_fields=extra)
         step.changes.append(f"status {target}")
     elif extra:
         locked.save(update_fields=extra)
-    if target == S.PAID:
+    if target == S.PAID and not nothing_cancelled:
         step.changes += sync_cancels(locked, result, source=step.source, settle_stale=step.settle_stale, webhook_event=step.webhook_event)
 
 
@@ -508,8 +510,8 @@ def apply(order, result: PaymentResult, *, source, actor=None, confirm_row=None,
         raise
     followups.run_all(locked, follow_ups)
     refresh(order, locked)
-    if row is not None and row.pk is not None:
-        row.refresh_from_db()
+    if row is not None and row.pk is not None and follow_ups:
+        row.refresh_from_db()  # a follow-up (a refund of a second payment) may have written on it since
     return Outcome(order=locked, transaction=row, replayed=not changes, changes=tuple(changes), compensated=compensated)
 
 

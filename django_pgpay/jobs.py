@@ -1,6 +1,6 @@
 """Admin exports and invoice batches that run in a worker: create the job, run it, write its file to storage.
 
-The order admin calls :func:`start` for a selection larger than its threshold
+The order admin calls :func:`create` for a selection larger than its threshold
 (``PGPAY["BACKGROUND_EXPORT_ROWS"]``, ``PGPAY["BACKGROUND_INVOICES"]``) when a
 queueing ``TASKS`` backend is configured (:func:`django_pgpay.tasks.queued`);
 the :data:`~django_pgpay.tasks.write_export` and
@@ -41,10 +41,8 @@ Kind = ExportJob.Kind
 State = ExportJob.State
 
 
-def start(kind: str, queryset, *, user=None, filename: str) -> ExportJob:
-    """Create the job for ``queryset`` (its primary keys, in its order) and enqueue its task."""
-    from . import tasks
-
+def create(kind: str, queryset, *, user=None, filename: str) -> ExportJob:
+    """The job for ``queryset`` (its primary keys, in its order), queued; the caller enqueues its task."""
     pks = list(queryset.values_list("pk", flat=True))
     job = ExportJob.objects.create(
         kind=kind,
@@ -56,8 +54,6 @@ def start(kind: str, queryset, *, user=None, filename: str) -> ExportJob:
         created_by=user if getattr(user, "pk", None) else None,
         filename=filename,
     )
-    task = tasks.write_export if kind == Kind.CSV else tasks.render_invoice_batch
-    tasks.enqueue(task, job.pk)
     return job
 
 
@@ -155,4 +151,4 @@ def run_invoice_job(job_pk: int) -> str:
     return _run(job_pk, write)
 
 
-__all__ = ["INVOICE_BATCH", "PROGRESS_EVERY", "run_export_job", "run_invoice_job", "start"]
+__all__ = ["INVOICE_BATCH", "PROGRESS_EVERY", "create", "run_export_job", "run_invoice_job"]

@@ -37,10 +37,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
-from . import conf, inputs, payments
+from . import conf, inputs, ledger, payments
 from .exceptions import AmountMismatch, GatewayError, NotFound, OperationRefused, PgPayError, WebhookVerificationError, redact
 from .gateways.http import dumps_json, loads_json
 from .models import WebhookEvent
@@ -320,8 +319,8 @@ def _claim(event: WebhookEvent, order, key: str):
     Answers None (apply it), :data:`TAKEN` (this very delivery is claimed by
     another process) or the delivery it duplicates.
     """
-    with transaction.atomic():
-        list(type(order)._base_manager.select_for_update().filter(pk=order.pk).values_list("pk", flat=True))
+    with ledger.atomic(order):
+        ledger.lock_order(order)
         if WebhookEvent.objects.filter(pk=event.pk, status=D.APPLIED).exists():
             return TAKEN
         first = _applied(event, key)

@@ -6,10 +6,12 @@ queueing backend everything stays inline (the rest of the suite).
 """
 
 import importlib.util
+import json
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from django_pgpay import tasks, webhooks
 from django_pgpay.models import WebhookEvent
@@ -180,3 +182,46 @@ def more_seats(seat):
     type(seat).objects.filter(pk=seat.pk).update(remain=10)
     seat.refresh_from_db()
     return seat
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite cannot show row locks; CI runs this on PostgreSQL and MariaDB")
+def test_four_workers_on_two_deliveries_of_one_event_apply_it_once(toss_booking, toss_api, seat):
+    import threading
+
+    from django.db import connections
+
+    from django_pgpay import conf
+
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    body = json.dumps(status_changed(toss_api, key)).encode()
+    gateway = conf.get_gateway("toss")
+    events = [webhooks.accept(gateway, headers={"Content-Type": "application/json"}, body=body).event for _ in range(2)]
+    # Each worker loaded its delivery before any of them claimed it: two workers per delivery.
+    loaded = [WebhookEvent.objects.get(pk=e.pk) for e in events for _ in range(2)]
+    barrier = threading.Barrier(len(loaded))
+    receipts = [None] * len(loaded)
+
+    def work(i):
+        try:
+            barrier.wait(10)
+            receipts[i] = webhooks.process(loaded[i])
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(loaded))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(r is not None and r.accepted for r in receipts), receipts
+    one, two = WebhookEvent.objects.order_by("pk")
+    assert sorted([one.status, two.status]) == ["applied", "duplicate"] and one.processed and two.processed
+    booking.refresh_from_db()
+    assert booking.status == S.CANCELED
+    assert booking.transactions.filter(kind=K.WEBHOOK).count() == 1
+    seat.refresh_from_db()
+    assert seat.remain == 3

@@ -23,7 +23,7 @@ from tests.toss_support import AUTH, BASE, CLIENT_KEY, SECRET_KEY, TIMEOUT
 pytestmark = pytest.mark.django_db
 
 #: SQL queries of one confirm through ReturnView (session and user included); docs/views.rst states it.
-CONFIRM_QUERIES = 20
+CONFIRM_QUERIES = 16
 
 
 def return_url(booking, key, amount=None):

@@ -512,7 +512,8 @@ class OrderAdminMixin(OrderSearch, RefundPages, SettlementPage):
         return threshold is not None and tasks.queued(task) and queryset.count() > int(threshold)
 
     def _start_job(self, request, kind, queryset, filename: str):
-        job = jobs.start(kind, queryset, user=request.user, filename=filename)
+        job = jobs.create(kind, queryset, user=request.user, filename=filename)
+        tasks.enqueue(tasks.write_export if kind == ExportJob.Kind.CSV else tasks.render_invoice_batch, job.pk)
         self.message_user(
             request,
             gettext("%(count)s orders are being prepared in the background; this page shows the progress and the download.")

@@ -29,7 +29,12 @@ class Booking(AbstractOrder):
     seat = models.ForeignKey(Seat, on_delete=models.PROTECT)
 
     def get_order_name(self):
-        return self.order_name or f"{self.seat.table.restaurant.name} 예약"
+        if self.order_name:
+            return self.order_name
+        if not type(self).seat.is_cached(self):
+            # One query for the seat, its table and its restaurant, kept on the instance (a confirm's budget counts it).
+            self.seat = Seat.objects.select_related("table__restaurant").get(pk=self.seat_id)
+        return f"{self.seat.table.restaurant.name} 예약"
 
     def reserve(self) -> bool:
         # A conditional UPDATE: never below zero, whatever runs at the same time.
