@@ -136,8 +136,10 @@ def drivers(base: str) -> dict[str, Driver]:
         "toss": Toss(
             "toss",
             "TOSS",
-            {"CLASS": "django_pgpay.gateways.toss.TossGateway",
-             "OPTIONS": {"SECRET_KEY": TOSS_SECRET_KEY, "CLIENT_KEY": TOSS_CLIENT_KEY, "API_BASE": base + "/toss", "TIMEOUT": TIMEOUT}},
+            {
+                "CLASS": "django_pgpay.gateways.toss.TossGateway",
+                "OPTIONS": {"SECRET_KEY": TOSS_SECRET_KEY, "CLIENT_KEY": TOSS_CLIENT_KEY, "API_BASE": base + "/toss", "TIMEOUT": TIMEOUT},
+            },
             unknown_id="tgen_unknown0000000000",
         ),  # fmt: skip
         "portone": PortOneV1("portone", "PORTONE", v1, unknown_id="imp_000000000000"),
@@ -145,23 +147,44 @@ def drivers(base: str) -> dict[str, Driver]:
         "bootpay": Bootpay(
             "bootpay",
             "BOOTPAY",
-            {"CLASS": "django_pgpay.gateways.bootpay.BootpayGateway",
-             "OPTIONS": {"CLIENT_KEY": BOOTPAY_CLIENT_KEY, "SECRET_KEY": BOOTPAY_SECRET_KEY, "API_BASE": base + "/bootpay/v2", "TIMEOUT": TIMEOUT}},
+            {
+                "CLASS": "django_pgpay.gateways.bootpay.BootpayGateway",
+                "OPTIONS": {
+                    "CLIENT_KEY": BOOTPAY_CLIENT_KEY,
+                    "SECRET_KEY": BOOTPAY_SECRET_KEY,
+                    "API_BASE": base + "/bootpay/v2",
+                    "TIMEOUT": TIMEOUT,
+                },
+            },
             receiver_path="/test-receiver/bootpay/",
             unknown_id="000000000000000000000000",
         ),  # fmt: skip
         "stripe": Stripe(
             "stripe",
             "STRIPE",
-            {"CLASS": "django_pgpay.gateways.stripe.StripeGateway",
-             "OPTIONS": {"SECRET_KEY": stripe.SECRET_KEY, "WEBHOOK_SECRETS": [stripe.WEBHOOK_SECRET], "API_BASE": base + "/stripe", "TIMEOUT": TIMEOUT}},
+            {
+                "CLASS": "django_pgpay.gateways.stripe.StripeGateway",
+                "OPTIONS": {
+                    "SECRET_KEY": stripe.SECRET_KEY,
+                    "WEBHOOK_SECRETS": [stripe.WEBHOOK_SECRET],
+                    "API_BASE": base + "/stripe",
+                    "TIMEOUT": TIMEOUT,
+                },
+            },
             unknown_id="pi_3Unknown0000000000000000",
         ),  # fmt: skip
         "minipg": MiniPG(
             "minipg",
             "MINIPG",
-            {"CLASS": "tests.minipg.gateway.MiniPGGateway",
-             "OPTIONS": {"API_KEY": "test_mini_sandboxTESTS0000", "WEBHOOK_SECRET": "test_mini_whsec_TESTS", "API_BASE": base + "/minipg", "TIMEOUT": TIMEOUT}},
+            {
+                "CLASS": "tests.minipg.gateway.MiniPGGateway",
+                "OPTIONS": {
+                    "API_KEY": "test_mini_sandboxTESTS0000",
+                    "WEBHOOK_SECRET": "test_mini_whsec_TESTS",
+                    "API_BASE": base + "/minipg",
+                    "TIMEOUT": TIMEOUT,
+                },
+            },
             unknown_id="mp_unknown0000000000",
         ),  # fmt: skip
     }

@@ -44,7 +44,9 @@ sandbox_only = pytest.mark.django_db(transaction=True, available_apps=AVAILABLE_
 def confirm(pg, order):
     """The buyer pays ``order`` in the sandbox; the shop's confirm (or lookup) follows."""
     payment_id = pg.authorize(order)
-    request = ConfirmRequest(order=order, payment_id=payment_id, amount=order.amount, currency="KRW", idempotency_key=f"{order.order_number}-confirm")
+    request = ConfirmRequest(
+        order=order, payment_id=payment_id, amount=order.amount, currency="KRW", idempotency_key=f"{order.order_number}-confirm"
+    )
     return pg.gateway.confirm(request)
 
 
@@ -72,7 +74,12 @@ def needs(pg, capability: str):
 def test_a_paid_payment_is_confirmed_with_amount_currency_and_status(pg, order):
     snapshot = order(Decimal(15000))
     result = confirm(pg, snapshot)
-    assert (result.state, result.amount, result.currency, result.order_number) == (PaymentState.APPROVED, Decimal(15000), "KRW", snapshot.order_number)
+    assert (result.state, result.amount, result.currency, result.order_number) == (
+        PaymentState.APPROVED,
+        Decimal(15000),
+        "KRW",
+        snapshot.order_number,
+    )
     looked_up = pg.gateway.lookup(payment_id=result.payment_id)
     assert (looked_up.state, looked_up.amount, looked_up.canceled_amount, looked_up.payment_id) == (
         PaymentState.APPROVED,

@@ -83,7 +83,9 @@ class MiniPGGateway(HttpGateway):
         body = {"amount": int(request.amount), "reason": request.reason[:100]}
         data = self.call("cancel", "POST", path, json_body=body, idempotency_key=request.idempotency_key)
         payment = self.payment(data["payment"])
-        return CancelResult(pg_cancel_id=str(data["refund"]["id"]), amount=self.decimal(data["refund"]["amount"]), payment=payment, raw=data)
+        return CancelResult(
+            pg_cancel_id=str(data["refund"]["id"]), amount=self.decimal(data["refund"]["amount"]), payment=payment, raw=data
+        )
 
     def payment(self, data: Mapping) -> PaymentResult:
         try:
