@@ -8,6 +8,7 @@ with the capability flags and fill in the verbs; a verb the PG lacks raises
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +17,8 @@ from typing import Any
 from django.core import checks
 from django.utils import timezone
 
-from ..exceptions import ConfigurationError, NotFound, PgPayDeprecationWarning, UnsupportedFeature
+from ..exceptions import ConfigurationError, NotFound, PgPayDeprecationWarning, UnsupportedFeature, WebhookVerificationError
+from .http import loads_json
 from .results import (
     CancelRequest,
     CancelResult,
@@ -111,6 +113,11 @@ class BaseGateway:
                         id="django_pgpay.W010",
                     )
                 )
+        if self._options.get("WEBHOOK_ALLOWED_IPS"):
+            try:
+                self.webhook_networks()
+            except ValueError as exc:
+                messages.append(checks.Error(f"{self.where}['WEBHOOK_ALLOWED_IPS']: {exc}", id="django_pgpay.E302"))
         for name in self.required_options:
             if self._options.get(name) in (None, ""):
                 messages.append(
@@ -156,16 +163,63 @@ class BaseGateway:
         """
         return self.parse_received_webhook(headers, body, received_at=timezone.now())
 
-    def check_webhook_source(self, remote_addr: str | None, headers: Mapping[str, str]) -> None:
-        """Refuse a delivery that comes from where the PG never sends from.
+    #: The PG's published webhook senders: what ``WEBHOOK_ALLOWED_IPS = True`` allows (Bootpay's 223.130.82.0/24).
+    WEBHOOK_NETWORKS: tuple[str, ...] = ()
 
-        Called before the body is read. The default accepts every source
-        (verification proves a delivery, not its address); a gateway with an
-        optional address allowlist (Bootpay) raises
-        :class:`~django_pgpay.exceptions.WebhookVerificationError`, and the
-        delivery is kept in the log and answered 403. ``remote_addr`` is
-        Django's ``REMOTE_ADDR`` as stored with the delivery (None when unknown).
+    def check_webhook_source(self, remote_addr: str | None, headers: Mapping[str, str]) -> None:
+        """Refuse a delivery that comes from where the PG never sends from (``WEBHOOK_ALLOWED_IPS``, off by default).
+
+        Called before the body is read. Verification proves a delivery, not its
+        address, so by default every source is accepted; with the option
+        (``True``: the PG's own :attr:`WEBHOOK_NETWORKS`, or a list of networks)
+        a delivery from elsewhere raises
+        :class:`~django_pgpay.exceptions.WebhookVerificationError`, is kept in the
+        log and answered 403. ``remote_addr`` is Django's ``REMOTE_ADDR`` as
+        stored with the delivery (None when unknown).
         """
+        if not self._options.get("WEBHOOK_ALLOWED_IPS"):
+            return
+        try:
+            networks = self.webhook_networks()
+        except ValueError as exc:
+            raise WebhookVerificationError(f"WEBHOOK_ALLOWED_IPS is not valid: {exc}") from exc
+        try:
+            address = ipaddress.ip_address(str(remote_addr or ""))
+        except ValueError:
+            raise WebhookVerificationError(f"no usable source address ({remote_addr!r})") from None
+        if not any(address in network for network in networks):
+            raise WebhookVerificationError(f"{address} is not in WEBHOOK_ALLOWED_IPS")
+
+    def webhook_networks(self) -> list:
+        """The networks ``WEBHOOK_ALLOWED_IPS`` allows (``True``: :attr:`WEBHOOK_NETWORKS`). ValueError if invalid."""
+        setting = self._options.get("WEBHOOK_ALLOWED_IPS")
+        if setting is True and self.WEBHOOK_NETWORKS:
+            setting = self.WEBHOOK_NETWORKS
+        if isinstance(setting, str) or not isinstance(setting, (list, tuple)):
+            raise ValueError("expected True or a list of networks such as ['223.130.82.0/24']")
+        return [ipaddress.ip_network(str(entry), strict=False) for entry in setting]
+
+    def webhook_json(self, body: bytes) -> dict:
+        """A webhook body that must be a JSON object, or :class:`WebhookVerificationError`."""
+        try:
+            data = loads_json(body)
+        except ValueError as exc:
+            raise WebhookVerificationError("malformed JSON") from exc
+        if not isinstance(data, dict):
+            raise WebhookVerificationError("the body is not a JSON object")
+        return data
+
+    def live_or_test_key_checks(self, mode: str, debug: bool, *, label: str, ids: tuple[str, str], hints: tuple[str, str]) -> list:
+        """Live keys under DEBUG (real money in development) or test keys without it (no real payment)."""
+        if mode == "live" and debug:
+            return [
+                checks.Warning(f"{self.where}: live {label} keys with DEBUG = True; real cards will be charged.", hint=hints[0], id=ids[0])
+            ]
+        if mode == "test" and not debug:
+            return [
+                checks.Warning(f"{self.where}: test {label} keys with DEBUG = False; no payment will be real.", hint=hints[1], id=ids[1])
+            ]
+        return []
 
     def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> ParsedWebhook:
         """Parse a delivery as of ``received_at`` (when it arrived): the one webhook primitive.

@@ -30,8 +30,6 @@ the receipt id reaches us from the browser, the confirm call or a webhook.
 from __future__ import annotations
 
 import base64
-import hashlib
-import ipaddress
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -40,8 +38,6 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core import checks
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from ..exceptions import (
     AlreadyCanceled,
@@ -57,7 +53,7 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, normalize_currency, to_json_number
-from .http import HttpReply, loads_json
+from .http import HttpReply
 from .pipeline import HttpGateway
 from .results import (
     CancelRequest,
@@ -72,6 +68,7 @@ from .results import (
     ReturnParams,
     VirtualAccount,
 )
+from .wire import canonical_amount, digest, kst_datetime
 
 #: Receipt ``status`` codes that are payments (the others are billing keys and identity checks).
 #: 20 means cancelled, in full *or in part*: ``cancelled_price`` tells which (see :func:`receipt_state`).
@@ -121,7 +118,7 @@ ERRORS: dict[str, type[GatewayError]] = {
 #: Codes that say our access token is no longer good: fetch a new one and send again (legacy keys).
 TOKEN_ERRORS = frozenset({"TOKEN_KEY_INVALID", "TOKEN_EXPIRED", "-200"})
 
-#: Bootpay's webhook senders (developers.bootpay.co.kr, webhook settings).
+#: Bootpay's webhook senders (developers.bootpay.co.kr, webhook settings): ``WEBHOOK_ALLOWED_IPS = True``.
 WEBHOOK_NETWORKS = ("223.130.82.0/24",)
 #: ``webhook_type`` values of payments (JS SDK 5.x); others are acknowledged and ignored.
 PAYMENT_WEBHOOK_TYPES = frozenset({"PAYMENT_COMPLETED", "PAYMENT_CANCELLED", "PAYMENT_PARTIAL_CANCELLED", "PAYMENT_VIRTUAL_ACCOUNT_ISSUED"})
@@ -134,10 +131,6 @@ PG_DATA_REFUND = "bootpay_refund"
 #: same token for 25 of its 30 minutes).
 TOKEN_MARGIN = 300
 DEFAULT_TOKEN_LIFETIME = 1800
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 class BootpayGateway(HttpGateway):
@@ -184,6 +177,7 @@ class BootpayGateway(HttpGateway):
     webhook_ack = (200, "application/json", b'{"success": true}')
 
     ERRORS = ERRORS
+    WEBHOOK_NETWORKS = WEBHOOK_NETWORKS
     TOKEN_MARGIN = TOKEN_MARGIN
     RENAMED_OPTIONS = {"METHOD": "PAY_METHOD"}
 
@@ -450,31 +444,6 @@ class BootpayGateway(HttpGateway):
 
     # --- webhooks -------------------------------------------------------------------
 
-    def check_webhook_source(self, remote_addr: str | None, headers: Mapping[str, str]) -> None:
-        """With ``WEBHOOK_ALLOWED_IPS``, refuse deliveries from other addresses (off by default)."""
-        setting = self._options.get("WEBHOOK_ALLOWED_IPS")
-        if not setting:
-            return
-        try:
-            networks = self.webhook_networks()
-        except ValueError as exc:
-            raise WebhookVerificationError(f"WEBHOOK_ALLOWED_IPS is not valid: {exc}") from exc
-        try:
-            address = ipaddress.ip_address(str(remote_addr or ""))
-        except ValueError:
-            raise WebhookVerificationError(f"no usable source address ({remote_addr!r})") from None
-        if not any(address in network for network in networks):
-            raise WebhookVerificationError(f"{address} is not in WEBHOOK_ALLOWED_IPS")
-
-    def webhook_networks(self) -> list:
-        """The networks ``WEBHOOK_ALLOWED_IPS`` allows (``True``: Bootpay's own). ValueError if invalid."""
-        setting = self._options.get("WEBHOOK_ALLOWED_IPS")
-        if setting is True:
-            setting = WEBHOOK_NETWORKS
-        if isinstance(setting, str) or not isinstance(setting, (list, tuple)):
-            raise ValueError("expected True or a list of networks such as ['223.130.82.0/24']")
-        return [ipaddress.ip_network(str(entry), strict=False) for entry in setting]
-
     def webhook_claim(self, event: ParsedWebhook) -> str:
         """The receipt's ``status`` and ``cancelled_price``: the body's, or the fetched receipt's.
 
@@ -489,7 +458,7 @@ class BootpayGateway(HttpGateway):
         claim = f"status {status}"
         cancelled = source.get("cancelled_price")
         if cancelled is not None and not isinstance(cancelled, bool):
-            claim += f", cancelled {_canonical(cancelled)}"
+            claim += f", cancelled {canonical_amount(cancelled)}"
         return claim
 
     def webhook_claim_verdict(self, parsed: ParsedWebhook, verified: ParsedWebhook) -> str:
@@ -503,7 +472,7 @@ class BootpayGateway(HttpGateway):
         stated, status = body.get("status"), receipt.get("status")
         claimed_cancel, cancelled = body.get("cancelled_price"), receipt.get("cancelled_price") or 0
         same_status = stated is None or str(stated) == str(status)
-        if same_status and (claimed_cancel is None or _canonical(claimed_cancel) == _canonical(cancelled)):
+        if same_status and (claimed_cancel is None or canonical_amount(claimed_cancel) == canonical_amount(cancelled)):
             return self.CLAIM_CONFIRMED
         try:
             claimed_amount = Decimal(str(claimed_cancel)) if claimed_cancel is not None else None
@@ -525,12 +494,7 @@ class BootpayGateway(HttpGateway):
         so a retried delivery is a duplicate and a new change is not. Deliveries
         about billing keys or identity checks come back with nothing to apply.
         """
-        try:
-            data = loads_json(body)
-        except ValueError as exc:
-            raise WebhookVerificationError("malformed JSON") from exc
-        if not isinstance(data, dict):
-            raise WebhookVerificationError("the body is not a JSON object")
+        data = self.webhook_json(body)
         receipt_id = data.get("receipt_id")
         if not isinstance(receipt_id, str) or not receipt_id:
             raise WebhookVerificationError("no receipt_id")
@@ -539,7 +503,7 @@ class BootpayGateway(HttpGateway):
         if isinstance(status, str) and status.lstrip("-").isdigit():
             status = int(status)
         event_type = webhook_type or f"STATUS_{status}"
-        event_id = "bootpay-" + _digest("\x1f".join([receipt_id, webhook_type, str(status), _canonical(data.get("cancelled_price"))]))[:40]
+        event_id = "bootpay-" + digest(receipt_id, webhook_type, str(status), canonical_amount(data.get("cancelled_price")))
         other_type = webhook_type and webhook_type not in PAYMENT_WEBHOOK_TYPES
         if other_type or (isinstance(status, int) and status in OTHER_PRODUCT_STATUSES):
             return ParsedWebhook(event_id=event_id, event_type=event_type[:100], raw=data)
@@ -578,7 +542,7 @@ class BootpayGateway(HttpGateway):
                 bank=str(vbank.get("bank_code") or vbank.get("bank_name") or ""),
                 number=str(vbank["bank_account"]),
                 holder=str(vbank.get("bank_username") or ""),
-                due=_datetime(vbank.get("expired_at")),
+                due=kst_datetime(vbank.get("expired_at")),
             )
         return PaymentResult(
             state=state,
@@ -589,7 +553,7 @@ class BootpayGateway(HttpGateway):
             canceled_amount=cancelled,
             method=str(data.get("method") or data.get("method_symbol") or ""),
             receipt_url=str(data.get("receipt_url") or ""),
-            approved_at=_datetime(data.get("purchased_at")),
+            approved_at=kst_datetime(data.get("purchased_at")),
             failure_code=f"STATUS_{status}" if state == PaymentState.FAILED else "",
             failure_message=str(data.get("status_locale") or "") if state == PaymentState.FAILED else "",
             virtual_account=account,
@@ -624,11 +588,6 @@ class BootpayGateway(HttpGateway):
             messages.append(
                 checks.Error(f"{where}['OPEN_TYPE'] = {open_type!r} is not one of {', '.join(OPEN_TYPES)}.", id="django_pgpay.E301")
             )
-        if self._options.get("WEBHOOK_ALLOWED_IPS"):
-            try:
-                self.webhook_networks()
-            except ValueError as exc:
-                messages.append(checks.Error(f"{where}['WEBHOOK_ALLOWED_IPS']: {exc}", id="django_pgpay.E302"))
         if current and legacy:
             messages.append(
                 checks.Warning(
@@ -683,33 +642,6 @@ def _seconds(value) -> float:
     if number > 10**9:  # an epoch time, not a duration
         number -= time.time()
     return number if number > 0 else float(DEFAULT_TOKEN_LIFETIME)
-
-
-def _canonical(value) -> str:
-    """An amount as text that does not depend on how it was written (3000, 3000.0)."""
-    if value is None or isinstance(value, bool):
-        return ""
-    try:
-        return str(Decimal(str(value)).normalize())
-    except ArithmeticError:
-        return str(value)
-
-
-def _datetime(value) -> datetime | None:
-    """ISO 8601 from Bootpay; a time without an offset is Korean time."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = parse_datetime(value) or parse_datetime(value.replace(" ", "T"))
-    except ValueError:
-        return None
-    if parsed is None:
-        return None
-    if timezone.is_naive(parsed):
-        from zoneinfo import ZoneInfo
-
-        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Seoul"))
-    return parsed
 
 
 __all__ = ["ERRORS", "STATUSES", "BootpayGateway", "receipt_state"]

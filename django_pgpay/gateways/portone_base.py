@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.core import checks
+
 from ..money import quantize
 from .pipeline import HttpGateway
 from .results import CheckoutUrls, OrderSnapshot
@@ -25,6 +27,22 @@ class PortOneGateway(HttpGateway):
     supports_virtual_account = True
     #: PortOne approves in the payment window; the server only verifies (the default confirm: a lookup).
     requires_confirm_call = False
+
+    #: The id of the check that warns of ``INCLUDE_SANDBOX`` without DEBUG.
+    SANDBOX_CHECK_ID = "django_pgpay.W112"
+
+    def sandbox_checks(self, debug: bool) -> list[checks.CheckMessage]:
+        """Test-channel payments accepted without DEBUG (the last of each version's checks)."""
+        messages = []
+        if self.include_sandbox and not debug:
+            messages.append(
+                checks.Warning(
+                    f'{self.where}["INCLUDE_SANDBOX"] is True with DEBUG = False: test-channel payments pay orders.',
+                    hint="Remove it in production; test channels move no money.",
+                    id=self.SANDBOX_CHECK_ID,
+                )
+            )
+        return messages
 
     @property
     def include_sandbox(self) -> bool:

@@ -25,13 +25,10 @@ Wire contract (see ``docs/portone.rst``):
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime
-from datetime import timezone as dt_timezone
-from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from django.core import checks
 
@@ -46,7 +43,7 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, normalize_currency, to_json_number
-from .http import HttpReply, loads_json
+from .http import HttpReply
 from .portone_base import PortOneGateway, text
 from .results import (
     CancelEntry,
@@ -62,6 +59,7 @@ from .results import (
     ReturnParams,
     VirtualAccount,
 )
+from .wire import amount_equals, digest, json_or_form, newest_cancel, unix_datetime
 
 #: V1 ``status`` -> our PaymentState (refined by :meth:`PortOneV1Gateway.payment`: ``paid`` with a cancelled part is partial_canceled, ``ready`` with a virtual account waits for the deposit).
 V1_STATUSES: dict[str, PaymentState] = {
@@ -85,17 +83,6 @@ PG_DATA_PREPARED_V1 = "portone_v1_prepared"
 #: Longest ``merchant_uid`` V1 accepts.
 V1_MERCHANT_UID_MAX = 40
 #: Seconds before ``expired_at`` at which a V1 token is replaced.
-_EPOCH = datetime.fromtimestamp(0, tz=dt_timezone.utc)
-
-
-def _unix(value) -> datetime | None:
-    """V1 times are Unix seconds; 0 (or nothing) means "not happened"."""
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or int(value) <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(int(value), tz=dt_timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 class PortOneV1Gateway(PortOneGateway):
@@ -270,7 +257,7 @@ class PortOneV1Gateway(PortOneGateway):
                 raise refused from None
             if not isinstance(held, Mapping):
                 raise refused from None
-            same_amount = _number_equals(held.get("amount"), order.amount)
+            same_amount = amount_equals(held.get("amount"), order.amount)
             same_currency = held.get("currency") in (None, "", order.currency)
             if not (same_amount and same_currency):
                 self.call("prepare", "PUT", "/payments/prepare", json_body=body)
@@ -325,7 +312,7 @@ class PortOneV1Gateway(PortOneGateway):
             if account.phone:
                 body["refund_tel"] = account.phone
         payment = self.payment(self.call("cancel", "POST", "/payments/cancel", json_body=body))
-        entry = _newest(payment.cancels)
+        entry = newest_cancel(payment.cancels)
         return CancelResult(
             pg_cancel_id=entry.pg_cancel_id if entry else "",
             amount=entry.amount if entry else request.amount,
@@ -382,7 +369,7 @@ class PortOneV1Gateway(PortOneGateway):
 
     def parse_received_webhook(self, headers: Mapping[str, str], body: bytes, *, received_at: datetime) -> ParsedWebhook:
         """``{imp_uid, merchant_uid, status[, cancellation_id]}`` as JSON or a form; trusted only after a fetch."""
-        data = _json_or_form(body)
+        data = json_or_form(body)
         if data is None:
             raise WebhookVerificationError("the body is neither a JSON object nor a form")
         imp_uid = str(data.get("imp_uid") or "")[:200]
@@ -392,7 +379,7 @@ class PortOneV1Gateway(PortOneGateway):
             raise WebhookVerificationError("no imp_uid or merchant_uid")
         # V1 sends no event id: one made of what distinguishes two notifications
         # (equal for a repeated delivery of the same change).
-        event_id = "portone-" + _digest(imp_uid, merchant_uid, status, data.get("cancellation_id"))
+        event_id = "portone-" + digest(imp_uid, merchant_uid, status, data.get("cancellation_id"))
         return ParsedWebhook(
             event_id=event_id,
             event_type=status or "notification",
@@ -464,7 +451,7 @@ class PortOneV1Gateway(PortOneGateway):
                 bank=str(data.get("vbank_code") or ""),
                 number=str(data["vbank_num"]),
                 holder=str(data.get("vbank_holder") or ""),
-                due=_unix(data.get("vbank_date")),
+                due=unix_datetime(data.get("vbank_date")),
                 bank_name=str(data.get("vbank_name") or ""),
             )
         canceled = cancel_amount
@@ -484,7 +471,7 @@ class PortOneV1Gateway(PortOneGateway):
             canceled_amount=canceled,
             method=pay_method,
             receipt_url=str(data.get("receipt_url") or ""),
-            approved_at=_unix(data.get("paid_at")),
+            approved_at=unix_datetime(data.get("paid_at")),
             cancels=cancels,
             failure_code="",
             failure_message=str(data.get("fail_reason") or ""),
@@ -499,7 +486,7 @@ class PortOneV1Gateway(PortOneGateway):
         # cancellation_id is required by the spec; without it, an id made of what
         # the entry says keeps it recognisable from one lookup to the next.
         pg_id = str(item.get("cancellation_id") or "") or f"{item.get('pg_tid') or 'cancel'}-{cancelled_at}-{amount}"
-        return CancelEntry(pg_cancel_id=pg_id, amount=amount, canceled_at=_unix(cancelled_at))
+        return CancelEntry(pg_cancel_id=pg_id, amount=amount, canceled_at=unix_datetime(cancelled_at))
 
     # --- configuration checks -----------------------------------------------------------
 
@@ -524,49 +511,7 @@ class PortOneV1Gateway(PortOneGateway):
                     id="django_pgpay.W111",
                 )
             )
-        if self.include_sandbox and not debug:
-            messages.append(
-                checks.Warning(
-                    f'{where}["INCLUDE_SANDBOX"] is True with DEBUG = False: test-channel payments pay orders.',
-                    hint="Remove it in production; test channels move no money.",
-                    id="django_pgpay.W112",
-                )
-            )
-        return messages
-
-
-def _newest(cancels: tuple[CancelEntry, ...]) -> CancelEntry | None:
-    """The latest cancel (by time; the last listed among equals): the one a cancel call just made."""
-    newest = None
-    for entry in cancels:
-        if newest is None or (entry.canceled_at or _EPOCH) >= (newest.canceled_at or _EPOCH):
-            newest = entry
-    return newest
-
-
-def _number_equals(value, amount: Decimal) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
-        return False
-    try:
-        return Decimal(str(value)) == amount
-    except ArithmeticError:
-        return False
-
-
-def _json_or_form(body: bytes) -> dict | None:
-    text = body.decode("utf-8", "replace").strip()
-    if text.startswith("{"):
-        try:
-            data = loads_json(text)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-    pairs = parse_qsl(text, keep_blank_values=True)
-    return dict(pairs) if pairs else None
-
-
-def _digest(*parts) -> str:
-    return hashlib.sha256("\x1f".join(str(p or "") for p in parts).encode("utf-8")).hexdigest()[:40]
+        return messages + self.sandbox_checks(debug)
 
 
 __all__ = ["V1_MESSAGES", "V1_STATUSES", "PG_DATA_PREPARED_V1", "PortOneV1Gateway"]

@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core import checks
-from django.utils.dateparse import parse_datetime
 
 from ..exceptions import (
     AlreadyCanceled,
@@ -31,7 +30,7 @@ from ..exceptions import (
 )
 from ..money import MoneyError, from_minor, normalize_currency, to_minor
 from . import standard_webhooks
-from .http import HttpReply, loads_json
+from .http import HttpReply
 from .portone_base import PortOneGateway, text
 from .results import (
     CancelEntry,
@@ -46,6 +45,7 @@ from .results import (
     ReturnParams,
     VirtualAccount,
 )
+from .wire import kst_datetime
 
 V2_STATUSES: dict[str, PaymentState] = {
     "READY": PaymentState.PENDING,
@@ -82,15 +82,6 @@ V2_ERRORS: dict[str, type[GatewayError]] = {
 PG_DATA_PREPARED_V2 = "portone_v2_prepared"
 
 
-def _rfc3339(value) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        return parse_datetime(value)
-    except ValueError:
-        return None
-
-
 class PortOneV2Gateway(PortOneGateway):
     """PortOne V2, ``https://api.portone.io``, with the ``PortOne.requestPayment`` window.
 
@@ -116,6 +107,7 @@ class PortOneV2Gateway(PortOneGateway):
     """
 
     pg_name = "PortOne V2"
+    SANDBOX_CHECK_ID = "django_pgpay.W122"
     signs_webhooks = True
     required_options = ("API_SECRET", "STORE_ID", "CHANNEL_KEY")
 
@@ -277,11 +269,8 @@ class PortOneV2Gateway(PortOneGateway):
             raise WebhookVerificationError(
                 f"{self.alias}: WEBHOOK_SECRETS holds a secret that is not whsec_", code="BAD_WEBHOOK_SECRET"
             ) from exc
-        try:
-            data = loads_json(body)
-        except ValueError as exc:
-            raise WebhookVerificationError("malformed JSON") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        data = self.webhook_json(body)
+        if not isinstance(data.get("type"), str):
             raise WebhookVerificationError("no type")
         kind = data["type"][:100]
         payload = data.get("data") if isinstance(data.get("data"), dict) else {}
@@ -316,7 +305,7 @@ class PortOneV2Gateway(PortOneGateway):
                 CancelEntry(
                     pg_cancel_id=str(c["id"]),
                     amount=from_minor(c["totalAmount"], currency),
-                    canceled_at=_rfc3339(c.get("cancelledAt")),
+                    canceled_at=kst_datetime(c.get("cancelledAt")),
                 )
                 for c in (data.get("cancellations") or ())
                 if isinstance(c, Mapping) and c.get("status") == "SUCCEEDED"
@@ -345,7 +334,7 @@ class PortOneV2Gateway(PortOneGateway):
                 bank=str(method.get("bank") or ""),
                 number=str(method["accountNumber"]),
                 holder=str(method.get("remitteeName") or ""),
-                due=_rfc3339(method.get("expiredAt")),
+                due=kst_datetime(method.get("expiredAt")),
             )
         failure = data.get("failure") if isinstance(data.get("failure"), Mapping) else {}
         return PaymentResult(
@@ -357,7 +346,7 @@ class PortOneV2Gateway(PortOneGateway):
             canceled_amount=cancelled,
             method=_snake(method_type.removeprefix("PaymentMethod")),
             receipt_url=str(data.get("receiptUrl") or ""),
-            approved_at=_rfc3339(data.get("paidAt")),
+            approved_at=kst_datetime(data.get("paidAt")),
             cancels=cancels,
             failure_code=str(failure.get("pgCode") or ""),
             failure_message=str(failure.get("reason") or failure.get("pgMessage") or ""),
@@ -388,15 +377,7 @@ class PortOneV2Gateway(PortOneGateway):
                 messages.append(
                     checks.Error(f'{where}["WEBHOOK_SECRETS"] holds a secret that is not a whsec_… base64 secret.', id="django_pgpay.E121")
                 )
-        if self.include_sandbox and not debug:
-            messages.append(
-                checks.Warning(
-                    f'{where}["INCLUDE_SANDBOX"] is True with DEBUG = False: test-channel payments pay orders.',
-                    hint="Remove it in production; test channels move no money.",
-                    id="django_pgpay.W122",
-                )
-            )
-        return messages
+        return messages + self.sandbox_checks(debug)
 
 
 def _snake(name: str) -> str:

@@ -24,8 +24,6 @@ The secret key lives on the gateway instance; the ``stripe`` package is not used
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
 import time
@@ -35,7 +33,7 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from django.core import checks
 from django.utils.translation import gettext as _
@@ -71,6 +69,15 @@ from .results import (
     PaymentState,
     ReturnParams,
 )
+from .stripe_wire import (
+    METADATA_ORDER,
+    encode_form,
+    header,
+    latest_charge,
+    signature_header_items,
+    verify_signature,
+)
+from .stripe_wire import order_number as order_of
 
 logger = logging.getLogger("django_pgpay.gateways.stripe")
 
@@ -80,13 +87,9 @@ PG_DATA_SESSION = "stripe_session_id"
 PG_DATA_SESSIONS = "stripe_session_ids"
 #: How many Session ids an order remembers.
 MAX_SESSIONS = 20
-#: Key of the Session's and the PaymentIntent's ``metadata`` that holds our order number.
-METADATA_ORDER = "order_id"
 #: Key of a Refund's ``metadata`` that holds the ledger row's idempotency key.
 METADATA_KEY = "idempotency_key"
 
-#: Seconds a webhook signature stays valid (the official SDK's default tolerance).
-SIGNATURE_TOLERANCE = 300
 #: An open Checkout Session with less time than this left is replaced, not reused.
 REUSE_MARGIN = 300
 #: Stripe lets a Checkout Session live 30 minutes to 24 hours; a minute is kept
@@ -151,116 +154,15 @@ def _messages() -> dict[str, str]:
     }
 
 
-def encode_form(params: Mapping[str, Any]) -> str:
-    """Stripe's form encoding: nested mappings as ``a[b][c]``, lists as ``a[0]``, in the given order.
-
-    Only strings, integers and booleans are sent: an amount must already be an
-    ``int`` of minor units, so a Decimal or a float here is a programming error.
-    """
-    pairs: list[tuple[str, str]] = []
-
-    def walk(key: str, value: Any) -> None:
-        if value is None:
-            return
-        if isinstance(value, Mapping):
-            for sub, item in value.items():
-                walk(f"{key}[{sub}]" if key else str(sub), item)
-        elif isinstance(value, (list, tuple)):
-            for index, item in enumerate(value):
-                walk(f"{key}[{index}]", item)
-        elif isinstance(value, bool):
-            pairs.append((key, "true" if value else "false"))
-        elif isinstance(value, int):
-            pairs.append((key, str(value)))
-        elif isinstance(value, str):
-            pairs.append((key, value))
-        else:
-            raise TypeError(f"{key}: {type(value).__name__} is not sent to Stripe (amounts are integers of minor units)")
-
-    walk("", params)
-    return urlencode(pairs)
-
-
-def signature_header_items(header: str) -> tuple[int, list[str]]:
-    """``(t, [v1, ...])`` of a ``Stripe-Signature`` header; ``v0`` and unknown schemes are ignored."""
-    timestamps, signatures = [], []
-    for part in header.split(","):
-        name, sep, value = part.partition("=")
-        if not sep:
-            continue
-        name, value = name.strip(), value.strip()
-        if name == "t":
-            timestamps.append(value)
-        elif name == "v1" and value:
-            signatures.append(value)
-    if len(timestamps) != 1 or not timestamps[0].isdigit() or not timestamps[0].isascii():
-        raise WebhookVerificationError("Stripe-Signature has no single timestamp t=")
-    if not signatures:
-        raise WebhookVerificationError("Stripe-Signature has no v1 signature")
-    return int(timestamps[0]), signatures
-
-
-def verify_signature(body: bytes, header: str, secrets: Sequence[str], *, now: float, tolerance: int = SIGNATURE_TOLERANCE) -> int:
-    """Check a ``Stripe-Signature`` header as Stripe's SDK does; return its timestamp.
-
-    Accepted when any ``v1`` equals ``hex(HMAC-SHA256(secret, f"{t}.{body}"))``
-    for any of ``secrets`` (two during a rotation), compared in constant time,
-    and ``t`` is no older than ``tolerance`` seconds before ``now``. ``body``
-    must be the exact bytes received.
-    """
-    if not header:
-        raise WebhookVerificationError("no Stripe-Signature header")
-    timestamp, signatures = signature_header_items(header)
-    signed = f"{timestamp}.".encode("ascii") + bytes(body)
-    given = [s.encode("utf-8", "replace") for s in signatures]
-    for secret in secrets:
-        expected = hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest().encode("ascii")
-        if any(hmac.compare_digest(expected, candidate) for candidate in given):
-            break
-    else:
-        raise WebhookVerificationError("no Stripe-Signature v1 matches the payload")
-    if timestamp < now - tolerance:
-        raise WebhookVerificationError(f"Stripe-Signature timestamp is more than {tolerance} s old")
-    return timestamp
-
-
 def _clock() -> float:
     """Unix time now (a function, so tests can move the clock of this module alone)."""
     return time.time()
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    value = headers.get(name)
-    if value is None:
-        wanted = name.lower()
-        value = next((v for k, v in headers.items() if str(k).lower() == wanted), None)
-    return str(value or "")
 
 
 def _timestamp(value) -> datetime | None:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return datetime.fromtimestamp(value, tz=dt_timezone.utc)
     return None
-
-
-def _order_number(obj: Mapping[str, Any]) -> str:
-    """Our order number on a Session (``client_reference_id``) or PaymentIntent/Charge (``metadata``)."""
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
-    return str(obj.get("client_reference_id") or metadata.get(METADATA_ORDER) or "")
-
-
-def _charge(intent: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """The PaymentIntent's latest Charge when expanded (``charges.data`` before API 2022-11-15)."""
-    if not isinstance(intent, Mapping):
-        return {}
-    charge = intent.get("latest_charge")
-    if isinstance(charge, Mapping):
-        return charge
-    charges = intent.get("charges")
-    if isinstance(charges, Mapping) and isinstance(charges.get("data"), list) and charges["data"]:
-        first = charges["data"][0]
-        return first if isinstance(first, Mapping) else {}
-    return {}
 
 
 class StripeGateway(HttpGateway):
@@ -348,7 +250,7 @@ class StripeGateway(HttpGateway):
         """Stripe's ladder: rate limits, ``Stripe-Should-Retry`` and in-flight keys before ``ERRORS`` and the status."""
         err = reply.data["error"]
         kind, status = str(err.get("type") or ""), reply.status
-        retry = str(_header(reply.headers, "Stripe-Should-Retry")).lower()
+        retry = str(header(reply.headers, "Stripe-Should-Retry")).lower()
         if code in ("rate_limit", "lock_timeout") or (status == 429 and kind != "api_error"):
             return RetryLater  # too many requests: refused before anything ran (see ERRORS)
         if kind in ("idempotency_error", "api_error") or status in (409, 424) or status >= 500 or retry == "true":
@@ -361,7 +263,7 @@ class StripeGateway(HttpGateway):
 
     def error_response(self, reply: HttpReply) -> dict:
         data = reply.data if isinstance(reply.data, dict) else {}
-        return {**data, "request_id": _header(reply.headers, "Request-Id")} if data else {"body": reply.text[:500]}
+        return {**data, "request_id": header(reply.headers, "Request-Id")} if data else {"body": reply.text[:500]}
 
     # --- checkout and return ----------------------------------------------------
 
@@ -461,7 +363,7 @@ class StripeGateway(HttpGateway):
             usable = (
                 session.get("amount_total") == minor
                 and str(session.get("currency") or "").upper() == order.currency.upper()
-                and _order_number(session) == order.order_number
+                and order_of(session) == order.order_number
                 and isinstance(session.get("expires_at"), int)
                 and session["expires_at"] - _clock() >= REUSE_MARGIN
                 and session.get("url")
@@ -548,7 +450,7 @@ class StripeGateway(HttpGateway):
         """The PaymentIntent's refunds: always for a lookup, for a confirm only when its Charge shows one."""
         if not isinstance(intent, Mapping) or intent.get("status") != "succeeded" or not intent.get("id"):
             return []
-        charge = _charge(intent)
+        charge = latest_charge(intent)
         if not always and not charge.get("amount_refunded") and not charge.get("refunded"):
             return []
         refunds: list[Mapping[str, Any]] = []
@@ -603,7 +505,7 @@ class StripeGateway(HttpGateway):
         result = self._result(
             state,
             payment_id=intent_id or session_id,
-            order_number=_order_number(session),
+            order_number=order_of(session),
             amount=amount,
             currency=currency,
             intent=intent_data,
@@ -624,7 +526,7 @@ class StripeGateway(HttpGateway):
         result = self._result(
             state,
             payment_id=intent_id,
-            order_number=_order_number(intent),
+            order_number=order_of(intent),
             amount=amount,
             currency=currency,
             intent=intent,
@@ -634,7 +536,7 @@ class StripeGateway(HttpGateway):
         return self._with_refunds(result, refunds)
 
     def _result(self, state, *, payment_id, order_number, amount, currency, intent, pg_data, raw) -> PaymentResult:
-        charge = _charge(intent)
+        charge = latest_charge(intent)
         details = charge.get("payment_method_details") if isinstance(charge.get("payment_method_details"), Mapping) else {}
         error = intent.get("last_payment_error") if isinstance(intent.get("last_payment_error"), Mapping) else {}
         failure_code = failure_message = ""
@@ -768,7 +670,7 @@ class StripeGateway(HttpGateway):
         secrets = self.webhook_secrets()
         if not secrets:
             raise WebhookVerificationError(f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"]["WEBHOOK_SECRETS"] is not set')
-        verify_signature(body, _header(headers, "Stripe-Signature"), secrets, now=received_at.timestamp())
+        verify_signature(body, header(headers, "Stripe-Signature"), secrets, now=received_at.timestamp())
         try:
             data = loads_json(body)
         except ValueError as exc:
@@ -780,7 +682,7 @@ class StripeGateway(HttpGateway):
         event_id, event_type = data["id"][:255], data["type"][:100]
         ignored = ParsedWebhook(event_id=event_id, event_type=event_type, verified=True, raw=data)
         if event_type in SESSION_EVENTS:
-            order_number = _order_number(obj)
+            order_number = order_of(obj)
             if obj.get("object") != "checkout.session" or obj.get("mode", "payment") != "payment" or not order_number:
                 return ignored
             override = {
@@ -806,7 +708,7 @@ class StripeGateway(HttpGateway):
                 event_id=event_id,
                 event_type=event_type,
                 payment_id=intent_id[:200],
-                order_number=_order_number(obj)[:64],
+                order_number=order_of(obj)[:64],
                 verified=True,
                 raw=data,
             )
@@ -888,22 +790,13 @@ class StripeGateway(HttpGateway):
             messages.append(
                 checks.Error(f"{where}: SECRET_KEY and PUBLISHABLE_KEY are not both test keys or both live keys.", id="django_pgpay.E202")
             )
-        if mode == "live" and debug:
-            messages.append(
-                checks.Warning(
-                    f"{where}: live Stripe keys with DEBUG = True; real cards will be charged.",
-                    hint="Use sk_test_ keys in development.",
-                    id="django_pgpay.W202",
-                )
-            )
-        if mode == "test" and not debug:
-            messages.append(
-                checks.Warning(
-                    f"{where}: test Stripe keys with DEBUG = False; no payment will be real.",
-                    hint="Use sk_live_ keys in production.",
-                    id="django_pgpay.W203",
-                )
-            )
+        messages += self.live_or_test_key_checks(
+            mode,
+            debug,
+            label="Stripe",
+            ids=("django_pgpay.W202", "django_pgpay.W203"),
+            hints=("Use sk_test_ keys in development.", "Use sk_live_ keys in production."),
+        )
         secrets = self.webhook_secrets()
         if not secrets:
             messages.append(

@@ -29,13 +29,10 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from django.core import checks
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from ..exceptions import (
     AlreadyCanceled,
@@ -52,7 +49,6 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import MoneyError, normalize_currency, parse_amount, to_json_number
-from .http import loads_json
 from .pipeline import REFUSED, HttpGateway
 from .results import (
     CancelEntry,
@@ -68,6 +64,7 @@ from .results import (
     ReturnParams,
     VirtualAccount,
 )
+from .wire import digest, kst_datetime, stated_amount
 
 #: Toss ``status`` -> our PaymentState.
 STATUSES: dict[str, PaymentState] = {
@@ -176,13 +173,9 @@ MASKED = "***"
 _KEY_FAMILIES = ("test_", "live_")
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
 def secret_digest(secret: str) -> str:
     """What is stored of a virtual account's deposit-callback ``secret`` (never the secret itself)."""
-    return _digest(f"django-pgpay:toss:{secret}")
+    return hashlib.sha256(f"django-pgpay:toss:{secret}".encode()).hexdigest()
 
 
 class TossGateway(HttpGateway):
@@ -350,12 +343,7 @@ class TossGateway(HttpGateway):
         :meth:`verify_webhook` fetched it. Other event types come back with an
         empty ``payment_id``: acknowledged, nothing to apply.
         """
-        try:
-            data = loads_json(body)
-        except ValueError as exc:
-            raise WebhookVerificationError("malformed JSON") from exc
-        if not isinstance(data, dict):
-            raise WebhookVerificationError("the body is not a JSON object")
+        data = self.webhook_json(body)
         event_type = str(data.get("eventType") or "")
         if not event_type and "secret" in data and "orderId" in data:
             event_type = DEPOSIT_CALLBACK
@@ -395,7 +383,7 @@ class TossGateway(HttpGateway):
     @staticmethod
     def _event_id(*parts) -> str:
         """Toss sends no event id: one made of what distinguishes two changes (equal for a retried delivery)."""
-        return "toss-" + _digest("\x1f".join(str(p or "") for p in parts))[:40]
+        return "toss-" + digest(*parts)
 
     def verify_webhook(self, event: ParsedWebhook, order: OrderSnapshot | None) -> ParsedWebhook:
         """Trust a delivery only through Toss itself.
@@ -446,7 +434,7 @@ class TossGateway(HttpGateway):
         if str(payload.get("totalAmount", fetched.get("totalAmount"))) != str(fetched.get("totalAmount")):
             return self.CLAIM_REFUSED
         earlier = LIFECYCLE.get(claimed, -1) < LIFECYCLE.get(actual, -1)
-        stated, left = _amount(payload.get("balanceAmount")), _amount(fetched.get("balanceAmount"))
+        stated, left = stated_amount(payload.get("balanceAmount")), stated_amount(fetched.get("balanceAmount"))
         more_left = payload.get("balanceAmount") is None or (stated is not None and left is not None and stated >= left)
         return self.CLAIM_STALE if claimed in LIFECYCLE and earlier and more_left else self.CLAIM_REFUSED
 
@@ -463,7 +451,7 @@ class TossGateway(HttpGateway):
                 CancelEntry(
                     pg_cancel_id=str(c.get("transactionKey") or ""),
                     amount=self.decimal(c["cancelAmount"]),
-                    canceled_at=_datetime(c.get("canceledAt")),
+                    canceled_at=kst_datetime(c.get("canceledAt")),
                 )
                 for c in (data.get("cancels") or ())
                 if isinstance(c, Mapping) and str(c.get("cancelStatus") or "DONE") == "DONE"
@@ -481,7 +469,7 @@ class TossGateway(HttpGateway):
                 bank=str(account.get("bankCode") or ""),
                 number=str(account["accountNumber"]),
                 holder=str(account.get("customerName") or ""),
-                due=_datetime(account.get("dueDate")),
+                due=kst_datetime(account.get("dueDate")),
             )
         secret = data.get("secret")
         if isinstance(secret, str) and secret:
@@ -497,7 +485,7 @@ class TossGateway(HttpGateway):
             canceled_amount=total - balance,
             method=str(data.get("method") or ""),
             receipt_url=str(receipt.get("url") or ""),
-            approved_at=_datetime(data.get("approvedAt")),
+            approved_at=kst_datetime(data.get("approvedAt")),
             cancels=cancels,
             failure_code=str(failure.get("code") or ""),
             failure_message=str(failure.get("message") or ""),
@@ -532,22 +520,13 @@ class TossGateway(HttpGateway):
                     id="django_pgpay.E101",
                 )
             )
-        if "live_" in modes and debug:
-            messages.append(
-                checks.Warning(
-                    f"{where}: live Toss keys with DEBUG = True; real cards will be charged.",
-                    hint="Use test_ keys in development.",
-                    id="django_pgpay.W102",
-                )
-            )
-        if "test_" in modes and not debug:
-            messages.append(
-                checks.Warning(
-                    f"{where}: test Toss keys with DEBUG = False; no payment will be real.",
-                    hint="Use live_ keys in production (after Toss's review of the shop).",
-                    id="django_pgpay.W103",
-                )
-            )
+        messages += self.live_or_test_key_checks(
+            "live" if "live_" in modes else "test" if "test_" in modes else "",
+            debug,
+            label="Toss",
+            ids=("django_pgpay.W102", "django_pgpay.W103"),
+            hints=("Use test_ keys in development.", "Use live_ keys in production (after Toss's review of the shop)."),
+        )
         if self._options.get("TEST_CODE") and "live_" in modes:
             messages.append(
                 checks.Warning(
@@ -556,34 +535,6 @@ class TossGateway(HttpGateway):
                 )
             )
         return messages
-
-
-def _amount(value) -> Decimal | None:
-    """An amount a body states, as Decimal; None when it is not a number."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        amount = Decimal(str(value))
-    except ArithmeticError:
-        return None
-    return amount if amount.is_finite() else None
-
-
-def _datetime(value) -> datetime | None:
-    """ISO 8601 from Toss; a time without an offset (webhook ``createdAt``) is Korean time."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        return None
-    if parsed is None:
-        return None
-    if timezone.is_naive(parsed):
-        from zoneinfo import ZoneInfo
-
-        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Seoul"))
-    return parsed
 
 
 __all__ = ["ERRORS", "STATUSES", "TossGateway", "secret_digest"]
