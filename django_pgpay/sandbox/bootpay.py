@@ -55,6 +55,7 @@ from . import clock, conf, faults, lifecycle, tokens, webhooks
 from .base import CONFIRM_FAULT_CHOICES, Answer, ApiContext, ApiError, Problem, SandboxPG, dumps, framed, guard, loads
 from .lifecycle import Ledger, RefundFields, Refusal, Stage
 from .models import SandboxPayment
+from .window import Choice, PaymentWindow
 from .wire import KST, is_http_url, kst, parse_krw, with_query
 
 #: HTTP status and message of each ``error_code`` the sandbox answers with.
@@ -182,7 +183,7 @@ def _public(state: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(state)
 
 
-class BootpaySandbox(SandboxPG):
+class BootpaySandbox(PaymentWindow, SandboxPG):
     """Bootpay's PG REST API v2, JavaScript SDK and payment window (see the module docstring).
 
     Settings, ``PGPAY_SANDBOX["BOOTPAY"]``: ``CLIENT_KEYS`` and ``SECRET_KEYS``
@@ -198,6 +199,10 @@ class BootpaySandbox(SandboxPG):
     name = "bootpay"
     problem_codes = PROBLEM_CODES
     refusals = REFUSALS
+    window_template = "pgpay_sandbox/bootpay/pay.html"
+    window_error_template = "pgpay_sandbox/bootpay/error.html"
+    window_not_found = ("RC_NOT_FOUND", ERRORS["RC_NOT_FOUND"][1])
+    window_fault_choices = CONFIRM_FAULT_CHOICES
     settings_section = "BOOTPAY"
     key_settings = ("SECRET_KEYS", "CLIENT_KEYS", "APPLICATION_IDS", "PRIVATE_KEYS", "WEB_APPLICATION_IDS")
     #: Either the current key pairs or the legacy ones.
@@ -749,74 +754,46 @@ class BootpaySandbox(SandboxPG):
             )
         )
 
-    def _window_payment(self, request: HttpRequest, receipt_id: str, *, lock: bool = False) -> SandboxPayment | None:
+    # --- the payment window (django_pgpay.sandbox.window) ---------------------------
+
+    def window_payment(self, request: HttpRequest, key: str, *, lock: bool) -> SandboxPayment | None:
+        """The receipt, only with the window's token (``t``): else it is unknown."""
         token = request.POST.get("t") if request.method == "POST" else request.GET.get("t")
-        rows = SandboxPayment.objects.filter(pg=self.name, key=receipt_id)
-        payment = (rows.select_for_update() if lock else rows).first()
+        payment = super().window_payment(request, key, lock=lock)
         if payment is None or not isinstance(token, str) or not _same(token, payment.session.get("windowToken", "")):
             return None
         return payment
 
-    def view_pay(self, request: HttpRequest, receipt_id: str) -> HttpResponse:
-        """The payment window: the order and the buyer's choices; POST acts on one."""
-        guard()
-        if request.method == "POST":
-            with transaction.atomic():
-                payment = self._window_payment(request, receipt_id, lock=True)
-                if payment is None:
-                    return _window_error(request, "RC_NOT_FOUND", ERRORS["RC_NOT_FOUND"][1], status=404)
-                if payment.state["status"] != 0 or payment.session.get("closed"):
-                    return self._window(request, payment, status=409)
-                return self._window_action(request, payment, clock.now())
-        payment = self._window_payment(request, receipt_id)
-        if payment is None:
-            return _window_error(request, "RC_NOT_FOUND", ERRORS["RC_NOT_FOUND"][1], status=404)
-        return self._window(request, payment)
+    def window_is_open(self, payment: SandboxPayment) -> bool:
+        return payment.state["status"] == 0 and not payment.session.get("closed")
 
-    def _window(self, request: HttpRequest, payment: SandboxPayment, *, status: int = 200) -> HttpResponse:
-        state = payment.state
+    def window_context(self, payment: SandboxPayment) -> dict[str, Any]:
         requested = payment.session.get("requestedMethod") or ""
-        context = {
-            "payment": payment,
-            "state": state,
-            "session": payment.session,
-            "amount_display": f"{state['price']:,}",
+        return {
+            "amount_display": f"{payment.state['price']:,}",
             "requested_method": requested,
             "method_label": METHODS.get(requested, ("", ""))[0],
-            "open": state["status"] == 0 and not payment.session.get("closed"),
             "offers_virtual_account": requested in ("", "card", "vbank"),
             "offers_payment": requested != "vbank",
             "window_token": payment.session.get("windowToken", ""),
-            "confirm_faults": CONFIRM_FAULT_CHOICES,
         }
-        return render(request, "pgpay_sandbox/bootpay/pay.html", context, status=status)
 
-    def _window_action(self, request: HttpRequest, payment: SandboxPayment, now: datetime) -> HttpResponse:
-        action = request.POST.get("action", "")
-        if action == "close":
+    def window_act(self, request: HttpRequest, payment: SandboxPayment, choice: Choice, now: datetime) -> HttpResponse | None:
+        if choice.gives_up:
             payment.session["closed"] = True
-            self._save(payment)
-            code, message = WINDOW_CANCEL
-            return self._result(request, payment, {"event": "cancel", "error_code": code, "message": message})
-        if action == "decline":
+            if choice.action == "close":
+                self._save(payment)
+                code, message = WINDOW_CANCEL
+                return self._result(request, payment, {"event": "cancel", "error_code": code, "message": message})
             code, message, pg_code = WINDOW_DECLINE
-            payment.session["closed"] = True
             self._save(payment, -1)
             return self._result(request, payment, {"event": "error", "error_code": code, "pg_error_code": pg_code, "message": message})
-        if action not in ("pay", "virtual_account"):
-            return self._window(request, payment, status=400)
+        if choice.action not in ("pay", "virtual_account"):
+            return None
         requested = payment.session.get("requestedMethod") or ""
-        method = "vbank" if action == "virtual_account" else (requested if requested in ("card", "bank", "phone") else "card")
-        deposit_after = None
-        if method == "vbank" and request.POST.get("deposit_after", "") not in ("", "manual"):
-            try:
-                deposit_after = max(float(request.POST["deposit_after"]), 0.0)
-            except ValueError:
-                deposit_after = None
-        event = self._authenticate(payment, method, now, deposit_after=deposit_after)
-        fault = request.POST.get("confirm_fault", "")
-        if fault and fault in dict(CONFIRM_FAULT_CHOICES):
-            faults.arm(self.name, "confirm", fault, match=payment.key, **({"delay": 35} if fault.startswith("timeout") else {}))
+        method = "vbank" if choice.action == "virtual_account" else (requested if requested in ("card", "bank", "phone") else "card")
+        event = self._authenticate(payment, method, now, deposit_after=choice.deposit_after if method == "vbank" else None)
+        self.arm_window_fault(payment, choice)
         return self._result(request, payment, {"event": event})
 
     def _result(self, request: HttpRequest, payment: SandboxPayment, result: dict[str, Any]) -> HttpResponse:
@@ -903,7 +880,7 @@ class BootpaySandbox(SandboxPG):
             path("checkout", framed(self.view_checkout), name="bootpay-checkout"),
             # The window's POSTs carry its own token instead of Django's CSRF cookie:
             # the window runs in an iframe of the shop's page, where that cookie is third-party.
-            path("pay/<str:receipt_id>", framed(self.view_pay), name="bootpay-pay"),
+            path("pay/<str:key>", framed(self.view_pay), name="bootpay-pay"),
             path("pay/<str:receipt_id>/confirm", framed(self.view_window_confirm), name="bootpay-window-confirm"),
             path("receipt/<str:receipt_id>", self.view_receipt_page, name="bootpay-receipt"),
         ]

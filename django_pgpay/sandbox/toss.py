@@ -44,6 +44,8 @@ from . import clock, faults, lifecycle, webhooks
 from .base import CONFIRM_FAULT_CHOICES, Answer, ApiContext, ApiError, Problem, SandboxPG, dumps, guard, loads
 from .lifecycle import Ledger, RefundFields, Refusal, Stage
 from .models import SandboxPayment
+from .window import Choice, PaymentWindow
+from .window import payload as window_payload
 from .wire import KST, kst, parse_krw, when
 from .wire import is_http_url as _is_http_url
 from .wire import with_query as _with_query
@@ -236,7 +238,7 @@ def split_vat(amount: int, tax_free: int = 0) -> tuple[int, int]:
 # --- the emulator ----------------------------------------------------------------
 
 
-class TossSandbox(SandboxPG):
+class TossSandbox(PaymentWindow, SandboxPG):
     """Toss Payments' core API, SDK and payment window (see the module docstring).
 
     Settings, ``PGPAY_SANDBOX["TOSS"]``: ``SECRET_KEYS`` and ``CLIENT_KEYS``
@@ -254,6 +256,10 @@ class TossSandbox(SandboxPG):
     idempotency_header = "Idempotency-Key"
     idempotency_key_max = 300
     idempotency_lifetime = timedelta(days=15)
+    window_template = "pgpay_sandbox/toss/pay.html"
+    window_error_template = "pgpay_sandbox/toss/error.html"
+    window_not_found = ("NOT_FOUND_PAYMENT", "Unknown payment.")
+    window_fault_choices = CONFIRM_FAULT_CHOICES
     problem_codes = {
         Problem.MALFORMED_BODY: "INVALID_REQUEST",
         Problem.IDEMPOTENCY_KEY_INVALID: "INVALID_IDEMPOTENCY_KEY",
@@ -785,11 +791,8 @@ class TossSandbox(SandboxPG):
         guard()
         if request.method != "POST":
             return _window_error(request, "INVALID_REQUEST", "POST only.", status=405)
-        try:
-            params = loads(request.POST.get("payload", ""))
-        except ValueError:
-            params = None
-        if not isinstance(params, dict):
+        params = window_payload(request)
+        if params is None:
             return _window_error(request, "INVALID_REQUEST", "payload is not JSON.")
         client_key = params.get("clientKey")
         if not isinstance(client_key, str) or not any(
@@ -849,83 +852,47 @@ class TossSandbox(SandboxPG):
             )
         return HttpResponseRedirect(reverse("pgpay_sandbox:toss-pay", args=[payment.key]), status=303)
 
-    def view_pay(self, request: HttpRequest, payment_key: str) -> HttpResponse:
-        """The payment window: shows the order and the buyer's choices; POST acts on one."""
-        guard()
-        now = clock.now()
-        origin = f"{request.scheme}://{request.get_host()}"
-        if request.method == "POST":
-            with transaction.atomic():
-                payment = self._locked(payment_key)
-                if payment is None:
-                    return _window_error(request, "NOT_FOUND_PAYMENT", "Unknown payment.", status=404)
-                self.refresh(payment, now, origin)
-                if payment.state["status"] != "READY":
-                    return self._window(request, payment, status=409)
-                return self._window_action(request, payment, now)
-        payment = SandboxPayment.objects.filter(pg=self.name, key=payment_key).first()
-        if payment is None:
-            return _window_error(request, "NOT_FOUND_PAYMENT", "Unknown payment.", status=404)
-        if payment.state["status"] == "READY":
-            with transaction.atomic():
-                payment = self._locked(payment_key)
-                self.refresh(payment, now, origin)
-        return self._window(request, payment)
+    # --- the payment window (django_pgpay.sandbox.window) ---------------------------
 
-    def _window(self, request: HttpRequest, payment: SandboxPayment, *, status: int = 200) -> HttpResponse:
-        state = payment.state
-        context = {
-            "payment": payment,
-            "state": state,
-            "session": payment.session,
-            "amount": state["totalAmount"],
+    def window_refresh(self, payment: SandboxPayment, now: datetime, origin: str) -> None:
+        self.refresh(payment, now, origin)
+
+    def window_is_open(self, payment: SandboxPayment) -> bool:
+        return payment.state["status"] == "READY"
+
+    def window_context(self, payment: SandboxPayment) -> dict[str, Any]:
+        state, session = payment.state, payment.session
+        requested = session.get("requestedMethod")
+        fail_url = session.get("failUrl")
+        cancel = {"code": "PAY_PROCESS_CANCELED", "message": WINDOW_ERRORS["PAY_PROCESS_CANCELED"][0], "orderId": payment.order_id}
+        return {
             "amount_display": f"{state['totalAmount']:,}",
-            "requested_method": payment.session.get("requestedMethod"),
-            "method_label": METHODS.get(payment.session.get("requestedMethod") or "", ""),
-            "open": state["status"] == "READY",
-            "confirm_faults": CONFIRM_FAULT_CHOICES,
-            "deposit_choices": DEPOSIT_CHOICES,
-            "fail_url": _with_query(
-                payment.session.get("failUrl", ""),
-                {"code": "PAY_PROCESS_CANCELED", "message": WINDOW_ERRORS["PAY_PROCESS_CANCELED"][0], "orderId": payment.order_id},
-            )
-            if payment.session.get("failUrl")
-            else "",
+            "requested_method": requested,
+            "method_label": METHODS.get(requested or "", ""),
+            "offers_payment": requested != "VIRTUAL_ACCOUNT",
+            "offers_virtual_account": True,
+            "fail_url": _with_query(fail_url, cancel) if fail_url else "",
         }
-        return render(request, "pgpay_sandbox/toss/pay.html", context, status=status)
 
-    def _window_action(self, request: HttpRequest, payment: SandboxPayment, now: datetime) -> HttpResponse:
-        action = request.POST.get("action", "")
+    def window_act(self, request: HttpRequest, payment: SandboxPayment, choice: Choice, now: datetime) -> HttpResponse | None:
         session = payment.session
-        if action in ("decline", "close"):
-            code = "REJECT_CARD_COMPANY" if action == "decline" else "PAY_PROCESS_CANCELED"
+        if choice.gives_up:
+            code = "REJECT_CARD_COMPANY" if choice.action == "decline" else "PAY_PROCESS_CANCELED"
             payment.state["failure"] = {"code": code, "message": WINDOW_ERRORS[code][0]}
             self._save(payment, "ABORTED")
             return _redirect_fail(request, session["failUrl"], code, payment.order_id)
-        if action not in ("pay", "virtual_account"):
-            return self._window(request, payment, status=400)
+        if choice.action not in ("pay", "virtual_account"):
+            return None
         requested = session.get("requestedMethod")
-        if action == "virtual_account":
+        if choice.action == "virtual_account":
             method = "VIRTUAL_ACCOUNT"
         else:
             method = requested if requested in METHODS else "CARD"
-        deposit_after = None
-        if method == "VIRTUAL_ACCOUNT" and request.POST.get("deposit_after", "") not in ("", "manual"):
-            try:
-                deposit_after = max(float(request.POST["deposit_after"]), 0.0)
-            except ValueError:
-                deposit_after = None
-        self._authenticate(payment, method, now, deposit_after=deposit_after)
-        fault = request.POST.get("confirm_fault", "")
-        if fault in dict(CONFIRM_FAULT_CHOICES) and fault:
-            faults.arm(self.name, "confirm", fault, match=payment.key, **_page_fault_params(fault))
-        return HttpResponseRedirect(
-            _with_query(
-                session["successUrl"],
-                # paymentType=NORMAL is commonly seen on Toss's redirects (unconfirmed, toss.md §2).
-                {"paymentType": "NORMAL", "orderId": payment.order_id, "paymentKey": payment.key, "amount": payment.state["totalAmount"]},
-            )
-        )
+        self._authenticate(payment, method, now, deposit_after=choice.deposit_after if method == "VIRTUAL_ACCOUNT" else None)
+        self.arm_window_fault(payment, choice)
+        # paymentType=NORMAL is commonly seen on Toss's redirects (unconfirmed, toss.md §2).
+        query = {"paymentType": "NORMAL", "orderId": payment.order_id, "paymentKey": payment.key, "amount": payment.state["totalAmount"]}
+        return HttpResponseRedirect(_with_query(session["successUrl"], query))
 
     def view_receipt(self, request: HttpRequest, payment_key: str) -> HttpResponse:
         """What ``receipt.url`` shows."""
@@ -945,7 +912,7 @@ class TossSandbox(SandboxPG):
             re_path(r"^v1/(?P<rest>.*)$", api(self.view_unknown), name="toss-unknown"),
             path("js/v2/standard", self.view_sdk, name="toss-sdk"),
             path("checkout", csrf_exempt(self.view_checkout), name="toss-checkout"),
-            path("pay/<str:payment_key>", csrf_protect(self.view_pay), name="toss-pay"),
+            path("pay/<str:key>", csrf_protect(self.view_pay), name="toss-pay"),
             path("receipt/<str:payment_key>", self.view_receipt, name="toss-receipt"),
         ]
 
@@ -1080,14 +1047,6 @@ class TossSandbox(SandboxPG):
 
 
 #: Choices of the window's "deposit arrives" select for virtual accounts: (seconds, label).
-DEPOSIT_CHOICES = [("manual", "manual"), ("10", "10"), ("60", "60"), ("600", "600")]
-
-
-def _page_fault_params(kind: str) -> dict[str, Any]:
-    # From a browser the answer only needs to be later than a client's timeout.
-    return {"delay": 35} if kind.startswith("timeout") else {}
-
-
 def _get(data: Any, name: str) -> Any:
     return data.get(name) if isinstance(data, dict) else None
 

@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from ..base import ApiContext, ApiError, Problem, SandboxPG, guard, loads
 from ..models import SandboxPayment
+from ..window import PaymentWindow
 
 KST = ZoneInfo("Asia/Seoul")
 _DIGITS = string.digits
@@ -115,8 +116,33 @@ def _format(amount: Decimal) -> str:
     return f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,}"
 
 
-class _PortOneCommon(SandboxPG):
+#: The window's "when the shop verifies this payment" choices: (fault kind, label).
+LOOKUP_FAULT_CHOICES = [
+    ("", "normal"),
+    ("error_before", "error_before"),
+    ("timeout_before", "timeout_before"),
+    ("malformed_before", "malformed_before"),
+]
+
+
+class _PortOneCommon(PaymentWindow, SandboxPG):
     """What both PortOne emulators share: settings, bodies, the window's plumbing."""
+
+    window_template = "pgpay_sandbox/portone/pay.html"
+    window_error_template = "pgpay_sandbox/portone/error.html"
+    window_fault_operation = "lookup"
+    window_fault_field = "lookup_fault"
+    window_fault_choices = LOOKUP_FAULT_CHOICES
+
+    def window_token_ok(self, request: HttpRequest, payment: SandboxPayment) -> bool:
+        return _same(request.POST.get("window_token", ""), str(payment.session.get("window_token", "")))
+
+    def window_is_open(self, payment: SandboxPayment) -> bool:
+        return bool(payment.session.get("window"))
+
+    def window_finish(self, request: HttpRequest, payment: SandboxPayment, result: dict) -> HttpResponse:
+        """Back to the shop with ``result``, the way the window was opened."""
+        return self._finish_window(request, payment.session.get("mode", "iframe"), result, self._redirect_url(payment.session, result))
 
     settings_section = "PORTONE"
     key_settings = ("IMP_KEYS", "IMP_SECRETS", "V2_API_SECRETS")
@@ -197,15 +223,6 @@ class _PortOneCommon(SandboxPG):
             return HttpResponseRedirect(redirect_url)
         return render(request, "pgpay_sandbox/portone/done.html", {"result": result, "title": self.title})
 
-    def _deposit_choice(self, request: HttpRequest) -> float | None:
-        value = request.POST.get("deposit_after", "")
-        if value in ("", "manual"):
-            return None
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            return None
-
 
 def _site() -> str:
     from ..conf import site_url
@@ -215,12 +232,3 @@ def _site() -> str:
 
 def _mask(key: str) -> str:
     return f"{key[:8]}…{key[-4:]}" if isinstance(key, str) and len(key) > 14 else "…"
-
-
-#: The window's "when the shop verifies this payment" choices: (fault kind, label).
-LOOKUP_FAULT_CHOICES = [
-    ("", "normal"),
-    ("error_before", "error_before"),
-    ("timeout_before", "timeout_before"),
-    ("malformed_before", "malformed_before"),
-]

@@ -21,12 +21,12 @@ from ...gateways import standard_webhooks
 from .. import clock, faults, lifecycle, tokens, webhooks
 from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard
 from ..lifecycle import Ledger, RefundFields, Refusal, Stage
-from ..models import SandboxPayment, SandboxPrepared
-from ..registry import emulator
+from ..models import SandboxPayment
+from ..window import Choice
+from . import console
 from .common import (
     _DIGITS,
     KST,
-    LOOKUP_FAULT_CHOICES,
     _format,
     _is_http_url,
     _mask,
@@ -43,6 +43,7 @@ from .common import (
     wire,
     with_query,
 )
+from .prepare import MERCHANT_UID_MAX, PrepareTable
 
 #: V1 errors: name -> (HTTP status, envelope ``code``, message). PortOne names
 #: errors in words; the codes and HTTP statuses of business errors are
@@ -124,10 +125,9 @@ V1_SORTING = {
     "updated": ("_updated", False),
 }
 V1_STATUSES = ("ready", "paid", "cancelled", "failed")
-MERCHANT_UID_MAX = 40
 
 
-class PortOneSandbox(_PortOneCommon):
+class PortOneSandbox(PrepareTable, _PortOneCommon):
     """PortOne V1 (iamport): REST API, ``iamport.js`` and its payment window (see the module docstring).
 
     Settings, ``PGPAY_SANDBOX["PORTONE"]``: ``IMP_KEYS`` and ``IMP_SECRETS``
@@ -497,48 +497,6 @@ class PortOneSandbox(_PortOneCommon):
         row.save(update_fields=["expires_at", "requests"])
         return self.ok({"access_token": tokens.reveal(row), "now": unix(ctx.now), "expired_at": unix(row.expires_at)})
 
-    def _prepare_body(self, ctx: ApiContext) -> tuple[str, Decimal, str | None]:
-        data = self._data(ctx)
-        if not isinstance(data, dict):
-            raise ApiError("INVALID_REQUEST")
-        merchant_uid, amount, currency = data.get("merchant_uid"), number(data.get("amount")), data.get("currency")
-        if not isinstance(merchant_uid, str) or not merchant_uid or len(merchant_uid) > MERCHANT_UID_MAX:
-            raise ApiError("INVALID_REQUEST", f"merchant_uid는 1~{MERCHANT_UID_MAX}자의 문자열이어야 합니다.")
-        if amount is None or amount <= 0:
-            raise ApiError("INVALID_REQUEST", "amount는 0보다 큰 숫자여야 합니다.")
-        if currency in (None, ""):
-            currency = None
-        elif not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
-            raise ApiError("INVALID_REQUEST", "currency가 올바르지 않습니다.")
-        return merchant_uid, amount, currency.upper() if currency else None
-
-    def _prepared(self, row: SandboxPrepared) -> dict[str, Any]:
-        return {"merchant_uid": row.key, "amount": wire(money(row.amount)), "currency": row.currency or None}
-
-    def _prepared_row(self, merchant_uid: str) -> SandboxPrepared | None:
-        return SandboxPrepared.objects.select_for_update().filter(pg=self.name, key=merchant_uid).first()
-
-    def api_prepare(self, ctx: ApiContext, fault: faults.Fault | None = None, merchant_uid: str = "") -> Answer:
-        method = ctx.request.method
-        if method == "GET":
-            row = SandboxPrepared.objects.filter(pg=self.name, key=merchant_uid).first()
-            if row is None:
-                raise ApiError("PREPARE_NOT_FOUND")
-            return self.ok(self._prepared(row))
-        merchant_uid, amount, currency = self._prepare_body(ctx)
-        row = self._prepared_row(merchant_uid)
-        if method == "PUT":
-            if row is None:
-                raise ApiError("PREPARE_NOT_FOUND")
-        elif row is not None and str(self.config().get("PREPARE_AGAIN") or "error") != "overwrite":
-            # unconfirmed: what PortOne answers a second registration; HTTP 200, code 1 here
-            # ("overwrite" in the settings replaces it instead). Our gateway handles both.
-            raise ApiError("PREPARE_REGISTERED")
-        row = row or SandboxPrepared(pg=self.name, key=merchant_uid)
-        row.amount, row.currency = amount, currency or ""
-        row.save()
-        return self.ok(self._prepared(row))
-
     # --- lookups ---------------------------------------------------------------------------------
 
     def _visible(self, payment: SandboxPayment, ctx: ApiContext) -> bool:
@@ -672,17 +630,6 @@ class PortOneSandbox(_PortOneCommon):
         request.pgpay_no_token = True
         return self.serve(request, "token", self.api_token)
 
-    def view_prepare(self, request: HttpRequest, merchant_uid: str = "") -> HttpResponse:
-        allowed = ("GET",) if merchant_uid else ("POST", "PUT")
-        if request.method not in allowed:
-            return self._refuse(request, "METHOD_NOT_ALLOWED")
-
-        def match(ctx):
-            data = self._data(ctx)
-            return [merchant_uid or (data.get("merchant_uid") if isinstance(data, dict) else "")]
-
-        return self.serve(request, "prepare", self.api_prepare, match=match, merchant_uid=merchant_uid)
-
     def view_payment(self, request: HttpRequest, imp_uid: str) -> HttpResponse:
         if request.method != "GET":
             return self._refuse(request, "METHOD_NOT_ALLOWED")
@@ -811,36 +758,13 @@ class PortOneSandbox(_PortOneCommon):
             )
         return HttpResponseRedirect(reverse("pgpay_sandbox:portone-pay", args=[payment.key]), status=303)
 
-    def view_pay(self, request: HttpRequest, imp_uid: str) -> HttpResponse:
-        """The payment window; POST acts on the buyer's choice."""
-        guard()
-        if request.method == "POST":
-            now = clock.now()
-            with transaction.atomic():
-                payment = self._locked(imp_uid)
-                if payment is None:
-                    return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
-                token = request.POST.get("window_token", "")
-                if not _same(token, str(payment.session.get("window_token", ""))):
-                    return self._window_error(request, "INVALID_REQUEST", "The window token is missing or wrong.", status=403)
-                if not payment.session.get("window"):
-                    return self._window(request, payment, status=409)
-                result = self._window_action(request, payment, now)
-                if result is None:
-                    return self._window(request, payment, status=400)
-            return self._finish_window(request, payment.session.get("mode", "iframe"), result, self._redirect_url(payment.session, result))
-        payment = SandboxPayment.objects.filter(pg=self.name, key=imp_uid).first()
-        if payment is None:
-            return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
-        return self._window(request, payment)
-
-    def _window(self, request: HttpRequest, payment: SandboxPayment, *, status: int = 200) -> HttpResponse:
+    def window_context(self, payment: SandboxPayment) -> dict[str, Any]:
         state = payment.state
         amount = money(state["amount"])
         requested = payment.session.get("requestedMethod") or "card"
-        context = {
-            "title": self.title,
-            "payment": payment,
+        return {
+            "offers_payment": requested != "vbank",
+            "offers_virtual_account": True,
             "order_name": state.get("name") or "",
             "order_id": payment.order_id,
             "payment_key": payment.key,
@@ -850,33 +774,25 @@ class PortOneSandbox(_PortOneCommon):
             "method_label": V1_METHODS.get(requested, requested),
             "buyer": state.get("buyer_name") or "",
             "merchant": payment.session.get("merchantCode", ""),
-            "open": bool(payment.session.get("window")),
-            "status": state["status"],
-            "vbank_only": requested == "vbank",
             "window_token": payment.session.get("window_token", ""),
-            "lookup_faults": LOOKUP_FAULT_CHOICES,
             "action_url": reverse("pgpay_sandbox:portone-pay", args=[payment.key]),
             "sandbox_flag": state.get("sandbox"),
         }
-        return render(request, "pgpay_sandbox/portone/pay.html", context, status=status)
 
-    def _window_action(self, request: HttpRequest, payment: SandboxPayment, now: datetime) -> dict[str, Any] | None:
-        action = request.POST.get("action", "")
-        if action in ("decline", "close"):
-            reason = "declined" if action == "decline" else "closed"
+    def window_act(self, request: HttpRequest, payment: SandboxPayment, choice: Choice, now: datetime) -> HttpResponse | None:
+        if choice.gives_up:
+            reason = "declined" if choice.action == "decline" else "closed"
             self._fail(payment, now, V1_WINDOW_ERRORS[reason][1])
-            return self._v1_failure({"merchant_uid": payment.order_id}, reason, imp_uid=payment.key)
-        if action not in ("pay", "vbank"):
+            return self.window_finish(request, payment, self._v1_failure({"merchant_uid": payment.order_id}, reason, imp_uid=payment.key))
+        if choice.action not in ("pay", "virtual_account"):
             return None
         requested = payment.session.get("requestedMethod") or "card"
-        method = "vbank" if action == "vbank" else ("card" if requested == "vbank" else requested)
+        method = "vbank" if choice.action == "virtual_account" else ("card" if requested == "vbank" else requested)
         if method == "vbank":
-            payment.session["depositAfter"] = self._deposit_choice(request)
-        fault = request.POST.get("lookup_fault", "")
-        if fault in dict(LOOKUP_FAULT_CHOICES) and fault:
-            faults.arm(self.name, "lookup", fault, match=payment.key, **({"delay": 35} if fault.startswith("timeout") else {}))
+            payment.session["depositAfter"] = choice.deposit_after
+        self.arm_window_fault(payment, choice)
         self._pay(payment, now, method)
-        return self.rsp(payment)
+        return self.window_finish(request, payment, self.rsp(payment))
 
     def rsp(self, payment: SandboxPayment) -> dict[str, Any]:
         """What ``IMP.request_pay``'s callback gets for a completed window."""
@@ -930,80 +846,6 @@ class PortOneSandbox(_PortOneCommon):
 
     # --- the console (PortOne's admin console, for people) -------------------------------------------
 
-    def view_console(self, request: HttpRequest) -> HttpResponse:
-        guard()
-        error = ""
-        if request.method == "POST":
-            op = request.POST.get("op", "")
-            try:
-                if op == "deposit":
-                    self.act_deposit(request.POST.get("imp_uid", ""))
-                elif op == "cancel":
-                    raw = request.POST.get("amount", "").strip()
-                    self.act_cancel(request.POST.get("imp_uid", ""), amount=raw or None)
-                elif op == "revoke":
-                    self.act_revoke_tokens()
-                elif op == "allow":
-                    self.act_allow_other_amount(request.POST.get("merchant_uid", "").strip())
-                elif op == "v2-deposit":
-                    emulator("portone-v2").act_deposit(request.POST.get("payment_id", ""))
-                elif op == "v2-cancel":
-                    emulator("portone-v2").act_cancel(
-                        request.POST.get("payment_id", ""), amount=request.POST.get("amount", "").strip() or None
-                    )
-            except (ApiError, ValueError) as exc:
-                error = f"{op}: {getattr(exc, 'message', None) or getattr(exc, 'code', None) or exc}"
-            if not error:
-                return HttpResponseRedirect(reverse("pgpay_sandbox:portone-console"))
-        payments = []
-        for payment in SandboxPayment.objects.filter(pg=self.name).order_by("-id")[:50]:
-            state = payment.state
-            payments.append(
-                {
-                    "imp_uid": payment.key,
-                    "merchant_uid": payment.order_id,
-                    "status": state["status"],
-                    "pay_method": state["pay_method"],
-                    "amount": _format(money(state["amount"])),
-                    "balance": _format(self.balance(payment)),
-                    "sandbox": state.get("sandbox"),
-                    "vbank": bool(state.get("vbank_num")),
-                    "cancellable": state["status"] == "paid" and self.balance(payment) > 0,
-                }
-            )
-        prepared = [
-            {
-                "merchant_uid": row.key,
-                "amount": _format(money(row.amount)),
-                "currency": row.currency or "-",
-                "allow": row.allow_other_amount,
-            }
-            for row in SandboxPrepared.objects.filter(pg=self.name).order_by("-id")[:30]
-        ]
-        v2 = emulator("portone-v2")
-        v2_payments = [
-            {
-                "payment_id": payment.key,
-                "status": payment.state["status"],
-                "amount": _format(Decimal(payment.state["amount"]["total"])),
-                "balance": _format(Decimal(v2.balance(payment))),
-                "channel": payment.state["channel"]["type"],
-                "vbank": payment.state["status"] == "VIRTUAL_ACCOUNT_ISSUED",
-                "cancellable": payment.state["status"] in ("PAID", "PARTIAL_CANCELLED"),
-            }
-            for payment in SandboxPayment.objects.filter(pg=v2.name).order_by("-id")[:50]
-        ]
-        context = {
-            "title": self.title,
-            "payments": payments,
-            "v2_payments": v2_payments,
-            "prepared": prepared,
-            "token_requests": self.token_requests(),
-            "error": error,
-            "dashboard_url": reverse("pgpay_sandbox:index"),
-        }
-        return render(request, "pgpay_sandbox/portone/console.html", context, status=400 if error else 200)
-
     def urlpatterns(self) -> list:
         api = csrf_exempt
         return [
@@ -1025,9 +867,9 @@ class PortOneSandbox(_PortOneCommon):
             path("v1/iamport.js", self.view_sdk, name="portone-sdk"),
             path("v1/checkout", framed(self.view_checkout), name="portone-checkout"),
             # The window may run in a shop's iframe (third-party cookies): a per-window token guards it instead of the CSRF cookie.
-            path("v1/pay/<str:imp_uid>", framed(self.view_pay), name="portone-pay"),
+            path("v1/pay/<str:key>", framed(self.view_pay), name="portone-pay"),
             path("v1/receipt/<str:imp_uid>", self.view_receipt, name="portone-receipt"),
-            path("console/", csrf_protect(self.view_console), name="portone-console"),
+            path("console/", csrf_protect(console.view), name="portone-console"),
         ]
 
     # --- what people, banks and PortOne's staff do (tests, control API, console) ------------------------
@@ -1133,19 +975,6 @@ class PortOneSandbox(_PortOneCommon):
     def act_revoke_tokens(self) -> int:
         """PortOne forgets every access token it issued (a restart, a key rotation): the next call with one is a 401."""
         return tokens.expire_all(self.name, clock.now())
-
-    def act_allow_other_amount(self, merchant_uid: str) -> dict[str, Any]:
-        """A developer fault: the next window of ``merchant_uid`` opens with whatever amount the browser sends.
-
-        Plays seed 003's tampered payment, which PortOne's prepare check would block.
-        """
-        with transaction.atomic():
-            row = self._prepared_row(merchant_uid)
-            if row is None:
-                raise ApiError("PREPARE_NOT_FOUND")
-            row.allow_other_amount = True
-            row.save(update_fields=["allow_other_amount", "updated_at"])
-        return self._prepared(row)
 
     def token_requests(self) -> int:
         """How many ``POST /users/getToken`` calls were answered with a token."""

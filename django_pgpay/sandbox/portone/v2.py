@@ -22,11 +22,11 @@ from .. import clock, faults, lifecycle, webhooks
 from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard, loads
 from ..lifecycle import Ledger, RefundFields, Refusal, Stage
 from ..models import SandboxPayment, SandboxPrepared
+from ..window import Choice
 from . import search
 from .common import (
     _DIGITS,
     KST,
-    LOOKUP_FAULT_CHOICES,
     _format,
     _hash,
     _is_http_url,
@@ -651,49 +651,29 @@ class PortOneV2Sandbox(_PortOneCommon):
             )
         return HttpResponseRedirect(reverse("pgpay_sandbox:portone-v2-pay", args=[payment.key]), status=303)
 
-    def view_pay(self, request: HttpRequest, payment_id: str) -> HttpResponse:
-        guard()
-        if request.method == "POST":
-            now = clock.now()
-            with transaction.atomic():
-                payment = self._locked(payment_id)
-                if payment is None:
-                    return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
-                if not _same(request.POST.get("window_token", ""), str(payment.session.get("window_token", ""))):
-                    return self._window_error(request, "INVALID_REQUEST", "The window token is missing or wrong.", status=403)
-                if not payment.session.get("window"):
-                    return self._window(request, payment, status=409)
-                action = request.POST.get("action", "")
-                tx_id = payment.state["transactionId"]
-                if action in ("decline", "close"):
-                    reason = "declined" if action == "decline" else "closed"
-                    self._fail(payment, now, reason)
-                    result = self._v2_failure(payment.key, reason, tx_id)
-                elif action in ("pay", "vbank"):
-                    requested = payment.session.get("payMethod") or "CARD"
-                    method = "VIRTUAL_ACCOUNT" if action == "vbank" else ("CARD" if requested == "VIRTUAL_ACCOUNT" else requested)
-                    if method == "VIRTUAL_ACCOUNT":
-                        payment.session["depositAfter"] = self._deposit_choice(request)
-                    fault = request.POST.get("lookup_fault", "")
-                    if fault in dict(LOOKUP_FAULT_CHOICES) and fault:
-                        faults.arm(self.name, "lookup", fault, match=payment.key, **({"delay": 35} if fault.startswith("timeout") else {}))
-                    self._pay(payment, now, method)
-                    result = {"transactionType": "PAYMENT", "paymentId": payment.key, "txId": tx_id}
-                else:
-                    return self._window(request, payment, status=400)
-            return self._finish_window(request, payment.session.get("mode", "iframe"), result, self._redirect_url(payment.session, result))
-        payment = SandboxPayment.objects.filter(pg=self.name, key=payment_id).first()
-        if payment is None:
-            return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
-        return self._window(request, payment)
+    def window_act(self, request: HttpRequest, payment: SandboxPayment, choice: Choice, now: datetime) -> HttpResponse | None:
+        tx_id = payment.state["transactionId"]
+        if choice.gives_up:
+            reason = "declined" if choice.action == "decline" else "closed"
+            self._fail(payment, now, reason)
+            return self.window_finish(request, payment, self._v2_failure(payment.key, reason, tx_id))
+        if choice.action not in ("pay", "virtual_account"):
+            return None
+        requested = payment.session.get("payMethod") or "CARD"
+        method = "VIRTUAL_ACCOUNT" if choice.action == "virtual_account" else ("CARD" if requested == "VIRTUAL_ACCOUNT" else requested)
+        if method == "VIRTUAL_ACCOUNT":
+            payment.session["depositAfter"] = choice.deposit_after
+        self.arm_window_fault(payment, choice)
+        self._pay(payment, now, method)
+        return self.window_finish(request, payment, {"transactionType": "PAYMENT", "paymentId": payment.key, "txId": tx_id})
 
-    def _window(self, request: HttpRequest, payment: SandboxPayment, *, status: int = 200) -> HttpResponse:
+    def window_context(self, payment: SandboxPayment) -> dict[str, Any]:
         state = payment.state
         requested = payment.session.get("payMethod") or "CARD"
         total = Decimal(state["amount"]["total"])
-        context = {
-            "title": self.title,
-            "payment": payment,
+        return {
+            "offers_payment": requested != "VIRTUAL_ACCOUNT",
+            "offers_virtual_account": True,
             "order_name": state.get("orderName") or "",
             "order_id": payment.key,
             "payment_key": state["transactionId"],
@@ -703,15 +683,10 @@ class PortOneV2Sandbox(_PortOneCommon):
             "method_label": V2_METHODS.get(requested, ("", requested))[1],
             "buyer": (state.get("customer") or {}).get("name", ""),
             "merchant": state["storeId"],
-            "open": bool(payment.session.get("window")),
-            "status": state["status"],
-            "vbank_only": requested == "VIRTUAL_ACCOUNT",
             "window_token": payment.session.get("window_token", ""),
-            "lookup_faults": LOOKUP_FAULT_CHOICES,
             "action_url": reverse("pgpay_sandbox:portone-v2-pay", args=[payment.key]),
             "sandbox_flag": state["channel"]["type"] == "TEST",
         }
-        return render(request, "pgpay_sandbox/portone/pay.html", context, status=status)
 
     def view_receipt(self, request: HttpRequest, payment_id: str) -> HttpResponse:
         guard()
@@ -745,7 +720,7 @@ class PortOneV2Sandbox(_PortOneCommon):
             path("payments", api(self.view_list), name="portone-v2-payments"),
             path("v2/browser-sdk.js", self.view_sdk, name="portone-v2-sdk"),
             path("v2/checkout", framed(self.view_checkout), name="portone-v2-checkout"),
-            path("v2/pay/<str:payment_id>", framed(self.view_pay), name="portone-v2-pay"),
+            path("v2/pay/<str:key>", framed(self.view_pay), name="portone-v2-pay"),
             path("v2/receipt/<str:payment_id>", self.view_receipt, name="portone-v2-receipt"),
             # Last: every other path under the API answers PortOne's JSON 404.
             re_path(r"^(?P<rest>.*)$", api(self.view_unknown), name="portone-v2-unknown"),
