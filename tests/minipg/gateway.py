@@ -12,7 +12,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from django.utils.dateparse import parse_datetime
 
@@ -31,6 +31,7 @@ from django_pgpay.gateways.results import (
 )
 
 STATES = {
+    "open": PaymentState.PENDING,
     "paid": PaymentState.APPROVED,
     "partially_refunded": PaymentState.PARTIAL_CANCELED,
     "refunded": PaymentState.CANCELED,
@@ -67,8 +68,9 @@ class MiniPGGateway(HttpGateway):
     # --- the verbs -------------------------------------------------------------------
 
     def checkout(self, order, urls):
-        query = urlencode({"order": order.order_number, "amount": str(order.amount), "return": urls.success_url})
-        return CheckoutResult(kind="redirect", redirect_url=f"{self.option('API_BASE')}/pay?{query}")
+        body = {"order": order.order_number, "amount": int(order.amount), "return_url": urls.success_url}
+        data = self.call("checkout", "POST", "/v1/payments", json_body=body)
+        return CheckoutResult(kind="redirect", redirect_url=str(data["window_url"]), pg_data={"minipg_payment": str(data["id"])})
 
     def parse_return(self, params):
         return ReturnParams(payment_id=str(params.get("payment", "")), order_number=str(params.get("order", "")))

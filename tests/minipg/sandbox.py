@@ -10,22 +10,24 @@ import hashlib
 import hmac
 from html import escape
 
+from django.db import transaction
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from django_pgpay.sandbox import clock, webhooks, wire
-from django_pgpay.sandbox.base import Answer, ApiError, Problem, SandboxPG, dumps, framed, guard
+from django_pgpay.sandbox.base import Answer, ApiError, Problem, SandboxPG, dumps, framed
 from django_pgpay.sandbox.lifecycle import Ledger, Refusal, Stage
 from django_pgpay.sandbox.models import SandboxPayment
+from django_pgpay.sandbox.window import PaymentWindow
 
 #: Mini PG's error codes -> HTTP status (any other code: 400).
 STATUSES = {"bad_key": 401, "not_found": 404, "in_progress": 409, "internal": 500}
-STAGES = {"paid": Stage.PAID, "partially_refunded": Stage.PAID, "refunded": Stage.CANCELED}
+STAGES = {"open": Stage.PENDING, "paid": Stage.PAID, "partially_refunded": Stage.PAID, "refunded": Stage.CANCELED, "failed": Stage.CLOSED}
 
 
-class MiniSandbox(SandboxPG):
-    """Mini PG's API (``v1/payments/<id>``, ``v1/payments/<id>/refunds``) and its payment window (``pay``)."""
+class MiniSandbox(PaymentWindow, SandboxPG):
+    """Mini PG's API (``v1/payments[/<id>[/refunds]]``) and its payment window (``pay/<id>``)."""
 
     name = "minipg"
     settings_section = "MINIPG"
@@ -48,11 +50,14 @@ class MiniSandbox(SandboxPG):
         Refusal.OVER_BALANCE: "over_refund",
     }
 
+    window_template = "pgpay_sandbox/window.html"
+
     def urlpatterns(self) -> list:
         return [
+            path("v1/payments", csrf_exempt(self.view_create)),
             path("v1/payments/<str:key>", csrf_exempt(self.view_payment)),
             path("v1/payments/<str:key>/refunds", csrf_exempt(self.view_refund)),
-            path("pay", framed(self.view_window)),
+            path("pay/<str:key>", framed(self.view_pay)),
         ]
 
     def actions(self) -> dict:
@@ -73,6 +78,16 @@ class MiniSandbox(SandboxPG):
         return {"amount": state["amount"], "balance": state["amount"] - state["refunded"], "method": "card"}
 
     # --- the API ------------------------------------------------------------------------
+
+    def view_create(self, request):
+        return self.serve(request, "checkout", self.api_create)
+
+    def api_create(self, ctx, *, fault) -> Answer:
+        order, amount, back = (wire.field(ctx.data, name) for name in ("order", "amount", "return_url"))
+        if not isinstance(order, str) or not order or not wire.parse_krw(amount) or not wire.is_http_url(back):
+            raise ApiError("invalid_request", "order, amount and return_url are required")
+        row = self.create(order, wire.parse_krw(amount), back)
+        return Answer.json(200, {**row.state, "window_url": f"{ctx.origin}/sandbox/{self.name}/pay/{row.key}"})
 
     def view_payment(self, request, key):
         return self.serve(request, "lookup", lambda ctx, fault: Answer.json(200, self.find(key).state), match=lambda ctx: (key,))
@@ -115,23 +130,43 @@ class MiniSandbox(SandboxPG):
             signature = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
             webhooks.enqueue(self.name, event, body, url=url, payment_key=row.key, headers={"X-Mini-Signature": signature})
 
-    # --- what the buyer and Mini PG's staff do ------------------------------------------------
-
-    def act_pay(self, order_id: str, amount: int, currency: str = "KRW", origin: str = "") -> dict:
-        """The buyer paid ``amount`` for ``order_id``: a paid payment (and its ``payment.paid`` webhook)."""
-        from django.db import transaction
-
+    def create(self, order_id: str, amount: int, return_url: str = "") -> SandboxPayment:
         key = "mp_" + wire.random_text(20)
-        state = {"id": key, "order": order_id, "amount": int(amount), "currency": currency, "refunded": 0, "refunds": []}
+        state = {"id": key, "order": order_id, "amount": amount, "currency": "KRW", "refunded": 0, "refunds": [], "status": "open"}
         state["created"] = clock.now().isoformat()
+        return SandboxPayment.objects.create(
+            pg=self.name, key=key, order_id=order_id, status="open", state=state, session={"return": return_url}
+        )
+
+    # --- the window (django_pgpay.sandbox.window) and what the buyer and Mini PG's staff do ----
+
+    def window_is_open(self, payment) -> bool:
+        return payment.status == "open"
+
+    def window_context(self, payment) -> dict:
+        return {"offers_payment": True, "amount_display": f"{payment.state['amount']:,}"}
+
+    def window_act(self, request, payment, choice, now):
+        if choice.action not in ("pay", "decline", "close"):
+            return None
+        paid = choice.action == "pay"
+        self.save(
+            payment, "paid" if paid else "failed", "payment.paid" if paid else "payment.failed", f"{request.scheme}://{request.get_host()}"
+        )
+        return HttpResponseRedirect(wire.with_query(payment.session["return"], {"payment": payment.key, "order": payment.order_id}))
+
+    def window_error(self, request, code, message, *, status=400):
+        return HttpResponse(f"Mini PG: {escape(code)} {escape(message)}", status=status)
+
+    def act_pay(self, order_id: str, amount: int, origin: str = "") -> dict:
+        """The buyer paid ``amount`` for ``order_id`` in the window: a paid payment (and its ``payment.paid`` webhook)."""
         with transaction.atomic():
-            self.save(SandboxPayment(pg=self.name, key=key, order_id=order_id, state=state), "paid", "payment.paid", origin)
-        return state
+            row = self.create(order_id, int(amount))
+            self.save(row, "paid", "payment.paid", origin)
+        return row.state
 
     def act_cancel(self, payment_key: str, amount: int | None = None) -> dict:
         """Mini PG's staff refund ``amount`` (None: the balance) in its console."""
-        from django.db import transaction
-
         with transaction.atomic():
             row = self.find(payment_key, lock=True)
             plan = self.plan_cancel(Ledger(row.state["amount"], row.state["refunded"], STAGES[row.status]), amount)
@@ -140,12 +175,3 @@ class MiniSandbox(SandboxPG):
 
     def act_payment(self, payment_key: str) -> dict:
         return self.find(payment_key).state
-
-    def view_window(self, request):
-        """The payment window: a Pay button; paying returns the buyer with ``?payment=&order=``."""
-        guard()
-        order, amount, back = (request.GET.get(name, "") for name in ("order", "amount", "return"))
-        if request.method == "POST" and wire.parse_krw(amount) and wire.is_http_url(back):
-            paid = self.act_pay(order, wire.parse_krw(amount), origin=f"{request.scheme}://{request.get_host()}")
-            return HttpResponseRedirect(wire.with_query(back, {"payment": paid["id"], "order": order}))
-        return HttpResponse(f'<form method="post"><p>Mini PG: {escape(order)} ₩{escape(amount)}</p><button>Pay</button></form>')
