@@ -173,6 +173,8 @@ def drivers(base: str) -> dict[str, Driver]:
             },
             unknown_id="pi_3Unknown0000000000000000",
         ),  # fmt: skip
+        # The gateway of the test-only Mini PG, as a project's settings would name it:
+        # docs: minipg gateway
         "minipg": MiniPG(
             "minipg",
             "MINIPG",
@@ -181,12 +183,13 @@ def drivers(base: str) -> dict[str, Driver]:
                 "OPTIONS": {
                     "API_KEY": "test_mini_sandboxTESTS0000",
                     "WEBHOOK_SECRET": "test_mini_whsec_TESTS",
-                    "API_BASE": base + "/minipg",
+                    "API_BASE": base + "/minipg",  # the sandbox; Mini PG's own API root in production
                     "TIMEOUT": TIMEOUT,
                 },
             },
             unknown_id="mp_unknown0000000000",
-        ),  # fmt: skip
+        ),
+        # docs: end
     }
 
 
