@@ -212,8 +212,23 @@ class SandboxPG:
         return []
 
     def actions(self) -> dict[str, Callable[..., Any]]:
-        """Things the PG's staff, a bank or a buyer do, callable from tests and the control API."""
+        """Things the PG's staff, a bank or a buyer do, callable from tests and the control API.
+
+        Named from :data:`ACTION_NAMES` where one fits (``pay``, ``deposit``, ``cancel``, ``expire``,
+        ``state`` ...), so the dashboard, the control API and tests say the same thing for every PG.
+        """
         return {}
+
+    #: Older names of actions, still accepted: old name -> name in :meth:`actions`.
+    action_aliases: dict[str, str] = {}
+
+    def action(self, name: str) -> Callable[..., Any]:
+        """The action ``name`` (an older name too); ``KeyError`` naming the known ones."""
+        actions = self.actions()
+        found = actions.get(self.action_aliases.get(name, name))
+        if found is None:
+            raise KeyError(f"{self.name} has no action {name!r}; known: {sorted(actions)}")
+        return found
 
     def apply_due(self, now: datetime) -> int:
         """Apply time-based changes due at ``now`` (expiries, scheduled deposits); returns how many.
@@ -310,7 +325,7 @@ class SandboxPG:
 
     def malformed_body(self) -> str:
         """What a broken answer looks like (a proxy's HTML page cut short)."""
-        return '<html><head><title>502 Bad Gateway</title></head><body>{"paymentKey": "'
+        return "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
 
     # --- hooks a PG overrides when it differs ------------------------------------------
 
@@ -473,6 +488,17 @@ class SandboxPG:
         error.status = int(status) if status is not None else None
         return self.error_answer(ctx, error)
 
+
+#: The action names every emulator uses for the same thing (see :meth:`SandboxPG.actions`).
+ACTION_NAMES = {
+    "pay": "the buyer goes through the payment window (without a browser)",
+    "deposit": "the buyer's transfer reaches a virtual account",
+    "cancel": "the PG's staff cancel in its console (all, or an amount)",
+    "expire": "time runs out on the payment",
+    "expire-tokens": "every access token the PG handed out ends now",
+    "allow-other-amount": "the next window of a prepared order may carry another amount",
+    "state": "the PG's own object of the payment, as its API returns it",
+}
 
 #: Choices of a payment window's "when the shop confirms" select: (fault kind, label).
 CONFIRM_FAULT_CHOICES = [

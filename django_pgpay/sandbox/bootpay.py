@@ -203,6 +203,8 @@ class BootpaySandbox(PaymentWindow, SandboxPG):
     window_error_template = "pgpay_sandbox/bootpay/error.html"
     window_not_found = ("RC_NOT_FOUND", ERRORS["RC_NOT_FOUND"][1])
     window_fault_choices = CONFIRM_FAULT_CHOICES
+    #: Older action names (base.ACTION_NAMES gives the uniform ones).
+    action_aliases = {"authenticate": "pay", "receipt": "state"}
     settings_section = "BOOTPAY"
     key_settings = ("SECRET_KEYS", "CLIENT_KEYS", "APPLICATION_IDS", "PRIVATE_KEYS", "WEB_APPLICATION_IDS")
     #: Either the current key pairs or the legacy ones.
@@ -898,11 +900,11 @@ class BootpaySandbox(PaymentWindow, SandboxPG):
 
     def actions(self) -> dict[str, Any]:
         return {
-            "authenticate": self.act_authenticate,
+            "pay": self.act_authenticate,
             "deposit": self.act_deposit,
             "cancel": self.act_cancel,
             "expire-tokens": self.act_expire_tokens,
-            "receipt": self.act_receipt,
+            "state": self.act_receipt,
         }
 
     def act_authenticate(

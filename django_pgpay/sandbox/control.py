@@ -102,11 +102,8 @@ def pending_webhooks(pg: str | None = None) -> list[SandboxWebhook]:
 
 
 def act(pg: str, action: str, **kwargs: Any) -> Any:
-    """Run one of a PG's actions (``act("toss", "deposit", payment_key=...)``)."""
-    actions = emulator(pg).actions()
-    if action not in actions:
-        raise KeyError(f"{pg} has no action {action!r}; known: {sorted(actions)}")
-    return actions[action](**kwargs)
+    """Run one of a PG's actions (``act("toss", "deposit", payment_key=...)``; older names are accepted)."""
+    return emulator(pg).action(action)(**kwargs)
 
 
 # --- views of the state (JSON-friendly) ---------------------------------------------

@@ -1,6 +1,6 @@
 """Which PGs the sandbox emulates, and their (shared, stateless) emulators.
 
-The one place that knows every emulator: :mod:`.webhooks` and :mod:`.worker`
+The one place that knows every emulator: :mod:`~django_pgpay.sandbox.webhooks` and :mod:`~django_pgpay.sandbox.worker`
 ask here (never :mod:`~django_pgpay.sandbox.base`), so ``base -> worker -> webhooks`` is a one-way
 street. Emulator classes are imported by dotted path on first use, so this
 module imports none of them.

@@ -260,6 +260,8 @@ class TossSandbox(PaymentWindow, SandboxPG):
     window_error_template = "pgpay_sandbox/toss/error.html"
     window_not_found = ("NOT_FOUND_PAYMENT", "Unknown payment.")
     window_fault_choices = CONFIRM_FAULT_CHOICES
+    #: Older action names (base.ACTION_NAMES gives the uniform ones).
+    action_aliases = {"authenticate": "pay", "payment": "state"}
     problem_codes = {
         Problem.MALFORMED_BODY: "INVALID_REQUEST",
         Problem.IDEMPOTENCY_KEY_INVALID: "INVALID_IDEMPOTENCY_KEY",
@@ -466,6 +468,9 @@ class TossSandbox(PaymentWindow, SandboxPG):
             partial_cancelable=state.get("isPartialCancelable", True),
             refund_account_on_file=bool((state.get("virtualAccount") or {}).get("refundReceiveAccount")),
         )
+
+    def malformed_body(self) -> str:
+        return '<html><head><title>502 Bad Gateway</title></head><body>{"paymentKey": "'
 
     def describe(self, payment: SandboxPayment) -> dict[str, Any]:
         state = payment.state
@@ -806,20 +811,7 @@ class TossSandbox(PaymentWindow, SandboxPG):
         value = parse_krw(amount.get("value"))
         order_id = params.get("orderId")
         order_name = params.get("orderName")
-        problems = []
-        if method is not None and method not in METHODS:
-            problems.append(f"method {method!r} is not emulated (one of {', '.join(METHODS)}).")
-        if amount.get("currency", "KRW") != "KRW":
-            problems.append("Only KRW is emulated.")
-        if value is None or value < 1:
-            problems.append("amount.value must be a positive whole number of won.")
-        if not isinstance(order_id, str) or not ORDER_ID_RE.match(order_id):
-            problems.append("orderId must be 6-64 of A-Z, a-z, 0-9, '-' and '_'.")
-        if not isinstance(order_name, str) or not order_name.strip() or len(order_name) > 100:
-            problems.append("orderName is required (at most 100 characters).")
-        for name in ("successUrl", "failUrl"):
-            if not _is_http_url(params.get(name)):
-                problems.append(f"{name} must be an absolute http(s) URL.")
+        problems = _checkout_problems(params, method, amount, value)
         if problems:
             return _window_error(request, "INVALID_PARAMETER", " ".join(problems))
         if SandboxPayment.objects.filter(pg=self.name, order_id=order_id, status__in=ORDER_ID_TAKEN).exists():
@@ -936,12 +928,12 @@ class TossSandbox(PaymentWindow, SandboxPG):
 
     def actions(self) -> dict[str, Any]:
         return {
-            "authenticate": self.act_authenticate,
+            "pay": self.act_authenticate,
             "deposit": self.act_deposit,
             "revert-deposit": self.act_revert_deposit,
             "cancel": self.act_cancel,
             "expire": self.act_expire,
-            "payment": self.act_payment,
+            "state": self.act_payment,
         }
 
     def act_authenticate(
@@ -1047,6 +1039,26 @@ class TossSandbox(PaymentWindow, SandboxPG):
 
 
 #: Choices of the window's "deposit arrives" select for virtual accounts: (seconds, label).
+def _checkout_problems(params: dict[str, Any], method: Any, amount: dict[str, Any], value: int | None) -> list[str]:
+    """What is wrong with ``requestPayment``'s parameters (nothing: an empty list)."""
+    order_id, order_name = params.get("orderId"), params.get("orderName")
+    problems = []
+    if method is not None and method not in METHODS:
+        problems.append(f"method {method!r} is not emulated (one of {', '.join(METHODS)}).")
+    if amount.get("currency", "KRW") != "KRW":
+        problems.append("Only KRW is emulated.")
+    if value is None or value < 1:
+        problems.append("amount.value must be a positive whole number of won.")
+    if not isinstance(order_id, str) or not ORDER_ID_RE.match(order_id):
+        problems.append("orderId must be 6-64 of A-Z, a-z, 0-9, '-' and '_'.")
+    if not isinstance(order_name, str) or not order_name.strip() or len(order_name) > 100:
+        problems.append("orderName is required (at most 100 characters).")
+    for name in ("successUrl", "failUrl"):
+        if not _is_http_url(params.get(name)):
+            problems.append(f"{name} must be an absolute http(s) URL.")
+    return problems
+
+
 def _get(data: Any, name: str) -> Any:
     return data.get(name) if isinstance(data, dict) else None
 

@@ -211,6 +211,24 @@ def test_python_api_payment_lifecycle(settings):
         emulated.authenticate("bad id!", 1000)
 
 
+def test_actions_have_one_name_for_the_same_thing_at_every_pg_and_the_old_names_still_work():
+    from django_pgpay.sandbox.base import ACTION_NAMES
+    from django_pgpay.sandbox.registry import emulators
+
+    made = control.act("toss", "pay", order_id="order-py-uniform", amount=1000)
+    assert control.act("toss", "state", payment_key=made["paymentKey"])["status"] == "IN_PROGRESS"
+    assert control.act("toss", "payment", payment_key=made["paymentKey"])["status"] == "IN_PROGRESS"  # the older name
+    old = control.act("toss", "authenticate", order_id="order-py-older", amount=1000)
+    assert emulated.payment_state(old["paymentKey"])["status"] == "IN_PROGRESS"
+    for pg in emulators():
+        if pg.name == "stripe":  # its own words (refund, session ...) until it adopts these
+            continue
+        assert {"pay", "cancel", "state"} <= set(pg.actions()) and set(pg.actions()) & set(ACTION_NAMES), pg.name
+        assert all(target in pg.actions() for target in pg.action_aliases.values()), pg.name
+    with pytest.raises(KeyError, match="known"):
+        control.act("bootpay", "teleport")
+
+
 def test_reset_forgets_everything():
     emulated.authenticate("order-py-0002", 1000)
     control.arm_fault("toss", "confirm", "decline")

@@ -147,6 +147,8 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
     title = "PortOne V1 (iamport)"
     problem_codes = V1_PROBLEMS
     refusals = V1_REFUSALS
+    #: Older action names (base.ACTION_NAMES gives the uniform ones).
+    action_aliases = {"revoke-tokens": "expire-tokens", "payment": "state"}
 
     # --- settings ---------------------------------------------------------------------
 
@@ -879,9 +881,9 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
             "pay": self.act_pay,
             "deposit": self.act_deposit,
             "cancel": self.act_cancel,
-            "revoke-tokens": self.act_revoke_tokens,
+            "expire-tokens": self.act_revoke_tokens,
             "allow-other-amount": self.act_allow_other_amount,
-            "payment": self.act_payment,
+            "state": self.act_payment,
             "token-requests": self.token_requests,
         }
 

@@ -120,6 +120,8 @@ class PortOneV2Sandbox(_PortOneCommon):
     title = "PortOne V2"
     problem_codes = V2_PROBLEMS
     refusals = V2_REFUSALS
+    #: Older action names (base.ACTION_NAMES gives the uniform ones).
+    action_aliases = {"payment": "state"}
     #: Up to 5 retries (portone.md §11); the spacing is unconfirmed: a minute here.
     retry_schedule = (60, 60, 60, 60, 60)
 
@@ -255,26 +257,9 @@ class PortOneV2Sandbox(_PortOneCommon):
             "updatedAt": rfc3339(now),
             "statusChangedAt": rfc3339(now),
             "orderName": str(req.get("orderName"))[:200],
-            "amount": {
-                "total": req["totalAmount"],
-                "taxFree": 0,
-                "vat": (req["totalAmount"] * 10 + 55) // 110 if req["_currency"] == "KRW" else 0,
-                "supply": 0,
-                "discount": 0,
-                "paid": 0,
-                "cancelled": 0,
-                "cancelledTaxFree": 0,
-            },
+            "amount": _amount(req["totalAmount"], req["_currency"]),
             "currency": req["_currency"],
-            "customer": {
-                k: str(v)[:200]
-                for k, v in (
-                    ("name", customer.get("fullName")),
-                    ("email", customer.get("email")),
-                    ("phoneNumber", customer.get("phoneNumber")),
-                )
-                if v
-            },
+            "customer": _customer(customer),
             "origin": {
                 "platformType": "MOBILE" if session.get("mode") == "redirect" else "PC",
                 "userAgent": session.get("userAgent") or "sandbox",
@@ -283,7 +268,6 @@ class PortOneV2Sandbox(_PortOneCommon):
             },
             "isCulturalExpense": False,
         }
-        state["amount"]["supply"] = state["amount"]["total"] - state["amount"]["vat"]
         session = {
             **session,
             "origin": origin,
@@ -734,7 +718,7 @@ class PortOneV2Sandbox(_PortOneCommon):
             "deposit": self.act_deposit,
             "cancel": self.act_cancel,
             "allow-other-amount": self.act_allow_other_amount,
-            "payment": self.act_payment,
+            "state": self.act_payment,
         }
 
     def act_pay(
@@ -841,3 +825,24 @@ def _pre_registered(row: SandboxPrepared) -> dict[str, Any]:
         "taxFreeAmount": None if row.tax_free_amount is None else int(row.tax_free_amount),
         "currency": row.currency or None,
     }
+
+
+def _amount(total: int, currency: str) -> dict[str, int]:
+    """A new Payment's ``amount``: VAT is 1/11 of a KRW total, rounded half up."""
+    vat = (total * 10 + 55) // 110 if currency == "KRW" else 0
+    return {
+        "total": total,
+        "taxFree": 0,
+        "vat": vat,
+        "supply": total - vat,
+        "discount": 0,
+        "paid": 0,
+        "cancelled": 0,
+        "cancelledTaxFree": 0,
+    }
+
+
+def _customer(customer: dict[str, Any]) -> dict[str, str]:
+    """``customer`` of ``requestPayment`` as the Payment shows it (what was given)."""
+    given = (("name", customer.get("fullName")), ("email", customer.get("email")), ("phoneNumber", customer.get("phoneNumber")))
+    return {key: str(value)[:200] for key, value in given if value}
