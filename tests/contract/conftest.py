@@ -126,7 +126,7 @@ class MiniPG(Driver):
     def refunds(self, payment_id):
         from django_pgpay.sandbox.registry import emulator
 
-        return emulator("minipg").act_payment(payment_id)["refunds"]
+        return emulator("minipg").act_state(payment_id)["refunds"]
 
 
 def drivers(base: str) -> dict[str, Driver]:

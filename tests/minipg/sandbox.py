@@ -61,7 +61,7 @@ class MiniSandbox(PaymentWindow, SandboxPG):
         ]
 
     def actions(self) -> dict:
-        return {"pay": self.act_pay, "cancel": self.act_cancel, "payment": self.act_payment}
+        return {"pay": self.act_pay, "cancel": self.act_cancel, "state": self.act_state}
 
     def authenticate(self, ctx) -> str:
         key = ctx.request.headers.get("X-Mini-Key", "")
@@ -173,5 +173,5 @@ class MiniSandbox(PaymentWindow, SandboxPG):
             self.refund(row, {"id": "re_" + wire.random_text(16), "amount": plan.amount, "key": ""}, plan.full)
         return row.state
 
-    def act_payment(self, payment_key: str) -> dict:
+    def act_state(self, payment_key: str) -> dict:
         return self.find(payment_key).state
