@@ -170,8 +170,8 @@ def test_a_webhook_the_sandbox_sends_parses_and_names_the_payment(pg, order):
     assert all(isinstance(event, ParsedWebhook) and event.event_id and event.event_type for event in events)
     named = [e for e in events if e.payment_id in (paid.payment_id, snapshot.order_number) or e.order_number == snapshot.order_number]
     assert len(named) == len(events), [(e.event_type, e.payment_id, e.order_number) for e in events]
-    if pg.gateway.capabilities()["signs_webhooks"]:
-        assert all(event.verified for event in events)
+    # Signed: proven by the signature. Unsigned: never trusted as sent, only after verify_webhook's lookup.
+    assert all(event.verified == pg.gateway.capabilities()["signs_webhooks"] for event in events)
     verified = pg.gateway.verify_webhook(named[-1], replace(snapshot, payment_id=paid.payment_id))
     assert verified.verified and verified.payment is not None and verified.payment.payment_id == paid.payment_id
 
