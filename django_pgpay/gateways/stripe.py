@@ -27,10 +27,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -53,11 +52,10 @@ from ..exceptions import (
     RetryLater,
     WebhookVerificationError,
 )
-from ..money import MoneyError, from_minor, normalize_currency, to_minor
+from ..money import MoneyError, normalize_currency, to_minor
 from .http import HttpReply, loads_json
 from .pipeline import HttpGateway
 from .results import (
-    CancelEntry,
     CancelRequest,
     CancelResult,
     CheckoutResult,
@@ -69,6 +67,7 @@ from .results import (
     PaymentState,
     ReturnParams,
 )
+from .stripe_objects import INTENT_STATUSES, METADATA_KEY, PG_DATA_SESSION, REFUNDED_STATUSES, StripeObjects
 from .stripe_wire import (
     METADATA_ORDER,
     encode_form,
@@ -81,14 +80,10 @@ from .stripe_wire import order_number as order_of
 
 logger = logging.getLogger("django_pgpay.gateways.stripe")
 
-#: Key of the order's ``pg_data`` that holds its current Checkout Session id.
-PG_DATA_SESSION = "stripe_session_id"
 #: Key of the order's ``pg_data`` that holds every Checkout Session made for it (oldest first).
 PG_DATA_SESSIONS = "stripe_session_ids"
 #: How many Session ids an order remembers.
 MAX_SESSIONS = 20
-#: Key of a Refund's ``metadata`` that holds the ledger row's idempotency key.
-METADATA_KEY = "idempotency_key"
 
 #: An open Checkout Session with less time than this left is replaced, not reused.
 REUSE_MARGIN = 300
@@ -107,19 +102,6 @@ SESSION_EVENTS = frozenset(
 )
 #: A refund was made (by us or in the Dashboard): the refunds are fetched.
 CHARGE_REFUNDED = "charge.refunded"
-
-#: PaymentIntent ``status`` -> our PaymentState (for lookups by PaymentIntent).
-INTENT_STATUSES: dict[str, PaymentState] = {
-    "requires_payment_method": PaymentState.PENDING,
-    "requires_confirmation": PaymentState.PENDING,
-    "requires_action": PaymentState.PENDING,
-    "processing": PaymentState.PENDING,
-    "requires_capture": PaymentState.PENDING,
-    "succeeded": PaymentState.APPROVED,
-    "canceled": PaymentState.FAILED,
-}
-#: Refund statuses whose amount has left the payment (``failed`` and ``canceled`` have not).
-REFUNDED_STATUSES = frozenset({"succeeded", "pending", "requires_action"})
 
 #: Stripe error ``code`` -> the exception it means. Codes not listed fall back on
 #: the error ``type`` and the HTTP status (see :meth:`StripeGateway.error`).
@@ -159,13 +141,7 @@ def _clock() -> float:
     return time.time()
 
 
-def _timestamp(value) -> datetime | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return datetime.fromtimestamp(value, tz=dt_timezone.utc)
-    return None
-
-
-class StripeGateway(HttpGateway):
+class StripeGateway(StripeObjects, HttpGateway):
     """Stripe Checkout (hosted page) with PaymentIntents and Refunds, on plain ``requests``.
 
     OPTIONS:
@@ -464,130 +440,11 @@ class StripeGateway(HttpGateway):
             query = {**query, "starting_after": str(data[-1].get("id") or "")}
         return refunds
 
-    def _amount(self, value, currency: str) -> Decimal:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise MoneyError(f"{value!r} is not an amount in minor units")
-        return from_minor(value, currency, "stripe")
-
     def _minor(self, amount: Decimal, currency: str) -> int:
         try:
             return to_minor(amount, currency, "stripe")
         except MoneyError as exc:
             raise InvalidRequest(str(exc), gateway=self.alias, code="INVALID_AMOUNT") from exc
-
-    def session_result(
-        self, session: Mapping[str, Any], *, refunds: Sequence[Mapping[str, Any]] = (), state: PaymentState | None = None
-    ) -> PaymentResult:
-        """Read a Checkout Session (its PaymentIntent expanded or an id); a Session we cannot read is an unknown outcome."""
-        try:
-            session_id, status = str(session["id"]), str(session["status"])
-            paid = str(session.get("payment_status") or "")
-            currency = normalize_currency(str(session["currency"]))
-            amount = self._amount(session["amount_total"], currency)
-            intent = session.get("payment_intent")
-            intent_data = intent if isinstance(intent, Mapping) else {}
-            intent_id = str(intent_data.get("id") or "") if intent_data else str(intent or "")
-            if state is None:
-                if status == "open":
-                    state = PaymentState.PENDING
-                elif status == "expired":
-                    state = PaymentState.EXPIRED
-                elif status == "complete" and paid in ("paid", "no_payment_required"):
-                    state = PaymentState.APPROVED
-                elif status == "complete" and intent_data.get("status") in ("requires_payment_method", "canceled"):
-                    state = PaymentState.FAILED  # a delayed method that failed
-                elif status == "complete":
-                    state = PaymentState.PENDING  # a delayed method under way
-                else:
-                    raise ValueError(f"unknown Checkout Session status {status!r}")
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise self.malformed("Checkout Session", exc, session) from exc
-        result = self._result(
-            state,
-            payment_id=intent_id or session_id,
-            order_number=order_of(session),
-            amount=amount,
-            currency=currency,
-            intent=intent_data,
-            pg_data={PG_DATA_SESSION: session_id},
-            raw=session,
-        )
-        return self._with_refunds(result, refunds)
-
-    def intent_result(self, intent: Mapping[str, Any], *, refunds: Sequence[Mapping[str, Any]] = ()) -> PaymentResult:
-        """Read a PaymentIntent (its latest Charge expanded or an id)."""
-        try:
-            state = INTENT_STATUSES[str(intent["status"])]
-            currency = normalize_currency(str(intent["currency"]))
-            amount = self._amount(intent["amount"], currency)
-            intent_id = str(intent["id"])
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise self.malformed("PaymentIntent", exc, intent) from exc
-        result = self._result(
-            state,
-            payment_id=intent_id,
-            order_number=order_of(intent),
-            amount=amount,
-            currency=currency,
-            intent=intent,
-            pg_data={},
-            raw=intent,
-        )
-        return self._with_refunds(result, refunds)
-
-    def _result(self, state, *, payment_id, order_number, amount, currency, intent, pg_data, raw) -> PaymentResult:
-        charge = latest_charge(intent)
-        details = charge.get("payment_method_details") if isinstance(charge.get("payment_method_details"), Mapping) else {}
-        error = intent.get("last_payment_error") if isinstance(intent.get("last_payment_error"), Mapping) else {}
-        failure_code = failure_message = ""
-        if state == PaymentState.FAILED:
-            failure_code = str(error.get("decline_code") or error.get("code") or intent.get("cancellation_reason") or "")
-            failure_message = str(error.get("message") or "")
-        return PaymentResult(
-            state=state,
-            payment_id=payment_id,
-            order_number=order_number,
-            amount=amount,
-            currency=currency,
-            method=str(details.get("type") or ""),
-            receipt_url=str(charge.get("receipt_url") or ""),
-            approved_at=_timestamp(charge.get("created")) if state == PaymentState.APPROVED else None,
-            failure_code=failure_code[:100],
-            failure_message=failure_message[:500],
-            pg_data=pg_data,
-            raw=dict(raw),
-        )
-
-    def _with_refunds(self, result: PaymentResult, refunds: Sequence[Mapping[str, Any]]) -> PaymentResult:
-        """Each refund that took money back as a :class:`CancelEntry` (our ledger key as its reference)."""
-        if not refunds or not result.state.is_paid:
-            return result
-        entries = []
-        try:
-            for refund in refunds:
-                if str(refund.get("status") or "") not in REFUNDED_STATUSES:
-                    continue
-                if normalize_currency(str(refund["currency"])) != result.currency:
-                    raise ValueError("a refund in another currency")
-                metadata = refund.get("metadata") if isinstance(refund.get("metadata"), Mapping) else {}
-                entries.append(
-                    CancelEntry(
-                        pg_cancel_id=str(refund["id"]),
-                        amount=self._amount(refund["amount"], result.currency),
-                        canceled_at=_timestamp(refund.get("created")),
-                        reference=str(metadata.get(METADATA_KEY) or ""),
-                    )
-                )
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise self.malformed("Refund", exc, {"data": list(refunds)}) from exc
-        entries.sort(key=lambda e: (e.canceled_at or datetime.min.replace(tzinfo=dt_timezone.utc), e.pg_cancel_id))
-        canceled = sum((e.amount for e in entries), Decimal(0))
-        if canceled > result.amount:
-            raise GatewayUnavailable(f"{self.alias}: refunds exceed the payment", gateway=self.alias, code="MALFORMED_REPLY")
-        state = result.state
-        if canceled:
-            state = PaymentState.CANCELED if canceled == result.amount else PaymentState.PARTIAL_CANCELED
-        return replace(result, state=state, canceled_amount=canceled, cancels=tuple(entries))
 
     # --- money-moving calls -------------------------------------------------------
 
