@@ -859,7 +859,7 @@ class BootpaySandbox(PaymentWindow, SandboxPG):
         guard()
         payment = SandboxPayment.objects.filter(pg=self.name, key=receipt_id).first()
         if payment is None:
-            return _window_error(request, "RC_NOT_FOUND", ERRORS["RC_NOT_FOUND"][1], status=404)
+            return self.window_error(request, "RC_NOT_FOUND", ERRORS["RC_NOT_FOUND"][1], status=404)
         state = payment.state
         context = {
             "payment": payment,
@@ -1035,10 +1035,6 @@ def _sdk_error(code: str, message: str, *, status: int = 400) -> HttpResponse:
     """What the SDK rejects ``requestPayment`` with: ``{event: "error", error_code, message}``."""
     body = {"event": "error", "error_code": code, "message": message}
     return _cors(HttpResponse(dumps(body), status=status, content_type="application/json"))
-
-
-def _window_error(request: HttpRequest, code: str, message: str, *, status: int = 400) -> HttpResponse:
-    return render(request, "pgpay_sandbox/bootpay/error.html", {"code": code, "message": message}, status=status)
 
 
 # --- the Python API (what tests call) -------------------------------------------

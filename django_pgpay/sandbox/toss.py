@@ -795,15 +795,15 @@ class TossSandbox(PaymentWindow, SandboxPG):
         """Where the SDK's ``requestPayment`` posts its parameters; opens the payment window."""
         guard()
         if request.method != "POST":
-            return _window_error(request, "INVALID_REQUEST", "POST only.", status=405)
+            return self.window_error(request, "INVALID_REQUEST", "POST only.", status=405)
         params = window_payload(request)
         if params is None:
-            return _window_error(request, "INVALID_REQUEST", "payload is not JSON.")
+            return self.window_error(request, "INVALID_REQUEST", "payload is not JSON.")
         client_key = params.get("clientKey")
         if not isinstance(client_key, str) or not any(
             hmac.compare_digest(client_key.encode(), k.encode()) for k in self._keys("CLIENT_KEYS")
         ):
-            return _window_error(
+            return self.window_error(
                 request, "INVALID_CLIENT_KEY", "The client key is not one of PGPAY_SANDBOX['TOSS']['CLIENT_KEYS'].", status=401
             )
         method = params.get("method") or None
@@ -813,7 +813,7 @@ class TossSandbox(PaymentWindow, SandboxPG):
         order_name = params.get("orderName")
         problems = _checkout_problems(params, method, amount, value)
         if problems:
-            return _window_error(request, "INVALID_PARAMETER", " ".join(problems))
+            return self.window_error(request, "INVALID_PARAMETER", " ".join(problems))
         if SandboxPayment.objects.filter(pg=self.name, order_id=order_id, status__in=ORDER_ID_TAKEN).exists():
             return _redirect_fail(request, params["failUrl"], "DUPLICATED_ORDER_ID", order_id)
         virtual = params.get("virtualAccount") if isinstance(params.get("virtualAccount"), dict) else {}
@@ -891,7 +891,7 @@ class TossSandbox(PaymentWindow, SandboxPG):
         guard()
         payment = SandboxPayment.objects.filter(pg=self.name, key=payment_key).first()
         if payment is None:
-            return _window_error(request, "NOT_FOUND_PAYMENT", "Unknown payment.", status=404)
+            return self.window_error(request, "NOT_FOUND_PAYMENT", "Unknown payment.", status=404)
         return render(request, "pgpay_sandbox/toss/receipt.html", {"payment": payment, "state": payment.state})
 
     def urlpatterns(self) -> list:
@@ -1077,10 +1077,6 @@ def _redirect_fail(request: HttpRequest, fail_url: str, code: str, order_id: str
     """``failUrl?code=…&message=…&orderId=…`` as Toss's window sends it."""
     message = WINDOW_ERRORS[code][0]
     return HttpResponseRedirect(_with_query(fail_url, {"code": code, "message": message, "orderId": order_id}))
-
-
-def _window_error(request: HttpRequest, code: str, message: str, *, status: int = 400) -> HttpResponse:
-    return render(request, "pgpay_sandbox/toss/error.html", {"code": code, "message": message}, status=status)
 
 
 # --- the Python API (what tests call) -------------------------------------------

@@ -198,9 +198,6 @@ class _PortOneCommon(PaymentWindow, SandboxPG):
             return url
         return f"{(origin or _site()).rstrip('/')}/{url.lstrip('/')}"
 
-    def _window_error(self, request: HttpRequest, code: str, message: str, *, status: int = 400) -> HttpResponse:
-        return render(request, "pgpay_sandbox/portone/error.html", {"code": code, "message": message, "title": self.title}, status=status)
-
     def _view_script(self, request: HttpRequest, template: str, checkout: str) -> HttpResponse:
         guard()
         origin = f"{request.scheme}://{request.get_host()}"

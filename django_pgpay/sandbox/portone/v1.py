@@ -698,10 +698,10 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
         """Where ``IMP.request_pay`` posts its parameters: checks them and opens the window (or refuses as PortOne would)."""
         guard()
         if request.method != "POST":
-            return self._window_error(request, "INVALID_REQUEST", "POST only.", status=405)
+            return self.window_error(request, "INVALID_REQUEST", "POST only.", status=405)
         payload = self._checkout_payload(request)
         if payload is None or not isinstance(payload.get("params"), dict):
-            return self._window_error(request, "INVALID_REQUEST", "payload is not JSON.")
+            return self.window_error(request, "INVALID_REQUEST", "payload is not JSON.")
         params = dict(payload["params"])
         mode = "redirect" if payload.get("mode") == "redirect" else "iframe"
         session = {
@@ -829,7 +829,7 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
         guard()
         payment = SandboxPayment.objects.filter(pg=self.name, key=imp_uid).first()
         if payment is None:
-            return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
+            return self.window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
         state = self.render(payment)
         return render(
             request,

@@ -575,10 +575,10 @@ class PortOneV2Sandbox(_PortOneCommon):
         """Where ``PortOne.requestPayment`` posts its request: checks it and opens the window."""
         guard()
         if request.method != "POST":
-            return self._window_error(request, "INVALID_REQUEST", "POST only.", status=405)
+            return self.window_error(request, "INVALID_REQUEST", "POST only.", status=405)
         payload = self._checkout_payload(request)
         if payload is None or not isinstance(payload.get("params"), dict):
-            return self._window_error(request, "INVALID_REQUEST", "payload is not JSON.")
+            return self.window_error(request, "INVALID_REQUEST", "payload is not JSON.")
         req = dict(payload["params"])
         mode = "redirect" if payload.get("mode") == "redirect" else "iframe"
         session = {
@@ -676,7 +676,7 @@ class PortOneV2Sandbox(_PortOneCommon):
         guard()
         payment = SandboxPayment.objects.filter(pg=self.name, key=payment_id).first()
         if payment is None:
-            return self._window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
+            return self.window_error(request, "NOT_FOUND", "Unknown payment.", status=404)
         state = payment.state
         cancels = [
             {"cancelled_at": c.get("cancelledAt"), "amount": c["totalAmount"], "reason": c.get("reason")}
