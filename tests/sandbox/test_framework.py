@@ -221,8 +221,6 @@ def test_actions_have_one_name_for_the_same_thing_at_every_pg_and_the_old_names_
     old = control.act("toss", "authenticate", order_id="order-py-older", amount=1000)
     assert emulated.payment_state(old["paymentKey"])["status"] == "IN_PROGRESS"
     for pg in emulators():
-        if pg.name == "stripe":  # its own words (refund, session ...) until it adopts these
-            continue
         assert {"pay", "cancel", "state"} <= set(pg.actions()) and set(pg.actions()) & set(ACTION_NAMES), pg.name
         assert all(target in pg.actions() for target in pg.action_aliases.values()), pg.name
     with pytest.raises(KeyError, match="known"):

@@ -127,6 +127,10 @@ def test_control_api_drives_the_emulated_stripe(stripe_api, sandbox_url):
         headers={"X-Sandbox-Control": "1"},
     )
     assert too_much.status_code == 400 and too_much.json()["error"]["code"] == "amount_too_large"
+    # The uniform names: cancel (a Dashboard refund) and state (the Checkout Session); refund and session still work.
+    canceled = control.act("stripe", "cancel", payment_key=intent, amount=500)
+    assert (canceled["object"], canceled["amount"]) == ("refund", 500)
+    assert control.act("stripe", "state", payment_key=session["id"]) == control.act("stripe", "session", payment_key=session["id"])
     state = http.get("/sandbox/control/", headers={"X-Sandbox-Control": "1"}).json()
     assert state["pgs"]["stripe"] == {"configured": True, "actions": sorted(emulator("stripe").actions())}
     assert not any(p["key"].startswith("evt_") for p in state["payments"])

@@ -25,15 +25,19 @@ from .wire import StripeError
 class Actions:
     """The sandbox's actions on Stripe objects; mixed into the emulator."""
 
+    #: Stripe's older action names (``base.ACTION_NAMES`` gives the uniform ones).
+    action_aliases = {"refund": "cancel", "session": "state"}
+
     def actions(self) -> dict[str, Callable[..., Any]]:
+        """The uniform names (``cancel``: a refund made in Stripe's Dashboard; ``state``: the Checkout Session) and Stripe's own."""
         return {
             "pay": self.act_pay,
             "pay-delayed": self.act_pay_delayed,
             "settle": self.act_settle,
             "fail": self.act_fail,
-            "refund": self.act_refund,
+            "cancel": self.act_refund,
             "expire": self.act_expire,
-            "session": self.act_session,
+            "state": self.act_session,
             "payment-intent": self.act_payment_intent,
         }
 
