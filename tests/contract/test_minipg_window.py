@@ -37,3 +37,14 @@ def test_checkout_window_return_and_confirm(minipg, live_server, order, choice, 
     request = ConfirmRequest(order=snapshot, payment_id=returned.payment_id, amount=snapshot.amount, currency="KRW", idempotency_key="k")
     assert minipg.confirm(request).state is state
     assert browser.post(window, {"action": "pay"}).status_code == 409  # the window closed
+
+
+def test_a_projects_own_emulator_is_registered_by_the_setting_alone(settings):
+    from django_pgpay.sandbox import checks, registry
+
+    assert registry.emulator("minipg").name == "minipg" and "minipg" not in registry.EMULATORS
+    assert checks.check_sandbox() == []  # its settings section is known, its keys are test keys
+    del settings.PGPAY_SANDBOX_EMULATORS
+    with pytest.raises(KeyError):
+        registry.emulator("minipg")
+    assert [m.id for m in checks.check_sandbox()] == ["pgpay_sandbox.E002"]  # PGPAY_SANDBOX["MINIPG"] names no emulator now
