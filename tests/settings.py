@@ -146,7 +146,13 @@ PGPAY_SANDBOX = {
         "WEBHOOK_URL": "",
     },
     "WEBHOOKS": {"DELIVERY": "manual"},
+    # docs: minipg sandbox
+    # Mini PG, the test-only PG of docs/adding_a_pg.rst (tests/minipg/).
+    "MINIPG": {"API_KEYS": ["test_mini_sandboxTESTS0000"], "WEBHOOK_SECRET": "test_mini_whsec_TESTS", "WEBHOOK_URL": ""},
 }
+#: The sandbox's own emulators plus the test-only Mini PG (django_pgpay.sandbox.registry).
+PGPAY_SANDBOX_EMULATORS = {"minipg": "tests.minipg.sandbox.MiniSandbox"}
+# docs: end
 
 STATIC_URL = "/static/"
 

@@ -8,7 +8,9 @@ module imports none of them.
     emulator("toss")      # -> TossSandbox()
     emulators()           # every one, in EMULATORS order
 
-A new PG adds one line to :data:`EMULATORS` and one module next to this one.
+A new PG adds one line to :data:`EMULATORS` and one module next to this one;
+a project's own emulator (a test-only PG) is named in the setting
+``PGPAY_SANDBOX_EMULATORS = {"minipg": "tests.minipg.sandbox.MiniSandbox"}``.
 """
 
 from __future__ import annotations
@@ -31,14 +33,26 @@ EMULATORS: dict[str, str] = {
 }
 
 
+def known() -> dict[str, str]:
+    """:data:`EMULATORS`, then the project's ``PGPAY_SANDBOX_EMULATORS`` (read at call time)."""
+    from django.conf import settings
+
+    return {**EMULATORS, **getattr(settings, "PGPAY_SANDBOX_EMULATORS", {})}
+
+
 @cache
+def _load(path: str) -> SandboxPG:
+    return import_string(path)()
+
+
 def emulator(name: str) -> SandboxPG:
     """The (shared, stateless) emulator of PG ``name``; ``KeyError`` for an unknown PG."""
-    if name not in EMULATORS:
-        raise KeyError(f"no sandbox for PG {name!r}; known: {sorted(EMULATORS)}")
-    return import_string(EMULATORS[name])()
+    paths = known()
+    if name not in paths:
+        raise KeyError(f"no sandbox for PG {name!r}; known: {sorted(paths)}")
+    return _load(paths[name])
 
 
 def emulators() -> list[SandboxPG]:
-    """Every emulator, in :data:`EMULATORS` order."""
-    return [emulator(name) for name in EMULATORS]
+    """Every emulator, in :data:`EMULATORS` order, then the project's own."""
+    return [emulator(name) for name in known()]
