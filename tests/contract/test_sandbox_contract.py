@@ -74,9 +74,7 @@ def test_a_cancel_whose_answer_was_lost_refunds_once_when_retried(pg, order):
 
 
 #: Known gaps of real emulators (findings reported to the lead; strict: the day one is fixed, the mark must go).
-DESCRIBE_GAPS = {
-    "stripe": "StripeSandbox.describe() reports balance None for every object (a Charge's amount - amount_refunded is not shown)",
-}
+DESCRIBE_GAPS = {}
 
 
 def test_the_control_api_and_the_dashboard_list_the_payment(pg, order, request):

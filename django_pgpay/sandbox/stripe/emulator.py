@@ -291,12 +291,22 @@ class StripeSandbox(Sessions, Intents, Refunds, Lists, Events, Pages, Actions, O
         return response
 
     def describe(self, payment) -> dict[str, Any]:
+        """Amount, balance (what the charge still holds) and method of a Session, PaymentIntent or Charge."""
         state = payment.state
+        charge = self._charge_of(state)
         return {
             "amount": state.get("amount_total", state.get("amount")),
-            "balance": None,
+            "balance": charge["amount"] - charge["amount_refunded"] if charge else None,
             "method": (state.get("payment_method_details") or {}).get("type"),
         }
+
+    def _charge_of(self, state: dict[str, Any]) -> dict[str, Any] | None:
+        """The Charge behind a Session or PaymentIntent (the object itself for a Charge); None before one exists."""
+        if state.get("object") == "checkout.session" and state.get("payment_intent"):
+            state = self.render(state["payment_intent"]) or {}
+        if state.get("object") == "payment_intent" and state.get("latest_charge"):
+            state = self.render(state["latest_charge"]) or {}
+        return state if state.get("object") == "charge" else None
 
     def _match(self, *keys: Any) -> Callable[[ApiContext], list[str]]:
         def match(ctx: ApiContext) -> list[str]:
