@@ -138,7 +138,7 @@ def gateway_settings(sandbox_url: str, **options) -> dict:
                 "API_SECRET": V2_SECRET,
                 "STORE_ID": STORE_ID,
                 "CHANNEL_KEY": CHANNEL_KEY,
-                "WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "WEBHOOK_SECRETS": [WEBHOOK_SECRET],
                 "INCLUDE_SANDBOX": True,
                 "API_BASE": sandbox_url + "/portone-v2",
                 "JS_SDK_URL": sandbox_url + "/portone-v2/v2/browser-sdk.js",

@@ -145,7 +145,7 @@ class PortOneV2Sandbox(_PortOneCommon):
                 '        "API_SECRET": os.environ["PORTONE_API_SECRET"],  # one of PGPAY_SANDBOX["PORTONE"]["V2_API_SECRETS"]\n'
                 f'        "STORE_ID": "{stores[0] if stores else "store-sandbox"}",\n'
                 '        "CHANNEL_KEY": "channel-key-sandbox",\n'
-                '        "WEBHOOK_SECRET": os.environ["PORTONE_WEBHOOK_SECRET"],  # PGPAY_SANDBOX["PORTONE"]["V2_WEBHOOK_SECRET"]\n'
+                '        "WEBHOOK_SECRETS": [os.environ["PORTONE_WEBHOOK_SECRET"]],  # PGPAY_SANDBOX["PORTONE"]["V2_WEBHOOK_SECRET"]\n'
                 '        "INCLUDE_SANDBOX": True,   # sandbox payments are made on TEST channels\n'
                 f'        "API_BASE": "{base}",\n'
                 f'        "JS_SDK_URL": "{base}/v2/browser-sdk.js",\n'
