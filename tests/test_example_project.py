@@ -147,7 +147,7 @@ def test_every_pg_is_on_the_sandbox_by_default(load):
     )
     assert sandbox["PORTONE"]["IMP_KEYS"] == [v1["IMP_KEY"]] and sandbox["PORTONE"]["MERCHANT_CODES"] == [v1["MERCHANT_CODE"]]
     assert sandbox["PORTONE"]["V2_API_SECRETS"] == [v2["API_SECRET"]] and sandbox["PORTONE"]["STORE_IDS"] == [v2["STORE_ID"]]
-    assert sandbox["PORTONE"]["V2_WEBHOOK_SECRET"] == v2["WEBHOOK_SECRET"]
+    assert sandbox["PORTONE"]["V2_WEBHOOK_SECRET"] == v2["WEBHOOK_SECRETS"]
     bootpay = gateways["bootpay"]["OPTIONS"]
     assert bootpay["API_BASE"] == "http://127.0.0.1:8000/sandbox/bootpay/v2"
     assert sandbox["BOOTPAY"]["CLIENT_KEYS"] == [bootpay["CLIENT_KEY"]] and sandbox["BOOTPAY"]["SECRET_KEYS"] == [bootpay["SECRET_KEY"]]
