@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
@@ -85,20 +84,6 @@ def _random(length: int, alphabet: str = _ALNUM) -> str:
 
 def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _is_http_url(value: Any) -> bool:
-    if not isinstance(value, str) or len(value) > 2000:
-        return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def with_query(url: str, params: dict[str, Any]) -> str:
-    query = urlencode({k: v for k, v in params.items() if v is not None})
-    if "?" not in url:
-        return f"{url}?{query}"
-    return f"{url}{'' if url.endswith(('?', '&')) else '&'}{query}"
 
 
 def _text(value: Any, limit: int) -> str | None:

@@ -23,12 +23,12 @@ from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard
 from ..lifecycle import Ledger, RefundFields, Refusal, Stage
 from ..models import SandboxPayment
 from ..window import Choice
+from ..wire import is_http_url, with_query
 from . import console
 from .common import (
     _DIGITS,
     KST,
     _format,
-    _is_http_url,
     _mask,
     _PortOneCommon,
     _random,
@@ -41,7 +41,6 @@ from .common import (
     truthy,
     unix,
     wire,
-    with_query,
 )
 from .prepare import MERCHANT_UID_MAX, PrepareTable
 
@@ -706,7 +705,7 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
         mode = "redirect" if payload.get("mode") == "redirect" else "iframe"
         session = {
             "mode": mode,
-            "m_redirect_url": params.get("m_redirect_url") if _is_http_url(params.get("m_redirect_url")) else "",
+            "m_redirect_url": params.get("m_redirect_url") if is_http_url(params.get("m_redirect_url")) else "",
             "userAgent": str(payload.get("userAgent") or request.headers.get("User-Agent", ""))[:300],
         }
 

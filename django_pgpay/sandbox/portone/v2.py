@@ -23,13 +23,13 @@ from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard, 
 from ..lifecycle import Ledger, RefundFields, Refusal, Stage
 from ..models import SandboxPayment, SandboxPrepared
 from ..window import Choice
+from ..wire import is_http_url, with_query
 from . import search
 from .common import (
     _DIGITS,
     KST,
     _format,
     _hash,
-    _is_http_url,
     _mask,
     _PortOneCommon,
     _random,
@@ -38,7 +38,6 @@ from .common import (
     number,
     rfc3339,
     truthy,
-    with_query,
 )
 
 #: V2 error types: type -> (HTTP status, message) (PortOne's V2 OpenAPI file gives the statuses).
@@ -583,7 +582,7 @@ class PortOneV2Sandbox(_PortOneCommon):
         mode = "redirect" if payload.get("mode") == "redirect" else "iframe"
         session = {
             "mode": mode,
-            "redirectUrl": req.get("redirectUrl") if _is_http_url(req.get("redirectUrl")) else "",
+            "redirectUrl": req.get("redirectUrl") if is_http_url(req.get("redirectUrl")) else "",
             "userAgent": str(payload.get("userAgent") or request.headers.get("User-Agent", ""))[:300],
             "url": str(payload.get("url") or "")[:500],
             "ip": request.META.get("REMOTE_ADDR", "127.0.0.1"),
