@@ -20,6 +20,7 @@ from django.urls import reverse
 from ..base import ApiContext, ApiError, Problem, SandboxPG, guard, loads
 from ..models import SandboxPayment
 from ..window import PaymentWindow
+from ..wire import is_http_url
 
 KST = ZoneInfo("Asia/Seoul")
 _DIGITS = string.digits
@@ -198,6 +199,29 @@ class _PortOneCommon(PaymentWindow, SandboxPG):
         except ValueError:
             return None
         return payload if isinstance(payload, dict) else None
+
+    def _checkout_request(self, request: HttpRequest, redirect_field: str) -> tuple[dict, dict, dict] | HttpResponse:
+        """The start both checkouts share: POST only, the SDK's JSON payload, its params and the window's session.
+
+        Answers ``(payload, params, session)``, or the window's error page. The
+        session holds the mode (``iframe`` or ``redirect``), the redirect URL
+        under the PG version's own name (``redirect_field``, kept only when it
+        is an absolute http(s) URL) and the buyer's user agent.
+        """
+        guard()
+        if request.method != "POST":
+            return self.window_error(request, "INVALID_REQUEST", "POST only.", status=405)
+        payload = self._checkout_payload(request)
+        if payload is None or not isinstance(payload.get("params"), dict):
+            return self.window_error(request, "INVALID_REQUEST", "payload is not JSON.")
+        params = dict(payload["params"])
+        redirect = params.get(redirect_field)
+        session = {
+            "mode": "redirect" if payload.get("mode") == "redirect" else "iframe",
+            redirect_field: redirect if is_http_url(redirect) else "",
+            "userAgent": str(payload.get("userAgent") or request.headers.get("User-Agent", ""))[:300],
+        }
+        return payload, params, session
 
     def _finish_window(self, request: HttpRequest, mode: str, result: dict, redirect_url: str) -> HttpResponse:
         """Back to the shop: the iframe posts ``result`` to the SDK; redirect mode goes to ``redirect_url``."""

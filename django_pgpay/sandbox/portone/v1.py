@@ -23,7 +23,7 @@ from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard
 from ..lifecycle import Ledger, RefundFields, Refusal, Stage
 from ..models import SandboxPayment
 from ..window import Choice
-from ..wire import is_http_url, with_query
+from ..wire import with_query
 from . import console
 from .common import (
     _DIGITS,
@@ -695,19 +695,11 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
 
     def view_checkout(self, request: HttpRequest) -> HttpResponse:
         """Where ``IMP.request_pay`` posts its parameters: checks them and opens the window (or refuses as PortOne would)."""
-        guard()
-        if request.method != "POST":
-            return self.window_error(request, "INVALID_REQUEST", "POST only.", status=405)
-        payload = self._checkout_payload(request)
-        if payload is None or not isinstance(payload.get("params"), dict):
-            return self.window_error(request, "INVALID_REQUEST", "payload is not JSON.")
-        params = dict(payload["params"])
-        mode = "redirect" if payload.get("mode") == "redirect" else "iframe"
-        session = {
-            "mode": mode,
-            "m_redirect_url": params.get("m_redirect_url") if is_http_url(params.get("m_redirect_url")) else "",
-            "userAgent": str(payload.get("userAgent") or request.headers.get("User-Agent", ""))[:300],
-        }
+        opened = self._checkout_request(request, "m_redirect_url")
+        if isinstance(opened, HttpResponse):
+            return opened
+        payload, params, session = opened
+        mode = session["mode"]
 
         def refuse(reason: str, message: str | None = None) -> HttpResponse:
             result = self._v1_failure(params, reason, message=message)

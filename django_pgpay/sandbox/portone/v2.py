@@ -23,7 +23,7 @@ from ..base import Answer, ApiContext, ApiError, Problem, dumps, framed, guard, 
 from ..lifecycle import Ledger, RefundFields, Refusal, Stage
 from ..models import SandboxPayment, SandboxPrepared
 from ..window import Choice
-from ..wire import is_http_url, with_query
+from ..wire import with_query
 from . import search
 from .common import (
     _DIGITS,
@@ -572,21 +572,12 @@ class PortOneV2Sandbox(_PortOneCommon):
 
     def view_checkout(self, request: HttpRequest) -> HttpResponse:
         """Where ``PortOne.requestPayment`` posts its request: checks it and opens the window."""
-        guard()
-        if request.method != "POST":
-            return self.window_error(request, "INVALID_REQUEST", "POST only.", status=405)
-        payload = self._checkout_payload(request)
-        if payload is None or not isinstance(payload.get("params"), dict):
-            return self.window_error(request, "INVALID_REQUEST", "payload is not JSON.")
-        req = dict(payload["params"])
-        mode = "redirect" if payload.get("mode") == "redirect" else "iframe"
-        session = {
-            "mode": mode,
-            "redirectUrl": req.get("redirectUrl") if is_http_url(req.get("redirectUrl")) else "",
-            "userAgent": str(payload.get("userAgent") or request.headers.get("User-Agent", ""))[:300],
-            "url": str(payload.get("url") or "")[:500],
-            "ip": request.META.get("REMOTE_ADDR", "127.0.0.1"),
-        }
+        opened = self._checkout_request(request, "redirectUrl")
+        if isinstance(opened, HttpResponse):
+            return opened
+        payload, req, session = opened
+        mode = session["mode"]
+        session.update(url=str(payload.get("url") or "")[:500], ip=request.META.get("REMOTE_ADDR", "127.0.0.1"))
         payment_id = req.get("paymentId")
 
         def refuse(reason: str) -> HttpResponse:
