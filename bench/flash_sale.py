@@ -89,7 +89,11 @@ def arguments(argv=None):
     parser.add_argument(
         "--json", metavar="FILE", help="also write the median round of each app and layout to FILE (bench/scale.py reads it)"
     )
-    parser.add_argument("--verbose", action="store_true", help="also print the requests and mean latency of each step")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print the requests and mean latency of each step, and the shop's SQL statements per request by path",
+    )
     parser.add_argument("--keep-db", action="store_true", help="leave the database behind (to look at it)")
     return parser.parse_args(argv)
 
@@ -695,6 +699,23 @@ def report(rounds: list[dict], args) -> bool:
     return ok
 
 
+def report_queries(logs: Path) -> None:
+    """Per path (ids folded), over the whole run warm-up included: requests, SQL statements each, ms in SQL and in all."""
+    groups = defaultdict(list)
+    for file in logs.glob("sql-*.log"):
+        for line in file.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            path = re.sub(r"/(\d+|tsbx\w+|[A-Za-z0-9_-]{14,})(?=/|$)", "/<id>", row["path"])
+            groups[(row["method"], path, row["status"])].append(row)
+    print("\nSQL per request, by path (the whole run):")
+    print(f"{'requests':>9} {'SQL min-max':>12} {'SQL ms':>8} {'ms':>8}  request")
+    for (method, path, status), rows in sorted(groups.items(), key=lambda kv: kv[0][1]):
+        counts = [r["queries"] for r in rows]
+        sql_ms = statistics.mean(r["sql_seconds"] for r in rows) * 1000
+        ms = statistics.mean(r["seconds"] for r in rows) * 1000
+        print(f"{len(rows):>9} {f'{min(counts)}-{max(counts)}':>12} {sql_ms:>8.1f} {ms:>8.1f}  {method} {path} -> {status}")
+
+
 def main(argv=None) -> int:
     args = arguments(argv)
     layouts = [x for x in args.layouts.split(",") if x]
@@ -719,6 +740,8 @@ def main(argv=None) -> int:
         "BENCH_PG_LOG_DIR": str(logs),
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(EXAMPLE)]),
     }
+    if args.verbose:
+        env["BENCH_QUERY_LOG_DIR"] = str(logs)  # bench/query_log.py: every request's SQL statements
     os.environ.update(env)
     sys.path[:0] = [str(ROOT), str(EXAMPLE)]
 
@@ -753,6 +776,8 @@ def main(argv=None) -> int:
                     print(f"round {n + 1}: {app} on layout {layout} ...", file=sys.stderr, flush=True)
                     rounds.append(run_one(app, layout, args, sessions, servers[0].url, servers[1].url, logs))
         ok = report(rounds, args)
+        if args.verbose:
+            report_queries(logs)
         if args.json:
             groups = defaultdict(list)
             for r in rounds:

@@ -18,7 +18,8 @@ PGPAY = {**PGPAY, "SANDBOX_ALLOW_WITHOUT_DEBUG": True}  # noqa: F405
 INSTALLED_APPS = [*INSTALLED_APPS, "bench.tutorial"]  # noqa: F405
 ROOT_URLCONF = "bench.urls"
 #: Every call to the sandbox's Toss API is written to $BENCH_PG_LOG_DIR (one file per process).
-MIDDLEWARE = ["bench.pg_log.PgCallLog", *MIDDLEWARE]  # noqa: F405
+#: With $BENCH_QUERY_LOG_DIR (flash_sale.py --verbose), every request's SQL statements are counted there.
+MIDDLEWARE = ["bench.pg_log.PgCallLog", "bench.query_log.QueryLog", *MIDDLEWARE]  # noqa: F405
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
 CONN_MAX_AGE = 0
 BENCH_PG_LOG_DIR = os.environ.get("BENCH_PG_LOG_DIR", "")

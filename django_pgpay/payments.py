@@ -337,6 +337,7 @@ def _forget(order, row) -> None:
 def _wait_or_settle(order, row, *, wait: float, source) -> Outcome:
     """Another confirm holds ``row``: wait for it, or settle it at the PG if it went silent."""
     deadline = time.monotonic() + wait
+    pause = 0.01
     while True:
         row.refresh_from_db()
         if not row.is_open:
@@ -349,7 +350,10 @@ def _wait_or_settle(order, row, *, wait: float, source) -> Outcome:
         if time.monotonic() >= deadline:
             order.refresh_from_db()
             return Outcome(order=order, transaction=row)
-        time.sleep(0.05)
+        # 10 ms, then half as long again each time, up to 100 ms: a PG answers a confirm in
+        # tens of milliseconds, and the buyer's second tab should not wait a whole tick more.
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.1)
     order.refresh_from_db()
     if row.status == T.FAILED and row.error_code != "ALREADY_APPLIED":
         raise ledger.error_from_row(row)
@@ -418,9 +422,10 @@ def cancel(
     if order.status == S.WAITING_FOR_DEPOSIT:
         _allowed_amount(order, order.get_gateway(), amount)  # in full only
         return _withdraw_own(order, source=source, actor=actor, reason=reason, idempotency_key=token)
-    if ledger.stale_rows(order).exists():
-        settle(order)
     opened = _open_cancel(order, amount, token=token, reason=reason, source=source, actor=actor)
+    if opened is _STALE:  # an earlier operation went silent: ask the PG first, then open this cancel
+        settle(order)
+        opened = _open_cancel(order, amount, token=token, reason=reason, source=source, actor=actor, settled=True)
     if opened is None:  # a deposit reversed meanwhile: the account is withdrawn instead
         return _withdraw_own(order, source=source, actor=actor, reason=reason, idempotency_key=token)
     if isinstance(opened, Outcome):
@@ -446,14 +451,27 @@ def cancel(
         else:
             changes += bookkeeping.apply_ledger_total(locked)
     refresh(order, locked)
-    locked_row.refresh_from_db()
+    # locked_row is current: it was read under the lock and finished here, and sync_cancels
+    # finishes only rows still open, which it no longer is (or never was, when another path
+    # settled it first).
     return Outcome(order=locked, transaction=locked_row, replayed=not changes, changes=tuple(changes))
 
 
-def _open_cancel(order, amount, *, token: str | None, reason: str, source, actor):
-    """Step 1 of a cancel: the replay of ``token``'s cancel (an Outcome), None (withdraw instead), or ``(row, snapshot, balance)``."""
+#: What :func:`_open_cancel` returns when the order has stale rows to settle at the PG first.
+_STALE = object()
+
+
+def _open_cancel(order, amount, *, token: str | None, reason: str, source, actor, settled: bool = False):
+    """Step 1 of a cancel: the replay of ``token``'s cancel (an Outcome), None (withdraw instead), or ``(row, snapshot, balance)``.
+
+    Returns :data:`_STALE` (and changes nothing) when an open row went silent
+    and ``settled`` is false: the caller settles the order and asks again.
+    """
     with ledger.atomic(order):
         locked = ledger.lock_order(order)
+        in_flight = ledger.open_money_rows(locked)  # one read for both questions below
+        if not settled and any(ledger.is_stale(r) for r in in_flight):
+            return _STALE
         if token is not None:
             existing = (
                 ledger.rows(locked).filter(Q(idempotency_key=token) | Q(idempotency_key__startswith=f"{token}-x")).order_by("-pk").first()
@@ -474,7 +492,7 @@ def _open_cancel(order, amount, *, token: str | None, reason: str, source, actor
             return None
         if not locked.is_cancelable:
             raise NotCancelable(order=locked)
-        if ledger.blocking_rows(locked).exists():
+        if any(ledger.is_blocking(r, locked) for r in in_flight):
             raise OperationInProgress(_("Another operation on this order is still being processed. Please try again shortly."))
         balance = locked.balance
         row = ledger.create(

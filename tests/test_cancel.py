@@ -107,6 +107,19 @@ def test_lost_cancel_answer_blocks_further_cancels_until_settled(paid_booking, p
     assert pg.count("cancel") == 2
 
 
+def test_a_resent_form_whose_first_answer_was_lost_is_settled_then_replayed(paid_booking, pg):
+    pg.fail_next("cancel", "timeout_after")
+    first = payments.cancel(paid_booking, "5000", reason="x", idempotency_key="form-1")
+    assert first.pending and paid_booking.canceled_amount == 0
+    # The buyer sends the same form again: the PG is asked what became of the first (it went
+    # through), and the form's cancel is replayed from the settled row, never sent twice.
+    again = payments.cancel(paid_booking, "5000", reason="x", idempotency_key="form-1")
+    assert again.replayed and again.transaction.status == T.SUCCEEDED and again.transaction.pk == first.transaction.pk
+    assert paid_booking.canceled_amount == Decimal(5000)
+    assert cancels(paid_booking) == [(K.CANCEL, T.SUCCEEDED, Decimal(5000))]
+    assert pg.count("cancel") == 1
+
+
 def test_cancel_in_flight_refuses_a_second(paid_booking, pg, settings):
     from tests.testapp.models import BookingTransaction
 

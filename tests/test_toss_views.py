@@ -24,6 +24,8 @@ pytestmark = pytest.mark.django_db
 
 #: SQL queries of one confirm through ReturnView (session and user included); docs/views.rst states it.
 CONFIRM_QUERIES = 16
+#: A buyer's confirmed full cancel (the form's second step), PG call and the savepoints of the test's transaction included.
+CANCEL_QUERIES = 19  # was 21: one read of the open rows for "stale?" and "blocking?", no re-read of the row at the end
 
 
 def return_url(booking, key, amount=None):
@@ -125,6 +127,18 @@ def test_confirm_costs_a_bounded_number_of_queries(client, buyer, toss_booking, 
     assert response.status_code == 200
     booking.refresh_from_db()
     assert booking.status == S.PAID
+
+
+def test_cancel_costs_a_bounded_number_of_queries(buyer, paid_toss_booking, toss_api, django_assert_max_num_queries, seat):
+    booking = paid_toss_booking
+    client = csrf_client(buyer)
+    action, fields = cancel_form(client, booking)
+    with django_assert_max_num_queries(CANCEL_QUERIES):
+        response = client.post(action, {**fields, "confirm": "1"})
+    assert response.status_code == 302
+    booking.refresh_from_db()
+    assert booking.status == S.CANCELED
+    assert len(toss_api.sent("cancel")) == 1
 
 
 # --- the return URL ---------------------------------------------------------------------
