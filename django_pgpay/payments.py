@@ -336,7 +336,8 @@ def _forget(order, row) -> None:
 
 def _wait_or_settle(order, row, *, wait: float, source) -> Outcome:
     """Another confirm holds ``row``: wait for it, or settle it at the PG if it went silent."""
-    deadline = time.monotonic() + wait
+    started = time.monotonic()
+    deadline = started + wait
     pause = 0.01
     while True:
         row.refresh_from_db()
@@ -350,10 +351,11 @@ def _wait_or_settle(order, row, *, wait: float, source) -> Outcome:
         if time.monotonic() >= deadline:
             order.refresh_from_db()
             return Outcome(order=order, transaction=row)
-        # 10 ms, then half as long again each time, up to 100 ms: a PG answers a confirm in
-        # tens of milliseconds, and the buyer's second tab should not wait a whole tick more.
+        # Every 10 ms for the first half second (a PG answers a confirm in tens of milliseconds,
+        # and the buyer's second tab should not wait much past it), then backing off to 200 ms.
         time.sleep(pause)
-        pause = min(pause * 1.5, 0.1)
+        if time.monotonic() > started + 0.5:
+            pause = min(pause * 1.5, 0.2)
     order.refresh_from_db()
     if row.status == T.FAILED and row.error_code != "ALREADY_APPLIED":
         raise ledger.error_from_row(row)

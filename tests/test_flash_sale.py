@@ -153,17 +153,15 @@ def _form_fields(form: str) -> tuple[str, dict]:
 def cancel_form(session: requests.Session, base: str, order_number: str) -> tuple[str, dict]:
     """The confirmation form of a full cancel of the booking: action URL and fields.
 
-    The buyer presses "Cancel" on the history page (the first step, which
-    changes nothing) and gets the confirmation page; its button is what the
-    race sends, once (a double click) or from two tabs.
+    The buyer presses "Cancel" on the history page, which opens the
+    confirmation step in place (the amount, nothing left after it); its
+    "Refund now" is what the race sends, once (a double click) or from two tabs.
     """
     page = session.get(base + "/history/", timeout=TIMEOUT).text
     block = page.split(f'id="booking-{order_number}"', 1)[1].split("</li>", 1)[0]
+    assert '<details class="pgpay-cancel-inline">' in block and "Left after the refund" in block
     action, fields = _form_fields(next(f for f in re.findall(r"<form.*?</form>", block, re.S) if 'name="amount"' not in f))
-    confirmation = session.post(base + action, data=fields, allow_redirects=False, timeout=TIMEOUT)
-    assert confirmation.status_code == 200 and 'name="confirm"' in confirmation.text, confirmation.status_code
-    action, fields = _form_fields(next(f for f in re.findall(r"<form.*?</form>", confirmation.text, re.S) if 'name="confirm"' in f))
-    assert fields.get("confirm") == "1"
+    assert fields.get("full") == "1" and fields.get("confirm") == "1"
     return base + action, fields
 
 

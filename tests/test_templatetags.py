@@ -28,3 +28,40 @@ def test_each_rendering_has_a_fresh_idempotency_token(make_booking):
     first, second = render(booking), render(booking)
     token = 'name="token" value="'
     assert first.split(token)[1][:32] != second.split(token)[1][:32]
+
+
+FULL = Template("{% load pgpay %}{% pgpay_cancel_form order next='/history/' label='Cancel booking' %}")
+
+
+def render_full(order) -> str:
+    return FULL.render(Context({"order": order, "csrf_token": "t"}))
+
+
+def test_the_full_cancel_carries_its_confirmation_step(paid_booking):
+    """Cancel everything: the button opens what is refunded and what is left; only "Refund now" posts, with confirm=1."""
+    from django_pgpay import payments
+
+    payments.cancel(paid_booking, "5000", reason="part")  # 15,000 left
+    html = render_full(paid_booking)
+    summary, box = html.split("</summary>", 1)
+    assert '<details class="pgpay-cancel-inline">' in summary and "Cancel booking" in summary and "<form" not in summary
+    assert "Amount to refund" in box and "15,000 KRW" in box  # the balance, not the order's 20,000
+    assert "Left after the refund" in box and "0 KRW" in box
+    assert box.count("<form") == 1 and 'name="full" value="1"' in box and 'name="confirm" value="1"' in box
+    assert 'name="amount"' not in box and "Refund now" in box
+
+
+def test_the_full_cancel_of_an_unpaid_virtual_account_says_it_closes_it(make_booking, pg):
+    from django_pgpay import payments
+
+    booking = make_booking()
+    payments.confirm(booking, payment_id=pg.authorize(booking.order_number, booking.amount, virtual_account=True))
+    assert booking.status == "WAITING_FOR_DEPOSIT"
+    html = render_full(booking)
+    assert "The virtual account will be closed" in html and "Close the virtual account" in html
+    assert "Amount to refund" not in html
+
+
+def test_the_partial_form_still_goes_through_the_confirmation_page(make_booking):
+    html = render(make_booking())
+    assert "<details" not in html and 'name="confirm"' not in html and 'name="amount"' in html

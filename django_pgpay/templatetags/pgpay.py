@@ -5,7 +5,8 @@ import secrets
 from django import template
 from django.utils.translation import gettext_lazy as _
 
-from ..money import MoneyError, quantize
+from ..money import MoneyError, format_amount, quantize
+from ..status import OrderStatus
 
 register = template.Library()
 
@@ -17,15 +18,26 @@ def pgpay_cancel_form(context, order, partial=False, next=None, label=None):
     Each rendering carries a fresh idempotency token, so submitting the same
     form twice (a double click, a resubmitted page) cancels once.
     ``{% pgpay_cancel_form order next=request.path %}``
+
+    The partial form's amount is typed, so the view's confirmation page states
+    it. The full form carries its confirmation step with it: the button opens
+    (``<details>``) what is refunded and what is left, and "Refund now" posts
+    ``full=1`` and ``confirm=1``; no page load in between, nothing changed
+    before that second click.
     """
     try:
         # What is left, in the currency's decimals (20000, 10.50), not the stored 3 places.
         balance = quantize(order.balance, order.currency)
+        balance_display, nothing_display = format_amount(order.balance, order.currency), format_amount(0, order.currency)
     except MoneyError:
         balance = order.balance
+        balance_display, nothing_display = str(order.balance), "0"
     return {
         "order": order,
         "balance": balance,
+        "balance_display": balance_display,
+        "nothing_display": nothing_display,
+        "withdraws_account": order.status == OrderStatus.WAITING_FOR_DEPOSIT,
         "partial": partial,
         "next": next or "",
         "label": label or _("Cancel"),

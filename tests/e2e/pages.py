@@ -87,11 +87,17 @@ def place_order(page, lines: dict[int, int], gateway: str, *, recipient: str = "
     return page.locator("#order-number").inner_text()
 
 
+def open_full_cancel(scope) -> None:
+    """The full cancel's button (in ``scope``: a page or a booking's card): it opens its confirmation step in place."""
+    scope.locator(".pgpay-cancel-inline > summary").click()
+
+
 def confirm_the_cancel(page) -> None:
-    """The cancel's second step: the page that states the amount and the balance after; "Refund now"."""
-    expect(page.locator(".pgpay-cancel-confirm")).to_be_visible()
+    """The cancel's second step (the page after a typed amount, or the full cancel's opened box): "Refund now"."""
+    box = page.locator(".pgpay-cancel-confirm:visible")
+    expect(box).to_be_visible()
     with page.expect_navigation():
-        page.locator(".pgpay-cancel-confirm .pgpay-cancel-button").click()
+        box.locator(".pgpay-cancel-button").click()
 
 
 def refund_part(page, amount: int) -> None:
@@ -104,9 +110,8 @@ def refund_part(page, amount: int) -> None:
 
 
 def cancel_the_rest(page) -> None:
-    """The full cancel form: whatever is left of the payment."""
-    with page.expect_navigation():
-        page.locator(".pgpay-cancel-form:not(:has(input[name=amount])) .pgpay-cancel-button").click()
+    """The full cancel: whatever is left of the payment (no page load before "Refund now")."""
+    open_full_cancel(page)
     confirm_the_cancel(page)
 
 

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
-from .pages import book_until_sandbox, booking_card, confirm_the_cancel, first_free_seat, open_payment_window
+from .pages import book_until_sandbox, booking_card, confirm_the_cancel, first_free_seat, open_full_cancel, open_payment_window
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +46,8 @@ def test_book_pay_see_paid_cancel_and_the_place_comes_back(open_page, server, sh
     expect(page.locator(f"#seat-{seat_id}")).to_have_attribute("data-remain", str(free - 1))
 
     page.goto("/restaurants/bookings/")
-    card.locator(".pgpay-cancel-button").click()
+    open_full_cancel(card)  # the confirmation step opens in place: the amount, and nothing left after it
+    expect(card.locator(".pgpay-cancel-confirm")).to_contain_text("Left after the refund")
     page.screenshot(path=shots / "booking-3-cancel-confirmation.png", full_page=True)
     confirm_the_cancel(page)
     expect(card).to_have_attribute("data-status", "CANCELED")

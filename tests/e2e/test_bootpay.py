@@ -16,7 +16,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .pages import admin_refund_part, booking_card, cancel_the_rest, confirm_the_cancel, first_free_seat, place_order, staff_page
+from .pages import admin_refund_part, booking_card, cancel_the_rest, confirm_the_cancel, first_free_seat, open_full_cancel, place_order, staff_page
 
 pytestmark = pytest.mark.e2e
 
@@ -96,8 +96,7 @@ def test_a_booking_cancelled_at_bootpay_first_is_cancelled_not_an_error(open_pag
     server.sandbox("POST", "faults", pg="bootpay", operation="webhook", kind="drop", match=receipt_id, times=100)
     server.sandbox("POST", "bootpay/cancel", payment_key=receipt_id)
     # The buyer cancels too: Bootpay answers "already cancelled", the shop looks the receipt up and applies it.
-    with page.expect_navigation():
-        card.locator(".pgpay-cancel-button").click()
+    open_full_cancel(card)
     confirm_the_cancel(page)
     expect(booking_card(page, order_number)).to_have_attribute("data-status", "CANCELED")
     page.screenshot(path=shots / "bootpay-3-booking-cancelled-at-the-pg-ko.png", full_page=True)
