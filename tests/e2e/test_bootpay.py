@@ -16,7 +16,16 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .pages import admin_refund_part, booking_card, cancel_the_rest, confirm_the_cancel, first_free_seat, open_full_cancel, place_order, staff_page
+from .pages import (
+    admin_refund_part,
+    booking_card,
+    cancel_the_rest,
+    confirm_the_cancel,
+    first_free_seat,
+    open_full_cancel,
+    place_order,
+    staff_page,
+)
 
 pytestmark = pytest.mark.e2e
 

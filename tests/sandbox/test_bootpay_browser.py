@@ -92,7 +92,9 @@ def test_pay_in_the_window_then_seed_004_cancels(checkout, live_server, sandbox_
     expect(page.locator(".pgpay-cancel-confirm")).to_contain_text("3,000 KRW")  # the confirmation step states it
     page.locator(".pgpay-cancel-confirm .pgpay-cancel-button").click()
     expect(page.locator(".message")).to_have_text("Part of the payment was cancelled.")
-    page.locator(f"#booking-{booking.order_number}").locator("summary", has_text="예약 취소").click()  # opens the full cancel's confirmation in place
+    page.locator(f"#booking-{booking.order_number}").locator(
+        "summary", has_text="예약 취소"
+    ).click()  # opens the full cancel's confirmation in place
     page.locator(".pgpay-cancel-confirm:visible .pgpay-cancel-button").click()
     expect(page.locator(".message")).to_have_text("The payment was cancelled.")
     page.screenshot(path=artifacts / "bootpay-history-cancelled.png", full_page=True)
@@ -151,7 +153,9 @@ def test_a_cancel_made_in_bootpays_admin_leaves_the_order_canceled(checkout, liv
     expect(page.locator("#sandbox-payments tr", has_text=booking.pg_payment_id)).to_contain_text("20")
     # Then the buyer cancels in the shop: no error page, the order follows Bootpay.
     page.goto(f"{live_server.url}/history/")
-    page.locator(f"#booking-{booking.order_number}").locator("summary", has_text="예약 취소").click()  # opens the full cancel's confirmation in place
+    page.locator(f"#booking-{booking.order_number}").locator(
+        "summary", has_text="예약 취소"
+    ).click()  # opens the full cancel's confirmation in place
     page.locator(".pgpay-cancel-confirm:visible .pgpay-cancel-button").click()
     expect(page.locator(".message")).to_have_text("The payment was cancelled.")
     booking.refresh_from_db()
