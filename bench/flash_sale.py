@@ -714,12 +714,16 @@ def report_queries(logs: Path) -> None:
             path = re.sub(r"/(\d+|tsbx\w+|[A-Za-z0-9_-]{14,})(?=/|$)", "/<id>", row["path"])
             groups[(row["method"], path, row["status"])].append(row)
     print("\nSQL per request, by path (the whole run):")
-    print(f"{'requests':>9} {'SQL min-max':>12} {'SQL ms':>8} {'ms':>8}  request")
+    print(f"{'requests':>9} {'SQL min-max':>12} {'SQL ms':>8} {'ms':>8} {'CPU ms':>8} {'CPU s':>7}  request")
     for (method, path, status), rows in sorted(groups.items(), key=lambda kv: kv[0][1]):
         counts = [r["queries"] for r in rows]
         sql_ms = statistics.mean(r["sql_seconds"] for r in rows) * 1000
         ms = statistics.mean(r["seconds"] for r in rows) * 1000
-        print(f"{len(rows):>9} {f'{min(counts)}-{max(counts)}':>12} {sql_ms:>8.1f} {ms:>8.1f}  {method} {path} -> {status}")
+        cpu = [r.get("cpu_seconds", 0) for r in rows]
+        print(
+            f"{len(rows):>9} {f'{min(counts)}-{max(counts)}':>12} {sql_ms:>8.1f} {ms:>8.1f} {statistics.mean(cpu) * 1000:>8.1f} "
+            f"{sum(cpu):>7.2f}  {method} {path} -> {status}"
+        )
 
 
 def main(argv=None) -> int:

@@ -119,18 +119,29 @@ def stale_rows(order):
     )
 
 
-def open_money_rows(order) -> list:
+def open_money_rows(order, *, or_key: str | None = None) -> list:
     """The open rows of ``order`` other than webhook rows, read once (usually none).
 
     For a step that asks both :func:`is_blocking` and :func:`is_stale` of them
-    under the order's lock: one query instead of one per question.
+    under the order's lock: one query instead of one per question. With
+    ``or_key``, the rows of that idempotency key (or of its released
+    ``<key>-x<pk>`` spellings, see :func:`has_key`) come in the same query,
+    whatever their status.
     """
-    return list(open_rows(order).exclude(kind=K.WEBHOOK))
+    wanted = Q(status__in=OPEN_TRANSACTION_STATUSES) & ~Q(kind=K.WEBHOOK)
+    if or_key is not None:
+        wanted |= Q(idempotency_key=or_key) | Q(idempotency_key__startswith=f"{or_key}-x")
+    return list(rows(order).filter(wanted))
+
+
+def has_key(row, key: str) -> bool:
+    """Whether ``row`` was written for the idempotency ``key``: the key itself, or as released after a failure (``<key>-x<pk>``)."""
+    return row.idempotency_key == key or row.idempotency_key.startswith(f"{key}-x")
 
 
 def is_blocking(row, order) -> bool:
     """Whether the open ``row`` is one of :func:`blocking_rows` of ``order`` (the same rule, in memory)."""
-    return row.is_open and (
+    return row.is_open and row.kind != K.WEBHOOK and (
         row.kind in BLOCKING_KINDS or (row.kind == K.COMPENSATE and bool(order.pg_payment_id) and row.pg_payment_id == order.pg_payment_id)
     )
 
@@ -280,6 +291,7 @@ __all__ = [
     "digest",
     "error_from_row",
     "finish",
+    "has_key",
     "is_blocking",
     "is_stale",
     "known_payment_ids",

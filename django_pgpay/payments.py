@@ -338,7 +338,7 @@ def _wait_or_settle(order, row, *, wait: float, source) -> Outcome:
     """Another confirm holds ``row``: wait for it, or settle it at the PG if it went silent."""
     started = time.monotonic()
     deadline = started + wait
-    pause = 0.01
+    pause = 0.02
     while True:
         row.refresh_from_db()
         if not row.is_open:
@@ -351,10 +351,11 @@ def _wait_or_settle(order, row, *, wait: float, source) -> Outcome:
         if time.monotonic() >= deadline:
             order.refresh_from_db()
             return Outcome(order=order, transaction=row)
-        # Every 10 ms for the first half second (a PG answers a confirm in tens of milliseconds,
-        # and the buyer's second tab should not wait much past it), then backing off to 200 ms.
+        # Every 20 ms for the first second (a PG answers a confirm in tens of milliseconds; the
+        # buyer's second tab should not hold a server thread much past it, nor ask the database
+        # much more often), then backing off to 200 ms.
         time.sleep(pause)
-        if time.monotonic() > started + 0.5:
+        if time.monotonic() > started + 1:
             pause = min(pause * 1.5, 0.2)
     order.refresh_from_db()
     if row.status == T.FAILED and row.error_code != "ALREADY_APPLIED":
@@ -471,13 +472,13 @@ def _open_cancel(order, amount, *, token: str | None, reason: str, source, actor
     """
     with ledger.atomic(order):
         locked = ledger.lock_order(order)
-        in_flight = ledger.open_money_rows(locked)  # one read for both questions below
+        # One read for every question below: the open rows (went silent? in flight?) and the form token's rows.
+        found = ledger.open_money_rows(locked, or_key=token)
+        in_flight = [r for r in found if r.is_open and r.kind != K.WEBHOOK]
         if not settled and any(ledger.is_stale(r) for r in in_flight):
             return _STALE
         if token is not None:
-            existing = (
-                ledger.rows(locked).filter(Q(idempotency_key=token) | Q(idempotency_key__startswith=f"{token}-x")).order_by("-pk").first()
-            )
+            existing = max((r for r in found if ledger.has_key(r, token)), key=lambda r: r.pk, default=None)
             if existing is not None:
                 refresh(order, locked)
                 if amount is not FULL and not same_amount(existing.amount, amount):

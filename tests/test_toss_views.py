@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 #: SQL queries of one confirm through ReturnView (session and user included); docs/views.rst states it.
 CONFIRM_QUERIES = 16
 #: A buyer's confirmed full cancel (the form's second step), PG call and the savepoints of the test's transaction included.
-CANCEL_QUERIES = 19  # was 21: one read of the open rows for "stale?" and "blocking?", no re-read of the row at the end
+CANCEL_QUERIES = 18  # was 21: one read of the open rows and the form token's rows (stale? in flight? replay?), no re-read at the end
 
 
 def return_url(booking, key, amount=None):
