@@ -141,8 +141,13 @@ def has_key(row, key: str) -> bool:
 
 def is_blocking(row, order) -> bool:
     """Whether the open ``row`` is one of :func:`blocking_rows` of ``order`` (the same rule, in memory)."""
-    return row.is_open and row.kind != K.WEBHOOK and (
-        row.kind in BLOCKING_KINDS or (row.kind == K.COMPENSATE and bool(order.pg_payment_id) and row.pg_payment_id == order.pg_payment_id)
+    return (
+        row.is_open
+        and row.kind != K.WEBHOOK
+        and (
+            row.kind in BLOCKING_KINDS
+            or (row.kind == K.COMPENSATE and bool(order.pg_payment_id) and row.pg_payment_id == order.pg_payment_id)
+        )
     )
 
 
