@@ -148,6 +148,14 @@ def test_buyer_pages_and_every_pg_window(buyer_page, server, shots, lang, width)
     page.wait_for_url(re.compile(rf".*/shop/orders/{order_number}/$"))
     expect(page.locator("#order")).to_have_attribute("data-status", "PAID")
     shot("order-paid")
+    # Order numbers are random letters: the widest the alphabet allows must fit too (a phone
+    # overflowed by one pixel when the invoice link's number happened to be wide).
+    page.evaluate("document.querySelector('#invoice-link').textContent = 'W'.repeat(20) + '.pdf'")
+    problems.extend(check_layout(page, f"order-paid, widest order number ({lang}, {width})"))
+    # The full cancel's confirmation opened in place.
+    page.locator(".pgpay-cancel-inline > summary").click()
+    expect(page.locator(".pgpay-cancel-inline .pgpay-cancel-confirm")).to_be_visible()
+    shot("order-paid-cancel-opened")
 
     for alias in ("portone", "portone-v2"):
         place_order(page, {MUG: 1}, alias)
