@@ -39,7 +39,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import conf, inputs, payments, permissions, tasks, webhooks
+from . import conf, inputs, labels, payments, permissions, tasks, webhooks
 from .exceptions import (
     AmountMismatch,
     ConfigurationError,
@@ -52,7 +52,7 @@ from .exceptions import (
     SoldOut,
 )
 from .gateways.results import CheckoutUrls
-from .money import MoneyError, format_amount, parse_typed_amount, quantize
+from .money import MoneyError, parse_typed_amount, quantize
 from .orders import find_order
 from .status import OrderStatus, TransactionSource
 
@@ -516,8 +516,8 @@ class CancelMixin(GatewayMixin):
             "order": order,
             "full": amount is payments.FULL,
             "amount": quantize(given, order.currency),
-            "amount_display": format_amount(given, order.currency),
-            "balance_after_display": format_amount(max(order.balance - given, 0), order.currency),
+            "amount_display": labels.money(given, order.currency),
+            "balance_after_display": labels.money(max(order.balance - given, 0), order.currency),
             "withdraws_account": order.status == OrderStatus.WAITING_FOR_DEPOSIT,
             "reason": self.request.POST.get("reason", "")[:200],
             "token": self.request.POST.get("token", ""),

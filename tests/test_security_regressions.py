@@ -91,7 +91,7 @@ def test_2_a_json_body_is_415(buyer, paid_booking, pg):
 def test_2_everything_is_an_explicit_choice_and_needs_a_confirmation(buyer, paid_booking, pg):
     client = logged_in(buyer)
     first = client.post(f"/pay/cancel/{paid_booking.order_number}/", {"token": "t1", "full": "1"})
-    assert first.status_code == 200 and "20,000 KRW" in first.content.decode() and pg.count("cancel") == 0
+    assert first.status_code == 200 and "₩20,000" in first.content.decode() and pg.count("cancel") == 0
     assert (
         client.post(f"/pay/cancel/{paid_booking.order_number}/", {"token": "t1", "full": "1", "amount": "1000", "confirm": "1"}).status_code
         == 400

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 from django.template import Context, Template
+from django.utils import translation
 
 pytestmark = pytest.mark.django_db
 
@@ -45,8 +46,11 @@ def test_the_full_cancel_carries_its_confirmation_step(paid_booking):
     html = render_full(paid_booking)
     summary, box = html.split("</summary>", 1)
     assert '<details class="pgpay-cancel-inline">' in summary and "Cancel booking" in summary and "<form" not in summary
-    assert "Amount to refund" in box and "15,000 KRW" in box  # the balance, not the order's 20,000
-    assert "Left after the refund" in box and "0 KRW" in box
+    assert "Amount to refund" in box and "₩15,000" in box  # the balance, not the order's 20,000
+    assert "Left after the refund" in box and "₩0" in box
+    with translation.override("ko"):
+        korean = render_full(paid_booking)
+    assert "15,000원" in korean and "0원" in korean  # as the shop's pages show money
     assert box.count("<form") == 1 and 'name="full" value="1"' in box and 'name="confirm" value="1"' in box
     assert 'name="amount"' not in box and "Refund now" in box
 

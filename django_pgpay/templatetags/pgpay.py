@@ -5,7 +5,8 @@ import secrets
 from django import template
 from django.utils.translation import gettext_lazy as _
 
-from ..money import MoneyError, format_amount, quantize
+from .. import labels
+from ..money import MoneyError, quantize
 from ..status import OrderStatus
 
 register = template.Library()
@@ -28,15 +29,14 @@ def pgpay_cancel_form(context, order, partial=False, next=None, label=None):
     try:
         # What is left, in the currency's decimals (20000, 10.50), not the stored 3 places.
         balance = quantize(order.balance, order.currency)
-        balance_display, nothing_display = format_amount(order.balance, order.currency), format_amount(0, order.currency)
     except MoneyError:
         balance = order.balance
-        balance_display, nothing_display = str(order.balance), "0"
     return {
         "order": order,
         "balance": balance,
-        "balance_display": balance_display,
-        "nothing_display": nothing_display,
+        # As the shop's pages show money: 15,000원 in Korean, ₩15,000 in English.
+        "balance_display": labels.money(order.balance, order.currency),
+        "nothing_display": labels.money(0, order.currency),
         "withdraws_account": order.status == OrderStatus.WAITING_FOR_DEPOSIT,
         "partial": partial,
         "next": next or "",

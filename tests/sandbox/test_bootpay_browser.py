@@ -89,7 +89,7 @@ def test_pay_in_the_window_then_seed_004_cancels(checkout, live_server, sandbox_
     item = page.locator(f"#booking-{booking.order_number}")
     item.locator("input[name=amount]").fill("3000")
     item.get_by_role("button", name="부분 취소").click()
-    expect(page.locator(".pgpay-cancel-confirm")).to_contain_text("3,000 KRW")  # the confirmation step states it
+    expect(page.locator(".pgpay-cancel-confirm")).to_contain_text("₩3,000")  # the confirmation step states it
     page.locator(".pgpay-cancel-confirm .pgpay-cancel-button").click()
     expect(page.locator(".message")).to_have_text("Part of the payment was cancelled.")
     page.locator(f"#booking-{booking.order_number}").locator(
