@@ -59,6 +59,9 @@ def arguments(argv=None):
     parser.add_argument("--pg-workers", type=int, default=2, help="gunicorn workers of the sandbox PG (default 2, 8 threads each)")
     parser.add_argument("--flash-buyers", type=int, default=100, help="buyers of the flash sale on one and two hosts (default 100)")
     parser.add_argument("--flash-seats", type=int, default=20, help="places of the flash sale (default 20)")
+    parser.add_argument(
+        "--reconcile-workers", default="1,2", help="worker counts the reconcile runs with, in turn (default 1,2; each gets --orders orders)"
+    )
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out: burst, reconcile, flash")
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "pgpay_bench_scale"))
     parser.add_argument("--pg-host", default=os.environ.get("PGPAY_PG_HOST", "127.0.0.1"))
@@ -88,7 +91,7 @@ def seat():
 
 
 def bookings(place, n: int, label: str, *, expired: bool = False) -> list:
-    """``n`` READY bookings of ``place`` (made in bulk, as checkouts would have left them)."""
+    """``n`` READY bookings of ``place`` (a seat, or a list of seats taken in turn), made in bulk as checkouts would have left them."""
     import datetime
 
     from django.utils import timezone
@@ -97,9 +100,10 @@ def bookings(place, n: int, label: str, *, expired: bool = False) -> list:
     now = timezone.now()
     expires = now - datetime.timedelta(minutes=5) if expired else now + datetime.timedelta(hours=1)
     tag = secrets.token_hex(3)
+    places = place if isinstance(place, list) else [place]
     made = [
         Booking(
-            seat=place,
+            seat=places[i % len(places)],
             order_number=f"{label}-{tag}-{i:07d}",
             amount=Decimal(AMOUNT),
             currency="KRW",
@@ -259,14 +263,18 @@ def burst(args, place, urls: dict, pg_url: str, worker_env: dict) -> dict:
     return out
 
 
-def reconcile(args, place, worker_env: dict) -> dict:
+def reconcile(args, worker_env: dict) -> dict:
     from django.core.management import call_command
     from django.db import connections
     from restaurants.models import Booking
 
     out = {}
-    for workers in (1, 2):
-        orders = bookings(place, args.orders, f"rec{workers}", expired=True)
+    # The orders are spread over 100 seats, as a marketplace's are over its products: each
+    # expiry gives its place back, and one seat for all would make every worker wait for
+    # the same row (a contention of the benchmark, not of reconcile).
+    places = [seat() for _ in range(100)]
+    for workers in [int(w) for w in args.reconcile_workers.split(",") if w.strip()]:
+        orders = bookings(places, args.orders, f"rec{workers}", expired=True)
         print(f"reconcile: {args.orders} open orders, enqueued, {workers} worker(s) ...", file=sys.stderr, flush=True)
         started = time.perf_counter()
         with open(os.devnull, "w") as quiet:
@@ -383,7 +391,7 @@ def main(argv=None) -> int:
         if "burst" not in skip:
             figures["burst"] = burst(args, place, urls, servers[2].url, queued_env)
         if "reconcile" not in skip:
-            figures["reconcile"] = reconcile(args, place, queued_env)
+            figures["reconcile"] = reconcile(args, queued_env)
     finally:
         for server in servers:
             server.stop()
@@ -407,7 +415,7 @@ def main(argv=None) -> int:
         )
         ok = ok and ratio <= 0.25 and bad == 0
     if "reconcile" in figures:
-        show(f"reconcile: {args.orders} open orders per run, pgpay_reconcile --enqueue", figures["reconcile"])
+        show(f"reconcile: {args.orders} open orders per run (over 100 seats), pgpay_reconcile --enqueue", figures["reconcile"])
         ok = ok and all(row["not reconciled"] == 0 for row in figures["reconcile"].values())
     if "flash" in figures:
         show(f"flash sale: {args.flash_buyers} buyers, {args.flash_seats} places, ours, one and two app hosts", figures["flash"])

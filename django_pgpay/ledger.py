@@ -14,8 +14,10 @@ what a PG reports.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import router, transaction
 from django.db.models import Q
@@ -86,12 +88,30 @@ def unsettled_order_ids(transaction_model):
     )
 
 
-def known_payment_ids(order, gateway) -> set[str]:
-    """Every payment id the shop knows for ``order``: its payment, its rows', the attempts its window reported."""
+def known_payment_ids(order, gateway, facts: list | None = None) -> set[str]:
+    """Every payment id the shop knows for ``order``: its payment, its rows', the attempts its window reported.
+
+    ``facts`` (:func:`row_facts` of the order, read already) saves the query.
+    """
     ids = {order.pg_payment_id}
-    ids |= set(rows(order).exclude(kind=K.WEBHOOK).values_list("pg_payment_id", flat=True))
+    ids |= {fact.pg_payment_id for fact in (row_facts(order) if facts is None else facts)}
     ids |= gateway.known_attempts(order.pg_data or {})
     return ids - {""}
+
+
+class RowFact(NamedTuple):
+    """What :func:`row_facts` reads of one row: enough to know whether a settle has rows to look at."""
+
+    kind: str
+    status: str
+    pg_payment_id: str
+    modified: datetime.datetime
+
+
+def row_facts(order) -> list[RowFact]:
+    """Kind, status, payment id and last change of every row of ``order`` but webhook rows, in one query (no stored replies)."""
+    found = rows(order).exclude(kind=K.WEBHOOK).values_list("kind", "status", "pg_payment_id", "modified")
+    return [RowFact(*values) for values in found]
 
 
 def blocking_rows(order):
@@ -306,6 +326,7 @@ __all__ = [
     "open_rows",
     "record_confirm",
     "record_reported",
+    "row_facts",
     "rows",
     "stale_rows",
     "storable",

@@ -241,3 +241,80 @@ def test_the_return_page_says_a_charged_mismatch_is_being_cancelled(client, buye
     other = make_booking()
     refused = client.get("/pay/fake/return/?" + urlencode({"payment_id": "x", "order_number": other.order_number, "amount": "100"}))
     assert refused.status_code == 400 and b"Nothing was charged." in refused.content
+
+
+# --- a second return while the first one's confirm is at the PG ------------------------------------
+
+
+def _first_return_at_the_pg(booking, payment_id):
+    """Step 1 of another request's confirm: its pending row written, its PG call not answered yet."""
+    from django_pgpay import ledger as rows
+
+    with rows.atomic(booking):
+        locked = rows.lock_order(booking)
+        key = payments.confirm_key(booking.order_number, payment_id)
+        busy, row = payments._open_confirm(locked, [], key, payment_id, None, source="customer", actor=None)
+        assert busy is None
+        return row, locked.snapshot()
+
+
+@pytest.fixture
+def virtual_clock(monkeypatch):
+    """``time.monotonic`` and ``time.sleep`` of a clock that moves only when slept on; ``clock.then(at, action)``."""
+    import time
+
+    class Clock:
+        now = 0.0
+        sleeps: list = []
+        actions: list = []
+
+        def then(self, at, action):
+            self.actions.append((at, action))
+
+        def sleep(self, seconds):
+            self.sleeps.append(seconds)
+            self.now += seconds
+            while self.actions and self.actions[0][0] <= self.now:
+                self.actions.pop(0)[1]()
+
+    clock = Clock()
+    clock.sleeps, clock.actions = [], []
+    monkeypatch.setattr(time, "monotonic", lambda: clock.now)
+    monkeypatch.setattr(time, "sleep", clock.sleep)
+    return clock
+
+
+def test_a_second_return_waits_for_the_first_reading_the_row_about_ten_times_a_second(make_booking, pg, virtual_clock):
+    from tests.testapp.models import Booking
+
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, booking.amount)
+    row, snapshot = _first_return_at_the_pg(booking, payment_id)
+    # The first return's PG call answers after half a second.
+    virtual_clock.then(0.5, lambda: payments._run_confirm(Booking.objects.get(pk=booking.pk), row, snapshot, source="customer"))
+
+    outcome = payments.confirm(Booking.objects.get(pk=booking.pk), payment_id=payment_id, wait=8)
+
+    assert outcome.replayed and outcome.order.status == S.PAID
+    assert outcome.transaction.pk == row.pk and outcome.transaction.status == T.SUCCEEDED
+    assert [c.verb for c in pg.calls].count("confirm") == 1  # the second return asked the PG nothing
+    # 20 ms, then half as long again each time (to 200 ms): 7 pauses to get past 0.5 s, where
+    # a read every 20 ms took 25 (each a query while the sale goes on).
+    assert len(virtual_clock.sleeps) <= 8, virtual_clock.sleeps
+    assert virtual_clock.sleeps[0] == pytest.approx(0.02) and max(virtual_clock.sleeps) <= 0.2
+
+
+def test_a_second_return_whose_first_found_no_such_payment_is_a_not_found(make_booking, pg, virtual_clock):
+    """The first confirm learnt the PG knows no such payment and removed its row: the waiter says so, changes nothing."""
+    from django_pgpay.exceptions import NotFound
+    from tests.testapp.models import Booking
+
+    booking = make_booking()
+    payment_id = pg.authorize(booking.order_number, booking.amount)
+    row, _snapshot = _first_return_at_the_pg(booking, payment_id)
+    virtual_clock.then(0.1, lambda: type(row)._base_manager.filter(pk=row.pk).delete())
+
+    with pytest.raises(NotFound):
+        payments.confirm(Booking.objects.get(pk=booking.pk), payment_id=payment_id, wait=8)
+    booking.refresh_from_db()
+    assert booking.status == S.READY and not booking.transactions.exists()

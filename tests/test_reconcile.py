@@ -231,3 +231,36 @@ def test_virtual_account_withdrawn_before_the_deposit_is_never_paid(make_booking
     assert booking.transactions.get(kind="withdraw").status == "succeeded"
     seat.refresh_from_db()
     assert seat.remain == 3
+
+
+#: Reads and writes of reconciling one abandoned checkout (the PG has no payment of it):
+#: the order, its rows' facts, the order again, whether a confirm is open, then expire()'s
+#: lock, check and two updates (with their savepoints here). Was 18: the row-settling steps
+#: locked the order and read its rows again, though the PG reported nothing to settle.
+ABANDONED_RECONCILE_QUERIES = 13
+
+
+def test_reconciling_an_abandoned_checkout_costs_a_bounded_number_of_queries(make_booking, seat, pg, django_assert_max_num_queries):
+    booking = make_booking()
+    past(booking)
+    with django_assert_max_num_queries(ABANDONED_RECONCILE_QUERIES):
+        outcome = payments.reconcile(booking)
+    assert booking.status == S.EXPIRED and outcome.changes == (f"status {S.EXPIRED}",)
+    seat.refresh_from_db()
+    assert seat.remain == 3
+
+
+def test_an_abandoned_checkout_with_a_confirm_gone_silent_is_still_settled(make_booking, seat, pg, no_grace):
+    """The short way (the PG reports nothing, no row to settle) is not taken when a confirm went silent."""
+    from django_pgpay import ledger
+
+    booking = make_booking()
+    # A confirm of a payment the PG has no record of, whose answer never came.
+    row = ledger.create(booking, K.CONFIRM, amount=booking.amount, currency="KRW", idempotency_key="silent", pg_payment_id="pay-never-seen")
+    past(booking)
+    outcome = payments.reconcile(booking)
+    row.refresh_from_db()
+    assert (row.status, row.error_code) == (T.FAILED, "NOT_FOUND")
+    assert booking.status == S.EXPIRED and "confirm not approved at the PG" in outcome.changes
+    seat.refresh_from_db()
+    assert seat.remain == 3
