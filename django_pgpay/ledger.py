@@ -107,6 +107,11 @@ class RowFact(NamedTuple):
     pg_payment_id: str
     modified: datetime.datetime
 
+    @property
+    def is_open(self) -> bool:
+        """Waiting for the PG's answer (pending or unknown), as ``AbstractTransaction.is_open``."""
+        return self.status in OPEN_TRANSACTION_STATUSES
+
 
 def row_facts(order) -> list[RowFact]:
     """Kind, status, payment id and last change of every row of ``order`` but webhook rows, in one query (no stored replies)."""

@@ -59,15 +59,7 @@ from .followups import MAX_FOLLOW_UP_ATTEMPTS
 from .gateways.results import CancelRequest, ConfirmRequest, ParsedWebhook, PaymentResult, PaymentState, RefundAccount
 from .ledger import confirm_key
 from .money import MoneyError, parse_amount, quantize, same_amount
-from .status import (
-    OPEN_STATUSES,
-    OPEN_TRANSACTION_STATUSES,
-    PAID_STATUSES,
-    OrderStatus,
-    TransactionKind,
-    TransactionSource,
-    TransactionStatus,
-)
+from .status import OPEN_STATUSES, PAID_STATUSES, OrderStatus, TransactionKind, TransactionSource, TransactionStatus
 
 logger = logging.getLogger("django_pgpay.payments")
 
@@ -759,8 +751,8 @@ def _has_rows_to_settle(facts: list, stale_before) -> bool:
     checkouts, have neither: their settle is then one lookup and three reads.
     """
     return any(
-        (fact.kind == K.CONFIRM and fact.status in OPEN_TRANSACTION_STATUSES and fact.modified < stale_before)
-        or (fact.kind in ledger.FOLLOW_UP_KINDS and fact.status in (*OPEN_TRANSACTION_STATUSES, T.ATTENTION))
+        (fact.kind == K.CONFIRM and fact.is_open and fact.modified < stale_before)
+        or (fact.kind in ledger.FOLLOW_UP_KINDS and (fact.is_open or fact.status == T.ATTENTION))
         for fact in facts
     )
 
