@@ -98,6 +98,47 @@ def check_order_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return messages
 
 
+@checks.register("django_pgpay")
+def check_sqlite_transactions(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A SQLite database the orders are written to begins its transactions ``IMMEDIATE``.
+
+    SQLite has no row locks: the payment steps' ``SELECT ... FOR UPDATE`` is a
+    plain read there. In SQLite's default (deferred) mode two steps at once (a
+    buyer's return confirming while the PG's webhook about the same payment is
+    applied) each read, then both ask for the write lock, and SQLite answers
+    one of them "database is locked" at once instead of letting it wait: a
+    server error on the return page. ``IMMEDIATE`` takes the write lock when
+    the transaction begins, so the second step waits (up to ``timeout``).
+    """
+    from django.db import router
+
+    from .orders import order_models
+
+    aliases = {router.db_for_write(model) for model in order_models()} or {"default"}
+    return sqlite_transaction_warnings(settings.DATABASES, aliases)
+
+
+def sqlite_transaction_warnings(databases: dict, aliases) -> list[checks.CheckMessage]:
+    """:func:`check_sqlite_transactions` for the ``DATABASES``-shaped ``databases``, entries ``aliases``."""
+    messages = []
+    for alias in sorted(aliases):
+        entry = databases.get(alias) or {}
+        if not str(entry.get("ENGINE", "")).endswith("sqlite3"):
+            continue
+        mode = str((entry.get("OPTIONS") or {}).get("transaction_mode") or "DEFERRED").upper()
+        if mode not in ("IMMEDIATE", "EXCLUSIVE"):
+            messages.append(
+                checks.Warning(
+                    f"DATABASES[{alias!r}] is SQLite with {mode} transactions: two payment steps at once (the buyer's "
+                    "return and the PG's webhook) can fail with 'database is locked'.",
+                    hint='Add "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20} to it (Django 5.1+), '
+                    "as the quick start does, or use PostgreSQL or MariaDB.",
+                    id="django_pgpay.W011",
+                )
+            )
+    return messages
+
+
 # --- PDF invoices --------------------------------------------------------------------
 
 #: The library names WeasyPrint tries for HarfBuzz's subsetter, in its order

@@ -1,7 +1,7 @@
 import pytest
 from django.core import checks
 
-from django_pgpay.checks import check_order_models, check_settings
+from django_pgpay.checks import check_order_models, check_settings, check_sqlite_transactions, sqlite_transaction_warnings
 from django_pgpay.conf import get_gateway
 from django_pgpay.exceptions import ConfigurationError
 
@@ -98,3 +98,32 @@ def test_settings_are_read_at_call_time(settings):
 
 def test_django_check_command_runs_clean():
     assert [m for m in checks.run_checks(tags=["django_pgpay"]) if m.level >= checks.ERROR] == []
+
+
+@pytest.mark.parametrize(
+    "options, warned",
+    [
+        ({}, True),  # startproject's SQLite: deferred transactions
+        ({"transaction_mode": "DEFERRED"}, True),
+        ({"transaction_mode": "IMMEDIATE", "timeout": 20}, False),
+        ({"transaction_mode": "immediate"}, False),
+        ({"transaction_mode": "EXCLUSIVE"}, False),
+    ],
+)
+def test_sqlite_in_deferred_mode_is_warned_about(options, warned):
+    databases = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "x.sqlite3", "OPTIONS": options}}
+    found = [(m.id, m.msg) for m in sqlite_transaction_warnings(databases, {"default"})]
+    if warned:
+        assert [i for i, _ in found] == ["django_pgpay.W011"]
+        assert "'default'" in found[0][1] and "database is locked" in found[0][1]
+    else:
+        assert found == []
+
+
+def test_other_databases_are_not_warned_about():
+    databases = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "shop"}, "logs": {"ENGINE": "django.db.backends.sqlite3"}}
+    assert sqlite_transaction_warnings(databases, {"default"}) == []  # "logs" holds no orders
+
+
+def test_the_test_settings_pass_the_sqlite_check():
+    assert check_sqlite_transactions() == []  # tests/settings.py: IMMEDIATE on SQLite, or another database
