@@ -386,10 +386,15 @@ def cancel_ours(run: Run, buyer: Buyer, shop: str) -> None:
     history = run.call(buyer.session, "GET", f"{shop}/restaurants/bookings/", where="shop", phase="cancel", label="history")
     if history is None or history.status_code != 200 or f"{buyer.order_number}" not in history.text:
         return
-    action = f"/pay/cancel/{buyer.order_number}/"
-    forms = [f for f in re.findall(r"<form\b[^>]*>.*?</form>", history.text, re.S) if f'action="{action}"' in f and 'name="full"' in f]
+    # The form's action, as a browser posts it (``/pay/cancel/<model>/<order number>/``).
+    forms = [
+        f
+        for f in re.findall(r"<form\b[^>]*>.*?</form>", history.text, re.S)
+        if re.search(rf'action="[^"]*/pay/cancel/[^"]*{buyer.order_number}/"', f) and 'name="full"' in f
+    ]
     if not forms:  # not cancellable (not PAID)
         return
+    action = re.search(r'action="([^"]+)"', forms[0]).group(1)
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', forms[0]))
     if fields.get("confirm") != "1":
         page = run.call(buyer.session, "POST", shop + action, data=fields, where="shop", phase="cancel", label="cancel: confirmation page")

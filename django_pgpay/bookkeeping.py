@@ -424,15 +424,19 @@ def _match_cancels(locked, result: PaymentResult, open_rows: list, known_ids: se
     return matched, unasked
 
 
-def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook_event=None) -> list[str]:
+def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook_event=None, cancels: list | None = None) -> list[str]:
     """Make the ledger's cancels and ``canceled_amount`` agree with what the PG reports.
 
     Cancels the PG reports are matched to our open cancel rows (by the
     reference the PG echoes, then by amount); those no row asked for (a cancel
     in the PG's dashboard) become ``sync`` rows, keyed by the PG's cancel id so
-    that they are recorded once however often they are reported.
+    that they are recorded once however often they are reported. ``cancels``
+    (every row of ``locked`` of :data:`~django_pgpay.status.CANCEL_KINDS`, read
+    under its lock already) saves the query.
     """
-    cancels = sorted(ledger.rows(locked).filter(kind__in=CANCEL_KINDS), key=lambda r: (r.created, r.pk))  # one query
+    if cancels is None:
+        cancels = ledger.rows(locked).filter(kind__in=CANCEL_KINDS)  # one query
+    cancels = sorted(cancels, key=lambda r: (r.created, r.pk))
     done = [r for r in cancels if r.status == T.SUCCEEDED]
     known_ids = {r.pg_transaction_id for r in done if r.pg_transaction_id}
     open_rows = [r for r in cancels if r.kind == K.CANCEL and r.is_open]

@@ -13,6 +13,11 @@ should give each model its own prefix. When two models do hold the same number,
 :func:`find_order` refuses to choose and raises :class:`OperationRefused`
 (``AMBIGUOUS_ORDER``): nothing is ever applied to a guess.
 
+A URL may also name the model (``cancel/<app_label.model>/<order_number>/``,
+as ``{% pgpay_cancel_form %}`` renders it): :func:`order_model_named` reads
+the label, and the order is then looked for in that model alone (one query
+however many order models the project has).
+
 Views take an ``order_models`` attribute (model classes or ``"app_label.Model"``
 labels) to restrict the search, e.g. ``CancelView.as_view(order_models=["shop.Booking"])``.
 """
@@ -42,6 +47,18 @@ def order_models(only: Iterable | None = None) -> list[type[AbstractOrder]]:
             models.append(model)
         return models
     return [model for model in apps.get_models() if issubclass(model, AbstractOrder) and not model._meta.abstract and not model._meta.proxy]
+
+
+def order_model_named(label, only: Iterable | None = None) -> type[AbstractOrder] | None:
+    """The order model whose ``app_label.model_name`` is ``label`` (any case), among ``only`` when given; else None.
+
+    For labels that come from a URL: anything that is not the label of a
+    concrete order model (of those allowed) is None, never an error.
+    """
+    if not isinstance(label, str):
+        return None
+    label = label.lower()
+    return next((model for model in order_models(only) if model._meta.label_lower == label), None)
 
 
 def find_order(order_number: str, *, gateway: str | None = None, models: Iterable | None = None):

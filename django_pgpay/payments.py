@@ -59,7 +59,7 @@ from .followups import MAX_FOLLOW_UP_ATTEMPTS
 from .gateways.results import CancelRequest, ConfirmRequest, ParsedWebhook, PaymentResult, PaymentState, RefundAccount
 from .ledger import confirm_key
 from .money import MoneyError, parse_amount, quantize, same_amount
-from .status import OPEN_STATUSES, PAID_STATUSES, OrderStatus, TransactionKind, TransactionSource, TransactionStatus
+from .status import CANCEL_KINDS, OPEN_STATUSES, PAID_STATUSES, OrderStatus, TransactionKind, TransactionSource, TransactionStatus
 
 logger = logging.getLogger("django_pgpay.payments")
 
@@ -450,16 +450,19 @@ def cancel(
     if pending is not None:
         return pending
     pg_id = reply.pg_cancel_id[:200]
-    with _step_three(order, row, T.SUCCEEDED, result=reply, amount=reply.amount or row.amount, pg_transaction_id=pg_id) as (
-        locked,
-        locked_row,
-        recorded,
-    ):
+    # Step 3, as _step_three does it, with the order's other cancels read (and locked) with
+    # this row in one query: what the PG reports and the new total are worked out from them.
+    with ledger.atomic(order):
+        locked = ledger.lock_order(order)
+        locked_row, cancels = ledger.lock_with_kin(locked, row, CANCEL_KINDS)
+        recorded = locked_row.is_open
+        if recorded:
+            ledger.finish(locked_row, T.SUCCEEDED, result=reply, amount=reply.amount or row.amount, pg_transaction_id=pg_id)
         changes = [f"cancel {locked_row.amount}"] if recorded else []
         if reply.payment is not None:
-            changes += bookkeeping.sync_cancels(locked, reply.payment, source=source, settle_stale=False)
+            changes += bookkeeping.sync_cancels(locked, reply.payment, source=source, settle_stale=False, cancels=cancels)
         else:
-            changes += bookkeeping.apply_ledger_total(locked)
+            changes += bookkeeping.apply_ledger_total(locked, [r for r in cancels if r.status == T.SUCCEEDED])
     refresh(order, locked)
     # locked_row is current: it was read under the lock and finished here, and sync_cancels
     # finishes only rows still open, which it no longer is (or never was, when another path

@@ -7,7 +7,10 @@ invoice routes); the shop's own pages stay in the shop's URLconf.
 * ``<alias>/fail/``: the PG's fail URL
 * ``<alias>/webhook/``: webhook deliveries (:class:`~django_pgpay.views.WebhookView`)
 * ``<alias>/attempt/``: the buyer's window reports a payment id (:class:`~django_pgpay.views.AttemptView`)
-* ``cancel/<order_number>/``: POST a cancel (:class:`~django_pgpay.views.CancelView`)
+* ``cancel/<app_label.model>/<order_number>/``: POST a cancel
+  (:class:`~django_pgpay.views.CancelView`; what ``{% pgpay_cancel_form %}`` renders:
+  the order is looked for in that model only); ``cancel/<order_number>/`` searches
+  every order model
 * ``invoice/<order_number>/``: the order's PDF invoice, for its owner or staff
   (:class:`~django_pgpay.views.InvoiceView`; needs the ``pdf`` extra)
 """
@@ -23,6 +26,7 @@ urlpatterns: list = [
     path("<slug:alias>/fail/", ReturnView.as_view(failed=True), name="fail"),
     path("<slug:alias>/webhook/", WebhookView.as_view(), name="webhook"),
     path("<slug:alias>/attempt/", AttemptView.as_view(), name="attempt"),
+    path("cancel/<str:model>/<str:order_number>/", CancelView.as_view(), name="cancel"),
     path("cancel/<str:order_number>/", CancelView.as_view(), name="cancel"),
     path("invoice/<str:order_number>/", InvoiceView.as_view(), name="invoice"),
 ]

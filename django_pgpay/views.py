@@ -53,7 +53,7 @@ from .exceptions import (
 )
 from .gateways.results import CheckoutUrls
 from .money import MoneyError, parse_typed_amount, quantize
-from .orders import find_order
+from .orders import find_order, order_model_named
 from .status import OrderStatus, TransactionSource
 
 logger = logging.getLogger("django_pgpay.views")
@@ -88,9 +88,19 @@ class GatewayMixin:
         return conf.get_gateway(alias)
 
     def find_order(self, order_number: str, *, gateway: str | None = None):
-        """The order with this number, or 404 (an ambiguous number is a 404 too, logged)."""
+        """The order with this number, or 404 (an ambiguous number is a 404 too, logged).
+
+        Where the URL names the order's model (a ``model`` argument, ``app_label.model``),
+        only that model is searched; a label that is not one of :attr:`order_models` is a 404.
+        """
+        models = self.order_models
+        if "model" in self.kwargs:
+            model = order_model_named(self.kwargs["model"], self.order_models)
+            if model is None:
+                raise Http404("no such order")
+            models = [model]
         try:
-            order = find_order(order_number, gateway=gateway, models=self.order_models)
+            order = find_order(order_number, gateway=gateway, models=models)
         except PgPayError as exc:
             logger.error("order %s: %s", order_number, exc)
             order = None
@@ -522,6 +532,8 @@ class CancelMixin(GatewayMixin):
             "reason": self.request.POST.get("reason", "")[:200],
             "token": self.request.POST.get("token", ""),
             "next": self.get_success_url(order),
+            # The second step posts where the first came: this view, whatever URL it is mounted at.
+            "action": self.request.path,
         }
         return render(self.request, self.confirm_template_name, context)
 

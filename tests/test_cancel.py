@@ -180,3 +180,25 @@ def test_usd_cancel_keeps_cents(make_booking, pg):
     assert booking.canceled_amount == Decimal("0.25") and booking.balance == Decimal("10.25")
     with pytest.raises(NotCancelable):
         payments.cancel(booking, "0.001", reason="too precise")
+
+
+def test_a_cancel_row_is_locked_with_its_kin_in_one_read(paid_booking, pg, django_assert_num_queries):
+    """Step 3 of a cancel reads the row and the order's other cancels at once (ledger.lock_with_kin)."""
+    from django.db import transaction
+
+    from django_pgpay import ledger
+    from django_pgpay.status import CANCEL_KINDS
+
+    payments.cancel(paid_booking, "3000", reason="first")
+    row = ledger.create(paid_booking, K.CANCEL, amount=Decimal(2000), currency="KRW", idempotency_key="k-open")
+    confirm = paid_booking.transactions.get(kind=K.CONFIRM)
+    with transaction.atomic():
+        with django_assert_num_queries(1):
+            locked, kin = ledger.lock_with_kin(paid_booking, row, CANCEL_KINDS)
+        assert locked.pk == row.pk and locked in kin and locked is next(r for r in kin if r.pk == row.pk)
+        assert sorted(r.amount for r in kin) == [Decimal(2000), Decimal(3000)]  # the confirm is not kin
+        with pytest.raises(ValueError):
+            ledger.lock_with_kin(paid_booking, confirm, CANCEL_KINDS)
+        row.delete()
+        with pytest.raises(type(row).DoesNotExist):
+            ledger.lock_with_kin(paid_booking, row, CANCEL_KINDS)

@@ -258,3 +258,49 @@ def test_make_demo_is_one_line_a_step_and_keeps_the_admins_password(tmp_path):
     assert "Password:  chosen-Password-1 " in demo_setup(tmp_path, DEMO_ADMIN_PASSWORD="chosen-Password-1").stdout
     assert (tmp_path / "password").read_text().strip() == "chosen-Password-1"
     assert "Password:  chosen-Password-1 " in demo_setup(tmp_path).stdout
+
+
+@pytest.fixture
+def first_page_paginator():
+    """example_project/example_project/paging.py's paginator, loaded from its file (the example is not an installed app here)."""
+    return runpy.run_path(str(EXAMPLE / "example_project" / "paging.py"))["FirstPagePaginator"]
+
+
+@pytest.mark.django_db
+def test_a_buyers_single_page_is_read_without_a_count(first_page_paginator, make_booking, seat, django_assert_num_queries):
+    from tests.testapp.models import Booking
+
+    seat.remain = 10
+    seat.save()
+    for _ in range(3):
+        make_booking()
+    with django_assert_num_queries(1):  # the page itself; no SELECT COUNT(*)
+        page = first_page_paginator(Booking.objects.order_by("-pk"), 20).page(1)
+        assert len(page.object_list) == 3 and page.paginator.count == 3 and page.paginator.num_pages == 1
+        assert not page.has_other_pages()
+    empty = first_page_paginator(Booking.objects.filter(pk=-1).order_by("pk"), 20)
+    with django_assert_num_queries(1):
+        page = empty.page(1)
+        assert list(page) == [] and page.paginator.num_pages == 1
+
+
+@pytest.mark.django_db
+def test_a_buyer_with_more_than_a_page_is_counted_and_paged_as_django_does(first_page_paginator, make_booking, seat):
+    from django.core.paginator import EmptyPage, Paginator
+
+    from tests.testapp.models import Booking
+
+    seat.remain = 10
+    seat.save()
+    for _ in range(5):
+        make_booking()
+    queryset = Booking.objects.order_by("-pk")
+    for per_page, orphans in ((2, 0), (4, 1), (4, 0), (5, 0)):
+        ours, django = first_page_paginator(queryset, per_page, orphans=orphans), Paginator(queryset, per_page, orphans=orphans)
+        for number in range(1, django.num_pages + 1):
+            assert [b.pk for b in ours.page(number)] == [b.pk for b in django.page(number)]
+        assert (ours.count, ours.num_pages) == (django.count, django.num_pages)
+        with pytest.raises(EmptyPage):
+            first_page_paginator(queryset, per_page, orphans=orphans).page(django.num_pages + 1)
+    with pytest.raises(EmptyPage):
+        first_page_paginator(Booking.objects.none(), 20, allow_empty_first_page=False).page(1)

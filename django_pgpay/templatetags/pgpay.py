@@ -3,6 +3,7 @@
 import secrets
 
 from django import template
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from .. import labels
@@ -33,6 +34,8 @@ def pgpay_cancel_form(context, order, partial=False, next=None, label=None):
         balance = order.balance
     return {
         "order": order,
+        # The URL names the order's model: the view looks in that model only (one query).
+        "action": reverse("django_pgpay:cancel", args=[order._meta.label_lower, order.order_number]),
         "balance": balance,
         # As the shop's pages show money: 15,000원 in Korean, ₩15,000 in English.
         "balance_display": labels.money(order.balance, order.currency),

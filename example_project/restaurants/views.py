@@ -17,6 +17,7 @@ POST with a CSRF token and an idempotency token, by the owner only, through
 from __future__ import annotations
 
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
@@ -26,6 +27,7 @@ from django.views.generic import DetailView, ListView, TemplateView
 from django_pgpay.exceptions import SoldOut
 from django_pgpay.status import OrderStatus
 from django_pgpay.views import CheckoutMixin
+from example_project.paging import FirstPagePaginator
 from example_project.payment import GatewayChoiceMixin, ShopReturnUrlsMixin, ShopReturnView
 
 from .models import Booking, Restaurant, Seat
@@ -91,16 +93,18 @@ class BookingView(LoginRequiredMixin, GatewayChoiceMixin, ShopReturnUrlsMixin, C
 
     def get_or_create_order(self):
         # A fast "sold out" in a flash sale: the seat read for this page already
-        # says no place is left, and the buyer holds none to come back to. Only a
-        # hint (read without a lock): when it says a place is left, the
-        # conditional UPDATE in reserve() decides, in CheckoutMixin's transaction.
-        seat = self.get_seat()
-        if (
-            seat.remain <= 0
-            and not Booking.objects.filter(
-                user=self.request.user, seat=seat, status=OrderStatus.READY, expires_at__gt=timezone.now()
-            ).exists()
-        ):
+        # says no place is left, and the buyer holds none to come back to (both
+        # in the one query that reads the seat). Only a hint (read without a
+        # lock): when it says a place is left, the conditional UPDATE in
+        # reserve() decides, in CheckoutMixin's transaction.
+        own_hold = Booking.objects.filter(
+            user=self.request.user, seat=OuterRef("pk"), status=OrderStatus.READY, expires_at__gt=timezone.now()
+        )
+        self._seat = get_object_or_404(
+            Seat.objects.upcoming().select_related("table__restaurant").annotate(held_by_buyer=Exists(own_hold)),
+            pk=self.kwargs["seat_id"],
+        )
+        if self._seat.remain <= 0 and not self._seat.held_by_buyer:
             raise SoldOut()
         return super().get_or_create_order()
 
@@ -132,6 +136,7 @@ class BookingHistoryView(LoginRequiredMixin, ListView):
     template_name = "restaurants/history.html"
     context_object_name = "bookings"
     paginate_by = 20
+    paginator_class = FirstPagePaginator  # a buyer with one page of them: no COUNT query
 
     def get_queryset(self):
         return Booking.objects.filter(user=self.request.user).select_related("seat__table__restaurant").order_by("-created", "-pk")

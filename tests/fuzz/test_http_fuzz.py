@@ -187,6 +187,17 @@ def return_request(draw, fx: Fixture):
 @st.composite
 def cancel_request(draw, fx: Fixture):
     number = draw(st.one_of(st.sampled_from(fx.numbers), TEXT.map(lambda t: quote(t, safe="") or "x")))
+    # The URL as {% pgpay_cancel_form %} renders it names the order's model: the right one, another
+    # order model, a model that is no order, one that does not exist, or generated text.
+    model = draw(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["testapp.booking", "TESTAPP.Booking", "testapp.cartorder", "auth.user", "nosuch.model", "testapp"]),
+            TEXT.map(lambda t: quote(t, safe="") or "x"),
+        )
+    )
+    if model is not None:
+        number = f"{model}/{number}"
     role = draw(st.sampled_from(["anonymous", "other", "staff", "buyer"]))
     # Each field mostly gets a value that would be accepted, so requests reach the checks behind the first ones.
     likely = {
