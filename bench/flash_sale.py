@@ -192,6 +192,37 @@ class RoundRobin:
 ROUTER = RoundRobin(["http://127.0.0.1"])
 
 
+# --- where the machine's CPU goes during a sale ------------------------------------------------
+
+#: Process group of each server (each gunicorn is started in a session of its own) -> its part.
+CPU_PARTS: dict[int, str] = {}
+CPU_PART_NAMES = ("shop", "PG (sandbox)", "PostgreSQL", "buyers (this script)")
+
+
+def cpu_seconds() -> Counter:
+    """CPU seconds (user + system) used so far by the shop's servers, the PG's, PostgreSQL and this script.
+
+    Read from ``/proc`` (Linux; elsewhere nothing is counted). The difference over a sale says
+    where the machine's cores went: the servers run on the same cores as the buyers.
+    """
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out = Counter()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name, fields = text[text.find("(") + 1 : text.rfind(")")], text[text.rfind(")") + 2 :].split()
+        group, used = int(fields[2]), (int(fields[11]) + int(fields[12])) / tick
+        if group in CPU_PARTS:
+            out[CPU_PARTS[group]] += used
+        elif name.startswith("postgres"):
+            out["PostgreSQL"] += used
+        elif stat.parent.name == str(os.getpid()):
+            out["buyers (this script)"] += used
+    return out
+
+
 # --- the buyers ----------------------------------------------------------------------------
 
 
@@ -502,6 +533,7 @@ def run_one(app: str, layout: str, args, sessions, shop: str, pg: str, logs: Pat
     buy = buy_ours if app == "ours" else buy_tutorial
     cancel = cancel_ours if app == "ours" else cancel_tutorial
 
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     with ThreadPoolExecutor(args.in_flight) as pool:
         list(pool.map(lambda b: buy(run, b, shop, pg), buyers))
@@ -510,6 +542,8 @@ def run_one(app: str, layout: str, args, sessions, shop: str, pg: str, logs: Pat
     with ThreadPoolExecutor(args.in_flight) as pool:
         list(pool.map(lambda b: cancel(run, b, shop), [b for b in buyers if b.outcome == "paid"]))
     run.seconds = time.perf_counter() - started
+    cpu = cpu_seconds()
+    cpu.subtract(cpu_before)
     after_cancel = holding(app)
 
     # From the shop's tables.
@@ -583,6 +617,8 @@ def run_one(app: str, layout: str, args, sessions, shop: str, pg: str, logs: Pat
         "requests/s (shop + PG)": round(len(run.calls) / run.seconds, 1),
         "shop p50 ms": round(statistics.median(latencies) * 1000, 1) if latencies else 0,
         "shop p95 ms": round(latencies[max(0, int(len(latencies) * 0.95) - 1)] * 1000, 1) if latencies else 0,
+        **{f"CPU s: {part}": round(cpu[part], 2) for part in CPU_PART_NAMES},
+        "CPU s: all of these": round(sum(cpu[part] for part in CPU_PART_NAMES), 2),
         "_errors": dict(run.errors),
         "_by_label": {label: (len(xs), round(statistics.mean(xs) * 1000, 1)) for label, xs in sorted(_group(run.calls).items())},
     }
@@ -777,6 +813,8 @@ def main(argv=None) -> int:
         for server in servers:
             server.wait()
         ROUTER = RoundRobin([server.url for server in servers[:-1]])
+        CPU_PARTS.update({server.process.pid: "shop" for server in servers[:-1]})
+        CPU_PARTS[servers[-1].process.pid] = "PG (sandbox)"
         servers = [servers[0], servers[-1], *servers[1:-1]]  # [first shop, pg, other shops]
         # Warm-up (not counted): every worker imports, compiles templates and connects once.
         warm = argparse.Namespace(**{**vars(args), "buyers": min(args.buyers, 2 * args.workers * args.threads), "seats": 2})
