@@ -109,3 +109,13 @@ def test_decimal_json_round_trip():
     assert loads_json(text)["b"][1] == Decimal("12345678901234567890.5")
     with pytest.raises(ValueError):
         dumps_json({"x": Decimal("NaN")})
+
+
+@pytest.mark.parametrize(
+    ("amount", "written"),
+    [("20000", "20000"), ("2E+4", "20000"), ("0", "0"), ("-0", "-0"), ("20000.000", "20000.000"), ("-3", "-3"), ("1E+25", "1" + "0" * 25)],
+)
+def test_decimals_are_written_with_their_own_digits(amount, written):
+    """Whole Decimals take the short way (no marker); every Decimal keeps the digits ``f"{d:f}"`` gives it."""
+    assert dumps_json({"amount": Decimal(amount), "s": "dec:1"}) == f'{{"amount": {written}, "s": "dec:1"}}'
+    assert loads_json(dumps_json([Decimal(amount)]))[0] == Decimal(amount)

@@ -30,18 +30,30 @@ DEFAULT_TIMEOUT = (3.05, 30.0)
 
 
 def dumps_json(value: Any) -> str:
-    """``json.dumps`` that writes Decimals as JSON numbers without passing through float."""
-    marker = f"dec{uuid.uuid4().hex}:"  # fresh per call: no user text can forge it
-    pattern = re.compile(rf'"{marker}(-?[0-9]+(?:\.[0-9]+)?)"')
+    """``json.dumps`` that writes Decimals as JSON numbers without passing through float.
+
+    A whole Decimal with no fraction digits (``Decimal(20000)``) is written as the integer it
+    is; any other goes through a marker string, fresh per call (no user text can forge it),
+    that is then replaced by its digits (``Decimal("10.50")`` is ``10.50``). Only calls with
+    such a Decimal pay for that replacement.
+    """
+    marker = ""
 
     def default(obj):
+        nonlocal marker
         if isinstance(obj, Decimal):
             if not obj.is_finite():
                 raise ValueError("cannot send a non-finite amount")
+            if obj.as_tuple().exponent >= 0 and not (obj.is_zero() and obj.is_signed()):
+                return int(obj)  # exact, and the same digits as f"{obj:f}"
+            marker = marker or f"dec{uuid.uuid4().hex}:"
             return f"{marker}{obj:f}"
         raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
-    return pattern.sub(r"\1", json.dumps(value, default=default, ensure_ascii=False))
+    text = json.dumps(value, default=default, ensure_ascii=False)
+    if not marker:
+        return text
+    return re.sub(rf'"{marker}(-?[0-9]+(?:\.[0-9]+)?)"', r"\1", text)
 
 
 def _no_constants(name: str):
