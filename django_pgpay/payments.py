@@ -140,19 +140,22 @@ def _send(order, row, call, *, release_key=True, fail_order=False, passthrough=(
 
 
 @contextmanager
-def _step_three(order, row, status: str, **fields):
+def _step_three(order, row, status: str, *, kin: frozenset = frozenset(), **fields):
     """Step 3: lock the order and ``row``; record ``status`` unless another path settled the row first.
 
-    Yields ``(locked order, locked row, recorded)`` inside the transaction, for
-    what else the answer changes under the same lock.
+    Yields ``(locked order, locked row, recorded, kin rows)`` inside the
+    transaction, for what else the answer changes under the same lock. With
+    ``kin`` (transaction kinds), the order's rows of those kinds are read and
+    locked together with ``row`` in one query (:func:`ledger.lock_with_kin`),
+    the row among them; without, the kin rows are ``[]``.
     """
     with ledger.atomic(order):
         locked = ledger.lock_order(order)
-        locked_row = ledger.lock(row)
+        locked_row, kin_rows = ledger.lock_with_kin(locked, row, kin) if kin else (ledger.lock(row), [])
         recorded = locked_row.is_open
         if recorded:
             ledger.finish(locked_row, status, **fields)
-        yield locked, locked_row, recorded
+        yield locked, locked_row, recorded, kin_rows
 
 
 def _mark(order, row, status: str, error: PgPayError, *, fail_order: bool = False, release_key: bool = False) -> Outcome:
@@ -162,7 +165,7 @@ def _mark(order, row, status: str, error: PgPayError, *, fail_order: bool = Fals
     which nothing happened at the PG: the same operation may then be tried again.
     """
     extra = {"idempotency_key": f"{row.idempotency_key[:200]}-x{row.pk}"} if release_key else {}
-    with _step_three(order, row, status, error=error, **extra) as (locked, locked_row, recorded):
+    with _step_three(order, row, status, error=error, **extra) as (locked, locked_row, recorded, _kin):
         if recorded and fail_order and locked.status in OPEN_STATUSES:
             bookkeeping.transition(locked, S.FAILED, ledger_row=locked_row)
     refresh(order, locked)
@@ -450,14 +453,11 @@ def cancel(
     if pending is not None:
         return pending
     pg_id = reply.pg_cancel_id[:200]
-    # Step 3, as _step_three does it, with the order's other cancels read (and locked) with
-    # this row in one query: what the PG reports and the new total are worked out from them.
-    with ledger.atomic(order):
-        locked = ledger.lock_order(order)
-        locked_row, cancels = ledger.lock_with_kin(locked, row, CANCEL_KINDS)
-        recorded = locked_row.is_open
-        if recorded:
-            ledger.finish(locked_row, T.SUCCEEDED, result=reply, amount=reply.amount or row.amount, pg_transaction_id=pg_id)
+    # The order's other cancels come with the row (one read): what the PG reports and the new
+    # total are worked out from them.
+    with _step_three(
+        order, row, T.SUCCEEDED, kin=CANCEL_KINDS, result=reply, amount=reply.amount or row.amount, pg_transaction_id=pg_id
+    ) as (locked, locked_row, recorded, cancels):
         changes = [f"cancel {locked_row.amount}"] if recorded else []
         if reply.payment is not None:
             changes += bookkeeping.sync_cancels(locked, reply.payment, source=source, settle_stale=False, cancels=cancels)
@@ -601,7 +601,7 @@ def _withdraw_own(order, *, source, actor=None, reason: str, idempotency_key: st
         return pending
     pg_id = (reply.pg_cancel_id if reply else "")[:200]
     changes = ["virtual account withdrawn"]
-    with _step_three(order, row, T.SUCCEEDED, result=reply, pg_transaction_id=pg_id) as (locked, locked_row, _recorded):
+    with _step_three(order, row, T.SUCCEEDED, result=reply, pg_transaction_id=pg_id) as (locked, locked_row, _recorded, _kin):
         waiting = ledger.rows(locked).filter(kind=K.CONFIRM, status=T.WAITING, pg_payment_id=locked.pg_payment_id).first()
         if waiting is not None:
             ledger.finish(

@@ -83,9 +83,11 @@ class BookingView(LoginRequiredMixin, GatewayChoiceMixin, ShopReturnUrlsMixin, C
     template_name = "payment_window.html"
     sold_out_template_name = "restaurants/sold_out.html"
 
-    def get_seat(self) -> Seat:
+    def get_seat(self, **annotations) -> Seat:
+        """The seat of the URL (read once; ``annotations`` apply to that one read)."""
         if not hasattr(self, "_seat"):
-            self._seat = get_object_or_404(Seat.objects.upcoming().select_related("table__restaurant"), pk=self.kwargs["seat_id"])
+            seats = Seat.objects.upcoming().select_related("table__restaurant").annotate(**annotations)
+            self._seat = get_object_or_404(seats, pk=self.kwargs["seat_id"])
         return self._seat
 
     def get_order_lookup(self) -> dict:
@@ -100,11 +102,8 @@ class BookingView(LoginRequiredMixin, GatewayChoiceMixin, ShopReturnUrlsMixin, C
         own_hold = Booking.objects.filter(
             user=self.request.user, seat=OuterRef("pk"), status=OrderStatus.READY, expires_at__gt=timezone.now()
         )
-        self._seat = get_object_or_404(
-            Seat.objects.upcoming().select_related("table__restaurant").annotate(held_by_buyer=Exists(own_hold)),
-            pk=self.kwargs["seat_id"],
-        )
-        if self._seat.remain <= 0 and not self._seat.held_by_buyer:
+        seat = self.get_seat(held_by_buyer=Exists(own_hold))  # a POST reads the seat here first
+        if seat.remain <= 0 and not seat.held_by_buyer:
             raise SoldOut()
         return super().get_or_create_order()
 
