@@ -200,6 +200,7 @@ class ShopMachine(RuleBasedStateMachine):
 
         try:
             control.clear_faults()
+            self.world.wait_for_the_pg()  # reconciliation runs later than a timed-out call's end at the PG
             for _ in range(2):
                 self.world.deliver()
                 self.world.reconcile()

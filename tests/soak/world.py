@@ -18,6 +18,7 @@ import copy
 import datetime
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -350,6 +351,21 @@ class World:
             payments.cancel(order, amount, reason="관리자 환불", source="staff", actor=self.staff)
         except PgPayError:
             pass
+
+    def wait_for_the_pg(self, limit: float = FAULT_DELAY + 3) -> None:
+        """Until the sandbox has finished every request it is still working on (at most ``limit`` seconds).
+
+        A "timeout" fault keeps its request in flight at the PG for ``FAULT_DELAY`` seconds after
+        the shop gave up waiting (``READ_TIMEOUT``); meanwhile the PG answers a repeat of its
+        idempotency key with "still processing" (Toss: 409 ``IDEMPOTENT_REQUEST_PROCESSING``), and
+        the shop rightly leaves the row unknown. The cron that reconciles later runs after the
+        PG has finished: so does the final reconciliation here.
+        """
+        from django_pgpay.sandbox.models import SandboxIdempotency
+
+        deadline = time.monotonic() + limit
+        while SandboxIdempotency.objects.filter(status__isnull=True).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def deliver(self) -> list:
         """The sandbox sends every pending webhook now (faults it was armed with apply)."""
