@@ -103,8 +103,13 @@ def open_for(locked, result: PaymentResult, *, reason: str) -> list:
     return [follow_up] if follow_up is not None else []
 
 
-def run(order, row, result: PaymentResult) -> None:
-    """Steps 2 and 3 of a compensating cancel or a withdrawal whose pending row is written."""
+def run(order, row, result: PaymentResult) -> tuple[str | None, GatewayError | None]:
+    """Steps 2 and 3 of a compensating cancel or a withdrawal whose pending row is written.
+
+    Returns the status this call wrote on the row and the PG's error, or
+    ``(None, None)`` when the row was no longer open (another process settled
+    it while the PG answered).
+    """
     gateway = order.get_gateway()
     snapshot = order.snapshot()
     request = CancelRequest(
@@ -136,14 +141,35 @@ def run(order, row, result: PaymentResult) -> None:
     with ledger.atomic(order):
         locked = ledger.lock_order(order)
         locked_row = ledger.lock(row)
-        if locked_row.is_open:
-            ledger.finish(locked_row, status, result=reply, error=error, pg_transaction_id=pg_id[:200])
-            if status == T.ATTENTION:
-                announce_attention(locked, locked_row, str(error))
-            elif status == T.FAILED:
-                # Refused: a new attempt (a new key) waits for the next reconciliation,
-                # or the row needs attention once the PG has refused too often.
-                open_follow_up(locked, result, row.kind, reason=row.reason)
+        if not locked_row.is_open:
+            return None, None
+        ledger.finish(locked_row, status, result=reply, error=error, pg_transaction_id=pg_id[:200])
+        if status == T.ATTENTION:
+            announce_attention(locked, locked_row, str(error))
+        elif status == T.FAILED:
+            # Refused: a new attempt (a new key) waits for the next reconciliation,
+            # or the row needs attention once the PG has refused too often.
+            open_follow_up(locked, result, row.kind, reason=row.reason)
+    return status, error
+
+
+def sent_again(kind: str, status: str | None, error: GatewayError | None) -> str:
+    """The reconciliation's line for a follow-up it sent again: what the PG answered, not only that it was sent.
+
+    A PG still processing the first request under the same key (Toss's 409
+    ``IDEMPOTENT_REQUEST_PROCESSING``) leaves the row ``unknown``: it is not done,
+    and the next reconciliation asks again.
+    """
+    if status is None:
+        return f"{kind} settled elsewhere meanwhile"
+    if status == T.SUCCEEDED:
+        return f"{kind} sent again"
+    code = error.code if error is not None else ""
+    if status == T.UNKNOWN:
+        return f"{kind} sent again: no answer yet ({code}); left open for the next reconciliation"
+    if status == T.ATTENTION:
+        return f"{kind} sent again: needs attention ({code})"
+    return f"{kind} sent again: refused ({code})"
 
 
 def run_all(order, follow_ups) -> None:
@@ -180,8 +206,7 @@ def settle_rows(order, by_ref: dict[str, PaymentResult], *, stale_before) -> lis
         if row.status == T.PENDING and row.modified >= stale_before:
             continue  # in flight elsewhere
         if needed(row.kind, target):
-            run(order, row, target)
-            changes.append(f"{row.kind} sent again")
+            changes.append(sent_again(row.kind, *run(order, row, target)))
         else:
             _finish_under_lock(order, row, T.SUCCEEDED, target)
             changes.append(f"{row.kind} confirmed")
@@ -197,5 +222,6 @@ __all__ = [
     "open_for",
     "run",
     "run_all",
+    "sent_again",
     "settle_rows",
 ]

@@ -264,3 +264,30 @@ def test_an_abandoned_checkout_with_a_confirm_gone_silent_is_still_settled(make_
     assert booking.status == S.EXPIRED and "confirm not approved at the PG" in outcome.changes
     seat.refresh_from_db()
     assert seat.remain == 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "line", "status"),
+    [
+        (None, "compensate sent again", T.SUCCEEDED),
+        ("timeout_before", "compensate sent again: no answer yet (TIMEOUT); left open for the next reconciliation", T.UNKNOWN),
+        ("refuse", "compensate sent again: refused (", T.FAILED),
+    ],
+)
+def test_reconcile_says_what_the_pg_answered_to_a_follow_up_it_sent_again(paid_booking, pg, gateway, no_grace, fault, line, status):
+    """A compensating cancel whose answer was lost is sent again; the report says how the PG answered, not only that it was sent."""
+    second = pg.authorize(paid_booking.order_number, paid_booking.amount)
+    gateway.confirm(ConfirmRequest(paid_booking.snapshot(), second, paid_booking.amount, "KRW", "second"))
+    event = gateway.verify_webhook(gateway.parse_webhook({}, b'{"payment_id": "%s"}' % second.encode()), None)
+    pg.fail_next("cancel", "timeout_before")
+    payments.apply_event(paid_booking, event)
+    assert paid_booking.transactions.get(kind=K.COMPENSATE).status == T.UNKNOWN
+    if fault:
+        pg.fail_next("cancel", fault)
+    outcome = payments.reconcile(paid_booking)
+    sent = [change for change in outcome.changes if "sent again" in change]
+    assert len(sent) == 1 and sent[0].startswith(line), outcome.changes
+    first = paid_booking.transactions.filter(kind=K.COMPENSATE).order_by("created", "pk").first()
+    assert first.status == status
+    assert pg.payments[second].state.value == ("canceled" if status == T.SUCCEEDED else "approved")
+    assert paid_booking.status == S.PAID and paid_booking.canceled_amount == 0
