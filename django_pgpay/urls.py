@@ -11,8 +11,10 @@ invoice routes); the shop's own pages stay in the shop's URLconf.
   (:class:`~django_pgpay.views.CancelView`; what ``{% pgpay_cancel_form %}`` renders:
   the order is looked for in that model only); ``cancel/<order_number>/`` searches
   every order model
-* ``invoice/<order_number>/``: the order's PDF invoice, for its owner or staff
-  (:class:`~django_pgpay.views.InvoiceView`; needs the ``pdf`` extra)
+* ``invoice/<app_label.model>/<order_number>/``: the order's PDF invoice, for its owner or
+  staff (:class:`~django_pgpay.views.InvoiceView`; needs the ``pdf`` extra; what
+  ``{% pgpay_invoice_url order %}`` gives: the order is looked for in that model only);
+  ``invoice/<order_number>/`` searches every order model
 """
 
 from django.urls import path
@@ -28,5 +30,6 @@ urlpatterns: list = [
     path("<slug:alias>/attempt/", AttemptView.as_view(), name="attempt"),
     path("cancel/<str:model>/<str:order_number>/", CancelView.as_view(), name="cancel"),
     path("cancel/<str:order_number>/", CancelView.as_view(), name="cancel"),
+    path("invoice/<str:model>/<str:order_number>/", InvoiceView.as_view(), name="invoice"),
     path("invoice/<str:order_number>/", InvoiceView.as_view(), name="invoice"),
 ]

@@ -637,7 +637,12 @@ class InvoiceMixin(GatewayMixin):
 
 
 class InvoiceView(InvoiceMixin, View):
-    """``invoice/<order_number>/``: see :class:`InvoiceMixin`."""
+    """``invoice/<app_label.model>/<order_number>/`` and ``invoice/<order_number>/``: see :class:`InvoiceMixin`.
+
+    With the model in the URL (``{% pgpay_invoice_url order %}``) the order is
+    looked for in that model only; a label that is not one of the view's order
+    models is a 404, like someone else's order.
+    """
 
 
 # --- webhooks ----------------------------------------------------------------------------

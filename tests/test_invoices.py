@@ -204,6 +204,44 @@ def test_owner_downloads_their_invoice(client, buyer, make_booking, pay):
 
 
 @pytest.mark.django_db
+def test_the_invoice_url_names_the_orders_model_and_is_read_from_it_only(client, buyer, make_booking, pay):
+    """``{% pgpay_invoice_url order %}`` is ``invoice/<app_label.model>/<number>/``; the view looks in that model only."""
+    from django.template import Context, Template
+
+    order = pay(make_booking())
+    url = Template("{% load pgpay %}{% pgpay_invoice_url order %}").render(Context({"order": order}))
+    assert url == f"/pay/invoice/testapp.booking/{order.order_number}/"
+    assert url == reverse("django_pgpay:invoice", args=["testapp.booking", order.order_number])
+    client.force_login(buyer)
+    response = client.get(url)
+    assert response.status_code == 200 and order.order_number in pages_text(response.content)[0]
+    # Session, user, the order (one model), its lines: not one query per order model.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url)
+    order_reads = [q["sql"] for q in queries.captured_queries if "order_number" in q["sql"]]
+    assert len(order_reads) == 1 and "testapp_booking" in order_reads[0], order_reads
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("who", "model"),
+    [
+        *[("buyer", m) for m in ("testapp.cartorder", "auth.user", "nosuch.model", "testapp", "testapp.booking.x", "%00")],
+        ("other_buyer", "testapp.booking"),  # the right model: the owner check is still there
+        ("staff", "testapp.booking"),  # is_staff alone reads no one's invoice
+    ],
+)
+def test_an_invoice_url_naming_another_model_or_someone_elses_order_is_404(request, client, make_booking, pay, who, model):
+    order = pay(make_booking())
+    client.force_login(request.getfixturevalue(who))
+    response = client.get(f"/pay/invoice/{model}/{order.order_number}/")
+    assert response.status_code == 404 and not response.content.startswith(b"%PDF")
+
+
+@pytest.mark.django_db
 def test_another_user_gets_404(client, other_buyer, make_booking, pay):
     order = pay(make_booking())
     client.force_login(other_buyer)

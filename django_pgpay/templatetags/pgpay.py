@@ -13,6 +13,22 @@ from ..status import OrderStatus
 register = template.Library()
 
 
+def order_url(name: str, order) -> str:
+    """``django_pgpay:<name>`` of ``order``, naming its model (``app_label.model``) and number: one model searched."""
+    return reverse(f"django_pgpay:{name}", args=[order._meta.label_lower, order.order_number])
+
+
+@register.simple_tag
+def pgpay_invoice_url(order) -> str:
+    """The URL of ``order``'s PDF invoice (:class:`~django_pgpay.views.InvoiceView`).
+
+    ``<a href="{% pgpay_invoice_url order %}">`` gives
+    ``/pay/invoice/<app_label.model>/<order_number>/``: the view looks in that
+    model only (one query, however many order models the project has).
+    """
+    return order_url("invoice", order)
+
+
 @register.inclusion_tag("django_pgpay/cancel_form.html", takes_context=True)
 def pgpay_cancel_form(context, order, partial=False, next=None, label=None):
     """A POST form that cancels ``order`` (all of it, or an amount when ``partial``).
@@ -35,7 +51,7 @@ def pgpay_cancel_form(context, order, partial=False, next=None, label=None):
     return {
         "order": order,
         # The URL names the order's model: the view looks in that model only (one query).
-        "action": reverse("django_pgpay:cancel", args=[order._meta.label_lower, order.order_number]),
+        "action": order_url("cancel", order),
         "balance": balance,
         # As the shop's pages show money: 15,000원 in Korean, ₩15,000 in English.
         "balance_display": labels.money(order.balance, order.currency),

@@ -184,20 +184,25 @@ def return_request(draw, fx: Fixture):
     return role, "GET", f"/pay/{alias}/{kind}/?" + urlencode(query), None, None
 
 
+#: The model segment of ``cancel/<model>/<number>/`` and ``invoice/<model>/<number>/`` (as
+#: ``{% pgpay_cancel_form %}`` and ``{% pgpay_invoice_url %}`` write them): none (the old URL), the
+#: right model, another order model, a model that is no order, one that does not exist, or text.
+MODEL_SEGMENT = st.one_of(
+    st.none(),
+    st.sampled_from(["testapp.booking", "TESTAPP.Booking", "testapp.cartorder", "auth.user", "nosuch.model", "testapp"]),
+    TEXT.map(lambda t: quote(t, safe="") or "x"),
+)
+
+
+def with_model(draw, number: str) -> str:
+    """``number``, or ``<model>/<number>`` with a drawn model segment."""
+    model = draw(MODEL_SEGMENT)
+    return number if model is None else f"{model}/{number}"
+
+
 @st.composite
 def cancel_request(draw, fx: Fixture):
-    number = draw(st.one_of(st.sampled_from(fx.numbers), TEXT.map(lambda t: quote(t, safe="") or "x")))
-    # The URL as {% pgpay_cancel_form %} renders it names the order's model: the right one, another
-    # order model, a model that is no order, one that does not exist, or generated text.
-    model = draw(
-        st.one_of(
-            st.none(),
-            st.sampled_from(["testapp.booking", "TESTAPP.Booking", "testapp.cartorder", "auth.user", "nosuch.model", "testapp"]),
-            TEXT.map(lambda t: quote(t, safe="") or "x"),
-        )
-    )
-    if model is not None:
-        number = f"{model}/{number}"
+    number = with_model(draw, draw(st.one_of(st.sampled_from(fx.numbers), TEXT.map(lambda t: quote(t, safe="") or "x"))))
     role = draw(st.sampled_from(["anonymous", "other", "staff", "buyer"]))
     # Each field mostly gets a value that would be accepted, so requests reach the checks behind the first ones.
     likely = {
@@ -350,7 +355,7 @@ def other_request(draw, fx: Fixture):
         return (
             draw(st.sampled_from(["anonymous", "other", "staff", "buyer"])),
             "GET",
-            f"/pay/invoice/{draw(st.one_of(st.just(number), TEXT.map(lambda t: quote(t, safe='') or 'x')))}/",
+            f"/pay/invoice/{with_model(draw, draw(st.one_of(st.just(number), TEXT.map(lambda t: quote(t, safe='') or 'x'))))}/",
             None,
             None,
         )

@@ -262,7 +262,7 @@ class Command(BaseCommand):
 
         # Stands for a confirmed payment (the whole check is rolled back).
         Booking.objects.filter(pk=booking.pk).update(status="PAID", paid_at=timezone.now(), pg_payment_id="demo-check", method="카드")
-        url = reverse("django_pgpay:invoice", args=[booking.order_number])
+        url = reverse("django_pgpay:invoice", args=[booking._meta.label_lower, booking.order_number])  # what the page links
         check.page(buyer, reverse("restaurants:history"), contains=url)
         pdf = check.page(buyer, url).content
         text = PdfReader(BytesIO(pdf)).pages[0].extract_text()
