@@ -75,6 +75,9 @@ $(VENV)/.stamp: setup.py $(TOOLS)/.stamp
 	@# PortOne's official V1 client pins requests==2.26.0: installed without its
 	@# dependencies (it works with today's requests); the sandbox tests drive it.
 	@VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q --no-deps iamport-rest-client==0.9.0
+	@# Celery's Tasks backend needs Django 6 (django.tasks): tests/test_celery.py, skipped without it.
+	@VIRTUAL_ENV=$(CURDIR)/$(VENV) $(UV) pip install -q "django-tasks-celery[celery]>=0.1.1; python_version >= '3.12'" \
+	    "celery[redis]>=5.4; python_version >= '3.12'"
 	@rm -f $(VENV)/.stamp-mysql
 	@touch $@
 

@@ -19,7 +19,7 @@ PACKAGES=(
     libmariadb-dev         # headers to build mysqlclient (Django 6 needs >= 2.2.1)
     pkg-config             # mysqlclient's build finds libmariadb with it
     gettext                # msgfmt for the Korean catalogue
-    redis-server           # tests/test_rq.py and make bench-scale start their own Redis
+    redis-server           # tests/test_rq.py, tests/test_celery.py and make bench-scale start their own Redis
 )
 
 missing=()

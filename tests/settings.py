@@ -41,6 +41,12 @@ if importlib.util.find_spec("django_tasks_rq"):
     INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
     RQ_QUEUES = {"default": {"URL": os.environ.get("PGPAY_TEST_REDIS_URL", "redis://127.0.0.1:8106/0")}}
 
+# Celery on Redis (tests/test_celery.py starts its own redis-server and celery worker; read by
+# tests/celery_app.py, the app both processes use).
+CELERY_BROKER_URL = os.environ.get("PGPAY_TEST_CELERY_URL", "redis://127.0.0.1:8107/0")
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = False
+
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",

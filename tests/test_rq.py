@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 from django.db import connection
@@ -24,6 +22,7 @@ from django.test import Client
 from django_pgpay import tasks
 from django_pgpay.models import WebhookEvent
 from django_pgpay.status import OrderStatus as S
+from tests.redis_server import redis_server
 from tests.test_flash_sale import shop  # noqa: F401 - the sandbox's Toss on the live server
 from tests.test_worker import ROOT, paid
 
@@ -40,28 +39,10 @@ pytestmark = [
 @pytest.fixture
 def redis_url(tmp_path, settings):
     pytest.importorskip("django_tasks_rq")
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", REDIS_PORT), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail(f"redis-server did not start on port {REDIS_PORT}")
-                time.sleep(0.05)
-        url = f"redis://127.0.0.1:{REDIS_PORT}/0"
+    with redis_server(REDIS_PORT, tmp_path) as url:
         settings.RQ_QUEUES = {"default": {"URL": url}}
         settings.TASKS = BACKEND
         yield url
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def test_an_rq_worker_applies_a_queued_webhook(redis_url, shop, settings, live_server, make_booking, seat):  # noqa: F811
