@@ -225,3 +225,28 @@ def test_four_workers_on_two_deliveries_of_one_event_apply_it_once(toss_booking,
     assert booking.transactions.filter(kind=K.WEBHOOK).count() == 1
     seat.refresh_from_db()
     assert seat.remain == 3
+
+
+@needs_tasks
+def test_enqueue_many_writes_a_database_backends_rows_a_batch_to_a_commit(settings, monkeypatch):
+    """``pgpay_reconcile --enqueue``'s fan-out: every call enqueued once, ``batch`` of them to a transaction."""
+    pytest.importorskip("django_tasks_db")
+    from django.db import transaction
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    commits = []
+    atomic = transaction.atomic
+
+    def counting_atomic(*args, **kwargs):
+        commits.append(1)
+        return atomic(*args, **kwargs)
+
+    monkeypatch.setattr(tasks.transaction, "atomic", counting_atomic)
+    calls = [("testapp.Booking", pk, False) for pk in range(1, 12)]
+    assert tasks.enqueue_many(tasks.reconcile_order, iter(calls), batch=5) == 11
+    assert len(commits) == 3  # 5 + 5 + 1
+    rows = list(DBTaskResult.objects.all())
+    assert sorted(tuple(r.args_kwargs["args"]) for r in rows) == calls
+    assert {r.task_path for r in rows} == {"django_pgpay.tasks.reconcile_order"}
+    assert tasks.enqueue_many(tasks.reconcile_order, []) == 0 and len(commits) == 3

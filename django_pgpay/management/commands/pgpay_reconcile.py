@@ -80,9 +80,9 @@ class Command(BaseCommand):
         counts: Counter = Counter()
 
         for model in models if enqueue else ():
-            for pk in reconciliation.planned_pks(model, deep_since=deep_since, gateways=gateways, limit=options["limit"]):
-                tasks.enqueue(tasks.reconcile_order, model._meta.label, pk if isinstance(pk, int) else str(pk), deep_since is not None)
-                counts["enqueued"] += 1
+            pks = reconciliation.planned_pks(model, deep_since=deep_since, gateways=gateways, limit=options["limit"])
+            calls = ((model._meta.label, pk if isinstance(pk, int) else str(pk), deep_since is not None) for pk in pks)
+            counts["enqueued"] += tasks.enqueue_many(tasks.reconcile_order, calls)
         for model in () if enqueue else models:
             for order in reconciliation.plan(model, deep_since=deep_since, gateways=gateways, limit=options["limit"]):
                 label = f"{model._meta.label} {order.order_number} [{order.gateway}]"
