@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "example_project"
@@ -240,6 +241,11 @@ def demo_setup(tmp_path, **env) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.skipif(
+    connection.vendor == "postgresql",
+    reason="the demo runs on its own SQLite file whatever the suite's database: CI runs this in the SQLite "
+    "step (Django 6.1) and the MariaDB step (Django 5.2); the PostgreSQL step would repeat the first (27 s)",
+)
 def test_make_demo_is_one_line_a_step_and_keeps_the_admins_password(tmp_path):
     first = demo_setup(tmp_path)
     steps = [line for line in first.stdout.splitlines() if line.startswith("  ") and line.rstrip().endswith(("ok", " s)"))]
