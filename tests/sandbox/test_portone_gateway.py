@@ -104,13 +104,14 @@ def test_without_include_sandbox_a_sandbox_payment_never_pays(shop, buyer, seat)
     assert booking.status == S.READY
 
 
-def test_a_hundred_payments_in_a_row_cost_one_token_request(shop, buyer, seat):
-    Seat.objects.filter(pk=seat.pk).update(remain=100)
+def test_thirty_payments_in_a_row_cost_one_token_request(shop, buyer, seat):
+    """The access token is fetched once and reused (each payment is a full round over HTTP: 30 prove it as 100 did, in a third of the time)."""
+    Seat.objects.filter(pk=seat.pk).update(remain=30)
     client = logged_in(buyer)
-    for _ in range(100):
+    for _ in range(30):
         booking = book(client, seat)
         assert client.get(v1_return(booking, emulated.pay(booking.order_number, 20000))).status_code == 200
-    assert Booking.objects.filter(status=S.PAID).count() == 100
+    assert Booking.objects.filter(status=S.PAID).count() == 30
     assert emulated.token_requests() == 1
 
 
