@@ -6,6 +6,7 @@ No persistence, its own port, its files in the test's temporary folder; stopped 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import subprocess
 import time
@@ -13,6 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+#: Tests that start their own ``redis-server``.
+NEEDS_REDIS = pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="redis-server is not installed (scripts/system-deps.sh installs it)"
+)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,24 +22,19 @@ import time
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 
 from django_pgpay import tasks
 from django_pgpay.models import WebhookEvent
 from django_pgpay.status import OrderStatus as S
-from tests.redis_server import redis_server
+from tests.redis_server import NEEDS_REDIS, redis_server
 from tests.test_flash_sale import shop  # noqa: F401 - the sandbox's Toss on the live server
-from tests.test_worker import ROOT, paid
+from tests.test_worker import ROOT, WORKER_DATABASE, paid, worker_env
 
 REDIS_PORT = int(os.environ.get("PGPAY_TEST_CELERY_REDIS_PORT", "8107"))
 BACKEND = {"default": {"BACKEND": "django_tasks_celery.CeleryBackend", "OPTIONS": {"CELERY_APP": "tests.celery_app.app"}}}
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="a worker process shares the test's database: PostgreSQL only"),
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed (scripts/system-deps.sh installs it)"),
-]
+pytestmark = [pytest.mark.django_db(transaction=True), WORKER_DATABASE, NEEDS_REDIS]
 
 
 @pytest.fixture
@@ -55,15 +49,7 @@ def broker(tmp_path, settings):
 
 
 def start_worker(settings, url: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
-        "PGPAY_WORKER_DB_NAME": connection.settings_dict["NAME"],
-        "PGPAY_WORKER_PGPAY": json.dumps(settings.PGPAY),
-        "PGPAY_WORKER_TASKS": json.dumps(BACKEND),
-        "PGPAY_TEST_CELERY_URL": url,
-        "PYTHONPATH": str(ROOT),
-    }
+    env = worker_env(settings, BACKEND, PGPAY_TEST_CELERY_URL=url)
     command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "--pool", "solo", "--loglevel", "WARNING"]
     command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -11,29 +11,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from django_pgpay import tasks
 from django_pgpay.models import WebhookEvent
 from django_pgpay.status import OrderStatus as S
-from tests.redis_server import redis_server
+from tests.redis_server import NEEDS_REDIS, redis_server
 from tests.test_flash_sale import shop  # noqa: F401 - the sandbox's Toss on the live server
-from tests.test_worker import ROOT, paid
+from tests.test_worker import ROOT, WORKER_DATABASE, paid, worker_env
 
 REDIS_PORT = int(os.environ.get("PGPAY_TEST_REDIS_PORT", "8106"))
 BACKEND = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="a worker process shares the test's database: PostgreSQL only"),
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed (scripts/system-deps.sh installs it)"),
-]
+pytestmark = [pytest.mark.django_db(transaction=True), WORKER_DATABASE, NEEDS_REDIS]
 
 
 @pytest.fixture
@@ -55,15 +49,7 @@ def test_an_rq_worker_applies_a_queued_webhook(redis_url, shop, settings, live_s
     response = Client().post("/pay/toss/webhook/", data=json.dumps(body), content_type="application/json")
     assert response.status_code == 200 and WebhookEvent.objects.get().status == "received"
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
-        "PGPAY_WORKER_DB_NAME": connection.settings_dict["NAME"],
-        "PGPAY_WORKER_PGPAY": json.dumps(settings.PGPAY),
-        "PGPAY_WORKER_TASKS": json.dumps(BACKEND),
-        "PGPAY_TEST_REDIS_URL": redis_url,
-        "PYTHONPATH": str(ROOT),
-    }
+    env = worker_env(settings, BACKEND, PGPAY_TEST_REDIS_URL=redis_url)
     command = [sys.executable, "-m", "django", "rqworker", "default", "--burst", "--job-class", "django_tasks_rq.Job"]
     worker = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert worker.returncode == 0, worker.stderr[-3000:]

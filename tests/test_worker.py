@@ -26,28 +26,34 @@ from django_pgpay.models import WebhookEvent
 from django_pgpay.status import OrderStatus as S
 from tests.test_flash_sale import shop  # noqa: F401 - the sandbox's Toss on the live server
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="a worker process shares the test's database: PostgreSQL only (CI's tox py313-django61 step)",
-    ),
-]
+#: A worker process shares the test's database: only a server database lets both connect.
+WORKER_DATABASE = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="a worker process shares the test's database: PostgreSQL only (CI's tox py313-django61 step)",
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), WORKER_DATABASE]
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 
-def run_worker(settings) -> subprocess.CompletedProcess:
-    env = {
+def worker_env(settings, backend: dict, **extra: str) -> dict:
+    """The environment of a worker process on the test's database and ``PGPAY`` (tests/worker_settings.py), ``backend`` as its ``TASKS``."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
         "PGPAY_WORKER_DB_NAME": connection.settings_dict["NAME"],
         "PGPAY_WORKER_PGPAY": json.dumps(settings.PGPAY),
-        "PGPAY_WORKER_TASKS": json.dumps(BACKEND),
+        "PGPAY_WORKER_TASKS": json.dumps(backend),
         "PYTHONPATH": str(ROOT),
+        **extra,
     }
+
+
+def run_worker(settings) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "django", "db_worker", "--batch", "--no-startup-delay", "--no-reload"]
+    env = worker_env(settings, BACKEND)
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
