@@ -2,7 +2,8 @@
 
 With ``BENCH_QUERY_LOG_DIR`` set, every request appends one JSON line to a file of its own
 process: method, path, status, the number of SQL statements, the seconds spent in them and in
-the whole request, the CPU seconds of the request's thread, and (with ``BENCH_QUERY_SQL=1``) the statements themselves. The benchmark
+the whole request, the CPU seconds of the request's thread, and (with ``BENCH_QUERY_SQL=1``) the statements themselves,
+each with its milliseconds (wall time, as the request's thread saw it). The benchmark
 groups the lines by step and prints them next to the tutorial's. With ``BENCH_PROFILE=1`` each
 request also runs under cProfile (timing CPU: time.thread_time), its statistics added to ``prof-<pid>-<path>.pstats`` there
 (read them with ``python -m pstats``; run with ``--in-flight 1``, one request at a time).
@@ -72,7 +73,7 @@ class QueryLog:
             "cpu_seconds": round(time.thread_time() - cpu, 6),  # this thread's CPU: Python and the client side of SQL
         }
         if self.keep_sql:
-            line["sql"] = [q for q, _ in statements]
+            line["sql"] = [[q, round(s * 1000, 3)] for q, s in statements]  # each statement and its milliseconds
         out = self._out()
         out.write(json.dumps(line) + "\n")
         out.flush()
