@@ -17,6 +17,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from .status import OrderStatus
+
 #: Keys whose values are replaced by ``"***"`` wherever a PG reply or request is
 #: kept (ledger rows, errors, logs). Compared case-insensitively.
 SECRET_KEYS = frozenset(
@@ -120,11 +122,30 @@ class OperationRefused(PgPayError):
 
 
 class NotCancelable(OperationRefused):
-    """The order is not in a state that can be cancelled, or the amount is not allowed."""
+    """The order is not in a state that can be cancelled, or the amount is not allowed.
+
+    Raised with the order and no message, it says why in the buyer's words
+    (:meth:`message_for`): already cancelled in full (another tab, another
+    click, the staff came first), or never paid.
+    """
 
     code = "NOT_CANCELABLE"
-    # The wording of the seed tutorial users know (ko: 취소할 수 없는 예약입니다.).
     default_message = _("This order cannot be cancelled.")
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, order=None):
+        if message is None and order is not None:
+            message = self.message_for(order)
+        super().__init__(message, code=code, order=order)
+
+    @staticmethod
+    def message_for(order) -> str | None:
+        """Why ``order``'s status leaves nothing to cancel (None: :attr:`default_message`)."""
+        status = getattr(order, "status", None)
+        if status == OrderStatus.CANCELED:
+            return _("This order was already cancelled in full. Nothing more was refunded.")
+        if status in (OrderStatus.READY, OrderStatus.FAILED, OrderStatus.EXPIRED):
+            return _("This order was not paid, so there is nothing to refund.")
+        return None
 
 
 class SoldOut(OperationRefused):

@@ -516,6 +516,8 @@ class CancelMixin(GatewayMixin):
         return "/"
 
     def refused(self, order, error: PgPayError):
+        # The order as the refusal found it (read under its lock), when the error carries it.
+        order = getattr(error, "order", None) or order
         context = {"order": order, "message": error.user_message, "code": error.code, "next": self.get_success_url(order)}
         return render(self.request, self.refused_template_name, context, status=_status(error))
 

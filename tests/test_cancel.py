@@ -73,8 +73,19 @@ def test_unpaid_order_is_not_cancelable(make_booking, pg):
     booking = make_booking()
     with pytest.raises(NotCancelable) as info:
         payments.cancel(booking, payments.FULL, reason="x")
-    assert str(info.value) == "This order cannot be cancelled."
+    assert str(info.value) == "This order was not paid, so there is nothing to refund."
+    assert info.value.code == "NOT_CANCELABLE" and info.value.order.status == S.READY
     assert pg.calls == []
+
+
+def test_a_cancelled_order_says_it_was_cancelled_already(paid_booking, pg):
+    """A second cancel (another tab, the staff first) is told why nothing happened, not a bare "cannot"."""
+    payments.cancel(paid_booking, payments.FULL, reason="first")
+    with pytest.raises(NotCancelable) as info:
+        payments.cancel(paid_booking, payments.FULL, reason="second")
+    assert str(info.value) == "This order was already cancelled in full. Nothing more was refunded."
+    assert info.value.code == "NOT_CANCELABLE" and info.value.order.status == S.CANCELED
+    assert pg.count("cancel") == 1
 
 
 def test_same_request_token_cancels_once(paid_booking, pg):

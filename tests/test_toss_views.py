@@ -365,8 +365,27 @@ def test_not_cancelable_says_so_in_korean(buyer, toss_booking, toss_api):
     client.force_login(buyer)
     response = client.post(f"/pay/cancel/{booking.order_number}/", {"token": "abc123", "full": "1", "confirm": "1"})
     assert response.status_code == 409
-    assert "취소할 수 없는 예약입니다." in response.content.decode()
+    page = response.content.decode()
+    assert "결제되지 않은 주문이라 환불할 금액이 없습니다." in page and "취소되지 않았습니다" in page
     assert toss_api.requests == []
+
+
+def test_a_second_tabs_cancel_form_says_the_order_is_cancelled_already(buyer, paid_toss_booking, toss_api):
+    """Two tabs of the history page: the first cancels; the second's "Refund now" is a 409 that says
+    why (already cancelled in full), names the order and its status now, and refunds nothing more."""
+    first, second = csrf_client(buyer), csrf_client(buyer)
+    tab_one, tab_two = cancel_form(first, paid_toss_booking), cancel_form(second, paid_toss_booking)
+    assert tab_one[1]["token"] != tab_two[1]["token"]  # each rendering has its own token
+    assert first.post(tab_one[0], tab_one[1]).status_code == 302
+    response = second.post(tab_two[0], tab_two[1])
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "This order was already cancelled in full. Nothing more was refunded." in page
+    assert paid_toss_booking.order_number in page and "Cancelled" in page  # the status as it is now
+    assert len(toss_api.sent("cancel")) == 1
+    paid_toss_booking.refresh_from_db()
+    assert paid_toss_booking.status == S.CANCELED
+    assert ledger(paid_toss_booking).count((K.CANCEL, T.SUCCEEDED, paid_toss_booking.amount)) == 1
 
 
 def test_another_users_order_is_404(other_buyer, paid_toss_booking, toss_api):

@@ -15,7 +15,8 @@ def test_korean_labels_and_messages():
     with translation.override("ko"):
         assert str(OrderStatus.PAID.label) == "결제 완료"
         assert str(OrderStatus.PARTIAL_CANCELED.label) == "부분 취소"
-        assert str(NotCancelable().user_message) == "취소할 수 없는 예약입니다."
+        # "주문" (order), not the seed tutorial's "예약" (booking): the library serves carts too.
+        assert str(NotCancelable().user_message) == "취소할 수 없는 주문입니다."
     with translation.override("en"):
         assert str(NotCancelable().user_message) == "This order cannot be cancelled."
 
