@@ -74,6 +74,8 @@ def test_declined_in_the_window_then_paid_on_the_second_try(open_page, server, s
     page.click("#decline")
     expect(page.locator("#payment-failed")).to_contain_text("The card company declined the payment.")
     expect(page.locator("#payment-failed .pgpay-code")).to_have_text("REJECT_CARD_COMPANY")
+    # It says the place is still held, until when, and that nothing was charged.
+    expect(page.locator("#payment-retry")).to_contain_text("Nothing was charged, and your order is kept until")
     page.screenshot(path=shots / "decline-1-failed.png", full_page=True)
     # Nothing was charged; the booking still holds its place, so the buyer may pay again.
     assert server.order("restaurants_booking", order_number)["status"] == "READY"
@@ -106,6 +108,7 @@ def test_card_company_declines_at_confirm_the_booking_fails_and_frees_its_place(
     # The page's language first, then Toss's own (Korean) words.
     expect(page.locator("#payment-failed")).to_contain_text("The payment was declined.")
     expect(page.locator("#payment-failed .pgpay-detail")).not_to_be_empty()
+    expect(page.locator("#payment-closed")).to_contain_text("This order is closed and its place given back.")
     page.screenshot(path=shots / "decline-at-confirm-1-failed.png", full_page=True)
     assert server.order("restaurants_booking", order_number)["status"] == "FAILED"
     assert server.remain(seat_id) == free
