@@ -320,6 +320,13 @@ class ConfirmMixin(GatewayMixin):
             status=status,
         )
 
+    def named_order(self, order_number: str, gateway):
+        """The order with this number paying through ``gateway``, or None (never a 404: a fail page is a page)."""
+        try:
+            return find_order(order_number, gateway=gateway.alias, models=self.order_models)
+        except PgPayError:  # the number is in two order models: show none of them
+            return None
+
     def failure(self, message, *, order=None, status: int = 400, code: str = "", detail: str = ""):
         return self.page(self.failure_template_name, order=order, status=status, message=message, code=code, detail=detail)
 
@@ -334,7 +341,9 @@ class ConfirmMixin(GatewayMixin):
         if self.failed or params.error_code:
             code = params.error_code if params.error_code.replace("_", "").isalnum() else ""
             message = FAIL_MESSAGES.get(code, _("The payment was not completed."))
-            return self.failure(message, status=200, code=code)
+            # The order it names, so that its buyer reads whether it is still held (page() shows it
+            # only to whoever may view it); nothing is written and no PG is called.
+            return self.failure(message, status=200, code=code, order=self.named_order(params.order_number, gateway))
         order = self.find_order(params.order_number, gateway=gateway.alias)
         if not permissions.may_pay(request, order):
             # Not the buyer's browser: the shop calls no PG and writes nothing for it.

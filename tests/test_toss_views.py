@@ -256,6 +256,28 @@ def test_fail_url_shows_our_message_not_the_query_text(client, buyer, toss_booki
     assert booking.status == S.READY and toss_api.requests == []
 
 
+def test_fail_url_tells_the_buyer_the_order_is_still_held_and_no_one_else(buyer, other_buyer, toss_booking, toss_api):
+    """Closed or declined in the window: the buyer reads that the order is kept, and until when.
+
+    The fail URL names the order; the page shows it only to whoever may view it (a stranger with
+    the same URL reads the message alone), writes nothing and calls no PG.
+    """
+    booking = toss_booking(expires_at=timezone.now() + datetime.timedelta(minutes=30))
+    query = urlencode({"code": "REJECT_CARD_COMPANY", "message": "declined", "orderId": booking.order_number})
+    mine, stranger = Client(), Client()
+    mine.force_login(buyer)
+    stranger.force_login(other_buyer)
+    page = mine.get(f"/pay/toss/fail/?{query}")
+    assert page.status_code == 200
+    assert "Your order is kept until" in page.content.decode()
+    other = stranger.get(f"/pay/toss/fail/?{query}")
+    assert other.status_code == 200
+    assert "The card company declined the payment." in other.content.decode()
+    assert "Your order is kept until" not in other.content.decode()
+    booking.refresh_from_db()
+    assert booking.status == S.READY and ledger(booking) == [] and toss_api.requests == []
+
+
 def test_return_in_another_browser_confirms_but_shows_no_details(toss_booking, toss_api):
     booking = toss_booking()
     key = toss_api.authorize(booking)

@@ -135,6 +135,4 @@ class ShopReturnView(ReturnView):
         shown = order if order is not None else self._returned_order()
         visible = shown is not None and shown.is_owned_by(self.request.user)
         context.setdefault("back_url", self.order_url(shown) if visible else reverse(self.fallback_url_name))
-        # On the PG's fail URL the library looks no order up: the buyer's own order is shown here,
-        # so that the page can say it is still held (READY) or closed (payment_failed.html).
-        return super().page(template, order=order if order is not None else (shown if visible else None), **context)
+        return super().page(template, order=order, **context)
