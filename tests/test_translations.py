@@ -5,7 +5,7 @@ import pytest
 from django.utils import translation
 
 import django_pgpay
-from django_pgpay.exceptions import NotCancelable
+from django_pgpay.exceptions import NotCancelable, SoldOut
 from django_pgpay.status import OrderStatus
 
 LOCALE = Path(django_pgpay.__file__).parent / "locale"
@@ -17,6 +17,7 @@ def test_korean_labels_and_messages():
         assert str(OrderStatus.PARTIAL_CANCELED.label) == "부분 취소"
         # "주문" (order), not the seed tutorial's "예약" (booking): the library serves carts too.
         assert str(NotCancelable().user_message) == "취소할 수 없는 주문입니다."
+        assert str(SoldOut().user_message) == "매진되었습니다."  # not "no seats left": a cart sells goods
     with translation.override("en"):
         assert str(NotCancelable().user_message) == "This order cannot be cancelled."
 
