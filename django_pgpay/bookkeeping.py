@@ -190,9 +190,12 @@ def merge_payment_fields(locked, result: PaymentResult) -> list[str]:
         if merged != locked.pg_data:
             locked.pg_data = merged
             changed.append("pg_data")
-    if result.state == P.WAITING_FOR_DEPOSIT and result.expires_at and locked.expires_at != result.expires_at:
-        locked.expires_at = result.expires_at
-        changed.append("expires_at")
+    if result.state == P.WAITING_FOR_DEPOSIT:
+        # The account's deadline, or the shop's own when that comes first (AbstractOrder.get_deposit_deadline).
+        due = min((d for d in (result.expires_at, locked.get_deposit_deadline()) if d is not None), default=None)
+        if due is not None and locked.expires_at != due:
+            locked.expires_at = due
+            changed.append("expires_at")
     return changed
 
 

@@ -196,6 +196,18 @@ class AbstractOrder(TimeStampedModel):
         """Take stock for this order; return False when sold out. Runs in the creating transaction."""
         return True
 
+    def get_deposit_deadline(self):
+        """The latest time a virtual account's deposit may pay for this order (aware), or None.
+
+        None (the default) keeps the PG's own deadline. When a PG issues an
+        account due later than this (or names no deadline), the order keeps
+        this time as its ``expires_at``: the buyer is shown it, and
+        :func:`~django_pgpay.payments.reconcile` withdraws the account at the PG
+        and expires the order once it has passed, so that a booking is not paid
+        after the visit. Called under the order's row lock: read, never write.
+        """
+        return None
+
     def release(self) -> None:
         """Give the stock back. Called once, when the order is cancelled in full, expires or fails."""
 

@@ -291,3 +291,60 @@ def test_reconcile_says_what_the_pg_answered_to_a_follow_up_it_sent_again(paid_b
     assert first.status == status
     assert pg.payments[second].state.value == ("canceled" if status == T.SUCCEEDED else "approved")
     assert paid_booking.status == S.PAID and paid_booking.canceled_amount == 0
+
+
+# --- the shop's deposit deadline (AbstractOrder.get_deposit_deadline) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("pg_due", "deadline", "kept"),
+    [
+        ("week", "hour", "hour"),  # a booking's visit comes before the PG's default week
+        ("hour", "week", "hour"),  # the PG's own deadline is the earlier one
+        ("week", None, "week"),  # no deadline of the shop's: the PG's, as before
+        (None, "hour", "hour"),  # a PG that names none: the shop's
+    ],
+)
+def test_a_virtual_account_keeps_the_earlier_of_the_pgs_deadline_and_the_shops(make_booking, monkeypatch, pg_due, deadline, kept):
+    from django_pgpay import bookkeeping
+    from django_pgpay.gateways.results import PaymentResult, PaymentState
+    from tests.testapp.models import Booking
+
+    now = timezone.now().replace(microsecond=0)
+    times = {"hour": now + datetime.timedelta(hours=1), "week": now + datetime.timedelta(days=7), None: None}
+    monkeypatch.setattr(Booking, "get_deposit_deadline", lambda self: times[deadline])
+    booking = make_booking()
+    result = PaymentResult(
+        state=PaymentState.WAITING_FOR_DEPOSIT,
+        payment_id="va-1",
+        order_number=booking.order_number,
+        amount=booking.amount,
+        currency="KRW",
+        expires_at=times[pg_due],
+    )
+    assert "expires_at" in bookkeeping.merge_payment_fields(booking, result)
+    assert booking.expires_at == times[kept]
+
+
+def test_past_the_shops_deposit_deadline_reconcile_withdraws_the_account_and_frees_the_place(make_booking, pg, seat, monkeypatch):
+    """The example's case: a booking paid by bank transfer must be paid before the visit, not by the PG's
+    own deadline. Before it reconcile leaves the account open; after it the account is withdrawn at the
+    PG (no deposit can arrive) and the booking expires unpaid, its place given back."""
+    import time_machine
+
+    from tests.testapp.models import Booking
+
+    deadline = timezone.now().replace(microsecond=0) + datetime.timedelta(hours=1)
+    monkeypatch.setattr(Booking, "get_deposit_deadline", lambda self: deadline)
+    booking = make_booking()
+    payments.confirm(booking, payment_id=pg.authorize(booking.order_number, booking.amount, virtual_account=True))
+    assert booking.status == S.WAITING_FOR_DEPOSIT and booking.expires_at == deadline
+    payments.reconcile(booking)
+    assert booking.status == S.WAITING_FOR_DEPOSIT and pg.count("cancel") == 0
+    with time_machine.travel(deadline + datetime.timedelta(minutes=1), tick=False):
+        payments.reconcile(booking)
+    booking.refresh_from_db()
+    assert booking.status == S.EXPIRED and booking.paid_at is None and booking.canceled_amount == 0
+    assert booking.transactions.get(kind=K.WITHDRAW).status == T.SUCCEEDED and pg.count("cancel") == 1
+    seat.refresh_from_db()
+    assert seat.remain == 3

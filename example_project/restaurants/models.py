@@ -19,6 +19,8 @@ seat.save()`` sells the same place twice under load).
 
 from __future__ import annotations
 
+import datetime
+
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -104,6 +106,10 @@ class Seat(models.Model):
         return self.remain <= 0
 
 
+#: How long before the table's time a virtual account's deposit must have arrived.
+DEPOSIT_BEFORE_VISIT = datetime.timedelta(hours=2)
+
+
 class Booking(AbstractOrder):
     """A booking of one place at a :class:`Seat`, paid through django-pgpay."""
 
@@ -130,6 +136,12 @@ class Booking(AbstractOrder):
     def release(self) -> None:
         """Give the place back (the library calls this once: full cancel, expiry or failure)."""
         Seat.objects.filter(pk=self.seat_id).update(remain=F("remain") + 1)
+
+    def get_deposit_deadline(self):
+        """A bank transfer must arrive :data:`DEPOSIT_BEFORE_VISIT` before the table's time, not at the
+        PG's own deadline (often a week: after the meal). Past it, reconciliation closes the account."""
+        visit = Seat.objects.filter(pk=self.seat_id).values_list("datetime", flat=True).first()
+        return visit - DEPOSIT_BEFORE_VISIT if visit is not None else None
 
 
 class BookingTransaction(AbstractTransaction):

@@ -6,6 +6,8 @@ one server without sharing seats.
 
 from __future__ import annotations
 
+import datetime
+import json
 import re
 
 import pytest
@@ -166,3 +168,27 @@ def test_the_last_place_goes_to_one_buyer_and_the_other_sees_sold_out(open_page,
     second.screenshot(path=shots / "sold-out.png", full_page=True)
     assert server.remain(seat_id) == 0
     assert server.value("SELECT count(*) FROM restaurants_booking WHERE seat_id = ?", seat_id) == 1
+
+
+def test_a_bank_transfer_for_a_booking_is_due_before_the_visit_not_a_week_later(open_page, server, shots):
+    """A virtual account chosen in the window: the booking waits for the deposit until two hours before
+    its table's time (restaurants.Booking.get_deposit_deadline) when the PG's own deadline is later."""
+    page = open_page()
+    seat_id, _free = first_free_seat(page, 1)
+    order_number = book_until_sandbox(page, seat_id)
+    page.click("#virtual-account")
+    card = booking_card(page, order_number)
+    expect(card).to_have_attribute("data-status", "WAITING_FOR_DEPOSIT")
+    expect(card.locator(".virtual-account")).to_be_visible()
+    page.screenshot(path=shots / "booking-virtual-account.png", full_page=True)
+
+    def moment(text: str) -> datetime.datetime:
+        value = datetime.datetime.fromisoformat(str(text))
+        return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+
+    visit = moment(server.value("SELECT datetime FROM restaurants_seat WHERE id = ?", seat_id))
+    pg_data = json.loads(server.value("SELECT pg_data FROM restaurants_booking WHERE order_number = ?", order_number))
+    pg_due = moment(pg_data["vbank_due_date"])
+    due = moment(server.order("restaurants_booking", order_number)["expires_at"])
+    assert due == min(visit - datetime.timedelta(hours=2), pg_due)
+    assert due < pg_due, "the demo's first free time is within the sandbox's week: the shop's deadline applies"
