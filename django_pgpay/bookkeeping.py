@@ -192,7 +192,10 @@ def merge_payment_fields(locked, result: PaymentResult) -> list[str]:
             changed.append("pg_data")
     if result.state == P.WAITING_FOR_DEPOSIT:
         # The account's deadline, or the shop's own when that comes first (AbstractOrder.get_deposit_deadline).
-        due = min((d for d in (result.expires_at, locked.get_deposit_deadline()) if d is not None), default=None)
+        deadline = locked.get_deposit_deadline()
+        if deadline is not None and timezone.is_naive(deadline):  # a shop's naive time: the current time zone's
+            deadline = timezone.make_aware(deadline)
+        due = min((d for d in (result.expires_at, deadline) if d is not None), default=None)
         if due is not None and locked.expires_at != due:
             locked.expires_at = due
             changed.append("expires_at")

@@ -303,6 +303,7 @@ def test_reconcile_says_what_the_pg_answered_to_a_follow_up_it_sent_again(paid_b
         ("hour", "week", "hour"),  # the PG's own deadline is the earlier one
         ("week", None, "week"),  # no deadline of the shop's: the PG's, as before
         (None, "hour", "hour"),  # a PG that names none: the shop's
+        ("week", "naive hour", "hour"),  # a naive time of the shop's is read in the current time zone, not a TypeError
     ],
 )
 def test_a_virtual_account_keeps_the_earlier_of_the_pgs_deadline_and_the_shops(make_booking, monkeypatch, pg_due, deadline, kept):
@@ -312,6 +313,7 @@ def test_a_virtual_account_keeps_the_earlier_of_the_pgs_deadline_and_the_shops(m
 
     now = timezone.now().replace(microsecond=0)
     times = {"hour": now + datetime.timedelta(hours=1), "week": now + datetime.timedelta(days=7), None: None}
+    times["naive hour"] = timezone.make_naive(times["hour"])
     monkeypatch.setattr(Booking, "get_deposit_deadline", lambda self: times[deadline])
     booking = make_booking()
     result = PaymentResult(
