@@ -80,6 +80,29 @@ def test_confirmed_refund_records_staff_and_reason(admin_client, admin_user, pai
     assert unpaid.status == "READY" and cancels(unpaid) == []
 
 
+def test_an_account_awaiting_its_deposit_is_closed_not_counted_as_money_to_refund(admin_client, paid, make_booking, pg):
+    """Found on the demo: the action listed awaiting-deposit orders under "To refund" with their whole
+    amount in the total, though nothing was paid. They are listed apart, outside the total, and the
+    message after says accounts were closed, not orders refunded."""
+    one = paid(Decimal(20000))
+    waiting = make_booking(amount=Decimal(50000))
+    payments.confirm(waiting, payment_id=pg.authorize(waiting.order_number, waiting.amount, virtual_account=True))
+    assert waiting.status == "WAITING_FOR_DEPOSIT"
+    response = action(admin_client, [one, waiting])
+    assert [o.order_number for o, _amount, _pg in response.context["refundable"]] == [one.order_number]
+    assert [o.order_number for o, _amount, _pg in response.context["to_close"]] == [waiting.order_number]
+    page = response.content.decode()
+    assert '<td class="pgpay-num pgpay-money" id="pgpay-refund-total">₩20,000</td>' in page
+    assert "Nothing has been paid into these accounts, so nothing is refunded" in page
+    token = response.context["form"]["token"].value()
+    done = action(admin_client, [one, waiting], post="yes", reason="가게 사정", token=token)
+    assert done.status_code == 302
+    assert texts(done) == ["1 order refunded in full.", "1 virtual account closed (nothing had been paid into it)."]
+    waiting.refresh_from_db()
+    assert waiting.status == "EXPIRED" and waiting.canceled_amount == 0 and cancels(waiting) == []
+    assert BookingTransaction.objects.get(order=waiting, kind=TransactionKind.WITHDRAW).status == TransactionStatus.SUCCEEDED
+
+
 def test_resubmitting_the_confirmation_refunds_once(admin_client, paid, pg):
     order, other = paid(), paid()
     token = action(admin_client, [order, other]).context["form"]["token"].value()

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import labels, payments
 from ..exceptions import GatewayError, NotCancelable, PgPayError
 from ..money import quantize
-from ..status import TransactionSource
+from ..status import OrderStatus, TransactionSource
 from .forms import RefundForm, RefundReasonForm, _token
 
 
@@ -41,7 +41,9 @@ class RefundPages:
                 return None
         else:
             form = RefundReasonForm(initial={"token": _token()})
-        refundable = [order for order in orders if order.is_cancelable]
+        # An order waiting for a deposit has taken no money: its account is closed, nothing is refunded.
+        to_close = [order for order in orders if order.is_cancelable and order.status == OrderStatus.WAITING_FOR_DEPOSIT]
+        refundable = [order for order in orders if order.is_cancelable and order.status != OrderStatus.WAITING_FOR_DEPOSIT]
         totals: dict[str, object] = {}
         for order in refundable:
             totals[order.currency] = totals.get(order.currency, 0) + order.balance
@@ -55,6 +57,7 @@ class RefundPages:
             "form": form,
             "refundable": [(order, labels.money(order.balance, order.currency), labels.gateway(order.gateway)) for order in refundable],
             "refund_totals": [labels.money(total, currency) for currency, total in sorted(totals.items())],
+            "to_close": [(order, labels.money(order.amount, order.currency), labels.gateway(order.gateway)) for order in to_close],
             "not_refundable": [(order, self._why_not_refundable(order)) for order in orders if not order.is_cancelable],
             "queryset": orders,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
@@ -70,19 +73,34 @@ class RefundPages:
 
     def _refund_all(self, request, orders, reason: str, token: str) -> None:
         """Refund each order's balance; an order this token refunded already is a replay, not an error."""
-        done = 0
+        done = closed = 0
         candidates = [o for o in orders if o.is_cancelable or o.is_paid]
         for order in candidates:
+            waiting = order.status == OrderStatus.WAITING_FOR_DEPOSIT
             outcome = self._cancel(request, order, payments.FULL, reason, token, quiet_not_cancelable=not order.is_cancelable)
             if outcome is not None and not outcome.pending:
-                done += 1
+                if waiting:
+                    closed += 1
+                else:
+                    done += 1
         if done:
             self.message_user(
                 request,
                 ngettext("%(count)d order refunded in full.", "%(count)d orders refunded in full.", done) % {"count": done},
                 messages.SUCCESS,
             )
-        elif not any(o.is_cancelable for o in orders) and not done:
+        if closed:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d virtual account closed (nothing had been paid into it).",
+                    "%(count)d virtual accounts closed (nothing had been paid into them).",
+                    closed,
+                )
+                % {"count": closed},
+                messages.SUCCESS,
+            )
+        if not (done or closed) and not any(o.is_cancelable for o in orders):
             self.message_user(request, gettext("None of the selected orders can be refunded."), messages.WARNING)
 
     def _cancel(self, request, order, amount, reason: str, token: str, *, quiet_not_cancelable=False):
