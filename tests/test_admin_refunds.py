@@ -165,6 +165,27 @@ def test_the_first_step_shows_amount_and_balance_after_and_changes_nothing(admin
     assert order.status == "PAID" and order.canceled_amount == 0 and cancels(order) == [] and pg.count("cancel") == 0
 
 
+def test_an_order_awaiting_its_deposit_offers_to_close_the_account_not_to_refund_an_amount(admin_client, make_booking, pg):
+    """Its page said "Amount to refund ... at most ₩50,000 (what is left of the payment)" beside
+    "paid ₩0": nothing was paid. It offers to close the account, the step page asks that, and the
+    confirmed step withdraws the account, refunds nothing and says so."""
+    waiting = make_booking(amount=Decimal(50000))
+    payments.confirm(waiting, payment_id=pg.authorize(waiting.order_number, waiting.amount, virtual_account=True))
+    page = admin_client.get(f"{CHANGELIST}{waiting.pk}/change/").content.decode()
+    panel = page.split('id="pgpay-refund"', 1)[1].split("</section>", 1)[0]
+    assert "Close the virtual account" in panel and "Whole balance" not in panel and "Amount to refund" not in panel
+    step = refund(admin_client, waiting, "50000", reason="고객 요청", confirm=False)
+    assert step.status_code == 200
+    assert "Close this order's virtual account at Fake PG (for tests)?" in step.content.decode()
+    assert "Yes, close it" in step.content.decode() and pg.count("cancel") == 0
+    done = refund(admin_client, waiting, "50000", reason="고객 요청")
+    assert done.status_code == 302
+    assert texts(done) == [f"The virtual account of order {waiting.order_number} was closed; nothing had been paid into it."]
+    waiting.refresh_from_db()
+    assert waiting.status == "EXPIRED" and waiting.canceled_amount == 0 and cancels(waiting) == []
+    assert BookingTransaction.objects.get(order=waiting, kind=TransactionKind.WITHDRAW).status == TransactionStatus.SUCCEEDED
+
+
 def test_the_first_step_in_korean_warns_when_everything_goes_back(admin_client, paid):
     order = paid()
     response = admin_client.post(

@@ -174,6 +174,7 @@ class RefundPages:
         if not confirming:
             return self._refund_step(request, order, form)
         amount, reason, token = form.cleaned_data["amount"], form.cleaned_data["reason"], form.cleaned_data["token"]
+        closes_account = order.status == OrderStatus.WAITING_FOR_DEPOSIT
         try:
             outcome = self._cancel(request, order, amount, reason, token)
         except NotCancelable as exc:
@@ -183,7 +184,14 @@ class RefundPages:
             if not form.errors:
                 form.add_error(None, exc.user_message)
             return self._refund_step(request, order, form, status=400)
-        if outcome is not None and not outcome.pending:
+        if outcome is not None and not outcome.pending and closes_account:
+            self.message_user(
+                request,
+                gettext("The virtual account of order %(number)s was closed; nothing had been paid into it.")
+                % {"number": order.order_number},
+                messages.SUCCESS,
+            )
+        elif outcome is not None and not outcome.pending:
             if outcome.replayed:
                 message = gettext("This refund of %(amount)s was already made (the form was sent twice); nothing more was refunded.")
                 level = messages.INFO

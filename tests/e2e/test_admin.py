@@ -163,10 +163,13 @@ def test_order_page(admin_page, server, seeded, shots, locale, name):
     if name == "waiting":  # awaiting a deposit: nothing paid yet, and when the account expires
         assert balance.startswith(("0", "₩0"))
         expect(page.locator("#pgpay-payment")).to_contain_text("만료 시각")
+        # Nothing to refund: the panel closes the account, with no amount to type.
+        expect(page.locator("#pgpay-refund h2")).to_have_text("가상계좌 닫기")
+        expect(page.locator("#pgpay-refund-form #id_amount")).to_have_count(0)
     else:
         expect(page.locator("#pgpay-ledger li")).not_to_have_count(0)
         expect(page.locator("#pgpay-deliveries")).to_be_visible()
-    expect(page.locator("#pgpay-refund-form #id_amount")).to_have_value("")  # never pre-filled
+        expect(page.locator("#pgpay-refund-form #id_amount")).to_have_value("")  # never pre-filled
     assert_fits(page)
     shot(page, shots, f"4-order-page-{name}", locale)
 
