@@ -724,6 +724,10 @@ def report(rounds: list[dict], args) -> bool:
             if args.verbose:
                 shown = median_round(each)["_by_label"]
                 print(f"{r['app']}: requests and mean ms by step: " + "; ".join(f"{k} {n} x {ms}" for k, (n, ms) in shown.items()))
+                print(
+                    f"{r['app']}: buy + cancel phase seconds in each round: "
+                    + ", ".join(f"{x['buy phase seconds']} + {x['cancel phase seconds']}" for x in each)
+                )
             failures = Counter()
             for run in each:
                 failures.update(run["_errors"])
