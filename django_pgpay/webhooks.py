@@ -61,6 +61,12 @@ RETRY_BASE = timedelta(minutes=1)
 RETRY_WINDOW = timedelta(days=3)
 #: A delivery claimed for applying (applied, not yet processed) longer than this is presumed lost with its process.
 CLAIM_TIMEOUT = timedelta(minutes=10)
+#: A delivery still *received* this long after it arrived is presumed lost with its task (a worker
+#: killed in the middle, a broker that dropped the job, a server stopped between storing and
+#: processing): :func:`due_for_retry` hands it to ``pgpay_reconcile``. The PG was answered 2xx and
+#: does not deliver it again. Processing it while its task still waits in a long queue is harmless:
+#: the delivery is claimed under its order's row lock, and whichever comes second finds it done.
+QUEUE_TIMEOUT = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -344,30 +350,36 @@ def _applied(event: WebhookEvent, key: str) -> WebhookEvent | None:
 
 
 def due_for_retry(*, now=None):
-    """Deliveries that failed and are due to be processed again (oldest first).
+    """Deliveries that failed, or were never processed, and are due to be processed (oldest first).
 
     A failed delivery waits :data:`RETRY_BASE` doubled per attempt before the
     next one, at most :data:`MAX_ATTEMPTS` attempts, within :data:`RETRY_WINDOW`
-    of its arrival.
+    of its arrival. A delivery still *received* :data:`QUEUE_TIMEOUT` after it
+    arrived (its task or its request was lost) is due at once.
     """
     now = now or timezone.now()
     # A delivery claimed by a worker that died before it finished (see _claim) is failed again.
     WebhookEvent.objects.filter(status=D.APPLIED, processed=False, attempted_at__lt=now - CLAIM_TIMEOUT).update(
         status=D.FAILED, error="claimed by a process that did not finish"
     )
-    candidates = WebhookEvent.objects.filter(status=D.FAILED, attempts__lt=MAX_ATTEMPTS, received_at__gte=now - RETRY_WINDOW).order_by(
+    recent = WebhookEvent.objects.filter(attempts__lt=MAX_ATTEMPTS, received_at__gte=now - RETRY_WINDOW)
+    candidates = (recent.filter(status=D.FAILED) | recent.filter(status=D.RECEIVED, received_at__lt=now - QUEUE_TIMEOUT)).order_by(
         "received_at", "pk"
     )
     for event in candidates.iterator():
+        if event.status == D.RECEIVED:
+            yield event
+            continue
         wait = RETRY_BASE * (2 ** max(event.attempts - 1, 0))
         if event.attempted_at is None or event.attempted_at + wait <= now:
             yield event
 
 
 def retry_failed(*, now=None, gateways: Iterable[str] | None = None) -> list[Receipt]:
-    """Process again every failed delivery that is due (``pgpay_reconcile`` calls this).
+    """Process every delivery :func:`due_for_retry` names (``pgpay_reconcile`` calls this).
 
-    A delivery the PG never delivers again (PortOne V1 sends once) is applied
+    A delivery the PG never delivers again (PortOne V1 sends once, and no PG
+    sends again what was answered 2xx before its task was lost) is applied
     this way once the shop can process it.
     """
     wanted = set(gateways or ())
@@ -377,7 +389,7 @@ def retry_failed(*, now=None, gateways: Iterable[str] | None = None) -> list[Rec
             continue
         if event.gateway not in conf.gateway_aliases():
             continue
-        locked = WebhookEvent.objects.filter(pk=event.pk, status=D.FAILED).first()
+        locked = WebhookEvent.objects.filter(pk=event.pk, status__in=(D.FAILED, D.RECEIVED)).first()
         if locked is None:
             continue  # processed meanwhile (the PG delivered it again)
         try:
@@ -391,6 +403,7 @@ __all__ = [
     "CLAIM_TIMEOUT",
     "MAX_ATTEMPTS",
     "MAX_BODY_BYTES",
+    "QUEUE_TIMEOUT",
     "Receipt",
     "accept",
     "clean_headers",

@@ -118,6 +118,49 @@ def test_a_queue_that_is_down_answers_503_and_keeps_the_delivery_for_a_retry(que
     assert list(webhooks.due_for_retry()) == [event]
 
 
+@needs_tasks
+def test_a_delivery_whose_task_was_lost_is_applied_by_reconcile_once(queue, toss_booking, toss_api, seat):
+    """Answered 200, then its task was lost (a worker killed, a broker that dropped the job): Toss will not send it again."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    assert deliver(status_changed(toss_api, key)).status_code == 200
+    lost = list(queue.results)
+    queue.clear()  # the job is gone; no worker will ever run it
+    event = WebhookEvent.objects.get()
+    assert event.status == "received"
+
+    # A delivery waiting for its worker is left to it for a while: reconcile does not take it yet.
+    call_command("pgpay_reconcile", stdout=StringIO())
+    assert WebhookEvent.objects.get().status == "received"
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
+
+    later = timezone.now() + webhooks.QUEUE_TIMEOUT + timedelta(minutes=1)
+    with time_machine.travel(later, tick=False):
+        assert [e.pk for e in webhooks.due_for_retry()] == [event.pk]
+        out = StringIO()
+        call_command("pgpay_reconcile", stdout=out)
+    assert "1 failed webhook delivery processed again (1 accepted)" in out.getvalue()
+    event.refresh_from_db()
+    assert event.status == "applied" and event.processed
+    booking.refresh_from_db()
+    assert booking.status == S.CANCELED
+    # The lost task turns up after all (a slow queue, not a lost one): nothing is applied twice.
+    assert [r.task.call(*r.args, **r.kwargs) for r in lost] == ["applied"]
+    assert booking.transactions.filter(kind=K.WEBHOOK).count() == 1
+    seat.refresh_from_db()
+    assert seat.remain == 3
+    with time_machine.travel(later, tick=False):
+        assert list(webhooks.due_for_retry()) == []
+
+
 def test_a_delivery_claimed_by_another_process_is_not_applied_again(toss_booking, toss_api):
     booking = toss_booking()
     key = toss_api.authorize(booking)

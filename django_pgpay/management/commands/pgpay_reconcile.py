@@ -4,8 +4,8 @@ Visits, in every concrete order model, the orders that
 :func:`django_pgpay.reconciliation.plan` selects (open ledger rows, rows that
 need attention, unpaid orders whose time is up, and with ``--deep-since``
 every order touched since then) and runs :func:`django_pgpay.payments.reconcile`
-on each; then processes again the webhook deliveries that failed
-(:func:`django_pgpay.webhooks.retry_failed`). Safe from cron while the site
+on each; then processes again the webhook deliveries that failed, and those
+whose task was lost (:func:`django_pgpay.webhooks.retry_failed`). Safe from cron while the site
 serves: every change is made under the order's row lock and only applies what
 the PG reports, so runs may overlap and repeat.
 
@@ -39,7 +39,7 @@ def parse_since(value: str) -> datetime:
 class Command(BaseCommand):
     help = (
         "Look up orders with open ledger rows (and unpaid orders past their time) at their PG, apply what it says, "
-        "expire abandoned ones, and process failed webhook deliveries again."
+        "expire abandoned ones, and process failed (or never processed) webhook deliveries again."
     )
 
     def add_arguments(self, parser):
@@ -52,7 +52,9 @@ class Command(BaseCommand):
         parser.add_argument("--gateway", action="append", metavar="ALIAS", help="Only orders of this gateway alias (repeatable).")
         parser.add_argument("--model", action="append", metavar="APP.MODEL", help="Only this order model (repeatable).")
         parser.add_argument("--limit", type=int, default=0, help="Visit at most this many orders per model (0: all).")
-        parser.add_argument("--no-webhooks", action="store_true", help="Do not process failed webhook deliveries again.")
+        parser.add_argument(
+            "--no-webhooks", action="store_true", help="Do not process failed (or never processed) webhook deliveries again."
+        )
         parser.add_argument(
             "--enqueue",
             action="store_true",
