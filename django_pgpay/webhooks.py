@@ -355,17 +355,18 @@ def due_for_retry(*, now=None):
     A failed delivery waits :data:`RETRY_BASE` doubled per attempt before the
     next one, at most :data:`MAX_ATTEMPTS` attempts, within :data:`RETRY_WINDOW`
     of its arrival. A delivery still *received* :data:`QUEUE_TIMEOUT` after it
-    arrived (its task or its request was lost) is due at once.
+    arrived (its task or its request was lost) is due at once, however old:
+    it was never processed.
     """
     now = now or timezone.now()
     # A delivery claimed by a worker that died before it finished (see _claim) is failed again.
     WebhookEvent.objects.filter(status=D.APPLIED, processed=False, attempted_at__lt=now - CLAIM_TIMEOUT).update(
         status=D.FAILED, error="claimed by a process that did not finish"
     )
-    recent = WebhookEvent.objects.filter(attempts__lt=MAX_ATTEMPTS, received_at__gte=now - RETRY_WINDOW)
-    candidates = (recent.filter(status=D.FAILED) | recent.filter(status=D.RECEIVED, received_at__lt=now - QUEUE_TIMEOUT)).order_by(
-        "received_at", "pk"
-    )
+    failed = WebhookEvent.objects.filter(status=D.FAILED, attempts__lt=MAX_ATTEMPTS, received_at__gte=now - RETRY_WINDOW)
+    # Never processed: whatever its age (RETRY_WINDOW bounds retries, and this is the first try).
+    lost = WebhookEvent.objects.filter(status=D.RECEIVED, attempts__lt=MAX_ATTEMPTS, received_at__lt=now - QUEUE_TIMEOUT)
+    candidates = (failed | lost).order_by("received_at", "pk")
     for event in candidates.iterator():
         if event.status == D.RECEIVED:
             yield event

@@ -161,6 +161,27 @@ def test_a_delivery_whose_task_was_lost_is_applied_by_reconcile_once(queue, toss
         assert list(webhooks.due_for_retry()) == []
 
 
+@needs_tasks
+def test_a_lost_delivery_is_processed_however_old(queue, toss_booking, toss_api):
+    """Failed deliveries are retried for RETRY_WINDOW; one never processed gets its first try whenever cron comes."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    deliver(status_changed(toss_api, key))
+    queue.clear()
+    with time_machine.travel(timezone.now() + webhooks.RETRY_WINDOW + timedelta(days=5), tick=False):
+        call_command("pgpay_reconcile", stdout=StringIO())
+    assert WebhookEvent.objects.get().status == "applied"
+    booking.refresh_from_db()
+    assert booking.status == S.CANCELED
+
+
 def test_a_delivery_claimed_by_another_process_is_not_applied_again(toss_booking, toss_api):
     booking = toss_booking()
     key = toss_api.authorize(booking)
