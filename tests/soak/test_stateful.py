@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,8 @@ pytestmark = [
 ]
 
 EXAMPLES = int(os.environ.get("PGPAY_SOAK_EXAMPLES", "12"))
+#: Sequences of the queued soak (a quarter of ``EXAMPLES`` unless set): each also runs workers.
+QUEUED_EXAMPLES = int(os.environ.get("PGPAY_SOAK_QUEUED_EXAMPLES", str(max(1, EXAMPLES // 4))))
 STEPS = int(os.environ.get("PGPAY_SOAK_STEPS", "20"))
 ARTIFACTS = Path(os.environ.get("PGPAY_ARTIFACTS_DIR", "artifacts"))
 
@@ -52,7 +55,7 @@ ARTIFACTS = Path(os.environ.get("PGPAY_ARTIFACTS_DIR", "artifacts"))
 CALL_FAULTS = st.sampled_from([None, None, None, None, "error_before", "error_after", "malformed_after", "timeout_before", "timeout_after"])
 WEBHOOK_FAULTS = st.sampled_from(["drop", "duplicate", "reorder", "delay"])
 
-STATS = {"sequences": 0, "steps": 0, "violations": 0, "seconds": 0.0}
+STATS: Counter = Counter(sequences=0, steps=0, violations=0, seconds=0.0)
 
 
 class ShopMachine(RuleBasedStateMachine):
@@ -63,9 +66,12 @@ class ShopMachine(RuleBasedStateMachine):
     base = ""
     django_settings = None
 
+    #: Webhooks and ``pgpay_reconcile --enqueue`` through a task queue (django-tasks-db) and its workers.
+    queued = False
+
     def __init__(self):
         super().__init__()
-        self.world = World(self.base, self.django_settings, buyers=3, places=40)
+        self.world = World(self.base, self.django_settings, buyers=3, places=40, queued=self.queued)
         self.started = time.monotonic()
         STATS["sequences"] += 1
 
@@ -198,43 +204,95 @@ class ShopMachine(RuleBasedStateMachine):
     def teardown(self):
         from django_pgpay.sandbox import control
 
+        world = self.world
         try:
             control.clear_faults()
-            self.world.wait_for_the_pg()  # reconciliation runs later than a timed-out call's end at the PG
+            world.wait_for_the_pg()  # reconciliation runs later than a timed-out call's end at the PG
             for _ in range(2):
-                self.world.deliver()
-                self.world.reconcile()
-            self.world.reconcile(deep=True)
-            self.world.deliver()
-            self.world.reconcile()
-            problems = self.world.check()
+                world.deliver()
+                world.settle()  # the workers run what the deliveries queued (nothing without a queue)
+                world.reconcile()
+                world.settle()
+            world.reconcile(deep=True)
+            world.deliver()
+            world.settle()
+            if world.unprocessed_deliveries():
+                # Tasks the queue lost: the next cron run after webhooks.QUEUE_TIMEOUT processes them.
+                STATS["deliveries whose task was lost"] += len(world.unprocessed_deliveries())
+                world.time_passes(minutes=31)
+            world.reconcile()
+            world.settle()
+            problems = world.check()
             STATS["violations"] += len(problems)
             assert not problems, "\n".join(problems)
         finally:
             STATS["seconds"] += time.monotonic() - self.started
-            self.world.close()
+            if world.queued:
+                for key, n in world.queue_counts.items():
+                    STATS[key] += n
+            world.close()
+
+
+class QueuedShopMachine(ShopMachine):
+    """The same sequences with a task queue: webhooks are answered at once and applied by workers.
+
+    Deliveries are stored, screened and enqueued by the webhook view (django-tasks-db on the
+    test's database); one or two workers at once run what is queued whenever the machine
+    says so, in any order with the buyers, the PGs, time and cron; cron fans the orders out
+    with ``--enqueue``; and the queue may lose a task after the PG was answered 200. Besides
+    every invariant, :meth:`World.check` wants no task that raised and no delivery left
+    unprocessed.
+    """
+
+    queued = True
+
+    @rule(workers=st.sampled_from([1, 2]))
+    def workers_run(self, workers):
+        self._step()
+        self.world.run_workers(workers)
+
+    @rule(deep=st.booleans())
+    def cron_enqueues(self, deep):
+        self._step()
+        self.world.reconcile_enqueued(deep=deep)
+
+    @rule(lose=st.sampled_from([False, False, True]))
+    def webhooks_arrive(self, lose):
+        """The PG's deliveries are answered 200 and queued; now and then the queue loses one of them."""
+        self._step()
+        self.world.deliver()
+        if lose:
+            self.world.lose_a_task()
+
+
+def run_soak(machine, live_server, settings, *, examples: int, summary_name: str):
+    settings.ROOT_URLCONF = "tests.urls"
+    machine.base = live_server.url
+    machine.django_settings = settings
+    STATS.clear()
+    STATS.update(sequences=0, steps=0, violations=0, seconds=0.0)
+    started = time.monotonic()
+    try:
+        run_state_machine_as_test(machine, settings=settings_for_budget(examples))
+    finally:
+        summary = {**STATS, "seconds": round(time.monotonic() - started, 1), "examples": examples, "max_steps": STEPS}
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / summary_name).write_text(json.dumps(summary, indent=2))
+        print(f"\n{summary_name.removesuffix('.json')}: {summary}")
 
 
 def test_no_money_is_lost_or_stranded_whatever_happens(live_server, transactional_db, settings):
-    settings.ROOT_URLCONF = "tests.urls"
-    ShopMachine.base = live_server.url
-    ShopMachine.django_settings = settings
-    started = time.monotonic()
-    try:
-        run_state_machine_as_test(
-            ShopMachine,
-            settings=settings_for_budget(),
-        )
-    finally:
-        summary = {**STATS, "seconds": round(time.monotonic() - started, 1), "examples": EXAMPLES, "max_steps": STEPS}
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "soak-summary.json").write_text(json.dumps(summary, indent=2))
-        print(f"\nsoak: {summary}")
+    run_soak(ShopMachine, live_server, settings, examples=EXAMPLES, summary_name="soak-summary.json")
 
 
-def settings_for_budget():
+def test_with_a_task_queue_no_delivery_is_lost_or_applied_twice(live_server, transactional_db, settings):
+    pytest.importorskip("django_tasks_db", reason="the queued soak runs the tasks through django-tasks-db")
+    run_soak(QueuedShopMachine, live_server, settings, examples=QUEUED_EXAMPLES, summary_name="soak-queued-summary.json")
+
+
+def settings_for_budget(examples: int = EXAMPLES):
     return settings(
-        max_examples=EXAMPLES,
+        max_examples=examples,
         stateful_step_count=STEPS,
         deadline=None,
         database=None,

@@ -143,7 +143,7 @@ class Attempt:
 class World:
     """The test shop (``tests.testapp``) and the sandbox on ``base``, with ``buyers`` logged-in HTTP sessions."""
 
-    def __init__(self, base: str, settings, *, buyers: int = 3, places: int = 50):
+    def __init__(self, base: str, settings, *, buyers: int = 3, places: int = 50, queued: bool = False):
         from django.contrib.auth import get_user_model
 
         from django_pgpay.sandbox import control
@@ -158,6 +158,15 @@ class World:
         }
         settings.PGPAY_SANDBOX = sandbox_settings(base)
         settings.SESSION_COOKIE_AGE = 10 * 365 * 24 * 3600  # time travels; the buyers stay logged in
+        #: Webhook deliveries and ``pgpay_reconcile --enqueue`` go through django-tasks-db, run by :meth:`run_workers`.
+        self.queued = queued
+        #: What the queue did in this world: tasks run by the workers, tasks it lost.
+        self.queue_counts = {"tasks run": 0, "tasks lost": 0}
+        if queued:
+            from django_tasks_db.models import DBTaskResult
+
+            settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+            DBTaskResult.objects.all().delete()
         control.reset()
         # Every world starts from an empty shop: a sequence's reconciliation visits only its own orders.
         from django_pgpay.models import ReconcileState, WebhookEvent
@@ -442,8 +451,8 @@ class World:
         self._coordinates.shift(datetime.timedelta(minutes=minutes))
         control.tick()
 
-    def reconcile(self, *, deep: bool = False) -> str:
-        """``pgpay_reconcile`` (``--deep-since`` with ``deep``), every order due now."""
+    def reconcile(self, *, deep: bool = False, enqueue: bool = False) -> str:
+        """``pgpay_reconcile`` (``--deep-since`` with ``deep``, ``--enqueue`` with ``enqueue``), every order due now."""
         from io import StringIO
 
         from django.core.management import call_command
@@ -455,9 +464,89 @@ class World:
             models.ReconcileState.objects.update(next_attempt_at=None)
             models.WebhookEvent.objects.filter(status="failed").update(attempted_at=timezone.now() - datetime.timedelta(days=1))
         out, err = StringIO(), StringIO()
-        args = ["--deep-since", "30d"] if deep else []
+        args = (["--deep-since", "30d"] if deep else []) + (["--enqueue"] if enqueue else [])
         call_command("pgpay_reconcile", *args, stdout=out, stderr=err)
         return out.getvalue() + err.getvalue()
+
+    # --- the task queue (queued worlds) ---------------------------------------------------------------
+
+    def run_workers(self, count: int) -> None:
+        """``count`` django-tasks-db workers at once, each in a thread with its own connection, until no task is ready.
+
+        The worker of ``manage.py db_worker --batch``: it claims a task under a row lock
+        (``SKIP LOCKED``), runs it and records its result, as a worker process does.
+        """
+        import threading
+
+        from django.db import connections
+        from django_tasks_db.management.commands.db_worker import Worker
+
+        errors: list[BaseException] = []
+
+        def work(i: int) -> None:
+            try:
+                Worker(
+                    queue_names=["default"],
+                    interval=0,
+                    batch=True,
+                    backend_name="default",
+                    startup_delay=False,
+                    max_tasks=None,
+                    worker_id=f"soak-{i}",
+                    excluded_queue_names=[],
+                ).run()
+            except BaseException as exc:  # noqa: BLE001 - raised in the test's thread below
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        from django_tasks_db.models import DBTaskResult
+
+        finished = DBTaskResult.objects.finished().count()
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        if errors:
+            raise errors[0]
+        self.queue_counts["tasks run"] += DBTaskResult.objects.finished().count() - finished
+
+    def lose_a_task(self) -> bool:
+        """The queue loses one waiting task (a broker restarted without its data, a job dropped). False when none waits."""
+        from django_tasks_db.models import DBTaskResult
+
+        waiting = DBTaskResult.objects.ready().order_by("?").first()
+        if waiting is None:
+            return False
+        waiting.delete()
+        self.queue_counts["tasks lost"] += 1
+        return True
+
+    def reconcile_enqueued(self, *, deep: bool = False) -> str:
+        """``pgpay_reconcile --enqueue`` (``--deep-since`` with ``deep``): the command only selects, the workers visit."""
+        return self.reconcile(deep=deep, enqueue=True)
+
+    def settle(self) -> None:
+        """What the workers have to do, done (tasks deferred to later run now): a queued world's queue is empty after it."""
+        if not self.queued:
+            return
+        from django_tasks_db.models import DBTaskResult, TaskResultStatus
+
+        for _ in range(20):
+            waiting = DBTaskResult.objects.filter(status=TaskResultStatus.READY)
+            if not waiting.exists():
+                return
+            # A retry its task deferred to later is due: the workers run it now.
+            waiting.update(run_after=timezone.now() - datetime.timedelta(seconds=1))
+            self.run_workers(2)
+        raise AssertionError("the task queue does not drain: a task keeps enqueueing itself")
+
+    def unprocessed_deliveries(self) -> list:
+        """Deliveries still *received*: their task was lost, or it never ran."""
+        from django_pgpay.models import WebhookEvent
+
+        return list(WebhookEvent.objects.filter(status="received"))
 
     # --- the PG's truth ----------------------------------------------------------------------------
 
@@ -557,6 +646,13 @@ class World:
                     problems.append(f"{name}: {payment['pg']} {payment['payment_id']} is an open account of another attempt")
             if order.status in (S.FAILED, S.EXPIRED, S.CANCELED) and any(p["account"] for p in own):
                 problems.append(f"{name}: the order gave up but its virtual account is still open")
+        if self.queued:
+            from django_tasks_db.models import DBTaskResult
+
+            for task in DBTaskResult.objects.failed():
+                problems.append(f"task {task.task_path}{task.args_kwargs} raised: {task.exception_class_path}: {task.traceback[-500:]}")
+            for event in self.unprocessed_deliveries():
+                problems.append(f"webhook delivery #{event.pk} ({event.gateway}) was never processed")
         self.seat.refresh_from_db()
         if self.seat.remain != self.places - holders:
             problems.append(f"stock: {self.seat.remain} places left, {self.places - holders} expected (returned twice or never)")
