@@ -160,7 +160,8 @@ bench-invoices: venv
 	$(VPY) bench/invoices.py $(ARGS)
 
 # The stateful soak (tests/soak/test_stateful.py): BUDGET sequences of up to STEPS steps
-# across the five emulated PGs over HTTP, on PostgreSQL (127.0.0.1:5432); the seed is printed.
+# across the five emulated PGs over HTTP, on PostgreSQL (127.0.0.1:5432), then BUDGET/4 with a
+# task queue (django-tasks-db workers, tasks lost); the seed is printed.
 BUDGET ?=
 SEED ?=
 STEPS ?= 30
@@ -169,7 +170,7 @@ soak: venv
 	echo "soak: seed $$seed, $$budget sequences of up to $(STEPS) steps (make soak SEED=$$seed BUDGET=$$budget replays them)"; \
 	PGPAY_TEST_DB=postgres PGPAY_TEST_DB_NAME=$${PGPAY_TEST_DB_NAME:-pgpay_soak} PGPAY_SOAK_EXAMPLES=$$budget PGPAY_SOAK_STEPS=$(STEPS) \
 	    $(PYTEST) -p no:randomly -p no:logging -q -s tests/soak/test_stateful.py --hypothesis-seed=$$seed; \
-	cat $${PGPAY_ARTIFACTS_DIR:-artifacts}/soak-summary.json
+	cat $${PGPAY_ARTIFACTS_DIR:-artifacts}/soak-summary.json $${PGPAY_ARTIFACTS_DIR:-artifacts}/soak-queued-summary.json
 
 # The fuzz suite (tests/fuzz/): BUDGET generated requests against every endpoint, on PostgreSQL.
 fuzz: venv
