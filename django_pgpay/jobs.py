@@ -25,6 +25,7 @@ import zoneinfo
 
 from django.apps import apps
 from django.core.files import File
+from django.db import models
 from django.utils import timezone, translation
 
 from . import exports
@@ -36,6 +37,8 @@ logger = logging.getLogger("django_pgpay.jobs")
 INVOICE_BATCH = 50
 #: Rows between two progress writes of a CSV job.
 PROGRESS_EVERY = 2000
+#: A queued or running job with no sign of a worker for this long is *stalled* (:attr:`ExportJob.stalled`).
+STALLED_AFTER = ExportJob.STALLED_AFTER
 
 Kind = ExportJob.Kind
 State = ExportJob.State
@@ -57,8 +60,25 @@ def create(kind: str, queryset, *, user=None, filename: str) -> ExportJob:
     return job
 
 
+def requeue(job: ExportJob) -> bool:
+    """Make a :attr:`stalled <ExportJob.stalled>` job queued again, from the start; False (nothing done) when it is not stalled.
+
+    The caller then enqueues its task (:func:`django_pgpay.tasks.start_job`).
+    The update is conditional: of two clicks, one wins. Should the stopped
+    worker still be alive after all, the job is written twice; the last file
+    is the one served.
+    """
+    if not job.stalled:
+        return False
+    quiet_since = timezone.now() - STALLED_AFTER
+    stalled = ExportJob.objects.filter(pk=job.pk, state__in=(State.QUEUED, State.RUNNING)).filter(
+        models.Q(progressed_at__lt=quiet_since) | models.Q(progressed_at=None, created_at__lt=quiet_since)
+    )
+    return bool(stalled.update(state=State.QUEUED, done=0, error="", progressed_at=timezone.now()))
+
+
 def _claim(job_pk: int) -> ExportJob | None:
-    if not ExportJob.objects.filter(pk=job_pk, state=State.QUEUED).update(state=State.RUNNING):
+    if not ExportJob.objects.filter(pk=job_pk, state=State.QUEUED).update(state=State.RUNNING, progressed_at=timezone.now()):
         return None
     return ExportJob.objects.get(pk=job_pk)
 
@@ -88,7 +108,7 @@ def _run(job_pk: int, write) -> str:
 
 
 def _progress(job: ExportJob, done: int) -> None:
-    ExportJob.objects.filter(pk=job.pk).update(done=min(done, job.total))
+    ExportJob.objects.filter(pk=job.pk).update(done=min(done, job.total), progressed_at=timezone.now())
 
 
 def _selected(model, job: ExportJob):
@@ -151,4 +171,12 @@ def run_invoice_job(job_pk: int) -> str:
     return _run(job_pk, write)
 
 
-__all__ = ["INVOICE_BATCH", "PROGRESS_EVERY", "create", "run_export_job", "run_invoice_job"]
+__all__ = [
+    "INVOICE_BATCH",
+    "PROGRESS_EVERY",
+    "STALLED_AFTER",
+    "create",
+    "requeue",
+    "run_export_job",
+    "run_invoice_job",
+]

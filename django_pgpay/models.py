@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -466,6 +467,8 @@ class ExportJob(models.Model):
         settings.AUTH_USER_MODEL, verbose_name=_("asked by"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(_("asked at"), default=timezone.now, db_index=True)
+    #: When a worker last showed it was at work on the job (took it, wrote progress).
+    progressed_at = models.DateTimeField(_("last progress"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
@@ -475,6 +478,22 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return self.filename or f"{self.get_kind_display()} #{self.pk}"
+
+    #: A queued or running job with no sign of a worker for this long is :attr:`stalled`. A worker
+    #: writes progress every few thousand rows or fifty invoices, seconds apart.
+    STALLED_AFTER = timedelta(minutes=15)
+
+    @property
+    def stalled(self) -> bool:
+        """Queued or running with no sign of a worker for :attr:`STALLED_AFTER`.
+
+        Its task was lost (a broker that dropped it) or its worker stopped in
+        the middle (killed, redeployed): nothing will finish it. The admin
+        page offers to run it again (:func:`django_pgpay.jobs.requeue`).
+        """
+        if self.state not in (self.State.QUEUED, self.State.RUNNING):
+            return False
+        return (self.progressed_at or self.created_at) < timezone.now() - self.STALLED_AFTER
 
     @property
     def percent(self) -> int:

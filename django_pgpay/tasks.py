@@ -178,6 +178,11 @@ def write_export(job_pk: int) -> str:
     return run_export_job(job_pk)
 
 
+def start_job(job) -> None:
+    """Hand an :class:`~django_pgpay.models.ExportJob` to a worker: its kind's task, once the transaction commits."""
+    enqueue(write_export if job.kind == "csv" else render_invoice_batch, job.pk)
+
+
 __all__ = [
     "InlineTask",
     "bound",
@@ -187,5 +192,6 @@ __all__ = [
     "queued",
     "reconcile_order",
     "render_invoice_batch",
+    "start_job",
     "write_export",
 ]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from .. import jobs, tasks
 from ..models import ExportJob
+from .media import ADMIN_MEDIA
 
 
 def may_download(user, job: ExportJob) -> bool:
@@ -22,7 +24,10 @@ def may_download(user, job: ExportJob) -> bool:
 class ExportJobAdmin(admin.ModelAdmin):
     """CSV exports and invoice batches run by a worker: read-only, with progress and a download link.
 
-    A page with a job still running reloads itself every few seconds.
+    A page with a job still running reloads itself every few seconds. A job
+    with no sign of a worker for :data:`~django_pgpay.jobs.STALLED_AFTER` (its
+    task lost, its worker stopped) stops reloading, says so, and offers the
+    person who asked for it (or a superuser) to run it again.
     """
 
     list_display = ("display_name", "kind", "state", "display_progress", "created_by", "created_at", "display_download")
@@ -40,6 +45,10 @@ class ExportJobAdmin(admin.ModelAdmin):
     )
     fields = readonly_fields
     change_form_template = "admin/django_pgpay/exportjob/change_form.html"
+
+    @property
+    def media(self):
+        return super().media + ADMIN_MEDIA
 
     def has_add_permission(self, request):
         return False
@@ -70,7 +79,11 @@ class ExportJobAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
-        return [path("<path:object_id>/download/", wrap(self.download_view), name="django_pgpay_exportjob_download"), *super().get_urls()]
+        return [
+            path("<path:object_id>/download/", wrap(self.download_view), name="django_pgpay_exportjob_download"),
+            path("<path:object_id>/again/", wrap(self.run_again_view), name="django_pgpay_exportjob_again"),
+            *super().get_urls(),
+        ]
 
     def download_view(self, request, object_id):
         job = ExportJob.objects.filter(pk=unquote(object_id)).first()
@@ -80,10 +93,33 @@ class ExportJobAdmin(admin.ModelAdmin):
             raise PermissionDenied
         return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.filename or None)
 
+    def run_again_view(self, request, object_id):
+        """POST: queue a stalled job again (:func:`django_pgpay.jobs.requeue`); anything else changes nothing."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        job = self.get_queryset(request).filter(pk=unquote(object_id)).first()
+        if job is None:
+            raise Http404(gettext("No such export job."))
+        if not may_download(request.user, job):
+            raise PermissionDenied
+        if jobs.requeue(job):
+            tasks.start_job(job)
+            self.message_user(request, gettext("The job was queued again; this page shows its progress."), messages.SUCCESS)
+        else:
+            self.message_user(request, gettext("The job is not stalled; nothing was changed."), messages.WARNING)
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:django_pgpay_exportjob_change", args=[job.pk]))
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        job = ExportJob.objects.filter(pk=unquote(object_id)).only("state").first()
-        running = job is not None and job.state in (ExportJob.State.QUEUED, ExportJob.State.RUNNING)
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "pgpay_reload": running})
+        job = ExportJob.objects.filter(pk=unquote(object_id)).only("state", "created_at", "progressed_at", "created_by").first()
+        stalled = job is not None and job.stalled
+        running = job is not None and job.state in (ExportJob.State.QUEUED, ExportJob.State.RUNNING) and not stalled
+        context = {
+            "pgpay_reload": running,
+            "pgpay_stalled": stalled,
+            "pgpay_may_run_again": stalled and may_download(request.user, job),
+            "pgpay_quiet_since": (job.progressed_at or job.created_at) if stalled else None,
+        }
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **context})
 
 
 __all__ = ["ExportJobAdmin", "may_download"]

@@ -513,7 +513,7 @@ class OrderAdminMixin(OrderSearch, RefundPages, SettlementPage):
 
     def _start_job(self, request, kind, queryset, filename: str):
         job = jobs.create(kind, queryset, user=request.user, filename=filename)
-        tasks.enqueue(tasks.write_export if kind == ExportJob.Kind.CSV else tasks.render_invoice_batch, job.pk)
+        tasks.start_job(job)
         self.message_user(
             request,
             gettext("%(count)s orders are being prepared in the background; this page shows the progress and the download.")
