@@ -468,3 +468,50 @@ def test_generated_requests_answer_below_500_and_change_nothing(world, staff, re
         print(
             f"\nfuzz: {summary['requests']} requests, {summary['server_errors']} server errors, {summary['unintended_changes']} unintended changes in {summary['seconds']} s"
         )
+
+
+def test_generated_webhooks_through_a_task_queue_change_nothing(world, staff, refund_staff, settings):
+    """The queued webhook path: the view stores, screens and enqueues; a worker applies. Nothing changes, nothing raises.
+
+    The deliveries are the generated ones above (a quarter of the budget), answered by the
+    view with a queueing backend (django-tasks-db on the test's database); a worker then
+    runs what was queued, processing the stored copy rather than the bytes that came in.
+    """
+    pytest.importorskip("django_tasks_db", reason="the queued webhook path runs through django-tasks-db")
+    from django_tasks_db.models import DBTaskResult
+
+    fx = Fixture(world, staff, refund_staff)  # its orders paid and their webhooks applied inline, first
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    DBTaskResult.objects.all().delete()
+    counts = {"requests": 0, "queued": 0, "server_errors": 0, "unintended_changes": 0, "tasks raised": 0}
+    started = time.monotonic()
+
+    @settings_for(max(1, EXAMPLES // 4))
+    @given(request=webhook_request(fx))
+    def probe(request):
+        before = snapshot(world)
+        queued = DBTaskResult.objects.count()
+        status = send(fx, request)
+        counts["requests"] += 1
+        counts["queued"] += DBTaskResult.objects.count() - queued
+        world.run_workers(1)
+        failed = [f"{t.exception_class_path}: {t.traceback[-800:]}" for t in DBTaskResult.objects.failed()]
+        after = snapshot(world)
+        counts["server_errors"] += status >= 500
+        counts["unintended_changes"] += after != before
+        counts["tasks raised"] += len(failed)
+        assert status < 500, (status, request)
+        assert not failed, failed
+        assert after == before, ("changed", request, {k: (before[k], after[k]) for k in before if before[k] != after[k]})
+
+    try:
+        probe()
+    finally:
+        summary = {**counts, "seconds": round(time.monotonic() - started, 1)}
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "fuzz-queued-summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        print(f"\nfuzz (queued webhooks): {summary}")
+
+
+def settings_for(examples: int):
+    return settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
