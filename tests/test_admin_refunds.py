@@ -94,6 +94,10 @@ def test_an_account_awaiting_its_deposit_is_closed_not_counted_as_money_to_refun
     page = response.content.decode()
     assert '<td class="pgpay-num pgpay-money" id="pgpay-refund-total">₩20,000</td>' in page
     assert "Nothing has been paid into these accounts, so nothing is refunded" in page
+    closing = page[page.index('<table id="pgpay-to-close"') :]
+    closing = closing[: closing.index("</table>")]
+    assert waiting.order_number in closing and "₩50,000" in closing and ">Amount</th>" in closing
+    assert "<tfoot>" not in closing and one.order_number not in closing  # outside the total
     token = response.context["form"]["token"].value()
     done = action(admin_client, [one, waiting], post="yes", reason="가게 사정", token=token)
     assert done.status_code == 302
