@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Permission
 from django.http import HttpResponse
+from django.test import Client
 from django.urls import reverse
 
 from django_pgpay import admin as pgpay_admin
@@ -509,3 +510,20 @@ def test_the_order_list_costs_the_same_queries_for_one_row_or_ten(admin_client, 
     for n in range(1, 10):
         make_booking(user=django_user_model.objects.create_user(f"buyer-{n}"), buyer_name="", buyer_email="")
     assert listed() == one
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("object_id", ["abc", "%C3%A9", "1%00", "-1", "1.5", "10000000000000000000000000"])
+def test_every_admin_url_naming_an_object_answers_an_id_that_names_none_without_a_500(object_id, django_user_model):
+    """The export job pages answered a non-numeric id with a 500 (a raw filter on the primary key); every
+    object URL of the admin, Django's and ours, must answer 404 or a redirect, whatever the method."""
+    from tests.fuzz.test_http_fuzz import ADMIN_OBJECT_URLS
+
+    superuser = django_user_model.objects.create_superuser("root", password="pw")
+    client = Client(raise_request_exception=False)
+    client.force_login(superuser)
+    for url in ADMIN_OBJECT_URLS:
+        path = url.format(id=object_id)
+        for method in (client.get, client.post):
+            response = method(path)
+            assert response.status_code < 500, (method.__name__, path, response.status_code)

@@ -86,7 +86,7 @@ class ExportJobAdmin(admin.ModelAdmin):
         ]
 
     def download_view(self, request, object_id):
-        job = ExportJob.objects.filter(pk=unquote(object_id)).first()
+        job = self.get_object(request, unquote(object_id))  # None for an id that is not one (no 500)
         if job is None or job.state != ExportJob.State.DONE or not job.file:
             raise Http404(gettext("This export is not ready."))
         if not may_download(request.user, job):
@@ -97,7 +97,7 @@ class ExportJobAdmin(admin.ModelAdmin):
         """POST: queue a stalled job again (:func:`django_pgpay.jobs.requeue`); anything else changes nothing."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        job = self.get_queryset(request).filter(pk=unquote(object_id)).first()
+        job = self.get_object(request, unquote(object_id))
         if job is None:
             raise Http404(gettext("No such export job."))
         if not may_download(request.user, job):
@@ -110,7 +110,7 @@ class ExportJobAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse(f"{self.admin_site.name}:django_pgpay_exportjob_change", args=[job.pk]))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        job = ExportJob.objects.filter(pk=unquote(object_id)).only("state", "created_at", "progressed_at", "created_by").first()
+        job = self.get_object(request, unquote(object_id))
         stalled = job is not None and job.stalled
         running = job is not None and job.state in (ExportJob.State.QUEUED, ExportJob.State.RUNNING) and not stalled
         context = {

@@ -85,6 +85,15 @@ NASTY = [
     "null",
 ]
 TEXT = st.one_of(st.sampled_from(NASTY), st.text(st.characters(exclude_categories=("Cs",)), max_size=40))
+#: The admin's URLs that name one object, Django's and django-pgpay's own.
+ADMIN_OBJECT_URLS = [
+    *(
+        f"/admin/testapp/booking/{{id}}/{view}/"
+        for view in ("change", "history", "delete", "detail", "refund", "reconcile", "invoice", "csv")
+    ),
+    *(f"/admin/django_pgpay/exportjob/{{id}}/{view}/" for view in ("change", "download", "again")),
+    *(f"/admin/django_pgpay/webhookevent/{{id}}/{view}/" for view in ("change", "reprocess")),
+]
 RETURN_KEYS = [
     "paymentKey",
     "orderId",
@@ -137,7 +146,11 @@ class Fixture:
 
         self.tokens = [buyer_token(number) for number in self.numbers]
         self.clients = {"anonymous": Client(raise_request_exception=False)}
-        for role, user in (("buyer", world.users[0]), ("other", world.users[1]), ("staff", staff), ("refund_staff", refund_staff)):
+        from django.contrib.auth import get_user_model
+
+        superuser = get_user_model().objects.create_superuser(f"fuzz-admin-{world.seat.pk}", password="pw")
+        roles = (("buyer", world.users[0]), ("other", world.users[1]), ("staff", staff), ("refund_staff", refund_staff))
+        for role, user in (*roles, ("superuser", superuser)):
             client = Client(raise_request_exception=False)
             client.force_login(user)
             self.clients[role] = client
@@ -338,7 +351,7 @@ def webhook_request(draw, fx: Fixture):
 
 @st.composite
 def other_request(draw, fx: Fixture):
-    choice = draw(st.sampled_from(["attempt", "invoice", "checkout", "admin", "control"]))
+    choice = draw(st.sampled_from(["attempt", "invoice", "checkout", "admin", "admin id", "control"]))
     number = draw(st.sampled_from(fx.numbers))
     if choice == "attempt":
         alias = draw(st.sampled_from([*ALIASES, "nope"]))
@@ -389,6 +402,18 @@ def other_request(draw, fx: Fixture):
             "index": "0",
         }
         return "staff", draw(st.sampled_from(["GET", "POST"])), path, fields, None
+    if choice == "admin id":
+        # Every admin URL that names an object, as a superuser, with an id that names none: a 404 or a
+        # redirect, never a 500 (the export job pages answered 'abc' with one).
+        object_id = draw(
+            st.one_of(
+                TEXT.filter(lambda t: not t.strip().isdigit()).map(lambda t: quote(t, safe="") or "x"),
+                st.integers(min_value=10**12, max_value=10**30).map(str),
+                st.integers(max_value=-1).map(str),
+            )
+        )
+        path = draw(st.sampled_from(ADMIN_OBJECT_URLS)).format(id=object_id)
+        return "superuser", draw(st.sampled_from(["GET", "POST"])), path, {"amount": "1000", "reason": "x", "token": "t"}, None
     endpoint = draw(st.sampled_from(["reset", "clock", "faults", "tick", "webhooks/deliver", "toss/cancel", "toss/deposit"]))
     body = json.dumps(
         {
