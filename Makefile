@@ -2,7 +2,7 @@
 # on a Debian machine: system packages come from scripts/system-deps.sh (apt),
 # Python tools from PyPI into .tools/, the project into .venv/.
 #
-#   make test             unit + e2e tests on SQLite        (ARGS="-k foo" passes through)
+#   make test             unit + e2e tests on SQLite, 2 processes (ARGS="-k foo" passes through; PYTEST_WORKERS=0: one)
 #   make test-quickstart  docs/quickstart.rst, executed in a new project from the wheel (about 30 s)
 #   make test-postgres    same on PostgreSQL (127.0.0.1:5432)
 #   make test-mariadb     same on MariaDB    (127.0.0.1:3306)
@@ -31,6 +31,11 @@ UV := $(TOOLS)/bin/uv
 VPY := $(VENV)/bin/python
 ARGS ?=
 TOXENVS ?= py311-django52,py313-django61
+# pytest-xdist processes for `make test` (each has its own test database); 0 runs in this process.
+PYTEST_WORKERS ?= 2
+# tox's working directory (tox's own default .tox when empty): CI gives each database step its own,
+# so that two tox runs at once never build the package into the same place.
+TOXWORKDIR ?=
 
 # Browsers come from Debian (chromium); Playwright must never download its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
@@ -90,7 +95,7 @@ venv: system-deps $(VENV)/.stamp
 venv-mysql: venv $(VENV)/.stamp-mysql
 
 test: venv
-	$(PYTEST) $(ARGS)
+	$(PYTEST) -n $(PYTEST_WORKERS) $(ARGS)
 
 # Builds a wheel with uv unless PGPAY_QUICKSTART_WHEEL names one (CI passes dist/'s);
 # screenshots and the generated project go to $PGPAY_ARTIFACTS_DIR/quickstart/.
@@ -104,7 +109,7 @@ test-mariadb: venv-mysql
 	PGPAY_TEST_DB=mariadb $(PYTEST) $(ARGS)
 
 tox: system-deps tools
-	$(TOOLS)/bin/tox run -e $(TOXENVS) $(if $(ARGS),-- $(ARGS))
+	$(TOOLS)/bin/tox run $(if $(TOXWORKDIR),--workdir $(TOXWORKDIR)) -e $(TOXENVS) $(if $(ARGS),-- $(ARGS))
 
 docs: venv
 	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
@@ -179,7 +184,7 @@ fuzz: venv
 	    $(PYTEST) -p no:randomly -p no:logging -q -s tests/fuzz/test_http_fuzz.py $(if $(SEED),--hypothesis-seed=$(SEED))
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .tox build dist *.egg-info docs/_build artifacts \
+	rm -rf $(VENV) $(TOOLS) .tox .tox-* build dist *.egg-info docs/_build artifacts \
 	       example_project/db.sqlite3 .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 

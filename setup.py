@@ -23,6 +23,7 @@ def read_version():
 TEST_REQUIRES = [
     "pytest>=8",
     "pytest-django>=4.9",
+    "pytest-xdist>=3.6",
     "responses>=0.25",
     "hypothesis>=6.100",
     "time-machine>=2.14",
