@@ -33,9 +33,11 @@ ARGS ?=
 TOXENVS ?= py311-django52,py313-django61
 # pytest-xdist processes for `make test` (each has its own test database); 0 runs in this process.
 PYTEST_WORKERS ?= 2
-# tox's working directory (tox's own default .tox when empty): CI gives each database step its own,
-# so that two tox runs at once never build the package into the same place.
+# tox's working directory (tox's own default .tox when empty) and extra flags of `tox run`: CI
+# builds each database step's env first (TOXFLAGS=--notest), one after the other (setuptools builds
+# the wheel in the checkout's build/), then runs both at once with TOXFLAGS=--skip-pkg-install.
 TOXWORKDIR ?=
+TOXFLAGS ?=
 
 # Browsers come from Debian (chromium); Playwright must never download its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
@@ -109,7 +111,7 @@ test-mariadb: venv-mysql
 	PGPAY_TEST_DB=mariadb $(PYTEST) $(ARGS)
 
 tox: system-deps tools
-	$(TOOLS)/bin/tox run $(if $(TOXWORKDIR),--workdir $(TOXWORKDIR)) -e $(TOXENVS) $(if $(ARGS),-- $(ARGS))
+	$(TOOLS)/bin/tox run $(TOXFLAGS) $(if $(TOXWORKDIR),--workdir $(TOXWORKDIR)) -e $(TOXENVS) $(if $(ARGS),-- $(ARGS))
 
 docs: venv
 	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
