@@ -188,6 +188,12 @@ def process(
 
     ``body`` and ``headers`` are the delivery as received; without them (a
     delivery processed again from the log) the stored copies are used.
+
+    Whatever goes wrong, the attempt is counted: an error no step expected (a
+    gateway's parser or ``verify_webhook`` raising ``TypeError``, a database
+    refusing a value) marks the delivery *failed* with the error, answered 503,
+    so its retries wait :data:`RETRY_BASE` doubled per attempt and stop after
+    :data:`MAX_ATTEMPTS`, instead of running at every ``pgpay_reconcile``.
     """
     if event.status in DONE_DELIVERY_STATUSES:
         return Receipt(status=200, event=event)
@@ -195,6 +201,35 @@ def process(
     event.attempts += 1
     event.attempted_at = timezone.now()
     headers = headers if headers is not None else (event.headers or {})
+    try:
+        return _process(event, gateway, body, headers, models)
+    except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt (or raised as it came)
+        logger.exception("webhook %s #%s: processing failed", event.gateway, event.pk)
+        receipt = _failed_unexpectedly(event, exc)
+        if receipt is None:
+            raise
+        return receipt
+
+
+def _failed_unexpectedly(event: WebhookEvent, exc: Exception) -> Receipt | None:
+    """Mark ``event`` failed (503, its attempt counted) after an error no step expected; None when it cannot or should not be.
+
+    Not when the delivery got further (claimed for applying: the claim's own
+    timeout hands it back, see :data:`CLAIM_TIMEOUT`), nor when the database
+    itself fails (nothing can be written: the error is raised as it came).
+    """
+    try:
+        stored = WebhookEvent.objects.filter(pk=event.pk).values_list("status", flat=True).first()
+        if stored not in (D.RECEIVED, D.FAILED):
+            return None
+        return _finish(event, 503, D.FAILED, error=f"{type(exc).__name__}: {exc}")
+    except Exception:  # noqa: BLE001 - the database fails too: the caller raises the original error
+        logger.exception("webhook %s #%s: the failure could not be recorded", event.gateway, event.pk)
+        return None
+
+
+def _process(event: WebhookEvent, gateway, body: bytes | None, headers: Mapping[str, str], models) -> Receipt:
+    """:func:`process` once the attempt is counted."""
     parsed = _screen(event, gateway, body, headers)
     if isinstance(parsed, Receipt):
         return parsed

@@ -215,6 +215,124 @@ def test_a_claim_whose_worker_died_is_retried(toss_booking, toss_api):
 
 
 @needs_tasks
+def _break_verify(monkeypatch):
+    """A gateway bug: Toss's ``verify_webhook`` raises what no step expects (not a PgPayError)."""
+    from django_pgpay import conf
+
+    def broken(self, parsed, order):
+        raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'str'")
+
+    monkeypatch.setattr(type(conf.get_gateway("toss")), "verify_webhook", broken)
+
+
+def _attempts(event):
+    event.refresh_from_db()
+    return event.status, event.attempts
+
+
+def test_a_delivery_that_breaks_processing_fails_with_its_attempt_counted_and_backs_off(toss_booking, toss_api, seat, monkeypatch):
+    """An error no step expects is a failed attempt (503, retried with backoff, at most MAX_ATTEMPTS), not a 500 retried at every reconcile."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    seat.refresh_from_db()
+    remain = seat.remain
+    _break_verify(monkeypatch)
+    response = deliver(status_changed(toss_api, key))
+    assert response.status_code == 503  # the PG delivers it again; not a 500
+    event = WebhookEvent.objects.get()
+    assert _attempts(event) == ("failed", 1)
+    assert event.error.startswith("TypeError: unsupported operand")
+    booking.refresh_from_db()
+    seat.refresh_from_db()
+    assert booking.status == S.PAID and seat.remain == remain
+
+    # Reconcile at once, and every minute for a while: each retry waits RETRY_BASE doubled per attempt.
+    start = timezone.now()
+    tried_at = []
+    for minute in range(0, 60 * 24 * 3, 7):
+        with time_machine.travel(start + timedelta(minutes=minute), tick=False):
+            before = _attempts(event)[1]
+            call_command("pgpay_reconcile", stdout=StringIO())
+            if _attempts(event)[1] > before:
+                tried_at.append(minute)
+    assert _attempts(event) == ("failed", webhooks.MAX_ATTEMPTS)
+    gaps = [b - a for a, b in zip(tried_at, tried_at[1:], strict=False)]
+    assert all(gap >= 2 ** (n + 1) for n, gap in enumerate(gaps)), (tried_at, gaps)  # 1, 2, 4 ... minutes, doubled
+    assert len(tried_at) == webhooks.MAX_ATTEMPTS - 1
+    booking.refresh_from_db()
+    seat.refresh_from_db()
+    assert booking.status == S.PAID and seat.remain == remain  # nothing applied while it fails
+
+
+def test_a_delivery_that_broke_processing_is_applied_once_the_bug_is_fixed(toss_booking, toss_api, seat, monkeypatch):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    with monkeypatch.context() as patch:
+        _break_verify(patch)
+        assert deliver(status_changed(toss_api, key)).status_code == 503
+    event = WebhookEvent.objects.get()
+    with time_machine.travel(timezone.now() + webhooks.RETRY_BASE + timedelta(seconds=1), tick=False):
+        call_command("pgpay_reconcile", stdout=StringIO())
+    assert _attempts(event) == ("applied", 2)
+    booking.refresh_from_db()
+    assert booking.status == S.CANCELED
+    assert booking.transactions.filter(kind=K.WEBHOOK).count() == 1
+
+
+@needs_tasks
+def test_a_lost_delivery_that_breaks_processing_is_not_tried_at_every_reconcile(queue, toss_booking, toss_api, monkeypatch):
+    """The queued path: its task lost, reconcile's first try meets the bug; the next tries wait."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    assert deliver(status_changed(toss_api, key)).status_code == 200
+    queue.clear()  # the task is lost
+    event = WebhookEvent.objects.get()
+    _break_verify(monkeypatch)
+    later = timezone.now() + webhooks.QUEUE_TIMEOUT + timedelta(minutes=1)
+    for seconds in (0, 10, 50):
+        with time_machine.travel(later + timedelta(seconds=seconds), tick=False):
+            call_command("pgpay_reconcile", stdout=StringIO())
+    assert _attempts(event) == ("failed", 1)
+
+
+def test_a_database_that_fails_too_raises_the_original_error(toss_booking, toss_api, monkeypatch):
+    """When even the failure cannot be written, the error that happened is raised (nothing is hidden)."""
+    from django_pgpay import webhooks as module
+
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    event = WebhookEvent.objects.create(gateway="toss", body=json.dumps(status_changed(toss_api, key)), headers={})
+    _break_verify(monkeypatch)
+
+    def no_database(*args, **kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(module, "_finish", no_database)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        webhooks.process(event)
+
+
 def test_reconcile_enqueue_fans_out_one_task_per_order(queue, toss_booking, toss_api, more_seats):
     orders = [timed_out_confirm(toss_booking, toss_api, after=True)[0] for _ in range(3)]
     out = StringIO()
