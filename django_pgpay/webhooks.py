@@ -152,7 +152,14 @@ def accept(gateway, *, headers: Mapping[str, str], body: bytes, remote_addr=None
     refused = _too_big(event, body)
     if refused is not None:
         return refused
-    parsed = _screen(event, gateway, body, headers)
+    try:
+        parsed = _screen(event, gateway, body, headers)
+    except Exception as exc:  # noqa: BLE001 - a failed delivery, retried with backoff (or raised as it came)
+        logger.exception("webhook %s #%s: screening failed", event.gateway, event.pk)
+        receipt = _failed_unexpectedly(event, exc)
+        if receipt is None:
+            raise
+        return receipt
     if isinstance(parsed, Receipt):
         return parsed
     event.save(update_fields=["event_id", "event_type", "order_number", "payment_id"])

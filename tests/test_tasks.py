@@ -316,6 +316,41 @@ def test_a_lost_delivery_that_breaks_processing_is_not_tried_at_every_reconcile(
     assert _attempts(event) == ("failed", 1)
 
 
+@needs_tasks
+def test_a_queued_delivery_whose_cheap_checks_break_is_failed_not_queued(queue, toss_booking, toss_api, monkeypatch):
+    """The queued path's own checks meet a gateway bug: 503 (the PG sends it again), failed, no task; retried like any failure."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from django_pgpay import conf
+
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    gateway_class = type(conf.get_gateway("toss"))
+    parse = gateway_class.parse_received_webhook
+
+    def broken(self, headers, body, **kwargs):
+        raise KeyError("data")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gateway_class, "parse_received_webhook", broken)
+        assert deliver(status_changed(toss_api, key)).status_code == 503
+    event = WebhookEvent.objects.get()
+    assert _attempts(event) == ("failed", 0) and event.error == "KeyError: 'data'"
+    assert list(queue.results) == []
+    assert gateway_class.parse_received_webhook is parse
+    # The bug fixed, reconcile applies it (due at once: it was never processed).
+    with time_machine.travel(timezone.now() + timedelta(seconds=5), tick=False):
+        call_command("pgpay_reconcile", stdout=StringIO())
+    assert _attempts(event) == ("applied", 1)
+    booking.refresh_from_db()
+    assert booking.status == S.CANCELED
+
+
 def test_a_database_that_fails_too_raises_the_original_error(toss_booking, toss_api, monkeypatch):
     """When even the failure cannot be written, the error that happened is raised (nothing is hidden)."""
     from django_pgpay import webhooks as module
