@@ -243,3 +243,49 @@ def test_case_10_a_refusal_toss_documents_is_a_refusal_not_an_unknown_outcome(wo
     assert order_of(checkout).canceled_amount == 2000
     world.deliver()
     assert not world.check(), world.check()
+
+
+def test_a_bug_in_the_shops_gateway_code_fails_the_only_webhook_then_it_is_applied_once_fixed(world):
+    """PortOne V1 sends a webhook once: a dashboard cancel's delivery meets a bug in the shop's code (TypeError).
+
+    It must be a failed attempt, not retried at every reconcile while the bug
+    is there (backoff), and applied by reconciliation once the bug is fixed.
+    """
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from django_pgpay.models import WebhookEvent
+
+    def cron():  # pgpay_reconcile as cron runs it (World.reconcile also clears backoffs)
+        call_command("pgpay_reconcile", stdout=StringIO(), stderr=StringIO())
+
+    checkout = world.checkout(0, "portone")
+    paid = world.pay(checkout)
+    assert world.come_back(0, checkout, paid).status_code == 200
+    world.deliver()
+    assert order_of(checkout).status == S.PAID
+    seen = set(WebhookEvent.objects.values_list("pk", flat=True))
+    world.gateway_bug("portone", 20)
+    assert world.pg_cancel(paid)
+    world.deliver()
+    (event,) = WebhookEvent.objects.exclude(pk__in=seen)
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("failed", 1)
+    for _ in range(3):  # cron runs again and again while the bug is there: the delivery waits its backoff
+        cron()
+    event.refresh_from_db()
+    assert event.attempts == 1 and world.bug_hits == 1
+    world.time_passes(minutes=2)
+    cron()
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("failed", 2)
+    assert [e.pk for e in world.failed_by_bugs()] == [event.pk]
+    assert any("failed by a bug now fixed was not tried again" in p for p in world.check())
+    world.fix_bugs()
+    world.time_passes(minutes=3)
+    cron()
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("applied", 3)
+    assert order_of(checkout).status == S.CANCELED
+    assert not world.check(), world.check()

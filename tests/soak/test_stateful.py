@@ -7,7 +7,7 @@ windows, returns from the buyer's browser (or another one, or none), the
 window's beacon, webhooks delivered, lost, duplicated, reordered or failed,
 deposits and their reversal, cancels in the PG's dashboard, buyer and staff
 cancels (partial and full), faults before and after the PG commits on every
-call, and time passing (holds, confirm windows, virtual-account deadlines).
+call, a bug in the shop's own gateway code (``verify_webhook`` raising), and time passing (holds, confirm windows, virtual-account deadlines).
 At the end of each sequence it delivers what is left, runs ``pgpay_reconcile``
 (normal and ``--deep-since``) and checks every invariant of ``DESIGN.md``
 against the shop's database **and** the sandbox's records (:meth:`World.check`).
@@ -34,6 +34,8 @@ from django.db import connection
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, multiple, rule, run_state_machine_as_test
+
+from django_pgpay import webhooks
 
 from .world import ALIASES, FAULT_DELAY, World
 
@@ -163,6 +165,12 @@ class ShopMachine(RuleBasedStateMachine):
         params = {"seconds": 30} if kind == "delay" else {}
         control.arm_fault(alias, "webhook", kind, **params)
 
+    @rule(alias=st.sampled_from(ALIASES), deliveries=st.sampled_from([1, 2, 20]))
+    def the_shops_gateway_code_breaks(self, alias, deliveries):
+        """A bug in the shop's own gateway code (not the PG): its next deliveries raise TypeError."""
+        self._step()
+        self.world.gateway_bug(alias, deliveries)
+
     @rule()
     def webhooks_arrive(self):
         self._step()
@@ -207,6 +215,7 @@ class ShopMachine(RuleBasedStateMachine):
         world = self.world
         try:
             control.clear_faults()
+            world.fix_bugs()
             world.wait_for_the_pg()  # reconciliation runs later than a timed-out call's end at the PG
             for _ in range(2):
                 world.deliver()
@@ -220,8 +229,13 @@ class ShopMachine(RuleBasedStateMachine):
                 # Tasks the queue lost: the next cron run after webhooks.QUEUE_TIMEOUT processes them.
                 STATS["deliveries whose task was lost"] += len(world.unprocessed_deliveries())
                 world.time_passes(minutes=31)
+            if world.failed_by_bugs():
+                # Failed by the bug, now fixed: their next try comes after their backoff (at most 2**7 minutes).
+                STATS["deliveries failed by a gateway bug"] += len(world.failed_by_bugs())
+                world.time_passes(minutes=2 ** (webhooks.MAX_ATTEMPTS - 1) + 1)
             world.reconcile()
             world.settle()
+            STATS["deliveries broken by a gateway bug"] += world.bug_hits
             problems = world.check()
             STATS["violations"] += len(problems)
             assert not problems, "\n".join(problems)

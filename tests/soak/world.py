@@ -18,7 +18,9 @@ import copy
 import datetime
 import json
 import re
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -198,8 +200,15 @@ class World:
         self.lost_beacons: set[str] = set()
         self._travel = None
         self._coordinates = None
+        #: A bug in the shop's own gateway code, per alias: how many more deliveries it breaks (:meth:`gateway_bug`).
+        self.bugs: Counter = Counter()
+        self._patched: list[tuple[type, object]] = []
+        self.bug_hits = 0
 
     def close(self) -> None:
+        for cls, original in self._patched:
+            cls.verify_webhook = original
+        self._patched.clear()
         for session in self.sessions:
             session.close()
         if self._travel is not None:
@@ -389,6 +398,53 @@ class World:
 
         ids = [w.pk for w in control.pending_webhooks() if w.event_type == event_type]
         return control.deliver_webhooks(ids) if ids else []
+
+    def gateway_bug(self, alias: str, deliveries: int) -> None:
+        """The shop's gateway code for ``alias`` breaks for its next ``deliveries`` deliveries.
+
+        Its ``verify_webhook`` raises ``TypeError``, an error no step of the
+        webhook pipeline expects (a bug shipped in a release, not a PG fault):
+        each such delivery must be a failed attempt, retried with backoff, at
+        most ``webhooks.MAX_ATTEMPTS`` times, and applied once the bug is gone.
+        """
+        from django_pgpay import conf
+
+        cls = type(conf.get_gateway(alias))
+        if all(patched is not cls for patched, _ in self._patched):
+            original, world, inside = cls.verify_webhook, self, threading.local()
+
+            def verify_webhook(gateway, parsed, order):
+                if not getattr(inside, "now", False) and world.bugs[gateway.alias] > 0:
+                    world.bugs[gateway.alias] -= 1
+                    world.bug_hits += 1
+                    raise TypeError(f"a bug in the shop's {gateway.alias} gateway code (soak)")
+                inside.now = True  # a subclass's super() call reaches the original once
+                try:
+                    return original(gateway, parsed, order)
+                finally:
+                    inside.now = False
+
+            cls.verify_webhook = verify_webhook
+            self._patched.append((cls, original))
+        self.bugs[alias] += deliveries
+
+    def fix_bugs(self) -> None:
+        """A release without the bug: every delivery from now on is verified as usual."""
+        self.bugs.clear()
+
+    def failed_by_bugs(self) -> list:
+        """Deliveries left *failed* by a bug that ``pgpay_reconcile`` should still try (within its window and attempts)."""
+        from django_pgpay import webhooks
+        from django_pgpay.models import WebhookEvent
+
+        return list(
+            WebhookEvent.objects.filter(
+                status="failed",
+                error__startswith="TypeError: a bug",
+                attempts__lt=webhooks.MAX_ATTEMPTS,
+                received_at__gte=timezone.now() - webhooks.RETRY_WINDOW,
+            )
+        )
 
     def pg_cancel(self, attempt: Attempt, amount: int | None = None) -> bool:
         """A cancel in the PG's dashboard (full, or ``amount``). False when the PG refuses it."""
@@ -646,6 +702,13 @@ class World:
                     problems.append(f"{name}: {payment['pg']} {payment['payment_id']} is an open account of another attempt")
             if order.status in (S.FAILED, S.EXPIRED, S.CANCELED) and any(p["account"] for p in own):
                 problems.append(f"{name}: the order gave up but its virtual account is still open")
+        from django_pgpay import webhooks
+        from django_pgpay.models import WebhookEvent
+
+        for event in WebhookEvent.objects.filter(attempts__gt=webhooks.MAX_ATTEMPTS):
+            problems.append(f"webhook delivery #{event.pk} ({event.gateway}) was tried {event.attempts} times")
+        for event in self.failed_by_bugs():
+            problems.append(f"webhook delivery #{event.pk} ({event.gateway}) failed by a bug now fixed was not tried again")
         if self.queued:
             from django_tasks_db.models import DBTaskResult
 
