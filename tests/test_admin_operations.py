@@ -166,6 +166,25 @@ def test_reprocess_that_fails_again_keeps_the_new_error(admin_client, failed_del
     assert order.status == "PAID"
 
 
+def test_reprocess_that_meets_a_bug_in_the_gateway_code_is_a_message_not_a_500(admin_client, failed_delivery, monkeypatch):
+    """A gateway bug (verify_webhook raising TypeError) when staff re-process: the error, counted as an attempt."""
+    order, event = failed_delivery
+    attempts = event.attempts
+
+    def broken(self, parsed, order):
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    monkeypatch.setattr(type(get_gateway("fake")), "verify_webhook", broken)
+    response = admin_client.post(f"{WEBHOOKS}{event.pk}/reprocess/")
+    assert response.status_code == 302
+    (message,) = texts(response)
+    assert message == f"Delivery #{event.pk} failed again: TypeError: 'NoneType' object is not subscriptable"
+    event.refresh_from_db()
+    assert (event.status, event.attempts, event.processed) == ("failed", attempts + 1, False)
+    order.refresh_from_db()
+    assert order.status == "PAID"
+
+
 def test_reprocess_button_on_the_order_page_comes_back_to_it(admin_client, failed_delivery):
     order, event = failed_delivery
     page = admin_client.get(f"{CHANGELIST}{order.pk}/change/")
