@@ -221,18 +221,26 @@ def process(
 def _failed_unexpectedly(event: WebhookEvent, exc: Exception) -> Receipt | None:
     """Mark ``event`` failed (503, its attempt counted) after an error no step expected; None when it cannot or should not be.
 
-    Not when the delivery got further (claimed for applying: the claim's own
-    timeout hands it back, see :data:`CLAIM_TIMEOUT`), nor when the database
-    itself fails (nothing can be written: the error is raised as it came).
+    Only the status, the error and the attempt are written (one conditional
+    ``UPDATE``: whatever else the failed step had set in memory, a value the
+    database refused included, is not). Not when the delivery got further
+    (claimed for applying: the claim's own timeout hands it back, see
+    :data:`CLAIM_TIMEOUT`), nor when the database itself fails (nothing can be
+    written: the caller raises the error as it came).
     """
+    error = inputs.replaced(f"{type(exc).__name__}: {exc}")[:5000]
     try:
-        stored = WebhookEvent.objects.filter(pk=event.pk).values_list("status", flat=True).first()
-        if stored not in (D.RECEIVED, D.FAILED):
-            return None
-        return _finish(event, 503, D.FAILED, error=f"{type(exc).__name__}: {exc}")
+        updated = WebhookEvent.objects.filter(pk=event.pk, status__in=(D.RECEIVED, D.FAILED)).update(
+            status=D.FAILED, processed=False, error=error, attempts=event.attempts, attempted_at=event.attempted_at
+        )
     except Exception:  # noqa: BLE001 - the database fails too: the caller raises the original error
         logger.exception("webhook %s #%s: the failure could not be recorded", event.gateway, event.pk)
         return None
+    if not updated:
+        return None
+    event.status, event.processed, event.error = D.FAILED, False, error
+    logger.warning("webhook %s #%s: 503 %s", event.gateway, event.pk, error)
+    return Receipt(status=503, event=event, message=error)
 
 
 def _process(event: WebhookEvent, gateway, body: bytes | None, headers: Mapping[str, str], models) -> Receipt:

@@ -351,21 +351,52 @@ def test_a_queued_delivery_whose_cheap_checks_break_is_failed_not_queued(queue, 
     assert booking.status == S.CANCELED
 
 
+@pytest.mark.django_db(transaction=True)  # the refused UPDATE must not leave the test's own transaction broken
 def test_a_database_that_fails_too_raises_the_original_error(toss_booking, toss_api, monkeypatch):
     """When even the failure cannot be written, the error that happened is raised (nothing is hidden)."""
-    from django_pgpay import webhooks as module
+    from django.db import OperationalError
 
     booking = toss_booking()
     key = toss_api.authorize(booking)
     event = WebhookEvent.objects.create(gateway="toss", body=json.dumps(status_changed(toss_api, key)), headers={})
     _break_verify(monkeypatch)
+    table = WebhookEvent._meta.db_table
 
-    def no_database(*args, **kwargs):
-        raise RuntimeError("database gone")
+    def no_writes(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith("UPDATE") and table in sql:
+            raise OperationalError("the database went away")
+        return execute(sql, params, many, context)
 
-    monkeypatch.setattr(module, "_finish", no_database)
-    with pytest.raises(TypeError, match="unsupported operand"):
+    with connection.execute_wrapper(no_writes), pytest.raises(TypeError, match="unsupported operand"):
         webhooks.process(event)
+    assert _attempts(event) == ("received", 0)
+
+
+def test_a_delivery_that_got_as_far_as_its_claim_is_left_to_the_claim_timeout(toss_booking, toss_api, monkeypatch):
+    """An unexpected error after the claim (applied, not yet processed): raised; CLAIM_TIMEOUT hands it back later."""
+    from django_pgpay import payments
+
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    event = WebhookEvent.objects.create(gateway="toss", body=json.dumps(status_changed(toss_api, key)), headers={})
+
+    def claimed_then_broken(order, verified, **kwargs):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(payments, "apply_event", claimed_then_broken)
+    receipt = webhooks.process(event)  # apply_event's own handler: failed, 503
+    assert receipt.status == 503 and _attempts(event) == ("failed", 1)
+
+    def finish_breaks(event_, http_status, status, **kwargs):
+        raise RuntimeError("after the claim")
+
+    monkeypatch.setattr(webhooks, "_finish", finish_breaks)
+    with pytest.raises(RuntimeError, match="after the claim"):
+        webhooks.process(WebhookEvent.objects.get(pk=event.pk))
+    event.refresh_from_db()
+    assert (event.status, event.processed) == ("applied", False)  # claimed: left to CLAIM_TIMEOUT, not marked failed
 
 
 def test_reconcile_enqueue_fans_out_one_task_per_order(queue, toss_booking, toss_api, more_seats):
