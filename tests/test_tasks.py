@@ -7,11 +7,14 @@ queueing backend everything stays inline (the rest of the suite).
 
 import importlib.util
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from django_pgpay import tasks, webhooks
 from django_pgpay.models import WebhookEvent
@@ -46,6 +49,16 @@ def queue(settings):
     return backend
 
 
+@pytest.fixture
+def cancelled_at_toss(toss_booking, toss_api):
+    """A booking paid at Toss and then cancelled in Toss's dashboard: its webhook is yet to come. ``(booking, payment key)``."""
+    booking = toss_booking()
+    key = toss_api.authorize(booking)
+    confirm_via_return(booking, key)
+    toss_api.cancel_in_dashboard(key)
+    return booking, key
+
+
 def work(backend):
     """Play the worker: run every task waiting in the dummy backend once, in order."""
     waiting = list(backend.results)
@@ -53,23 +66,17 @@ def work(backend):
     return [result.task.call(*result.args, **result.kwargs) for result in waiting]
 
 
-def test_without_a_queue_webhooks_stay_inline(toss_booking, toss_api):
+def test_without_a_queue_webhooks_stay_inline(toss_api, cancelled_at_toss):
     assert not tasks.queued(tasks.process_delivery)
-    booking = toss_booking()
-    key = toss_api.authorize(booking)
-    confirm_via_return(booking, key)
-    toss_api.cancel_in_dashboard(key)
+    booking, key = cancelled_at_toss
     assert deliver(status_changed(toss_api, key)).status_code == 200
     assert WebhookEvent.objects.get().status == "applied"
 
 
 @needs_tasks
-def test_a_queued_webhook_is_answered_first_and_applied_by_the_worker(queue, toss_booking, toss_api, seat):
+def test_a_queued_webhook_is_answered_first_and_applied_by_the_worker(queue, toss_api, seat, cancelled_at_toss):
     assert tasks.queued(tasks.process_delivery)
-    booking = toss_booking()
-    key = toss_api.authorize(booking)
-    confirm_via_return(booking, key)
-    toss_api.cancel_in_dashboard(key)
+    booking, key = cancelled_at_toss
     lookups = len(toss_api.sent("lookup"))
     body = status_changed(toss_api, key)
     first, second = deliver(body), deliver(body)
@@ -119,17 +126,9 @@ def test_a_queue_that_is_down_answers_503_and_keeps_the_delivery_for_a_retry(que
 
 
 @needs_tasks
-def test_a_delivery_whose_task_was_lost_is_applied_by_reconcile_once(queue, toss_booking, toss_api, seat):
+def test_a_delivery_whose_task_was_lost_is_applied_by_reconcile_once(queue, toss_api, seat, cancelled_at_toss):
     """Answered 200, then its task was lost (a worker killed, a broker that dropped the job): Toss will not send it again."""
-    from datetime import timedelta
-
-    import time_machine
-    from django.utils import timezone
-
-    booking = toss_booking()
-    key = toss_api.authorize(booking)
-    confirm_via_return(booking, key)
-    toss_api.cancel_in_dashboard(key)
+    booking, key = cancelled_at_toss
     assert deliver(status_changed(toss_api, key)).status_code == 200
     lost = list(queue.results)
     queue.clear()  # the job is gone; no worker will ever run it
@@ -162,17 +161,9 @@ def test_a_delivery_whose_task_was_lost_is_applied_by_reconcile_once(queue, toss
 
 
 @needs_tasks
-def test_a_lost_delivery_is_processed_however_old(queue, toss_booking, toss_api):
+def test_a_lost_delivery_is_processed_however_old(queue, toss_api, cancelled_at_toss):
     """Failed deliveries are retried for RETRY_WINDOW; one never processed gets its first try whenever cron comes."""
-    from datetime import timedelta
-
-    import time_machine
-    from django.utils import timezone
-
-    booking = toss_booking()
-    key = toss_api.authorize(booking)
-    confirm_via_return(booking, key)
-    toss_api.cancel_in_dashboard(key)
+    booking, key = cancelled_at_toss
     deliver(status_changed(toss_api, key))
     queue.clear()
     with time_machine.travel(timezone.now() + webhooks.RETRY_WINDOW + timedelta(days=5), tick=False):
@@ -182,11 +173,8 @@ def test_a_lost_delivery_is_processed_however_old(queue, toss_booking, toss_api)
     assert booking.status == S.CANCELED
 
 
-def test_a_delivery_claimed_by_another_process_is_not_applied_again(toss_booking, toss_api):
-    booking = toss_booking()
-    key = toss_api.authorize(booking)
-    confirm_via_return(booking, key)
-    toss_api.cancel_in_dashboard(key)
+def test_a_delivery_claimed_by_another_process_is_not_applied_again(toss_api, cancelled_at_toss):
+    booking, key = cancelled_at_toss
     deliver(status_changed(toss_api, key))
     event = WebhookEvent.objects.get()
     # A second worker that loaded the row before the first one claimed it.
@@ -200,9 +188,6 @@ def test_a_delivery_claimed_by_another_process_is_not_applied_again(toss_booking
 
 
 def test_a_claim_whose_worker_died_is_retried(toss_booking, toss_api):
-    from datetime import timedelta
-
-    from django.utils import timezone
 
     booking = toss_booking()
     key = toss_api.authorize(booking)
@@ -230,17 +215,9 @@ def _attempts(event):
     return event.status, event.attempts
 
 
-def test_a_delivery_that_breaks_processing_fails_with_its_attempt_counted_and_backs_off(toss_booking, toss_api, seat, monkeypatch):
+def test_a_delivery_that_breaks_processing_fails_with_its_attempt_counted_and_backs_off(toss_api, seat, monkeypatch, cancelled_at_toss):
     """An error no step expects is a failed attempt (503, retried with backoff, at most MAX_ATTEMPTS), not a 500 retried at every reconcile."""
-    from datetime import timedelta
-
-    import time_machine
-    from django.utils import timezone
-
-    booking = toss_booking()
-    key = toss_api.authorize(booking)
-    confirm_via_return(booking, key)
-    toss_api.cancel_in_dashboard(key)
+    booking, key = cancelled_at_toss
     seat.refresh_from_db()
     remain = seat.remain
     _break_verify(monkeypatch)
@@ -271,16 +248,9 @@ def test_a_delivery_that_breaks_processing_fails_with_its_attempt_counted_and_ba
     assert booking.status == S.PAID and seat.remain == remain  # nothing applied while it fails
 
 
-def test_a_delivery_that_broke_processing_is_applied_once_the_bug_is_fixed(toss_booking, toss_api, seat, monkeypatch):
-    from datetime import timedelta
+def test_a_delivery_that_broke_processing_is_applied_once_the_bug_is_fixed(toss_api, seat, monkeypatch, cancelled_at_toss):
 
-    import time_machine
-    from django.utils import timezone
-
-    booking = toss_booking()
-    key = toss_api.authorize(booking)
-    confirm_via_return(booking, key)
-    toss_api.cancel_in_dashboard(key)
+    booking, key = cancelled_at_toss
     with monkeypatch.context() as patch:
         _break_verify(patch)
         assert deliver(status_changed(toss_api, key)).status_code == 503
@@ -294,17 +264,9 @@ def test_a_delivery_that_broke_processing_is_applied_once_the_bug_is_fixed(toss_
 
 
 @needs_tasks
-def test_a_lost_delivery_that_breaks_processing_is_not_tried_at_every_reconcile(queue, toss_booking, toss_api, monkeypatch):
+def test_a_lost_delivery_that_breaks_processing_is_not_tried_at_every_reconcile(queue, toss_api, monkeypatch, cancelled_at_toss):
     """The queued path: its task lost, reconcile's first try meets the bug; the next tries wait."""
-    from datetime import timedelta
-
-    import time_machine
-    from django.utils import timezone
-
-    booking = toss_booking()
-    key = toss_api.authorize(booking)
-    confirm_via_return(booking, key)
-    toss_api.cancel_in_dashboard(key)
+    booking, key = cancelled_at_toss
     assert deliver(status_changed(toss_api, key)).status_code == 200
     queue.clear()  # the task is lost
     event = WebhookEvent.objects.get()
@@ -317,19 +279,11 @@ def test_a_lost_delivery_that_breaks_processing_is_not_tried_at_every_reconcile(
 
 
 @needs_tasks
-def test_a_queued_delivery_whose_cheap_checks_break_is_failed_not_queued(queue, toss_booking, toss_api, monkeypatch):
+def test_a_queued_delivery_whose_cheap_checks_break_is_failed_not_queued(queue, toss_api, monkeypatch, cancelled_at_toss):
     """The queued path's own checks meet a gateway bug: 503 (the PG sends it again), failed, no task; retried like any failure."""
-    from datetime import timedelta
-
-    import time_machine
-    from django.utils import timezone
-
     from django_pgpay import conf
 
-    booking = toss_booking()
-    key = toss_api.authorize(booking)
-    confirm_via_return(booking, key)
-    toss_api.cancel_in_dashboard(key)
+    booking, key = cancelled_at_toss
     gateway_class = type(conf.get_gateway("toss"))
     parse = gateway_class.parse_received_webhook
 
@@ -372,14 +326,11 @@ def test_a_database_that_fails_too_raises_the_original_error(toss_booking, toss_
     assert _attempts(event) == ("received", 0)
 
 
-def test_a_delivery_that_got_as_far_as_its_claim_is_left_to_the_claim_timeout(toss_booking, toss_api, monkeypatch):
+def test_a_delivery_that_got_as_far_as_its_claim_is_left_to_the_claim_timeout(toss_api, monkeypatch, cancelled_at_toss):
     """An unexpected error after the claim (applied, not yet processed): raised; CLAIM_TIMEOUT hands it back later."""
     from django_pgpay import payments
 
-    booking = toss_booking()
-    key = toss_api.authorize(booking)
-    confirm_via_return(booking, key)
-    toss_api.cancel_in_dashboard(key)
+    booking, key = cancelled_at_toss
     event = WebhookEvent.objects.create(gateway="toss", body=json.dumps(status_changed(toss_api, key)), headers={})
 
     def claimed_then_broken(order, verified, **kwargs):
@@ -434,17 +385,14 @@ def more_seats(seat):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite cannot show row locks; CI runs this on PostgreSQL and MariaDB")
-def test_four_workers_on_two_deliveries_of_one_event_apply_it_once(toss_booking, toss_api, seat):
+def test_four_workers_on_two_deliveries_of_one_event_apply_it_once(toss_api, seat, cancelled_at_toss):
     import threading
 
     from django.db import connections
 
     from django_pgpay import conf
 
-    booking = toss_booking()
-    key = toss_api.authorize(booking)
-    confirm_via_return(booking, key)
-    toss_api.cancel_in_dashboard(key)
+    booking, key = cancelled_at_toss
     body = json.dumps(status_changed(toss_api, key)).encode()
     gateway = conf.get_gateway("toss")
     events = [webhooks.accept(gateway, headers={"Content-Type": "application/json"}, body=body).event for _ in range(2)]
