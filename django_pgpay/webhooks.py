@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from . import conf, inputs, ledger, payments
@@ -67,6 +68,8 @@ CLAIM_TIMEOUT = timedelta(minutes=10)
 #: does not deliver it again. Processing it while its task still waits in a long queue is harmless:
 #: the delivery is claimed under its order's row lock, and whichever comes second finds it done.
 QUEUE_TIMEOUT = timedelta(minutes=30)
+#: How long a delivery that was given up keeps ``pgpay_reconcile --check`` failing (a daily check sees it).
+GIVEN_UP_NOTICE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -426,6 +429,24 @@ def due_for_retry(*, now=None):
             yield event
 
 
+def given_up(*, now=None):
+    """Failed deliveries no longer retried, whose last try was within :data:`GIVEN_UP_NOTICE` (oldest first).
+
+    A delivery is given up after :data:`MAX_ATTEMPTS` tries, or once it is
+    older than :data:`RETRY_WINDOW`. What it would have applied still reaches
+    the order through the PG's own deliveries and ``pgpay_reconcile
+    --deep-since`` (a lookup at the PG), but a person should know why it kept
+    failing (a PG down for hours, a bug): ``pgpay_reconcile`` lists these and
+    ``--check`` fails while there are any.
+    """
+    now = now or timezone.now()
+    return (
+        WebhookEvent.objects.filter(status=D.FAILED, attempted_at__gte=now - GIVEN_UP_NOTICE)
+        .filter(Q(attempts__gte=MAX_ATTEMPTS) | Q(received_at__lt=now - RETRY_WINDOW))
+        .order_by("received_at", "pk")
+    )
+
+
 def retry_failed(*, now=None, gateways: Iterable[str] | None = None) -> list[Receipt]:
     """Process every delivery :func:`due_for_retry` names (``pgpay_reconcile`` calls this).
 
@@ -452,6 +473,7 @@ def retry_failed(*, now=None, gateways: Iterable[str] | None = None) -> list[Rec
 
 __all__ = [
     "CLAIM_TIMEOUT",
+    "GIVEN_UP_NOTICE",
     "MAX_ATTEMPTS",
     "MAX_BODY_BYTES",
     "QUEUE_TIMEOUT",
@@ -460,6 +482,7 @@ __all__ = [
     "clean_headers",
     "fail",
     "due_for_retry",
+    "given_up",
     "process",
     "receive",
     "retry_failed",

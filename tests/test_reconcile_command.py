@@ -165,3 +165,39 @@ def test_parse_since():
     for bad in ("yesterday", "7w", "2025-13-01", ""):
         with pytest.raises(CommandError):
             parse_since(bad)
+
+
+@pytest.mark.parametrize("why", ["attempts", "age"])
+def test_check_fails_for_a_day_after_a_webhook_delivery_is_given_up(why):
+    """A delivery reconcile stopped retrying (MAX_ATTEMPTS tries, or older than RETRY_WINDOW) is listed, and --check fails for a day."""
+    import time_machine
+
+    from django_pgpay import webhooks
+    from django_pgpay.models import WebhookEvent
+
+    now = timezone.now()
+    received = now - (webhooks.RETRY_WINDOW + datetime.timedelta(hours=1) if why == "age" else datetime.timedelta(hours=3))
+    attempts = webhooks.MAX_ATTEMPTS if why == "attempts" else 3
+    event = WebhookEvent.objects.create(
+        gateway="toss", body="{}", status="failed", attempts=attempts, error="TypeError: a bug", event_type="PAYMENT_STATUS_CHANGED"
+    )
+    WebhookEvent.objects.filter(pk=event.pk).update(received_at=received, attempted_at=now - datetime.timedelta(minutes=5))
+    # An ordinary failed delivery still being retried, and one given up long ago, are not reported.
+    WebhookEvent.objects.create(gateway="toss", body="{}", status="failed", attempts=1, attempted_at=now)
+    old = WebhookEvent.objects.create(gateway="toss", body="{}", status="failed", attempts=webhooks.MAX_ATTEMPTS)
+    WebhookEvent.objects.filter(pk=old.pk).update(attempted_at=now - datetime.timedelta(days=2))
+
+    assert [e.pk for e in webhooks.given_up()] == [event.pk]
+    out, err = run("--no-webhooks")
+    assert "given up" not in out + err
+    out, err = run()
+    assert out.rstrip().endswith("; 1 webhook delivery given up")
+    assert f"webhook delivery given up: #{event.pk} [toss] PAYMENT_STATUS_CHANGED order -, {attempts} attempt(s)" in err
+    assert err.rstrip().endswith(": TypeError: a bug")
+    with pytest.raises(CommandError, match="1 webhook delivery\\(ies\\) given up") as raised:
+        run("--check")
+    assert raised.value.returncode == 2
+    run("--check", "--gateway", "fake")  # another PG's run is not failed by it
+    with time_machine.travel(now + webhooks.GIVEN_UP_NOTICE + datetime.timedelta(minutes=10), tick=False):
+        out, err = run("--check")
+    assert "given up" not in out + err

@@ -13,7 +13,8 @@ Each order is isolated: one the PG cannot read (or that fails for any reason)
 is reported and skipped, the run goes on, and that order is visited again
 after a growing backoff, behind the others.
 
-The summary line counts money that needs a person (``needs attention``);
+The summary line counts money that needs a person (``needs attention``) and
+webhook deliveries given up in the last day (:func:`django_pgpay.webhooks.given_up`);
 ``--check`` exits with status 2 when there is any, or when an order could not
 be reconciled, so a monitoring job notices.
 """
@@ -64,7 +65,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--check",
             action="store_true",
-            help="Exit with status 2 when money needs attention or an order could not be reconciled (for monitoring).",
+            help="Exit with status 2 when money needs attention, an order could not be reconciled or a webhook delivery was given up in the last day (for monitoring).",
         )
 
     def handle(self, *args, **options):
@@ -125,12 +126,20 @@ class Command(BaseCommand):
                     self.stdout.write(f"webhook #{receipt.event.pk} [{receipt.event.gateway}] processed again: {receipt.event.status}")
 
         attention = sum(ledger.attention_rows(model.get_transaction_model()).count() for model in models)
+        given_up = [] if options["no_webhooks"] else [e for e in webhooks.given_up() if not gateways or e.gateway in gateways]
         summary = (
             f"reconciled {counts['visited']} order(s): {counts['changed']} changed, {counts['unchanged']} unchanged, "
             f"{counts['errors']} error(s); {counts['webhooks']} failed webhook deliver{'y' if counts['webhooks'] == 1 else 'ies'} "
             f"processed again ({counts['webhooks applied']} accepted); {attention} ledger row(s) need attention"
         )
+        if given_up:
+            summary += f"; {len(given_up)} webhook deliver{'y' if len(given_up) == 1 else 'ies'} given up"
         self.stdout.write(summary)
+        for event in given_up[:50]:
+            self.stderr.write(
+                f"webhook delivery given up: #{event.pk} [{event.gateway}] {event.event_type or '-'} "
+                f"order {event.order_number or '-'}, {event.attempts} attempt(s), received {event.received_at:%Y-%m-%d %H:%M}: {event.error}"
+            )
         if attention:
             for model in models:
                 for row in ledger.attention_rows(model.get_transaction_model()).select_related("order")[:50]:
@@ -138,8 +147,12 @@ class Command(BaseCommand):
                         f"needs attention: {model._meta.label} {row.order.order_number} {row.kind} {row.amount} {row.currency} "
                         f"({row.pg_payment_id}): {row.error_code} {row.error_message}"
                     )
-        if options["check"] and (attention or counts["errors"]):
-            raise CommandError(f"{attention} ledger row(s) need attention, {counts['errors']} order(s) not reconciled", returncode=2)
+        if options["check"] and (attention or counts["errors"] or given_up):
+            raise CommandError(
+                f"{attention} ledger row(s) need attention, {counts['errors']} order(s) not reconciled, "
+                f"{len(given_up)} webhook delivery(ies) given up",
+                returncode=2,
+            )
         if options["fail_on_error"] and counts["errors"]:
             raise CommandError(f"{counts['errors']} order(s) could not be reconciled")
 
