@@ -70,6 +70,8 @@ CLAIM_TIMEOUT = timedelta(minutes=10)
 QUEUE_TIMEOUT = timedelta(minutes=30)
 #: How long a delivery that was given up keeps ``pgpay_reconcile --check`` failing (a daily check sees it).
 GIVEN_UP_NOTICE = timedelta(days=1)
+#: What :func:`_screen` reads from a delivery onto its row (each cut to size, NULs refused).
+SCREENED_FIELDS = ("event_id", "event_type", "order_number", "payment_id")
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def accept(gateway, *, headers: Mapping[str, str], body: bytes, remote_addr=None
         return receipt
     if isinstance(parsed, Receipt):
         return parsed
-    event.save(update_fields=["event_id", "event_type", "order_number", "payment_id"])
+    event.save(update_fields=list(SCREENED_FIELDS))
     return Receipt(status=200, event=event, message="queued")
 
 
@@ -224,9 +226,11 @@ def process(
 def _failed_unexpectedly(event: WebhookEvent, exc: Exception) -> Receipt | None:
     """Mark ``event`` failed (503, its attempt counted) after an error no step expected; None when it cannot or should not be.
 
-    Only the status, the error and the attempt are written (one conditional
-    ``UPDATE``: whatever else the failed step had set in memory, a value the
-    database refused included, is not). Not when the delivery got further
+    Only the status, the error, the attempt and what the screening read (the
+    event id and type, order number and payment id: cut to size and free of
+    NULs, so the admin links the delivery to its order) are written, in one
+    conditional ``UPDATE``; whatever else the failed step had set in memory, a
+    value the database refused included, is not. Not when the delivery got further
     (claimed for applying: the claim's own timeout hands it back, see
     :data:`CLAIM_TIMEOUT`), nor when the database itself fails (nothing can be
     written: the caller raises the error as it came).
@@ -234,7 +238,12 @@ def _failed_unexpectedly(event: WebhookEvent, exc: Exception) -> Receipt | None:
     error = inputs.replaced(f"{type(exc).__name__}: {exc}")[:5000]
     try:
         updated = WebhookEvent.objects.filter(pk=event.pk, status__in=(D.RECEIVED, D.FAILED)).update(
-            status=D.FAILED, processed=False, error=error, attempts=event.attempts, attempted_at=event.attempted_at
+            status=D.FAILED,
+            processed=False,
+            error=error,
+            attempts=event.attempts,
+            attempted_at=event.attempted_at,
+            **{name: getattr(event, name) for name in SCREENED_FIELDS},
         )
     except Exception:  # noqa: BLE001 - the database fails too: the caller raises the original error
         logger.exception("webhook %s #%s: the failure could not be recorded", event.gateway, event.pk)

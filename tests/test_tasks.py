@@ -226,6 +226,7 @@ def test_a_delivery_that_breaks_processing_fails_with_its_attempt_counted_and_ba
     event = WebhookEvent.objects.get()
     assert _attempts(event) == ("failed", 1)
     assert event.error.startswith("TypeError: unsupported operand")
+    assert (event.order_number, event.payment_id) == (booking.order_number, key)  # the admin links it to the order
     booking.refresh_from_db()
     seat.refresh_from_db()
     assert booking.status == S.PAID and seat.remain == remain
