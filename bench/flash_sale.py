@@ -482,6 +482,17 @@ def prepare(app: str, layout: str, seats: int):
             ids.append(Seat.objects.create(table=table, datetime=when, capacity=places, remain=places).pk)
         else:
             ids.append(AvailableSeat.objects.create(restaurant=restaurant, table=table, datetime=when, remain=places).pk)
+    # Every run starts from the same database state, as pgbench starts its runs (it vacuums first):
+    # the rows the last run deleted are vacuumed away and its writes flushed now, not by autovacuum
+    # or a checkpoint in the middle of the next app's sale.
+    from django.db import DatabaseError
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+        try:
+            cursor.execute("CHECKPOINT")
+        except DatabaseError:  # a --pg-user without the right (superuser or pg_checkpoint): skipped
+            pass
     connection.close()
     return restaurant.pk, ids, places
 
@@ -541,6 +552,7 @@ def run_one(app: str, layout: str, args, sessions, shop: str, pg: str, logs: Pat
     bought = time.perf_counter()
     cpu.update(cpu_seconds())
     cpu.subtract(cpu_before)
+    cpu_buy = Counter(cpu)
     # The benchmark's own reads between the phases are not part of the sale (time or CPU).
     after_buy = holding(app)
     cpu_before = cpu_seconds()
@@ -628,6 +640,7 @@ def run_one(app: str, layout: str, args, sessions, shop: str, pg: str, logs: Pat
         **{f"CPU s: {part}": round(cpu[part], 2) for part in CPU_PART_NAMES},
         "CPU s: all of these": round(sum(cpu[part] for part in CPU_PART_NAMES), 2),
         "_errors": dict(run.errors),
+        "_cpu_by_phase": {part: (round(cpu_buy[part], 2), round(cpu[part] - cpu_buy[part], 2)) for part in CPU_PART_NAMES},
         "_by_label": {label: (len(xs), round(statistics.mean(xs) * 1000, 1)) for label, xs in sorted(_group(run.calls).items())},
     }
 
@@ -724,6 +737,10 @@ def report(rounds: list[dict], args) -> bool:
             if args.verbose:
                 shown = median_round(each)["_by_label"]
                 print(f"{r['app']}: requests and mean ms by step: " + "; ".join(f"{k} {n} x {ms}" for k, (n, ms) in shown.items()))
+                print(
+                    f"{r['app']}: CPU s in the buy + cancel phase of the round shown: "
+                    + "; ".join(f"{part} {b} + {c}" for part, (b, c) in median_round(each).get("_cpu_by_phase", {}).items())
+                )
                 print(
                     f"{r['app']}: buy + cancel phase seconds in each round: "
                     + ", ".join(f"{x['buy phase seconds']} + {x['cancel phase seconds']}" for x in each)
@@ -839,8 +856,13 @@ def main(argv=None) -> int:
         CPU_PARTS.update({server.process.pid: "shop" for server in servers[:-1]})
         CPU_PARTS[servers[-1].process.pid] = "PG (sandbox)"
         servers = [servers[0], servers[-1], *servers[1:-1]]  # [first shop, pg, other shops]
-        # Warm-up (not counted): every worker imports, compiles templates and connects once.
-        warm = argparse.Namespace(**{**vars(args), "buyers": min(args.buyers, 2 * args.workers * args.threads), "seats": 2})
+        # Warm-up (not counted): every buyer gets a place (seats = buyers) and goes through every
+        # step of a sale, so that every worker of the shop and of the PG has imported, compiled its
+        # templates, started its threads and connected to the database, and every buyer's session
+        # holds its kept-alive connections to the shop and the PG, before any round is measured.
+        # Until 7 December 2026 the warm-up had 32 buyers and 2 places: whichever app ran first in
+        # round 1 (ours) paid the rest of that start-up in its measured time.
+        warm = argparse.Namespace(**{**vars(args), "seats": args.buyers})
         for app in apps:
             print(f"warming up {app} ...", file=sys.stderr, flush=True)
             run_one(app, "one", warm, sessions, servers[0].url, servers[1].url, logs)
