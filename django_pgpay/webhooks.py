@@ -37,11 +37,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from . import conf, inputs, ledger, payments
-from .exceptions import AmountMismatch, GatewayError, NotFound, OperationRefused, PgPayError, WebhookVerificationError, redact
+from .exceptions import (
+    AmountMismatch,
+    ConfigurationError,
+    GatewayError,
+    NotFound,
+    OperationRefused,
+    PgPayError,
+    WebhookVerificationError,
+    redact,
+)
 from .gateways.http import dumps_json, loads_json
 from .models import WebhookEvent
 from .orders import find_order
@@ -452,8 +461,36 @@ def given_up(*, now=None):
     return (
         WebhookEvent.objects.filter(status=D.FAILED, attempted_at__gte=now - GIVEN_UP_NOTICE)
         .filter(Q(attempts__gte=MAX_ATTEMPTS) | Q(received_at__lt=now - RETRY_WINDOW))
+        .exclude(_delivered_again())
         .order_by("received_at", "pk")
     )
+
+
+def _delivered_again() -> Q:
+    """A failed delivery whose content reached its order through another delivery: nothing is missing.
+
+    Either another delivery of the same event id was applied (a signed id is
+    proved by its signature), or, for a PG whose deliveries are not signed,
+    another delivery about the same payment was applied after this one
+    arrived: its content was checked by looking the payment up at the PG, so
+    it applied the payment's state as it was then, which includes whatever
+    this delivery reported. A failed delivery read no further than its
+    screening keeps what the body claims, never the verified key: the first
+    rule then matches only a signed id, the second the body's payment id.
+    """
+    applied = WebhookEvent.objects.filter(gateway=OuterRef("gateway")).filter(Q(status=D.APPLIED, processed=True) | Q(status=D.DUPLICATE))
+    same_event = Exists(applied.filter(event_id=OuterRef("event_id")))
+    same_payment_later = Exists(applied.filter(payment_id=OuterRef("payment_id"), processed_at__gte=OuterRef("received_at")))
+    unsigned = [alias for alias in conf.gateway_aliases() if not _signs_webhooks(alias)]
+    return (~Q(event_id="") & same_event) | (Q(gateway__in=unsigned) & ~Q(payment_id="") & same_payment_later)
+
+
+def _signs_webhooks(alias: str) -> bool:
+    """Whether ``alias``'s PG signs its deliveries (an unknown or broken configuration counts as not)."""
+    try:
+        return bool(conf.get_gateway(alias).signs_webhooks)
+    except ConfigurationError:  # a gateway that cannot be built here is judged by its payment id
+        return False
 
 
 def retry_failed(*, now=None, gateways: Iterable[str] | None = None) -> list[Receipt]:

@@ -201,3 +201,63 @@ def test_check_fails_for_a_day_after_a_webhook_delivery_is_given_up(why):
     with time_machine.travel(now + webhooks.GIVEN_UP_NOTICE + datetime.timedelta(minutes=10), tick=False):
         out, err = run("--check")
     assert "given up" not in out + err
+
+
+def test_a_given_up_delivery_whose_content_another_delivery_applied_is_not_reported(settings):
+    """The PG delivered the event again and that delivery was applied: nothing is missing, --check passes.
+
+    A signed PG (Stripe): another delivery with the same event id was applied or
+    was its duplicate. A PG whose deliveries are not signed (the fake gateway,
+    as Toss and PortOne V1): another delivery about the same payment was
+    applied after this one arrived (it looked the payment up at the PG then).
+    """
+    from django_pgpay import webhooks
+    from django_pgpay.models import WebhookEvent
+    from tests.stripe_support import STRIPE
+
+    settings.PGPAY = {**settings.PGPAY, "GATEWAYS": {**settings.PGPAY["GATEWAYS"], "stripe": STRIPE}}
+    now = timezone.now()
+
+    def given_up(gateway, **fields):
+        event = WebhookEvent.objects.create(gateway=gateway, body="{}", status="failed", attempts=webhooks.MAX_ATTEMPTS, **fields)
+        WebhookEvent.objects.filter(pk=event.pk).update(received_at=now - datetime.timedelta(hours=5), attempted_at=now)
+        return event
+
+    def delivered(gateway, status, *, processed_at=now, **fields):
+        WebhookEvent.objects.create(
+            gateway=gateway, body="{}", status=status, processed=status != "failed", processed_at=processed_at, **fields
+        )
+
+    # Stripe: evt_1 applied again, evt_2 a duplicate of an applied one; evt_3 only failed again,
+    # evt_4 applied under another event id for the same payment (a signed id must match).
+    for n in (1, 2, 3, 4):
+        given_up("stripe", event_id=f"evt_{n}", payment_id=f"pi_{n}")
+    delivered("stripe", "applied", event_id="evt_1")
+    delivered("stripe", "duplicate", event_id="evt_2")
+    delivered("stripe", "failed", event_id="evt_3")
+    delivered("stripe", "applied", event_id="evt_other", payment_id="pi_4")
+    # Unsigned: pay_1 applied after the failed delivery arrived; pay_2 applied only before it;
+    # pay_3 never; a delivery without a payment id is not matched by another's blank id.
+    for n in (1, 2, 3):
+        given_up("fake", event_id=f"body-claim-{n}", payment_id=f"pay_{n}")
+    no_payment = given_up("fake")
+    delivered("fake", "applied", event_id="pay_1:paid", payment_id="pay_1")
+    delivered("fake", "applied", event_id="pay_2:paid", payment_id="pay_2", processed_at=now - datetime.timedelta(hours=6))
+    delivered("fake", "applied", event_id="x", payment_id="")
+    # A delivery claimed by a worker and not finished has not applied anything yet.
+    delivered("fake", "applied", event_id="pay_3:paid", payment_id="pay_3", processed_at=None)
+    WebhookEvent.objects.filter(payment_id="pay_3", status="applied").update(processed=False)
+
+    reported = sorted((e.gateway, e.event_id or "-") for e in webhooks.given_up())
+    assert reported == [("fake", "-"), ("fake", "body-claim-2"), ("fake", "body-claim-3"), ("stripe", "evt_3"), ("stripe", "evt_4")]
+    assert no_payment.pk in {e.pk for e in webhooks.given_up()}
+
+    # Once each is applied by another delivery, --check passes again.
+    for n in (2, 3):
+        delivered("fake", "duplicate", event_id=f"pay_{n}:paid", payment_id=f"pay_{n}")
+    delivered("stripe", "applied", event_id="evt_3")
+    delivered("stripe", "applied", event_id="evt_4")
+    WebhookEvent.objects.filter(pk=no_payment.pk).update(status="applied", processed=True, processed_at=now)
+    assert list(webhooks.given_up()) == []
+    out, err = run("--check")
+    assert "given up" not in out + err
