@@ -205,7 +205,10 @@ class AbstractOrder(TimeStampedModel):
         this time as its ``expires_at``: the buyer is shown it, and
         :func:`~django_pgpay.payments.reconcile` withdraws the account at the PG
         and expires the order once it has passed, so that a booking is not paid
-        after the visit. Called under the order's row lock: read, never write.
+        after the visit. At checkout the gateway also asks the PG for an account
+        due no later (Toss ``virtualAccount.validHours``, PortOne V1
+        ``vbank_due``). Called under the order's row lock, and at checkout:
+        read, never write.
         """
         return None
 
@@ -271,8 +274,15 @@ class AbstractOrder(TimeStampedModel):
         """The gateway instance this order pays through."""
         return conf.get_gateway(self.gateway or None)
 
-    def snapshot(self) -> OrderSnapshot:
-        """What the gateway may know about this order."""
+    def snapshot(self, *, at_checkout: bool = False) -> OrderSnapshot:
+        """What the gateway may know about this order; ``at_checkout`` adds the deposit deadline.
+
+        The deadline (:meth:`get_deposit_deadline`, a naive time read in the
+        current time zone) is read only when asked: a shop's may take a query.
+        """
+        deadline = self.get_deposit_deadline() if at_checkout else None
+        if deadline is not None and timezone.is_naive(deadline):
+            deadline = timezone.make_aware(deadline)
         return OrderSnapshot(
             order_number=self.order_number,
             amount=self.amount,
@@ -285,6 +295,7 @@ class AbstractOrder(TimeStampedModel):
             buyer_email=self.buyer_email,
             buyer_phone=self.buyer_phone,
             pg_data=dict(self.pg_data or {}),
+            deposit_deadline=deadline,
         )
 
 

@@ -265,7 +265,7 @@ class CheckoutMixin:
             return self.sold_out(exc)
         gateway = order.get_gateway()
         try:
-            checkout = gateway.checkout(order.snapshot(), self.get_checkout_urls(order))
+            checkout = gateway.checkout(order.snapshot(at_checkout=True), self.get_checkout_urls(order))
         except PgPayError as exc:
             return render(request, "django_pgpay/error.html", self.get_context_data(error=exc), status=_status(exc))
         if checkout.pg_data:

@@ -229,6 +229,21 @@ def test_checkout_registers_the_amount_then_gives_imp_request_pay_its_parameters
     assert gateway().checkout(ORDER, URLS).script_url == "https://cdn.iamport.kr/v1/iamport.js"
 
 
+@pytest.mark.parametrize(
+    ("deadline", "vbank_due"),
+    [
+        # 18:00:59 in Seoul is 09:00:59 UTC: to the minute, rounded down.
+        (datetime.datetime(2026, 12, 8, 9, 0, 59, tzinfo=datetime.timezone.utc), "202612081800"),
+        (datetime.datetime(2026, 12, 31, 15, 30, tzinfo=datetime.timezone.utc), "202701010030"),  # the next day in Korea
+    ],
+)
+def test_the_shops_deposit_deadline_is_the_accounts_vbank_due(api, deadline, vbank_due):
+    """IMP.request_pay gets vbank_due (YYYYMMDDhhmm, Korean time), whatever the method: PortOne uses it for a virtual account."""
+    order = replace(ORDER, deposit_deadline=deadline)
+    assert gateway().checkout(order, URLS).params["request"]["vbank_due"] == vbank_due
+    assert "vbank_due" not in gateway().checkout(ORDER, URLS).params["request"]
+
+
 def test_legacy_pg_and_no_notice_url(api):
     options = {**PORTONE["OPTIONS"], "PG": "html5_inicis.INIpayTest", "NOTICE_URL": False, "PAY_METHOD": "vbank"}
     del options["CHANNEL_KEY"]

@@ -7,11 +7,13 @@ which the live server thread shares.
 """
 
 import base64
+import datetime
 import os
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from django.utils import timezone
 
 from django_pgpay.permissions import buyer_token
 from django_pgpay.status import OrderStatus as S
@@ -74,6 +76,41 @@ def test_checkout_page_calls_the_sdk_with_the_gateways_parameters(page, live_ser
     page.screenshot(path=str(artifacts / "toss-return.png"), full_page=True)
     booking.refresh_from_db()
     assert booking.status == S.PAID
+
+
+def test_a_virtual_account_window_asks_for_an_account_due_by_the_shops_deadline(
+    page, live_server, client, buyer, seat, stub_sdk, settings, monkeypatch
+):
+    """PAY_METHOD VIRTUAL_ACCOUNT: the page hands the SDK virtualAccount.validHours up to the shop's deposit deadline.
+
+    With less than an hour left, no window is opened: a 409 page says a bank
+    transfer cannot arrive in time.
+    """
+    gateways = {**settings.PGPAY["GATEWAYS"]}
+    gateways["toss"] = {**gateways["toss"], "OPTIONS": {**gateways["toss"]["OPTIONS"], "PAY_METHOD": "VIRTUAL_ACCOUNT"}}
+    settings.PGPAY = {**settings.PGPAY, "GATEWAYS": gateways}
+    left = {"value": datetime.timedelta(hours=26, minutes=40)}
+    monkeypatch.setattr(Booking, "get_deposit_deadline", lambda self: timezone.now() + left["value"])
+    client.force_login(buyer)
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+
+    page.goto(f"{live_server.url}/book/{seat.pk}/toss/")
+    page.get_by_role("button", name="Proceed to payment").click()
+    page.get_by_role("button", name="Pay").click()
+    page.wait_for_function("window.__tossCalls && window.__tossCalls.length === 1")
+    (call,) = page.evaluate("window.__tossCalls")
+    assert call["request"]["method"] == "VIRTUAL_ACCOUNT" and call["request"]["virtualAccount"] == {"validHours": 26}
+
+    left["value"] = datetime.timedelta(minutes=50)
+    page.goto(f"{live_server.url}/book/{seat.pk}/toss/")
+    with page.expect_response(lambda r: r.request.method == "POST") as answered:
+        page.get_by_role("button", name="Proceed to payment").click()
+    assert answered.value.status == 409
+    assert "A bank transfer can no longer arrive in time" in page.locator("body").inner_text()
+    assert page.locator("#pgpay-toss-pay").count() == 0
+    artifacts = Path(os.environ.get("PGPAY_ARTIFACTS_DIR", "artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(artifacts / "toss-virtual-account-too-late.png"), full_page=True)
 
 
 def test_a_missing_sdk_shows_an_error_instead_of_nothing(page, live_server, client, buyer, seat, toss, settings):

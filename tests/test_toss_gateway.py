@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 import requests
 import responses
+import time_machine
 from django.core import checks
+from django.utils import timezone
 from responses import matchers
 
 from django_pgpay.exceptions import (
@@ -20,6 +22,7 @@ from django_pgpay.exceptions import (
     GatewayUnavailable,
     InvalidRequest,
     NotFound,
+    OperationRefused,
     PaymentDeclined,
     RetryLater,
     WebhookVerificationError,
@@ -178,6 +181,39 @@ def test_checkout_uses_the_shops_customer_key_and_method():
     params = gateway(METHOD="VIRTUAL_ACCOUNT").checkout(order, CheckoutUrls("https://a/s", "https://a/f")).params
     assert params["customerKey"] == "c_8f3a" and params["method"] == "VIRTUAL_ACCOUNT"
     assert "customerEmail" not in params
+
+
+@pytest.mark.parametrize(
+    ("left", "hours"),
+    [
+        (datetime.timedelta(hours=5, minutes=59), 5),  # rounded down: the account closes at the deadline or before
+        (datetime.timedelta(hours=1), 1),
+        (datetime.timedelta(days=45), 720),  # Toss's longest
+    ],
+)
+def test_a_virtual_account_is_asked_due_by_the_shops_deposit_deadline(left, hours):
+    """With the order's deposit deadline (the shop's get_deposit_deadline), the window asks Toss for an account due no later."""
+    urls = CheckoutUrls("https://a/s", "https://a/f")
+    with time_machine.travel(datetime.datetime(2026, 12, 7, 9, 0, tzinfo=datetime.timezone.utc), tick=False):
+        order = OrderSnapshot(
+            order_number="ORDER_000001", amount=Decimal(5000), currency="KRW", order_name="x", deposit_deadline=timezone.now() + left
+        )
+        params = gateway(PAY_METHOD="VIRTUAL_ACCOUNT").checkout(order, urls).params
+        assert params["virtualAccount"] == {"validHours": hours}
+        # A card payment has no account to date; nor has an order without a deadline.
+        assert "virtualAccount" not in gateway().checkout(order, urls).params
+        undated = OrderSnapshot(order_number="ORDER_000001", amount=Decimal(5000), currency="KRW", order_name="x")
+        assert "virtualAccount" not in gateway(PAY_METHOD="VIRTUAL_ACCOUNT").checkout(undated, urls).params
+
+
+@pytest.mark.parametrize("left", [datetime.timedelta(minutes=59), datetime.timedelta(0), datetime.timedelta(hours=-3)])
+def test_no_virtual_account_when_a_transfer_cannot_arrive_before_the_deadline(left):
+    order = OrderSnapshot(
+        order_number="ORDER_000001", amount=Decimal(5000), currency="KRW", order_name="x", deposit_deadline=timezone.now() + left
+    )
+    with pytest.raises(OperationRefused) as refused:
+        gateway(PAY_METHOD="VIRTUAL_ACCOUNT").checkout(order, CheckoutUrls("https://a/s", "https://a/f"))
+    assert refused.value.code == "DEPOSIT_DEADLINE_PASSED" and refused.value.http_status == 409
 
 
 def test_parse_return():

@@ -59,7 +59,7 @@ from .results import (
     ReturnParams,
     VirtualAccount,
 )
-from .wire import amount_equals, digest, json_or_form, newest_cancel, unix_datetime
+from .wire import KOREA, amount_equals, digest, json_or_form, newest_cancel, unix_datetime
 
 #: V1 ``status`` -> our PaymentState (refined by :meth:`PortOneV1Gateway.payment`: ``paid`` with a cancelled part is partial_canceled, ``ready`` with a virtual account waits for the deposit).
 V1_STATUSES: dict[str, PaymentState] = {
@@ -202,6 +202,8 @@ class PortOneV1Gateway(PortOneGateway):
         The buyer's window comes back by the callback (the template sends the
         browser to the return URL) and, on mobile, by ``m_redirect_url``: both
         land on the same return URL with ``imp_uid`` and ``merchant_uid``.
+        An order's deposit deadline is sent as ``vbank_due``: a virtual account
+        is due no later.
         """
         if len(order.order_number) > V1_MERCHANT_UID_MAX:
             raise InvalidRequest(
@@ -226,6 +228,10 @@ class PortOneV1Gateway(PortOneGateway):
         notice_url = self._notice_url(urls)
         if notice_url:
             request["notice_url"] = notice_url
+        if order.deposit_deadline is not None:
+            # A virtual account due no later than the shop's deadline, in Korean time to the minute
+            # (rounded down). The format is PortOne's playground's (YYYYMMDDhhmm); other methods ignore it.
+            request["vbank_due"] = order.deposit_deadline.astimezone(KOREA).strftime("%Y%m%d%H%M")
         for key, value in (("buyer_email", order.buyer_email), ("buyer_name", order.buyer_name), ("buyer_tel", order.buyer_phone)):
             if value:
                 request[key] = value

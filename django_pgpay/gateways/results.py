@@ -75,6 +75,10 @@ class OrderSnapshot:
     buyer_phone: str = ""
     #: PG-specific data stored on the order (Stripe session id, vbank secret ...).
     pg_data: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: At checkout: the latest time a virtual account's deposit may pay for the order (aware), the
+    #: shop's :meth:`~django_pgpay.models.AbstractOrder.get_deposit_deadline`; the gateway asks the
+    #: PG for an account due no later. None: the PG's own deadline.
+    deposit_deadline: datetime | None = None
 
     @property
     def balance(self) -> Decimal:

@@ -33,6 +33,8 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core import checks
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..exceptions import (
     AlreadyCanceled,
@@ -43,6 +45,7 @@ from ..exceptions import (
     GatewayUnavailable,
     InvalidRequest,
     NotFound,
+    OperationRefused,
     PaymentDeclined,
     RefundAccountRequired,
     RetryLater,
@@ -250,12 +253,15 @@ class TossGateway(HttpGateway):
 
         ``customerKey`` is the order's ``pg_data["customer_key"]`` when the shop
         set one (a random, unguessable id per buyer), else ``null``: the
-        template then uses ``TossPayments.ANONYMOUS``.
+        template then uses ``TossPayments.ANONYMOUS``. A ``VIRTUAL_ACCOUNT``
+        window of an order with a deposit deadline asks for an account due no
+        later (``virtualAccount.validHours``, :meth:`valid_hours`).
         """
+        method = str(self.option("PAY_METHOD", "CARD") or "CARD")
         params: dict[str, Any] = {
             "clientKey": str(self.option("CLIENT_KEY")),
             "customerKey": (order.pg_data or {}).get("customer_key") or None,
-            "method": str(self.option("PAY_METHOD", "CARD") or "CARD"),
+            "method": method,
             "orderId": order.order_number,
             "orderName": order.order_name[:100],
             "amount": {"currency": order.currency, "value": to_json_number(order.amount, order.currency)},
@@ -268,12 +274,32 @@ class TossGateway(HttpGateway):
             params["customerName"] = order.buyer_name
         if order.buyer_phone:
             params["customerMobilePhone"] = "".join(c for c in order.buyer_phone if c.isdigit())
+        if method == "VIRTUAL_ACCOUNT" and order.deposit_deadline is not None:
+            params["virtualAccount"] = {"validHours": self.valid_hours(order)}
         return CheckoutResult(
             kind="widget",
             script_url=self.script_url,
             template_name="django_pgpay/checkout/toss.html",
             params=params,
         )
+
+    #: The longest ``validHours`` Toss takes (30 days).
+    MAX_VALID_HOURS = 720
+
+    def valid_hours(self, order: OrderSnapshot) -> int:
+        """Whole hours from now to the order's deposit deadline (``virtualAccount.validHours``), at most 720.
+
+        Rounded down, so that the account closes at the shop's deadline or
+        before. Less than an hour left: refused (:class:`OperationRefused`,
+        ``DEPOSIT_DEADLINE_PASSED``), as no account Toss issues would close in time.
+        """
+        hours = int((order.deposit_deadline - timezone.now()).total_seconds() // 3600)
+        if hours < 1:
+            raise OperationRefused(
+                _("A bank transfer can no longer arrive in time for this order. Please choose another way to pay."),
+                code="DEPOSIT_DEADLINE_PASSED",
+            )
+        return min(hours, self.MAX_VALID_HOURS)
 
     def parse_return(self, params: Mapping[str, str]) -> ReturnParams:
         """``successUrl?paymentKey=&orderId=&amount=`` or ``failUrl?code=&message=&orderId=``."""

@@ -1,11 +1,13 @@
 """The emulated PortOne V1 API over a real socket, driven by a client written from portone.md, checked against PortOne's OpenAPI file."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from django_pgpay.sandbox import control
 from django_pgpay.sandbox import portone as emulated
+from django_pgpay.sandbox.base import ApiError
+from django_pgpay.sandbox.portone.common import KST
 from tests import portone_specs
 
 from .conftest import AVAILABLE_APPS
@@ -194,6 +196,44 @@ def test_virtual_account_is_ready_then_paid(v1):
     assert payment["status"] == "ready" and payment["vbank_num"] and payment["vbank_date"] > payment["vbank_issued_at"] > 0
     emulated.deposit(imp_uid)
     assert v1.payment(imp_uid).json()["response"]["status"] == "paid"
+
+
+@pytest.mark.parametrize("pattern", ["%Y%m%d%H%M", "%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S"])
+def test_a_virtual_account_is_due_at_the_requests_vbank_due(v1, pattern):
+    """IMP.request_pay's vbank_due (Korean time) is the account's vbank_date; the bank takes no transfer after it."""
+    due = (control.now() + timedelta(days=1)).astimezone(KST).replace(second=0, microsecond=0)
+    imp_uid = paid(v1, pay_method="vbank", vbank_due=due.strftime(pattern))
+    valid("PaymentResponse", v1.payment(imp_uid).json())
+    payment = v1.payment(imp_uid).json()["response"]
+    assert payment["status"] == "ready" and payment["vbank_date"] == int(due.timestamp())
+    control.advance_clock(due - control.now() + timedelta(seconds=1))
+    with pytest.raises(ApiError) as refused:
+        emulated.deposit(imp_uid)
+    assert "deadline" in refused.value.message
+    assert emulated.payment_state(imp_uid)["status"] == "ready"
+
+
+def test_a_date_alone_is_the_end_of_that_day(v1):
+    day = (control.now() + timedelta(days=2)).astimezone(KST).date()
+    imp_uid = paid(v1, pay_method="vbank", vbank_due=day.strftime("%Y%m%d"))
+    end_of_day = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=KST)
+    assert v1.payment(imp_uid).json()["response"]["vbank_date"] == int(end_of_day.timestamp())
+    emulated.deposit(imp_uid)  # before the deadline: taken
+    assert v1.payment(imp_uid).json()["response"]["status"] == "paid"
+
+
+def test_no_virtual_account_after_its_vbank_due(v1):
+    """An account asked for with a vbank_due already past is refused; a card payment of the same request is not."""
+    past = (control.now() - timedelta(minutes=1)).astimezone(KST).strftime("%Y%m%d%H%M")
+    assert v1.prepare("order-late-vbank", 20000).json()["code"] == 0
+    rsp = emulated.pay("order-late-vbank", 20000, pay_method="vbank", vbank_due=past)
+    assert rsp["success"] is False and rsp["error_code"] == "F0001" and "vbank_due" in rsp["error_msg"]
+    assert v1.payment(rsp["imp_uid"]).json()["response"]["status"] == "failed"
+    card = paid(v1, "order-late-card", pay_method="card", vbank_due=past)
+    assert v1.payment(card).json()["response"]["status"] == "paid"
+    with pytest.raises(ApiError) as malformed:
+        emulated.pay("order-late-card", 20000, vbank_due="31/12/2026")
+    assert "vbank_due" in malformed.value.message
 
 
 # --- cancel ------------------------------------------------------------------------------------------

@@ -4,12 +4,16 @@ Our gateways are unchanged; only API_BASE and JS_SDK_URL point at the
 sandbox. Screenshots go to ``$PGPAY_ARTIFACTS_DIR/sandbox/``.
 """
 
+import datetime
+
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from django_pgpay.sandbox import control
 from django_pgpay.sandbox import portone as emulated
 from django_pgpay.sandbox.base import emulator
+from django_pgpay.sandbox.models import SandboxPayment
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
 from tests.testapp.models import Booking
@@ -133,6 +137,34 @@ def test_on_a_phone_the_window_redirects_to_m_redirect_url(shop, browser, live_s
     assert emulated.payment_state(booking.pg_payment_id)["status"] == "paid"
     assert deliver_until(booking, S.PAID).status == S.PAID
     context.close()
+
+
+@pytest.mark.parametrize("hours_left", [5, -1])
+def test_the_account_is_due_at_the_shops_deposit_deadline(shop, page, live_server, client, buyer, seat, artifacts, monkeypatch, hours_left):
+    """The shop's get_deposit_deadline reaches PortOne as vbank_due: the account is due then, not a week later.
+
+    Five hours left: the account's vbank_date is the deadline (to the minute)
+    and so is the booking's. The deadline passed: no account is issued, the
+    buyer is back with the failure and may pay another way.
+    """
+    deadline = (timezone.now() + datetime.timedelta(hours=hours_left)).replace(second=42, microsecond=0)
+    monkeypatch.setattr(Booking, "get_deposit_deadline", lambda self: deadline)
+    booking = open_checkout(page, live_server, client, buyer, seat)
+    page.click("#pgpay-portone-pay")
+    window = page.frame_locator("#pgpay-portone-frame")
+    with page.expect_navigation(url="**/pay/portone/return/**"):
+        window.locator("#virtual-account").click()
+    page.screenshot(path=artifacts / f"portone-vbank-due-{hours_left}h.png", full_page=True)
+    booking.refresh_from_db()
+    if hours_left > 0:
+        assert booking.status == S.WAITING_FOR_DEPOSIT
+        state = emulated.payment_state(booking.pg_payment_id)
+        assert state["vbank_date"] == int(deadline.replace(second=0).timestamp())
+        assert booking.expires_at == deadline.replace(second=0)
+    else:
+        expect(page.get_by_role("heading", name="Payment not completed")).to_be_visible()
+        assert booking.status == S.READY
+        assert SandboxPayment.objects.get(pg="portone", order_id=booking.order_number).status == "failed"
 
 
 def test_v2_pay_in_the_sandbox_window(shop, page, live_server, client, buyer, seat, artifacts):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -101,7 +102,40 @@ V1_WINDOW_ERRORS: dict[str, tuple[str, str]] = {
     "already_paid": ("F0004", "이미 결제가 완료된 주문번호(merchant_uid)입니다."),
     "invalid": ("F0001", "결제 요청 파라미터가 올바르지 않습니다."),
     "merchant_code": ("F0002", "등록되지 않은 가맹점 식별코드입니다."),
+    # The sandbox's wording: an account asked for with a vbank_due already past.
+    "vbank_due": ("F0001", "가상계좌 입금기한(vbank_due)이 이미 지났습니다."),
 }
+
+#: ``vbank_due`` as ``IMP.request_pay`` takes it, in Korean time: PortOne's playground writes
+#: YYYYMMDDhhmm; a date alone (YYYYMMDD, YYYY-MM-DD) means the end of that day. Each shape is
+#: matched whole first (``strptime`` alone reads "20261209" as 2026-01-02 00:09).
+VBANK_DUE_SHAPES = (
+    (re.compile(r"\d{12}"), "%Y%m%d%H%M", False),
+    (re.compile(r"\d{14}"), "%Y%m%d%H%M%S", False),
+    (re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"), "%Y-%m-%d %H:%M:%S", False),
+    (re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"), "%Y-%m-%d %H:%M", False),
+    (re.compile(r"\d{8}"), "%Y%m%d", True),
+    (re.compile(r"\d{4}-\d{2}-\d{2}"), "%Y-%m-%d", True),
+)
+
+
+def parse_vbank_due(value: Any) -> datetime | None:
+    """``vbank_due`` as an aware time, or None when it is not one of :data:`VBANK_DUE_SHAPES`."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    for shape, pattern, date_only in VBANK_DUE_SHAPES:
+        if not shape.fullmatch(text):
+            continue
+        try:
+            parsed = datetime.strptime(text, pattern)
+        except ValueError:  # a shape that fits with a month 13, a 25th hour ...
+            return None
+        if date_only:
+            parsed = parsed.replace(hour=23, minute=59, second=59)
+        return parsed.replace(tzinfo=KST)
+    return None
+
 
 #: V1 ``pay_method`` values the window emulates, with their labels.
 V1_METHODS: dict[str, str] = {
@@ -387,15 +421,18 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
         state["receipt_url"] = payment.session.get("origin", _site()) + reverse("pgpay_sandbox:portone-receipt", args=[payment.key])
         payment.session["window"] = False
         if method == "vbank":
-            hours = float(self.config().get("VBANK_HOURS", 168))
+            asked = parse_datetime(payment.session.get("vbankDue") or "")
+            due = asked or now + timedelta(hours=float(self.config().get("VBANK_HOURS", 168)))
             state.update(
                 vbank_code="004",
                 vbank_name="KB국민은행",
                 vbank_num="T" + _random(13, _DIGITS),
                 vbank_holder=str(self.config().get("VBANK_HOLDER") or "（주）샌드박스상점"),
-                vbank_date=unix(now + timedelta(hours=hours)),
+                vbank_date=unix(due),
                 vbank_issued_at=unix(now),
             )
+            # The bank takes no transfer after it (lifecycle.deposit_has_come, act_deposit).
+            payment.session["dueDate"] = due.isoformat()
             lifecycle.start_deposit_clock(payment.session, now)
             self._save(payment, now, "ready")
             self._notify(payment, now, "ready")
@@ -720,6 +757,9 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
             problems.append("channelKey (or the legacy pg) is required")
         if mode == "redirect" and not session["m_redirect_url"]:
             problems.append("m_redirect_url: an absolute http(s) URL is needed on a phone")
+        vbank_due = parse_vbank_due(params["vbank_due"]) if params.get("vbank_due") not in (None, "") else None
+        if params.get("vbank_due") not in (None, "") and vbank_due is None:
+            problems.append("vbank_due: YYYYMMDDhhmm (Korean time)")
         if problems:
             return refuse("invalid", "결제 요청 파라미터가 올바르지 않습니다: " + "; ".join(problems))
         now = clock.now()
@@ -747,6 +787,7 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
                     "pg": str(params.get("pg") or "")[:100],
                     "notice_urls": notice_urls,
                     "requestedMethod": params.get("pay_method") if params.get("pay_method") in V1_METHODS else "card",
+                    "vbankDue": vbank_due.isoformat() if vbank_due is not None else "",
                 },
             )
         return HttpResponseRedirect(reverse("pgpay_sandbox:portone-pay", args=[payment.key]), status=303)
@@ -781,6 +822,11 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
             return None
         requested = payment.session.get("requestedMethod") or "card"
         method = "vbank" if choice.action == "virtual_account" else ("card" if requested == "vbank" else requested)
+        if method == "vbank" and lifecycle.deadline_passed({"dueDate": payment.session.get("vbankDue")}, now):
+            self._fail(payment, now, V1_WINDOW_ERRORS["vbank_due"][1])
+            return self.window_finish(
+                request, payment, self._v1_failure({"merchant_uid": payment.order_id}, "vbank_due", imp_uid=payment.key)
+            )
         if method == "vbank":
             payment.session["depositAfter"] = choice.deposit_after
         self.arm_window_fault(payment, choice)
@@ -890,6 +936,7 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
         sandbox: bool | None = None,
         ignore_prepare: bool = False,
         origin: str = "",
+        vbank_due: str | None = None,
         **buyer: Any,
     ) -> dict[str, Any]:
         """A buyer goes through the window without a browser; returns what the callback gets.
@@ -897,10 +944,14 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
         ``outcome``: ``pay``, ``vbank``, ``decline`` or ``close``. The prepare
         table is honoured (a blocked window returns the failure) unless
         ``ignore_prepare`` plays a payment that got through anyway.
+        ``vbank_due`` is ``IMP.request_pay``'s (YYYYMMDDhhmm, Korean time).
         """
         value = number(amount)
         if value is None or value <= 0:
             raise ApiError("INVALID_REQUEST", "amount must be a positive number")
+        due = parse_vbank_due(vbank_due) if vbank_due else None
+        if vbank_due and due is None:
+            raise ApiError("INVALID_REQUEST", "vbank_due: YYYYMMDDhhmm (Korean time)")
         currency = currency.upper()
         now = clock.now()
         params = {
@@ -926,13 +977,17 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
                     "notice_urls": [notice_url] if notice_url else [],
                     "sandbox": sandbox,
                     "requestedMethod": pay_method,
+                    "vbankDue": due.isoformat() if due is not None else "",
                 },
             )
-            if outcome in ("decline", "close"):
-                reason = "declined" if outcome == "decline" else "closed"
+            method = "vbank" if outcome == "vbank" or pay_method == "vbank" else pay_method
+            if method == "vbank" and due is not None and due < now:
+                outcome = "vbank_due"
+            if outcome in ("decline", "close", "vbank_due"):
+                reason = {"decline": "declined", "close": "closed"}.get(outcome, outcome)
                 self._fail(payment, now, V1_WINDOW_ERRORS[reason][1])
                 return self._v1_failure(params, reason, imp_uid=payment.key)
-            self._pay(payment, now, "vbank" if outcome == "vbank" or pay_method == "vbank" else pay_method)
+            self._pay(payment, now, method)
         return self.rsp(payment)
 
     def _act(self, imp_uid: str, change) -> dict[str, Any]:
@@ -950,6 +1005,10 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
         def change(payment, now):
             if payment.state["status"] != "ready" or not payment.state.get("vbank_num"):
                 raise ApiError("INVALID_REQUEST", f"{payment.key} is not a virtual account waiting for its deposit")
+            if lifecycle.deadline_passed(payment.session, now):
+                raise ApiError(
+                    "INVALID_REQUEST", f"{payment.key}: the account's deadline (vbank_date) has passed; the bank refuses the transfer"
+                )
             self._deposit(payment, now)
 
         return self._act(imp_uid, change)
@@ -979,5 +1038,9 @@ class PortOneSandbox(PrepareTable, _PortOneCommon):
             return False
         if parse_datetime(payment.session["depositAt"]) > now:
             return False
+        if not lifecycle.deposit_has_come(payment.session, now):  # planned after the account's deadline: never arrives
+            lifecycle.clear_deposit(payment.session)
+            self._save(payment, now)
+            return True
         self._deposit(payment, now)
         return True
