@@ -851,5 +851,6 @@ def test_capabilities():
         "signs_webhooks": False,
         "supports_lookup_by_order": False,
         "supports_virtual_account": True,
+        "sends_deposit_deadline": False,
         "requires_confirm_call": True,
     }

@@ -49,6 +49,7 @@ FLAGS = [
     "signs_webhooks",
     "supports_lookup_by_order",
     "supports_virtual_account",
+    "sends_deposit_deadline",
     "requires_confirm_call",
 ]
 

@@ -62,6 +62,9 @@ class BaseGateway:
     supports_lookup_by_order = False
     #: The PG issues virtual accounts (payment arrives later by bank transfer).
     supports_virtual_account = False
+    #: The checkout asks the PG for a virtual account due by the order's deposit deadline
+    #: (:attr:`~django_pgpay.gateways.results.OrderSnapshot.deposit_deadline`).
+    sends_deposit_deadline = False
     #: The shop must call the PG to approve a payment after the browser returns.
     requires_confirm_call = True
     #: OPTIONS keys that must be set (a system check names the missing one).
@@ -402,6 +405,7 @@ class BaseGateway:
         "signs_webhooks",
         "supports_lookup_by_order",
         "supports_virtual_account",
+        "sends_deposit_deadline",
         "requires_confirm_call",
     )
 

@@ -114,6 +114,7 @@ class PortOneV1Gateway(PortOneGateway):
     """
 
     pg_name = "PortOne"
+    sends_deposit_deadline = True
     signs_webhooks = False
     required_options = ("IMP_KEY", "IMP_SECRET", "MERCHANT_CODE")
 

@@ -213,6 +213,7 @@ class TossGateway(HttpGateway):
     signs_webhooks = False
     supports_lookup_by_order = True
     supports_virtual_account = True
+    sends_deposit_deadline = True
     requires_confirm_call = True
     required_options = ("SECRET_KEY", "CLIENT_KEY")
     webhook_ack = (200, "text/plain", b"OK")
