@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import string
 from datetime import datetime, timedelta
@@ -238,3 +239,34 @@ def _site() -> str:
 
 def _mask(key: str) -> str:
     return f"{key[:8]}…{key[-4:]}" if isinstance(key, str) and len(key) > 14 else "…"
+
+
+#: ``vbank_due`` as ``IMP.request_pay`` takes it, in Korean time: PortOne's playground writes
+#: YYYYMMDDhhmm; a date alone (YYYYMMDD, YYYY-MM-DD) means the end of that day. Each shape is
+#: matched whole first (``strptime`` alone reads "20261209" as 2026-01-02 00:09).
+VBANK_DUE_SHAPES = (
+    (re.compile(r"\d{12}"), "%Y%m%d%H%M", False),
+    (re.compile(r"\d{14}"), "%Y%m%d%H%M%S", False),
+    (re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"), "%Y-%m-%d %H:%M:%S", False),
+    (re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"), "%Y-%m-%d %H:%M", False),
+    (re.compile(r"\d{8}"), "%Y%m%d", True),
+    (re.compile(r"\d{4}-\d{2}-\d{2}"), "%Y-%m-%d", True),
+)
+
+
+def parse_vbank_due(value: Any) -> datetime | None:
+    """``vbank_due`` as an aware time, or None when it is not one of :data:`VBANK_DUE_SHAPES`."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    for shape, pattern, date_only in VBANK_DUE_SHAPES:
+        if not shape.fullmatch(text):
+            continue
+        try:
+            parsed = datetime.strptime(text, pattern)
+        except ValueError:  # a shape that fits with a month 13, a 25th hour ...
+            return None
+        if date_only:
+            parsed = parsed.replace(hour=23, minute=59, second=59)
+        return parsed.replace(tzinfo=KST)
+    return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -38,6 +37,7 @@ from .common import (
     _text,
     money,
     number,
+    parse_vbank_due,
     stored,
     truthy,
     unix,
@@ -105,37 +105,6 @@ V1_WINDOW_ERRORS: dict[str, tuple[str, str]] = {
     # The sandbox's wording: an account asked for with a vbank_due already past.
     "vbank_due": ("F0001", "가상계좌 입금기한(vbank_due)이 이미 지났습니다."),
 }
-
-#: ``vbank_due`` as ``IMP.request_pay`` takes it, in Korean time: PortOne's playground writes
-#: YYYYMMDDhhmm; a date alone (YYYYMMDD, YYYY-MM-DD) means the end of that day. Each shape is
-#: matched whole first (``strptime`` alone reads "20261209" as 2026-01-02 00:09).
-VBANK_DUE_SHAPES = (
-    (re.compile(r"\d{12}"), "%Y%m%d%H%M", False),
-    (re.compile(r"\d{14}"), "%Y%m%d%H%M%S", False),
-    (re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"), "%Y-%m-%d %H:%M:%S", False),
-    (re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"), "%Y-%m-%d %H:%M", False),
-    (re.compile(r"\d{8}"), "%Y%m%d", True),
-    (re.compile(r"\d{4}-\d{2}-\d{2}"), "%Y-%m-%d", True),
-)
-
-
-def parse_vbank_due(value: Any) -> datetime | None:
-    """``vbank_due`` as an aware time, or None when it is not one of :data:`VBANK_DUE_SHAPES`."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    for shape, pattern, date_only in VBANK_DUE_SHAPES:
-        if not shape.fullmatch(text):
-            continue
-        try:
-            parsed = datetime.strptime(text, pattern)
-        except ValueError:  # a shape that fits with a month 13, a 25th hour ...
-            return None
-        if date_only:
-            parsed = parsed.replace(hour=23, minute=59, second=59)
-        return parsed.replace(tzinfo=KST)
-    return None
-
 
 #: V1 ``pay_method`` values the window emulates, with their labels.
 V1_METHODS: dict[str, str] = {
