@@ -44,18 +44,27 @@ def stub_sdk(toss, settings):
     settings.PGPAY = {**settings.PGPAY, "GATEWAYS": gateways}
 
 
-def test_checkout_page_calls_the_sdk_with_the_gateways_parameters(page, live_server, client, buyer, seat, stub_sdk, toss_api):
-    artifacts = Path(os.environ.get("PGPAY_ARTIFACTS_DIR", "artifacts"))
-    artifacts.mkdir(parents=True, exist_ok=True)
+def artifacts_dir() -> Path:
+    folder = Path(os.environ.get("PGPAY_ARTIFACTS_DIR", "artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def pay_with_stub(page, live_server, client, buyer, seat) -> dict:
+    """The buyer books ``seat`` with Toss and presses Pay: what the stub SDK's requestPayment received."""
     client.force_login(buyer)
     page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-
     page.goto(f"{live_server.url}/book/{seat.pk}/toss/")
     page.get_by_role("button", name="Proceed to payment").click()
     page.get_by_role("button", name="Pay").click()
     page.wait_for_function("window.__tossCalls && window.__tossCalls.length === 1")
-    page.screenshot(path=str(artifacts / "toss-checkout.png"), full_page=True)
     (call,) = page.evaluate("window.__tossCalls")
+    return call
+
+
+def test_checkout_page_calls_the_sdk_with_the_gateways_parameters(page, live_server, client, buyer, seat, stub_sdk, toss_api):
+    call = pay_with_stub(page, live_server, client, buyer, seat)
+    page.screenshot(path=str(artifacts_dir() / "toss-checkout.png"), full_page=True)
 
     booking = Booking.objects.get()
     assert call["clientKey"] == CLIENT_KEY and call["customerKey"] == "@@ANONYMOUS"
@@ -73,7 +82,7 @@ def test_checkout_page_calls_the_sdk_with_the_gateways_parameters(page, live_ser
     key = toss_api.authorize(booking)
     page.goto(call["request"]["successUrl"] + "&" + urlencode({"paymentKey": key, "orderId": booking.order_number, "amount": 20000}))
     assert page.get_by_role("heading", name="Payment complete").is_visible()
-    page.screenshot(path=str(artifacts / "toss-return.png"), full_page=True)
+    page.screenshot(path=str(artifacts_dir() / "toss-return.png"), full_page=True)
     booking.refresh_from_db()
     assert booking.status == S.PAID
 
@@ -91,14 +100,7 @@ def test_a_virtual_account_window_asks_for_an_account_due_by_the_shops_deadline(
     settings.PGPAY = {**settings.PGPAY, "GATEWAYS": gateways}
     left = {"value": datetime.timedelta(hours=26, minutes=40)}
     monkeypatch.setattr(Booking, "get_deposit_deadline", lambda self: timezone.now() + left["value"])
-    client.force_login(buyer)
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-
-    page.goto(f"{live_server.url}/book/{seat.pk}/toss/")
-    page.get_by_role("button", name="Proceed to payment").click()
-    page.get_by_role("button", name="Pay").click()
-    page.wait_for_function("window.__tossCalls && window.__tossCalls.length === 1")
-    (call,) = page.evaluate("window.__tossCalls")
+    call = pay_with_stub(page, live_server, client, buyer, seat)
     assert call["request"]["method"] == "VIRTUAL_ACCOUNT" and call["request"]["virtualAccount"] == {"validHours": 26}
 
     left["value"] = datetime.timedelta(minutes=50)
@@ -108,9 +110,7 @@ def test_a_virtual_account_window_asks_for_an_account_due_by_the_shops_deadline(
     assert answered.value.status == 409
     assert "A bank transfer can no longer arrive in time" in page.locator("body").inner_text()
     assert page.locator("#pgpay-toss-pay").count() == 0
-    artifacts = Path(os.environ.get("PGPAY_ARTIFACTS_DIR", "artifacts"))
-    artifacts.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(artifacts / "toss-virtual-account-too-late.png"), full_page=True)
+    page.screenshot(path=str(artifacts_dir() / "toss-virtual-account-too-late.png"), full_page=True)
 
 
 def test_a_missing_sdk_shows_an_error_instead_of_nothing(page, live_server, client, buyer, seat, toss, settings):
