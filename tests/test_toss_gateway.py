@@ -567,6 +567,7 @@ def test_capabilities():
         "signs_webhooks": False,
         "supports_lookup_by_order": True,
         "supports_virtual_account": True,
+        "sends_deposit_deadline": True,
         "requires_confirm_call": True,
     }
 
