@@ -140,8 +140,8 @@ class Booking(AbstractOrder):
     def get_deposit_deadline(self):
         """A bank transfer must arrive :data:`DEPOSIT_BEFORE_VISIT` before the table's time, not at the
         PG's own deadline (often a week: after the meal). Past it, reconciliation closes the account."""
-        visit = Seat.objects.filter(pk=self.seat_id).values_list("datetime", flat=True).first()
-        return visit - DEPOSIT_BEFORE_VISIT if visit is not None else None
+        # The seat the checkout created the booking with (no query); read once otherwise.
+        return self.seat.datetime - DEPOSIT_BEFORE_VISIT if self.seat_id else None
 
 
 class BookingTransaction(AbstractTransaction):
