@@ -207,7 +207,7 @@ class AbstractOrder(TimeStampedModel):
         and expires the order once it has passed, so that a booking is not paid
         after the visit. At checkout the gateway also asks the PG for an account
         due no later (Toss ``virtualAccount.validHours``, PortOne V1
-        ``vbank_due``). Called under the order's row lock, and at checkout:
+        ``vbank_due``, PortOne V2 ``virtualAccount.accountExpiry``). Called under the order's row lock, and at checkout:
         read, never write.
         """
         return None

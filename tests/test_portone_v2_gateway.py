@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 import responses
+from django.utils import timezone
 from responses import matchers
 
 from django_pgpay.exceptions import (
@@ -18,6 +19,7 @@ from django_pgpay.exceptions import (
     GatewayUnavailable,
     InvalidRequest,
     NotFound,
+    OperationRefused,
     WebhookVerificationError,
 )
 from django_pgpay.gateways import standard_webhooks
@@ -92,6 +94,20 @@ def test_checkout_pre_registers_then_gives_request_payment_its_parameters():
     assert result.pg_data == {PG_DATA_PREPARED_V2: "20000 KRW"}
     again = gateway().checkout(OrderSnapshot(**{**ORDER.__dict__, "pg_data": dict(result.pg_data)}), URLS)
     assert again.pg_data == {} and pre.call_count == 1
+
+
+@responses.activate
+def test_a_virtual_account_window_asks_for_an_account_due_by_the_deposit_deadline():
+    """PAY_METHOD VIRTUAL_ACCOUNT and a deposit deadline: virtualAccount.accountExpiry.validHours, rounded down; under an hour refused."""
+    responses.post(f"{V2_BASE}/payments/{PID}/pre-register", json={})
+    order = OrderSnapshot(**{**ORDER.__dict__, "deposit_deadline": timezone.now() + datetime.timedelta(hours=49, minutes=59)})
+    request = gateway(PAY_METHOD="VIRTUAL_ACCOUNT").checkout(order, URLS).params["request"]
+    assert request["virtualAccount"] == {"accountExpiry": {"validHours": 49}}
+    assert "virtualAccount" not in gateway().checkout(order, URLS).params["request"]  # a card window has no account to date
+    late = OrderSnapshot(**{**ORDER.__dict__, "deposit_deadline": timezone.now() + datetime.timedelta(minutes=30)})
+    with pytest.raises(OperationRefused) as refused:
+        gateway(PAY_METHOD="VIRTUAL_ACCOUNT").checkout(late, URLS)
+    assert refused.value.code == "DEPOSIT_DEADLINE_PASSED"
 
 
 @responses.activate

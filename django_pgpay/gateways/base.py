@@ -16,8 +16,16 @@ from typing import Any
 
 from django.core import checks
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from ..exceptions import ConfigurationError, NotFound, PgPayDeprecationWarning, UnsupportedFeature, WebhookVerificationError
+from ..exceptions import (
+    ConfigurationError,
+    NotFound,
+    OperationRefused,
+    PgPayDeprecationWarning,
+    UnsupportedFeature,
+    WebhookVerificationError,
+)
 from .http import loads_json
 from .results import (
     CancelRequest,
@@ -397,6 +405,23 @@ class BaseGateway:
             # caller bypassed loads_json. Go through repr to keep the digits.
             return Decimal(repr(value))
         return Decimal(str(value))
+
+    def deposit_hours(self, order: OrderSnapshot, *, maximum: int | None = None) -> int:
+        """Whole hours from now to ``order.deposit_deadline``, rounded down (at most ``maximum``).
+
+        For PGs that take a virtual account's validity in hours: rounded down,
+        the account closes at the shop's deadline or before. Less than an hour
+        left: :class:`~django_pgpay.exceptions.OperationRefused`
+        (``DEPOSIT_DEADLINE_PASSED``, 409), as no account the PG issues would
+        close in time.
+        """
+        hours = int((order.deposit_deadline - timezone.now()).total_seconds() // 3600)
+        if hours < 1:
+            raise OperationRefused(
+                _("A bank transfer can no longer arrive in time for this order. Please choose another way to pay."),
+                code="DEPOSIT_DEADLINE_PASSED",
+            )
+        return hours if maximum is None else min(hours, maximum)
 
     #: The capability flags :meth:`capabilities` reports.
     CAPABILITIES = (

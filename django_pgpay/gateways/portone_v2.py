@@ -107,6 +107,7 @@ class PortOneV2Gateway(PortOneGateway):
     """
 
     pg_name = "PortOne V2"
+    sends_deposit_deadline = True
     SANDBOX_CHECK_ID = "django_pgpay.W122"
     signs_webhooks = True
     required_options = ("API_SECRET", "STORE_ID", "CHANNEL_KEY")
@@ -143,8 +144,12 @@ class PortOneV2Gateway(PortOneGateway):
 
         ``paymentId`` is the order number. The window's promise and, on mobile,
         ``redirectUrl`` both bring the buyer back to the return URL with ``paymentId``.
+        A ``VIRTUAL_ACCOUNT`` window of an order with a deposit deadline asks for
+        an account due no later (``virtualAccount.accountExpiry.validHours``,
+        :meth:`~django_pgpay.gateways.base.BaseGateway.deposit_hours`).
         """
         pg_data = self._pre_register(order)
+        pay_method = str(self.option("PAY_METHOD", "CARD") or "CARD")
         request: dict[str, Any] = {
             "storeId": str(self.option("STORE_ID")),
             "channelKey": str(self.option("CHANNEL_KEY")),
@@ -152,9 +157,14 @@ class PortOneV2Gateway(PortOneGateway):
             "orderName": order.order_name[:100],
             "totalAmount": to_minor(order.amount, order.currency),
             "currency": f"CURRENCY_{order.currency}",
-            "payMethod": str(self.option("PAY_METHOD", "CARD") or "CARD"),
+            "payMethod": pay_method,
             "redirectUrl": urls.success_url,
         }
+        if pay_method == "VIRTUAL_ACCOUNT" and order.deposit_deadline is not None:
+            # The browser SDK's virtualAccount.accountExpiry (the name a typed integration against
+            # @portone/browser-sdk uses), shaped as the server API's expiry (v2.openapi.json,
+            # InstantPaymentMethodInputVirtualAccountExpiry): validHours or dueDate, one of them.
+            request["virtualAccount"] = {"accountExpiry": {"validHours": self.deposit_hours(order)}}
         notice_url = self._notice_url(urls)
         if notice_url:
             request["noticeUrls"] = [notice_url]

@@ -33,8 +33,6 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core import checks
-from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from ..exceptions import (
     AlreadyCanceled,
@@ -45,7 +43,6 @@ from ..exceptions import (
     GatewayUnavailable,
     InvalidRequest,
     NotFound,
-    OperationRefused,
     PaymentDeclined,
     RefundAccountRequired,
     RetryLater,
@@ -288,19 +285,8 @@ class TossGateway(HttpGateway):
     MAX_VALID_HOURS = 720
 
     def valid_hours(self, order: OrderSnapshot) -> int:
-        """Whole hours from now to the order's deposit deadline (``virtualAccount.validHours``), at most 720.
-
-        Rounded down, so that the account closes at the shop's deadline or
-        before. Less than an hour left: refused (:class:`OperationRefused`,
-        ``DEPOSIT_DEADLINE_PASSED``), as no account Toss issues would close in time.
-        """
-        hours = int((order.deposit_deadline - timezone.now()).total_seconds() // 3600)
-        if hours < 1:
-            raise OperationRefused(
-                _("A bank transfer can no longer arrive in time for this order. Please choose another way to pay."),
-                code="DEPOSIT_DEADLINE_PASSED",
-            )
-        return min(hours, self.MAX_VALID_HOURS)
+        """``virtualAccount.validHours``: :meth:`~BaseGateway.deposit_hours` up to the deposit deadline, at most 720."""
+        return self.deposit_hours(order, maximum=self.MAX_VALID_HOURS)
 
     def parse_return(self, params: Mapping[str, str]) -> ReturnParams:
         """``successUrl?paymentKey=&orderId=&amount=`` or ``failUrl?code=&message=&orderId=``."""

@@ -167,6 +167,38 @@ def test_the_account_is_due_at_the_shops_deposit_deadline(shop, page, live_serve
         assert SandboxPayment.objects.get(pg="portone", order_id=booking.order_number).status == "failed"
 
 
+@pytest.mark.parametrize("hours_left", [5, 0])
+def test_v2_asks_for_an_account_due_by_the_shops_deposit_deadline(
+    shop, page, live_server, client, buyer, seat, artifacts, monkeypatch, hours_left
+):
+    """PAY_METHOD VIRTUAL_ACCOUNT: requestPayment carries accountExpiry.validHours; under an hour, no window at all."""
+    shop(PAY_METHOD="VIRTUAL_ACCOUNT")
+    deadline = timezone.now() + datetime.timedelta(hours=hours_left, minutes=30)
+    monkeypatch.setattr(Booking, "get_deposit_deadline", lambda self: deadline)
+    client.force_login(buyer)
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    page.goto(f"{live_server.url}/book/{seat.pk}/portone-v2/")
+    if hours_left == 0:
+        with page.expect_response(lambda r: r.request.method == "POST") as answered:
+            page.locator("form.pgpay-checkout-start button").click()
+        assert answered.value.status == 409
+        expect(page.locator("body")).to_contain_text("A bank transfer can no longer arrive in time")
+        assert Booking.objects.get().status == S.READY
+        return
+    page.locator("form.pgpay-checkout-start button").click()
+    page.click("#pgpay-portone-pay")
+    window = page.frame_locator("#pgpay-portone-frame")
+    with page.expect_navigation(url="**/pay/portone-v2/return/**"):
+        window.locator("#virtual-account").click()
+    page.screenshot(path=artifacts / "portone-v2-vbank-due.png", full_page=True)
+    booking = Booking.objects.get()
+    assert booking.status == S.WAITING_FOR_DEPOSIT
+    expired_at = datetime.datetime.fromisoformat(
+        emulated.v2_payment_state(booking.order_number)["method"]["expiredAt"].replace("Z", "+00:00")
+    )
+    assert deadline - datetime.timedelta(hours=1) < expired_at <= deadline  # five whole hours from the checkout
+
+
 def test_v2_pay_in_the_sandbox_window(shop, page, live_server, client, buyer, seat, artifacts):
     booking = open_checkout(page, live_server, client, buyer, seat, "portone-v2")
     page.click("#pgpay-portone-pay")

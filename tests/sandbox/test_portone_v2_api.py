@@ -1,12 +1,15 @@
 """The emulated PortOne V2 API over a real socket, checked against PortOne's V2 OpenAPI file."""
 
 import time
+from datetime import datetime, timedelta
 
 import pytest
 
 from django_pgpay.gateways import standard_webhooks
 from django_pgpay.sandbox import control
 from django_pgpay.sandbox import portone as emulated
+from django_pgpay.sandbox.base import ApiError
+from django_pgpay.sandbox.portone.common import KST
 from tests import portone_specs
 
 from .conftest import AVAILABLE_APPS
@@ -107,3 +110,30 @@ def test_api_cancels_send_webhooks_unless_skipped(v2, portone_hook):
     kinds = [d["json"]["type"] for d in portone_hook.deliveries]
     assert kinds == ["Transaction.Paid", "Transaction.PartialCancelled"]
     assert portone_hook.deliveries[1]["json"]["data"]["cancellationId"].startswith("cancellation-")
+
+
+@pytest.mark.parametrize("expiry", ["validHours", "dueDate"])
+def test_a_virtual_account_is_due_at_its_account_expiry(v2, expiry):
+    """requestPayment's virtualAccount.accountExpiry is the account's expiredAt; the bank takes no transfer after it."""
+    due = (control.now() + timedelta(hours=5)).astimezone(KST).replace(microsecond=0)
+    asked = {"validHours": 5} if expiry == "validHours" else {"dueDate": due.isoformat()}
+    emulated.v2_pay("order-v2-due", 30000, pay_method="VIRTUAL_ACCOUNT", account_expiry=asked)
+    issued = v2.payment("order-v2-due").json()
+    valid("Payment", issued)
+    expired_at = datetime.fromisoformat(issued["method"]["expiredAt"].replace("Z", "+00:00"))
+    assert abs(expired_at - due) <= timedelta(seconds=2)
+    control.advance_clock(timedelta(hours=5, seconds=3))
+    with pytest.raises(ApiError) as refused:
+        emulated.v2_deposit("order-v2-due")
+    assert "deadline" in refused.value.message
+    assert emulated.v2_payment_state("order-v2-due")["status"] == "VIRTUAL_ACCOUNT_ISSUED"
+
+
+def test_no_virtual_account_after_its_due_date(v2):
+    past = (control.now() - timedelta(minutes=1)).astimezone(KST).isoformat()
+    failed = emulated.v2_pay("order-v2-late", 30000, pay_method="VIRTUAL_ACCOUNT", account_expiry={"dueDate": past})
+    assert failed["code"] == "INVALID_REQUEST" and "accountExpiry" in failed["message"]
+    assert emulated.v2_payment_state("order-v2-late")["status"] == "FAILED"
+    for malformed in ({"validHours": 0}, {"dueDate": "2026-12-08 18:00"}, {"validHours": 5, "dueDate": past}):
+        with pytest.raises(ApiError):
+            emulated.v2_pay("order-v2-malformed", 30000, pay_method="VIRTUAL_ACCOUNT", account_expiry=malformed)

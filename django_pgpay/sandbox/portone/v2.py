@@ -97,7 +97,33 @@ V2_WINDOW_ERRORS: dict[str, tuple[str, str]] = {
     "already_paid": ("FAILURE_TYPE_PROCESS", "이미 결제가 완료된 paymentId입니다."),
     "invalid": ("INVALID_REQUEST", "결제 요청 파라미터가 올바르지 않습니다."),
     "store": ("INVALID_REQUEST", "등록되지 않은 storeId입니다."),
+    # The sandbox's wording: an account asked for after its accountExpiry.dueDate.
+    "expired": ("INVALID_REQUEST", "가상계좌 입금 기한(accountExpiry)이 이미 지났습니다."),
 }
+
+
+def parse_account_expiry(req: dict[str, Any]) -> dict[str, Any] | None:
+    """``virtualAccount.accountExpiry`` of a request: ``{}`` when absent, None when malformed.
+
+    One of ``validHours`` (a positive whole number) or ``dueDate`` (ISO 8601 with
+    its offset), as the server API's ``expiry`` (v2.openapi.json,
+    ``InstantPaymentMethodInputVirtualAccountExpiry``).
+    """
+    virtual = req.get("virtualAccount")
+    expiry = virtual.get("accountExpiry") if isinstance(virtual, dict) else None
+    if expiry is None:
+        return {}
+    if not isinstance(expiry, dict) or len(expiry) != 1:
+        return None
+    hours, due = expiry.get("validHours"), expiry.get("dueDate")
+    if isinstance(hours, int) and not isinstance(hours, bool) and hours > 0:
+        return {"validHours": hours}
+    parsed = parse_datetime(due) if isinstance(due, str) else None
+    if parsed is not None and parsed.utcoffset() is not None:
+        return {"dueDate": parsed.isoformat()}
+    return None
+
+
 #: V2's statuses in the lifecycle's terms (any other: not paid yet).
 V2_STAGES = {"PAID": Stage.PAID, "PARTIAL_CANCELLED": Stage.PAID, "CANCELLED": Stage.CANCELED}
 #: Webhook types sent unless ``V2_WEBHOOK_EVENTS`` says otherwise.
@@ -288,14 +314,18 @@ class PortOneV2Sandbox(_PortOneCommon):
         payment.session["window"] = False
         state["pgTxId"] = f"tsbx{now.astimezone(KST).strftime('%Y%m%d%H%M%S')}{_random(6)}"
         if method == "VIRTUAL_ACCOUNT":
-            hours = float(self.config().get("VBANK_HOURS", 168))
+            expiry = payment.session.get("accountExpiry") or {}
+            hours = float(expiry.get("validHours") or self.config().get("VBANK_HOURS", 168))
+            due = parse_datetime(expiry["dueDate"]) if expiry.get("dueDate") else now + timedelta(hours=hours)
+            # The bank takes no transfer after it (lifecycle.deposit_has_come, act_deposit).
+            payment.session["dueDate"] = due.isoformat()
             state["method"] = {
                 "type": "PaymentMethodVirtualAccount",
                 "bank": "KOOKMIN",
                 "accountNumber": "T" + _random(13, _DIGITS),
                 "accountType": "NORMAL",
                 "remitteeName": str(self.config().get("VBANK_HOLDER") or "샌드박스상점"),
-                "expiredAt": rfc3339(now + timedelta(hours=hours)),
+                "expiredAt": rfc3339(due),
                 "issuedAt": rfc3339(now),
             }
             lifecycle.start_deposit_clock(payment.session, now)
@@ -601,8 +631,10 @@ class PortOneV2Sandbox(_PortOneCommon):
             or total <= 0
             or currency not in ("KRW", "USD", "JPY")
             or (mode == "redirect" and not session["redirectUrl"])
+            or parse_account_expiry(req) is None
         ):
             return refuse("invalid")
+        session["accountExpiry"] = parse_account_expiry(req)
         now = clock.now()
         origin = f"{request.scheme}://{request.get_host()}"
         with transaction.atomic():
@@ -635,6 +667,9 @@ class PortOneV2Sandbox(_PortOneCommon):
             return None
         requested = payment.session.get("payMethod") or "CARD"
         method = "VIRTUAL_ACCOUNT" if choice.action == "virtual_account" else ("CARD" if requested == "VIRTUAL_ACCOUNT" else requested)
+        if method == "VIRTUAL_ACCOUNT" and lifecycle.deadline_passed(payment.session.get("accountExpiry") or {}, now):
+            self._fail(payment, now, "expired")
+            return self.window_finish(request, payment, self._v2_failure(payment.key, "expired", tx_id))
         if method == "VIRTUAL_ACCOUNT":
             payment.session["depositAfter"] = choice.deposit_after
         self.arm_window_fault(payment, choice)
@@ -722,8 +757,13 @@ class PortOneV2Sandbox(_PortOneCommon):
         store_id: str | None = None,
         notice_url: str | None = None,
         origin: str = "",
+        account_expiry: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A buyer goes through the V2 window without a browser; returns what ``requestPayment`` resolves to."""
+        """A buyer goes through the V2 window without a browser; returns what ``requestPayment`` resolves to.
+
+        ``account_expiry`` is ``virtualAccount.accountExpiry`` (``{"validHours": 5}``
+        or ``{"dueDate": "2026-12-08T18:00:00+09:00"}``).
+        """
         stores = self._list("STORE_IDS")
         store_id = store_id or (stores[0] if stores else "store-sandbox")
         now = clock.now()
@@ -743,7 +783,10 @@ class PortOneV2Sandbox(_PortOneCommon):
                 "payMethod": pay_method,
                 "_currency": currency,
             }
-            session = {"mode": "iframe", "noticeUrls": [notice_url] if notice_url else []}
+            expiry = parse_account_expiry({"virtualAccount": {"accountExpiry": account_expiry}} if account_expiry else {})
+            if expiry is None:
+                raise ApiError("INVALID_REQUEST", "accountExpiry: one of validHours (hours) or dueDate (ISO 8601 with its offset)")
+            session = {"mode": "iframe", "noticeUrls": [notice_url] if notice_url else [], "accountExpiry": expiry}
             payment = self._open(
                 req, store_id=store_id, now=now, origin=(origin or _site()).rstrip("/"), session=session, existing=existing
             )
@@ -752,7 +795,11 @@ class PortOneV2Sandbox(_PortOneCommon):
                 reason = "declined" if outcome == "decline" else "closed"
                 self._fail(payment, now, reason)
                 return self._v2_failure(payment_id, reason, tx_id)
-            self._pay(payment, now, "VIRTUAL_ACCOUNT" if outcome == "vbank" else pay_method)
+            method = "VIRTUAL_ACCOUNT" if outcome == "vbank" else pay_method
+            if method == "VIRTUAL_ACCOUNT" and lifecycle.deadline_passed(expiry, now):
+                self._fail(payment, now, "expired")
+                return self._v2_failure(payment_id, "expired", tx_id)
+            self._pay(payment, now, method)
         return {"transactionType": "PAYMENT", "paymentId": payment_id, "txId": tx_id}
 
     def _act(self, payment_id: str, change) -> dict[str, Any]:
@@ -770,6 +817,10 @@ class PortOneV2Sandbox(_PortOneCommon):
         def change(payment, now):
             if payment.state["status"] != "VIRTUAL_ACCOUNT_ISSUED":
                 raise ApiError("PAYMENT_NOT_PAID", f"{payment.key} is not a virtual account waiting for its deposit")
+            if lifecycle.deadline_passed(payment.session, now):
+                raise ApiError(
+                    "PAYMENT_NOT_PAID", f"{payment.key}: the account's deadline (expiredAt) has passed; the bank refuses the transfer"
+                )
             self._paid(payment, now)
 
         return self._act(payment_id, change)
@@ -803,6 +854,10 @@ class PortOneV2Sandbox(_PortOneCommon):
             return False
         if parse_datetime(payment.session["depositAt"]) > now:
             return False
+        if not lifecycle.deposit_has_come(payment.session, now):  # planned after the account's deadline: never arrives
+            lifecycle.clear_deposit(payment.session)
+            self._save(payment, now)
+            return True
         self._paid(payment, now)
         return True
 
