@@ -285,6 +285,33 @@ def test_unpaid_order_has_no_invoice(client, buyer, make_booking):
 
 
 @pytest.mark.django_db
+def test_unpaid_order_page_says_nothing_was_charged_and_links_back(client, buyer, make_booking):
+    order = make_booking()
+    client.force_login(buyer)
+    page = client.get(reverse("django_pgpay:invoice", args=[order.order_number])).content.decode()
+    assert "Nothing was charged." in page
+    assert 'href="/"' in page
+
+
+@pytest.mark.django_db
+def test_a_paid_order_whose_invoice_cannot_be_made_is_not_told_nothing_was_charged(client, buyer, make_booking, pay, monkeypatch):
+    from django_pgpay.exceptions import ConfigurationError
+
+    def broken(orders, *, filename):
+        raise ConfigurationError("no stylesheet")
+
+    monkeypatch.setattr(invoices, "invoice_response", broken)
+    order = pay(make_booking())
+    client.force_login(buyer)
+    response = client.get(reverse("django_pgpay:invoice", args=[order.order_number]))
+    page = response.content.decode()
+    assert response.status_code == 503
+    assert "The invoice cannot be made right now" in page
+    assert "Nothing was charged" not in page  # it was: the order is paid
+    assert 'href="/"' in page
+
+
+@pytest.mark.django_db
 def test_post_is_not_allowed(client, buyer, make_booking, pay):
     order = pay(make_booking())
     client.force_login(buyer)

@@ -653,6 +653,8 @@ def test_sold_out_is_a_clear_page_not_a_500(buyer, other_buyer, seat, toss):
     client.force_login(buyer)
     response = client.post(f"/book/{seat.pk}/toss/")
     assert response.status_code == 409 and b"Sold out." in response.content
+    assert b"Nothing was reserved and nothing was charged." in response.content
+    assert b'href="/"' in response.content  # the library's page leads back to the shop
     assert not Booking.objects.exists()
 
 
