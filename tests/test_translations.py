@@ -22,6 +22,16 @@ def test_korean_labels_and_messages():
         assert str(NotCancelable().user_message) == "This order cannot be cancelled."
 
 
+def test_the_admin_action_menu_blank_choice_reads_in_korean(admin_client):
+    """Django 6 labels a blank choice "- Select an option -" and its Korean catalogue leaves it
+    untranslated; ours translates it, so the order list's action menu is Korean throughout."""
+    with translation.override("ko"):
+        assert translation.gettext("- Select an option -") == "- 선택하세요 -"
+    page = admin_client.get("/admin/testapp/booking/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert 'name="action"' in page
+    assert "Select an option" not in page
+
+
 @pytest.mark.parametrize("po", sorted(LOCALE.glob("*/LC_MESSAGES/*.po")), ids=lambda p: p.parent.parent.name)
 def test_catalogues_are_complete_and_compiled(po, tmp_path):
     """Every message translated, no fuzzy entry, and the shipped .mo is this .po compiled."""
