@@ -91,7 +91,14 @@ user.save()
 print("created" if created else "password set")
 '
 
+# A demo buyer's orders, made through the shop and the sandbox, so that the admin has some to
+# export, print and refund; the command delivers the sandbox's webhooks itself, at its end.
+step "sample orders for the admin" env SANDBOX_WEBHOOK_DELIVERY=manual "$PY" manage.py demo_orders
+echo "    ${STEP_OUTPUT##*$'\n'}"
+
 if [[ "$mode" == check ]]; then
+    step "sample orders added once only" env SANDBOX_WEBHOOK_DELIVERY=manual "$PY" manage.py demo_orders
+    [[ "${STEP_OUTPUT##*$'\n'}" == "Sample orders: kept (the demo buyer has orders)." ]] || { echo "demo_orders is not idempotent: $STEP_OUTPUT" >&2; exit 1; }
     # The demo data is idempotent: a second run adds nothing.
     step "demo data added once only" "$PY" manage.py demo_data
     [[ "$STEP_OUTPUT" == "Demo data: added 0 restaurants, 0 tables, 0 seats, 0 products." ]] || { echo "demo_data is not idempotent: $STEP_OUTPUT" >&2; exit 1; }
@@ -118,6 +125,8 @@ cat <<BANNER
   │   User:      admin
   │   Password:  $DEMO_ADMIN_PASSWORD   ($kept;
   │              DEMO_ADMIN_PASSWORD=... make demo sets another)
+  │   Orders:    demo-buyer's samples in the admin (paid, refunded,
+  │              waiting for a transfer): export, invoices, refunds
   │
   │   Book a table: Restaurants → a time → Proceed to payment → Pay,
   │   then Pay in the sandbox's payment window. Cancel it in My bookings.

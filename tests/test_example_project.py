@@ -254,16 +254,31 @@ def test_make_demo_is_one_line_a_step_and_keeps_the_admins_password(tmp_path):
         "system checks pass",
         "demo restaurants, seats and products",
         "superuser admin",
+        "sample orders for the admin",
     ]
+    # A buyer's orders in the statuses the admin works on, made through the shop and the sandbox once.
+    assert (
+        "    Sample orders of demo-buyer: 1 CANCELED, 2 PAID, 1 PARTIAL_CANCELED, 1 READY, 1 WAITING_FOR_DEPOSIT; "
+        "8 webhooks delivered.\n" in first.stdout
+    )
     assert "Operations to perform" not in first.stdout and first.stderr == ""  # quiet: migrate's own output stays hidden
     password = (tmp_path / "password").read_text().strip()
     assert len(password) >= 12 and f"Password:  {password} " in first.stdout
     assert (tmp_path / "password").stat().st_mode & 0o077 == 0  # only its owner reads it
-    # The next run prints the same password; DEMO_ADMIN_PASSWORD replaces it.
-    assert f"Password:  {password} " in demo_setup(tmp_path).stdout
+    # The next run prints the same password (and adds no orders); DEMO_ADMIN_PASSWORD replaces it.
+    second = demo_setup(tmp_path).stdout
+    assert f"Password:  {password} " in second
+    assert "    Sample orders: kept (the demo buyer has orders).\n" in second
     assert "Password:  chosen-Password-1 " in demo_setup(tmp_path, DEMO_ADMIN_PASSWORD="chosen-Password-1").stdout
     assert (tmp_path / "password").read_text().strip() == "chosen-Password-1"
     assert "Password:  chosen-Password-1 " in demo_setup(tmp_path).stdout
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="as above: the demo runs on its own SQLite file")
+def test_make_demo_makes_no_sample_orders_when_toss_is_on_its_real_test_environment(tmp_path):
+    """The samples are paid in the sandbox's window: with Toss's own test keys there is none, and no error."""
+    done = demo_setup(tmp_path, TOSS_CLIENT_KEY="test_ck_0000000000000000", TOSS_SECRET_KEY="test_sk_0000000000000000")
+    assert "    Sample orders: none (Toss is not on the sandbox).\n" in done.stdout
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """``manage.py demo_check``: prove the demo is set up, without serving it (``make demo-check``, CI).
 
-Through Django's test client: every page renders, the admin logs in (with
+Through Django's test client: the sample orders (``demo_orders``) agree with
+the sandbox (a deep reconcile of each changes nothing), every page renders, the admin logs in (with
 ``DEMO_ADMIN_PASSWORD`` when set), a booking takes a place and shows the PG's
 payment window loading the sandbox's SDK, a second click reuses the booking,
 the last place of a seat goes to one buyer and the next one gets the sold-out
@@ -13,7 +14,7 @@ and ``make demo`` cover.
 Gateways call the sandbox over HTTP (PortOne's ``payments/prepare``,
 Stripe's Checkout Session ...): while the check runs, calls to this server's
 own address (``settings.SITE_URL``) are answered in process by the same test
-client (:class:`InProcessAdapter`); anything else would go out as usual.
+client (:func:`example_project.inprocess.served_in_process`); anything else would go out as usual.
 
 Everything runs in one transaction that is rolled back, so the check leaves
 no trace in the database it runs against.
@@ -22,11 +23,7 @@ no trace in the database it runs against.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
-from unittest import mock
-from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -37,48 +34,9 @@ from restaurants.models import Booking, Restaurant, Seat
 from shop.models import CartOrder, Product
 
 from django_pgpay import conf
+from example_project.inprocess import served_in_process
+from example_project.management.commands.demo_orders import BUYER
 from example_project.payment import offered_aliases
-
-
-class InProcessAdapter(requests.adapters.BaseAdapter):
-    """A ``requests`` transport that answers requests to this server with Django's test client (no socket)."""
-
-    def __init__(self, host: str):
-        super().__init__()
-        self.client = Client(HTTP_HOST=host)
-
-    def send(self, request, **kwargs):
-        parts = urlsplit(request.url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        skip = {"host", "content-length", "content-type"}
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
-        body = request.body.encode() if isinstance(request.body, str) else (request.body or b"")
-        answer = self.client.generic(request.method, path, data=body, content_type=request.headers.get("Content-Type", ""), headers=headers)
-        response = requests.Response()
-        response.status_code = answer.status_code
-        response.headers = requests.structures.CaseInsensitiveDict(answer.items())
-        response._content = answer.content
-        response.encoding = answer.charset
-        response.url = request.url
-        response.request = request
-        response.reason = answer.reason_phrase
-        return response
-
-    def close(self):
-        pass
-
-
-@contextmanager
-def served_in_process(site_url: str):
-    """While inside, every ``requests`` call to ``site_url`` is answered by :class:`InProcessAdapter`."""
-    adapter = InProcessAdapter(urlsplit(site_url).netloc)
-    original = requests.Session.get_adapter
-
-    def get_adapter(session, url):
-        return adapter if url.startswith(site_url + "/") else original(session, url)
-
-    with mock.patch.object(requests.Session, "get_adapter", get_adapter):
-        yield
 
 
 class Check:
@@ -111,6 +69,7 @@ class Command(BaseCommand):
             raise CommandError("No demo data: run manage.py demo_data first.")
         check = Check(self.stdout)
         with transaction.atomic(), served_in_process(settings.SITE_URL):
+            self.samples(check)
             self.run(check)
             self.every_pg(check)
             transaction.set_rollback(True)
@@ -155,7 +114,7 @@ class Command(BaseCommand):
         second.force_login(users.create_user("demo-check-2", password=None))
 
         # Booking: GET changes nothing; POST takes one place and shows the payment window.
-        seat = Seat.objects.upcoming().filter(capacity__gt=1, remain__gt=1).select_related("table").first()
+        seat = Seat.objects.upcoming().filter(capacity__gt=1, remain__gt=1, bookings=None).select_related("table").first()
         book = reverse("restaurants:book", args=[seat.pk])
         check.page(first, book, contains="Proceed to payment")
         check.true(Seat.objects.get(pk=seat.pk).remain == seat.remain, "GET of the booking page took a place")
@@ -274,6 +233,21 @@ class Command(BaseCommand):
         check.true(
             merged.get("Content-Type") == "application/pdf" and len(PdfReader(BytesIO(merged.content)).pages) == 1,
             "the admin's invoice action gave no PDF",
+        )
+
+    @staticmethod
+    def samples(check: Check) -> None:
+        """The sample orders (``manage.py demo_orders``) agree with the sandbox: looking each up at its PG changes nothing."""
+        from django_pgpay import payments
+
+        orders = [*Booking.objects.filter(user__username=BUYER), *CartOrder.objects.filter(user__username=BUYER)]
+        for order in orders:
+            outcome = payments.reconcile(order, deep=True)
+            check.true(not outcome.changes, f"sample order {order.order_number}: its PG says otherwise ({', '.join(outcome.changes)})")
+        statuses = sorted(order.status for order in orders)
+        check.true(
+            not orders or statuses == sorted(["PAID", "PAID", "PARTIAL_CANCELED", "CANCELED", "WAITING_FOR_DEPOSIT", "READY"]),
+            f"the sample orders are {statuses}",
         )
 
     @staticmethod
