@@ -305,17 +305,9 @@ def together(n: int, action) -> list:
 
 def pay_at_pg(run: Run, buyer: Buyer, pg: str, params: dict) -> str:
     """The sandbox's SDK and Pay button: open the window, pay; the redirect to the shop's return URL."""
-    payload = {
-        "clientKey": params["clientKey"],
-        "customerKey": params.get("customerKey") or "ANONYMOUS",
-        "flow": "payment",
-        "method": params.get("method") or "CARD",
-        "amount": params["amount"],
-        "orderId": params["orderId"],
-        "orderName": params["orderName"],
-        "successUrl": params["successUrl"],
-        "failUrl": params["failUrl"],
-    }
+    from django_pgpay.sandbox.toss import sdk_payload  # Django is set up by then (main)
+
+    payload = sdk_payload(params)
     s = buyer.session
     opened = run.call(
         s, "POST", pg + "/sandbox/toss/checkout", data={"payload": json.dumps(payload)}, where="pg", phase="buy", label="pg: open window"

@@ -28,6 +28,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from django_pgpay.sandbox.toss import sdk_payload
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
 from django_pgpay.status import TransactionStatus as T
@@ -123,17 +124,7 @@ def window_params(html: str) -> dict:
 def pay_in_the_window(session: requests.Session, base: str, html: str) -> requests.Response:
     """What the sandbox's Toss SDK and window do when the buyer pays; returns our return page."""
     params = window_params(html)
-    payload = {
-        "clientKey": params["clientKey"],
-        "customerKey": params.get("customerKey") or "ANONYMOUS",
-        "flow": "payment",
-        "method": params.get("method") or "CARD",
-        "amount": params["amount"],
-        "orderId": params["orderId"],
-        "orderName": params["orderName"],
-        "successUrl": params["successUrl"],
-        "failUrl": params["failUrl"],
-    }
+    payload = sdk_payload(params)
     opened = session.post(base + "/sandbox/toss/checkout", data={"payload": json.dumps(payload)}, allow_redirects=False, timeout=TIMEOUT)
     assert opened.status_code == 303, opened.text[:500]
     window = base + opened.headers["Location"]

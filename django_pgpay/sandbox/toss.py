@@ -228,6 +228,25 @@ def _transaction_key() -> str:
     return secrets.token_hex(16).upper()
 
 
+#: The customer key Toss's SDK sends for a buyer without an account (``TossPayments.ANONYMOUS``).
+ANONYMOUS_CUSTOMER = "@@ANONYMOUS"
+#: The gateway's window parameters ``checkout/toss.html`` passes on to ``requestPayment`` when set.
+WINDOW_EXTRAS = ("customerEmail", "customerName", "customerMobilePhone", "virtualAccount")
+
+
+def sdk_payload(params: dict[str, Any]) -> dict[str, Any]:
+    """What the shop's Toss window and this sandbox's SDK post to ``toss/checkout`` for the gateway's ``params``.
+
+    For a buyer without a browser (``manage.py demo_orders``, the flash-sale test
+    and benchmark): the request ``django_pgpay/checkout/toss.html`` builds, with
+    what the SDK adds (client key, customer key, flow).
+    """
+    payload = {name: params[name] for name in ("method", "amount", "orderId", "orderName", "successUrl", "failUrl")}
+    payload.update({name: params[name] for name in WINDOW_EXTRAS if params.get(name)})
+    payload.update(clientKey=params["clientKey"], customerKey=params.get("customerKey") or ANONYMOUS_CUSTOMER, flow="payment")
+    return payload
+
+
 def split_vat(amount: int, tax_free: int = 0) -> tuple[int, int]:
     """(suppliedAmount, vat) of ``amount``: VAT is 1/11 of the taxable part, rounded half up."""
     taxable = max(amount - tax_free, 0)

@@ -31,6 +31,7 @@ from restaurants.models import Booking, Seat
 from shop.models import CartOrder, Product
 
 from django_pgpay import conf
+from django_pgpay.sandbox.toss import sdk_payload
 from example_project.inprocess import served_in_process
 
 #: The demo buyer's username (no password: the orders are for the admin to look at).
@@ -122,19 +123,7 @@ class Command(BaseCommand):
 
     def pay(self, client: Client, params: dict, *, button: str = "pay") -> None:
         """What the sandbox's SDK and its window's button do, then the return to the shop (which confirms)."""
-        payload = {
-            "clientKey": params["clientKey"],
-            "customerKey": params.get("customerKey") or "ANONYMOUS",
-            "flow": "payment",
-            "method": params.get("method") or "CARD",
-            "amount": params["amount"],
-            "orderId": params["orderId"],
-            "orderName": params["orderName"],
-            "successUrl": params["successUrl"],
-            "failUrl": params["failUrl"],
-        }
-        if params.get("virtualAccount"):
-            payload["virtualAccount"] = params["virtualAccount"]
+        payload = sdk_payload(params)
         opened = client.post("/sandbox/toss/checkout", {"payload": json.dumps(payload)})
         self.expect(opened, 303, "opening the sandbox's payment window")
         window = urlsplit(opened["Location"]).path
