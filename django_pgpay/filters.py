@@ -56,9 +56,20 @@ def quick_ranges(today: datetime.date) -> list[tuple[str, datetime.date, datetim
     ]
 
 
+#: The first and the last day a date box of the admin or a date option of a command accepts:
+#: any day a shop's records can carry, far enough from the calendar's ends (years 1 and 9999)
+#: that the day after, the week before and the day's midnight in any time zone exist
+#: (``date.max + 1 day`` is an ``OverflowError``, which was a server error).
+FIRST_DAY = datetime.date(1900, 1, 1)
+LAST_DAY = datetime.date(9998, 12, 31)
+
+
 def parse_day(value: str) -> datetime.date:
-    """``YYYY-MM-DD`` as a date, or ``ValueError``."""
-    return datetime.date.fromisoformat(str(value).strip())
+    """``YYYY-MM-DD`` as a date from :data:`FIRST_DAY` to :data:`LAST_DAY`, or ``ValueError``."""
+    day = datetime.date.fromisoformat(str(value).strip())
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"{day.isoformat()} is not between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}")
+    return day
 
 
 class DateRangeFilter(admin.FieldListFilter):

@@ -37,13 +37,14 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Count, DateTimeField, DurationField, ExpressionWrapper, F, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import labels
-from .filters import local_day_start, quick_ranges
+from .filters import FIRST_DAY, LAST_DAY, local_day_start, quick_ranges
 from .money import quantize
 from .status import TransactionKind, TransactionStatus
 
@@ -359,8 +360,18 @@ class SettlementForm(forms.Form):
     :data:`MAX_DAYS`, is refused.
     """
 
-    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
-    until = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    since = forms.DateField(
+        label=_("From"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)],
+    )
+    until = forms.DateField(
+        label=_("To"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)],
+    )
     gateway = forms.ChoiceField(label=_("PG"), required=False)
     model = forms.ChoiceField(label=_("Orders"), required=False)
 

@@ -81,6 +81,10 @@ def test_the_csv_matches_the_page(admin_client, day_of_sales):
     [
         ({"since": "2026-02-01", "until": "2026-01-01"}, "The end of the range is before its start."),
         ({"since": "2020-01-01", "until": "2026-01-01"}, "Choose at most 400 days."),
+        # Days at the calendar's ends: the range's end + 1 day, or its start - 6 days, overflowed (a 500).
+        ({"since": "9999-12-25", "until": "9999-12-31"}, "Ensure this value is less than or equal to 9998-12-31."),
+        ({"until": "0001-01-03"}, "Ensure this value is greater than or equal to 1900-01-01."),
+        ({"since": "0001-01-01", "until": "0001-01-01"}, "Ensure this value is greater than or equal to 1900-01-01."),
         ({"since": "yesterday"}, "Enter a valid date."),
         ({"gateway": "nope"}, "Select a valid choice."),
         ({"model": "auth.user"}, "Select a valid choice."),

@@ -37,3 +37,15 @@ def test_durations_only_where_the_command_allows_them():
 def test_a_bad_value_names_the_option(bad):
     with pytest.raises(CommandError, match="--until"):
         parse_moment(bad, "--until")
+
+
+@pytest.mark.parametrize("far", ["9999-12-31", "0001-01-01", "0001-01-01T00:00", "9999-12-31T23:59", "99999999999d", "999999d"])
+def test_a_moment_at_the_calendars_ends_is_refused_by_name_not_a_traceback(far):
+    """The day after 9999-12-31 does not exist, nor 0001-01-01 in UTC from Seoul: an OverflowError before."""
+    with pytest.raises(CommandError, match=r"^--deep-since .*between 1900-01-01 and 9998-12-31"):
+        parse_moment(far, "--deep-since", durations=True)
+
+
+def test_the_first_and_last_accepted_days():
+    assert parse_moment("1900-01-01", "--since").is_date
+    assert parse_moment("9998-12-31", "--until").end.year == 9999

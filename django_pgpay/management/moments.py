@@ -17,6 +17,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from ..filters import FIRST_DAY, LAST_DAY
+
 _DURATION = re.compile(r"^(\d+)\s*([dhm])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
@@ -44,18 +46,31 @@ class Moment:
 
 
 def parse_moment(value: str, option: str, *, durations: bool = False) -> Moment:
-    """Read ``value`` given to ``option``; a :class:`CommandError` naming the option when it is not a moment."""
+    """Read ``value`` given to ``option``; a :class:`CommandError` naming the option when it is not a moment.
+
+    Days outside :data:`~django_pgpay.filters.FIRST_DAY` to
+    :data:`~django_pgpay.filters.LAST_DAY` are refused too: at the calendar's
+    ends the next midnight, or the moment in UTC, does not exist.
+    """
     text = (value or "").strip()
+    outside = CommandError(f"{option} {value!r}: give a moment between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}")
     if durations:
         match = _DURATION.match(text)
         if match:
-            instant = timezone.now() - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            try:
+                instant = timezone.now() - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            except OverflowError:
+                raise outside from None
+            if instant.date() < FIRST_DAY:
+                raise outside
             return Moment(start=instant, end=instant, is_date=False)
     try:
         day = parse_date(text)
         instant = None if day is not None else parse_datetime(text)
     except ValueError:
         day = instant = None
+    if not FIRST_DAY <= (day or (instant.date() if instant else FIRST_DAY)) <= LAST_DAY:
+        raise outside
     if day is not None:
         start = timezone.make_aware(datetime.combine(day, datetime.min.time()))
         end = timezone.make_aware(datetime.combine(day + timedelta(days=1), datetime.min.time()))
