@@ -14,7 +14,9 @@ request per example against one of:
 * every webhook URL (PG-shaped bodies naming real payments with made-up
   claims, random JSON, deep nesting, bytes, NUL, bogus signatures);
 * the attempt beacon, the invoice, the checkout (GET, unknown PGs, anonymous),
-  the admin (actions and refunds as staff without permissions);
+  the admin (actions and refunds as staff without permissions; its lists and
+  settlement as a superuser, with generated filters, searches and dates, the
+  calendar's ends among them);
 * the sandbox's control API (without its header, from another site, with
   numbers it cannot use).
 
@@ -349,7 +351,20 @@ def webhook_request(draw, fx: Fixture):
     return "anonymous", "POST", f"/pay/{alias}/webhook/", (body, headers), content_type
 
 
-OTHER_KINDS = ("attempt", "invoice", "checkout", "admin", "admin id", "control")
+OTHER_KINDS = ("attempt", "invoice", "checkout", "admin", "admin id", "admin query", "control")
+#: The admin's pages that read their query (lists: filters, search, paging, ordering; the
+#: settlement), each with the parameters it reads.
+_LIST_KEYS = ["status__exact", "attention", "gateway", "q", "o", "p", "_facets", "all"]
+_ORDER_DATES = ["created__range__gte", "created__range__lte", "paid_at__range__gte", "paid_at__range__lte"]
+ADMIN_QUERY_PAGES = {
+    "/admin/testapp/booking/": (_ORDER_DATES, _LIST_KEYS),
+    "/admin/testapp/cartorder/": (_ORDER_DATES, _LIST_KEYS),
+    "/admin/testapp/booking/settlement/": (["since", "until"], ["gateway", "model", "format"]),
+    "/admin/django_pgpay/exportjob/": ([], ["q", "o", "p", "state__exact", "kind__exact"]),
+    "/admin/django_pgpay/webhookevent/": ([], ["q", "o", "p", "status__exact", "gateway"]),
+}
+#: Days, the calendar's ends among them (9999-12-31's next midnight does not exist: it was a 500).
+DAYS = st.one_of(st.dates().map(lambda d: d.isoformat()), st.sampled_from(["0001-01-01", "9999-12-31", "1900-01-01", "9998-12-31"]))
 
 
 @st.composite
@@ -418,6 +433,15 @@ def other_request(draw, fx: Fixture, kind: str | None = None):
         )
         path = draw(st.sampled_from(ADMIN_OBJECT_URLS)).format(id=object_id)
         return "superuser", draw(st.sampled_from(["GET", "POST"])), path, {"amount": "1000", "reason": "x", "token": "t"}, None
+    if choice == "admin query":
+        # The admin's lists and settlement as a superuser (who may see everything), with generated
+        # filters, dates, searches, pages and orderings: a page, a form error or the admin's ?e=1.
+        page = draw(st.sampled_from(sorted(ADMIN_QUERY_PAGES)))
+        dates, others = ADMIN_QUERY_PAGES[page]
+        chosen = draw(st.lists(st.sampled_from(dates), max_size=2, unique=True)) if dates else []
+        query = {key: draw(st.one_of(DAYS, DAYS, TEXT)) for key in chosen}
+        query.update({key: draw(st.one_of(TEXT, DAYS)) for key in draw(st.lists(st.sampled_from(others), max_size=3, unique=True))})
+        return "superuser", "GET", page + "?" + urlencode(query), None, None
     endpoint = draw(st.sampled_from(["reset", "clock", "faults", "tick", "webhooks/deliver", "toss/cancel", "toss/deposit"]))
     body = json.dumps(
         {
