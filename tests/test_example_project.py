@@ -278,7 +278,7 @@ def test_make_demo_is_one_line_a_step_and_keeps_the_admins_password(tmp_path):
 def test_make_demo_makes_no_sample_orders_when_toss_is_on_its_real_test_environment(tmp_path):
     """The samples are paid in the sandbox's window: with Toss's own test keys there is none, and no error."""
     done = demo_setup(tmp_path, TOSS_CLIENT_KEY="test_ck_0000000000000000", TOSS_SECRET_KEY="test_sk_0000000000000000")
-    assert "    Sample orders: none (Toss is not on the sandbox).\n" in done.stdout
+    assert "    Sample orders: none (Toss is not on the sandbox in both shops).\n" in done.stdout
 
 
 @pytest.fixture

@@ -30,9 +30,9 @@ from django.urls import reverse
 from restaurants.models import Booking, Seat
 from shop.models import CartOrder, Product
 
-from django_pgpay import conf
 from django_pgpay.sandbox.toss import sdk_payload
 from example_project.inprocess import served_in_process
+from example_project.payment import offered_aliases
 
 #: The demo buyer's username (no password: the orders are for the admin to look at).
 BUYER = "demo-buyer"
@@ -45,9 +45,11 @@ class Command(BaseCommand):
         if not getattr(settings, "SANDBOX", False) or "django_pgpay.sandbox" not in settings.INSTALLED_APPS:
             self.stdout.write("Sample orders: none (the payment sandbox is off).")
             return
-        if "toss" not in conf.gateway_aliases() or "toss" not in getattr(settings, "SANDBOX_GATEWAYS", ()):
-            # Paid with the sandbox's Toss only: Toss's own test environment would need the network and a browser.
-            self.stdout.write("Sample orders: none (Toss is not on the sandbox).")
+        offered = all("toss" in offered_aliases(shop) for shop in ("restaurants", "shop"))
+        if not offered or "toss" not in getattr(settings, "SANDBOX_GATEWAYS", ()):
+            # Paid with the sandbox's Toss in both shops only: Toss's own test environment would need
+            # the network and a browser.
+            self.stdout.write("Sample orders: none (Toss is not on the sandbox in both shops).")
             return
         seats = list(Seat.objects.upcoming().filter(remain__gt=0).select_related("table__restaurant").order_by("datetime", "pk"))
         if len(seats) < 5 or not Product.objects.exists():
