@@ -40,7 +40,13 @@ def backoff(failures: int) -> timedelta:
 
 
 def planned_pks(model, *, deep_since=None, gateways=None, limit: int = 0, now=None) -> list:
-    """The primary keys of :func:`plan`'s orders, in its order (what ``pgpay_reconcile --enqueue`` fans out)."""
+    """The primary keys of :func:`plan`'s orders, in its order (what ``pgpay_reconcile --enqueue`` fans out).
+
+    ``limit``: at most that many (0: all); a negative one is a ``ValueError``
+    (as a slice it would leave out the last orders, run after run).
+    """
+    if limit < 0:
+        raise ValueError(f"limit must be 0 (all) or more, not {limit}")
     now = now or timezone.now()
     queryset = payments.orders_to_reconcile(model, now=now, deep_since=deep_since)
     if gateways:

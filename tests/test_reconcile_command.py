@@ -261,3 +261,16 @@ def test_a_given_up_delivery_whose_content_another_delivery_applied_is_not_repor
     assert list(webhooks.given_up()) == []
     out, err = run("--check")
     assert "given up" not in out + err
+
+
+@pytest.mark.parametrize("alias", ["tosss", "nope"])
+def test_an_unknown_gateway_is_refused_by_name_not_a_run_that_visits_nothing(alias):
+    """A typo in a cron line (``--gateway tosss``) reconciled nothing, every run, without a word."""
+    with pytest.raises(CommandError, match=rf"^--gateway {alias}: no such gateway in PGPAY\[.GATEWAYS.\] \(there: fake\)"):
+        run("--gateway", alias)
+
+
+def test_a_negative_limit_is_refused_not_a_run_that_skips_the_last_order(toss_booking):
+    """``--limit -1`` (read as "no limit") visited every order but the last one, every run."""
+    with pytest.raises(CommandError, match="--limit"):
+        run("--limit", "-1")

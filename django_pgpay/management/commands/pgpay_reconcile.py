@@ -21,15 +21,27 @@ be reconciled, so a monitoring job notices.
 
 from __future__ import annotations
 
+import argparse
 from collections import Counter
 from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_pgpay import ledger, reconciliation, tasks, webhooks
+from django_pgpay import conf, ledger, reconciliation, tasks, webhooks
 from django_pgpay.exceptions import ConfigurationError
 from django_pgpay.management.moments import parse_moment
 from django_pgpay.orders import order_models
+
+
+def at_least_zero(value: str) -> int:
+    """``--limit``: a whole number, 0 or more (argparse's ``type``)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{number} is below 0 (0 visits every order)")
+    return number
 
 
 def parse_since(value: str) -> datetime:
@@ -52,7 +64,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="List the orders that would be visited; call no PG, change nothing.")
         parser.add_argument("--gateway", action="append", metavar="ALIAS", help="Only orders of this gateway alias (repeatable).")
         parser.add_argument("--model", action="append", metavar="APP.MODEL", help="Only this order model (repeatable).")
-        parser.add_argument("--limit", type=int, default=0, help="Visit at most this many orders per model (0: all).")
+        parser.add_argument("--limit", type=at_least_zero, default=0, help="Visit at most this many orders per model (0: all).")
         parser.add_argument(
             "--no-webhooks", action="store_true", help="Do not process failed (or never processed) webhook deliveries again."
         )
@@ -75,6 +87,11 @@ class Command(BaseCommand):
         except (ConfigurationError, LookupError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         gateways = set(options["gateway"] or ())
+        unknown = sorted(gateways - set(conf.gateway_aliases()))
+        if unknown:
+            # A typo in a cron line would otherwise reconcile nothing, every run, without a word.
+            there = ", ".join(conf.gateway_aliases())
+            raise CommandError(f"--gateway {', '.join(unknown)}: no such gateway in PGPAY['GATEWAYS'] (there: {there})")
         dry_run = options["dry_run"]
         enqueue = options["enqueue"] and not dry_run and tasks.queued(tasks.reconcile_order)
         if options["enqueue"] and not dry_run and not enqueue:
