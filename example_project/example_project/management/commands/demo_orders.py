@@ -2,10 +2,11 @@
 
 So that the admin of a fresh ``make demo`` has orders to export, print and
 refund: a demo buyer's bookings and a cart order, paid, partly refunded,
-refunded, waiting for a bank transfer, and one still open. Each is made the way a buyer makes it, through the shop's own
-views and the sandbox's Toss (the checkout, the SDK's window and its Pay or
-"virtual account" button, the return URL that confirms, the cancel form's two
-steps), with the PG calls answered in this process
+refunded, waiting for a bank transfer, and one still open. Each is made the
+way a buyer makes it, through the shop's own views and the sandbox's Toss (the
+checkout, the SDK's window and its Pay or "virtual account" button, the return
+URL that confirms, the cancel form's two steps), with the PG calls answered in
+this process
 (:func:`example_project.inprocess.served_in_process`) and the sandbox's
 webhooks delivered to the shop after each step, as the PG sends them. The
 shop's ledgers and the sandbox's records agree: looking the orders up at the
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections import Counter
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -76,12 +78,12 @@ class Command(BaseCommand):
 
     def make(self, client: Client, seats: list) -> dict[str, int]:
         """The orders; returns how many ended in each status."""
-        paid = self.book_and_pay(client, seats[0])
-        partly = self.book_and_pay(client, seats[1])
+        paid = self.book(client, seats[0], button="pay")
+        partly = self.book(client, seats[1], button="pay")
         self.cancel(client, partly, amount=str(int(partly.amount // 2)))
-        refunded = self.book_and_pay(client, seats[2])
+        refunded = self.book(client, seats[2], button="pay")
         self.cancel(client, refunded)
-        waiting = self.book_and_pay(client, seats[3], button="virtual_account")
+        waiting = self.book(client, seats[3], button="virtual_account")
         open_booking = self.book(client, seats[4])  # the buyer opened the window and left
         cart = self.cart_and_pay(client, Product.objects.order_by("pk")[:2])
         self.deliver()
@@ -92,22 +94,16 @@ class Command(BaseCommand):
         found = [order.status for order in orders]
         if found != expected:
             raise CommandError(f"the sample orders ended {found}, not {expected}")
-        counts: dict[str, int] = {}
-        for status in found:
-            counts[status] = counts.get(status, 0) + 1
-        return counts
+        return dict(Counter(found))
 
     # --- a buyer's steps ------------------------------------------------------------
 
-    def book(self, client: Client, seat) -> Booking:
-        """The booking page's Pay: the place is taken and the payment window opens."""
+    def book(self, client: Client, seat, *, button: str | None = None) -> Booking:
+        """The booking page's Pay (the place is taken, the payment window opens), then ``button`` in the window, if any."""
         response = client.post(reverse("restaurants:book", args=[seat.pk]), {"gateway": "toss"})
-        self.window_params(response, f"booking seat {seat.pk}")
-        return Booking.objects.filter(user__username=BUYER, seat=seat).latest("pk")
-
-    def book_and_pay(self, client: Client, seat, *, button: str = "pay") -> Booking:
-        response = client.post(reverse("restaurants:book", args=[seat.pk]), {"gateway": "toss"})
-        self.pay(client, self.window_params(response, f"booking seat {seat.pk}"), button=button)
+        params = self.window_params(response, f"booking seat {seat.pk}")
+        if button:
+            self.pay(client, params, button=button)
         return Booking.objects.filter(user__username=BUYER, seat=seat).latest("pk")
 
     def cart_and_pay(self, client: Client, products) -> CartOrder:
