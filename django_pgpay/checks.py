@@ -139,6 +139,63 @@ def sqlite_transaction_warnings(databases: dict, aliases) -> list[checks.CheckMe
     return messages
 
 
+@checks.register("django_pgpay", checks.Tags.database)
+def check_mysql_charset(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """A MySQL or MariaDB database the payments are written to stores text as ``utf8mb4``.
+
+    A database (or table) created as ``utf8``/``utf8mb3``, as many were before
+    MySQL 8, stores Hangul but not a 4-byte character: an emoji in a cancel
+    reason, a buyer's name or a PG's webhook body fails its ``INSERT`` (error
+    1366 in strict mode), a server error for the buyer and a webhook the PG
+    retries in vain. A database check: ``migrate`` and ``check --database``
+    run it.
+    """
+    from django.db import connections, router
+
+    from .models import WebhookEvent
+    from .orders import order_models
+
+    models = [WebhookEvent]
+    for model in order_models():
+        models += [model, model.get_transaction_model()]
+    tables: dict[str, set[str]] = {}
+    for model in models:
+        tables.setdefault(router.db_for_write(model), set()).add(model._meta.db_table)
+    messages = []
+    for alias in sorted(set(tables) & set(databases or ())):
+        connection = connections[alias]
+        if connection.vendor == "mysql":
+            messages += mysql_charset_warnings(connection, sorted(tables[alias]))
+    return messages
+
+
+def mysql_charset_warnings(connection, tables) -> list[checks.CheckMessage]:
+    """:func:`check_mysql_charset` for one MySQL/MariaDB ``connection`` and its payment ``tables``."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@character_set_database")
+        default = cursor.fetchone()[0]
+        placeholders = ", ".join(["%s"] * len(tables))
+        cursor.execute(
+            "SELECT DISTINCT TABLE_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            f"AND TABLE_NAME IN ({placeholders}) AND CHARACTER_SET_NAME IS NOT NULL AND CHARACTER_SET_NAME <> 'utf8mb4'",
+            list(tables),
+        )
+        narrow = sorted(row[0] for row in cursor.fetchall())
+    if default == "utf8mb4" and not narrow:
+        return []
+    where = f"tables {', '.join(narrow)}" if narrow else f"new tables (the database's default is {default})"
+    name = connection.settings_dict.get("NAME")
+    return [
+        checks.Warning(
+            f"DATABASES[{connection.alias!r}] stores the payments' text in a character set that cannot hold an emoji "
+            f"({where}): a cancel reason, a buyer's name or a PG's webhook body with one fails to be saved.",
+            hint=f"Convert to utf8mb4: ALTER DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, then "
+            "ALTER TABLE <table> CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci for each table.",
+            id="django_pgpay.W012",
+        )
+    ]
+
+
 # --- PDF invoices --------------------------------------------------------------------
 
 #: The library names WeasyPrint tries for HarfBuzz's subsetter, in its order

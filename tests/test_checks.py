@@ -1,7 +1,15 @@
 import pytest
 from django.core import checks
+from django.db import DatabaseError, connection
 
-from django_pgpay.checks import check_order_models, check_settings, check_sqlite_transactions, sqlite_transaction_warnings
+from django_pgpay.checks import (
+    check_mysql_charset,
+    check_order_models,
+    check_settings,
+    check_sqlite_transactions,
+    mysql_charset_warnings,
+    sqlite_transaction_warnings,
+)
 from django_pgpay.conf import get_gateway
 from django_pgpay.exceptions import ConfigurationError
 
@@ -127,3 +135,33 @@ def test_other_databases_are_not_warned_about():
 
 def test_the_test_settings_pass_the_sqlite_check():
     assert check_sqlite_transactions() == []  # tests/settings.py: IMMEDIATE on SQLite, or another database
+
+
+# --- MySQL / MariaDB character set (W012; run on MariaDB in CI) ----------------------------------
+
+mariadb_only = pytest.mark.skipif(connection.vendor != "mysql", reason="a MySQL/MariaDB check: CI runs it in the MariaDB step")
+
+
+@mariadb_only
+@pytest.mark.django_db
+def test_the_test_database_in_utf8mb4_passes_the_charset_check():
+    assert check_mysql_charset(databases=["default"]) == []
+    assert check_mysql_charset(databases=None) == []  # not a database check run: nothing asked
+
+
+@mariadb_only
+@pytest.mark.django_db(transaction=True)
+def test_a_table_in_utf8mb3_is_named_with_the_way_out():
+    """Hangul fits utf8mb3, an emoji does not: a cancel reason or a webhook body with one failed to save (error 1366)."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE pgpay_legacy_ledger (reason TEXT) CHARACTER SET utf8mb3")
+    try:
+        with connection.cursor() as cursor, pytest.raises(DatabaseError, match="1366|Incorrect string value"):
+            cursor.execute("INSERT INTO pgpay_legacy_ledger VALUES (%s)", ["환불해 주세요 🙏"])
+        found = mysql_charset_warnings(connection, ["pgpay_legacy_ledger", "django_pgpay_webhookevent"])
+        assert [m.id for m in found] == ["django_pgpay.W012"]
+        assert "tables pgpay_legacy_ledger" in found[0].msg and "emoji" in found[0].msg
+        assert "CONVERT TO CHARACTER SET utf8mb4" in found[0].hint
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE pgpay_legacy_ledger")
