@@ -203,7 +203,12 @@ def cpu_seconds() -> Counter:
     """CPU seconds (user + system) used so far by the shop's servers, the PG's, PostgreSQL and this script.
 
     Read from ``/proc`` (Linux; elsewhere nothing is counted). The difference over a sale says
-    where the machine's cores went: the servers run on the same cores as the buyers.
+    where the machine's cores went: the servers run on the same cores as the buyers. Each
+    process counts its own time and its reaped children's (``cutime``, ``cstime``): a PostgreSQL
+    backend or a gunicorn worker that ends during the sale (a connection closed after a server
+    error, a worker replaced) would otherwise take its seconds with it, and the part's CPU could
+    come out below zero (it did, for the tutorial's one-row sale); its parent, the postmaster or
+    the gunicorn arbiter in the same part, holds them once it has reaped it.
     """
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     out = Counter()
@@ -213,7 +218,8 @@ def cpu_seconds() -> Counter:
         except OSError:  # the process ended meanwhile
             continue
         name, fields = text[text.find("(") + 1 : text.rfind(")")], text[text.rfind(")") + 2 :].split()
-        group, used = int(fields[2]), (int(fields[11]) + int(fields[12])) / tick
+        # Fields 14-17 of proc(5): utime, stime, cutime, cstime (``fields`` starts at field 3).
+        group, used = int(fields[2]), sum(int(fields[i]) for i in (11, 12, 13, 14)) / tick
         if group in CPU_PARTS:
             out[CPU_PARTS[group]] += used
         elif name.startswith("postgres"):
