@@ -352,6 +352,16 @@ def quick_links(today: datetime.date) -> list[tuple[str, str]]:
     return [(label, urlencode({"since": since.isoformat(), "until": until.isoformat()})) for label, since, until in quick_ranges(today)]
 
 
+def _day_field(label) -> forms.DateField:
+    """An optional date box of the settlement page: a day from ``FIRST_DAY`` to ``LAST_DAY`` (:mod:`.filters`)."""
+    return forms.DateField(
+        label=label,
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)],
+    )
+
+
 class SettlementForm(forms.Form):
     """The range (both days included), the PG and the order models of a settlement.
 
@@ -360,18 +370,8 @@ class SettlementForm(forms.Form):
     :data:`MAX_DAYS`, is refused.
     """
 
-    since = forms.DateField(
-        label=_("From"),
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-        validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)],
-    )
-    until = forms.DateField(
-        label=_("To"),
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-        validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)],
-    )
+    since = _day_field(_("From"))
+    until = _day_field(_("To"))
     gateway = forms.ChoiceField(label=_("PG"), required=False)
     model = forms.ChoiceField(label=_("Orders"), required=False)
 
