@@ -235,8 +235,15 @@ def test_command_filters_by_gateway_and_dates(paid):
     assert numbers("--since", "2026-02-01") == [new.order_number]
     assert numbers("--until", "2026-01-10") == [old.order_number]  # the whole day counts
     assert numbers("--until", "2026-01-10T00:00") == []
-    assert numbers("--gateway", "other") == []
     assert set(numbers("--gateway", "fake")) == {old.order_number, new.order_number}
+    # An alias no longer configured still exports its orders; one on no order and not configured is a typo.
+    Booking.objects.filter(pk=old.pk).update(gateway="retired")
+    assert numbers("--gateway", "retired") == [old.order_number]
+    assert set(numbers("--gateway", "retired", "--gateway", "fake")) == {old.order_number, new.order_number}
+    with pytest.raises(CommandError, match=r"--gateway fakee: no such gateway in PGPAY\['GATEWAYS'\] \(there: fake\) nor on any order"):
+        run("--model", "testapp.Booking", "--gateway", "fakee", "--gateway", "fake")
+    with pytest.raises(CommandError, match="--gateway ''"):
+        run("--model", "testapp.Booking", "--gateway", " ")
     assert numbers("--date-field", "paid_at", "--since", "2026-01-01") != []
 
 

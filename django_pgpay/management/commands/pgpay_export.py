@@ -19,7 +19,7 @@ from django.contrib import admin
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from django_pgpay import exports
+from django_pgpay import conf, exports
 from django_pgpay.exceptions import ConfigurationError
 from django_pgpay.management.moments import parse_moment
 from django_pgpay.orders import order_models
@@ -126,13 +126,30 @@ class Command(BaseCommand):
         if statuses:
             queryset = queryset.filter(status__in=statuses)
         if options["gateway"]:
-            queryset = queryset.filter(gateway__in=options["gateway"])
+            queryset = queryset.filter(gateway__in=self.gateways(queryset.model, options["gateway"]))
         field = options["date_field"]
         if options["since"]:
             queryset = queryset.filter(parse_moment(options["since"], "--since").since(field))
         if options["until"]:
             queryset = queryset.filter(parse_moment(options["until"], "--until").until(field))
         return queryset
+
+    def gateways(self, model, given) -> list[str]:
+        """The ``--gateway`` aliases; one that is neither configured nor on any order is refused by name.
+
+        A typo in a cron line (``--gateway tosss``) would otherwise export a
+        header and nothing else, every month, without a word. An alias taken
+        out of ``PGPAY["GATEWAYS"]`` still exports the orders it has.
+        """
+        aliases = [alias.strip() for alias in given if alias.strip()]
+        unknown = set(aliases) - set(conf.gateway_aliases())
+        if unknown:
+            unknown -= set(model._base_manager.filter(gateway__in=unknown).values_list("gateway", flat=True).distinct())
+        if unknown or not aliases:
+            there = ", ".join(conf.gateway_aliases())
+            named = ", ".join(sorted(unknown)) or repr("")
+            raise CommandError(f"--gateway {named}: no such gateway in PGPAY['GATEWAYS'] (there: {there}) nor on any order")
+        return aliases
 
     def model_admin(self, model):
         """The model's admin on ``admin.site`` (its ``csv_columns`` and ``csv_prefetch_related``), or None."""
