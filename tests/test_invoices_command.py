@@ -100,3 +100,77 @@ def test_progress_bar_on_stderr(orders, tmp_path):
     err = io.StringIO()
     call_command("pgpay_invoices", "--output", str(tmp_path / "x.pdf"), stdout=io.StringIO(), stderr=err)
     assert "3/3" in err.getvalue()
+
+
+# --- targets that cannot be written: a clear error before any rendering, never a half file ---
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("option", "name", "message"),
+    [
+        ("--output", "missing-dir/x.pdf", "cannot write .*missing-dir/x.pdf: No such file or directory"),
+        ("--zip", "missing-dir/x.zip", "cannot write .*missing-dir/x.zip: No such file or directory"),
+        ("--output", ".", "is a folder"),
+        ("--dir", "a-file/out", "cannot write .*a-file/out"),
+    ],
+)
+def test_an_unwritable_target_is_refused_before_rendering(orders, tmp_path, monkeypatch, option, name, message):
+    from django_pgpay import invoices
+
+    (tmp_path / "a-file").write_text("not a folder")
+    rendered = []
+    monkeypatch.setattr(invoices, "render_invoices", lambda batch: rendered.append(batch))
+    monkeypatch.setattr(invoices, "render_invoice_files", lambda batch: rendered.append(batch) or [])
+    with pytest.raises(CommandError, match=message):
+        run(option, str(tmp_path / name))
+    assert rendered == []  # refused before the first invoice, not after the last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("option", ["--output", "--zip"])
+def test_a_failure_while_rendering_keeps_the_previous_file_whole(orders, tmp_path, monkeypatch, option):
+    from django_pgpay import invoices
+    from django_pgpay.exceptions import ConfigurationError
+
+    target = tmp_path / "november.out"
+    target.write_bytes(b"last month's, complete")
+
+    def broken(batch):
+        raise ConfigurationError("WeasyPrint is not installed")
+
+    monkeypatch.setattr(invoices, "render_invoices", broken)
+    monkeypatch.setattr(invoices, "render_invoice_files", broken)
+    with pytest.raises(CommandError, match="WeasyPrint is not installed"):
+        run(option, str(target), "--batch", "1")
+    assert target.read_bytes() == b"last month's, complete"
+    assert [p.name for p in tmp_path.iterdir()] == ["november.out"]  # no .part left behind
+
+
+@pytest.mark.django_db
+def test_the_written_pdf_has_the_usual_permissions(orders, tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        run("--output", str(tmp_path / "x.pdf"))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "x.pdf").stat().st_mode) == 0o644  # not the temporary file's 0600
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("value", "message"), [("kr", r"--language kr: not one of the project's LANGUAGES \(en, ko\)"), ("", None)])
+def test_language_typo_is_refused(orders, tmp_path, value, message):
+    if message is None:
+        assert "3 invoice(s)" in run("--output", str(tmp_path / "x.pdf"), "--language", value)[0]
+        return
+    with pytest.raises(CommandError, match=message):
+        run("--output", str(tmp_path / "x.pdf"), "--language", value)
+
+
+def test_an_empty_target_name_is_refused():
+    with pytest.raises(CommandError, match="give a file or folder name"):
+        call_command("pgpay_invoices", "--output", "")

@@ -16,6 +16,8 @@ progress bar on stderr.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -79,6 +81,10 @@ class Command(BaseCommand):
 
         if options["batch"] < 1:
             raise CommandError("--batch must be at least 1.")
+        language = self.language(options["language"])
+        where = options["output"] or options["zip"] or options["dir"]
+        if not where:
+            raise CommandError("--output, --zip or --dir: give a file or folder name")
         querysets = self.select(options)
         total = sum(queryset.count() for queryset in querysets)
         if options["order_numbers"]:
@@ -89,15 +95,23 @@ class Command(BaseCommand):
         if not total:
             self.stderr.write("No orders matched; nothing written.")
             return
-        language = options["language"] or settings.LANGUAGE_CODE
+        # The target is made ready before the first invoice is rendered (a folder that does not
+        # exist is an error now, not after an hour of rendering); a PDF or a ZIP is written
+        # beside its name and put in its place when complete, so a failure leaves no half file.
+        part = target_zip = target_dir = None
+        try:
+            if options["dir"]:
+                target_dir = Path(options["dir"])
+                target_dir.mkdir(parents=True, exist_ok=True)
+            else:
+                part = self.part_file(Path(where))
+                if options["zip"]:
+                    target_zip = zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED)
+        except OSError as exc:
+            self.discard(part)
+            raise CommandError(f"cannot write {where}: {exc.strerror or exc}") from exc
         progress = self.progress(total, disable=options["no_progress"])
         pdfs: list[bytes] = []
-        target_zip = target_dir = None
-        if options["zip"]:
-            target_zip = zipfile.ZipFile(options["zip"], "w", compression=zipfile.ZIP_DEFLATED)
-        elif options["dir"]:
-            target_dir = Path(options["dir"])
-            target_dir.mkdir(parents=True, exist_ok=True)
         written = 0
         try:
             with translation.override(language):
@@ -112,16 +126,51 @@ class Command(BaseCommand):
                                 (target_dir / name).write_bytes(pdf)
                     written += len(batch)
                     progress.update(len(batch))
+            if target_zip is not None:
+                target_zip.close()
+            if options["output"]:
+                part.write_bytes(pdfs[0] if len(pdfs) == 1 else invoices._merge(pdfs))
+            if part is not None:
+                os.replace(part, where)
+                part = None
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
+        except OSError as exc:  # a full disk, a folder made read-only meanwhile
+            raise CommandError(f"cannot write {where}: {exc.strerror or exc} ({written} of {total} rendered)") from exc
         finally:
             progress.close()
             if target_zip is not None:
                 target_zip.close()
-        if options["output"]:
-            Path(options["output"]).write_bytes(pdfs[0] if len(pdfs) == 1 else invoices._merge(pdfs))
-        where = options["output"] or options["zip"] or options["dir"]
+            self.discard(part)
         self.stdout.write(self.style.SUCCESS(f"{written} invoice(s) written to {where}"))
+
+    @staticmethod
+    def language(code: str | None) -> str:
+        """``--language``, one of ``settings.LANGUAGES`` (or a variant of one); a typo is refused, not English."""
+        if not code:
+            return settings.LANGUAGE_CODE
+        try:
+            return translation.get_supported_language_variant(code)
+        except LookupError:
+            there = ", ".join(language for language, _name in settings.LANGUAGES)
+            raise CommandError(f"--language {code}: not one of the project's LANGUAGES ({there})") from None
+
+    @staticmethod
+    def part_file(target: Path) -> Path:
+        """An empty file beside ``target``, to be renamed to it when complete (raises OSError when it cannot be written)."""
+        if target.is_dir():
+            raise IsADirectoryError(21, "is a folder (give a file name, or use --dir)")
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        os.close(handle)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)  # what opening the file itself would have given (mkstemp's is 0600)
+        return Path(name)
+
+    @staticmethod
+    def discard(part: Path | None) -> None:
+        if part is not None:
+            part.unlink(missing_ok=True)
 
     @staticmethod
     def batches(querysets, size: int):
