@@ -153,6 +153,28 @@ def test_a_bad_date_in_the_range_filter_is_refused_not_a_500(admin_client, paid,
     assert response.status_code == 302 and "e=1" in response["Location"]
 
 
+@pytest.mark.parametrize(
+    ("page", "key"),
+    [
+        (CHANGELIST, "status__exact"),
+        (CHANGELIST, "gateway"),
+        (CHANGELIST, "order_number"),  # a field lookup of the query string
+        ("/admin/testapp/cartorder/", "status__exact"),
+        ("/admin/django_pgpay/exportjob/", "state__exact"),
+        ("/admin/django_pgpay/exportjob/", "kind__exact"),
+        ("/admin/django_pgpay/webhookevent/", "status__exact"),
+        ("/admin/django_pgpay/webhookevent/", "gateway"),
+    ],
+)
+def test_a_nul_in_a_list_query_is_refused_not_a_500(admin_client, paid, page, key):
+    # PostgreSQL refuses NUL in a text parameter: every one of these was a 500 there (found by
+    # tests/fuzz's admin family); SQLite answered an empty list.
+    paid()
+    for value in ("\x00", "PAID\x00"):
+        response = admin_client.get(page, {key: value})
+        assert response.status_code == 302 and response["Location"].endswith("?e=1"), (page, key, value)
+
+
 def test_the_change_page_is_the_order_page_and_read_only(admin_client, paid):
     booking = paid()
     response = admin_client.get(f"{CHANGELIST}{booking.pk}/change/")

@@ -64,8 +64,10 @@ no invoice action or button.
 The package's modules: :mod:`~django_pgpay.admin.orders` (the order admin and its
 page), :mod:`~django_pgpay.admin.search`, :mod:`~django_pgpay.admin.refunds`,
 :mod:`~django_pgpay.admin.settlement` (the pages it adds), :mod:`~django_pgpay.admin.forms`,
-:mod:`~django_pgpay.admin.inlines` and :mod:`~django_pgpay.admin.webhooks`. Import
-from ``django_pgpay.admin``.
+:mod:`~django_pgpay.admin.inlines`, :mod:`~django_pgpay.admin.webhooks` and
+:mod:`~django_pgpay.admin.queries` (:class:`QueryGuard`: a list query with NUL is
+Django's "incorrect lookup" ``?e=1``, not a database error; every admin here has
+it, a shop's own ``ModelAdmin`` may mix it in). Import from ``django_pgpay.admin``.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ from .forms import RefundForm, RefundReasonForm
 from .inlines import TransactionInline, transaction_inline
 from .jobs import ExportJobAdmin
 from .orders import Banner, OrderAdmin, OrderAdminMixin, invoices_module
+from .queries import QueryGuard
 from .webhooks import WebhookEventAdmin
 
 admin.site.register(WebhookEvent, WebhookEventAdmin)
@@ -87,6 +90,7 @@ __all__ = [
     "ExportJobAdmin",
     "OrderAdmin",
     "OrderAdminMixin",
+    "QueryGuard",
     "RefundForm",
     "RefundReasonForm",
     "TransactionInline",

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import jobs, tasks
 from ..models import ExportJob
 from .media import ADMIN_MEDIA
+from .queries import QueryGuard
 
 
 def may_download(user, job: ExportJob) -> bool:
@@ -21,7 +22,7 @@ def may_download(user, job: ExportJob) -> bool:
     return bool(user.is_active and (user.is_superuser or (job.created_by_id and job.created_by_id == user.pk)))
 
 
-class ExportJobAdmin(admin.ModelAdmin):
+class ExportJobAdmin(QueryGuard, admin.ModelAdmin):
     """CSV exports and invoice batches run by a worker: read-only, with progress and a download link.
 
     A page with a job still running reloads itself every few seconds. A job

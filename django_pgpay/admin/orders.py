@@ -28,6 +28,7 @@ from ..models import ExportJob, WebhookEvent
 from ..status import OPEN_STATUSES, OPEN_TRANSACTION_STATUSES, PAID_STATUSES, DeliveryStatus, TransactionKind, TransactionStatus
 from .forms import RefundForm
 from .media import ADMIN_MEDIA
+from .queries import QueryGuard
 from .refunds import RefundPages
 from .search import OrderSearch
 from .settlement import SettlementPage
@@ -65,7 +66,7 @@ class Banner(NamedTuple):
     message: str
 
 
-class OrderAdminMixin(OrderSearch, RefundPages, SettlementPage):
+class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
     """Admin behaviour for a concrete :class:`~django_pgpay.models.AbstractOrder` subclass.
 
     Mix into a ``ModelAdmin`` (before it) or use :class:`OrderAdmin`. A

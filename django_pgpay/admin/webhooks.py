@@ -19,6 +19,7 @@ from ..exceptions import PgPayError
 from ..filters import DateRangeFilter, GatewayFilter
 from ..status import DeliveryStatus
 from .media import ADMIN_MEDIA
+from .queries import QueryGuard
 
 logger = logging.getLogger("django_pgpay.admin")
 
@@ -34,7 +35,7 @@ STATE_COLOURS = {
 }
 
 
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(QueryGuard, admin.ModelAdmin):
     """Every webhook delivery as received, read-only; failed ones can be re-processed.
 
     Filter by ``?order_number=``. *Re-process* runs a stored delivery through
