@@ -6,6 +6,8 @@ Every message names the exact key to fix, e.g.
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 
 from django.apps import apps
@@ -77,16 +79,80 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     if prefix and not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", str(prefix)):
         messages.append(checks.Error('PGPAY["ORDER_NUMBER_PREFIX"] must be 1-16 of A-Z, a-z, 0-9, "-", "_".', id="django_pgpay.E006"))
     for key in ("READY_TIMEOUT", "IN_FLIGHT_TIMEOUT", "CONFIRM_WAIT"):
-        if key in config and (not isinstance(config[key], (int, float)) or isinstance(config[key], bool) or config[key] < 0):
-            messages.append(checks.Error(f'PGPAY["{key}"] must be a number of seconds >= 0.', id="django_pgpay.E008"))
+        if key in config and not _is_number(config[key], high=MAX_SECONDS):
+            messages.append(
+                checks.Error(f'PGPAY["{key}"] must be a number of seconds from 0 to {MAX_SECONDS} (ten years).', id="django_pgpay.E008")
+            )
+    return messages + _setting_value_messages(config)
+
+
+#: The most seconds a PGPAY duration may be: a later deadline overflows Python's dates.
+MAX_SECONDS = 10 * 365 * 24 * 3600
+#: PGPAY keys that are True or False: a string such as "False" (read from the environment) is true in Python.
+BOOLEAN_SETTINGS = ("SANDBOX_ALLOW_WITHOUT_DEBUG", "CSV_BOM")
+#: PGPAY keys that are a count of orders (or None).
+COUNT_SETTINGS = ("BACKGROUND_EXPORT_ROWS", "BACKGROUND_INVOICES")
+
+
+def _is_number(value, *, high) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= high
+
+
+def _setting_value_messages(config: dict) -> list[checks.CheckMessage]:
+    """Keys that are not settings (a typo is ignored in silence), true/false keys, counts, the task backend."""
+    from . import conf
+
+    messages = []
+    for key in sorted(set(config) - set(conf.DEFAULTS), key=str):
+        close = difflib.get_close_matches(str(key), sorted(conf.DEFAULTS), n=1)
+        messages.append(
+            checks.Error(
+                f"PGPAY[{key!r}] is not a setting of django-pgpay: it would be ignored.",
+                hint=f"Did you mean {close[0]!r}?" if close else f"The settings: {', '.join(sorted(conf.DEFAULTS))}.",
+                id="django_pgpay.E009",
+            )
+        )
+    for key in BOOLEAN_SETTINGS:
+        if key in config and not isinstance(config[key], bool):
+            messages.append(
+                checks.Error(
+                    f'PGPAY["{key}"] = {config[key]!r} must be True or False.',
+                    hint="A value read from the environment is text, and any text but '' is true: convert it.",
+                    id="django_pgpay.E010",
+                )
+            )
+    for key in COUNT_SETTINGS:
+        value = config.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            messages.append(checks.Error(f'PGPAY["{key}"] = {value!r} must be a number of orders >= 0, or None.', id="django_pgpay.E011"))
+    from .tasks import backend_error, process_delivery
+
+    problem = backend_error(process_delivery)
+    if problem:
+        messages.append(
+            checks.Error(
+                f'PGPAY["TASK_BACKEND"] = {conf.setting("TASK_BACKEND")!r}: {problem}',
+                hint="Name an alias of the TASKS setting; webhooks are processed inline meanwhile.",
+                id="django_pgpay.E012",
+            )
+        )
+    if not settings.USE_TZ:
+        messages.append(
+            checks.Error(
+                "USE_TZ is False: django-pgpay stores and compares aware times (paid at, deadlines, the PG's times).",
+                hint="Set USE_TZ = True (Django's default since 5.0).",
+                id="django_pgpay.E013",
+            )
+        )
     return messages
 
 
 @checks.register("django_pgpay", checks.Tags.models)
 def check_order_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """Every concrete order model has a ledger model pointing at it."""
+    """Every concrete order model has a ledger model pointing at it, and a refund permission some model declares."""
     from .exceptions import ConfigurationError
     from .models import AbstractOrder
+    from .permissions import refund_permission, undeclared_warnings
 
     messages = []
     for model in apps.get_models():
@@ -95,6 +161,7 @@ def check_order_models(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 model.get_transaction_model()
             except ConfigurationError as exc:
                 messages.append(checks.Error(str(exc), obj=model, id="django_pgpay.E007"))
+            messages += undeclared_warnings({f"{model.__name__}.get_refund_permission()": refund_permission(model)}, obj=model)
     return messages
 
 

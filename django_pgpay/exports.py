@@ -304,7 +304,7 @@ def _field_column(model, path: str) -> Column:
 
 def bom_default() -> bool:
     """``PGPAY["CSV_BOM"]``: start CSV files with a UTF-8 byte order mark (True by default)."""
-    return bool(conf.setting("CSV_BOM"))
+    return conf.setting("CSV_BOM") is not False  # only False turns it off ("False" as text is django_pgpay.E010)
 
 
 class _Buffer:

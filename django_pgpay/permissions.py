@@ -40,6 +40,49 @@ def model_permission(model, action: str) -> str:
     return f"{opts.app_label}.{get_permission_codename(action, opts)}"
 
 
+def is_declared(permission: str) -> bool:
+    """Whether a model declares ``permission`` (``"app_label.codename"``): a default one or one of ``Meta.permissions``.
+
+    Read from the models, not the database (the permissions table is filled by
+    ``migrate``, after the checks that use this). A permission made only by a
+    data migration is not seen: its check can be silenced.
+    """
+    from django.apps import apps
+
+    app_label, _dot, codename = str(permission).partition(".")
+    try:
+        models = apps.get_app_config(app_label).get_models()
+    except LookupError:
+        return False
+    for model in models:
+        opts = model._meta
+        if codename in {get_permission_codename(action, opts) for action in opts.default_permissions}:
+            return True
+        if codename in {name for name, _label in opts.permissions}:
+            return True
+    return False
+
+
+def undeclared_warnings(permissions: dict, obj=None) -> list:
+    """Warnings (``django_pgpay.W013``) for each ``{where: permission}`` that no model declares.
+
+    A misspelled permission is held by nobody: staff silently lose the
+    operation (only superusers keep it).
+    """
+    from django.core import checks
+
+    return [
+        checks.Warning(
+            f"{where} = {permission!r} is a permission no model declares: no staff user can have it.",
+            hint='Name an existing one ("app_label.codename"), or declare it in the model\'s Meta.permissions.',
+            obj=obj,
+            id="django_pgpay.W013",
+        )
+        for where, permission in permissions.items()
+        if permission and not is_declared(permission)
+    ]
+
+
 def refund_permission(model) -> str:
     """The permission a staff user needs to cancel or refund orders of ``model``."""
     getter = getattr(model, "get_refund_permission", None)

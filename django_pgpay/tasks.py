@@ -85,9 +85,27 @@ def bound(task):
     return task.using(backend=conf.setting("TASK_BACKEND"))
 
 
+def backend_error(task) -> str:
+    """Why ``task`` has no backend (``PGPAY["TASK_BACKEND"]`` names no alias of ``TASKS``, ...), or ``""``."""
+    try:
+        bound(task).get_backend()
+    except Exception as exc:  # noqa: BLE001 - InvalidTaskBackend, an import error of the backend: reported, not raised
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
 def queued(task) -> bool:
-    """True when enqueueing ``task`` hands it to a worker (a queueing backend); False when it runs inline."""
-    backend = bound(task).get_backend()
+    """True when enqueueing ``task`` hands it to a worker (a queueing backend); False when it runs inline.
+
+    A ``PGPAY["TASK_BACKEND"]`` that names no backend (a typo; ``manage.py
+    check`` says so, ``django_pgpay.E012``) runs the task inline and logs an
+    error, rather than failing every webhook delivery before it is stored.
+    """
+    try:
+        backend = bound(task).get_backend()
+    except Exception:  # noqa: BLE001 - see backend_error()
+        logger.error("%s runs inline: %s", getattr(task, "name", task), backend_error(task))
+        return False
     return backend is not None and type(backend).__name__ not in INLINE_BACKENDS
 
 

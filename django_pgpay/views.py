@@ -191,6 +191,10 @@ class CheckoutMixin:
         user = self.request.user
         lookup = self.get_order_lookup()
         alias = self.get_gateway_alias()
+        if alias not in conf.gateway_aliases():
+            # Before anything is reserved: an order of an unknown PG could never be paid, and its
+            # stock would be held until it expired (``/book/<seat>/tosss/`` did that, then a 500).
+            raise Http404("unknown gateway")
         with transaction.atomic(using=router.db_for_write(model)):
             if user.is_authenticated:
                 # Lock the buyer's row: checkouts of one buyer run one at a time.

@@ -52,7 +52,28 @@ def test_valid_settings_pass(settings):
         ({"CURRENCY": "WON", "GATEWAYS": {}}, None),
         ({"CURRENCY": "W1N", "GATEWAYS": {}}, ("django_pgpay.E005", "PGPAY[\"CURRENCY\"] = 'W1N' is not an ISO 4217 code.")),
         ({"ORDER_NUMBER_PREFIX": "shop#", "GATEWAYS": {}}, ("django_pgpay.E006", None)),
-        ({"READY_TIMEOUT": "30", "GATEWAYS": {}}, ("django_pgpay.E008", 'PGPAY["READY_TIMEOUT"] must be a number of seconds >= 0.')),
+        (
+            {"READY_TIMEOUT": "30", "GATEWAYS": {}},
+            ("django_pgpay.E008", 'PGPAY["READY_TIMEOUT"] must be a number of seconds from 0 to 315360000 (ten years).'),
+        ),
+        # NaN, infinity and a deadline past year 9999 failed at the first checkout (ValueError, OverflowError)
+        ({"READY_TIMEOUT": float("nan"), "GATEWAYS": {}}, ("django_pgpay.E008", None)),
+        ({"IN_FLIGHT_TIMEOUT": float("inf"), "GATEWAYS": {}}, ("django_pgpay.E008", None)),
+        ({"READY_TIMEOUT": 10**12, "GATEWAYS": {}}, ("django_pgpay.E008", None)),
+        ({"READY_TIMEOUT": 315360000, "GATEWAYS": {}}, None),
+        # a key that is not a setting is ignored in silence: named, with the one meant
+        (
+            {"READY_TIMOUT": 60, "GATEWAYS": {}},
+            ("django_pgpay.E009", "PGPAY['READY_TIMOUT'] is not a setting of django-pgpay: it would be ignored."),
+        ),
+        ({"GATEWAY": {"fake": {"CLASS": FAKE}}}, ("django_pgpay.E009", None)),
+        # "False" from the environment is true: the sandbox would serve without DEBUG
+        ({"SANDBOX_ALLOW_WITHOUT_DEBUG": "False", "GATEWAYS": {}}, ("django_pgpay.E010", None)),
+        ({"CSV_BOM": 0, "GATEWAYS": {}}, ("django_pgpay.E010", 'PGPAY["CSV_BOM"] = 0 must be True or False.')),
+        ({"CSV_BOM": False, "SANDBOX_ALLOW_WITHOUT_DEBUG": True, "GATEWAYS": {}}, None),
+        ({"BACKGROUND_EXPORT_ROWS": "20k", "GATEWAYS": {}}, ("django_pgpay.E011", None)),
+        ({"BACKGROUND_INVOICES": -1, "GATEWAYS": {}}, ("django_pgpay.E011", None)),
+        ({"BACKGROUND_INVOICES": None, "BACKGROUND_EXPORT_ROWS": 0, "GATEWAYS": {}}, None),
     ],
 )
 def test_misconfiguration_names_the_key(settings, value, expected):
@@ -165,3 +186,163 @@ def test_a_table_in_utf8mb3_is_named_with_the_way_out():
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE pgpay_legacy_ledger")
+
+
+def test_a_misspelled_key_gets_the_setting_it_meant(settings):
+    settings.PGPAY = {"GATEWAYS": {}, "DEFAULT_GATEWAYS": "fake"}
+    (message,) = check_settings()
+    assert message.id == "django_pgpay.E009" and message.hint == "Did you mean 'DEFAULT_GATEWAY'?"
+
+
+def test_the_sandbox_serves_without_debug_only_when_told_true(settings):
+    from django_pgpay.sandbox import conf as sandbox_conf
+
+    settings.DEBUG = False
+    for value, allowed in ((True, True), ("False", False), ("0", False), (1, False), (False, False)):
+        settings.PGPAY = {"GATEWAYS": {}, "SANDBOX_ALLOW_WITHOUT_DEBUG": value}
+        assert sandbox_conf.allowed() is allowed, value
+
+
+def test_csv_bom_is_turned_off_only_by_false(settings):
+    from django_pgpay import exports
+
+    for value, bom in ((False, False), (True, True), ("False", True), (0, True)):
+        settings.PGPAY = {"GATEWAYS": {}, "CSV_BOM": value}
+        assert exports.bom_default() is bom, value
+
+
+def test_an_unknown_task_backend_is_named_and_webhooks_run_inline(settings, client, caplog):
+    from django_pgpay import tasks
+
+    settings.PGPAY = {"GATEWAYS": {"fake": {"CLASS": FAKE}}, "TASK_BACKEND": "defualt"}
+    (message,) = [m for m in check_settings() if m.id == "django_pgpay.E012"]
+    assert message.msg.startswith("PGPAY[\"TASK_BACKEND\"] = 'defualt': ")
+    assert tasks.queued(tasks.process_delivery) is False  # not an exception: the webhook view stores and processes inline
+    assert "process_delivery runs inline" in caplog.text
+
+
+def test_use_tz_false_is_an_error(settings):
+    settings.USE_TZ = False
+    settings.PGPAY = {"GATEWAYS": {}}
+    assert [m.id for m in check_settings()] == ["django_pgpay.E013"]
+
+
+# --- gateway OPTIONS -----------------------------------------------------------------
+
+
+def gateway_messages(settings, cls, options):
+    settings.PGPAY = {"GATEWAYS": {"pg": {"CLASS": cls, "OPTIONS": options}}}
+    return [(m.id, m.msg, m.hint) for m in check_settings()]
+
+
+TOSS = "django_pgpay.gateways.toss.TossGateway"
+TOSS_KEYS = {"SECRET_KEY": "test_sk_x", "CLIENT_KEY": "test_ck_x"}
+
+
+@pytest.mark.parametrize(
+    ("cls", "options", "name", "hint"),
+    [
+        # a typo that turned Bootpay's webhook allowlist off in silence
+        (
+            "django_pgpay.gateways.bootpay.BootpayGateway",
+            {"CLIENT_KEY": "test_c", "SECRET_KEY": "test_s", "WEBHOOK_ALLOWED_IP": True},
+            "WEBHOOK_ALLOWED_IP",
+            "Did you mean 'WEBHOOK_ALLOWED_IPS'?",
+        ),
+        (TOSS, {**TOSS_KEYS, "PAY_METHODS": "CARD"}, "PAY_METHODS", "Did you mean 'PAY_METHOD'?"),
+        (TOSS, {**TOSS_KEYS, "TEST_CODES": "x"}, "TEST_CODES", "Did you mean 'TEST_CODE'?"),
+        (FAKE, {"ZZZ": 1}, "ZZZ", "Its options: PARTIAL_CANCEL, WEBHOOK_ALLOWED_IPS."),
+    ],
+)
+def test_an_option_the_gateway_does_not_read_is_an_error(settings, cls, options, name, hint):
+    found = [m for m in gateway_messages(settings, cls, options) if m[0] == "django_pgpay.E303"]
+    assert len(found) == 1 and f"[{name!r}] is not an option of the" in found[0][1] and found[0][2] == hint
+
+
+def test_old_spellings_and_a_shops_own_gateway_are_not_unknown(settings):
+    from django_pgpay.gateways.fake import FakeGateway
+
+    class OwnGateway(FakeGateway):
+        option_names = None  # a gateway that does not declare its options
+
+    import tests.test_checks as module
+
+    module.OwnGateway = OwnGateway
+    ids = [m[0] for m in gateway_messages(settings, TOSS, {**TOSS_KEYS, "METHOD": "CARD"})]
+    assert "django_pgpay.W010" in ids and "django_pgpay.E303" not in ids
+    assert gateway_messages(settings, "tests.test_checks.OwnGateway", {"ANYTHING": 1}) == []
+
+
+@pytest.mark.parametrize("timeout", ["30s", 0, -1, float("nan"), (5,), (3, 0), True, [3, "x"]])
+def test_a_timeout_that_requests_cannot_use_is_an_error(settings, timeout):
+    found = [m for m in gateway_messages(settings, TOSS, {**TOSS_KEYS, "TIMEOUT": timeout}) if m[0] == "django_pgpay.E304"]
+    assert len(found) == 1 and found[0][1].startswith("PGPAY[\"GATEWAYS\"]['pg'][\"OPTIONS\"]['TIMEOUT']: ")
+    # and at call time a ConfigurationError naming it, not a ValueError from deep in requests
+    with pytest.raises(ConfigurationError, match="TIMEOUT"):
+        get_gateway("pg").http  # noqa: B018
+
+
+@pytest.mark.parametrize(("timeout", "used"), [(None, (3.05, 30.0)), (10, 10.0), (2.5, 2.5), ((3, 30), (3.0, 30.0)), ([1, 2], (1.0, 2.0))])
+def test_a_good_timeout_is_used(settings, timeout, used):
+    options = {**TOSS_KEYS, **({} if timeout is None else {"TIMEOUT": timeout})}
+    assert [m for m in gateway_messages(settings, TOSS, options) if m[0] == "django_pgpay.E304"] == []
+    assert get_gateway("pg").http.timeout == used
+
+
+def test_stripe_payment_method_types_must_be_a_list(settings):
+    stripe = "django_pgpay.gateways.stripe.StripeGateway"
+    options = {"SECRET_KEY": "sk_test_x", "WEBHOOK_SECRETS": ["whsec_x"]}
+    found = gateway_messages(settings, stripe, {**options, "PAYMENT_METHOD_TYPES": "card"})
+    assert [m[0] for m in found if m[0].startswith("django_pgpay.E")] == ["django_pgpay.E203"]
+    assert [
+        m for m in gateway_messages(settings, stripe, {**options, "PAYMENT_METHOD_TYPES": ["card"]}) if m[0] == "django_pgpay.E203"
+    ] == []
+
+
+def test_portone_include_sandbox_is_true_only_when_true(settings):
+    v1 = "django_pgpay.gateways.portone_v1.PortOneV1Gateway"
+    options = {"IMP_KEY": "k", "IMP_SECRET": "s", "MERCHANT_CODE": "imp00000000", "PG": "html5_inicis"}
+    found = gateway_messages(settings, v1, {**options, "INCLUDE_SANDBOX": "False"})
+    assert "django_pgpay.E112" in [m[0] for m in found]
+    assert get_gateway("pg").include_sandbox is False  # test-channel payments do not pay orders
+    gateway_messages(settings, v1, {**options, "INCLUDE_SANDBOX": True})
+    assert get_gateway("pg").include_sandbox is True
+
+
+# --- permissions named by the shop -------------------------------------------------
+
+
+def test_a_refund_permission_no_model_declares_is_named(monkeypatch):
+    from tests.testapp.models import Booking
+
+    assert [m.id for m in check_order_models()] == []
+    monkeypatch.setattr(Booking, "get_refund_permission", classmethod(lambda cls: "testapp.refund_bookings"))
+    (message,) = check_order_models()
+    assert message.id == "django_pgpay.W013" and message.obj is Booking
+    assert "'testapp.refund_bookings' is a permission no model declares" in message.msg
+
+
+def test_the_admins_permission_attributes_are_checked():
+    from django.contrib import admin
+
+    from django_pgpay.admin import OrderAdmin, WebhookEventAdmin
+    from django_pgpay.models import WebhookEvent
+    from tests.testapp.models import Booking
+
+    class TypoAdmin(OrderAdmin):
+        refund_permission = "testapp.change_bookings"  # one letter too many
+        settlement_permission = "testapp.view_booking"  # a default permission: fine
+
+    class ReprocessAdmin(WebhookEventAdmin):
+        reprocess_permission = "django_pgpay.reprocess_webhookevent"
+
+    site = admin.AdminSite()
+    found = [(m.id, m.msg) for m in TypoAdmin(Booking, site).check()]
+    assert found == [
+        (
+            "django_pgpay.W013",
+            "TypoAdmin.refund_permission = 'testapp.change_bookings' is a permission no model declares: no staff user can have it.",
+        )
+    ]
+    assert [m.id for m in ReprocessAdmin(WebhookEvent, site).check()] == ["django_pgpay.W013"]
+    assert [m.id for m in OrderAdmin(Booking, site).check()] == []

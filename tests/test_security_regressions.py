@@ -313,3 +313,17 @@ def test_10_a_portone_v2_delivery_can_be_processed_from_the_log_after_five_minut
     assert webhooks.process(event).accepted, event.error
     booking.refresh_from_db()
     assert booking.status == S.PAID
+
+
+@pytest.mark.parametrize("alias", ["tosss", "nope"])
+def test_11_a_checkout_through_an_unknown_pg_is_a_404_and_reserves_nothing(buyer, seat, alias):
+    # It took a place, saved a READY order no PG could ever pay, then answered 500.
+    from tests.testapp.models import Booking
+
+    client = Client()
+    client.force_login(buyer)
+    before = seat.remain
+    response = client.post(f"/book/{seat.pk}/{alias}/")
+    assert response.status_code == 404
+    seat.refresh_from_db()
+    assert seat.remain == before and not Booking.objects.exists()

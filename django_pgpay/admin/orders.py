@@ -110,6 +110,12 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
     def media(self):
         return super().media + ADMIN_MEDIA
 
+    def check(self, **kwargs):
+        """Django's admin checks, and ``django_pgpay.W013`` for a permission attribute no model declares."""
+        names = ("refund_permission", "reconcile_permission", "settlement_permission")
+        named = {f"{type(self).__name__}.{name}": getattr(self, name) for name in names}
+        return [*super().check(**kwargs), *permissions.undeclared_warnings(named, obj=self)]
+
     # --- list columns ---
     # Five columns that fit 1280 px beside the admin's navigation and the filters:
     # a second, smaller line carries what belongs with each (the order's name,

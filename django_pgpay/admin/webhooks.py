@@ -14,7 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .. import labels, webhooks
+from .. import labels, permissions, webhooks
 from ..exceptions import PgPayError
 from ..filters import DateRangeFilter, GatewayFilter
 from ..status import DeliveryStatus
@@ -55,6 +55,11 @@ class WebhookEventAdmin(QueryGuard, admin.ModelAdmin):
     show_full_result_count = False
     change_form_template = "admin/django_pgpay/webhookevent/change_form.html"
     reprocess_permission: str | None = None
+
+    def check(self, **kwargs):
+        """Django's admin checks, and ``django_pgpay.W013`` for a ``reprocess_permission`` no model declares."""
+        named = {f"{type(self).__name__}.reprocess_permission": self.reprocess_permission}
+        return [*super().check(**kwargs), *permissions.undeclared_warnings(named, obj=self)]
 
     @property
     def media(self):

@@ -8,6 +8,7 @@ with the capability flags and fill in the verbs; a verb the PG lacks raises
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -83,6 +84,11 @@ class BaseGateway:
     #: Old spellings of options -> the one spelling every gateway uses. The old
     #: name still works; a system check (``django_pgpay.W010``) names the new one.
     RENAMED_OPTIONS: Mapping[str, str] = {}
+    #: Every OPTIONS key the gateway reads, besides ``WEBHOOK_ALLOWED_IPS`` (every gateway's)
+    #: and the old spellings. When a gateway declares them, a key it does not read is an
+    #: error (``django_pgpay.E303``): ``WEBHOOK_ALLOWED_IP`` would otherwise turn the
+    #: allowlist off in silence. None (a gateway of the shop's own): not checked.
+    option_names: tuple[str, ...] | None = None
 
     def __init__(self, alias: str, options: Mapping[str, Any]):
         self.alias = alias
@@ -112,9 +118,25 @@ class BaseGateway:
         """``PGPAY["GATEWAYS"][alias]["OPTIONS"]``, for messages that name an option."""
         return f'PGPAY["GATEWAYS"][{self.alias!r}]["OPTIONS"]'
 
+    def known_options(self) -> set[str] | None:
+        """The OPTIONS keys this gateway reads (None when it does not declare :attr:`option_names`)."""
+        if self.option_names is None:
+            return None
+        return {"WEBHOOK_ALLOWED_IPS", *self.option_names, *self.required_options, *self.RENAMED_OPTIONS}
+
     def check(self, *, debug: bool) -> list[checks.CheckMessage]:
         """System-check messages about this gateway's options (missing keys, live keys under DEBUG ...)."""
         messages = []
+        known = self.known_options()
+        for name in sorted(set(self._given) - known, key=str) if known is not None else ():
+            close = difflib.get_close_matches(str(name), sorted(known), n=1)
+            messages.append(
+                checks.Error(
+                    f"{self.where}[{name!r}] is not an option of the {self.pg_name} gateway: it would be ignored.",
+                    hint=f"Did you mean {close[0]!r}?" if close else f"Its options: {', '.join(sorted(known))}.",
+                    id="django_pgpay.E303",
+                )
+            )
         for old, new in self.RENAMED_OPTIONS.items():
             if old in self._given:
                 messages.append(

@@ -154,6 +154,7 @@ class BootpayGateway(BootpayReceipts, HttpGateway):
     supports_virtual_account = True
     requires_confirm_call = True
     required_options: tuple[str, ...] = ()  # one of two key pairs: see check()
+    option_names = ("CLIENT_KEY", "SECRET_KEY", "APPLICATION_ID", "PRIVATE_KEY", "WEB_APPLICATION_ID", "PG", "PAY_METHOD", "OPEN_TYPE")
     webhook_ack = (200, "application/json", b'{"success": true}')
 
     ERRORS = ERRORS

@@ -230,6 +230,7 @@ class FakeGateway(BaseGateway):
     """
 
     pg_name = "Fake PG"
+    option_names = ("PARTIAL_CANCEL",)
     supports_partial_cancel = True
     supports_idempotency_key = True
     signs_webhooks = False

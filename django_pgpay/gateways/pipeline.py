@@ -39,16 +39,21 @@ nothing); an answer that never came is
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
+
+from django.core import checks
 
 from ..exceptions import (
     AlreadyCanceled,
     AuthenticationFailed,
     CancelRefused,
+    ConfigurationError,
     GatewayError,
     GatewayUnavailable,
     InvalidRequest,
@@ -112,6 +117,27 @@ class AccessTokenCache:
     def clear(self) -> None:
         with self._lock:
             self._token = None
+
+
+def timeout_value(value):
+    """``OPTIONS["TIMEOUT"]`` as requests takes it: the default for None, seconds, or a (connect, read) pair.
+
+    Raises ``ValueError`` for anything else (``"30s"``, ``0``, ``-1``, ``nan``,
+    ``(5,)``): such a value would fail each call to the PG, after the ledger row
+    was written, instead of once at ``manage.py check``.
+    """
+    if value is None:
+        return DEFAULT_TIMEOUT
+    pair = isinstance(value, (list, tuple))
+    parts = list(value) if pair else [value]
+    if pair and len(parts) != 2:
+        raise ValueError(f"{value!r} is neither a number of seconds nor a (connect, read) pair of them")
+    seconds = []
+    for part in parts:
+        if isinstance(part, bool) or not isinstance(part, (int, float, Decimal)) or not math.isfinite(part) or part <= 0:
+            raise ValueError(f"{value!r}: each timeout is a number of seconds above 0")
+        seconds.append(float(part))
+    return seconds[0] if len(seconds) == 1 else (seconds[0], seconds[1])
 
 
 class HttpGateway(BaseGateway):
@@ -178,12 +204,23 @@ class HttpGateway(BaseGateway):
         self.tokens.clear()
 
     def _timeout(self):
-        value = self.option("TIMEOUT", None)
-        if value is None:
-            return DEFAULT_TIMEOUT
-        if isinstance(value, (list, tuple)):
-            return (float(value[0]), float(value[1]))
-        return float(value)
+        try:
+            return timeout_value(self.option("TIMEOUT", None))
+        except ValueError as exc:
+            raise ConfigurationError(f"{self.where}['TIMEOUT']: {exc}") from None
+
+    def known_options(self) -> set[str] | None:
+        known = super().known_options()
+        return None if known is None else known | {"API_BASE", "JS_SDK_URL", "TIMEOUT"}
+
+    def check(self, *, debug: bool) -> list[checks.CheckMessage]:
+        """The base checks, and ``TIMEOUT``: a number of seconds above 0, or a (connect, read) pair of them."""
+        messages = super().check(debug=debug)
+        try:
+            timeout_value(self._options.get("TIMEOUT"))
+        except ValueError as exc:
+            messages.append(checks.Error(f"{self.where}['TIMEOUT']: {exc}", id="django_pgpay.E304"))
+        return messages
 
     # --- hooks a PG fills in ------------------------------------------------------
 

@@ -34,6 +34,14 @@ class PortOneGateway(HttpGateway):
     def sandbox_checks(self, debug: bool) -> list[checks.CheckMessage]:
         """Test-channel payments accepted without DEBUG (the last of each version's checks)."""
         messages = []
+        value = self._options.get("INCLUDE_SANDBOX")
+        if value is not None and not isinstance(value, bool):
+            messages.append(
+                checks.Error(
+                    f'{self.where}["INCLUDE_SANDBOX"] = {value!r} must be True or False (it is read as False).',
+                    id="django_pgpay.E112",
+                )
+            )
         if self.include_sandbox and not debug:
             messages.append(
                 checks.Warning(
@@ -47,7 +55,7 @@ class PortOneGateway(HttpGateway):
     @property
     def include_sandbox(self) -> bool:
         """Payments made on PortOne test channels count as real ones (development only)."""
-        return bool(self._options.get("INCLUDE_SANDBOX", False))
+        return self._options.get("INCLUDE_SANDBOX", False) is True  # "False" (text from the environment) is not True
 
     def _notice_url(self, urls: CheckoutUrls) -> str:
         """The per-payment webhook URL, unless ``NOTICE_URL`` is False (then the console's URL is used)."""

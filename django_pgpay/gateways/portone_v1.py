@@ -117,6 +117,7 @@ class PortOneV1Gateway(PortOneGateway):
     sends_deposit_deadline = True
     signs_webhooks = False
     required_options = ("IMP_KEY", "IMP_SECRET", "MERCHANT_CODE")
+    option_names = ("IMP_KEY", "IMP_SECRET", "MERCHANT_CODE", "PAY_METHOD", "CHANNEL_KEY", "PG", "INCLUDE_SANDBOX", "NOTICE_URL")
 
     DEFAULT_API_BASE = "https://api.iamport.kr"
     DEFAULT_JS_SDK_URL = "https://cdn.iamport.kr/v1/iamport.js"

@@ -111,6 +111,7 @@ class PortOneV2Gateway(PortOneGateway):
     SANDBOX_CHECK_ID = "django_pgpay.W122"
     signs_webhooks = True
     required_options = ("API_SECRET", "STORE_ID", "CHANNEL_KEY")
+    option_names = ("API_SECRET", "STORE_ID", "CHANNEL_KEY", "PAY_METHOD", "WEBHOOK_SECRETS", "INCLUDE_SANDBOX", "NOTICE_URL")
 
     DEFAULT_API_BASE = "https://api.portone.io"
     DEFAULT_JS_SDK_URL = "https://cdn.portone.io/v2/browser-sdk.js"

@@ -178,6 +178,7 @@ class StripeGateway(StripeObjects, HttpGateway):
     supports_virtual_account = False
     requires_confirm_call = False
     required_options = ("SECRET_KEY",)
+    option_names = ("SECRET_KEY", "PUBLISHABLE_KEY", "WEBHOOK_SECRETS", "API_VERSION", "SESSION_EXPIRES", "LOCALE", "PAYMENT_METHOD_TYPES")
     webhook_ack = (200, "application/json", b'{"received": true}')
 
     DEFAULT_API_BASE = "https://api.stripe.com"
@@ -666,6 +667,16 @@ class StripeGateway(StripeObjects, HttpGateway):
         elif not all(s.startswith("whsec_") for s in secrets):
             messages.append(
                 checks.Warning(f'{where}["WEBHOOK_SECRETS"]: a signing secret does not start with whsec_.', id="django_pgpay.W205")
+            )
+        methods = self._options.get("PAYMENT_METHOD_TYPES")
+        if methods is not None and (not isinstance(methods, (list, tuple)) or not all(isinstance(m, str) and m for m in methods)):
+            # "card" would be sent as the list c, a, r, d
+            messages.append(
+                checks.Error(
+                    f'{where}["PAYMENT_METHOD_TYPES"] = {methods!r} is not a list of payment method types.',
+                    hint='For example ["card"] or ["card", "kakao_pay"].',
+                    id="django_pgpay.E203",
+                )
             )
         return messages
 

@@ -213,6 +213,7 @@ class TossGateway(HttpGateway):
     sends_deposit_deadline = True
     requires_confirm_call = True
     required_options = ("SECRET_KEY", "CLIENT_KEY")
+    option_names = ("SECRET_KEY", "CLIENT_KEY", "PAY_METHOD", "TEST_CODE")
     webhook_ack = (200, "text/plain", b"OK")
 
     ERRORS = ERRORS

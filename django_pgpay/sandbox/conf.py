@@ -143,4 +143,5 @@ def forget_origin() -> None:
 
 def allowed() -> bool:
     """The sandbox may serve: ``DEBUG`` is on, or ``PGPAY["SANDBOX_ALLOW_WITHOUT_DEBUG"]`` says so."""
-    return bool(settings.DEBUG or pgpay_setting("SANDBOX_ALLOW_WITHOUT_DEBUG"))
+    # Only True itself: "False" read from the environment is true in Python (django_pgpay.E010 names it).
+    return bool(settings.DEBUG) or pgpay_setting("SANDBOX_ALLOW_WITHOUT_DEBUG") is True
