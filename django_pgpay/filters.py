@@ -76,8 +76,9 @@ class DateRangeFilter(admin.FieldListFilter):
     """From / to dates (both included, in the shop's time zone) on a ``DateTimeField``.
 
     Parameters: ``<field>__range__gte`` and ``<field>__range__lte`` as
-    ``YYYY-MM-DD``. A value that is not a date is refused the admin's way
-    (the list reloads with ``?e=1``), never a 500.
+    ``YYYY-MM-DD``. A value that is not a date, and a range whose end is
+    before its start, are refused the admin's way (the list reloads with
+    ``?e=1``), never a 500 nor an empty list.
     """
 
     template = "admin/django_pgpay/date_range_filter.html"
@@ -106,12 +107,15 @@ class DateRangeFilter(admin.FieldListFilter):
         return self._value(self.lookup_until)
 
     def bounds(self):
-        """``(since, until)`` as dates (None when not given); ``IncorrectLookupParameters`` for bad input."""
+        """``(since, until)`` as dates (None when not given); ``IncorrectLookupParameters`` for bad input or a reversed range."""
         try:
             since = parse_day(self.since_value) if self.since_value else None
             until = parse_day(self.until_value) if self.until_value else None
         except ValueError as exc:
             raise IncorrectLookupParameters(exc) from exc
+        if since and until and until < since:
+            # It would list nothing, as if there were no orders; refused as the settlement form does.
+            raise IncorrectLookupParameters(f"{self.lookup_until} {until.isoformat()} is before {self.lookup_since} {since.isoformat()}")
         return since, until
 
     def queryset(self, request, queryset):

@@ -37,14 +37,21 @@ _ORDER_NUMBER = re.compile(ORDER_NUMBER_RE)
 
 
 def order_models(only: Iterable | None = None) -> list[type[AbstractOrder]]:
-    """The concrete (non-proxy) order models of the project, or those named in ``only``."""
+    """The concrete (non-proxy) order models of the project, or those named in ``only``.
+
+    ``only`` holds model classes or ``"app_label.Model"`` labels (the model
+    name in any case, as Django's ``apps.get_model`` reads it). A model
+    named twice (``--model shop.Booking --model shop.booking``) is listed once,
+    where it was first named, so a command never does its work twice.
+    """
     if only is not None:
         models = []
         for entry in only:
             model = apps.get_model(entry) if isinstance(entry, str) else entry
             if not (isinstance(model, type) and issubclass(model, AbstractOrder)) or model._meta.abstract:
                 raise ConfigurationError(f"{entry!r} is not a concrete AbstractOrder subclass.")
-            models.append(model)
+            if model not in models:
+                models.append(model)
         return models
     return [model for model in apps.get_models() if issubclass(model, AbstractOrder) and not model._meta.abstract and not model._meta.proxy]
 

@@ -557,3 +557,25 @@ def test_every_admin_url_naming_an_object_answers_an_id_that_names_none_without_
         for method in (client.get, client.post):
             response = method(path)
             assert response.status_code < 500, (method.__name__, path, response.status_code)
+
+
+def test_a_reversed_date_range_is_refused_not_an_empty_list(admin_client, paid):
+    """``?created__range__gte=2030-01-01&created__range__lte=2020-01-01`` listed no order, silently."""
+    import datetime
+
+    from tests.testapp.models import Booking
+
+    booking = paid()
+    Booking.objects.filter(pk=booking.pk).update(created=datetime.datetime(2026, 1, 10, 3, tzinfo=datetime.timezone.utc))
+    for field in ("created", "paid_at"):
+        response = admin_client.get(CHANGELIST, {f"{field}__range__gte": "2030-01-01", f"{field}__range__lte": "2020-01-01"})
+        assert response.status_code == 302 and response["Location"].endswith("?e=1"), field
+    response = admin_client.get(CHANGELIST, {"created__range__gte": "2026-01-11", "created__range__lte": "2026-01-10"})
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+    # The webhook log's filter is the same class.
+    response = admin_client.get(
+        "/admin/django_pgpay/webhookevent/", {"received_at__range__gte": "2030-01-01", "received_at__range__lte": "2020-01-01"}
+    )
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+    assert admin_client.get("/admin/django_pgpay/webhookevent/", {"received_at__range__gte": "2020-01-01"}).status_code == 200
+    assert found(admin_client, created__range__gte="2026-01-10", created__range__lte="2026-01-10") == {booking.pk}  # one day is a range

@@ -242,7 +242,7 @@ def test_command_filters_by_gateway_and_dates(paid):
     assert set(numbers("--gateway", "retired", "--gateway", "fake")) == {old.order_number, new.order_number}
     with pytest.raises(CommandError, match=r"--gateway fakee: no such gateway in PGPAY\['GATEWAYS'\] \(there: fake\) nor on any order"):
         run("--model", "testapp.Booking", "--gateway", "fakee", "--gateway", "fake")
-    with pytest.raises(CommandError, match="--gateway ''"):
+    with pytest.raises(CommandError, match="--gateway ' '"):
         run("--model", "testapp.Booking", "--gateway", " ")
     assert numbers("--date-field", "paid_at", "--since", "2026-01-01") != []
 
@@ -300,3 +300,109 @@ def test_admin_class_can_turn_the_bom_off(admin_client, make_booking, monkeypatc
     response = admin_client.post("/admin/testapp/booking/", {"action": "export_csv", "_selected_action": [booking.pk]})
     text = b"".join(response.streaming_content).decode("utf-8")
     assert parse(text, bom=False)[1][0] == booking.order_number
+
+
+# --- --output: written beside its name, in place when complete ---------------------
+
+
+def test_a_failure_mid_export_keeps_the_previous_file_whole(make_booking, tmp_path, monkeypatch):
+    """A model's get_line_items raising halfway left FILE truncated: last month's export was gone."""
+    from tests.testapp.models import CartOrder
+
+    for n in range(3):
+        CartOrder.objects.create(amount=Decimal(5000), order_name=f"장바구니 {n}")
+    target = tmp_path / "orders.csv"
+    target.write_text("last month's, complete", "utf-8")
+
+    def broken(self):
+        raise RuntimeError("get_line_items broke")
+
+    monkeypatch.setattr(CartOrder, "get_line_items", broken)
+    with pytest.raises(RuntimeError, match="get_line_items broke"):
+        run("--model", "testapp.CartOrder", "--output", str(target), "--chunk-size", "1")
+    assert target.read_text("utf-8") == "last month's, complete"
+    assert [p.name for p in tmp_path.iterdir()] == ["orders.csv"]  # no .part left behind
+
+
+def test_a_complete_export_replaces_the_file_with_the_usual_permissions(paid, tmp_path):
+    import os
+    import stat
+
+    booking = paid()
+    target = tmp_path / "orders.csv"
+    target.write_text("last month's", "utf-8")
+    umask = os.umask(0o022)
+    try:
+        run("--model", "testapp.Booking", "--output", str(target), "--no-progress")
+    finally:
+        os.umask(umask)
+    assert [r[0] for r in parse(target.read_text("utf-8"))[1:]] == [booking.order_number]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644  # not the temporary file's 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["orders.csv"]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("missing-dir/x.csv", "cannot write .*missing-dir/x.csv: No such file or directory"), (".", "cannot write .*: is a folder")],
+)
+def test_an_unwritable_target_is_refused_before_exporting(paid, tmp_path, monkeypatch, name, message):
+    paid()
+    read = []
+    monkeypatch.setattr(exports, "write_csv", lambda *args, **kwargs: read.append(args))
+    err = io.StringIO()
+    with pytest.raises(CommandError, match=message):
+        call_command("pgpay_export", "--model", "testapp.Booking", "--output", str(tmp_path / name), stdout=io.StringIO(), stderr=err)
+    assert read == [] and "Exported" not in err.getvalue()  # refused before the first row is read
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- options given with no value, empty lists, reversed ranges ----------------------
+
+
+@pytest.mark.parametrize("columns", [",", "", " , "])
+def test_an_empty_column_list_is_refused(paid, columns):
+    """``--columns ","`` wrote an empty header and one blank line per order."""
+    paid()
+    with pytest.raises(CommandError, match=rf"^--columns {columns!r}: name at least one column"):
+        run("--model", "testapp.Booking", "--columns", columns)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--status", ""), r"^--status '': give one or more of READY, "),
+        (("--status", ","), r"^--status ',': give one or more of READY, "),
+        (("--status", "PAID", "--status", " "), r"^--status ' ': give one or more of"),
+        (("--gateway", "fake", "--gateway", ""), r"^--gateway '': no such gateway"),
+        (("--since", ""), r"^--since '': use a date"),
+        (("--until", " "), r"^--until ' ': use a date"),
+        (("--output", ""), r"^--output '': give a file name"),
+    ],
+)
+def test_an_option_given_without_a_value_is_refused_not_read_as_every_order(paid, args, message):
+    """A cron line with an unset variable (``--status "$STATUS"``) exported every order."""
+    paid()
+    with pytest.raises(CommandError, match=message):
+        run("--model", "testapp.Booking", *args)
+
+
+def test_an_empty_model_is_refused(paid):
+    with pytest.raises(CommandError, match=r"^--model '': give APP.MODEL"):
+        run("--model", "")
+
+
+def test_a_reversed_range_is_refused_not_an_empty_file(paid):
+    booking = paid()
+    Booking.objects.filter(pk=booking.pk).update(created=datetime.datetime(2026, 1, 10, 12, tzinfo=UTC))
+    with pytest.raises(CommandError, match=r"^--until '2020-01-01' is before --since '2030-01-01'"):
+        run("--model", "testapp.Booking", "--since", "2030-01-01", "--until", "2020-01-01")
+    with pytest.raises(CommandError, match="is before --since"):
+        run("--model", "testapp.Booking", "--since", "2026-01-10T22:00", "--until", "2026-01-10T21:59")
+
+    def numbers(*args):
+        return [r[0] for r in parse(run("--model", "testapp.Booking", *args)[0])[1:]]
+
+    # One day, and from a moment of a day to the end of that day, are ranges.
+    assert numbers("--since", "2026-01-10", "--until", "2026-01-10") == [booking.order_number]
+    assert numbers("--since", "2026-01-10T20:00", "--until", "2026-01-10") == [booking.order_number]
+    assert numbers("--since", "2026-01-10T21:00", "--until", "2026-01-10T21:00") == [booking.order_number]

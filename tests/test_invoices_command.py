@@ -174,3 +174,77 @@ def test_language_typo_is_refused(orders, tmp_path, value, message):
 def test_an_empty_target_name_is_refused():
     with pytest.raises(CommandError, match="give a file or folder name"):
         call_command("pgpay_invoices", "--output", "")
+
+
+# --- one invoice per order, whatever the options repeat; what was skipped and why ---
+
+
+@pytest.mark.django_db
+def test_a_repeated_model_renders_each_order_once(orders, tmp_path):
+    """``--model testapp.Booking --model testapp.booking`` wrote every invoice twice (ZIP duplicate names)."""
+    paid, _ = orders
+    out, _ = run("--zip", str(tmp_path / "x.zip"), "--model", "testapp.Booking", "--model", "testapp.booking")
+    assert "3 invoice(s) written" in out
+    assert sorted(zipfile.ZipFile(tmp_path / "x.zip").namelist()) == sorted(f"invoice-{o.order_number}.pdf" for o in paid)
+
+
+def run_failing(*args):
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command("pgpay_invoices", *args, "--no-progress", stdout=out, stderr=err)
+    return str(raised.value), err.getvalue()
+
+
+@pytest.mark.django_db
+def test_skipped_order_numbers_say_why(orders, tmp_path):
+    """A paid order left out by --since was reported "Not found or never paid"."""
+    import datetime
+
+    from tests.testapp.models import Booking
+
+    paid, unpaid = orders
+    Booking.objects.filter(pk=paid[1].pk).update(paid_at=datetime.datetime(2020, 5, 1, tzinfo=datetime.timezone.utc))
+    numbers = [paid[0].order_number, paid[1].order_number, unpaid.order_number, "NOSUCHORDER"]
+    out, err = run("--output", str(tmp_path / "x.pdf"), "--since", "2025-01-01", *numbers)
+    assert "1 invoice(s) written" in out and len(PdfReader(tmp_path / "x.pdf").pages) == 1
+    assert f"Not matched by --since, skipped: {paid[1].order_number}\n" in err
+    assert f"Not found or never paid, skipped: {unpaid.order_number}, NOSUCHORDER\n" in err
+    # Only the options given are named; another model's order is not found in the one chosen.
+    out, err = run(
+        "--output", str(tmp_path / "x.pdf"), "--status", "PAID", "--until", "2025-01-01", paid[0].order_number, paid[1].order_number
+    )
+    assert "1 invoice(s) written" in out
+    assert f"Not matched by --status/--until, skipped: {paid[0].order_number}\n" in err
+    message, err = run_failing("--output", str(tmp_path / "y.pdf"), "--model", "testapp.CartOrder", paid[0].order_number)
+    assert message == "None of the 1 order number(s) given matched; nothing written."
+    assert f"Not found or never paid, skipped: {paid[0].order_number}\n" in err and "Not matched" not in err
+
+
+@pytest.mark.django_db
+def test_order_numbers_none_of_which_matched_are_an_error(orders, tmp_path):
+    """Exit 0 with "No orders matched" hid a cron job that invoiced nothing."""
+    paid, unpaid = orders
+    message, err = run_failing("--output", str(tmp_path / "x.pdf"), "--until", "2000-01-01", paid[0].order_number, unpaid.order_number)
+    assert message == "None of the 2 order number(s) given matched; nothing written."
+    assert f"Not matched by --until, skipped: {paid[0].order_number}\n" in err
+    assert f"Not found or never paid, skipped: {unpaid.order_number}\n" in err
+    assert not (tmp_path / "x.pdf").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--since", "2030-01-01", "--until", "2020-01-01"), r"^--until '2020-01-01' is before --since '2030-01-01'"),
+        (("--since", ""), r"^--since '': use a date"),
+        (("--until", ""), r"^--until '': use a date"),
+        (("--model", ""), r"^--model '': give APP.MODEL"),
+        (("--model", "testapp.Booking", "--model", " "), r"^--model ' ': give APP.MODEL"),
+        (("--status", ""), r"--status: invalid choice: ''"),
+    ],
+)
+def test_a_reversed_range_or_an_empty_option_is_refused(orders, tmp_path, args, message):
+    """Each of these answered "No orders matched" (or every order) and exit status 0."""
+    with pytest.raises(CommandError, match=message):
+        run("--output", str(tmp_path / "x.pdf"), *args)
+    assert list(tmp_path.iterdir()) == []

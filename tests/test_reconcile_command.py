@@ -274,3 +274,54 @@ def test_a_negative_limit_is_refused_not_a_run_that_skips_the_last_order(toss_bo
     """``--limit -1`` (read as "no limit") visited every order but the last one, every run."""
     with pytest.raises(CommandError, match="--limit"):
         run("--limit", "-1")
+
+
+def test_order_models_lists_a_repeated_model_once_in_the_order_given():
+    from django_pgpay.orders import order_models
+    from tests.testapp.models import Booking, CartOrder
+
+    named = ["testapp.CartOrder", "testapp.Booking", Booking, "testapp.booking", "testapp.cartorder"]
+    assert order_models(named) == [CartOrder, Booking]
+    assert order_models([]) == []
+
+
+def test_a_repeated_model_is_visited_once(toss_booking, toss_api):
+    """``--model testapp.Booking --model testapp.Booking`` visited (and would reconcile) every order twice."""
+    booking, _ = timed_out_confirm(toss_booking, toss_api, after=True)
+    out, _ = run("--dry-run", "--model", "testapp.Booking", "--model", "testapp.booking")
+    assert out.count(f"would visit testapp.Booking {booking.order_number}") == 1
+    assert "dry run: 1 order(s) would be visited" in out
+    out, _ = run("--model", "testapp.Booking", "--model", "testapp.Booking")
+    assert "reconciled 1 order(s): 1 changed" in out and len(toss_api.sent("lookup")) == 1
+
+
+@pytest.mark.parametrize("when", ["2062-01-01", "2062-01-01T09:00"])
+def test_a_deep_since_in_the_future_is_refused_not_a_run_without_the_deep_pass(when):
+    """A mistyped year (2062 for 2026) turned the deep run off without a word: no order was modified since then."""
+    with pytest.raises(CommandError, match=rf"^--deep-since '{when}': is after now \("):
+        run("--deep-since", when)
+
+
+def test_a_deep_since_a_minute_ahead_is_refused_and_today_is_not():
+    import time_machine
+
+    with time_machine.travel(datetime.datetime(2026, 3, 5, 12, 0, tzinfo=datetime.timezone.utc), tick=False):
+        with pytest.raises(CommandError, match="is after now"):
+            parse_since("2026-03-05T21:01")  # Seoul: a minute from now
+        assert parse_since("2026-03-05T21:00") == timezone.now()
+        assert parse_since("2026-03-05") == timezone.make_aware(datetime.datetime(2026, 3, 5))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--deep-since", ""), r"^--deep-since '': use 7d, 12h, 30m, a date"),
+        (("--gateway", ""), r"^--gateway '': no such gateway"),
+        (("--gateway", "fake", "--gateway", " "), r"^--gateway ' ': no such gateway"),
+        (("--model", ""), r"^--model '': give APP.MODEL"),
+    ],
+)
+def test_an_option_given_without_a_value_is_refused(args, message):
+    """``--deep-since "$SINCE"`` with the variable unset ran without the deep pass, without a word."""
+    with pytest.raises(CommandError, match=message):
+        run(*args)

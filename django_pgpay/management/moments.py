@@ -4,6 +4,11 @@ One parser for every command, so they all read the same spellings the same
 way: an ISO date (``2026-01-31``, the whole day in the site's time zone), an
 ISO datetime (``2026-01-31T09:00``, local time when naive), and where a
 command allows it a duration back from now (``7d``, ``12h``, ``30m``).
+
+An option given with no value (``--since ""``, a cron line whose variable is
+unset) is refused like any other value that is not a moment, never read as
+"not given"; :func:`parse_range` refuses a range whose end is before its start
+(it would select nothing, silently).
 """
 
 from __future__ import annotations
@@ -45,13 +50,40 @@ class Moment:
         return Q(**{f"{field}__lte": self.start})
 
 
-def parse_moment(value: str, option: str, *, durations: bool = False) -> Moment:
+def parse_moment(value: str, option: str, *, durations: bool = False, past_only: bool = False) -> Moment:
     """Read ``value`` given to ``option``; a :class:`CommandError` naming the option when it is not a moment.
 
     Days outside :data:`~django_pgpay.filters.FIRST_DAY` to
     :data:`~django_pgpay.filters.LAST_DAY` are refused too: at the calendar's
-    ends the next midnight, or the moment in UTC, does not exist.
+    ends the next midnight, or the moment in UTC, does not exist. With
+    ``past_only`` a moment after now is refused (``--deep-since 2062-01-01``,
+    a mistyped year, would look back at nothing); today's date is not.
     """
+    moment = _parse_moment(value, option, durations=durations)
+    if past_only and moment.start > timezone.now():
+        now = timezone.localtime()
+        raise CommandError(f"{option} {value!r}: is after now ({now:%Y-%m-%d %H:%M %Z}); give a moment in the past")
+    return moment
+
+
+def parse_range(
+    since: str | None, until: str | None, *, since_option: str = "--since", until_option: str = "--until"
+) -> tuple[Moment | None, Moment | None]:
+    """``(since, until)`` as :class:`Moment` objects, None for an option not given (``None``, not ``""``).
+
+    A :class:`CommandError` when either is not a moment, or when the range is
+    empty because its end is before its start (``--since 2030-01-01 --until
+    2020-01-01``). One day (the same date twice) and one instant (the same
+    datetime twice) are ranges.
+    """
+    start = parse_moment(since, since_option) if since is not None else None
+    end = parse_moment(until, until_option) if until is not None else None
+    if start is not None and end is not None and (start.start >= end.end if end.is_date else start.start > end.start):
+        raise CommandError(f"{until_option} {until!r} is before {since_option} {since!r}: the end of the range is before its start")
+    return start, end
+
+
+def _parse_moment(value: str, option: str, *, durations: bool) -> Moment:
     text = (value or "").strip()
     outside = CommandError(f"{option} {value!r}: give a moment between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}")
     if durations:

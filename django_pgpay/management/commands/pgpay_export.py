@@ -9,11 +9,20 @@ registered :class:`~django_pgpay.admin.OrderAdminMixin` admin (its
 The progress bar is written to stderr through Django's ``OutputWrapper`` (one
 line rewritten in place) and only when the CSV goes to a file, so stdout stays
 pure CSV. No extra dependency: a counter and a percentage need no more.
+
+``--output FILE`` is written beside FILE and renamed onto it when complete
+(:mod:`django_pgpay.management.files`): an export that fails halfway keeps the
+previous FILE whole. Arguments that would quietly export something else than
+what was meant are refused: an option given with no value (``--status ""``,
+a cron line whose variable is unset, which read as every status), an empty
+``--columns``, a range whose end is before its start.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 from django.contrib import admin
 from django.core.exceptions import ImproperlyConfigured
@@ -21,7 +30,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_pgpay import conf, exports
 from django_pgpay.exceptions import ConfigurationError
-from django_pgpay.management.moments import parse_moment
+from django_pgpay.management import files
+from django_pgpay.management.moments import parse_range
 from django_pgpay.orders import order_models
 from django_pgpay.status import OrderStatus
 
@@ -87,26 +97,42 @@ class Command(BaseCommand):
         bom = False if options["no_bom"] else None
         if options["chunk_size"] < 1:
             raise CommandError("--chunk-size must be at least 1")
+        target = options["output"]
+        if target is not None and not target.strip():
+            raise CommandError(f"--output {target!r}: give a file name (or leave --output out for stdout)")
 
-        if not options["output"]:
+        if target is None:
             for chunk in exports.iter_csv(queryset, columns, bom=bom, chunk_size=options["chunk_size"], prefetch=prefetch):
                 self.stdout.write(chunk, ending="")
             return
 
-        progress = None
-        if not options["no_progress"]:
-            progress = Progress(self.stderr, queryset.count())
+        # Written beside the target and renamed onto it when complete: a failure halfway (a model's
+        # get_line_items raising, a full disk) keeps the previous export whole. Made before the first
+        # row is read, so a target that cannot be written is refused at once.
         try:
-            with open(options["output"], "w", encoding="utf-8", newline="") as stream:
-                exports.write_csv(queryset, stream, columns, bom=bom, chunk_size=options["chunk_size"], on_rows=progress, prefetch=prefetch)
+            part = files.part_file(Path(target))
         except OSError as exc:
-            raise CommandError(f"cannot write {options['output']}: {exc.strerror or exc}") from exc
+            raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        try:
+            progress = None
+            if not options["no_progress"]:
+                progress = Progress(self.stderr, queryset.count())
+            with open(part, "w", encoding="utf-8", newline="") as stream:
+                exports.write_csv(queryset, stream, columns, bom=bom, chunk_size=options["chunk_size"], on_rows=progress, prefetch=prefetch)
+            os.replace(part, target)
+            part = None
+        except OSError as exc:
+            raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        finally:
+            files.discard(part)
         if progress is not None:
             progress.finish()
         if options["verbosity"] >= 1:
-            self.stderr.write(f"Wrote {options['output']}")
+            self.stderr.write(f"Wrote {target}")
 
     def get_model(self, label):
+        if label is not None and not label.strip():
+            raise CommandError(f"--model {label!r}: give APP.MODEL (or leave --model out when the project has one order model)")
         try:
             models = order_models([label] if label else None)
         except (ConfigurationError, LookupError, ValueError) as exc:
@@ -119,7 +145,12 @@ class Command(BaseCommand):
         return models[0]
 
     def filter(self, queryset, options):
-        statuses = [s.strip().upper() for entry in options["status"] or () for s in entry.split(",") if s.strip()]
+        statuses = []
+        for entry in options["status"] or ():
+            given = [status.strip().upper() for status in entry.split(",") if status.strip()]
+            if not given:  # --status "" or ",": a variable left unset in a cron line, not "every status"
+                raise CommandError(f"--status {entry!r}: give one or more of {', '.join(OrderStatus.values)}")
+            statuses += given
         unknown = sorted(set(statuses) - set(OrderStatus.values))
         if unknown:
             raise CommandError(f"--status {', '.join(unknown)}: expected {', '.join(OrderStatus.values)}")
@@ -128,10 +159,11 @@ class Command(BaseCommand):
         if options["gateway"]:
             queryset = queryset.filter(gateway__in=self.gateways(queryset.model, options["gateway"]))
         field = options["date_field"]
-        if options["since"]:
-            queryset = queryset.filter(parse_moment(options["since"], "--since").since(field))
-        if options["until"]:
-            queryset = queryset.filter(parse_moment(options["until"], "--until").until(field))
+        since, until = parse_range(options["since"], options["until"])
+        if since is not None:
+            queryset = queryset.filter(since.since(field))
+        if until is not None:
+            queryset = queryset.filter(until.until(field))
         return queryset
 
     def gateways(self, model, given) -> list[str]:
@@ -141,14 +173,18 @@ class Command(BaseCommand):
         header and nothing else, every month, without a word. An alias taken
         out of ``PGPAY["GATEWAYS"]`` still exports the orders it has.
         """
-        aliases = [alias.strip() for alias in given if alias.strip()]
+        there = ", ".join(conf.gateway_aliases())
+        blank = next((alias for alias in given if not alias.strip()), None)
+        if blank is not None:  # --gateway "$ALIAS" with the variable unset
+            raise CommandError(f"--gateway {blank!r}: no such gateway in PGPAY['GATEWAYS'] (there: {there}) nor on any order")
+        aliases = [alias.strip() for alias in given]
         unknown = set(aliases) - set(conf.gateway_aliases())
         if unknown:
             unknown -= set(model._base_manager.filter(gateway__in=unknown).values_list("gateway", flat=True).distinct())
-        if unknown or not aliases:
-            there = ", ".join(conf.gateway_aliases())
-            named = ", ".join(sorted(unknown)) or repr("")
-            raise CommandError(f"--gateway {named}: no such gateway in PGPAY['GATEWAYS'] (there: {there}) nor on any order")
+        if unknown:
+            raise CommandError(
+                f"--gateway {', '.join(sorted(unknown))}: no such gateway in PGPAY['GATEWAYS'] (there: {there}) nor on any order"
+            )
         return aliases
 
     def model_admin(self, model):
@@ -159,6 +195,10 @@ class Command(BaseCommand):
             return None
 
     def get_columns(self, model, text):
-        if text:
-            return [name.strip() for name in text.split(",") if name.strip()]
-        return getattr(self.model_admin(model), "csv_columns", None) or exports.DEFAULT_COLUMNS
+        """``--columns`` as names, or the admin's ``csv_columns``; an empty list (``--columns ","``) is refused."""
+        if text is None:
+            return getattr(self.model_admin(model), "csv_columns", None) or exports.DEFAULT_COLUMNS
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        if not names:  # it wrote an empty header and one blank line per order
+            raise CommandError(f"--columns {text!r}: name at least one column (or leave --columns out for the admin's)")
+        return names

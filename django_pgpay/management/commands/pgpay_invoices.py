@@ -11,13 +11,20 @@ by status (default: paid, partially cancelled and cancelled, i.e. every order
 that was paid), by payment time (``--since`` / ``--until``, in the site's time
 zone when naive) or by order number. They are rendered ``--batch`` at a time
 (one WeasyPrint document per batch, see :mod:`django_pgpay.invoices`), with a
-progress bar on stderr.
+progress bar on stderr. A model named twice is rendered once.
+
+Order numbers that are not rendered are listed on stderr with the reason:
+paid but left out by ``--status`` / ``--since`` / ``--until``, or not found
+(in the chosen models) or never paid. When order numbers were given and none
+matched, the command fails (nothing was written). An option given with no
+value (``--since ""``) and a range whose end is before its start are refused.
+A PDF or a ZIP is written beside its name and renamed onto it when complete
+(:mod:`django_pgpay.management.files`).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -26,7 +33,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import translation
 
 from django_pgpay.exceptions import ConfigurationError
-from django_pgpay.management.moments import parse_moment
+from django_pgpay.management import files
+from django_pgpay.management.moments import parse_range
 from django_pgpay.orders import order_models
 from django_pgpay.status import PAID_STATUSES, OrderStatus
 
@@ -53,17 +61,23 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=200, help="Orders rendered per WeasyPrint document (default 200).")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
-    def select(self, options) -> list:
+    def models(self, options) -> list:
+        """The ``--model`` models (each once, in the order given), or every order model."""
+        blank = next((label for label in options["model"] or () if not label.strip()), None)
+        if blank is not None:
+            raise CommandError(f"--model {blank!r}: give APP.MODEL (or leave --model out for every order model)")
         try:
-            models = order_models(options["model"])
+            return order_models(options["model"])
         except (ConfigurationError, LookupError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
+
+    def select(self, options) -> list:
+        models = self.models(options)
         statuses = options["status"] or sorted(PAID_STATUSES)
         unpaid = set(statuses) - set(PAID_STATUSES)
         if unpaid:
             raise CommandError(f"--status {', '.join(sorted(unpaid))}: only orders that were paid have invoices.")
-        since = parse_moment(options["since"], "--since") if options["since"] else None
-        until = parse_moment(options["until"], "--until") if options["until"] else None
+        since, until = parse_range(options["since"], options["until"])
         querysets = []
         for model in models:
             queryset = model._default_manager.filter(status__in=statuses)
@@ -88,10 +102,9 @@ class Command(BaseCommand):
         querysets = self.select(options)
         total = sum(queryset.count() for queryset in querysets)
         if options["order_numbers"]:
-            found = {n for qs in querysets for n in qs.values_list("order_number", flat=True)}
-            missing = [n for n in options["order_numbers"] if n not in found]
-            if missing:
-                self.stderr.write(f"Not found or never paid, skipped: {', '.join(missing)}")
+            self.report_skipped(querysets, options)
+        if not total and options["order_numbers"]:
+            raise CommandError(f"None of the {len(set(options['order_numbers']))} order number(s) given matched; nothing written.")
         if not total:
             self.stderr.write("No orders matched; nothing written.")
             return
@@ -104,11 +117,11 @@ class Command(BaseCommand):
                 target_dir = Path(options["dir"])
                 target_dir.mkdir(parents=True, exist_ok=True)
             else:
-                part = self.part_file(Path(where))
+                part = files.part_file(Path(where))
                 if options["zip"]:
                     target_zip = zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED)
         except OSError as exc:
-            self.discard(part)
+            files.discard(part)
             raise CommandError(f"cannot write {where}: {exc.strerror or exc}") from exc
         progress = self.progress(total, disable=options["no_progress"])
         pdfs: list[bytes] = []
@@ -141,7 +154,7 @@ class Command(BaseCommand):
             progress.close()
             if target_zip is not None:
                 target_zip.close()
-            self.discard(part)
+            files.discard(part)
         self.stdout.write(self.style.SUCCESS(f"{written} invoice(s) written to {where}"))
 
     @staticmethod
@@ -155,22 +168,31 @@ class Command(BaseCommand):
             there = ", ".join(language for language, _name in settings.LANGUAGES)
             raise CommandError(f"--language {code}: not one of the project's LANGUAGES ({there})") from None
 
-    @staticmethod
-    def part_file(target: Path) -> Path:
-        """An empty file beside ``target``, to be renamed to it when complete (raises OSError when it cannot be written)."""
-        if target.is_dir():
-            raise IsADirectoryError(21, "is a folder (give a file name, or use --dir)")
-        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        os.close(handle)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(name, 0o666 & ~umask)  # what opening the file itself would have given (mkstemp's is 0600)
-        return Path(name)
+    def report_skipped(self, querysets, options) -> None:
+        """Name on stderr the given order numbers that will not be rendered, and why.
 
-    @staticmethod
-    def discard(part: Path | None) -> None:
-        if part is not None:
-            part.unlink(missing_ok=True)
+        A paid order of the chosen models that ``--status``, ``--since`` or
+        ``--until`` leaves out says so (it was reported "not found" before);
+        any other number is not in those models or was never paid.
+        """
+        given = list(dict.fromkeys(options["order_numbers"]))
+        found = {n for qs in querysets for n in qs.values_list("order_number", flat=True)}
+        missing = [n for n in given if n not in found]
+        if not missing:
+            return
+        paid = set()
+        for queryset in querysets:
+            model = queryset.model
+            paid |= set(
+                model._default_manager.filter(order_number__in=missing, status__in=PAID_STATUSES).values_list("order_number", flat=True)
+            )
+        excluded = [n for n in missing if n in paid]
+        if excluded:
+            narrowed = "/".join(option for option in ("--status", "--since", "--until") if options[option[2:]] is not None)
+            self.stderr.write(f"Not matched by {narrowed}, skipped: {', '.join(excluded)}")
+        absent = [n for n in missing if n not in paid]
+        if absent:
+            self.stderr.write(f"Not found or never paid, skipped: {', '.join(absent)}")
 
     @staticmethod
     def batches(querysets, size: int):

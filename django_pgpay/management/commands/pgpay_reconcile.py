@@ -17,6 +17,11 @@ The summary line counts money that needs a person (``needs attention``) and
 webhook deliveries given up in the last day (:func:`django_pgpay.webhooks.given_up`);
 ``--check`` exits with status 2 when there is any, or when an order could not
 be reconciled, so a monitoring job notices.
+
+Options that would quietly do less than asked are refused by name: an unknown
+``--gateway``, an option given with no value (``--deep-since ""``, a cron
+line whose variable is unset) and a ``--deep-since`` after now (a mistyped
+year, which would look back at nothing). A model named twice is visited once.
 """
 
 from __future__ import annotations
@@ -45,8 +50,8 @@ def at_least_zero(value: str) -> int:
 
 
 def parse_since(value: str) -> datetime:
-    """``7d``, ``12h``, ``30m``, an ISO date or an ISO datetime (local time when naive)."""
-    return parse_moment(value, "--deep-since", durations=True).start
+    """``7d``, ``12h``, ``30m``, an ISO date or an ISO datetime (local time when naive), not after now."""
+    return parse_moment(value, "--deep-since", durations=True, past_only=True).start
 
 
 class Command(BaseCommand):
@@ -81,7 +86,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        deep_since = parse_since(options["deep_since"]) if options["deep_since"] else None
+        deep_since = parse_since(options["deep_since"]) if options["deep_since"] is not None else None
+        blank = next((label for label in options["model"] or () if not label.strip()), None)
+        if blank is not None:
+            raise CommandError(f"--model {blank!r}: give APP.MODEL (or leave --model out for every order model)")
         try:
             models = order_models(options["model"])
         except (ConfigurationError, LookupError, ValueError) as exc:
@@ -91,7 +99,8 @@ class Command(BaseCommand):
         if unknown:
             # A typo in a cron line would otherwise reconcile nothing, every run, without a word.
             there = ", ".join(conf.gateway_aliases())
-            raise CommandError(f"--gateway {', '.join(unknown)}: no such gateway in PGPAY['GATEWAYS'] (there: {there})")
+            named = ", ".join(alias if alias.strip() else repr(alias) for alias in unknown)
+            raise CommandError(f"--gateway {named}: no such gateway in PGPAY['GATEWAYS'] (there: {there})")
         dry_run = options["dry_run"]
         enqueue = options["enqueue"] and not dry_run and tasks.queued(tasks.reconcile_order)
         if options["enqueue"] and not dry_run and not enqueue:
