@@ -282,6 +282,15 @@ def _confirm_late(order, gateway, payment_id: str, key: str, *, source, actor=No
         failed = ledger.rows(order).filter(idempotency_key=key, status=T.FAILED).first()
         if failed is not None:
             raise ledger.error_from_row(failed)
+        if ledger.rows(order).filter(kind=K.COMPENSATE, pg_payment_id=payment_id).exists():
+            # The PG took this money after the order had closed (the buyer paid in a window of an
+            # order that expired meanwhile): it goes back, and the buyer is told so, not merely
+            # that the order cannot be paid.
+            raise OperationRefused(
+                _("This order had closed when the payment arrived. The payment was not accepted and is being refunded in full."),
+                code="LATE_PAYMENT_REFUNDED",
+                order=outcome.order,
+            )
         raise OperationRefused(_("This order cannot be paid any more."), code="NOT_CONFIRMABLE", order=outcome.order)
     return outcome
 
@@ -511,7 +520,7 @@ def _open_cancel(order, amount, *, token: str | None, reason: str, source, actor
         row = ledger.create(
             locked,
             K.CANCEL,
-            amount=_allowed_amount(locked, locked.get_gateway(), amount),
+            amount=_allowed_amount(locked, locked.get_gateway(), amount, source=source),
             currency=locked.currency,
             idempotency_key=token or f"{locked.order_number}-cancel-{uuid.uuid4().hex[:16]}",
             pg_payment_id=locked.pg_payment_id,
@@ -534,11 +543,20 @@ def _already_canceled(order, row, snapshot, exc: AlreadyCanceled, *, source, act
     return replace(outcome, transaction=row)
 
 
-def _allowed_amount(order, gateway, amount) -> Decimal:
-    """The amount a cancel of ``order`` would give back, or the :class:`NotCancelable` that refuses it."""
+def _allowed_amount(order, gateway, amount, *, source=None) -> Decimal:
+    """The amount a cancel of ``order`` would give back, or the :class:`NotCancelable` that refuses it.
+
+    A buyer's cancel (``source`` CUSTOMER) of an order whose model says
+    :attr:`~django_pgpay.models.AbstractOrder.buyer_may_cancel_part` False is
+    refused unless it gives back everything left.
+    """
     if not order.is_cancelable:
         raise NotCancelable(order=order)
     balance = order.balance
+    if source == TransactionSource.CUSTOMER and not order.buyer_may_cancel_part and amount is not FULL and amount != balance:
+        # A booking's place comes back only with a full cancel: a buyer who could give back all
+        # but 1 won would keep the table for nothing.
+        raise NotCancelable(_("This order can only be cancelled in full."), code="FULL_CANCEL_ONLY", order=order)
     if order.status == S.WAITING_FOR_DEPOSIT:
         if amount is not FULL and amount != balance:
             raise NotCancelable(_("An unpaid virtual account can only be cancelled in full."), code="PARTIAL_NOT_ALLOWED", order=order)
@@ -560,13 +578,13 @@ def _allowed_amount(order, gateway, amount) -> Decimal:
     return amount
 
 
-def check_cancel(order, amount) -> Decimal:
-    """What ``cancel(order, amount, ...)`` would give back now, or the :class:`NotCancelable` it would raise.
+def check_cancel(order, amount, *, source: str = TransactionSource.CUSTOMER) -> Decimal:
+    """What ``cancel(order, amount, source=source)`` would give back now, or the :class:`NotCancelable` it would raise.
 
     Changes nothing and calls no PG: for a confirmation step that states the
     amount before anything moves. :func:`cancel` checks again under the lock.
     """
-    return _allowed_amount(order, order.get_gateway(), _cancel_amount(order, amount))
+    return _allowed_amount(order, order.get_gateway(), _cancel_amount(order, amount), source=source)
 
 
 # --- the order's own virtual account ---------------------------------------------------

@@ -33,6 +33,7 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext_lazy as _
@@ -261,6 +262,14 @@ class CheckoutMixin:
         return render(request, self.start_template_name, self.get_context_data())
 
     def post(self, request, *args, **kwargs):
+        response = self.checkout(request)
+        # The payment window is made for this order at this moment: the back button after paying
+        # must not show it again from the cache, ready to pay an order that is paid already.
+        add_never_cache_headers(response)
+        return response
+
+    def checkout(self, request):
+        """The POST's work: take the place, ask the PG for the window, answer with it (or why not)."""
         if not request.user.is_authenticated and not self.allow_anonymous:
             return redirect_to_login(request.get_full_path())
         try:
@@ -456,7 +465,7 @@ class CancelRequestError(PgPayError):
 
 
 class CancelMixin(GatewayMixin):
-    """Cancel all or part of an order's payment: POST only, CSRF-checked, in two steps.
+    """Cancel all or part of an order's payment: POST, CSRF-checked, in two steps (a GET leads back to the order).
 
     Who may: the order's buyer, and staff with the order model's refund
     permission (:mod:`django_pgpay.permissions`); for anyone else the order is
@@ -481,7 +490,7 @@ class CancelMixin(GatewayMixin):
     :meth:`refused` to redirect with a message instead.
     """
 
-    http_method_names = ["post"]
+    http_method_names = ["get", "post"]
     refused_template_name = "django_pgpay/cancel_refused.html"
     confirm_template_name = "django_pgpay/cancel_confirm.html"
     #: Where to go after a cancel when the form gives no ``next``.
@@ -552,6 +561,21 @@ class CancelMixin(GatewayMixin):
         }
         return render(self.request, self.confirm_template_name, context)
 
+    def get(self, request, *args, **kwargs):
+        """Back to the order: a GET changes nothing.
+
+        The cancel URL is reached by GET after a login (the form was posted
+        with the session expired) or a language switch on the confirmation
+        page; it used to be the browser's blank 405. The order's
+        ``get_absolute_url()`` when it has one, else :attr:`success_url` or
+        ``/``; someone else's order is a 404, as for a POST.
+        """
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        order = self.get_order()
+        url = order.get_absolute_url() if hasattr(order, "get_absolute_url") else (self.success_url or "/")
+        return HttpResponseRedirect(url)
+
     def post(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
@@ -564,17 +588,11 @@ class CancelMixin(GatewayMixin):
             amount = self.get_amount(order)
             reason = self.get_reason(order)
             token = (request.POST.get("token") or "").strip() or None
+            source = TransactionSource.CUSTOMER if permissions.is_buyer(request.user, order) else TransactionSource.STAFF
             if request.POST.get("confirm") != "1":
-                payments.check_cancel(order, amount)
+                payments.check_cancel(order, amount, source=source)
                 return self.confirmation(order, amount, reason)
-            outcome = payments.cancel(
-                order,
-                amount,
-                reason=reason,
-                source=TransactionSource.CUSTOMER if permissions.is_buyer(request.user, order) else TransactionSource.STAFF,
-                actor=request.user,
-                idempotency_key=token,
-            )
+            outcome = payments.cancel(order, amount, reason=reason, source=source, actor=request.user, idempotency_key=token)
         except inputs.InvalidInput as exc:
             return self.refused(order, CancelRequestError(str(exc), code="INVALID_CHARACTERS"))
         except PgPayError as exc:

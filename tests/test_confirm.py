@@ -219,10 +219,28 @@ def test_a_late_payment_of_an_expired_order_is_given_back_and_refused(make_booki
     pg.payments[payment_id].state = pg.payments[payment_id].state.__class__.APPROVED  # paid in the window
     with pytest.raises(OperationRefused) as info:
         payments.confirm(booking, payment_id=payment_id)
-    assert info.value.code == "NOT_CONFIRMABLE"
+    # Not merely "cannot be paid": the money was taken, and the buyer reads that it goes back.
+    assert info.value.code == "LATE_PAYMENT_REFUNDED" and "being refunded in full" in info.value.user_message
     booking.refresh_from_db()
     assert booking.status == S.EXPIRED
     assert ledger(booking)[-1] == (K.COMPENSATE, T.SUCCEEDED, booking.amount)
+    assert pg.payments[payment_id].state.value == "canceled"
+
+
+def test_the_return_page_of_a_late_payment_says_it_is_refunded(client, buyer, make_booking, pg, no_confirm_call):
+    # A browser walk: the buyer paid in a window of an order that had expired meanwhile (another
+    # PG chosen in a second tab); the PG took the money and the library gave it back, but the page
+    # only said "This order cannot be paid any more".
+    from urllib.parse import urlencode
+
+    booking = make_booking()
+    payments.expire(booking)
+    payment_id = pg.authorize(booking.order_number, booking.amount)
+    pg.payments[payment_id].state = pg.payments[payment_id].state.__class__.APPROVED
+    client.force_login(buyer)
+    response = client.get("/pay/fake/return/?" + urlencode({"payment_id": payment_id, "order_number": booking.order_number}))
+    assert response.status_code == 409
+    assert b"The payment was not accepted and is being refunded in full." in response.content
     assert pg.payments[payment_id].state.value == "canceled"
 
 

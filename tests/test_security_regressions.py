@@ -327,3 +327,40 @@ def test_11_a_checkout_through_an_unknown_pg_is_a_404_and_reserves_nothing(buyer
     assert response.status_code == 404
     seat.refresh_from_db()
     assert seat.remain == before and not Booking.objects.exists()
+
+
+@pytest.mark.parametrize("amount", ["19999", "1", "19,999"])
+def test_12_a_buyer_gives_back_part_only_where_the_order_allows_it(buyer, paid_booking, pg, monkeypatch, amount):
+    # A booking promises "refunded in full and the place given back": a tampered form that typed
+    # 19,999 of 20,000 refunded all but 1 won and the buyer kept the place (a partial cancel
+    # releases nothing). Refused at the confirmation step and at the confirmed one; nothing moves.
+    from tests.testapp.models import Booking
+
+    monkeypatch.setattr(Booking, "buyer_may_cancel_part", False)
+    client = Client()
+    client.force_login(buyer)
+    url = f"/pay/cancel/testapp.booking/{paid_booking.order_number}/"
+    for confirm in ({}, {"confirm": "1"}):
+        response = client.post(url, {"amount": amount, "token": "t12", **confirm})
+        assert response.status_code == 409 and b"can only be cancelled in full" in response.content
+    paid_booking.refresh_from_db()
+    assert paid_booking.status == S.PAID and paid_booking.canceled_amount == 0
+    assert not paid_booking.transactions.filter(kind=K.CANCEL).exists() and pg.count("cancel") == 0
+    # Everything, typed or chosen, is a full cancel and stays allowed; so is staff's partial refund.
+    response = client.post(url, {"amount": "20000", "token": "t12b", "confirm": "1"})
+    assert response.status_code == 302
+    paid_booking.refresh_from_db()
+    assert paid_booking.status == S.CANCELED
+
+
+def test_12_staff_may_still_refund_part_of_such_an_order(refund_staff, paid_booking, pg, monkeypatch):
+    from tests.testapp.models import Booking
+
+    monkeypatch.setattr(Booking, "buyer_may_cancel_part", False)
+    client = Client()
+    client.force_login(refund_staff)
+    url = f"/pay/cancel/testapp.booking/{paid_booking.order_number}/"
+    response = client.post(url, {"amount": "5000", "token": "s12", "confirm": "1"})
+    assert response.status_code == 302
+    paid_booking.refresh_from_db()
+    assert paid_booking.status == S.PARTIAL_CANCELED and paid_booking.canceled_amount == 5000

@@ -68,6 +68,8 @@ def test_book_pay_confirm_history_cancel(buyer, seat, toss_api):
 
     page = client.post(f"/book/{seat.pk}/toss/", {"csrfmiddlewaretoken": token})
     assert page.status_code == 200
+    # Never from the cache: the back button after paying showed a window ready to pay a paid order.
+    assert "no-store" in page["Cache-Control"] and "no-cache" in page["Cache-Control"]
     booking = Booking.objects.get()
     assert (booking.status, booking.gateway, booking.user, booking.amount) == (S.READY, "toss", buyer, Decimal(20000))
     seat.refresh_from_db()
@@ -476,11 +478,23 @@ def test_the_confirmation_page_posts_back_to_the_url_it_was_asked_from(buyer, pa
     assert toss_api.sent("cancel") == []
 
 
-def test_get_on_cancel_is_405(buyer, paid_toss_booking, toss_api):
+def test_get_on_cancel_leads_back_and_changes_nothing(buyer, other_buyer, paid_toss_booking, toss_api, monkeypatch):
+    # Reached by GET after a login (the form posted with the session expired) or a language switch
+    # on the confirmation page: it was the browser's blank 405, a dead end.
+    url = f"/pay/cancel/testapp.booking/{paid_toss_booking.order_number}/"
     client = Client()
     client.force_login(buyer)
-    assert client.get(f"/pay/cancel/{paid_toss_booking.order_number}/").status_code == 405
-    assert toss_api.sent("cancel") == []
+    assert client.get(url)["Location"] == "/"  # no get_absolute_url: the view's success_url, or /
+    monkeypatch.setattr(Booking, "get_absolute_url", lambda self: f"/history/#booking-{self.order_number}", raising=False)
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"] == f"/history/#booking-{paid_toss_booking.order_number}"
+    anonymous = Client().get(url)
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"] and "next=" in anonymous["Location"]
+    stranger = Client()
+    stranger.force_login(other_buyer)
+    assert stranger.get(url).status_code == 404  # someone else's order: not revealed
+    paid_toss_booking.refresh_from_db()
+    assert paid_toss_booking.status == S.PAID and toss_api.sent("cancel") == []
 
 
 def test_cancel_needs_login_and_csrf(buyer, paid_toss_booking, toss_api):
