@@ -217,6 +217,9 @@ def confirm(
             refresh(order, locked)
             return Outcome(order=locked, transaction=succeeded, replayed=True)
         if locked.status != S.READY:
+            if gateway.requires_confirm_call and locked.status in (S.PAID, S.PARTIAL_CANCELED):
+                # Another payment id for a paid order (a second window): never confirmed, so never charged.
+                raise OperationRefused(_("This order is already paid. Nothing more was charged."), code="ALREADY_PAID", order=locked)
             if gateway.requires_confirm_call or locked.status not in (S.EXPIRED, S.FAILED, S.WAITING_FOR_DEPOSIT, *PAID_STATUSES):
                 raise OperationRefused(_("This order cannot be paid any more."), code="NOT_CONFIRMABLE", order=locked)
             late = True  # the PG took this money without a confirm call (PortOne V1): apply it or give it back

@@ -524,6 +524,8 @@ class CancelMixin(GatewayMixin):
             return payments.FULL
         if typed is None or not typed.strip(" \t\r\n"):
             raise CancelRequestError(_("Enter the amount to cancel."), code="MISSING_AMOUNT")
+        if typed.strip(" \t\r\n").startswith(("-", "\u2212")):
+            raise CancelRequestError(_("The amount to cancel must be positive."), code="INVALID_AMOUNT")
         try:
             return parse_typed_amount(typed, order.currency)
         except MoneyError:

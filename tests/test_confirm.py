@@ -114,6 +114,17 @@ def test_connection_never_opened_lets_the_buyer_try_again(make_booking, pg):
     assert ledger(booking) == [(K.CONFIRM, T.FAILED, Decimal(20000)), (K.CONFIRM, T.SUCCEEDED, Decimal(20000))]
 
 
+def test_another_payment_of_a_paid_order_is_refused_as_already_paid(paid_booking, pg):
+    # The return page of a second window said "This order cannot be paid any more" under
+    # "Payment not completed", about an order that is paid: it now says so, and that nothing
+    # more was charged (a PG with a confirm call charges nothing unconfirmed).
+    other = pg.authorize(paid_booking.order_number, paid_booking.amount)
+    with pytest.raises(OperationRefused) as info:
+        payments.confirm(paid_booking, payment_id=other)
+    assert info.value.code == "ALREADY_PAID" and info.value.user_message == "This order is already paid. Nothing more was charged."
+    assert pg.count("confirm") == 1
+
+
 def test_confirm_of_a_finished_order_is_refused(paid_booking, pg):
     payments.cancel(paid_booking, payments.FULL, reason="test")
     other = pg.authorize(paid_booking.order_number, paid_booking.amount)

@@ -364,3 +364,11 @@ def test_12_staff_may_still_refund_part_of_such_an_order(refund_staff, paid_book
     assert response.status_code == 302
     paid_booking.refresh_from_db()
     assert paid_booking.status == S.PARTIAL_CANCELED and paid_booking.canceled_amount == 5000
+
+
+@pytest.mark.parametrize("amount", ["-1000", " -1", "\u22125000"])
+def test_2_a_negative_amount_is_refused_as_not_positive(buyer, paid_booking, pg, amount):
+    # It said "not a number of KRW", which a buyer who typed a number cannot act on.
+    response = logged_in(buyer).post(f"/pay/cancel/{paid_booking.order_number}/", {"token": "tn", "amount": amount})
+    assert response.status_code == 400 and b"The amount to cancel must be positive." in response.content
+    assert pg.count("cancel") == 0
