@@ -113,16 +113,26 @@ class GatewayMixin:
 # --- checkout ---------------------------------------------------------------------
 
 
-def checkout_urls(request, order) -> CheckoutUrls:
-    """The absolute return, fail and webhook URLs of ``order`` (return and fail with its buyer token)."""
-    alias = order.gateway
+def checkout_urls(
+    request, order, *, return_url_name: str = "django_pgpay:return", fail_url_name: str = "django_pgpay:fail"
+) -> CheckoutUrls:
+    """The absolute return, fail, webhook and attempt URLs of ``order`` (all but the webhook with its buyer token).
+
+    ``return_url_name`` / ``fail_url_name``: the URL names of the shop's own
+    return and fail views (a :class:`ConfirmMixin` mounted elsewhere, taking
+    the ``alias`` argument), which get the buyer token all the same. Without
+    it a buyer who comes back without their session (a cleared cookie, a
+    payment app returning in another browser) is refused and the payment is
+    never confirmed.
+    """
+    alias = {"alias": order.gateway}
     build = request.build_absolute_uri
     token = urlencode({permissions.BUYER_TOKEN_PARAM: permissions.buyer_token(order.order_number)})
     return CheckoutUrls(
-        success_url=build(reverse("django_pgpay:return", kwargs={"alias": alias})) + "?" + token,
-        fail_url=build(reverse("django_pgpay:fail", kwargs={"alias": alias})) + "?" + token,
-        webhook_url=build(reverse("django_pgpay:webhook", kwargs={"alias": alias})),
-        attempt_url=build(reverse("django_pgpay:attempt", kwargs={"alias": alias})) + "?" + token,
+        success_url=build(reverse(return_url_name, kwargs=alias)) + "?" + token,
+        fail_url=build(reverse(fail_url_name, kwargs=alias)) + "?" + token,
+        webhook_url=build(reverse("django_pgpay:webhook", kwargs=alias)),
+        attempt_url=build(reverse("django_pgpay:attempt", kwargs=alias)) + "?" + token,
     )
 
 
@@ -235,15 +245,23 @@ class CheckoutMixin:
             order.save()
             return order, True
 
+    #: URL names of the return and fail views the PG sends the buyer to (the shop's own, if it
+    #: mounts a :class:`ConfirmMixin` of its own); they take the ``alias`` argument.
+    return_url_name = "django_pgpay:return"
+    fail_url_name = "django_pgpay:fail"
+
     def get_checkout_urls(self, order) -> CheckoutUrls:
         """Absolute return, fail and webhook URLs of ``order``'s gateway.
 
         The return and fail URLs carry the order's buyer token
         (:func:`~django_pgpay.permissions.buyer_token`): the browser that
         comes back with it may have the payment confirmed, even without the
-        buyer's session (a payment app returning in another browser).
+        buyer's session (a payment app returning in another browser). Set
+        :attr:`return_url_name` / :attr:`fail_url_name` for views of the
+        shop's own; an override of this method should build on
+        :func:`checkout_urls` (a return URL without the token is logged).
         """
-        return checkout_urls(self.request, order)
+        return checkout_urls(self.request, order, return_url_name=self.return_url_name, fail_url_name=self.fail_url_name)
 
     def checkout_response(self, order, checkout):
         """Redirect to a hosted page, or render the payment window."""
@@ -277,8 +295,16 @@ class CheckoutMixin:
         except SoldOut as exc:
             return self.sold_out(exc)
         gateway = order.get_gateway()
+        urls = self.get_checkout_urls(order)
+        if f"{permissions.BUYER_TOKEN_PARAM}=" not in urls.success_url:
+            logger.warning(
+                "%s.get_checkout_urls(): the return URL has no buyer token (%s): a buyer who comes back without "
+                "their session cannot have the payment confirmed; build on django_pgpay.views.checkout_urls()",
+                type(self).__name__,
+                permissions.BUYER_TOKEN_PARAM,
+            )
         try:
-            checkout = gateway.checkout(order.snapshot(at_checkout=True), self.get_checkout_urls(order))
+            checkout = gateway.checkout(order.snapshot(at_checkout=True), urls)
         except PgPayError as exc:
             return render(request, "django_pgpay/error.html", self.get_context_data(error=exc), status=_status(exc))
         if checkout.pg_data:
@@ -740,4 +766,5 @@ __all__ = [
     "InvoiceView",
     "ReturnView",
     "WebhookView",
+    "checkout_urls",
 ]

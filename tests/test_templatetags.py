@@ -69,3 +69,34 @@ def test_the_full_cancel_of_an_unpaid_virtual_account_says_it_closes_it(make_boo
 def test_the_partial_form_still_goes_through_the_confirmation_page(make_booking):
     html = render(make_booking())
     assert "<details" not in html and 'name="confirm"' not in html and 'name="amount"' in html
+
+
+def test_an_unpaid_virtual_account_is_offered_the_full_cancel_only(make_booking, pg):
+    """Regression: the partial form (an amount box) was shown, and whatever was typed was refused
+    ("An unpaid virtual account can only be cancelled in full.")."""
+    from django_pgpay import payments
+
+    booking = make_booking()
+    payments.confirm(booking, payment_id=pg.authorize(booking.order_number, booking.amount, virtual_account=True))
+    assert booking.status == "WAITING_FOR_DEPOSIT"
+    assert render(booking) == ""  # no partial form at all, whatever the template
+    both = Template(
+        "{% load pgpay %}<div>{% pgpay_cancel_form order next='/o/' label='Cancel the order' %}"
+        "{% pgpay_cancel_form order partial=True next='/o/' label='Refund part' %}</div>"
+    ).render(Context({"order": booking, "csrf_token": "t"}))
+    assert both.count("<form") == 1 and 'name="amount"' not in both and "Refund part" not in both
+    assert 'name="full" value="1"' in both and "Close the virtual account" in both
+
+
+def test_the_buyer_of_an_order_cancelled_in_full_only_gets_no_amount_box(paid_booking, buyer, refund_staff, monkeypatch):
+    # The view refuses their partial cancel (FULL_CANCEL_ONLY): a form to type one in would only
+    # lead to that refusal. Staff, who may refund part, still get it.
+    from types import SimpleNamespace
+
+    from tests.testapp.models import Booking
+
+    monkeypatch.setattr(Booking, "buyer_may_cancel_part", False)
+    page = Template("{% load pgpay %}{% pgpay_cancel_form order partial=True label='Refund part' %}")
+    as_buyer = page.render(Context({"order": paid_booking, "csrf_token": "t", "request": SimpleNamespace(user=buyer)}))
+    as_staff = page.render(Context({"order": paid_booking, "csrf_token": "t", "request": SimpleNamespace(user=refund_staff)}))
+    assert as_buyer == "" and 'name="amount"' in as_staff

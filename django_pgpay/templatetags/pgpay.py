@@ -6,7 +6,7 @@ from django import template
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from .. import labels
+from .. import labels, permissions
 from ..money import MoneyError, quantize
 from ..status import OrderStatus
 
@@ -29,7 +29,11 @@ def pgpay_invoice_url(order) -> str:
     return order_url("invoice", order)
 
 
-@register.inclusion_tag("django_pgpay/cancel_form.html", takes_context=True)
+#: The template of :func:`pgpay_cancel_form` (override it in your project's templates).
+CANCEL_FORM_TEMPLATE = "django_pgpay/cancel_form.html"
+
+
+@register.simple_tag(takes_context=True)
 def pgpay_cancel_form(context, order, partial=False, next=None, label=None):
     """A POST form that cancels ``order`` (all of it, or an amount when ``partial``).
 
@@ -42,13 +46,27 @@ def pgpay_cancel_form(context, order, partial=False, next=None, label=None):
     (``<details>``) what is refunded and what is left, and "Refund now" posts
     ``full=1`` and ``confirm=1``; no page load in between, nothing changed
     before that second click.
+
+    An order waiting for a virtual account's deposit can only be cancelled in
+    full (nothing was paid; its account is closed): for it the partial form is
+    not rendered at all (an empty string, whatever the template), and the full
+    one offers "Close the virtual account". Nor is it for the buyer of an order
+    whose model sets ``buyer_may_cancel_part = False`` (staff still get it).
     """
+    withdraws_account = order.status == OrderStatus.WAITING_FOR_DEPOSIT
+    if partial and withdraws_account:
+        # The view would refuse any amount (PARTIAL_NOT_ALLOWED): no amount box to type one in.
+        return ""
+    request = context.get("request")
+    if partial and not order.buyer_may_cancel_part and permissions.is_buyer(getattr(request, "user", None), order):
+        # Nor for the buyer of an order cancelled in full only (FULL_CANCEL_ONLY); staff still get it.
+        return ""
     try:
         # What is left, in the currency's decimals (20000, 10.50), not the stored 3 places.
         balance = quantize(order.balance, order.currency)
     except MoneyError:
         balance = order.balance
-    return {
+    values = {
         "order": order,
         # The URL names the order's model: the view looks in that model only (one query).
         "action": order_url("cancel", order),
@@ -56,7 +74,7 @@ def pgpay_cancel_form(context, order, partial=False, next=None, label=None):
         # As the shop's pages show money: 15,000원 in Korean, ₩15,000 in English.
         "balance_display": labels.money(order.balance, order.currency),
         "nothing_display": labels.money(0, order.currency),
-        "withdraws_account": order.status == OrderStatus.WAITING_FOR_DEPOSIT,
+        "withdraws_account": withdraws_account,
         "partial": partial,
         "next": next or "",
         "label": label or _("Cancel"),
@@ -64,3 +82,5 @@ def pgpay_cancel_form(context, order, partial=False, next=None, label=None):
         "csrf_token": context.get("csrf_token"),
         "request": context.get("request"),
     }
+    # As an inclusion tag renders: the page's engine, autoescaping and localisation, a context of its own.
+    return context.template.engine.get_template(CANCEL_FORM_TEMPLATE).render(context.new(values))
