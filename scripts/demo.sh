@@ -126,7 +126,8 @@ cat <<BANNER
   │   Password:  $DEMO_ADMIN_PASSWORD   ($kept;
   │              DEMO_ADMIN_PASSWORD=... make demo sets another)
   │   Orders:    demo-buyer's samples in the admin (paid, refunded,
-  │              waiting for a transfer): export, invoices, refunds
+  │              waiting for a transfer): export, invoices, refunds;
+  │              as the buyer: log in as demo-buyer, same password
   │
   │   Book a table: Restaurants → a time → Proceed to payment → Pay,
   │   then Pay in the sandbox's payment window. Cancel it in My bookings.

@@ -7,6 +7,7 @@ environment and look at what it configures.
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import subprocess
@@ -241,6 +242,18 @@ def demo_setup(tmp_path, **env) -> subprocess.CompletedProcess:
     return done
 
 
+LOGS_IN = """
+import json
+from django.contrib.auth import authenticate
+print(json.dumps({name: authenticate(username=name, password=%r) is not None for name in ("admin", "demo-buyer")}))
+"""
+
+
+def logs_in(tmp_path, password: str) -> dict[str, bool]:
+    """Whether ``admin`` and ``demo-buyer`` of the demo's database (:func:`demo_setup`) log in with ``password``."""
+    return example_shell(tmp_path / "demo.sqlite3", LOGS_IN % password)
+
+
 @pytest.mark.skipif(
     connection.vendor == "postgresql",
     reason="the demo runs on its own SQLite file whatever the suite's database: CI runs this in the SQLite "
@@ -259,22 +272,198 @@ def test_make_demo_is_one_line_a_step_and_keeps_the_admins_password(tmp_path):
     # A buyer's orders in the statuses the admin works on, made through the shop and the sandbox once.
     assert (
         "    Sample orders of demo-buyer: 1 CANCELED, 2 PAID, 1 PARTIAL_CANCELED, 1 READY, 1 WAITING_FOR_DEPOSIT; "
-        "8 webhooks delivered.\n" in first.stdout
+        "8 webhooks delivered; log in as demo-buyer with the admin's password.\n" in first.stdout
     )
     assert "Operations to perform" not in first.stdout and first.stderr == ""  # quiet: migrate's own output stays hidden
     password = (tmp_path / "password").read_text().strip()
     assert len(password) >= 12 and f"Password:  {password} " in first.stdout
     assert (tmp_path / "password").stat().st_mode & 0o077 == 0  # only its owner reads it
-    # The next run prints the same password (and adds no orders); DEMO_ADMIN_PASSWORD replaces it.
+    # The demo buyer logs in with the admin's password, to see the samples from the buyer's side.
+    assert logs_in(tmp_path, password) == {"admin": True, "demo-buyer": True}
+    # The next run prints the same password (and adds no orders); DEMO_ADMIN_PASSWORD replaces it, the buyer's too.
     second = demo_setup(tmp_path).stdout
     assert f"Password:  {password} " in second
     assert "    Sample orders: kept (the demo buyer has orders).\n" in second
     assert "Password:  chosen-Password-1 " in demo_setup(tmp_path, DEMO_ADMIN_PASSWORD="chosen-Password-1").stdout
     assert (tmp_path / "password").read_text().strip() == "chosen-Password-1"
+    assert logs_in(tmp_path, "chosen-Password-1") == {"admin": True, "demo-buyer": True}
+    assert logs_in(tmp_path, password) == {"admin": False, "demo-buyer": False}
     # The samples are paid in the sandbox's window: with Toss's own test keys there are none, and no error.
     last = demo_setup(tmp_path, TOSS_CLIENT_KEY="test_ck_0000000000000000", TOSS_SECRET_KEY="test_sk_0000000000000000").stdout
     assert "Password:  chosen-Password-1 " in last
     assert "    Sample orders: none (Toss is not on the sandbox in both shops).\n" in last
+
+
+# --- the example driven in process (its own settings and SQLite file, another process) --------------
+
+
+def example_shell(database: Path, code: str, **env) -> dict:
+    """``manage.py shell -c code`` of the example project on the SQLite file ``database``: the last line it prints, as JSON.
+
+    The sandbox's webhooks are not delivered (``SANDBOX_WEBHOOK_DELIVERY=manual``): what the shop
+    does is what its pages did.
+    """
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
+    environ.update(
+        DATABASE_URL=f"sqlite:///{database}",
+        SANDBOX_WEBHOOK_DELIVERY="manual",
+        PYTHONDONTWRITEBYTECODE="1",
+        **env,
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", code], cwd=EXAMPLE, env=environ, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+LOST_SESSION = r"""
+import json, re
+from urllib.parse import parse_qs, urlsplit
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client, RequestFactory
+from django.urls import reverse
+from django_pgpay import permissions
+from django_pgpay.sandbox.toss import sdk_payload
+from django_pgpay.views import checkout_urls
+from example_project.inprocess import served_in_process
+from restaurants.models import Booking, Seat
+from restaurants.views import BookingView
+from shop.models import CartOrder, Product
+from shop.views import OrderPaymentView
+
+call_command("migrate", interactive=False, verbosity=0)
+call_command("demo_data", days=1, verbosity=0)
+host = urlsplit(settings.SITE_URL).netloc
+report = {}
+
+def window(response):
+    found = re.search(r'<script id="pgpay-toss-params" type="application/json">(.*?)</script>', response.content.decode(), re.S)
+    return json.loads(found.group(1))
+
+def paid_in_the_window(params):
+    # The PG's window is another site: none of the shop's cookies.
+    pg = Client(HTTP_HOST=host)
+    opened = pg.post("/sandbox/toss/checkout", {"payload": json.dumps(sdk_payload(params))})
+    page = urlsplit(opened["Location"]).path
+    parts = urlsplit(pg.post(page, {"action": "pay"})["Location"])
+    return f"{parts.path}?{parts.query}"
+
+def came_back(url):
+    # The buyer's session is lost (a cleared cookie, a payment app returning in another browser).
+    response = Client(HTTP_HOST=host).get(url)
+    return {"status": response.status_code, "location": response.get("Location", ""), "code": "NOT_THE_BUYER" if b"NOT_THE_BUYER" in response.content else ""}
+
+def without_token(url):
+    parts = urlsplit(url)
+    return parts.path + "?" + "&".join(p for p in parts.query.split("&") if not p.startswith("pgpay_t="))
+
+def url_facts(url, order_number):
+    parts = urlsplit(url)
+    tokens = parse_qs(parts.query).get(permissions.BUYER_TOKEN_PARAM, [])
+    return {"path": parts.path, "tokens": len(tokens), "verifies": bool(tokens) and permissions.has_buyer_token(order_number, tokens[0])}
+
+buyer = get_user_model().objects.create_user("lost-session")
+client = Client(HTTP_HOST=host)
+client.force_login(buyer)
+with served_in_process(settings.SITE_URL):
+    # A booking: the window's URLs, then the buyer returns without their session.
+    seat = Seat.objects.upcoming().filter(remain__gt=0).order_by("pk").first()
+    params = window(client.post(reverse("restaurants:book", args=[seat.pk]), {"gateway": "toss"}))
+    booking = Booking.objects.get(user=buyer, seat=seat)
+    report["window"] = {name: url_facts(params[name], booking.order_number) for name in ("successUrl", "failUrl")}
+    report["paths"] = {name: reverse(name, kwargs={"alias": "toss"}) for name in ("restaurants:return", "restaurants:fail", "shop:return", "shop:fail")}
+    for view_class, shop in ((BookingView, "restaurants"), (OrderPaymentView, "shop")):
+        view = view_class()
+        view.request, view.kwargs = RequestFactory().get("/", HTTP_HOST=host), {}
+        ours, library = view.get_checkout_urls(booking), checkout_urls(view.request, booking)
+        report[shop] = {
+            "success": url_facts(ours.success_url, booking.order_number),
+            "fail": url_facts(ours.fail_url, booking.order_number),
+            "same_query": [urlsplit(ours.success_url).query, urlsplit(ours.fail_url).query] == [urlsplit(library.success_url).query] * 2,
+            "webhook_and_attempt": [ours.webhook_url, ours.attempt_url] == [library.webhook_url, library.attempt_url] and bool(ours.attempt_url),
+        }
+    back = paid_in_the_window(params)
+    report["booking_without_token"] = came_back(without_token(back))
+    booking.refresh_from_db()
+    report["booking_status_then"] = booking.status
+    report["booking_back"] = came_back(back)
+    booking.refresh_from_db()
+    report["booking_status"] = booking.status
+    report["history"] = reverse("restaurants:history")
+    # The form sent again after paying (the back button, "Confirm form resubmission") when no place is left:
+    # the sold-out page said "Nothing was reserved and nothing was charged" as if the place were someone else's.
+    Seat.objects.filter(pk=seat.pk).update(remain=0)
+    again = client.post(reverse("restaurants:book", args=[seat.pk]), {"gateway": "toss"})
+    page = again.content.decode()
+    report["again"] = {"status": again.status_code, "own": 'id="own-booking"' in page, "link": booking.get_absolute_url() in page}
+
+    # A cart order, through the other shop's return view.
+    product = Product.objects.order_by("pk").first()
+    client.post(reverse("shop:cart-add", args=[product.pk]), {"quantity": "1"})
+    client.post(reverse("shop:order-create"), {"recipient": "Kim", "address": "Seoul", "phone": "", "gateway": "toss"})
+    order = CartOrder.objects.get(user=buyer)
+    params = window(client.post(reverse("shop:pay", args=[order.order_number])))
+    report["order_back"] = came_back(paid_in_the_window(params))
+    order.refresh_from_db()
+    report["order_status"] = order.status
+    report["order_page"] = order.get_absolute_url()
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="the example runs on its own SQLite file whatever the suite's database")
+def test_a_buyer_who_lost_the_session_still_gets_the_payment_confirmed(tmp_path):
+    """Regression: the shops' return URLs lacked the buyer token, so a buyer back without their session (a cleared
+    cookie, a payment app returning in another browser) got 403 NOT_THE_BUYER and a Toss payment was never confirmed.
+    """
+    report = example_shell(tmp_path / "example.sqlite3", LOST_SESSION)
+    paths = report["paths"]
+    # The URLs the payment window is given: the shop's own, each with one buyer token that the library accepts.
+    assert report["window"] == {
+        "successUrl": {"path": paths["restaurants:return"], "tokens": 1, "verifies": True},
+        "failUrl": {"path": paths["restaurants:fail"], "tokens": 1, "verifies": True},
+    }
+    # Both shops: the library's query (its token) on the shop's paths; its webhook and attempt URLs as they are.
+    for shop in ("restaurants", "shop"):
+        assert report[shop] == {
+            "success": {"path": paths[f"{shop}:return"], "tokens": 1, "verifies": True},
+            "fail": {"path": paths[f"{shop}:fail"], "tokens": 1, "verifies": True},
+            "same_query": True,
+            "webhook_and_attempt": True,
+        }
+    # Without the token a sessionless return is still refused, and nothing is confirmed ...
+    assert report["booking_without_token"] == {"status": 403, "location": "", "code": "NOT_THE_BUYER"}
+    assert report["booking_status_then"] == "READY"
+    # ... with it (the URL the PG sends the buyer to), the payment is confirmed and the buyer sent on.
+    assert report["booking_back"]["status"] == 302 and report["booking_back"]["location"].startswith(report["history"])
+    assert report["booking_status"] == "PAID"
+    assert report["again"] == {"status": 409, "own": True, "link": True}
+    assert report["order_back"] == {"status": 302, "location": report["order_page"], "code": ""}
+    assert report["order_status"] == "PAID"
+
+
+DEMO_PASSWORD = """
+import json, os
+from example_project.management.commands.demo_orders import demo_password
+found = {"file": demo_password()}
+os.environ["DEMO_ADMIN_PASSWORD"] = "given-Password-2"
+found["given"] = demo_password()
+del os.environ["DEMO_ADMIN_PASSWORD"]
+os.environ["DEMO_PASSWORD_FILE"] += ".missing"
+found["none"] = demo_password()
+print(json.dumps(found))
+"""
+
+
+def test_the_demo_buyers_password_is_the_admins_read_as_make_demo_reads_it(tmp_path):
+    """``DEMO_ADMIN_PASSWORD``, else the file ``scripts/demo.sh`` keeps it in (``DEMO_PASSWORD_FILE``), else none."""
+    kept = tmp_path / "password"
+    kept.write_text("kept-Password-1\n")
+    found = example_shell(tmp_path / "unused.sqlite3", DEMO_PASSWORD, DEMO_PASSWORD_FILE=str(kept))
+    assert found == {"file": "kept-Password-1", "given": "given-Password-2", "none": None}
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from django_pgpay.gateways.results import CheckoutUrls
 from django_pgpay.labels import bank_label, pg_label
 from django_pgpay.orders import find_order
 from django_pgpay.status import OrderStatus
-from django_pgpay.views import ReturnView
+from django_pgpay.views import ReturnView, checkout_urls
 
 
 def offered_aliases(shop: str) -> list[str]:
@@ -76,18 +76,20 @@ class GatewayChoiceMixin:
 
 
 class ShopReturnUrlsMixin:
-    """Success and fail URLs of the shop's own return view (``<namespace>:return`` / ``<namespace>:fail``)."""
+    """The PG sends the buyer back to the shop's own return view (``<namespace>:return`` / ``<namespace>:fail``).
+
+    The URLs are django-pgpay's own (:func:`~django_pgpay.views.checkout_urls`)
+    with the shop's views: the return and fail URLs carry the buyer token
+    (``pgpay_t``) that lets the browser coming back confirm the payment without
+    the buyer's session (a cleared cookie, a payment app returning in another
+    browser); the webhook and attempt URLs are the library's.
+    """
 
     url_namespace = ""
 
     def get_checkout_urls(self, order) -> CheckoutUrls:
-        build = self.request.build_absolute_uri
-        alias = {"alias": order.gateway}
-        return CheckoutUrls(
-            success_url=build(reverse(f"{self.url_namespace}:return", kwargs=alias)),
-            fail_url=build(reverse(f"{self.url_namespace}:fail", kwargs=alias)),
-            webhook_url=build(reverse("django_pgpay:webhook", kwargs=alias)),
-        )
+        ns = self.url_namespace
+        return checkout_urls(self.request, order, return_url_name=f"{ns}:return", fail_url_name=f"{ns}:fail")
 
 
 class ShopReturnView(ReturnView):

@@ -23,6 +23,7 @@ import datetime
 
 from django.db import models
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -115,9 +116,16 @@ class Booking(AbstractOrder):
 
     seat = models.ForeignKey(Seat, on_delete=models.PROTECT, related_name="bookings", verbose_name=_("seat"))
 
+    #: A booking is cancelled in full by its buyer (the place comes back only then); staff may refund part.
+    buyer_may_cancel_part = False
+
     class Meta(AbstractOrder.Meta):
         verbose_name = _("booking")
         verbose_name_plural = _("bookings")
+
+    def get_absolute_url(self) -> str:
+        """The booking on the buyer's bookings page (where a cancel form that lost its POST sends them back)."""
+        return f"{reverse('restaurants:history')}#booking-{self.order_number}"
 
     def get_order_name(self) -> str:
         # Shown in the PG's payment window; the PG keeps at most 100 characters.

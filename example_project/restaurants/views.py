@@ -119,7 +119,14 @@ class BookingView(LoginRequiredMixin, GatewayChoiceMixin, ShopReturnUrlsMixin, C
             restaurant=seat.table.restaurant,
             back_url=reverse("restaurants:detail", args=[seat.table.restaurant_id]),
         )
-        if "error" in kwargs:  # the sold-out page: other times still free
+        if "error" in kwargs:  # the sold-out page: the buyer's own booking of this time, other times still free
+            context["own_booking"] = (
+                Booking.objects.filter(user=self.request.user, seat=seat, status__in=(OrderStatus.PAID, OrderStatus.PARTIAL_CANCELED))
+                .order_by("-pk")
+                .first()
+                if self.request.user.is_authenticated
+                else None
+            )
             context["alternatives"] = (
                 Seat.objects.upcoming()
                 .filter(table__restaurant=seat.table.restaurant, remain__gt=0)

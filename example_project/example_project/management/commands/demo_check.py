@@ -1,8 +1,9 @@
 """``manage.py demo_check``: prove the demo is set up, without serving it (``make demo-check``, CI).
 
 Through Django's test client: the sample orders (``demo_orders``) agree with
-the sandbox (a deep reconcile of each changes nothing), every page renders, the admin logs in (with
-``DEMO_ADMIN_PASSWORD`` when set), a booking takes a place and shows the PG's
+the sandbox (a deep reconcile of each changes nothing), every page renders,
+the admin logs in (with ``DEMO_ADMIN_PASSWORD`` when set; so does the demo
+buyer, who sees their bookings), a booking takes a place and shows the PG's
 payment window loading the sandbox's SDK, a second click reuses the booking,
 the last place of a seat goes to one buyer and the next one gets the sold-out
 page (409), a cart becomes an order with its payment window, and every PG each
@@ -97,6 +98,12 @@ class Command(BaseCommand):
         password = os.environ.get("DEMO_ADMIN_PASSWORD")
         if password:
             check.true(admin.login(username="admin", password=password), "the admin cannot log in with DEMO_ADMIN_PASSWORD")
+            # The demo buyer (demo_orders) logs in with the same password and sees their sample bookings.
+            sample = Booking.objects.filter(user__username=BUYER).order_by("pk").first()
+            if sample is not None:
+                buyer = Client(HTTP_HOST="127.0.0.1")
+                check.true(buyer.login(username=BUYER, password=password), f"{BUYER} cannot log in with DEMO_ADMIN_PASSWORD")
+                check.page(buyer, reverse("restaurants:history"), contains=sample.order_number)
         else:
             admin.force_login(get_user_model().objects.filter(is_superuser=True).first() or self.superuser())
         for url in (

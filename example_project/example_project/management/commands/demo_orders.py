@@ -1,8 +1,8 @@
 """``manage.py demo_orders``: a buyer's sample orders in the statuses a shop sees, for the admin to work on.
 
 So that the admin of a fresh ``make demo`` has orders to export, print and
-refund: a demo buyer's bookings and a cart order, paid, partly refunded,
-refunded, waiting for a bank transfer, and one still open. Each is made the
+refund: a demo buyer's bookings and cart orders, paid, partly refunded (a cart
+order), refunded, waiting for a bank transfer, and one still open. Each is made the
 way a buyer makes it, through the shop's own views and the sandbox's Toss (the
 checkout, the SDK's window and its Pay or "virtual account" button, the return
 URL that confirms, the cancel form's two steps), with the PG calls answered in
@@ -14,14 +14,22 @@ PG changes nothing (``manage.py demo_check`` proves it).
 
 Idempotent: when the demo buyer has orders already, nothing is added. Needs the
 sandbox (``EXAMPLE_SANDBOX``) and ``manage.py demo_data`` first.
+
+The demo buyer logs in with the demo admin's password, read as
+``scripts/demo.sh`` reads it: ``DEMO_ADMIN_PASSWORD`` (``make demo`` exports
+it), else the file it is kept in (``DEMO_PASSWORD_FILE``, default
+``example_project/.demo-admin-password``). Set on every run, so it follows the
+admin's; with neither, the buyer's password is left as it is (none, as made).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections import Counter
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -36,8 +44,21 @@ from django_pgpay.sandbox.toss import sdk_payload
 from example_project.inprocess import served_in_process
 from example_project.payment import offered_aliases
 
-#: The demo buyer's username (no password: the orders are for the admin to look at).
+#: The demo buyer's username (their password is the demo admin's: :func:`demo_password`).
 BUYER = "demo-buyer"
+
+
+def demo_password() -> str | None:
+    """The demo admin's password, as ``scripts/demo.sh`` has it: ``DEMO_ADMIN_PASSWORD``, else the file it keeps it in."""
+    given = os.environ.get("DEMO_ADMIN_PASSWORD")
+    if given:
+        return given
+    kept = Path(os.environ.get("DEMO_PASSWORD_FILE") or Path(settings.BASE_DIR) / ".demo-admin-password")
+    try:
+        password = kept.read_text("utf-8").rstrip("\n")  # as the shell's $(<file) reads it
+    except OSError:
+        return None
+    return password or None
 
 
 class Command(BaseCommand):
@@ -54,11 +75,17 @@ class Command(BaseCommand):
             self.stdout.write("Sample orders: none (Toss is not on the sandbox in both shops).")
             return
         seats = list(Seat.objects.upcoming().filter(remain__gt=0).select_related("table__restaurant").order_by("datetime", "pk"))
-        if len(seats) < 5 or not Product.objects.exists():
+        if len(seats) < 4 or not Product.objects.exists():
             raise CommandError("No demo data: run manage.py demo_data first.")
         buyer, _created = get_user_model().objects.get_or_create(
             username=BUYER, defaults={"first_name": "김지민", "email": "jimin@example.com"}
         )
+        # To see the samples from the buyer's side (My bookings, My orders): the admin's password, on every run.
+        password = demo_password()
+        if password:
+            buyer.set_password(password)
+            buyer.save(update_fields=["password"])
+        login = f"log in as {BUYER} with the admin's password" if password else f"{BUYER}'s password not set (no DEMO_ADMIN_PASSWORD)"
         if Booking.objects.filter(user=buyer).exists() or CartOrder.objects.filter(user=buyer).exists():
             self.stdout.write("Sample orders: kept (the demo buyer has orders).")
             return
@@ -74,23 +101,25 @@ class Command(BaseCommand):
         with override_settings(PGPAY_SANDBOX=sandbox), served_in_process(settings.SITE_URL):
             made = self.make(client, picked)
         summary = ", ".join(f"{count} {status}" for status, count in sorted(made.items()))
-        self.stdout.write(f"Sample orders of {BUYER}: {summary}; {self.delivered} webhooks delivered.")
+        self.stdout.write(f"Sample orders of {BUYER}: {summary}; {self.delivered} webhooks delivered; {login}.")
 
     def make(self, client: Client, seats: list) -> dict[str, int]:
         """The orders; returns how many ended in each status."""
         paid = self.book(client, seats[0], button="pay")
-        partly = self.book(client, seats[1], button="pay")
-        self.cancel(client, partly, amount=str(int(partly.amount // 2)))
-        refunded = self.book(client, seats[2], button="pay")
+        refunded = self.book(client, seats[1], button="pay")
         self.cancel(client, refunded)
-        waiting = self.book(client, seats[3], button="virtual_account")
-        open_booking = self.book(client, seats[4])  # the buyer opened the window and left
-        cart = self.cart_and_pay(client, Product.objects.order_by("pk")[:2])
+        waiting = self.book(client, seats[2], button="virtual_account")
+        open_booking = self.book(client, seats[3])  # the buyer opened the window and left
+        products = list(Product.objects.order_by("pk")[:2])
+        cart = self.cart_and_pay(client, products)
+        # Part of a cart order given back by its buyer (a booking's buyer cancels all of it: Booking.buyer_may_cancel_part).
+        partly = self.cart_and_pay(client, products[:1])
+        self.cancel(client, partly, amount=str(int(partly.amount // 2)))
         self.deliver()
-        orders = [paid, partly, refunded, waiting, open_booking, cart]
+        orders = [paid, refunded, waiting, open_booking, cart, partly]
         for order in orders:
             order.refresh_from_db()
-        expected = ["PAID", "PARTIAL_CANCELED", "CANCELED", "WAITING_FOR_DEPOSIT", "READY", "PAID"]
+        expected = ["PAID", "CANCELED", "WAITING_FOR_DEPOSIT", "READY", "PAID", "PARTIAL_CANCELED"]
         found = [order.status for order in orders]
         if found != expected:
             raise CommandError(f"the sample orders ended {found}, not {expected}")
