@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from .money import MoneyError, normalize_currency, quantize
+from .status import OrderStatus
 
 #: Symbols written before the amount (in every language but Korean for KRW).
 SYMBOLS = {"KRW": "₩", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "CN¥"}
@@ -251,6 +252,13 @@ STATUS_COLOURS = {
     "FAILED": "red",
     "EXPIRED": "grey",
 }
+
+
+def no_invoice(order) -> str:
+    """Why ``order`` (never paid) has no invoice: not *yet* while it may still be paid, never once it expired or failed."""
+    if order.status in (OrderStatus.EXPIRED, OrderStatus.FAILED):
+        return str(_("There is no invoice for this order: it was never paid."))
+    return str(_("There is no invoice for this order yet: it has not been paid."))
 
 
 def status_class(status: str) -> str:

@@ -674,7 +674,7 @@ class InvoiceMixin(GatewayMixin):
         return invoice_filename(order)
 
     def not_paid(self, order):
-        error = OperationRefused(_("There is no invoice for this order yet: it has not been paid."), code="NOT_PAID")
+        error = OperationRefused(labels.no_invoice(order), code="NOT_PAID")
         return render(self.request, "django_pgpay/error.html", {"order": order, "error": error}, status=409)
 
     def get(self, request, *args, **kwargs):

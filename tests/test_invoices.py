@@ -281,7 +281,13 @@ def test_unpaid_order_has_no_invoice(client, buyer, make_booking):
     client.force_login(buyer)
     response = client.get(reverse("django_pgpay:invoice", args=[order.order_number]))
     assert response.status_code == 409
-    assert b"not been paid" in response.content
+    assert b"There is no invoice for this order yet: it has not been paid." in response.content
+    # An order that expired will never be paid: not "yet" (a browser walk read it in the admin).
+    from django_pgpay import payments
+
+    payments.expire(order)
+    response = client.get(reverse("django_pgpay:invoice", args=[order.order_number]))
+    assert response.status_code == 409 and b"There is no invoice for this order: it was never paid." in response.content
 
 
 @pytest.mark.django_db

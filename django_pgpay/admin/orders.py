@@ -661,7 +661,7 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
         if not self.has_invoice_permission(request, order):
             raise PermissionDenied
         if not order.is_paid:
-            self.message_user(request, gettext("There is no invoice for this order yet: it has not been paid."), messages.ERROR)
+            self.message_user(request, labels.no_invoice(order), messages.ERROR)
             return HttpResponseRedirect(self._url("change", order.pk))
         return invoices.invoice_response([order], filename=f"invoice-{order.order_number}.pdf")
 
