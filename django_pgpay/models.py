@@ -79,17 +79,19 @@ class AbstractOrder(TimeStampedModel):
       order row locked. The defaults call :meth:`release` where stock comes back.
     * :meth:`get_line_items`, :meth:`get_order_name`: what is sold, for the PG
       and the invoice.
-    * :attr:`buyer_may_cancel_part`: False where a buyer may only cancel in full.
+    * :attr:`buyer_may_cancel_part`: True where a buyer may give back part of a
+      payment (by default they cancel in full).
     """
 
     Status = OrderStatus
 
     #: Whether the buyer may give back part of the payment (an amount typed in the cancel
-    #: form). Set it False where stock comes back only with a full cancel (a booking:
-    #: a buyer refunded all but 1 won would keep the place); the buyer's partial cancel is
-    #: then refused (``FULL_CANCEL_ONLY``), whatever the form sent. Staff with the refund
-    #: permission may still give back part.
-    buyer_may_cancel_part = True
+    #: form). False by default: the buyer's partial cancel is refused (``FULL_CANCEL_ONLY``)
+    #: whatever the form sent, because stock comes back only with a full cancel (a buyer of a
+    #: booking refunded all but 1 won would keep the place). Set it True for an order whose
+    #: buyer may give back part (a cart whose shop offers it). Staff with the refund
+    #: permission may always give back part.
+    buyer_may_cancel_part = False
 
     order_number = models.CharField(
         _("order number"),

@@ -416,7 +416,10 @@ def cancel(
     There is no default: "everything" is always asked for by name. Refused
     with :class:`NotCancelable` and nothing changed when the order is not
     cancellable, or the amount is missing, not a number, not positive, has
-    more decimals than the currency, or exceeds the balance; with
+    more decimals than the currency, or exceeds the balance, or is part of it
+    for a buyer (``source`` CUSTOMER, the default) of an order whose model
+    does not set ``buyer_may_cancel_part = True`` (code acting for the shop's
+    staff passes ``source=TransactionSource.STAFF``); with
     :class:`OperationInProgress` while another money operation of the order is
     open. ``idempotency_key`` (letters, digits, ``-`` and ``_``) makes a
     repeated request, such as a double-clicked form, the same cancel; the same

@@ -116,7 +116,8 @@ class Booking(AbstractOrder):
 
     seat = models.ForeignKey(Seat, on_delete=models.PROTECT, related_name="bookings", verbose_name=_("seat"))
 
-    #: A booking is cancelled in full by its buyer (the place comes back only then); staff may refund part.
+    #: A booking is cancelled in full by its buyer (the place comes back only then), as every order
+    #: is unless it says otherwise; staff may refund part.
     buyer_may_cancel_part = False
 
     class Meta(AbstractOrder.Meta):

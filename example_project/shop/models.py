@@ -44,6 +44,8 @@ class Product(models.Model):
 class CartOrder(AbstractOrder):
     """An order of the cart's contents, delivered to an address."""
 
+    buyer_may_cancel_part = True  # the buyer's cancel form may give back part
+
     recipient = models.CharField(_("recipient"), max_length=100)
     phone = models.CharField(_("phone"), max_length=32, blank=True)
     address = models.CharField(_("delivery address"), max_length=200)

@@ -63,7 +63,7 @@ def pay_bootpay(order):
 
 
 paid = booking("paid", BUYERS[0]); pay_toss(paid)
-part = booking("partial", BUYERS[1]); pay_toss(part); payments.cancel(part, Decimal(10000), reason="일부 인원 불참")
+part = booking("partial", BUYERS[1]); pay_toss(part); payments.cancel(part, Decimal(10000), reason="일부 인원 불참", source="staff")
 full = booking("refunded", BUYERS[2]); pay_toss(full); payments.cancel(full, payments.FULL, reason="가게 사정으로 예약 취소")
 waiting = booking("waiting", BUYERS[3]); pay_toss(waiting, method="VIRTUAL_ACCOUNT")
 ready = booking("ready", BUYERS[4])

@@ -26,6 +26,7 @@ class Seat(models.Model):
 
 
 class Booking(AbstractOrder):
+    buyer_may_cancel_part = True  # the tests give back part as the buyer
     seat = models.ForeignKey(Seat, on_delete=models.PROTECT)
 
     def get_order_name(self):
@@ -55,6 +56,8 @@ class Product(models.Model):
 
 class CartOrder(AbstractOrder):
     """A second order model in the same project (Stripe-style line items)."""
+
+    buyer_may_cancel_part = True  # the tests give back part as the buyer
 
     shipping_address = models.CharField(max_length=200, blank=True)
 
