@@ -174,6 +174,25 @@ def test_order_page(admin_page, server, seeded, shots, locale, name):
     shot(page, shots, f"4-order-page-{name}", locale)
 
 
+def test_the_order_page_and_the_settlement_fit_a_phone(browser, server, seeded, shots):
+    # A browser walk at 390 px: the order page was 553 px wide (its webhook deliveries' table) and
+    # the settlement 822 px, the admin's header clipped. Their tables now scroll in place.
+    page, _staff = staff_page(browser, server, "ko-KR", width=390)
+    try:
+        order = seeded["cart_partial"]
+        for name, url in (
+            ("order-page", f"/admin/{order['model']}/{order['id']}/change/"),
+            ("settlement", "/admin/restaurants/booking/settlement/"),
+        ):
+            page.goto(url)
+            expect(page.locator("#content")).to_be_visible()
+            page.screenshot(path=shots / f"admin-phone-{name}-ko.png", full_page=True)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{name}: the page is {width} px wide on a 390 px phone"
+    finally:
+        page.context.close()
+
+
 # --- refunds ------------------------------------------------------------------------------------
 
 
