@@ -37,7 +37,7 @@ from decimal import Decimal
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from . import bookkeeping, conf, followups, ledger
+from . import bookkeeping, conf, followups, labels, ledger
 from .bookkeeping import Outcome, refresh
 from .exceptions import (
     AlreadyCanceled,
@@ -58,7 +58,7 @@ from .exceptions import (
 from .followups import MAX_FOLLOW_UP_ATTEMPTS
 from .gateways.results import CancelRequest, ConfirmRequest, ParsedWebhook, PaymentResult, PaymentState, RefundAccount
 from .ledger import confirm_key
-from .money import MoneyError, parse_amount, quantize, same_amount
+from .money import MoneyError, parse_amount, same_amount
 from .status import CANCEL_KINDS, OPEN_STATUSES, PAID_STATUSES, OrderStatus, TransactionKind, TransactionSource, TransactionStatus
 
 logger = logging.getLogger("django_pgpay.payments")
@@ -572,8 +572,8 @@ def _allowed_amount(order, gateway, amount, *, source=None) -> Decimal:
         raise NotCancelable(_("The amount to cancel must be positive."), code="INVALID_AMOUNT", order=order)
     if amount > balance:
         raise NotCancelable(
-            _("The amount to cancel exceeds what is left to cancel (%(balance)s %(currency)s).")
-            % {"balance": f"{quantize(balance, order.currency):,}", "currency": order.currency},
+            # As the pages show money (51,000원, ₩51,000), not "51,000 KRW".
+            _("The amount to cancel exceeds what is left to cancel (%(balance)s).") % {"balance": labels.money(balance, order.currency)},
             code="EXCEEDS_BALANCE",
             order=order,
         )

@@ -295,7 +295,7 @@ def test_two_partial_cancels_over_the_price_the_second_is_refused_before_bootpay
     assert client.post(action, {**fields, "amount": "6000", "confirm": "1"}).status_code == 302
     action, fields = cancel_form(client, paid_bootpay_booking, partial=True)
     refused = client.post(action, {**fields, "amount": "6000", "confirm": "1"})
-    assert refused.status_code == 409 and b"exceeds what is left to cancel (4,000 KRW)" in refused.content
+    assert refused.status_code == 409 and "exceeds what is left to cancel (₩4,000)".encode() in refused.content
     assert len(bootpay_api.sent("cancel")) == 1
     paid_bootpay_booking.refresh_from_db()
     assert (paid_bootpay_booking.status, paid_bootpay_booking.canceled_amount) == (S.PARTIAL_CANCELED, Decimal(6000))

@@ -510,3 +510,52 @@ def test_a_buyer_with_more_than_a_page_is_counted_and_paged_as_django_does(first
             first_page_paginator(queryset, per_page, orphans=orphans).page(django.num_pages + 1)
     with pytest.raises(EmptyPage):
         first_page_paginator(Booking.objects.none(), 20, allow_empty_first_page=False).page(1)
+
+
+CART_QUANTITIES = r"""
+import json
+from urllib.parse import urlsplit
+from django.conf import settings
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from shop.models import Product
+
+call_command("migrate", interactive=False, verbosity=0)
+call_command("demo_data", days=1, verbosity=0)
+product = Product.objects.filter(is_active=True).order_by("pk").first()
+client = Client(HTTP_HOST=urlsplit(settings.SITE_URL).netloc, HTTP_ACCEPT_LANGUAGE="en")
+seen = {}
+
+def step(name, url, quantity):
+    page = client.post(url, {"quantity": quantity}, follow=True).content.decode()
+    seen[name] = {
+        "cart": dict(client.session.get("cart", {})),
+        "says": [text for text in ("Enter a quantity from 0 to 20.", "Enter a quantity from 1 to 20.", "At most 20 of") if text in page],
+    }
+
+add, update = reverse("shop:cart-add", args=[product.pk]), reverse("shop:cart-update", args=[product.pk])
+step("add 2", add, "2")
+step("update 1e2", update, "1e2")
+step("update -1", update, "-1")
+step("update 25", update, "25")
+step("add 0", add, "0")
+step("add 30", add, "30")
+step("update 0", update, "0")
+print(json.dumps({"product": str(product.pk), "seen": seen}))
+"""
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="the example runs on its own SQLite file whatever the suite's database")
+def test_a_cart_quantity_that_is_not_a_whole_number_changes_nothing_and_says_so(tmp_path):
+    # A browser walk: "1e2" in the cart's quantity box removed the line (read as 0), and more than
+    # 20 was cut to 20 without a word.
+    found = example_shell(tmp_path / "cart.sqlite3", CART_QUANTITIES)
+    pk, seen = found["product"], found["seen"]
+    assert seen["add 2"] == {"cart": {pk: 2}, "says": []}
+    assert seen["update 1e2"] == {"cart": {pk: 2}, "says": ["Enter a quantity from 0 to 20."]}
+    assert seen["update -1"] == {"cart": {pk: 2}, "says": ["Enter a quantity from 0 to 20."]}
+    assert seen["update 25"] == {"cart": {pk: 20}, "says": ["At most 20 of"]}
+    assert seen["add 0"] == {"cart": {pk: 20}, "says": ["Enter a quantity from 1 to 20."]}
+    assert seen["add 30"] == {"cart": {pk: 20}, "says": ["At most 20 of"]}
+    assert seen["update 0"] == {"cart": {}, "says": []}  # 0 removes the line, as the page says

@@ -49,13 +49,33 @@ class CartAddView(View):
 
     def post(self, request, product_id):
         product = get_object_or_404(Product, pk=product_id, is_active=True)
-        try:
-            quantity = int(request.POST.get("quantity", "1"))
-        except ValueError:
-            quantity = 1
-        Cart(request.session).add(product, max(1, min(quantity, MAX_QUANTITY)))
+        back = redirect("shop:cart" if request.POST.get("next") == "cart" else "shop:products")
+        quantity = typed_quantity(request, "1")
+        if quantity == 0:
+            messages.error(request, _("Enter a quantity from 1 to %(max)s.") % {"max": MAX_QUANTITY})
+        if not quantity:
+            return back
+        cart = Cart(request.session)
+        before = cart.quantities.get(str(product.pk), 0)
+        cart.add(product, quantity)
+        if before + quantity > MAX_QUANTITY:
+            capped(request, product)
         messages.success(request, _("%(product)s is in your cart.") % {"product": product.name})
-        return redirect("shop:cart" if request.POST.get("next") == "cart" else "shop:products")
+        return back
+
+
+def typed_quantity(request, default: str) -> int | None:
+    """The form's quantity as a whole number, or None (with a message saying what to type) when it is not one."""
+    raw = request.POST.get("quantity", default).strip()
+    if raw.isascii() and raw.isdigit():
+        return int(raw)
+    # "1e2", "-1", "2.5", "": never read as 0 (it removed the line) or as 1 without a word.
+    messages.error(request, _("Enter a quantity from 0 to %(max)s.") % {"max": MAX_QUANTITY})
+    return None
+
+
+def capped(request, product) -> None:
+    messages.warning(request, _("At most %(max)s of %(product)s per order.") % {"max": MAX_QUANTITY, "product": product.name})
 
 
 class CartUpdateView(View):
@@ -65,11 +85,11 @@ class CartUpdateView(View):
 
     def post(self, request, product_id):
         product = get_object_or_404(Product, pk=product_id)
-        try:
-            quantity = int(request.POST.get("quantity", "0"))
-        except ValueError:
-            quantity = 0
-        Cart(request.session).set(product, quantity)
+        quantity = typed_quantity(request, "0")
+        if quantity is not None:
+            if quantity > MAX_QUANTITY:
+                capped(request, product)
+            Cart(request.session).set(product, quantity)
         return redirect("shop:cart")
 
 

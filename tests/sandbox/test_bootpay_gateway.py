@@ -158,7 +158,7 @@ def test_two_partial_cancels_over_the_price_the_second_is_refused_before_bootpay
     assert client.post(action, {**fields, "amount": "6000", "confirm": "1"}).status_code == 302
     action, fields = cancel_form(client, booking, partial=True)
     refused = client.post(action, {**fields, "amount": "6000", "confirm": "1"})
-    assert refused.status_code == 409 and b"exceeds what is left to cancel (4,000 KRW)" in refused.content
+    assert refused.status_code == 409 and "exceeds what is left to cancel (₩4,000)".encode() in refused.content
     assert len(sandbox_cancels(booking.pg_payment_id)) == 1
 
 
