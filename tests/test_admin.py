@@ -93,6 +93,9 @@ def test_search_by_prefix_names_phone_and_payment_id(admin_client, paid, make_bo
     assert found(admin_client, q="lee young") == {lee.pk}  # every word must match
     assert found(admin_client, q="lee 김민수") == set()
     assert found(admin_client, q="nobody") == set()
+    # A lone quote was read as an empty phrase and listed every order (a browser walk).
+    assert found(admin_client, q="'") == set() and found(admin_client, q='"') == set()
+    assert found(admin_client, q='"lee young"') == {lee.pk}  # a quoted phrase is still one term
 
 
 def test_search_by_what_was_sold_through_the_hook(admin_client, pg):

@@ -22,7 +22,7 @@ def _lookup(field: str) -> str:
 def _terms(search_term: str) -> list[str]:
     terms = []
     for bit in smart_split(search_term):
-        if bit[:1] in ('"', "'") and bit[-1:] == bit[:1]:
+        if len(bit) >= 2 and bit[:1] in ('"', "'") and bit[-1:] == bit[:1]:  # a lone quote is a word, not an empty phrase
             bit = unescape_string_literal(bit)
         if bit.strip():
             terms.append(bit.strip())
