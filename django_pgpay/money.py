@@ -38,6 +38,14 @@ class MoneyError(ValueError):
     """An amount that is not valid money for its currency (bad text, precision, sign)."""
 
 
+class WholeUnitsOnly(MoneyError):
+    """A typed amount with a decimal point, for a currency without decimals (``1.000`` for KRW).
+
+    Such text is a European thousands separator (``1.000`` for one thousand) or a
+    slip as often as a decimal amount: it is refused rather than read as 1.
+    """
+
+
 def normalize_currency(currency: str) -> str:
     """Return the upper-case ISO code, or raise :class:`MoneyError`."""
     code = (currency or "").strip().upper()
@@ -111,13 +119,17 @@ def parse_typed_amount(text, currency: str) -> Decimal:
     read as 1,000). Anything else (an empty field, a lone comma, a no-break
     or ideographic space, a control character, a sign, an exponent, more
     decimals than the currency has) raises :class:`MoneyError`: an amount a
-    shop cannot read is never taken to mean "everything".
+    shop cannot read is never taken to mean "everything". A decimal point in an
+    amount of a currency without decimals (``1.000`` or ``1.0`` won) raises
+    :class:`WholeUnitsOnly`: ``1.000`` may mean one thousand as well as one.
     """
     if not isinstance(text, str):
         raise MoneyError(f"{text!r} is not an amount")
     body = text.strip(" \t\r\n")
     if not body or len(body) > 40 or not _TYPED_AMOUNT.match(body):
         raise MoneyError(f"{text!r} is not an amount")
+    if "." in body and exponent(currency) == 0:
+        raise WholeUnitsOnly(f"{text!r} has a decimal point; {normalize_currency(currency)} has no decimals")
     return parse_amount(body.replace(",", ""), currency)
 
 

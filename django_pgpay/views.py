@@ -53,7 +53,7 @@ from .exceptions import (
     SoldOut,
 )
 from .gateways.results import CheckoutUrls
-from .money import MoneyError, parse_typed_amount, quantize
+from .money import MoneyError, WholeUnitsOnly, parse_typed_amount, quantize
 from .orders import find_order, order_model_named
 from .status import OrderStatus, TransactionSource
 
@@ -554,6 +554,12 @@ class CancelMixin(GatewayMixin):
             raise CancelRequestError(_("The amount to cancel must be positive."), code="INVALID_AMOUNT")
         try:
             return parse_typed_amount(typed, order.currency)
+        except WholeUnitsOnly:
+            raise CancelRequestError(
+                _("Type the amount in whole %(currency)s, without a decimal point (for example 1000 or 1,000).")
+                % {"currency": order.currency},
+                code="INVALID_AMOUNT",
+            ) from None
         except MoneyError:
             raise CancelRequestError(
                 _("The amount to cancel is not a number of %(currency)s.") % {"currency": order.currency}, code="INVALID_AMOUNT"

@@ -246,7 +246,8 @@ def test_a_confirmation_beyond_the_balance_is_a_400(admin_client, paid, pg):
         ("0", "more than zero"),
         ("1,0,0,0", "Enter an amount in KRW"),
         (",", "Enter an amount in KRW"),
-        ("12.5", "at most 0 decimals"),
+        ("12.5", "without a decimal point"),
+        ("1.000", "without a decimal point"),  # one thousand, European style: never read as 1 won
         ("abc", "Enter an amount in KRW"),
         ("1e3", "Enter an amount in KRW"),
         ("", "This field is required."),

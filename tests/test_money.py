@@ -73,3 +73,25 @@ def test_currency_codes():
     for bad in ["", "KR", "KRWW", "K1W", "원원원"]:
         with pytest.raises(money.MoneyError):
             money.normalize_currency(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "amount"),
+    [
+        ("30,000", "KRW", Decimal(30000)),
+        ("12.50", "USD", Decimal("12.50")),
+        ("1.000", "KWD", Decimal(1)),
+        ("1,000.5", "USD", Decimal("1000.5")),
+    ],
+)
+def test_typed_amounts_read_as_typed(text, currency, amount):
+    assert money.parse_typed_amount(text, currency) == amount
+
+
+@pytest.mark.parametrize("text", ["1.000", "1.0", "10.5", "1,000.000", "0.0"])
+def test_a_decimal_point_in_won_is_refused_not_read_as_one(text):
+    """``1.000`` is one thousand in much of Europe: for a currency without decimals it is refused, never read as 1."""
+    with pytest.raises(money.WholeUnitsOnly):
+        money.parse_typed_amount(text, "KRW")
+    with pytest.raises(money.WholeUnitsOnly):
+        money.parse_typed_amount(text, "JPY")

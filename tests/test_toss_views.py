@@ -363,7 +363,11 @@ def test_double_submit_refunds_once(buyer, paid_toss_booking, toss_api):
         ("0", 409, b"must be positive"),
         ("20001", 409, b"exceeds"),
         ("1e3", 400, b"not a number of KRW"),
-        ("10.5", 400, b"not a number of KRW"),
+        ("10.5", 400, b"without a decimal point"),
+        # A European thousands separator, or a slip: refused, never read as 1 won.
+        ("1.000", 400, b"without a decimal point"),
+        ("1.0", 400, b"without a decimal point"),
+        ("1,000.000", 400, b"without a decimal point"),
         ("1,0,0,0", 400, b"not a number of KRW"),
         (",", 400, b"not a number of KRW"),
         ("", 400, b"Enter the amount"),

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from .. import labels
-from ..money import MoneyError, exponent, parse_typed_amount, quantize
+from ..money import MoneyError, WholeUnitsOnly, exponent, parse_typed_amount, quantize
 
 
 def _token() -> str:
@@ -66,6 +66,12 @@ class RefundForm(forms.Form):
         currency = self.order.currency
         try:
             amount = parse_typed_amount(self.cleaned_data["amount"], currency)
+        except WholeUnitsOnly:
+            raise forms.ValidationError(
+                _("Type the amount in whole %(currency)s, without a decimal point (for example 1000 or 1,000)."),
+                code="whole_units",
+                params={"currency": currency},
+            ) from None
         except MoneyError:
             raise forms.ValidationError(
                 _("Enter an amount in %(currency)s with at most %(digits)s decimals."),
