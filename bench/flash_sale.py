@@ -286,6 +286,12 @@ def csrf_token(html: str) -> str:
     return found.group(1) if found else ""
 
 
+def hidden_fields(html: str, marker: str) -> dict:
+    """The hidden inputs of the page's form whose tag contains ``marker``."""
+    form = next((f for f in re.findall(r"<form\b[^>]*>.*?</form>", html, re.S) if marker in f.split(">", 1)[0]), "")
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+
+
 def window_params(html: str) -> dict | None:
     found = re.search(r'<script id="pgpay-toss-params" type="application/json">(.*?)</script>', html, re.S)
     return json.loads(found.group(1)) if found else None
@@ -352,7 +358,8 @@ def buy_ours(run: Run, buyer: Buyer, shop: str, pg: str) -> None:
         buyer.session,
         "POST",
         url,
-        data={"csrfmiddlewaretoken": csrf_token(start.text), "gateway": "toss"},
+        # As a browser posts the form: its hidden fields (the CSRF token, the page load's checkout token).
+        data={**hidden_fields(start.text, 'id="book-form"'), "gateway": "toss"},
         where="shop",
         phase="buy",
         label="book",

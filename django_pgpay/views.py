@@ -40,7 +40,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import conf, inputs, labels, payments, permissions, tasks, webhooks
+from . import checkout_forms, conf, inputs, labels, payments, permissions, tasks, webhooks
 from .exceptions import (
     AmountMismatch,
     ConfigurationError,
@@ -55,7 +55,7 @@ from .exceptions import (
 from .gateways.results import CheckoutUrls
 from .money import MoneyError, WholeUnitsOnly, parse_typed_amount, quantize
 from .orders import find_order, order_model_named
-from .status import OrderStatus, TransactionSource
+from .status import CANCELABLE_STATUSES, OrderStatus, TransactionSource
 
 logger = logging.getLogger("django_pgpay.views")
 
@@ -153,6 +153,11 @@ class CheckoutMixin:
     :meth:`get_order_lookup` (the fields that make two orders "the same
     thing", e.g. ``{"seat": seat}``) and :meth:`get_order_defaults` (the
     amount and anything else a new order needs).
+
+    The start form should render ``{% pgpay_checkout_token %}`` (``{% load
+    pgpay %}``): posted again once its order is paid (the back button after
+    paying, a stale tab), it shows that order (:meth:`already_paid`) instead
+    of starting a second one (:mod:`django_pgpay.checkout_forms`).
     """
 
     order_model = None
@@ -206,6 +211,7 @@ class CheckoutMixin:
             # Before anything is reserved: an order of an unknown PG could never be paid, and its
             # stock would be held until it expired (``/book/<seat>/tosss/`` did that, then a 500).
             raise Http404("unknown gateway")
+        token = checkout_forms.clean(self.request.POST.get(checkout_forms.FIELD))
         with transaction.atomic(using=router.db_for_write(model)):
             if user.is_authenticated:
                 # Lock the buyer's row: checkouts of one buyer run one at a time.
@@ -218,12 +224,20 @@ class CheckoutMixin:
                     .order_by("-created", "-pk")
                     .first()
                 )
+                if existing is None and token is not None:
+                    # This page's form, posted again after its order was paid: show that order.
+                    paid = self._order_of_form(model, user, lookup, token)
+                    if paid is not None:
+                        raise OperationRefused(_("This was paid already. Nothing more was charged."), code="ALREADY_PAID", order=paid)
                 if existing is not None:
                     if existing.gateway == alias:
+                        fields = ["pg_data"] if token is not None and checkout_forms.record(existing, token) else []
                         if existing.expires_at is None or existing.expires_at <= timezone.now():
                             # Lapsed: the buyer is back, so the hold starts again.
                             existing.expires_at = timezone.now() + conf.ready_timeout()
-                            existing.save(update_fields=["expires_at", "modified"])
+                            fields += ["expires_at"]
+                        if fields:
+                            existing.save(update_fields=[*fields, "modified"])
                         return existing, False
                     # The buyer switched PG: the order opened at the other PG gives
                     # its stock back (EXPIRED, once) before the new one takes it, so
@@ -240,10 +254,34 @@ class CheckoutMixin:
                 gateway=alias,
                 **{**self.get_buyer_fields(), **self.get_order_defaults(), **lookup},
             )
+            if token is not None:
+                checkout_forms.record(order, token)
             if not order.reserve():
                 raise SoldOut()
             order.save()
             return order, True
+
+    @staticmethod
+    def _order_of_form(model, user, lookup: dict, token: str):
+        """The buyer's paid (or awaiting deposit) order for ``lookup`` that ``token``'s form started, or None."""
+        candidates = (
+            model._base_manager.filter(user=user, status__in=CANCELABLE_STATUSES, **lookup)
+            .only("pk", "order_number", "status", "pg_data")
+            .order_by("-created", "-pk")[: checkout_forms.KEPT]
+        )
+        return next((order for order in candidates if token in checkout_forms.tokens(order)), None)
+
+    def already_paid(self, error: OperationRefused):
+        """The start form was posted again after its order was paid: that order, never a second one.
+
+        Redirects to the order's ``get_absolute_url()`` with the message, when the
+        model has one; else ``django_pgpay/error.html`` with status 409.
+        """
+        order = error.order
+        if hasattr(order, "get_absolute_url"):
+            messages.info(self.request, error.user_message, fail_silently=True)
+            return HttpResponseRedirect(order.get_absolute_url())
+        return render(self.request, "django_pgpay/error.html", self.get_context_data(error=error, order=order), status=409)
 
     #: URL names of the return and fail views the PG sends the buyer to (the shop's own, if it
     #: mounts a :class:`ConfirmMixin` of its own); they take the ``alias`` argument.
@@ -294,6 +332,10 @@ class CheckoutMixin:
             order, _created = self.get_or_create_order()
         except SoldOut as exc:
             return self.sold_out(exc)
+        except OperationRefused as exc:
+            if exc.code != "ALREADY_PAID":
+                raise
+            return self.already_paid(exc)
         gateway = order.get_gateway()
         urls = self.get_checkout_urls(order)
         if f"{permissions.BUYER_TOKEN_PARAM}=" not in urls.success_url:

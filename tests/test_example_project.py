@@ -371,7 +371,9 @@ client.force_login(buyer)
 with served_in_process(settings.SITE_URL):
     # A booking: the window's URLs, then the buyer returns without their session.
     seat = Seat.objects.upcoming().filter(remain__gt=0).order_by("pk").first()
-    params = window(client.post(reverse("restaurants:book", args=[seat.pk]), {"gateway": "toss"}))
+    start = client.get(reverse("restaurants:book", args=[seat.pk])).content.decode()
+    form = {"gateway": "toss", "pgpay_form": re.search(r'name="pgpay_form" value="([^"]+)"', start).group(1)}
+    params = window(client.post(reverse("restaurants:book", args=[seat.pk]), form))
     booking = Booking.objects.get(user=buyer, seat=seat)
     report["window"] = {name: url_facts(params[name], booking.order_number) for name in ("successUrl", "failUrl")}
     report["paths"] = {name: reverse(name, kwargs={"alias": "toss"}) for name in ("restaurants:return", "restaurants:fail", "shop:return", "shop:fail")}
@@ -393,6 +395,15 @@ with served_in_process(settings.SITE_URL):
     booking.refresh_from_db()
     report["booking_status"] = booking.status
     report["history"] = reverse("restaurants:history")
+    # The same page's form sent again after paying, places left: the paid booking, not a second one.
+    Seat.objects.filter(pk=seat.pk).update(capacity=6, remain=5)
+    again = client.post(reverse("restaurants:book", args=[seat.pk]), form)
+    report["again_same_form"] = {
+        "status": again.status_code,
+        "location": again.get("Location", ""),
+        "bookings": Booking.objects.filter(user=buyer, seat=seat).count(),
+        "remain": Seat.objects.get(pk=seat.pk).remain,
+    }
     # The form sent again after paying (the back button, "Confirm form resubmission") when no place is left:
     # the sold-out page said "Nothing was reserved and nothing was charged" as if the place were someone else's.
     Seat.objects.filter(pk=seat.pk).update(remain=0)
@@ -440,6 +451,8 @@ def test_a_buyer_who_lost_the_session_still_gets_the_payment_confirmed(tmp_path)
     # ... with it (the URL the PG sends the buyer to), the payment is confirmed and the buyer sent on.
     assert report["booking_back"]["status"] == 302 and report["booking_back"]["location"].startswith(report["history"])
     assert report["booking_status"] == "PAID"
+    # The booking page's form sent again after paying: back to the paid booking, no second one, no place taken.
+    assert report["again_same_form"] == {"status": 302, "location": report["booking_back"]["location"], "bookings": 1, "remain": 5}
     assert report["again"] == {"status": 409, "own": True, "link": True}
     assert report["order_back"] == {"status": 302, "location": report["order_page"], "code": ""}
     assert report["order_status"] == "PAID"

@@ -601,6 +601,84 @@ def test_checkout_reuses_the_buyers_ready_order(buyer, seat, toss):
     assert seat.remain == 2
 
 
+def start_form(client, seat, alias="toss"):
+    """The checkout start page's form fields (csrf token and the page load's checkout token)."""
+    page = client.get(f"/book/{seat.pk}/{alias}/").content.decode()
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+
+
+def pay_and_return(client, booking, toss_api):
+    key = toss_api.authorize(booking)
+    assert client.get(return_url(booking, key)).status_code in (200, 302)
+    booking.refresh_from_db()
+    assert booking.status == S.PAID
+    return key
+
+
+def test_the_start_form_posted_again_after_paying_starts_no_second_order(buyer, seat, toss, toss_api):
+    """The back button after paying (or a stale tab) posts the same start form again: it shows the
+    paid order (409 here: the test app's Booking has no get_absolute_url) and reserves nothing; the
+    page loaded anew (a new token) books again, as a buyer who means it does."""
+    client = csrf_client(buyer)
+    fields = start_form(client, seat)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{16,64}", fields["pgpay_form"])
+    assert client.post(f"/book/{seat.pk}/toss/", fields).status_code == 200
+    booking = Booking.objects.get()
+    pay_and_return(client, booking, toss_api)
+    again = client.post(f"/book/{seat.pk}/toss/", fields)
+    assert again.status_code == 409 and b"This was paid already. Nothing more was charged." in again.content
+    assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
+    seat.refresh_from_db()
+    assert seat.remain == 2
+    # A new page load: a second booking, on purpose.
+    assert client.post(f"/book/{seat.pk}/toss/", start_form(client, seat)).status_code == 200
+    assert sorted(Booking.objects.values_list("status", flat=True)) == [S.PAID, S.READY]
+    seat.refresh_from_db()
+    assert seat.remain == 1
+
+
+def test_every_tab_that_came_back_to_the_order_knows_it_was_paid(buyer, seat, toss, toss_api):
+    """Two tabs, two page loads: the second tab's POST reuses the READY order and records its token,
+    so after paying in either, neither tab's form starts a second order."""
+    client = csrf_client(buyer)
+    first, second = start_form(client, seat), start_form(client, seat)
+    assert first["pgpay_form"] != second["pgpay_form"]
+    assert client.post(f"/book/{seat.pk}/toss/", first).status_code == 200
+    assert client.post(f"/book/{seat.pk}/toss/", second).status_code == 200
+    booking = Booking.objects.get()
+    pay_and_return(client, booking, toss_api)
+    for fields in (first, second):
+        assert client.post(f"/book/{seat.pk}/toss/", fields).status_code == 409
+    assert Booking.objects.count() == 1
+
+
+@pytest.mark.parametrize("token", ["", "short", "x" * 65, "bad token with spaces!!", "\x00" * 20])
+def test_a_missing_or_malformed_checkout_token_is_a_checkout_as_before(buyer, seat, toss, toss_api, token):
+    """Forms of templates without the tag (or a token that is not one) work as they did: no refusal, no 500."""
+    client = csrf_client(buyer)
+    fields = {**start_form(client, seat), "pgpay_form": token}
+    assert client.post(f"/book/{seat.pk}/toss/", fields).status_code == 200
+    booking = Booking.objects.get()
+    assert "pgpay_forms" not in booking.pg_data
+    pay_and_return(client, booking, toss_api)
+    assert client.post(f"/book/{seat.pk}/toss/", fields).status_code == 200
+    assert Booking.objects.count() == 2
+
+
+def test_the_checkout_token_tag_continues_a_given_order(buyer, seat, toss):
+    from django.template import Context, Template
+
+    client = csrf_client(buyer)
+    fields = start_form(client, seat)
+    client.post(f"/book/{seat.pk}/toss/", fields)
+    booking = Booking.objects.get()
+    assert booking.pg_data["pgpay_forms"] == [fields["pgpay_form"]]
+    rendered = Template("{% load pgpay %}{% pgpay_checkout_token order %}|{% pgpay_checkout_token %}").render(Context({"order": booking}))
+    own, fresh = rendered.split("|")
+    assert own == f'<input type="hidden" name="pgpay_form" value="{fields["pgpay_form"]}">'
+    assert fields["pgpay_form"] not in fresh and 'name="pgpay_form"' in fresh
+
+
 def test_a_lapsed_hold_is_renewed_not_doubled(buyer, seat, toss):
     """Issue #12 (lapsed hold): a buyer whose hold lapsed (reconcile has not run yet) checks out
     again: the old order is reused with a fresh hold, not a second place taken."""

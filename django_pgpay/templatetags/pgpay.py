@@ -4,9 +4,10 @@ import secrets
 
 from django import template
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .. import labels, permissions
+from .. import checkout_forms, labels, permissions
 from ..money import MoneyError, quantize
 from ..status import OrderStatus
 
@@ -27,6 +28,21 @@ def pgpay_invoice_url(order) -> str:
     model only (one query, however many order models the project has).
     """
     return order_url("invoice", order)
+
+
+@register.simple_tag
+def pgpay_checkout_token(order=None):
+    """The checkout start form's hidden token field (:mod:`django_pgpay.checkout_forms`).
+
+    ``{% pgpay_checkout_token %}`` inside the ``<form>`` that posts to a
+    :class:`~django_pgpay.views.CheckoutMixin` view, as ``{% csrf_token %}``:
+    each page load gets a new token, and the form posted again once its order
+    is paid shows that order instead of starting a second one.
+    ``{% pgpay_checkout_token order %}`` in a form that continues ``order``
+    (a "Pay now" button on a list of orders) posts that order's own token.
+    """
+    token = checkout_forms.token_for(order) if order is not None else checkout_forms.new_token()
+    return format_html('<input type="hidden" name="{}" value="{}">', checkout_forms.FIELD, token)
 
 
 #: The template of :func:`pgpay_cancel_form` (override it in your project's templates).
