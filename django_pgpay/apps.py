@@ -1,7 +1,7 @@
-"""App configuration: system checks and the amount-validation receivers."""
+"""App configuration: system checks, the amount-validation receivers, and export jobs taking their files with them."""
 
 from django.apps import AppConfig, apps
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 
 
@@ -14,8 +14,11 @@ class PgPayConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
-        from .models import AbstractTransaction
+        from .jobs import delete_file
+        from .models import AbstractTransaction, ExportJob
         from .signals import validate_confirmed_amount
+
+        post_delete.connect(delete_file, sender=ExportJob, dispatch_uid="django_pgpay.jobs.delete_file")
 
         for model in apps.get_models():
             if issubclass(model, AbstractTransaction):

@@ -8,7 +8,10 @@ the :data:`~django_pgpay.tasks.write_export` and
 and :func:`run_invoice_job`. A job is claimed with a conditional update
 (*queued* to *running*), so a task delivered twice runs it once. Progress is
 written as it goes (``done`` of ``total``) and the file goes to the default
-storage under ``pgpay/jobs/``; the admin serves it to whoever asked for it.
+storage under ``pgpay/jobs/<random folder>/`` (a name nobody can guess, should
+the web server serve ``MEDIA_ROOT``); the admin serves it to whoever asked for
+it while they still have the permission it needed, and deleting the job
+deletes its file.
 
 The CSV is the admin's own (its ``csv_columns``, BOM and chunk size, in the
 language and time zone of the person who asked), the invoices those of
@@ -19,13 +22,14 @@ from __future__ import annotations
 
 import io
 import logging
+import secrets
 import tempfile
 import zipfile
 import zoneinfo
 
 from django.apps import apps
 from django.core.files import File
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone, translation
 
 from . import exports
@@ -61,54 +65,77 @@ def create(kind: str, queryset, *, user=None, filename: str) -> ExportJob:
 
 
 def requeue(job: ExportJob) -> bool:
-    """Make a :attr:`stalled <ExportJob.stalled>` job queued again, from the start; False (nothing done) when it is not stalled.
+    """Make a :attr:`stalled <ExportJob.stalled>` or failed job queued again, from the start; False (nothing done) otherwise.
 
     The caller then enqueues its task (:func:`django_pgpay.tasks.start_job`).
     The update is conditional: of two clicks, one wins. Should the stopped
-    worker still be alive after all, the job is written twice; the last file
-    is the one served.
+    worker still be alive after all, it writes no more progress and its file
+    is dropped: the job belongs to the run that claims it next (its
+    ``attempt``). A failed job may be run again too.
     """
-    if not job.stalled:
+    if not (job.stalled or job.state == State.FAILED):
         return False
     quiet_since = timezone.now() - STALLED_AFTER
-    stalled = ExportJob.objects.filter(pk=job.pk, state__in=(State.QUEUED, State.RUNNING)).filter(
-        models.Q(progressed_at__lt=quiet_since) | models.Q(progressed_at=None, created_at__lt=quiet_since)
+    stalled = ExportJob.objects.filter(pk=job.pk).filter(
+        models.Q(state=State.FAILED)
+        | models.Q(state__in=(State.QUEUED, State.RUNNING))
+        & (models.Q(progressed_at__lt=quiet_since) | models.Q(progressed_at=None, created_at__lt=quiet_since))
     )
-    return bool(stalled.update(state=State.QUEUED, done=0, error="", progressed_at=timezone.now()))
+    return bool(stalled.update(state=State.QUEUED, done=0, error="", finished_at=None, progressed_at=timezone.now()))
 
 
 def _claim(job_pk: int) -> ExportJob | None:
-    if not ExportJob.objects.filter(pk=job_pk, state=State.QUEUED).update(state=State.RUNNING, progressed_at=timezone.now()):
-        return None
-    return ExportJob.objects.get(pk=job_pk)
+    """Take a queued job: it becomes *running* and this run's (its ``attempt`` counted); None when it was not queued."""
+    claimed = ExportJob.objects.filter(pk=job_pk, state=State.QUEUED).update(
+        state=State.RUNNING, attempt=models.F("attempt") + 1, progressed_at=timezone.now()
+    )
+    return ExportJob.objects.get(pk=job_pk) if claimed else None
+
+
+def _own(job: ExportJob):
+    """The job's row while it is still this run's: running, in the attempt this run claimed."""
+    return ExportJob.objects.filter(pk=job.pk, state=State.RUNNING, attempt=job.attempt)
+
+
+def _storage_name(filename: str) -> str:
+    """Where a job's file is stored: under a random folder, so that its URL cannot be guessed.
+
+    The download keeps ``filename`` (the admin's link sends it); a shop whose
+    ``MEDIA_ROOT`` is served by the web server still never serves a job's file
+    to anyone who was not given the name.
+    """
+    return f"{secrets.token_hex(16)}/{filename}"
 
 
 def _run(job_pk: int, write) -> str:
     job = _claim(job_pk)
     if job is None:
         return "taken"
-    model = apps.get_model(job.model_label)
     try:
-        zone = zoneinfo.ZoneInfo(job.time_zone) if job.time_zone else timezone.get_default_timezone()
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = timezone.get_default_timezone()
-    try:
+        model = apps.get_model(job.model_label)
+        try:
+            zone = zoneinfo.ZoneInfo(job.time_zone) if job.time_zone else timezone.get_default_timezone()
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone = timezone.get_default_timezone()
         with translation.override(job.language or None), timezone.override(zone), tempfile.TemporaryFile() as out:
-            write(job, model, out)
+            written = write(job, model, out)
             out.seek(0)
-            job.file.save(job.filename, File(out), save=False)
+            job.file.save(_storage_name(job.filename), File(out), save=False)
     except Exception as exc:
         logger.exception("export job #%s failed", job.pk)
-        ExportJob.objects.filter(pk=job.pk).update(
-            state=State.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000], finished_at=timezone.now()
-        )
+        _own(job).update(state=State.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000], finished_at=timezone.now())
         raise
-    ExportJob.objects.filter(pk=job.pk).update(state=State.DONE, file=job.file.name, done=job.total, finished_at=timezone.now())
+    # ``done`` is what the file holds: orders deleted after the selection are not in it.
+    if not _own(job).update(state=State.DONE, file=job.file.name, done=written, finished_at=timezone.now()):
+        # Run again meanwhile (this run had gone quiet): the new run's file is the job's; this one goes.
+        job.file.delete(save=False)
+        logger.warning("export job #%s was run again while attempt %s was still at work; its file was dropped", job.pk, job.attempt)
+        return "superseded"
     return State.DONE
 
 
 def _progress(job: ExportJob, done: int) -> None:
-    ExportJob.objects.filter(pk=job.pk).update(done=min(done, job.total), progressed_at=timezone.now())
+    _own(job).update(done=min(done, job.total), progressed_at=timezone.now())
 
 
 def _selected(model, job: ExportJob):
@@ -140,6 +167,7 @@ def run_export_job(job_pk: int) -> str:
         exports.write_csv(queryset, text, columns, bom=bom, chunk_size=chunk_size, on_rows=on_rows, prefetch=prefetch)
         text.flush()
         text.detach()
+        return counted["rows"]
 
     return _run(job_pk, write)
 
@@ -159,7 +187,7 @@ def run_invoice_job(job_pk: int) -> str:
                         archive.writestr(name, pdf)
                     done += len(batch)
                     _progress(job, done)
-            return
+            return done
         pdfs = []
         for batch in batches:
             pdfs.append(invoices.render_invoices(batch))
@@ -167,8 +195,16 @@ def run_invoice_job(job_pk: int) -> str:
             _progress(job, done)
         if pdfs:
             out.write(pdfs[0] if len(pdfs) == 1 else invoices.merge_pdfs(pdfs))
+        return done
 
     return _run(job_pk, write)
+
+
+def delete_file(sender, instance: ExportJob, **kwargs) -> None:
+    """``post_delete`` of :class:`ExportJob`: its file goes with it (once the deletion commits)."""
+    if instance.file:
+        name, storage = instance.file.name, instance.file.storage
+        transaction.on_commit(lambda: storage.delete(name), using=kwargs.get("using"))
 
 
 __all__ = [
@@ -176,6 +212,7 @@ __all__ = [
     "PROGRESS_EVERY",
     "STALLED_AFTER",
     "create",
+    "delete_file",
     "requeue",
     "run_export_job",
     "run_invoice_job",

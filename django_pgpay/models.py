@@ -490,6 +490,9 @@ class ExportJob(models.Model):
     created_at = models.DateTimeField(_("asked at"), default=timezone.now, db_index=True)
     #: When a worker last showed it was at work on the job (took it, wrote progress).
     progressed_at = models.DateTimeField(_("last progress"), null=True, blank=True)
+    #: Counts the claims of the job: a worker writes progress and its file only while the job is
+    #: still its own (a job run again after it went quiet belongs to the new run).
+    attempt = models.PositiveIntegerField(_("attempt"), default=0, editable=False)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
@@ -515,6 +518,11 @@ class ExportJob(models.Model):
         if self.state not in (self.State.QUEUED, self.State.RUNNING):
             return False
         return (self.progressed_at or self.created_at) < timezone.now() - self.STALLED_AFTER
+
+    @property
+    def waiting(self) -> bool:
+        """Stalled before any worker took it: the queue may only be busy (or its task was lost)."""
+        return self.stalled and self.state == self.State.QUEUED
 
     @property
     def percent(self) -> int:

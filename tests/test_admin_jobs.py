@@ -105,7 +105,9 @@ def test_a_stalled_job_says_so_and_can_be_run_again_by_who_asked(stopped, backgr
     with time_machine.travel(later, tick=False):
         page = admin_client.get(page_url).content.decode()
         assert 'http-equiv="refresh"' not in page  # it would reload for ever
-        assert "This job has stopped." in page and f'action="{again}"' in page and "Run it again" in page
+        # Never taken by a worker: the queue may only be busy, and the page says that; taken and gone quiet: stopped.
+        said = "No worker has taken this job yet." if stopped == "task lost while queued" else "This job has stopped."
+        assert said in page and f'action="{again}"' in page and "Run it again" in page
         # Another staff member sees no such job; a GET changes nothing.
         other = django_user_model.objects.create_user("other", password="pw", is_staff=True)
         client.force_login(other)
@@ -123,3 +125,132 @@ def test_a_stalled_job_says_so_and_can_be_run_again_by_who_asked(stopped, backgr
     job.refresh_from_db()
     assert (job.state, job.done) == ("done", 3)
     assert streamed(admin_client.get(f"/admin/django_pgpay/exportjob/{job.pk}/download/")).count(b"\n") == 4
+
+
+# --- found by an attack review of the jobs (7 December 2026) -------------------------------------
+
+
+def staff_with(django_user_model, *codenames, username="clerk"):
+    """A staff user (not a superuser) holding only ``codenames`` of the test app (and no job permission)."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="testapp", codename__in=codenames))
+    return user
+
+
+def export_as(client, orders):
+    client.post("/admin/testapp/booking/", {"action": "export_csv", "_selected_action": [o.pk for o in orders]})
+    return ExportJob.objects.latest("pk")
+
+
+@needs_tasks
+def test_a_jobs_file_is_stored_under_a_name_nobody_can_guess(background, admin_client, pay_booking):
+    """Stored as ``pgpay/jobs/<model>-orders-<second>.csv``, a file under a served MEDIA_ROOT could be fetched by
+    guessing the second; now a random folder holds it, and the download keeps the readable name."""
+    import re
+
+    job = export_as(admin_client, [pay_booking() for _ in range(3)])
+    assert work(background) == ["done"]
+    job.refresh_from_db()
+    assert re.fullmatch(r"pgpay/jobs/[0-9a-f]{32}/" + re.escape(job.filename), job.file.name), job.file.name
+    response = admin_client.get(f"/admin/django_pgpay/exportjob/{job.pk}/download/")
+    assert response["Content-Disposition"] == f'attachment; filename="{job.filename}"'
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+
+
+@needs_tasks
+def test_the_file_goes_only_to_who_still_may_export(background, client, pay_booking, django_user_model):
+    """The person who asked, while they still hold the permission the export needed; no job permission is needed
+    to follow one's own job (it was a 403 right after the action)."""
+    clerk = staff_with(django_user_model, "view_booking")
+    client.force_login(clerk)
+    job = export_as(client, [pay_booking() for _ in range(3)])
+    page = f"/admin/django_pgpay/exportjob/{job.pk}/change/"
+    assert client.get(page).status_code == 200
+    assert client.get("/admin/django_pgpay/exportjob/").status_code == 200
+    assert work(background) == ["done"]
+    download = f"/admin/django_pgpay/exportjob/{job.pk}/download/"
+    assert client.get(download).status_code == 200
+    clerk.user_permissions.clear()
+    clerk = django_user_model.objects.get(pk=clerk.pk)  # no cached permissions
+    client.force_login(clerk)
+    assert client.get("/admin/testapp/booking/").status_code == 403
+    assert client.get(download).status_code == 403
+    assert client.get(page).status_code == 403
+
+
+@needs_tasks
+def test_a_file_gone_from_storage_is_a_404_not_a_500(background, admin_client, pay_booking):
+    job = export_as(admin_client, [pay_booking() for _ in range(3)])
+    assert work(background) == ["done"]
+    job.refresh_from_db()
+    job.file.storage.delete(job.file.name)
+    response = admin_client.get(f"/admin/django_pgpay/exportjob/{job.pk}/download/")
+    assert response.status_code == 404
+
+
+@needs_tasks
+def test_deleting_a_job_deletes_its_file(background, admin_client, pay_booking):
+    job = export_as(admin_client, [pay_booking() for _ in range(3)])
+    assert work(background) == ["done"]
+    job.refresh_from_db()
+    storage, name = job.file.storage, job.file.name
+    assert storage.exists(name)
+    with pytest.MonkeyPatch.context():
+        from django.test import TestCase
+
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            response = admin_client.post(f"/admin/django_pgpay/exportjob/{job.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not ExportJob.objects.exists()
+    assert not storage.exists(name)
+
+
+@needs_tasks
+def test_done_counts_the_rows_in_the_file(background, admin_client, pay_booking):
+    """Orders deleted between the selection and the worker: the page said 3 / 3 for a file of 1 row."""
+    from tests.testapp.models import Booking
+
+    orders = [pay_booking() for _ in range(3)]
+    job = export_as(admin_client, orders)
+    for order in orders[:2]:
+        order.transactions.all().delete()
+        Booking.objects.filter(pk=order.pk).delete()
+    assert work(background) == ["done"]
+    job.refresh_from_db()
+    assert (job.state, job.done, job.total) == ("done", 1, 3)
+    assert streamed(admin_client.get(f"/admin/django_pgpay/exportjob/{job.pk}/download/")).count(b"\n") == 2
+
+
+@needs_tasks
+def test_a_job_of_an_unknown_model_fails_instead_of_running_for_ever(background, admin_client, pay_booking):
+    job = export_as(admin_client, [pay_booking() for _ in range(3)])
+    ExportJob.objects.filter(pk=job.pk).update(model_label="testapp.Gone")
+    with pytest.raises(LookupError):
+        work(background)
+    job.refresh_from_db()
+    assert job.state == "failed" and "Gone" in job.error
+    page = admin_client.get(f"/admin/django_pgpay/exportjob/{job.pk}/change/").content.decode()
+    assert "This job failed." in page and "Run it again" in page
+
+
+@needs_tasks
+def test_a_worker_that_went_quiet_writes_nothing_over_the_run_that_replaced_it(background, admin_client, pay_booking):
+    """Run again while the first worker was only slow: the first one's progress no longer moves the finished job."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from django_pgpay import jobs
+
+    job = export_as(admin_client, [pay_booking() for _ in range(3)])
+    background.clear()
+    slow = jobs._claim(job.pk)  # worker A takes it, then goes quiet
+    assert slow.attempt == 1
+    with time_machine.travel(timezone.now() + jobs.STALLED_AFTER + timedelta(minutes=1), tick=False):
+        assert jobs.requeue(ExportJob.objects.get(pk=job.pk))
+    assert jobs.run_export_job(job.pk) == "done"  # worker B
+    jobs._progress(slow, 1)  # A wakes up
+    job.refresh_from_db()
+    assert (job.state, job.done, job.attempt) == ("done", 3, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -17,9 +18,33 @@ from .media import ADMIN_MEDIA
 from .queries import QueryGuard
 
 
-def may_download(user, job: ExportJob) -> bool:
-    """The file of a job goes to the person who asked for it, or to a superuser."""
-    return bool(user.is_active and (user.is_superuser or (job.created_by_id and job.created_by_id == user.pk)))
+def may_download(user, job: ExportJob, request=None, admin_site=None) -> bool:
+    """The file of a job goes to the person who asked for it, or to a superuser.
+
+    With ``request`` (and the ``admin_site`` the order model is registered
+    with), the person must also still hold the permission that the action
+    needed: the order model's view permission for a CSV, its invoice
+    permission for invoices. A permission taken away takes the file with it.
+    """
+    if not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    if not (job.created_by_id and job.created_by_id == user.pk):
+        return False
+    if request is None:
+        return True
+    try:
+        model = apps.get_model(job.model_label)
+    except (LookupError, ValueError):
+        return False
+    model_admin = (admin_site or admin.site)._registry.get(model)
+    if model_admin is None:
+        return False
+    if job.kind == ExportJob.Kind.CSV:
+        return bool(model_admin.has_view_permission(request))
+    check = getattr(model_admin, "has_invoice_permission", model_admin.has_view_permission)
+    return bool(check(request))
 
 
 class ExportJobAdmin(QueryGuard, admin.ModelAdmin):
@@ -53,6 +78,14 @@ class ExportJobAdmin(QueryGuard, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_module_permission(self, request):
+        # Anyone staff may follow the jobs they asked for (the order admin sends them here); the
+        # list shows only their own (get_queryset), and each file needs its order permission still.
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request) and (obj is None or may_download(request.user, obj, request, self.admin_site))
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -90,9 +123,16 @@ class ExportJobAdmin(QueryGuard, admin.ModelAdmin):
         job = self.get_object(request, unquote(object_id))  # None for an id that is not one (no 500)
         if job is None or job.state != ExportJob.State.DONE or not job.file:
             raise Http404(gettext("This export is not ready."))
-        if not may_download(request.user, job):
+        if not may_download(request.user, job, request, self.admin_site):
             raise PermissionDenied
-        return FileResponse(job.file.open("rb"), as_attachment=True, filename=job.filename or None)
+        try:
+            stream = job.file.open("rb")
+        except OSError:  # taken out of storage (cleaned up, a volume not mounted): not ready, never a 500
+            raise Http404(gettext("This export's file is no longer in storage; run the export again.")) from None
+        response = FileResponse(stream, as_attachment=True, filename=job.filename or None)
+        if job.kind == ExportJob.Kind.CSV:
+            response["Content-Type"] = "text/csv; charset=utf-8"  # as the admin's own CSV download says
+        return response
 
     def run_again_view(self, request, object_id):
         """POST: queue a stalled job again (:func:`django_pgpay.jobs.requeue`); anything else changes nothing."""
@@ -101,23 +141,26 @@ class ExportJobAdmin(QueryGuard, admin.ModelAdmin):
         job = self.get_object(request, unquote(object_id))
         if job is None:
             raise Http404(gettext("No such export job."))
-        if not may_download(request.user, job):
+        if not may_download(request.user, job, request, self.admin_site):
             raise PermissionDenied
         if jobs.requeue(job):
             tasks.start_job(job)
             self.message_user(request, gettext("The job was queued again; this page shows its progress."), messages.SUCCESS)
         else:
-            self.message_user(request, gettext("The job is not stalled; nothing was changed."), messages.WARNING)
+            self.message_user(request, gettext("The job is neither stalled nor failed; nothing was changed."), messages.WARNING)
         return HttpResponseRedirect(reverse(f"{self.admin_site.name}:django_pgpay_exportjob_change", args=[job.pk]))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = self.get_object(request, unquote(object_id))
         stalled = job is not None and job.stalled
         running = job is not None and job.state in (ExportJob.State.QUEUED, ExportJob.State.RUNNING) and not stalled
+        failed = job is not None and job.state == ExportJob.State.FAILED
         context = {
             "pgpay_reload": running,
             "pgpay_stalled": stalled,
-            "pgpay_may_run_again": stalled and may_download(request.user, job),
+            # Still queued, no worker took it yet: the queue may only be busy.
+            "pgpay_waiting": stalled and job.waiting,
+            "pgpay_may_run_again": (stalled or failed) and may_download(request.user, job, request, self.admin_site),
             "pgpay_quiet_since": (job.progressed_at or job.created_at) if stalled else None,
         }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **context})
