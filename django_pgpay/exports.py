@@ -330,6 +330,7 @@ def iter_csv(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     on_rows: Callable[[int], None] | None = None,
     prefetch: Sequence[str] = (),
+    header: bool = True,
 ) -> Iterator[str]:
     """Yield the CSV text of ``queryset`` in chunks of :data:`ROWS_PER_CHUNK` rows.
 
@@ -340,7 +341,8 @@ def iter_csv(
     the current time zone and labels in the current language *of the moment
     each chunk is made*: :func:`streaming_response` pins both to the
     request's. ``on_rows(n)`` is called after each chunk with the rows it held
-    (for a progress bar).
+    (for a progress bar). ``header=False`` leaves out the BOM and the header
+    row (the rest of a file written in parts).
     """
     cols = resolve_columns(queryset.model, columns)
     wants_instances = any(col.instance for col in cols)
@@ -354,9 +356,10 @@ def iter_csv(
     cells = list(zip([col.cell_function(zone) for col in cols], picks))
     buffer = _Buffer()
     writer = csv.writer(buffer)
-    if bom_default() if bom is None else bom:
-        buffer.write("\ufeff")
-    writer.writerow([str(col.header) for col in cols])
+    if header:
+        if bom_default() if bom is None else bom:
+            buffer.write("\ufeff")
+        writer.writerow([str(col.header) for col in cols])
 
     def write(rows: list[tuple]) -> None:
         instances = {}
@@ -452,9 +455,11 @@ def streaming_response(
     return table_response(iter_csv(queryset, resolved, bom=bom, chunk_size=chunk_size, prefetch=prefetch), filename=filename)
 
 
-def write_csv(queryset, stream: io.TextIOBase, columns=None, *, bom=None, chunk_size=DEFAULT_CHUNK_SIZE, on_rows=None, prefetch=()) -> None:
+def write_csv(
+    queryset, stream: io.TextIOBase, columns=None, *, bom=None, chunk_size=DEFAULT_CHUNK_SIZE, on_rows=None, prefetch=(), header=True
+) -> None:
     """Write the CSV of ``queryset`` to a text stream (used by ``manage.py pgpay_export``)."""
-    for chunk in iter_csv(queryset, columns, bom=bom, chunk_size=chunk_size, on_rows=on_rows, prefetch=prefetch):
+    for chunk in iter_csv(queryset, columns, bom=bom, chunk_size=chunk_size, on_rows=on_rows, prefetch=prefetch, header=header):
         stream.write(chunk)
 
 

@@ -41,6 +41,8 @@ logger = logging.getLogger("django_pgpay.jobs")
 INVOICE_BATCH = 50
 #: Rows between two progress writes of a CSV job.
 PROGRESS_EVERY = 2000
+#: Orders read per query of a CSV job, in the order they were listed (a CASE of this many positions).
+ORDER_WINDOW = 1000
 #: A queued or running job with no sign of a worker for this long is *stalled* (:attr:`ExportJob.stalled`).
 STALLED_AFTER = ExportJob.STALLED_AFTER
 
@@ -153,7 +155,6 @@ def run_export_job(job_pk: int) -> str:
         bom = getattr(model_admin, "csv_bom", None)
         chunk_size = getattr(model_admin, "csv_chunk_size", exports.DEFAULT_CHUNK_SIZE)
         prefetch = getattr(model_admin, "csv_prefetch_related", ())
-        ordering = model._meta.ordering or ["pk"]
         counted = {"rows": 0, "reported": 0}
 
         def on_rows(n: int) -> None:
@@ -163,8 +164,14 @@ def run_export_job(job_pk: int) -> str:
                 _progress(job, counted["rows"])
 
         text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-        queryset = _selected(model, job).order_by(*ordering)
-        exports.write_csv(queryset, text, columns, bom=bom, chunk_size=chunk_size, on_rows=on_rows, prefetch=prefetch)
+        # In the order of the admin's list when the action ran (the order of ``pks``), as the
+        # inline export writes it: one window of keys at a time, ordered by position in it.
+        windows = [job.pks[i : i + ORDER_WINDOW] for i in range(0, len(job.pks), ORDER_WINDOW)] or [[]]
+        for n, window in enumerate(windows):
+            whens = [models.When(pk=pk, then=i) for i, pk in enumerate(window)]
+            queryset = model._base_manager.filter(pk__in=window)
+            queryset = queryset.order_by(models.Case(*whens, output_field=models.IntegerField())) if whens else queryset
+            exports.write_csv(queryset, text, columns, bom=bom, chunk_size=chunk_size, on_rows=on_rows, prefetch=prefetch, header=n == 0)
         text.flush()
         text.detach()
         return counted["rows"]

@@ -254,3 +254,24 @@ def test_a_worker_that_went_quiet_writes_nothing_over_the_run_that_replaced_it(b
     jobs._progress(slow, 1)  # A wakes up
     job.refresh_from_db()
     assert (job.state, job.done, job.attempt) == ("done", 3, 2)
+
+
+@needs_tasks
+@pytest.mark.parametrize("window", [1000, 2])
+def test_a_background_csv_keeps_the_order_of_the_list(background, admin_client, pay_booking, monkeypatch, window):
+    """Sorted in the admin (``?o=...``), the inline export follows the list; the background one wrote the model's
+    default order. Written in windows of keys (``ORDER_WINDOW``): one header, every row, in the list's order."""
+    from django_pgpay import jobs
+    from django_pgpay.models import ExportJob as Job
+    from tests.testapp.models import Booking
+
+    monkeypatch.setattr(jobs, "ORDER_WINDOW", window)
+    orders = [pay_booking() for _ in range(3)]
+    listed = Booking.objects.filter(pk__in=[o.pk for o in orders]).order_by("pk")  # the model lists newest first
+    job = jobs.create(Job.Kind.CSV, listed, filename="listed.csv")
+    assert jobs.run_export_job(job.pk) == "done"
+    job.refresh_from_db()
+    lines = job.file.open("rb").read().decode("utf-8-sig").splitlines()
+    numbers = [o.order_number for o in listed]
+    assert len(lines) == 4 and all(n not in lines[0] for n in numbers)  # one header row, then the three orders
+    assert [next(n for n in numbers if n in line) for line in lines[1:]] == numbers
