@@ -35,6 +35,7 @@ second and latency, and the tutorial's figures against ours.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import re
@@ -354,11 +355,12 @@ def buy_ours(run: Run, buyer: Buyer, shop: str, pg: str) -> None:
     if 'id="proceed" disabled' in start.text:  # the page already says "Sold out": a buyer stops here
         buyer.outcome = "sold-out"
         return
+    # As a browser posts the form: to its action, with its hidden fields (the CSRF token, the page load's checkout token).
+    action = re.search(r'<form method="post" action="([^"]*)"[^>]*id="book-form"', start.text)
     window = run.call(
         buyer.session,
         "POST",
-        url,
-        # As a browser posts the form: its hidden fields (the CSRF token, the page load's checkout token).
+        shop + html.unescape(action.group(1)) if action else url,
         data={**hidden_fields(start.text, 'id="book-form"'), "gateway": "toss"},
         where="shop",
         phase="buy",

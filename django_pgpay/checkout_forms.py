@@ -1,4 +1,4 @@
-"""The checkout start form's token: one page load, one order, whatever is posted again.
+"""The checkout start form's token: a form posted again after its order was paid starts nothing.
 
 :class:`~django_pgpay.views.CheckoutMixin` reuses the buyer's READY order for
 the same thing, so a double click or a second tab holds one place. Once that
@@ -8,19 +8,31 @@ start a second order, reserve a second place and open a payment window for it,
 and a buyer who thought the first payment had failed paid twice.
 
 Each rendering of the start form carries a token (``{% pgpay_checkout_token %}``
-renders the hidden field, as ``{% csrf_token %}`` does). The order it starts,
-or the READY order it comes back to, records the token in its ``pg_data``
-(:data:`PG_DATA_KEY`). A form whose token names an order that is paid (or
-waiting for its virtual account's deposit) starts nothing: the buyer is shown
-that order. A form without a token (a template that does not render it) works
-as before. A freshly loaded page has a new token, so a buyer who means to buy
-the same thing again can.
+renders the hidden field, as ``{% csrf_token %}`` does) that says when the page
+was made. The order a form starts, or the READY order it comes back to, records
+the token in its ``pg_data`` (:data:`PG_DATA_KEY`). A form is **stale**, and
+starts nothing, when the buyer has a paid (or awaiting deposit) order for the
+same thing that it led to, or that was created after the form's page was made
+(a tab left open while the buyer paid in another). The buyer is shown that
+order. A page made after the payment says so
+(:meth:`~django_pgpay.views.CheckoutMixin.get_paid_order`), so a buyer who
+books again from it means to. A form without a token (a template that does not
+render it) works as before.
+
+The start form posts to its page's URL with ``pgpay_checkout=1`` added
+(``checkout_action`` in the context): a POST makes browsers drop their cached
+copy of the URL it went to, and the back button would then fetch the page anew
+instead of showing the one the buyer posted from.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import time
+from datetime import datetime, timezone
+
+from django.utils.crypto import salted_hmac
 
 #: The POST field of the token (``{% pgpay_checkout_token %}`` renders it).
 FIELD = "pgpay_form"
@@ -28,18 +40,32 @@ FIELD = "pgpay_form"
 PG_DATA_KEY = "pgpay_forms"
 #: Tokens kept per order (a buyer who reloads the page and posts again many times: the newest).
 KEPT = 20
+#: The query parameter of the start form's action (see the module's last paragraph).
+ACTION_PARAM = "pgpay_checkout"
 
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_TIMED_RE = re.compile(r"t([0-9a-f]{8,10})_[0-9a-f]{24}")
 
 
-def new_token() -> str:
-    """A token for one rendering of a start form."""
-    return secrets.token_urlsafe(18)
+def new_token(now: float | None = None) -> str:
+    """A token for one rendering of a start form, saying when it was made (``t<hex seconds>_<random>``)."""
+    return f"t{int(time.time() if now is None else now):x}_{secrets.token_hex(12)}"
+
+
+def order_token(order_number: str) -> str:
+    """The token of a form that continues the order ``order_number`` (made by the server, not guessable)."""
+    return "o" + salted_hmac("django_pgpay.checkout_forms", str(order_number), algorithm="sha256").hexdigest()[:32]
 
 
 def clean(value) -> str | None:
     """The posted token when it is one (letters, digits, ``-`` and ``_``, 16 to 64), else None."""
-    return value if isinstance(value, str) and _TOKEN_RE.match(value) else None
+    return value if isinstance(value, str) and _TOKEN_RE.fullmatch(value) else None
+
+
+def made_at(token: str) -> datetime | None:
+    """When the page of ``token``'s form was made, for a token of :func:`new_token`; else None."""
+    found = _TIMED_RE.fullmatch(token)
+    return datetime.fromtimestamp(int(found.group(1), 16), tz=timezone.utc) if found else None
 
 
 def tokens(order) -> list[str]:
@@ -58,6 +84,26 @@ def record(order, token: str) -> bool:
 
 
 def token_for(order) -> str:
-    """The token a form that continues ``order`` posts (its first one), or a new one."""
-    known = tokens(order)
-    return known[0] if known else new_token()
+    """The token a form that continues ``order`` posts: its own, whether or not a form ever recorded one."""
+    return order_token(order.order_number)
+
+
+def is_stale(token: str, order) -> bool:
+    """Did the form of ``token`` come before ``order`` was paid for (``order`` being a paid one of the same thing)?
+
+    It led to it (recorded, or the order's own token), or its page was made
+    before the order was created (a tab left open while the buyer paid in
+    another; the clocks of the shop's servers agreeing to within a second).
+    """
+    if token in tokens(order) or token == order_token(order.order_number):
+        return True
+    made = made_at(token)
+    return made is not None and order.created is not None and order.created.timestamp() >= made.timestamp() + 1
+
+
+def action(request) -> str:
+    """The start form's action: the page's own URL (its query kept) with ``pgpay_checkout=1``."""
+    path = request.get_full_path()
+    if f"{ACTION_PARAM}=1" in path:
+        return path
+    return f"{path}{'&' if '?' in path else '?'}{ACTION_PARAM}=1"

@@ -155,9 +155,11 @@ class CheckoutMixin:
     amount and anything else a new order needs).
 
     The start form should render ``{% pgpay_checkout_token %}`` (``{% load
-    pgpay %}``): posted again once its order is paid (the back button after
-    paying, a stale tab), it shows that order (:meth:`already_paid`) instead
-    of starting a second one (:mod:`django_pgpay.checkout_forms`).
+    pgpay %}``) and post to ``{{ checkout_action }}``: posted again once its
+    order is paid (the back button after paying, a stale tab), it shows that
+    order (:meth:`already_paid`) instead of starting a second one, and a page
+    made after the payment names the paid order (``paid_order``,
+    :meth:`get_paid_order`) (:mod:`django_pgpay.checkout_forms`).
     """
 
     order_model = None
@@ -263,13 +265,33 @@ class CheckoutMixin:
 
     @staticmethod
     def _order_of_form(model, user, lookup: dict, token: str):
-        """The buyer's paid (or awaiting deposit) order for ``lookup`` that ``token``'s form started, or None."""
+        """The buyer's paid (or awaiting deposit) order for ``lookup`` that makes ``token``'s form stale, or None.
+
+        See :func:`django_pgpay.checkout_forms.is_stale`.
+        """
         candidates = (
             model._base_manager.filter(user=user, status__in=CANCELABLE_STATUSES, **lookup)
-            .only("pk", "order_number", "status", "pg_data")
+            .only("pk", "order_number", "status", "pg_data", "created")
             .order_by("-created", "-pk")[: checkout_forms.KEPT]
         )
-        return next((order for order in candidates if token in checkout_forms.tokens(order)), None)
+        return next((order for order in candidates if checkout_forms.is_stale(token, order)), None)
+
+    def get_paid_order(self):
+        """The buyer's latest paid (or awaiting deposit) order for the same thing, or None; shown on the start page.
+
+        A buyer back on the page after paying (the back button fetches it anew)
+        reads that it is paid already before starting another one. One query;
+        override it to read the answer from a query the view makes anyway.
+        """
+        user = self.request.user
+        if not user.is_authenticated:
+            return None
+        return (
+            self.get_order_model()
+            ._base_manager.filter(user=user, status__in=CANCELABLE_STATUSES, **self.get_order_lookup())
+            .order_by("-created", "-pk")
+            .first()
+        )
 
     def already_paid(self, error: OperationRefused):
         """The start form was posted again after its order was paid: that order, never a second one.
@@ -315,7 +337,8 @@ class CheckoutMixin:
     def get(self, request, *args, **kwargs):
         if not request.user.is_authenticated and not self.allow_anonymous:
             return redirect_to_login(request.get_full_path())
-        return render(request, self.start_template_name, self.get_context_data())
+        context = self.get_context_data(paid_order=self.get_paid_order(), checkout_action=checkout_forms.action(request))
+        return render(request, self.start_template_name, context)
 
     def post(self, request, *args, **kwargs):
         response = self.checkout(request)
@@ -424,7 +447,16 @@ class ConfirmMixin(GatewayMixin):
             message = FAIL_MESSAGES.get(code, _("The payment was not completed."))
             # The order it names, so that its buyer reads whether it is still held (page() shows it
             # only to whoever may view it); nothing is written and no PG is called.
-            return self.failure(message, status=200, code=code, order=self.named_order(params.order_number, gateway))
+            order = self.named_order(params.order_number, gateway)
+            if (
+                order is not None
+                and order.status in (OrderStatus.PAID, OrderStatus.PARTIAL_CANCELED)
+                and permissions.may_pay(request, order)
+            ):
+                # A payment window left open in another tab, its order paid meanwhile: the PG refuses
+                # (DUPLICATED_ORDER_ID, F0004). "Not completed" would send the buyer to pay again.
+                return self.failure(_("This was paid already. Nothing more was charged."), status=200, code="ALREADY_PAID", order=order)
+            return self.failure(message, status=200, code=code, order=order)
         order = self.find_order(params.order_number, gateway=gateway.alias)
         if not permissions.may_pay(request, order):
             # Not the buyer's browser: the shop calls no PG and writes nothing for it.

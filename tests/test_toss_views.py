@@ -8,11 +8,12 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
+import time_machine
 from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 
-from django_pgpay import payments
+from django_pgpay import checkout_forms, payments
 from django_pgpay.permissions import buyer_token
 from django_pgpay.status import OrderStatus as S
 from django_pgpay.status import TransactionKind as K
@@ -620,21 +621,41 @@ def test_the_start_form_posted_again_after_paying_starts_no_second_order(buyer, 
     paid order (409 here: the test app's Booking has no get_absolute_url) and reserves nothing; the
     page loaded anew (a new token) books again, as a buyer who means it does."""
     client = csrf_client(buyer)
+    page = client.get(f"/book/{seat.pk}/toss/").content.decode()
+    # The form posts to its page's URL with a marker: the POST does not make the browser drop the page
+    # it came from, so the back button shows that page (with this token) rather than a new one.
+    assert f'action="/book/{seat.pk}/toss/?pgpay_checkout=1"' in page and "pgpay-paid-already" not in page
     fields = start_form(client, seat)
-    assert re.fullmatch(r"[A-Za-z0-9_-]{16,64}", fields["pgpay_form"])
-    assert client.post(f"/book/{seat.pk}/toss/", fields).status_code == 200
+    assert re.fullmatch(r"t[0-9a-f]{8,10}_[0-9a-f]{24}", fields["pgpay_form"])
+    assert client.post(f"/book/{seat.pk}/toss/?pgpay_checkout=1", fields).status_code == 200
     booking = Booking.objects.get()
     pay_and_return(client, booking, toss_api)
-    again = client.post(f"/book/{seat.pk}/toss/", fields)
+    again = client.post(f"/book/{seat.pk}/toss/?pgpay_checkout=1", fields)
     assert again.status_code == 409 and b"This was paid already. Nothing more was charged." in again.content
     assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
     seat.refresh_from_db()
     assert seat.remain == 2
-    # A new page load: a second booking, on purpose.
-    assert client.post(f"/book/{seat.pk}/toss/", start_form(client, seat)).status_code == 200
+    # A new page load says it is paid already; booking from it is on purpose: a second booking.
+    page = client.get(f"/book/{seat.pk}/toss/").content.decode()
+    assert f"You have paid for this already (order {booking.order_number})" in page and "Pay for another one" in page
+    with time_machine.travel(timezone.now() + datetime.timedelta(seconds=2)):
+        fresh = start_form(client, seat)
+        assert client.post(f"/book/{seat.pk}/toss/", fresh).status_code == 200
     assert sorted(Booking.objects.values_list("status", flat=True)) == [S.PAID, S.READY]
     seat.refresh_from_db()
     assert seat.remain == 1
+
+
+def test_a_tab_left_open_while_the_buyer_paid_in_another_starts_nothing(buyer, seat, toss, toss_api):
+    """Tab C was loaded and never posted; the buyer booked and paid in tab A. C's form comes from before that
+    booking existed: it shows the paid booking (its page never said it was paid)."""
+    client = csrf_client(buyer)
+    stale = start_form(client, seat)
+    with time_machine.travel(timezone.now() + datetime.timedelta(seconds=5)):
+        assert client.post(f"/book/{seat.pk}/toss/", start_form(client, seat)).status_code == 200
+        pay_and_return(client, Booking.objects.get(), toss_api)
+        assert client.post(f"/book/{seat.pk}/toss/", stale).status_code == 409
+    assert Booking.objects.count() == 1
 
 
 def test_every_tab_that_came_back_to_the_order_knows_it_was_paid(buyer, seat, toss, toss_api):
@@ -652,7 +673,7 @@ def test_every_tab_that_came_back_to_the_order_knows_it_was_paid(buyer, seat, to
     assert Booking.objects.count() == 1
 
 
-@pytest.mark.parametrize("token", ["", "short", "x" * 65, "bad token with spaces!!", "\x00" * 20])
+@pytest.mark.parametrize("token", ["", "short", "x" * 65, "bad token with spaces!!", "\x00" * 20, "A" * 20 + "\n"])
 def test_a_missing_or_malformed_checkout_token_is_a_checkout_as_before(buyer, seat, toss, toss_api, token):
     """Forms of templates without the tag (or a token that is not one) work as they did: no refusal, no 500."""
     client = csrf_client(buyer)
@@ -675,8 +696,35 @@ def test_the_checkout_token_tag_continues_a_given_order(buyer, seat, toss):
     assert booking.pg_data["pgpay_forms"] == [fields["pgpay_form"]]
     rendered = Template("{% load pgpay %}{% pgpay_checkout_token order %}|{% pgpay_checkout_token %}").render(Context({"order": booking}))
     own, fresh = rendered.split("|")
-    assert own == f'<input type="hidden" name="pgpay_form" value="{fields["pgpay_form"]}">'
+    # The order's own token (made by the server from its number, whether or not a form recorded one) ...
+    assert own == f'<input type="hidden" name="pgpay_form" value="{checkout_forms.order_token(booking.order_number)}">'
     assert fields["pgpay_form"] not in fresh and 'name="pgpay_form"' in fresh
+
+
+def test_pay_now_on_a_stale_list_of_an_order_without_tokens_starts_nothing(buyer, seat, toss, toss_api):
+    """A READY order no form recorded a token on (made before the tokens, or by a form without the tag): its
+    "Pay now" posts the order's own token, so once it is paid a stale "Pay now" shows it."""
+    client = csrf_client(buyer)
+    assert client.post(f"/book/{seat.pk}/toss/", {**start_form(client, seat), "pgpay_form": ""}).status_code == 200
+    booking = Booking.objects.get()
+    assert "pgpay_forms" not in booking.pg_data
+    pay_now = {**start_form(client, seat), "pgpay_form": checkout_forms.token_for(booking)}
+    pay_and_return(client, booking, toss_api)
+    assert client.post(f"/book/{seat.pk}/toss/", pay_now).status_code == 409
+    assert Booking.objects.count() == 1
+
+
+def test_a_payment_window_left_open_after_paying_elsewhere_says_paid_not_failed(client, buyer, toss_booking, toss_api):
+    """Tab A's window of an order paid in tab B: the PG refuses (DUPLICATED_ORDER_ID) and sends the buyer to the
+    fail URL, which said "Payment not completed" of a paid order (a buyer would pay again)."""
+    booking = toss_booking()
+    client.force_login(buyer)
+    pay_and_return(client, booking, toss_api)
+    fail = "/pay/toss/fail/?" + urlencode({"code": "DUPLICATED_ORDER_ID", "message": "x", "orderId": booking.order_number})
+    page = client.get(fail)
+    assert page.status_code == 200 and b"This was paid already. Nothing more was charged." in page.content
+    # Someone else with the link learns nothing of the order.
+    assert b"already" not in Client().get(fail).content
 
 
 def test_a_lapsed_hold_is_renewed_not_doubled(buyer, seat, toss):
