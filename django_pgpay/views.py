@@ -227,7 +227,8 @@ class CheckoutMixin:
                     .first()
                 )
                 if existing is None and token is not None:
-                    # This page's form, posted again after its order was paid: show that order.
+                    # A form from before the buyer's paid order for this (posted again after paying, a
+                    # tab left open): show that order (checkout_forms.is_stale).
                     paid = self._order_of_form(model, user, lookup, token)
                     if paid is not None:
                         raise OperationRefused(_("This was paid already. Nothing more was charged."), code="ALREADY_PAID", order=paid)
