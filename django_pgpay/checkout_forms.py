@@ -12,9 +12,9 @@ renders the hidden field, as ``{% csrf_token %}`` does) that says when the page
 was made. The order a form starts, or the READY order it comes back to, records
 the token in its ``pg_data`` (:data:`PG_DATA_KEY`). A form is **stale**, and
 starts nothing, when the buyer has a paid (or awaiting deposit) order for the
-same thing that it led to, or that was created after the form's page was made
-(a tab left open while the buyer paid in another). The buyer is shown that
-order. A page made after the payment says so
+same thing that it led to, or that was paid after the form's page was made
+(a tab left open while the buyer paid in another; the back button showing the
+page another tab made before the payment). The buyer is shown that order. A page made after the payment says so
 (:meth:`~django_pgpay.views.CheckoutMixin.get_paid_order`), so a buyer who
 books again from it means to. A form without a token (a template that does not
 render it) works as before.
@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from django.utils.crypto import salted_hmac
 
@@ -44,12 +44,15 @@ KEPT = 20
 ACTION_PARAM = "pgpay_checkout"
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
-_TIMED_RE = re.compile(r"t([0-9a-f]{8,10})_[0-9a-f]{24}")
+_TIMED_RE = re.compile(r"t([0-9a-f]{10,12})_[0-9a-f]{24}")
+#: A form whose page was made less than this after its order was paid counts as made before (the
+#: clocks of the shop's servers may differ a little; the buyer who meant it reloads the page).
+MARGIN = timedelta(seconds=1)
 
 
 def new_token(now: float | None = None) -> str:
-    """A token for one rendering of a start form, saying when it was made (``t<hex seconds>_<random>``)."""
-    return f"t{int(time.time() if now is None else now):x}_{secrets.token_hex(12)}"
+    """A token for one rendering of a start form, saying when it was made (``t<hex milliseconds>_<random>``)."""
+    return f"t{int((time.time() if now is None else now) * 1000):x}_{secrets.token_hex(12)}"
 
 
 def order_token(order_number: str) -> str:
@@ -65,7 +68,7 @@ def clean(value) -> str | None:
 def made_at(token: str) -> datetime | None:
     """When the page of ``token``'s form was made, for a token of :func:`new_token`; else None."""
     found = _TIMED_RE.fullmatch(token)
-    return datetime.fromtimestamp(int(found.group(1), 16), tz=timezone.utc) if found else None
+    return datetime.fromtimestamp(int(found.group(1), 16) / 1000, tz=timezone.utc) if found else None
 
 
 def tokens(order) -> list[str]:
@@ -89,16 +92,19 @@ def token_for(order) -> str:
 
 
 def is_stale(token: str, order) -> bool:
-    """Did the form of ``token`` come before ``order`` was paid for (``order`` being a paid one of the same thing)?
+    """Did the form of ``token`` come before ``order`` was paid (``order`` being a paid one of the same thing)?
 
     It led to it (recorded, or the order's own token), or its page was made
-    before the order was created (a tab left open while the buyer paid in
-    another; the clocks of the shop's servers agreeing to within a second).
+    before the order was paid (``paid_at``; for an order awaiting its deposit,
+    its last change), give or take :data:`MARGIN`: a tab left open while the
+    buyer paid in another, or the page another tab made before the payment
+    that the back button shows. Its page then never said the order was paid.
     """
     if token in tokens(order) or token == order_token(order.order_number):
         return True
     made = made_at(token)
-    return made is not None and order.created is not None and order.created.timestamp() >= made.timestamp() + 1
+    paid = order.paid_at or order.modified or order.created
+    return made is not None and paid is not None and paid > made - MARGIN
 
 
 def action(request) -> str:

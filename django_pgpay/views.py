@@ -272,7 +272,7 @@ class CheckoutMixin:
         """
         candidates = (
             model._base_manager.filter(user=user, status__in=CANCELABLE_STATUSES, **lookup)
-            .only("pk", "order_number", "status", "pg_data", "created")
+            .only("pk", "order_number", "status", "pg_data", "created", "modified", "paid_at")
             .order_by("-created", "-pk")[: checkout_forms.KEPT]
         )
         return next((order for order in candidates if checkout_forms.is_stale(token, order)), None)

@@ -626,7 +626,7 @@ def test_the_start_form_posted_again_after_paying_starts_no_second_order(buyer, 
     # it came from, so the back button shows that page (with this token) rather than a new one.
     assert f'action="/book/{seat.pk}/toss/?pgpay_checkout=1"' in page and "pgpay-paid-already" not in page
     fields = start_form(client, seat)
-    assert re.fullmatch(r"t[0-9a-f]{8,10}_[0-9a-f]{24}", fields["pgpay_form"])
+    assert re.fullmatch(r"t[0-9a-f]{10,12}_[0-9a-f]{24}", fields["pgpay_form"])
     assert client.post(f"/book/{seat.pk}/toss/?pgpay_checkout=1", fields).status_code == 200
     booking = Booking.objects.get()
     pay_and_return(client, booking, toss_api)
@@ -701,6 +701,20 @@ def test_the_checkout_token_tag_continues_a_given_order(buyer, seat, toss):
     assert fields["pgpay_form"] not in fresh and 'name="pgpay_form"' in fresh
 
 
+def test_a_page_made_after_the_booking_but_before_its_payment_is_stale(buyer, seat, toss, toss_api):
+    """The back button shows the newest copy of the page in the browser, whichever tab made it: a page made
+    after the booking was created but before it was paid never said it was paid (browser walk, 7 December)."""
+    client = csrf_client(buyer)
+    assert client.post(f"/book/{seat.pk}/toss/", start_form(client, seat)).status_code == 200
+    booking = Booking.objects.get()
+    with time_machine.travel(timezone.now() + datetime.timedelta(seconds=5)):
+        between = start_form(client, seat)  # another tab, before paying
+    with time_machine.travel(timezone.now() + datetime.timedelta(seconds=10)):
+        pay_and_return(client, booking, toss_api)
+        assert client.post(f"/book/{seat.pk}/toss/", between).status_code == 409
+    assert Booking.objects.count() == 1
+
+
 def test_pay_now_on_a_stale_list_of_an_order_without_tokens_starts_nothing(buyer, seat, toss, toss_api):
     """A READY order no form recorded a token on (made before the tokens, or by a form without the tag): its
     "Pay now" posts the order's own token, so once it is paid a stale "Pay now" shows it."""
@@ -723,6 +737,7 @@ def test_a_payment_window_left_open_after_paying_elsewhere_says_paid_not_failed(
     fail = "/pay/toss/fail/?" + urlencode({"code": "DUPLICATED_ORDER_ID", "message": "x", "orderId": booking.order_number})
     page = client.get(fail)
     assert page.status_code == 200 and b"This was paid already. Nothing more was charged." in page.content
+    assert b"<h1>Already paid</h1>" in page.content and b"Payment not completed" not in page.content
     # Someone else with the link learns nothing of the order.
     assert b"already" not in Client().get(fail).content
 
