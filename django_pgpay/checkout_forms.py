@@ -14,10 +14,12 @@ the token in its ``pg_data`` (:data:`PG_DATA_KEY`). A form is **stale**, and
 starts nothing, when the buyer has a paid (or awaiting deposit) order for the
 same thing that it led to, or that was paid after the form's page was made
 (a tab left open while the buyer paid in another; the back button showing the
-page another tab made before the payment). The buyer is shown that order. A page made after the payment says so
-(:meth:`~django_pgpay.views.CheckoutMixin.get_paid_order`), so a buyer who
-books again from it means to. A form without a token (a template that does not
-render it) works as before.
+page another tab made before the payment). The buyer is shown that order. Any
+other form of a buyer who has paid for the same thing already (a page loaded
+anew, a form without a token) is asked first ("You have paid for this
+already. Pay for another one?",
+:meth:`~django_pgpay.views.CheckoutMixin.paid_before`), whose page posts the
+same form again with ``pgpay_another=1`` (:data:`ANOTHER_FIELD`).
 
 The start form posts to its page's URL with ``pgpay_checkout=1`` added
 (``checkout_action`` in the context): a POST makes browsers drop their cached
@@ -42,6 +44,8 @@ PG_DATA_KEY = "pgpay_forms"
 KEPT = 20
 #: The query parameter of the start form's action (see the module's last paragraph).
 ACTION_PARAM = "pgpay_checkout"
+#: The POST field of a buyer who, told they have paid for the same thing already, wants another one.
+ANOTHER_FIELD = "pgpay_another"
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _TIMED_RE = re.compile(r"t([0-9a-f]{10,12})_[0-9a-f]{24}")

@@ -157,9 +157,9 @@ class CheckoutMixin:
     The start form should render ``{% pgpay_checkout_token %}`` (``{% load
     pgpay %}``) and post to ``{{ checkout_action }}``: posted again once its
     order is paid (the back button after paying, a stale tab), it shows that
-    order (:meth:`already_paid`) instead of starting a second one, and a page
-    made after the payment names the paid order (``paid_order``,
-    :meth:`get_paid_order`) (:mod:`django_pgpay.checkout_forms`).
+    order (:meth:`already_paid`) instead of starting a second one; a buyer
+    who has paid for the same thing already is asked before another order
+    is started (:meth:`paid_before`) (:mod:`django_pgpay.checkout_forms`).
     """
 
     order_model = None
@@ -168,6 +168,8 @@ class CheckoutMixin:
     start_template_name = "django_pgpay/checkout_start.html"
     template_name = "django_pgpay/checkout.html"
     sold_out_template_name = "django_pgpay/sold_out.html"
+    #: Asks a buyer who has paid for the same thing already whether to pay for another one.
+    checkout_again_template_name = "django_pgpay/checkout_again.html"
     #: Let anonymous buyers pay (a new order every time: nothing to reuse it by).
     allow_anonymous = False
 
@@ -226,12 +228,8 @@ class CheckoutMixin:
                     .order_by("-created", "-pk")
                     .first()
                 )
-                if existing is None and token is not None:
-                    # A form from before the buyer's paid order for this (posted again after paying, a
-                    # tab left open): show that order (checkout_forms.is_stale).
-                    paid = self._order_of_form(model, user, lookup, token)
-                    if paid is not None:
-                        raise OperationRefused(_("This was paid already. Nothing more was charged."), code="ALREADY_PAID", order=paid)
+                if existing is None:
+                    self._check_paid_before(model, user, lookup, token)
                 if existing is not None:
                     if existing.gateway == alias:
                         fields = ["pg_data"] if token is not None and checkout_forms.record(existing, token) else []
@@ -264,35 +262,43 @@ class CheckoutMixin:
             order.save()
             return order, True
 
-    @staticmethod
-    def _order_of_form(model, user, lookup: dict, token: str):
-        """The buyer's paid (or awaiting deposit) order for ``lookup`` that makes ``token``'s form stale, or None.
+    def _check_paid_before(self, model, user, lookup: dict, token: str | None) -> None:
+        """Before a new order: has the buyer paid for this already? (One query, under the buyer's lock.)
 
-        See :func:`django_pgpay.checkout_forms.is_stale`.
+        A stale form (:func:`django_pgpay.checkout_forms.is_stale`) raises
+        ``ALREADY_PAID``: the buyer is shown that order. Any other form raises
+        ``PAID_BEFORE`` unless it says ``pgpay_another=1``: the buyer is asked
+        first (:meth:`paid_before`), whose page posts the same form with it.
         """
-        candidates = (
+        candidates = list(
             model._base_manager.filter(user=user, status__in=CANCELABLE_STATUSES, **lookup)
             .only("pk", "order_number", "status", "pg_data", "created", "modified", "paid_at")
             .order_by("-created", "-pk")[: checkout_forms.KEPT]
         )
-        return next((order for order in candidates if checkout_forms.is_stale(token, order)), None)
+        if not candidates:
+            return
+        stale = next((order for order in candidates if token is not None and checkout_forms.is_stale(token, order)), None)
+        if stale is not None:
+            raise OperationRefused(_("This was paid already. Nothing more was charged."), code="ALREADY_PAID", order=stale)
+        if self.request.POST.get(checkout_forms.ANOTHER_FIELD) != "1":
+            raise OperationRefused(_("You have paid for this already."), code="PAID_BEFORE", order=candidates[0])
 
-    def get_paid_order(self):
-        """The buyer's latest paid (or awaiting deposit) order for the same thing, or None; shown on the start page.
+    def paid_before(self, error: OperationRefused):
+        """The buyer has paid for this already and the form did not say "another one": ask (``checkout_again_template_name``).
 
-        A buyer back on the page after paying (the back button fetches it anew)
-        reads that it is paid already before starting another one. One query;
-        override it to read the answer from a query the view makes anyway.
+        The page names the paid order and posts the same form again with
+        ``pgpay_another=1``; nothing was reserved.
         """
-        user = self.request.user
-        if not user.is_authenticated:
-            return None
-        return (
-            self.get_order_model()
-            ._base_manager.filter(user=user, status__in=CANCELABLE_STATUSES, **self.get_order_lookup())
-            .order_by("-created", "-pk")
-            .first()
+        fields = [
+            (name, value)
+            for name, values in self.request.POST.lists()
+            if name not in ("csrfmiddlewaretoken", checkout_forms.ANOTHER_FIELD)
+            for value in values
+        ]
+        context = self.get_context_data(
+            paid_order=error.order, fields=fields, another_field=checkout_forms.ANOTHER_FIELD, action=self.request.get_full_path()
         )
+        return render(self.request, self.checkout_again_template_name, context)
 
     def already_paid(self, error: OperationRefused):
         """The start form was posted again after its order was paid: that order, never a second one.
@@ -338,8 +344,7 @@ class CheckoutMixin:
     def get(self, request, *args, **kwargs):
         if not request.user.is_authenticated and not self.allow_anonymous:
             return redirect_to_login(request.get_full_path())
-        context = self.get_context_data(paid_order=self.get_paid_order(), checkout_action=checkout_forms.action(request))
-        return render(request, self.start_template_name, context)
+        return render(request, self.start_template_name, self.get_context_data(checkout_action=checkout_forms.action(request)))
 
     def post(self, request, *args, **kwargs):
         response = self.checkout(request)
@@ -357,6 +362,8 @@ class CheckoutMixin:
         except SoldOut as exc:
             return self.sold_out(exc)
         except OperationRefused as exc:
+            if exc.code == "PAID_BEFORE":
+                return self.paid_before(exc)
             if exc.code != "ALREADY_PAID":
                 raise
             return self.already_paid(exc)

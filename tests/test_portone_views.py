@@ -132,7 +132,7 @@ def test_a_hundred_payments_in_a_row_cost_one_token_request(buyer, seat, portone
     Seat.objects.filter(pk=seat.pk).update(remain=100)
     client = logged_in(buyer)
     for _ in range(100):
-        client.post(f"/book/{seat.pk}/portone/")
+        client.post(f"/book/{seat.pk}/portone/", {"pgpay_another": "1"})  # the same seat again, on purpose
         booking = Booking.objects.get(status=S.READY)
         response = client.get(v1_return(booking, portone_api.pay(booking)))
         assert response.status_code == 200

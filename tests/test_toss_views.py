@@ -635,12 +635,18 @@ def test_the_start_form_posted_again_after_paying_starts_no_second_order(buyer, 
     assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
     seat.refresh_from_db()
     assert seat.remain == 2
-    # A new page load says it is paid already; booking from it is on purpose: a second booking.
-    page = client.get(f"/book/{seat.pk}/toss/").content.decode()
-    assert f"You have paid for this already (order {booking.order_number})" in page and "Pay for another one" in page
+    # A page loaded anew (after the payment): the buyer is asked first, and nothing is reserved ...
     with time_machine.travel(timezone.now() + datetime.timedelta(seconds=2)):
         fresh = start_form(client, seat)
-        assert client.post(f"/book/{seat.pk}/toss/", fresh).status_code == 200
+        asked = client.post(f"/book/{seat.pk}/toss/?pgpay_checkout=1", fresh)
+    page = asked.content.decode()
+    assert asked.status_code == 200 and "You have paid for this already" in page and f"Order {booking.order_number} is paid" in page
+    assert Booking.objects.count() == 1 and "pgpay-toss-params" not in page
+    # ... whose page posts the same form with pgpay_another=1 (and a new CSRF token): a second booking, on purpose.
+    again = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    assert again["pgpay_another"] == "1" and again["pgpay_form"] == fresh["pgpay_form"]
+    assert f'action="/book/{seat.pk}/toss/?pgpay_checkout=1"' in page
+    assert client.post(f"/book/{seat.pk}/toss/?pgpay_checkout=1", again).status_code == 200
     assert sorted(Booking.objects.values_list("status", flat=True)) == [S.PAID, S.READY]
     seat.refresh_from_db()
     assert seat.remain == 1
@@ -675,14 +681,19 @@ def test_every_tab_that_came_back_to_the_order_knows_it_was_paid(buyer, seat, to
 
 @pytest.mark.parametrize("token", ["", "short", "x" * 65, "bad token with spaces!!", "\x00" * 20, "A" * 20 + "\n"])
 def test_a_missing_or_malformed_checkout_token_is_a_checkout_as_before(buyer, seat, toss, toss_api, token):
-    """Forms of templates without the tag (or a token that is not one) work as they did: no refusal, no 500."""
+    """Forms of templates without the tag (or a token that is not one): no refusal, no 500; a buyer who has paid
+    for the same thing is asked before another order is started."""
     client = csrf_client(buyer)
     fields = {**start_form(client, seat), "pgpay_form": token}
     assert client.post(f"/book/{seat.pk}/toss/", fields).status_code == 200
     booking = Booking.objects.get()
     assert "pgpay_forms" not in booking.pg_data
     pay_and_return(client, booking, toss_api)
-    assert client.post(f"/book/{seat.pk}/toss/", fields).status_code == 200
+    # Not known to be stale: the buyer who has paid for it is asked, nothing is reserved.
+    asked = client.post(f"/book/{seat.pk}/toss/", fields)
+    assert asked.status_code == 200 and b"You have paid for this already" in asked.content
+    assert Booking.objects.count() == 1
+    assert client.post(f"/book/{seat.pk}/toss/", {**fields, "pgpay_another": "1"}).status_code == 200
     assert Booking.objects.count() == 2
 
 

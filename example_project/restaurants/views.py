@@ -17,7 +17,7 @@ POST with a CSRF token and an idempotency token, by the owner only, through
 from __future__ import annotations
 
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.generic import DetailView, ListView, TemplateView
 
 from django_pgpay.exceptions import SoldOut
-from django_pgpay.status import CANCELABLE_STATUSES, OrderStatus
+from django_pgpay.status import OrderStatus
 from django_pgpay.views import CheckoutMixin
 from example_project.paging import FirstPagePaginator
 from example_project.payment import GatewayChoiceMixin, ShopReturnUrlsMixin, ShopReturnView
@@ -82,6 +82,7 @@ class BookingView(LoginRequiredMixin, GatewayChoiceMixin, ShopReturnUrlsMixin, C
     start_template_name = "restaurants/book.html"
     template_name = "payment_window.html"
     sold_out_template_name = "restaurants/sold_out.html"
+    checkout_again_template_name = "restaurants/book_again.html"
 
     def get_seat(self, **annotations) -> Seat:
         """The seat of the URL (read once; ``annotations`` apply to that one read)."""
@@ -106,16 +107,6 @@ class BookingView(LoginRequiredMixin, GatewayChoiceMixin, ShopReturnUrlsMixin, C
         if seat.remain <= 0 and not seat.held_by_buyer:
             raise SoldOut()
         return super().get_or_create_order()
-
-    def get_paid_order(self):
-        # The buyer's paid booking of this time, read with the seat (one query for the page, not two):
-        # a buyer back here after paying (the back button fetches the page anew) reads it before booking again.
-        user = self.request.user
-        if not user.is_authenticated:
-            return None
-        paid = Booking.objects.filter(user=user, seat=OuterRef("pk"), status__in=CANCELABLE_STATUSES).order_by("-created", "-pk")
-        seat = self.get_seat(paid_booking_number=Subquery(paid.values("order_number")[:1]))
-        return Booking(order_number=seat.paid_booking_number, seat=seat) if seat.paid_booking_number else None
 
     def get_order_defaults(self) -> dict:
         seat = self.get_seat()
