@@ -21,6 +21,10 @@ already. Pay for another one?",
 :meth:`~django_pgpay.views.CheckoutMixin.paid_before`), whose page posts the
 same form again with ``pgpay_another=1`` (:data:`ANOTHER_FIELD`).
 
+A buyer without an account (``allow_anonymous``) is known by the browser's
+session, which lists the orders it started (:data:`SESSION_KEY`), and by the
+token, which the order records: the same rules apply to those orders.
+
 The start form posts to its page's URL with ``pgpay_checkout=1`` added
 (``checkout_action`` in the context): a POST makes browsers drop their cached
 copy of the URL it went to, and the back button would then fetch the page anew
@@ -44,6 +48,8 @@ PG_DATA_KEY = "pgpay_forms"
 KEPT = 20
 #: The query parameter of the start form's action (see the module's last paragraph).
 ACTION_PARAM = "pgpay_checkout"
+#: The session key listing the numbers of the orders an anonymous buyer started in this browser.
+SESSION_KEY = "pgpay_orders"
 #: The POST field of a buyer who, told they have paid for the same thing already, wants another one.
 ANOTHER_FIELD = "pgpay_another"
 
@@ -109,6 +115,21 @@ def is_stale(token: str, order) -> bool:
     made = made_at(token)
     paid = order.paid_at or order.modified or order.created
     return made is not None and paid is not None and paid > made - MARGIN
+
+
+def session_orders(request) -> list[str]:
+    """Numbers of the orders started in this browser's session by a buyer without an account."""
+    session = getattr(request, "session", None)
+    known = session.get(SESSION_KEY) if session is not None else None
+    return [n for n in known if isinstance(n, str)] if isinstance(known, list) else []
+
+
+def remember_in_session(request, order) -> None:
+    """Note in the session that this browser started ``order`` (the newest :data:`KEPT`); no session, nothing."""
+    if getattr(request, "session", None) is None:
+        return
+    known = [n for n in session_orders(request) if n != order.order_number]
+    request.session[SESSION_KEY] = [*known, order.order_number][-KEPT:]
 
 
 def action(request) -> str:

@@ -29,6 +29,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import router, transaction
+from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -170,7 +171,9 @@ class CheckoutMixin:
     sold_out_template_name = "django_pgpay/sold_out.html"
     #: Asks a buyer who has paid for the same thing already whether to pay for another one.
     checkout_again_template_name = "django_pgpay/checkout_again.html"
-    #: Let anonymous buyers pay (a new order every time: nothing to reuse it by).
+    #: Let buyers without an account pay. Their orders are known by this browser's session and by
+    #: the start form's token: the same form posted again, or another page of the same session,
+    #: comes back to the READY order or shows the paid one, as for a buyer with an account.
     allow_anonymous = False
 
     def get_order_model(self):
@@ -220,36 +223,21 @@ class CheckoutMixin:
             if user.is_authenticated:
                 # Lock the buyer's row: checkouts of one buyer run one at a time.
                 list(get_user_model()._base_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+                mine = model._base_manager.filter(user=user, **lookup)
+            elif self.allow_anonymous:
+                mine = self._anonymous_orders(model, lookup, token)
+            else:
+                raise PermissionDenied("anonymous checkout")
+            if mine is not None:
                 # The buyer's READY order for the same thing, its hold lapsed or not
                 # (reconciliation may not have expired it yet): it still holds the stock.
-                existing = (
-                    model._base_manager.select_for_update()
-                    .filter(user=user, status=OrderStatus.READY, **lookup)
-                    .order_by("-created", "-pk")
-                    .first()
-                )
+                existing = mine.select_for_update().filter(status=OrderStatus.READY).order_by("-created", "-pk").first()
                 if existing is None:
-                    self._check_paid_before(model, user, lookup, token)
-                if existing is not None:
-                    if existing.gateway == alias:
-                        fields = ["pg_data"] if token is not None and checkout_forms.record(existing, token) else []
-                        if existing.expires_at is None or existing.expires_at <= timezone.now():
-                            # Lapsed: the buyer is back, so the hold starts again.
-                            existing.expires_at = timezone.now() + conf.ready_timeout()
-                            fields += ["expires_at"]
-                        if fields:
-                            existing.save(update_fields=[*fields, "modified"])
-                        return existing, False
-                    # The buyer switched PG: the order opened at the other PG gives
-                    # its stock back (EXPIRED, once) before the new one takes it, so
-                    # a buyer never holds two. A payment still being confirmed there
-                    # keeps its order; the buyer finishes paying at that PG.
-                    try:
-                        payments.expire(existing, source=TransactionSource.CUSTOMER)
-                    except OperationInProgress:
-                        return existing, False
-            elif not self.allow_anonymous:
-                raise PermissionDenied("anonymous checkout")
+                    self._check_paid_before(mine, token)
+                else:
+                    reused = self._come_back_to(existing, alias, token)
+                    if reused is not None:
+                        return reused, False
             order = model(
                 user=user if user.is_authenticated else None,
                 gateway=alias,
@@ -260,18 +248,63 @@ class CheckoutMixin:
             if not order.reserve():
                 raise SoldOut()
             order.save()
-            return order, True
+        if not user.is_authenticated:
+            checkout_forms.remember_in_session(self.request, order)
+        return order, True
 
-    def _check_paid_before(self, model, user, lookup: dict, token: str | None) -> None:
+    def _anonymous_orders(self, model, lookup: dict, token: str | None):
+        """An anonymous buyer's orders for the same thing: started in this browser's session, or by this form.
+
+        None when there is nothing to know them by (no session entry, no token):
+        a first checkout. The same form posted again (a double click that came
+        second, the back button after paying) finds its order by the token it
+        recorded; another page of the same browser finds it by the session.
+        Two posts at the same instant may still start two orders (there is no
+        row to lock for a buyer without an account); the one not paid expires.
+        """
+        known = checkout_forms.session_orders(self.request)
+        mine = Q(order_number__in=known) if known else None
+        if token is not None:
+            # The token is recorded in the order's pg_data (a JSON list of 16-64 letters,
+            # digits, - and _): a text match on the JSON, on every database.
+            by_token = Q(pg_data__icontains=f'"{token}"')
+            mine = by_token if mine is None else mine | by_token
+        if mine is None:
+            return None
+        return model._base_manager.filter(mine, user__isnull=True, **lookup)
+
+    def _come_back_to(self, existing, alias: str, token: str | None):
+        """The buyer's READY order ``existing`` (locked): reused for ``alias``, or None once it is expired."""
+        if existing.gateway == alias:
+            fields = ["pg_data"] if token is not None and checkout_forms.record(existing, token) else []
+            if existing.expires_at is None or existing.expires_at <= timezone.now():
+                # Lapsed: the buyer is back, so the hold starts again.
+                existing.expires_at = timezone.now() + conf.ready_timeout()
+                fields += ["expires_at"]
+            if fields:
+                existing.save(update_fields=[*fields, "modified"])
+            return existing
+        # The buyer switched PG: the order opened at the other PG gives
+        # its stock back (EXPIRED, once) before the new one takes it, so
+        # a buyer never holds two. A payment still being confirmed there
+        # keeps its order; the buyer finishes paying at that PG.
+        try:
+            payments.expire(existing, source=TransactionSource.CUSTOMER)
+        except OperationInProgress:
+            return existing
+        return None
+
+    def _check_paid_before(self, mine, token: str | None) -> None:
         """Before a new order: has the buyer paid for this already? (One query, under the buyer's lock.)
 
-        A stale form (:func:`django_pgpay.checkout_forms.is_stale`) raises
-        ``ALREADY_PAID``: the buyer is shown that order. Any other form raises
-        ``PAID_BEFORE`` unless it says ``pgpay_another=1``: the buyer is asked
-        first (:meth:`paid_before`), whose page posts the same form with it.
+        ``mine`` is the buyer's orders for the same thing. A stale form
+        (:func:`django_pgpay.checkout_forms.is_stale`) raises ``ALREADY_PAID``:
+        the buyer is shown that order. Any other form raises ``PAID_BEFORE``
+        unless it says ``pgpay_another=1``: the buyer is asked first
+        (:meth:`paid_before`), whose page posts the same form with it.
         """
         candidates = list(
-            model._base_manager.filter(user=user, status__in=CANCELABLE_STATUSES, **lookup)
+            mine.filter(status__in=CANCELABLE_STATUSES)
             .only("pk", "order_number", "status", "pg_data", "created", "modified", "paid_at")
             .order_by("-created", "-pk")[: checkout_forms.KEPT]
         )
@@ -304,10 +337,11 @@ class CheckoutMixin:
         """The start form was posted again after its order was paid: that order, never a second one.
 
         Redirects to the order's ``get_absolute_url()`` with the message, when the
-        model has one; else ``django_pgpay/error.html`` with status 409.
+        model has one and the buyer is logged in (an order page is usually theirs
+        only); else ``django_pgpay/error.html`` with status 409.
         """
         order = error.order
-        if hasattr(order, "get_absolute_url"):
+        if hasattr(order, "get_absolute_url") and self.request.user.is_authenticated:
             messages.info(self.request, error.user_message, fail_silently=True)
             return HttpResponseRedirect(order.get_absolute_url())
         return render(self.request, "django_pgpay/error.html", self.get_context_data(error=error, order=order), status=409)

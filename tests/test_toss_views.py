@@ -739,6 +739,70 @@ def test_pay_now_on_a_stale_list_of_an_order_without_tokens_starts_nothing(buyer
     assert Booking.objects.count() == 1
 
 
+def guest_form(client, seat):
+    """The start form of the checkout that takes buyers without an account (``allow_anonymous``)."""
+    page = client.get(f"/guest/{seat.pk}/toss/").content.decode()
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+
+
+def test_a_buyer_without_an_account_is_not_charged_twice_by_the_same_form(seat, toss, toss_api):
+    """allow_anonymous: the order used to be new on every POST, so the back button after paying (the same form
+    posted again) booked and charged again. The form's token and the browser's session now find the order."""
+    client = Client(enforce_csrf_checks=True)
+    fields = guest_form(client, seat)
+    assert client.post(f"/guest/{seat.pk}/toss/?pgpay_checkout=1", fields).status_code == 200
+    booking = Booking.objects.get()
+    assert booking.user is None and client.session["pgpay_orders"] == [booking.order_number]
+    # A double click that came second: the same READY booking, one place held.
+    assert client.post(f"/guest/{seat.pk}/toss/?pgpay_checkout=1", fields).status_code == 200
+    assert Booking.objects.count() == 1
+    pay_and_return(client, booking, toss_api)
+    # The back button after paying: nothing more is booked or charged (no order page to send a guest to: 409).
+    again = client.post(f"/guest/{seat.pk}/toss/?pgpay_checkout=1", fields)
+    assert again.status_code == 409 and b"This was paid already. Nothing more was charged." in again.content
+    assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
+    seat.refresh_from_db()
+    assert seat.remain == 2
+    # The same form from another browser (no session): its token still finds the paid order.
+    elsewhere = Client(enforce_csrf_checks=True)
+    copied = {**guest_form(elsewhere, seat), "pgpay_form": fields["pgpay_form"]}
+    assert elsewhere.post(f"/guest/{seat.pk}/toss/", copied).status_code == 409
+    # A page loaded anew in this browser: asked first; "another one" books a second place on purpose.
+    with time_machine.travel(timezone.now() + datetime.timedelta(seconds=2)):
+        fresh = guest_form(client, seat)
+        asked = client.post(f"/guest/{seat.pk}/toss/?pgpay_checkout=1", fresh)
+        assert asked.status_code == 200 and b"You have paid for this already" in asked.content
+        assert Booking.objects.count() == 1
+        assert client.post(f"/guest/{seat.pk}/toss/?pgpay_checkout=1", {**fresh, "pgpay_another": "1"}).status_code == 200
+    assert sorted(Booking.objects.values_list("status", flat=True)) == [S.PAID, S.READY]
+    # Another guest's fresh page is theirs alone: a booking of their own, no question.
+    other = Client(enforce_csrf_checks=True)
+    assert other.post(f"/guest/{seat.pk}/toss/", guest_form(other, seat)).status_code == 200
+    assert Booking.objects.filter(status=S.READY).count() == 2
+    seat.refresh_from_db()
+    assert seat.remain == 0
+
+
+def test_a_guest_tab_left_open_while_paying_in_another_starts_nothing(seat, toss, toss_api):
+    """The same browser's session knows the order that another tab started and paid: a page made before that
+    payment is stale (as for a buyer with an account)."""
+    client = Client(enforce_csrf_checks=True)
+    stale = guest_form(client, seat)
+    with time_machine.travel(timezone.now() + datetime.timedelta(seconds=5)):
+        assert client.post(f"/guest/{seat.pk}/toss/", guest_form(client, seat)).status_code == 200
+        pay_and_return(client, Booking.objects.get(), toss_api)
+        assert client.post(f"/guest/{seat.pk}/toss/", stale).status_code == 409
+    assert Booking.objects.count() == 1
+
+
+def test_a_guest_without_a_token_or_a_session_entry_books_as_before(seat, toss):
+    """Nothing to know the buyer by (a form without the tag, a new browser): a new booking, no question asked."""
+    for _ in range(2):
+        client = Client(enforce_csrf_checks=True)
+        assert client.post(f"/guest/{seat.pk}/toss/", {**guest_form(client, seat), "pgpay_form": ""}).status_code == 200
+    assert Booking.objects.filter(user=None, status=S.READY).count() == 2
+
+
 def test_a_payment_window_left_open_after_paying_elsewhere_says_paid_not_failed(client, buyer, toss_booking, toss_api):
     """Tab A's window of an order paid in tab B: the PG refuses (DUPLICATED_ORDER_ID) and sends the buyer to the
     fail URL, which said "Payment not completed" of a paid order (a buyer would pay again)."""

@@ -10,8 +10,8 @@ from django_pgpay.views import CheckoutMixin
 from .models import Booking, CartLine, CartOrder, Product, Seat
 
 
-class BookingView(LoginRequiredMixin, CheckoutMixin, TemplateView):
-    """``book/<seat_id>/[<alias>/]``: reserve a seat and open the PG's payment window."""
+class SeatCheckout(CheckoutMixin):
+    """Reserve a seat and open the PG's payment window (the views below)."""
 
     order_model = Booking
 
@@ -28,6 +28,16 @@ class BookingView(LoginRequiredMixin, CheckoutMixin, TemplateView):
 
     def get_order_defaults(self):
         return {"amount": self.get_seat().table.price}
+
+
+class BookingView(LoginRequiredMixin, SeatCheckout, TemplateView):
+    """``book/<seat_id>/[<alias>/]``: a logged-in buyer books a seat."""
+
+
+class GuestBookingView(SeatCheckout, TemplateView):
+    """``guest/<seat_id>/<alias>/``: a buyer without an account books a seat (``allow_anonymous``)."""
+
+    allow_anonymous = True
 
 
 class BookingHistoryView(LoginRequiredMixin, ListView):
