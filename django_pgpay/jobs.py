@@ -28,8 +28,9 @@ import zipfile
 import zoneinfo
 
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.core.files import File
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.utils import timezone, translation
 
 from . import exports
@@ -52,18 +53,41 @@ State = ExportJob.State
 
 def create(kind: str, queryset, *, user=None, filename: str) -> ExportJob:
     """The job for ``queryset`` (its primary keys, in its order), queued; the caller enqueues its task."""
-    pks = list(queryset.values_list("pk", flat=True))
-    job = ExportJob.objects.create(
-        kind=kind,
-        model_label=queryset.model._meta.label,
-        pks=[pk if isinstance(pk, int) else str(pk) for pk in pks],
-        total=len(pks),
-        language=translation.get_language() or "",
-        time_zone=str(timezone.get_current_timezone()),
-        created_by=user if getattr(user, "pk", None) else None,
-        filename=filename,
-    )
-    return job
+    return open_or_create(kind, queryset, user=user, filename=filename)[0]
+
+
+def open_or_create(kind: str, queryset, *, user=None, filename: str) -> tuple[ExportJob, bool]:
+    """``(job, created)``: the same person's unfinished job of the same kind and selection, or a new queued one.
+
+    The action submitted twice (a double click, a reload of the POST) made two
+    jobs, two worker runs and two files of the same rows; the second submit now
+    gets the first job (not stalled: that one is run again from its page). The
+    person's user row is locked meanwhile, so two submits at the same instant
+    make one job. The caller enqueues the task of a created job only.
+    """
+    pks = [pk if isinstance(pk, int) else str(pk) for pk in queryset.values_list("pk", flat=True)]
+    label = queryset.model._meta.label
+    owner = user if getattr(user, "pk", None) else None
+    with transaction.atomic(using=router.db_for_write(ExportJob)):
+        if owner is not None:
+            list(get_user_model()._base_manager.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
+            unfinished = ExportJob.objects.filter(
+                created_by=owner, kind=kind, model_label=label, total=len(pks), state__in=(State.QUEUED, State.RUNNING)
+            ).order_by("-pk")
+            for job in unfinished:
+                if not job.stalled and job.pks == pks:
+                    return job, False
+        job = ExportJob.objects.create(
+            kind=kind,
+            model_label=label,
+            pks=pks,
+            total=len(pks),
+            language=translation.get_language() or "",
+            time_zone=str(timezone.get_current_timezone()),
+            created_by=owner,
+            filename=filename,
+        )
+    return job, True
 
 
 def requeue(job: ExportJob) -> bool:
@@ -125,7 +149,7 @@ def _run(job_pk: int, write) -> str:
             job.file.save(_storage_name(job.filename), File(out), save=False)
     except Exception as exc:
         logger.exception("export job #%s failed", job.pk)
-        _own(job).update(state=State.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000], finished_at=timezone.now())
+        _own(job).update(state=State.FAILED, error=_error_text(job, exc), finished_at=timezone.now())
         raise
     # ``done`` is what the file holds: orders deleted after the selection are not in it.
     if not _own(job).update(state=State.DONE, file=job.file.name, done=written, finished_at=timezone.now()):
@@ -134,6 +158,17 @@ def _run(job_pk: int, write) -> str:
         logger.warning("export job #%s was run again while attempt %s was still at work; its file was dropped", job.pk, job.attempt)
         return "superseded"
     return State.DONE
+
+
+def _error_text(job: ExportJob, exc: Exception) -> str:
+    """What the job's page says of a failure: a model that is gone by name; anything else by its kind only.
+
+    A storage or database error's text names server paths, hosts or SQL (``[Errno 28] No space
+    left on device: '/srv/media/...'``); the log has it, with the traceback.
+    """
+    if isinstance(exc, LookupError):  # apps.get_model(): the order model is gone
+        return f"{type(exc).__name__}: {exc}"[:5000]
+    return f"{type(exc).__name__} (the server's log has the details: logger django_pgpay.jobs, job #{job.pk})"
 
 
 def _progress(job: ExportJob, done: int) -> None:

@@ -223,6 +223,20 @@ def test_csv_action_streams_only_the_selected_orders(admin_client, paid):
     assert rows[1][0] == chosen.order_number and "홍길동" in rows[1]
 
 
+@pytest.mark.parametrize("selected", ["abc", "1\x00", "", "-1.5", "1e3", "9" * 30])
+def test_an_action_with_a_tampered_selection_is_a_400_not_a_500(admin_client, paid, selected):
+    """``_selected_action=abc`` was a 500 in Django's own ``response_action`` (``pk__in`` raised ValueError);
+    an integer beyond the column's range was one on SQLite (OverflowError)."""
+    booking = paid()
+    for url in (CHANGELIST, "/admin/django_pgpay/webhookevent/", "/admin/django_pgpay/exportjob/"):
+        action = "export_csv" if url == CHANGELIST else "delete_selected"
+        response = admin_client.post(url, {"action": action, "_selected_action": [str(booking.pk), selected]})
+        assert response.status_code == 400, (url, response.status_code)
+        assert "not items of this list" in response.content.decode()
+    booking.refresh_from_db()
+    assert booking.status == "PAID"
+
+
 def test_csv_from_the_order_page(admin_client, paid):
     booking = paid()
     response = admin_client.get(f"{CHANGELIST}{booking.pk}/csv/")

@@ -52,6 +52,23 @@ def test_a_large_csv_export_runs_in_a_worker_and_is_downloaded_by_who_asked(
 
 
 @needs_tasks
+def test_the_export_action_sent_twice_makes_one_job(background, admin_client, pay_booking):
+    """A double click (or a reload of the POST) on a large export made two jobs, two worker runs and two files."""
+    orders = [pay_booking() for _ in range(3)]
+    selected = {"action": "export_csv", "_selected_action": [o.pk for o in orders]}
+    first = admin_client.post("/admin/testapp/booking/", selected)
+    second = admin_client.post("/admin/testapp/booking/", selected, follow=True)
+    job = ExportJob.objects.get()
+    assert first.url == second.redirect_chain[-1][0] == f"/admin/django_pgpay/exportjob/{job.pk}/change/"
+    assert "being prepared already" in second.content.decode()
+    assert len(background.results) == 1 and work(background) == ["done"]
+    # Another selection, or the same one once the first is done, is a job of its own.
+    admin_client.post("/admin/testapp/booking/", {**selected, "_selected_action": [o.pk for o in orders[:2]] + [pay_booking().pk]})
+    admin_client.post("/admin/testapp/booking/", selected)
+    assert ExportJob.objects.count() == 3
+
+
+@needs_tasks
 def test_small_exports_stay_inline(background, admin_client, pay_booking):
     order = pay_booking()
     response = admin_client.post("/admin/testapp/booking/", {"action": "export_csv", "_selected_action": [order.pk]})
@@ -232,6 +249,26 @@ def test_a_job_of_an_unknown_model_fails_instead_of_running_for_ever(background,
     assert job.state == "failed" and "Gone" in job.error
     page = admin_client.get(f"/admin/django_pgpay/exportjob/{job.pk}/change/").content.decode()
     assert "This job failed." in page and "Run it again" in page
+
+
+@needs_tasks
+def test_a_storage_failure_names_no_server_path_on_the_jobs_page(background, admin_client, pay_booking, monkeypatch, caplog):
+    """The page showed the exception's text to staff: a full disk's names the storage folder (the log keeps it)."""
+    from django.core.files.storage import storages
+
+    job = export_as(admin_client, [pay_booking() for _ in range(3)])
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", "/srv/secret-media/pgpay/jobs/x.csv")
+
+    monkeypatch.setattr(type(storages["default"]), "save", full)
+    with pytest.raises(OSError):
+        work(background)
+    job.refresh_from_db()
+    assert job.state == "failed" and job.error.startswith("OSError") and "/srv" not in job.error
+    page = admin_client.get(f"/admin/django_pgpay/exportjob/{job.pk}/change/").content.decode()
+    assert "This job failed." in page and "/srv/secret-media" not in page
+    assert "/srv/secret-media" in caplog.text  # the log has it, for the people who run the server
 
 
 @needs_tasks

@@ -519,14 +519,13 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
         return threshold is not None and tasks.queued(task) and queryset.count() > int(threshold)
 
     def _start_job(self, request, kind, queryset, filename: str):
-        job = jobs.create(kind, queryset, user=request.user, filename=filename)
-        tasks.start_job(job)
-        self.message_user(
-            request,
-            gettext("%(count)s orders are being prepared in the background; this page shows the progress and the download.")
-            % {"count": f"{job.total:,}"},
-            messages.INFO,
-        )
+        job, created = jobs.open_or_create(kind, queryset, user=request.user, filename=filename)
+        if created:
+            tasks.start_job(job)
+            text = gettext("%(count)s orders are being prepared in the background; this page shows the progress and the download.")
+        else:
+            text = gettext("These %(count)s orders are being prepared already (asked once more): this page shows that job.")
+        self.message_user(request, text % {"count": f"{job.total:,}"}, messages.INFO)
         return HttpResponseRedirect(reverse(f"{self.admin_site.name}:django_pgpay_exportjob_change", args=[job.pk]))
 
     def csv_response(self, queryset, *, filename: str | None = None):

@@ -4,11 +4,21 @@ PostgreSQL refuses NUL in a text parameter (psycopg raises ``DataError``), so
 ``?status__exact=%00`` on a list, a filter or a field lookup of the query
 string was a server error there while SQLite answered an empty list. Found by
 the HTTP fuzz suite's admin family (``tests/fuzz``).
+
+An action posted with a selected id that is not one (``_selected_action=abc``
+for an integer key, a tampered form) was a 500 in Django's own
+``response_action`` (the ``pk__in`` filter raises ``ValueError``), as was an
+integer beyond the column's range on SQLite (``OverflowError``); both are a 400.
 """
 
 from __future__ import annotations
 
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import ValidationError
+from django.db import connections, router
+from django.http import HttpResponseBadRequest
+from django.utils.translation import gettext as _
 
 from .. import inputs
 
@@ -18,10 +28,32 @@ class QueryGuard:
 
     Django's changelist then redirects to ``?e=1`` ("incorrect lookup
     parameters"), as it does for a filter on a field that does not exist;
-    nothing reaches the database.
+    nothing reaches the database. An action whose selected ids are not ids
+    of the model (or hold such characters) is refused with a 400.
     """
 
     def get_changelist_instance(self, request):
         if inputs.has_forbidden_text(request.GET):
             raise IncorrectLookupParameters("the query holds characters no database stores")
         return super().get_changelist_instance(request)
+
+    def response_action(self, request, queryset, *args, **kwargs):  # Django 6 adds action_location
+        pk = self.model._meta.pk
+        try:
+            for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
+                if inputs.forbidden(value):
+                    raise ValidationError("forbidden characters")
+                key = pk.to_python(value)
+                if isinstance(key, int) and not self._in_range(key):
+                    raise ValidationError("out of range")
+        except ValidationError:
+            return HttpResponseBadRequest(_("The selected items are not items of this list."), content_type="text/plain; charset=utf-8")
+        return super().response_action(request, queryset, *args, **kwargs)
+
+    def _in_range(self, key: int) -> bool:
+        pk = self.model._meta.pk
+        try:
+            low, high = connections[router.db_for_read(self.model)].ops.integer_field_range(pk.get_internal_type())
+        except KeyError:  # not an integer column
+            return True
+        return (low is None or key >= low) and (high is None or key <= high)

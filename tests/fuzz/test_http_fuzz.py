@@ -87,6 +87,24 @@ NASTY = [
     "null",
 ]
 TEXT = st.one_of(st.sampled_from(NASTY), st.text(st.characters(exclude_categories=("Cs",)), max_size=40))
+
+
+def _not_an_int(text: str) -> bool:
+    """True when ``int()`` refuses ``text`` (it takes ' 7', '+7', '7_0' and other scripts' digits)."""
+    try:
+        int(text)
+    except ValueError:
+        return True
+    return False
+
+
+#: The admin's lists that take actions.
+ADMIN_LIST_URLS = (
+    "/admin/testapp/booking/",
+    "/admin/testapp/cartorder/",
+    "/admin/django_pgpay/exportjob/",
+    "/admin/django_pgpay/webhookevent/",
+)
 #: The admin's URLs that name one object, Django's and django-pgpay's own.
 ADMIN_OBJECT_URLS = [
     *(
@@ -431,6 +449,16 @@ def other_request(draw, fx: Fixture, kind: str | None = None):
                 st.integers(max_value=-1).map(str),
             )
         )
+        if draw(st.booleans()):
+            # A list's action with selected ids that name nothing ('abc' was a 500 in Django's own code).
+            path = draw(st.sampled_from(ADMIN_LIST_URLS))
+            fields = {
+                "action": draw(st.sampled_from(["refund_in_full", "export_csv", "invoice_pdf", "delete_selected", "reprocess"])),
+                "_selected_action": draw(st.lists(st.one_of(st.just(object_id), TEXT.filter(_not_an_int)), min_size=1, max_size=3)),
+                "post": "yes",
+                "index": "0",
+            }
+            return "superuser", "POST", path, fields, None
         path = draw(st.sampled_from(ADMIN_OBJECT_URLS)).format(id=object_id)
         return "superuser", draw(st.sampled_from(["GET", "POST"])), path, {"amount": "1000", "reason": "x", "token": "t"}, None
     if choice == "admin query":
