@@ -133,6 +133,13 @@ class ShopMachine(RuleBasedStateMachine):
         buyer, made, tried = attempt
         self.world.come_back(buyer, made, tried)
 
+    @rule(checkout=checkouts)
+    def the_back_button_posts_the_form_again(self, checkout):
+        self._step()
+        buyer, made = checkout
+        problem = self.world.post_the_form_again(buyer, made)
+        assert problem is None, problem
+
     @rule(checkout=checkouts, amount=st.sampled_from([None, "1000", "5,000", "19999", "20000"]), fault=CALL_FAULTS)
     def buyer_cancels(self, checkout, amount, fault):
         self._step()

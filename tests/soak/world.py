@@ -128,6 +128,8 @@ class Checkout:
     return_url: str
     attempt_url: str = ""
     stripe_session: str = ""
+    #: The checkout token of the start form that was posted (``{% pgpay_checkout_token %}``).
+    form_token: str = ""
 
 
 @dataclass
@@ -222,10 +224,11 @@ class World:
         from tests.testapp.models import Booking
 
         session = self.sessions[buyer]
+        token = self._form_token(session, alias)
         response = session.post(
-            f"{self.base}/book/{self.seat.pk}/{alias}/",
+            f"{self.base}/book/{self.seat.pk}/{alias}/?pgpay_checkout=1",
             # A buyer of the world books the seat again on purpose (one who paid for it is asked first).
-            data={"csrfmiddlewaretoken": _csrf(session), "pgpay_another": "1"},
+            data={"csrfmiddlewaretoken": _csrf(session), "pgpay_form": token, "pgpay_another": "1"},
             headers={"X-CSRFToken": _csrf(session), "Referer": self.base + "/"},
             allow_redirects=False,
             timeout=30,
@@ -241,11 +244,53 @@ class World:
         if alias == "stripe":
             location = response.headers["Location"]
             session_id = re.search(r"(cs_test_[A-Za-z0-9_]+)", location).group(1)
-            return Checkout(order.pk, order.order_number, alias, order.amount, return_url="", stripe_session=session_id)
+            return Checkout(order.pk, order.order_number, alias, order.amount, return_url="", stripe_session=session_id, form_token=token)
         html = response.text
         params = json.loads(re.search(r'<script id="pgpay-[a-z-]+-params" type="application/json">(.*?)</script>', html, re.S).group(1))
         return_url = params.get("successUrl") or params.get("returnUrl") or params.get("return_url")
-        return Checkout(order.pk, order.order_number, alias, order.amount, return_url=return_url, attempt_url=params.get("attempt_url", ""))
+        return Checkout(
+            order.pk,
+            order.order_number,
+            alias,
+            order.amount,
+            return_url=return_url,
+            attempt_url=params.get("attempt_url", ""),
+            form_token=token,
+        )
+
+    def _form_token(self, session: requests.Session, alias: str) -> str:
+        """The checkout token of the start page, as the browser gets it with the form."""
+        page = session.get(f"{self.base}/book/{self.seat.pk}/{alias}/", timeout=30)
+        assert page.status_code == 200, page.status_code
+        return re.search(r'name="pgpay_form" value="([^"]+)"', page.text).group(1)
+
+    def post_the_form_again(self, buyer: int, checkout: Checkout) -> str | None:
+        """The back button after paying: the start form of ``checkout`` posted again, without "another one".
+
+        A violation when it started an order while the buyer holds a paid (partly refunded, awaiting
+        deposit) booking of the seat and no READY one to come back to; else None.
+        """
+        from django_pgpay.status import CANCELABLE_STATUSES
+        from tests.testapp.models import Booking
+
+        session = self.sessions[buyer]
+        mine = Booking.objects.filter(user=self.users[buyer], seat=self.seat)
+        before = set(mine.values_list("pk", flat=True))
+        paid = mine.filter(status__in=CANCELABLE_STATUSES).exists()
+        ready = mine.filter(status="READY").exists()
+        response = session.post(
+            f"{self.base}/book/{self.seat.pk}/{checkout.alias}/?pgpay_checkout=1",
+            data={"csrfmiddlewaretoken": _csrf(session), "pgpay_form": checkout.form_token},
+            headers={"X-CSRFToken": _csrf(session), "Referer": self.base + "/"},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert response.status_code < 500, (response.status_code, response.text[:500])
+        started = set(mine.values_list("pk", flat=True)) - before
+        self.orders |= started
+        if paid and not ready and started:
+            return f"{checkout.order_number}: its form posted again started {len(started)} order(s) of a buyer who has paid"
+        return None
 
     def pay(self, checkout: Checkout, *, outcome: str = "pay", account: bool = False, separately: bool = True) -> Attempt:
         """The buyer goes through the PG's window: ``outcome`` ``pay``, ``decline`` or ``close``; ``account`` for a virtual account."""
