@@ -268,6 +268,11 @@ class CheckoutMixin:
             # The token is recorded in the order's pg_data (a JSON list of 16-64 letters,
             # digits, - and _): a text match on the JSON, on every database.
             by_token = Q(pg_data__icontains=f'"{token}"')
+            made = checkout_forms.made_at(token)
+            if made is not None:
+                # An order records the token when the form is posted, after its page was made: the
+                # text match runs only on orders changed since (not on every order of the lookup).
+                by_token &= Q(modified__gte=made - checkout_forms.MARGIN)
             mine = by_token if mine is None else mine | by_token
         if mine is None:
             return None
