@@ -55,6 +55,7 @@ ANOTHER_FIELD = "pgpay_another"
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _TIMED_RE = re.compile(r"t([0-9a-f]{10,12})_[0-9a-f]{24}")
+_ORDER_RE = re.compile(r"o[0-9a-f]{32}")
 #: A form whose page was made less than this after its order was paid counts as made before (the
 #: clocks of the shop's servers may differ a little; the buyer who meant it reloads the page).
 MARGIN = timedelta(seconds=1)
@@ -76,9 +77,28 @@ def clean(value) -> str | None:
 
 
 def made_at(token: str) -> datetime | None:
-    """When the page of ``token``'s form was made, for a token of :func:`new_token`; else None."""
+    """When the page of ``token``'s form was made, for a token of :func:`new_token`; else None.
+
+    A made-up token of that shape may name a moment no ``datetime`` holds
+    (``tffffffffffff_…``, the year 10889): None, as for any other token.
+    """
     found = _TIMED_RE.fullmatch(token)
-    return datetime.fromtimestamp(int(found.group(1), 16) / 1000, tz=timezone.utc) if found else None
+    if not found:
+        return None
+    try:
+        return datetime.fromtimestamp(int(found.group(1), 16) / 1000, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def is_ours(token: str) -> bool:
+    """Whether ``token`` has the shape of one the library makes (:func:`new_token`, :func:`order_token`).
+
+    Only those find a buyer's order by the token alone (a guest's): a string
+    of the visitor's choosing could otherwise match text the PGs leave in an
+    order's ``pg_data``.
+    """
+    return bool(_TIMED_RE.fullmatch(token) or _ORDER_RE.fullmatch(token))
 
 
 def tokens(order) -> list[str]:

@@ -173,7 +173,8 @@ class CheckoutMixin:
     checkout_again_template_name = "django_pgpay/checkout_again.html"
     #: Let buyers without an account pay. Their orders are known by this browser's session and by
     #: the start form's token: the same form posted again, or another page of the same session,
-    #: comes back to the READY order or shows the paid one, as for a buyer with an account.
+    #: comes back to the READY order or shows the paid one, as for a buyer with an account
+    #: (``_buyer_scopes()``).
     allow_anonymous = False
 
     def get_order_model(self):
@@ -220,23 +221,23 @@ class CheckoutMixin:
             raise Http404("unknown gateway")
         token = checkout_forms.clean(self.request.POST.get(checkout_forms.FIELD))
         with transaction.atomic(using=router.db_for_write(model)):
-            if user.is_authenticated:
-                # Lock the buyer's row: checkouts of one buyer run one at a time.
-                list(get_user_model()._base_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
-                mine = model._base_manager.filter(user=user, **lookup)
-            elif self.allow_anonymous:
-                mine = self._anonymous_orders(model, lookup, token)
-            else:
-                raise PermissionDenied("anonymous checkout")
-            if mine is not None:
+            ready_scope, paid_scope = self._buyer_scopes(model, lookup, token)
+            if ready_scope is not None:
                 # The buyer's READY order for the same thing, its hold lapsed or not
                 # (reconciliation may not have expired it yet): it still holds the stock.
-                existing = mine.select_for_update().filter(status=OrderStatus.READY).order_by("-created", "-pk").first()
+                existing = (
+                    model._base_manager.select_for_update()
+                    .filter(ready_scope, status=OrderStatus.READY, **lookup)
+                    .order_by("-created", "-pk")
+                    .first()
+                )
                 if existing is None:
-                    self._check_paid_before(mine, token)
+                    self._check_paid_before(model._base_manager.filter(paid_scope, **lookup), token)
                 else:
                     reused = self._come_back_to(existing, alias, token)
                     if reused is not None:
+                        if not user.is_authenticated:
+                            checkout_forms.remember_in_session(self.request, reused)
                         return reused, False
             order = model(
                 user=user if user.is_authenticated else None,
@@ -252,31 +253,52 @@ class CheckoutMixin:
             checkout_forms.remember_in_session(self.request, order)
         return order, True
 
-    def _anonymous_orders(self, model, lookup: dict, token: str | None):
-        """An anonymous buyer's orders for the same thing: started in this browser's session, or by this form.
+    def _buyer_scopes(self, model, lookup: dict, token: str | None):
+        """``(ready, paid)``: which orders are the buyer's, to come back to and to ask about; ``(None, None)``: none.
 
-        None when there is nothing to know them by (no session entry, no token):
-        a first checkout. The same form posted again (a double click that came
-        second, the back button after paying) finds its order by the token it
-        recorded; another page of the same browser finds it by the session.
-        Two posts at the same instant may still start two orders (there is no
-        row to lock for a buyer without an account); the one not paid expires.
+        A buyer with an account: their orders (their user row is locked here, so
+        checkouts of one buyer run one at a time); asking about a paid one also
+        counts the orders this browser started before logging in (a guest who
+        paid, logged in and posted the same form).
+
+        A guest (``allow_anonymous``): the orders this browser's session started,
+        and the orders that recorded the posted token, a token of the library's
+        making only (:func:`~django_pgpay.checkout_forms.is_ours`; they hold 96
+        random bits). A guest comes back only to a guest's READY order; asking
+        about a paid one also counts an account's order of that token (a buyer
+        who paid, logged out and posted the same form). Two posts at the same
+        instant may still start two orders (there is no row to lock for a buyer
+        without an account); the one not paid expires.
         """
-        known = checkout_forms.session_orders(self.request)
-        mine = Q(order_number__in=known) if known else None
-        if token is not None:
-            # The token is recorded in the order's pg_data (a JSON list of 16-64 letters,
-            # digits, - and _): a text match on the JSON, on every database.
-            by_token = Q(pg_data__icontains=f'"{token}"')
-            made = checkout_forms.made_at(token)
-            if made is not None:
-                # An order records the token when the form is posted, after its page was made: the
-                # text match runs only on orders changed since (not on every order of the lookup).
-                by_token &= Q(modified__gte=made - checkout_forms.MARGIN)
-            mine = by_token if mine is None else mine | by_token
-        if mine is None:
-            return None
-        return model._base_manager.filter(mine, user__isnull=True, **lookup)
+        user = self.request.user
+        started_here = checkout_forms.session_orders(self.request)
+        if user.is_authenticated:
+            list(get_user_model()._base_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+            mine = Q(user=user)
+            before_login = Q(user__isnull=True, order_number__in=started_here)
+            return mine, (mine | before_login) if started_here else mine
+        if not self.allow_anonymous:
+            raise PermissionDenied("anonymous checkout")
+        of_token = self._orders_of_token(model, lookup, token)
+        if not started_here and not of_token:
+            return None, None
+        guest = Q(user__isnull=True) & (Q(order_number__in=started_here) | Q(pk__in=of_token))
+        return guest, guest | Q(pk__in=of_token)
+
+    @staticmethod
+    def _orders_of_token(model, lookup: dict, token: str | None) -> list:
+        """Primary keys of the orders for ``lookup`` whose ``pg_data`` records ``token`` (of the library's making)."""
+        if token is None or not checkout_forms.is_ours(token):
+            return []
+        # A text match on the JSON finds the candidates on every database; the list itself decides.
+        found = Q(pg_data__icontains=f'"{token}"')
+        made = checkout_forms.made_at(token)
+        if made is not None:
+            # An order records the token when the form is posted, after its page was made: the
+            # text match runs only on orders changed since (not on every order of the lookup).
+            found &= Q(modified__gte=made - checkout_forms.MARGIN)
+        candidates = model._base_manager.filter(found, **lookup).only("pk", "pg_data").order_by("-pk")[: checkout_forms.KEPT]
+        return [order.pk for order in candidates if token in checkout_forms.tokens(order)]
 
     def _come_back_to(self, existing, alias: str, token: str | None):
         """The buyer's READY order ``existing`` (locked): reused for ``alias``, or None once it is expired."""

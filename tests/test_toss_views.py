@@ -803,6 +803,77 @@ def test_a_guest_without_a_token_or_a_session_entry_books_as_before(seat, toss):
     assert Booking.objects.filter(user=None, status=S.READY).count() == 2
 
 
+def test_a_guest_cannot_reach_another_guests_order_with_a_token_of_their_choosing(seat, toss):
+    """Attack review: the token was matched as text against the whole pg_data, so a token naming one of its keys
+    (``stripe_session_ids``, ``portone_v1_prepared``) took over every guest's order for the same seat."""
+    a = Client(enforce_csrf_checks=True)
+    assert a.post(f"/guest/{seat.pk}/toss/", guest_form(a, seat)).status_code == 200
+    theirs = Booking.objects.get()
+    Booking.objects.filter(pk=theirs.pk).update(pg_data={**theirs.pg_data, "portone_v1_prepared": True, "stripe_session_ids": ["cs_1"]})
+    for chosen in ("portone_v1_prepared", "stripe_session_ids", "pgpay_forms_pgpay_forms", theirs.pg_data["pgpay_forms"][0][:20]):
+        b = Client(enforce_csrf_checks=True)
+        page = b.post(f"/guest/{seat.pk}/toss/", {**guest_form(b, seat), "pgpay_form": chosen})
+        assert page.status_code in (200, 409) and theirs.order_number not in page.content.decode()
+    theirs.refresh_from_db()
+    assert theirs.status == S.READY and theirs.pg_data["pgpay_forms"] == [theirs.pg_data["pgpay_forms"][0]]
+
+
+@pytest.mark.parametrize("who", ["guest", "buyer"])
+def test_a_made_up_token_naming_an_impossible_moment_is_no_500(who, buyer, seat, toss, toss_api):
+    """``tffffffffffff_...`` names the year 10889: datetime refused it (a 500 for any visitor)."""
+    client = Client(enforce_csrf_checks=True)
+    url = f"/guest/{seat.pk}/toss/"
+    if who == "buyer":
+        client.force_login(buyer)
+        assert client.post(url, guest_form(client, seat)).status_code == 200
+        pay_and_return(client, Booking.objects.get(), toss_api)
+    made_up = {**guest_form(client, seat), "pgpay_form": "tffffffffffff_" + "0" * 24}
+    assert client.post(url, made_up).status_code == 200  # a booking (guest), or the question (the buyer paid)
+
+
+def test_a_guest_who_paid_then_logged_in_is_not_charged_again_by_the_same_form(buyer, seat, toss, toss_api):
+    client = Client(enforce_csrf_checks=True)
+    fields = guest_form(client, seat)
+    assert client.post(f"/guest/{seat.pk}/toss/", fields).status_code == 200
+    pay_and_return(client, Booking.objects.get(), toss_api)
+    client.force_login(buyer)  # the session keeps what the guest started
+    again = client.post(f"/guest/{seat.pk}/toss/", {**fields, "csrfmiddlewaretoken": guest_form(client, seat)["csrfmiddlewaretoken"]})
+    assert again.status_code == 409 and b"This was paid already" in again.content
+    assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
+
+
+def test_a_buyer_who_paid_then_logged_out_is_not_charged_again_by_the_same_form(buyer, seat, toss, toss_api):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(buyer)
+    fields = guest_form(client, seat)
+    assert client.post(f"/guest/{seat.pk}/toss/", fields).status_code == 200
+    pay_and_return(client, Booking.objects.get(), toss_api)
+    client.logout()  # the session is gone; the page in the back button still holds the form's token
+    again = client.post(f"/guest/{seat.pk}/toss/", {**guest_form(client, seat), "pgpay_form": fields["pgpay_form"]})
+    assert again.status_code == 409 and b"This was paid already" in again.content
+    assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
+
+
+def test_a_guest_order_found_by_its_token_is_remembered_in_the_new_session(seat, toss, toss_api):
+    """The session was lost with the tab still open: the form found its READY order by the token, but the new
+    session did not know it, so after paying another page of the session booked again without asking."""
+    client = Client(enforce_csrf_checks=True)
+    fields = guest_form(client, seat)
+    assert client.post(f"/guest/{seat.pk}/toss/", fields).status_code == 200
+    client.cookies.pop("sessionid")
+    assert client.post(f"/guest/{seat.pk}/toss/", fields).status_code == 200
+    booking = Booking.objects.get()
+    assert client.session["pgpay_orders"] == [booking.order_number]
+    pay_and_return(client, booking, toss_api)
+    with time_machine.travel(timezone.now() - datetime.timedelta(seconds=5)):
+        older = guest_form(client, seat)  # a page of this session made before the payment: stale
+    assert client.post(f"/guest/{seat.pk}/toss/", older).status_code == 409
+    with time_machine.travel(timezone.now() + datetime.timedelta(seconds=2)):
+        asked = client.post(f"/guest/{seat.pk}/toss/", guest_form(client, seat))
+    assert asked.status_code == 200 and b"You have paid for this already" in asked.content
+    assert Booking.objects.count() == 1
+
+
 def test_a_payment_window_left_open_after_paying_elsewhere_says_paid_not_failed(client, buyer, toss_booking, toss_api):
     """Tab A's window of an order paid in tab B: the PG refuses (DUPLICATED_ORDER_ID) and sends the buyer to the
     fail URL, which said "Payment not completed" of a paid order (a buyer would pay again)."""
