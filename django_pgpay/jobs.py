@@ -51,6 +51,10 @@ Kind = ExportJob.Kind
 State = ExportJob.State
 
 
+class UnknownModel(LookupError):
+    """The job's order model is not installed any more (``apps.get_model`` refused its label)."""
+
+
 def create(kind: str, queryset, *, user=None, filename: str) -> ExportJob:
     """The job for ``queryset`` (its primary keys, in its order), queued; the caller enqueues its task."""
     return open_or_create(kind, queryset, user=user, filename=filename)[0]
@@ -61,18 +65,28 @@ def open_or_create(kind: str, queryset, *, user=None, filename: str) -> tuple[Ex
 
     The action submitted twice (a double click, a reload of the POST) made two
     jobs, two worker runs and two files of the same rows; the second submit now
-    gets the first job (not stalled: that one is run again from its page). The
-    person's user row is locked meanwhile, so two submits at the same instant
-    make one job. The caller enqueues the task of a created job only.
+    gets the first job (not stalled: that one is run again from its page), if
+    it was asked in the same language and time zone (the file is written in
+    them). The person's user row is locked meanwhile, so two submits at the
+    same instant make one job. The caller enqueues the task of a created job,
+    and again that of a job still queued (a task the queue lost; a task
+    delivered twice runs the job once).
     """
     pks = [pk if isinstance(pk, int) else str(pk) for pk in queryset.values_list("pk", flat=True)]
     label = queryset.model._meta.label
     owner = user if getattr(user, "pk", None) else None
+    language, zone = translation.get_language() or "", str(timezone.get_current_timezone())
     with transaction.atomic(using=router.db_for_write(ExportJob)):
         if owner is not None:
             list(get_user_model()._base_manager.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
             unfinished = ExportJob.objects.filter(
-                created_by=owner, kind=kind, model_label=label, total=len(pks), state__in=(State.QUEUED, State.RUNNING)
+                created_by=owner,
+                kind=kind,
+                model_label=label,
+                total=len(pks),
+                language=language,
+                time_zone=zone,
+                state__in=(State.QUEUED, State.RUNNING),
             ).order_by("-pk")
             for job in unfinished:
                 if not job.stalled and job.pks == pks:
@@ -82,8 +96,8 @@ def open_or_create(kind: str, queryset, *, user=None, filename: str) -> tuple[Ex
             model_label=label,
             pks=pks,
             total=len(pks),
-            language=translation.get_language() or "",
-            time_zone=str(timezone.get_current_timezone()),
+            language=language,
+            time_zone=zone,
             created_by=owner,
             filename=filename,
         )
@@ -138,7 +152,10 @@ def _run(job_pk: int, write) -> str:
     if job is None:
         return "taken"
     try:
-        model = apps.get_model(job.model_label)
+        try:
+            model = apps.get_model(job.model_label)
+        except LookupError as exc:
+            raise UnknownModel(str(exc)) from exc
         try:
             zone = zoneinfo.ZoneInfo(job.time_zone) if job.time_zone else timezone.get_default_timezone()
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -166,7 +183,7 @@ def _error_text(job: ExportJob, exc: Exception) -> str:
     A storage or database error's text names server paths, hosts or SQL (``[Errno 28] No space
     left on device: '/srv/media/...'``); the log has it, with the traceback.
     """
-    if isinstance(exc, LookupError):  # apps.get_model(): the order model is gone
+    if isinstance(exc, UnknownModel):  # the order model is gone: its name is no secret
         return f"{type(exc).__name__}: {exc}"[:5000]
     return f"{type(exc).__name__} (the server's log has the details: logger django_pgpay.jobs, job #{job.pk})"
 

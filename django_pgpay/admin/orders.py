@@ -520,8 +520,10 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
 
     def _start_job(self, request, kind, queryset, filename: str):
         job, created = jobs.open_or_create(kind, queryset, user=request.user, filename=filename)
-        if created:
+        if created or job.state == ExportJob.State.QUEUED:
+            # Again for a queued job: its task may be lost (a task delivered twice runs the job once).
             tasks.start_job(job)
+        if created:
             text = gettext("%(count)s orders are being prepared in the background; this page shows the progress and the download.")
         else:
             text = gettext("These %(count)s orders are being prepared already (asked once more): this page shows that job.")

@@ -52,6 +52,8 @@ class QueryGuard:
 
     def _in_range(self, key: int) -> bool:
         pk = self.model._meta.pk
+        while pk.is_relation:  # a multi-table child's key is its parent's
+            pk = pk.target_field
         try:
             low, high = connections[router.db_for_read(self.model)].ops.integer_field_range(pk.get_internal_type())
         except KeyError:  # not an integer column
