@@ -39,8 +39,11 @@ class QueryGuard:
 
     def response_action(self, request, queryset, *args, **kwargs):  # Django 6 adds action_location
         pk = self.model._meta.pk
+        across = request.POST.get("select_across", "")
+        # "All N items" selected: Django ignores the ids (its ActionForm reads the box as a BooleanField).
+        selected = [] if across and across.lower() not in ("false", "0") else request.POST.getlist(ACTION_CHECKBOX_NAME)
         try:
-            for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
+            for value in selected:
                 if inputs.forbidden(value):
                     raise ValidationError("forbidden characters")
                 key = pk.to_python(value)
