@@ -76,31 +76,15 @@ def open_or_create(kind: str, queryset, *, user=None, filename: str) -> tuple[Ex
     label = queryset.model._meta.label
     owner = user if getattr(user, "pk", None) else None
     language, zone = translation.get_language() or "", str(timezone.get_current_timezone())
+    same = {"kind": kind, "model_label": label, "total": len(pks), "language": language, "time_zone": zone}
     with transaction.atomic(using=router.db_for_write(ExportJob)):
         if owner is not None:
             list(get_user_model()._base_manager.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
-            unfinished = ExportJob.objects.filter(
-                created_by=owner,
-                kind=kind,
-                model_label=label,
-                total=len(pks),
-                language=language,
-                time_zone=zone,
-                state__in=(State.QUEUED, State.RUNNING),
-            ).order_by("-pk")
+            unfinished = ExportJob.objects.filter(created_by=owner, state__in=(State.QUEUED, State.RUNNING), **same).order_by("-pk")
             for job in unfinished:
                 if not job.stalled and job.pks == pks:
                     return job, False
-        job = ExportJob.objects.create(
-            kind=kind,
-            model_label=label,
-            pks=pks,
-            total=len(pks),
-            language=language,
-            time_zone=zone,
-            created_by=owner,
-            filename=filename,
-        )
+        job = ExportJob.objects.create(pks=pks, created_by=owner, filename=filename, **same)
     return job, True
 
 

@@ -616,6 +616,14 @@ def pay_and_return(client, booking, toss_api):
     return key
 
 
+def assert_shown_the_paid_booking(response, seat, remain=2):
+    """The form posted again after paying: the paid booking is shown (409), nothing more booked or reserved."""
+    assert response.status_code == 409 and b"This was paid already. Nothing more was charged." in response.content
+    assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
+    seat.refresh_from_db()
+    assert seat.remain == remain
+
+
 def test_the_start_form_posted_again_after_paying_starts_no_second_order(buyer, seat, toss, toss_api):
     """The back button after paying (or a stale tab) posts the same start form again: it shows the
     paid order (409 here: the test app's Booking has no get_absolute_url) and reserves nothing; the
@@ -631,10 +639,7 @@ def test_the_start_form_posted_again_after_paying_starts_no_second_order(buyer, 
     booking = Booking.objects.get()
     pay_and_return(client, booking, toss_api)
     again = client.post(f"/book/{seat.pk}/toss/?pgpay_checkout=1", fields)
-    assert again.status_code == 409 and b"This was paid already. Nothing more was charged." in again.content
-    assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
-    seat.refresh_from_db()
-    assert seat.remain == 2
+    assert_shown_the_paid_booking(again, seat)
     # A page loaded anew (after the payment): the buyer is asked first, and nothing is reserved ...
     with time_machine.travel(timezone.now() + datetime.timedelta(seconds=2)):
         fresh = start_form(client, seat)
@@ -652,15 +657,20 @@ def test_the_start_form_posted_again_after_paying_starts_no_second_order(buyer, 
     assert seat.remain == 1
 
 
-def test_a_tab_left_open_while_the_buyer_paid_in_another_starts_nothing(buyer, seat, toss, toss_api):
+@pytest.mark.parametrize("who", ["buyer", "guest"])
+def test_a_tab_left_open_while_the_buyer_paid_in_another_starts_nothing(who, buyer, seat, toss, toss_api):
     """Tab C was loaded and never posted; the buyer booked and paid in tab A. C's form comes from before that
-    booking existed: it shows the paid booking (its page never said it was paid)."""
-    client = csrf_client(buyer)
-    stale = start_form(client, seat)
+    booking existed: it shows the paid booking (its page never said it was paid). A guest's session knows the
+    order the other tab started."""
+    client, url = (
+        (csrf_client(buyer), f"/book/{seat.pk}/toss/") if who == "buyer" else (Client(enforce_csrf_checks=True), f"/guest/{seat.pk}/toss/")
+    )
+    form = start_form if who == "buyer" else guest_form
+    stale = form(client, seat)
     with time_machine.travel(timezone.now() + datetime.timedelta(seconds=5)):
-        assert client.post(f"/book/{seat.pk}/toss/", start_form(client, seat)).status_code == 200
+        assert client.post(url, form(client, seat)).status_code == 200
         pay_and_return(client, Booking.objects.get(), toss_api)
-        assert client.post(f"/book/{seat.pk}/toss/", stale).status_code == 409
+        assert client.post(url, stale).status_code == 409
     assert Booking.objects.count() == 1
 
 
@@ -759,10 +769,7 @@ def test_a_buyer_without_an_account_is_not_charged_twice_by_the_same_form(seat, 
     pay_and_return(client, booking, toss_api)
     # The back button after paying: nothing more is booked or charged (no order page to send a guest to: 409).
     again = client.post(f"/guest/{seat.pk}/toss/?pgpay_checkout=1", fields)
-    assert again.status_code == 409 and b"This was paid already. Nothing more was charged." in again.content
-    assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
-    seat.refresh_from_db()
-    assert seat.remain == 2
+    assert_shown_the_paid_booking(again, seat)
     # The same form from another browser (no session): its token still finds the paid order.
     elsewhere = Client(enforce_csrf_checks=True)
     copied = {**guest_form(elsewhere, seat), "pgpay_form": fields["pgpay_form"]}
@@ -781,18 +788,6 @@ def test_a_buyer_without_an_account_is_not_charged_twice_by_the_same_form(seat, 
     assert Booking.objects.filter(status=S.READY).count() == 2
     seat.refresh_from_db()
     assert seat.remain == 0
-
-
-def test_a_guest_tab_left_open_while_paying_in_another_starts_nothing(seat, toss, toss_api):
-    """The same browser's session knows the order that another tab started and paid: a page made before that
-    payment is stale (as for a buyer with an account)."""
-    client = Client(enforce_csrf_checks=True)
-    stale = guest_form(client, seat)
-    with time_machine.travel(timezone.now() + datetime.timedelta(seconds=5)):
-        assert client.post(f"/guest/{seat.pk}/toss/", guest_form(client, seat)).status_code == 200
-        pay_and_return(client, Booking.objects.get(), toss_api)
-        assert client.post(f"/guest/{seat.pk}/toss/", stale).status_code == 409
-    assert Booking.objects.count() == 1
 
 
 def test_a_guest_without_a_token_or_a_session_entry_books_as_before(seat, toss):
@@ -838,8 +833,7 @@ def test_a_guest_who_paid_then_logged_in_is_not_charged_again_by_the_same_form(b
     pay_and_return(client, Booking.objects.get(), toss_api)
     client.force_login(buyer)  # the session keeps what the guest started
     again = client.post(f"/guest/{seat.pk}/toss/", {**fields, "csrfmiddlewaretoken": guest_form(client, seat)["csrfmiddlewaretoken"]})
-    assert again.status_code == 409 and b"This was paid already" in again.content
-    assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
+    assert_shown_the_paid_booking(again, seat)
 
 
 def test_a_buyer_who_paid_then_logged_out_is_not_charged_again_by_the_same_form(buyer, seat, toss, toss_api):
@@ -850,8 +844,7 @@ def test_a_buyer_who_paid_then_logged_out_is_not_charged_again_by_the_same_form(
     pay_and_return(client, Booking.objects.get(), toss_api)
     client.logout()  # the session is gone; the page in the back button still holds the form's token
     again = client.post(f"/guest/{seat.pk}/toss/", {**guest_form(client, seat), "pgpay_form": fields["pgpay_form"]})
-    assert again.status_code == 409 and b"This was paid already" in again.content
-    assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
+    assert_shown_the_paid_booking(again, seat)
 
 
 def test_a_guest_order_found_by_its_token_is_remembered_in_the_new_session(seat, toss, toss_api):
