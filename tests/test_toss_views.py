@@ -619,6 +619,7 @@ def pay_and_return(client, booking, toss_api):
 def assert_shown_the_paid_booking(response, seat, remain=2):
     """The form posted again after paying: the paid booking is shown (409), nothing more booked or reserved."""
     assert response.status_code == 409 and b"This was paid already. Nothing more was charged." in response.content
+    assert b"<h1>Already paid</h1>" in response.content and b"Something went wrong" not in response.content
     assert list(Booking.objects.values_list("status", flat=True)) == [S.PAID]
     seat.refresh_from_db()
     assert seat.remain == remain
