@@ -451,6 +451,27 @@ class ReconcileState(models.Model):
         return f"{self.order_model} {self.order_number or self.order_pk}: {self.failures} failure(s)"
 
 
+class CheckoutLock(models.Model):
+    """A row a checkout of a buyer without an account locks, so that one form posted twice at once starts one order.
+
+    Written and deleted again inside the checkout's transaction
+    (:func:`django_pgpay.checkout_locks.held`): a second transaction that
+    writes the same key waits until the first has committed. Nothing is left
+    in the table afterwards; a row seen in it belongs to a checkout under way.
+    """
+
+    #: SHA-256 (hex) of what the lock is named after: the start form's token.
+    key = models.CharField(_("key"), max_length=64, unique=True)
+    held_at = models.DateTimeField(_("held at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("checkout lock")
+        verbose_name_plural = _("checkout locks")
+
+    def __str__(self) -> str:
+        return f"checkout lock {self.key[:12]}"
+
+
 class ExportJob(models.Model):
     """An admin CSV export or invoice batch that runs as a task, with its progress and, when done, its file.
 

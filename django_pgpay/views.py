@@ -41,7 +41,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import checkout_forms, conf, inputs, labels, payments, permissions, tasks, webhooks
+from . import checkout_forms, checkout_locks, conf, inputs, labels, payments, permissions, tasks, webhooks
 from .exceptions import (
     AmountMismatch,
     ConfigurationError,
@@ -220,7 +220,11 @@ class CheckoutMixin:
             # stock would be held until it expired (``/book/<seat>/tosss/`` did that, then a 500).
             raise Http404("unknown gateway")
         token = checkout_forms.clean(self.request.POST.get(checkout_forms.FIELD))
-        with transaction.atomic(using=router.db_for_write(model)):
+        using = router.db_for_write(model)
+        # A guest's checkouts of one form wait for each other here (a buyer with an account waits on
+        # their user row in _buyer_scopes): the second finds the order the first made by its token.
+        lock = None if user.is_authenticated else checkout_locks.key_for(token)
+        with transaction.atomic(using=using), checkout_locks.held(lock, using=using):
             ready_scope, paid_scope = self._buyer_scopes(model, lookup, token)
             if ready_scope is not None:
                 # The buyer's READY order for the same thing, its hold lapsed or not
@@ -266,9 +270,10 @@ class CheckoutMixin:
         making only (:func:`~django_pgpay.checkout_forms.is_ours`; they hold 96
         random bits). A guest comes back only to a guest's READY order; asking
         about a paid one also counts an account's order of that token (a buyer
-        who paid, logged out and posted the same form). Two posts at the same
-        instant may still start two orders (there is no row to lock for a buyer
-        without an account); the one not paid expires.
+        who paid, logged out and posted the same form). Two posts of one form at
+        the same instant run one after the other (:mod:`~django_pgpay.checkout_locks`,
+        taken by :meth:`get_or_create_order`); two tabs posted at the same
+        instant may still start two orders, and the one not paid expires.
         """
         user = self.request.user
         started_here = checkout_forms.session_orders(self.request)

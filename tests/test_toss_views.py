@@ -1,9 +1,11 @@
 """The seed tutorial's flow through our views, with Toss mocked: checkout, return (confirm) and cancel."""
 
+import copy
 import datetime
 import json
 import re
 import threading
+import time
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -750,6 +752,12 @@ def test_pay_now_on_a_stale_list_of_an_order_without_tokens_starts_nothing(buyer
     assert Booking.objects.count() == 1
 
 
+def window_order_id(response) -> str | None:
+    """The ``orderId`` of the Toss payment window a checkout answered with (None: no window)."""
+    found = re.search(r'<script id="pgpay-toss-params" type="application/json">(.*?)</script>', response.content.decode(), re.S)
+    return json.loads(found.group(1))["orderId"] if found else None
+
+
 def guest_form(client, seat):
     """The start form of the checkout that takes buyers without an account (``allow_anonymous``)."""
     page = client.get(f"/guest/{seat.pk}/toss/").content.decode()
@@ -987,6 +995,51 @@ def test_concurrent_checkouts_of_one_buyer_hold_one_seat(buyer, seat, toss):
     assert Booking.objects.count() == 1
     seat.refresh_from_db()
     assert seat.remain == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.concurrency
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite cannot show row locks; CI runs this on PostgreSQL and MariaDB")
+def test_a_guests_form_clicked_three_times_at_once_holds_one_seat(seat, toss, monkeypatch):
+    """allow_anonymous: a guest has no user row to lock, so the same form posted at the same instant (a double
+    or triple click on a first checkout, no session yet) reserved a place and opened a window per post. The
+    posts now queue on a lock named after the form's token (checkout_locks) and come back to one booking."""
+    from django_pgpay.models import CheckoutLock
+
+    reserve = Booking.reserve
+
+    def slow_reserve(self):
+        taken = reserve(self)
+        time.sleep(0.3)  # the first post is still inside its transaction when the others arrive
+        return taken
+
+    monkeypatch.setattr(Booking, "reserve", slow_reserve)
+    browser = Client()
+    fields = guest_form(browser, seat)
+    barrier = threading.Barrier(3)
+    answers = []
+
+    def body():
+        try:
+            client = Client()
+            client.cookies = copy.deepcopy(browser.cookies)  # one browser: the same cookies (no session yet)
+            barrier.wait()
+            response = client.post(f"/guest/{seat.pk}/toss/?pgpay_checkout=1", fields)
+            answers.append((response.status_code, window_order_id(response)))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=body) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    booking = Booking.objects.get()
+    assert answers == [(200, booking.order_number)] * 3
+    assert booking.user is None and booking.status == S.READY
+    seat.refresh_from_db()
+    assert seat.remain == 2
+    assert not CheckoutLock.objects.exists()  # the lock leaves nothing behind
 
 
 def test_a_return_view_mounted_for_one_alias(rf, buyer, toss_booking, toss_api):
