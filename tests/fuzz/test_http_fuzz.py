@@ -13,7 +13,8 @@ request per example against one of:
   must be refused;
 * every webhook URL (PG-shaped bodies naming real payments with made-up
   claims, random JSON, deep nesting, bytes, NUL, bogus signatures);
-* the attempt beacon, the invoice, the checkout (GET, unknown PGs, anonymous),
+* the attempt beacon, the invoice, the checkout (GET, unknown PGs, anonymous;
+  a guest's start form with made-up and other buyers' tokens),
   the admin (actions and refunds as staff without permissions; its lists and
   settlement as a superuser, with generated filters, searches and dates, the
   calendar's ends among them);
@@ -165,6 +166,13 @@ class Fixture:
         from django_pgpay.permissions import buyer_token
 
         self.tokens = [buyer_token(number) for number in self.numbers]
+        from django_pgpay import checkout_forms
+
+        # The start forms' tokens the orders recorded, and the "Pay now" tokens of the orders (a guest's
+        # post of another buyer's token must not reach that buyer's order).
+        recorded = Booking.objects.filter(pk__in=world.orders).values_list("pg_data", flat=True)
+        self.form_tokens = [t for data in recorded for t in (data or {}).get(checkout_forms.PG_DATA_KEY, [])]
+        self.form_tokens += [checkout_forms.order_token(number) for number in self.numbers]
         self.clients = {"anonymous": Client(raise_request_exception=False)}
         from django.contrib.auth import get_user_model
 
@@ -369,7 +377,13 @@ def webhook_request(draw, fx: Fixture):
     return "anonymous", "POST", f"/pay/{alias}/webhook/", (body, headers), content_type
 
 
-OTHER_KINDS = ("attempt", "invoice", "checkout", "admin", "admin id", "admin query", "control")
+OTHER_KINDS = ("attempt", "invoice", "checkout", "guest checkout", "admin", "admin id", "admin query", "control")
+#: Checkout tokens of the library's shapes (``t<ms>_<24 hex>``, ``o<32 hex>``), the calendar's ends among them.
+HEX = "0123456789abcdef"
+SHAPED_TOKENS = st.one_of(
+    st.builds(lambda ms, tail: f"t{ms:x}_{tail}", st.integers(0, 16**12 - 1), st.text(HEX, min_size=24, max_size=24)),
+    st.text(HEX, min_size=32, max_size=32).map(lambda h: "o" + h),
+)
 #: The admin's pages that read their query (lists: filters, search, paging, ordering; the
 #: settlement), each with the parameters it reads.
 _LIST_KEYS = ["status__exact", "attention", "gateway", "q", "o", "p", "_facets", "all"]
@@ -414,6 +428,19 @@ def other_request(draw, fx: Fixture, kind: str | None = None):
         method = "GET" if role != "anonymous" else draw(st.sampled_from(["GET", "POST"]))
         alias = draw(st.sampled_from([*ALIASES, "nope", "x" * 70]))
         return role, method, f"/book/{fx.world.seat.pk}/{alias}/", None, None
+    if choice == "guest checkout":
+        # A buyer without an account (the test app's allow_anonymous view) posts a start form with
+        # generated fields: made-up tokens of the library's shapes, other buyers' recorded tokens,
+        # junk. It may book a place of its own (a new READY order); it must never reach another
+        # buyer's order (the snapshot), and never be a 500. Not Stripe: its checkout writes to the PG.
+        alias = draw(st.sampled_from(["toss", "portone", "portone-v2", "bootpay", "nope"]))
+        fields = {
+            "pgpay_form": draw(st.one_of(SHAPED_TOKENS, st.sampled_from(fx.form_tokens), TEXT)),
+            "pgpay_another": draw(st.one_of(st.just("1"), TEXT)),
+            "gateway": draw(TEXT),
+        }
+        fields = {key: value for key, value in fields.items() if draw(st.booleans()) or key == "pgpay_form"}
+        return "anonymous", "POST", f"/guest/{fx.world.seat.pk}/{alias}/?pgpay_checkout=1", fields, None
     if choice == "admin":
         from tests.testapp.models import Booking
 
@@ -513,8 +540,8 @@ def endpoint_of(path: str) -> str:
         return "/".join(parts[:2]) + "/<order>"
     if parts[0] == "admin":
         return "admin/" + ("<action>" if len(parts) == 3 else parts[-1])
-    if parts[0] == "book":
-        return "book/<seat>/<alias>"
+    if parts[0] in ("book", "guest"):
+        return f"{parts[0]}/<seat>/<alias>"
     return "/".join(parts[:3])
 
 
