@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.db import router, transaction
 from django.utils import timezone
 
 from . import payments
@@ -81,14 +82,18 @@ def record(order, *, error: Exception | None = None, now=None) -> ReconcileState
         ReconcileState.objects.filter(order_model=label, order_pk=str(order.pk)).delete()
         return None
     now = now or timezone.now()
-    state, _created = ReconcileState.objects.get_or_create(
-        order_model=label, order_pk=str(order.pk), defaults={"order_number": order.order_number}
-    )
-    state.failures += 1
-    state.next_attempt_at = now + backoff(state.failures)
-    state.last_error = f"{type(error).__name__}: {error}"[:2000]
-    state.order_number = order.order_number
-    state.save()
+    with transaction.atomic(using=router.db_for_write(ReconcileState)):
+        state, _created = ReconcileState.objects.get_or_create(
+            order_model=label, order_pk=str(order.pk), defaults={"order_number": order.order_number}
+        )
+        # Locked and read again: failures of the order recorded at the same time (two workers'
+        # tasks) each count, rather than both writing the same "one more".
+        state = ReconcileState.objects.select_for_update().get(pk=state.pk)
+        state.failures += 1
+        state.next_attempt_at = now + backoff(state.failures)
+        state.last_error = f"{type(error).__name__}: {error}"[:2000]
+        state.order_number = order.order_number
+        state.save()
     return state
 
 

@@ -153,10 +153,23 @@ def process_delivery(event_pk: int, models: list[str] | None = None) -> str:
     event = WebhookEvent.objects.filter(pk=event_pk).first()
     if event is None:
         return "gone"
+    if event.status not in (DeliveryStatus.RECEIVED, DeliveryStatus.FAILED):
+        return str(event.status)
+    if not webhooks.take_attempt(event):
+        # Not due (another task of this delivery, the retry pgpay_reconcile --enqueue added beside
+        # this one's own deferred retry, tried it meanwhile) or taken at this instant by another
+        # worker: that one carries on, so one chain of retries runs per delivery.
+        return "not due"
     receipt = webhooks.process(event, models=models or None)
     status = receipt.event.status
     if status == DeliveryStatus.FAILED and receipt.event.attempts < webhooks.MAX_ATTEMPTS:
-        backend = bound(process_delivery).get_backend()
+        try:
+            backend = bound(process_delivery).get_backend()
+        except Exception:  # noqa: BLE001 - the failure is recorded: pgpay_reconcile processes it again
+            logger.error(
+                "%s: no retry enqueued: %s", getattr(process_delivery, "name", "process_delivery"), backend_error(process_delivery)
+            )
+            backend = None
         if backend is not None and getattr(backend, "supports_defer", False):
             wait = webhooks.RETRY_BASE * (2 ** max(receipt.event.attempts - 1, 0))
             enqueue(process_delivery, event_pk, models, run_after=timezone.now() + wait)

@@ -81,6 +81,8 @@ QUEUE_TIMEOUT = timedelta(minutes=30)
 GIVEN_UP_NOTICE = timedelta(days=1)
 #: What :func:`_screen` reads from a delivery onto its row (each cut to size, NULs refused).
 SCREENED_FIELDS = ("event_id", "event_type", "order_number", "payment_id")
+#: What processing a delivery writes onto its row (:func:`_finish`); the delivery as received is never rewritten.
+FINISHED_FIELDS = (*SCREENED_FIELDS, "verified", "duplicate_of", "status", "error", "processed", "processed_at", "attempts", "attempted_at")
 
 
 @dataclass(frozen=True)
@@ -176,20 +178,51 @@ def accept(gateway, *, headers: Mapping[str, str], body: bytes, remote_addr=None
         return receipt
     if isinstance(parsed, Receipt):
         return parsed
-    event.save(update_fields=list(SCREENED_FIELDS))
+    # A valid signature is recorded: the worker that processes the delivery later, under settings
+    # that may have changed meanwhile (a rotated secret), then never files it as forged (_screen).
+    event.verified = bool(gateway.signs_webhooks and parsed.verified)
+    event.save(update_fields=[*SCREENED_FIELDS, "verified"])
     return Receipt(status=200, event=event, message="queued")
 
 
 def _finish(event: WebhookEvent, http_status: int, status: str, *, error: str = "") -> Receipt:
+    """Write what became of ``event`` (:data:`FINISHED_FIELDS`), unless another process got further with it.
+
+    One conditional ``UPDATE``: from *received* or *failed*, or from this
+    process's own claim (:func:`_claim`). A second worker holding an older copy
+    of the delivery (a task delivered twice; ``pgpay_reconcile`` taking a
+    delivery whose task was only slow) used to write its copy over the first
+    one's result: an applied delivery became *failed* and was processed again.
+    """
     event.error = inputs.replaced(error)[:5000]
     event.status = status
     event.processed = status in DONE_DELIVERY_STATUSES
     if event.processed:
         event.processed_at = timezone.now()
-    event.save()
+    if not _write(event, FINISHED_FIELDS):
+        return _moved_on(event)
     if http_status >= 400:
         logger.warning("webhook %s #%s: %s %s", event.gateway, event.pk, http_status, event.error)
     return Receipt(status=http_status, event=event, message=event.error)
+
+
+def _write(event: WebhookEvent, fields) -> bool:
+    """Write ``fields`` of ``event`` if it is still where this process found it (see :func:`_finish`); False if not."""
+    where = Q(status=D.APPLIED, processed=False) if getattr(event, "_pgpay_claimed", False) else Q(status__in=(D.RECEIVED, D.FAILED))
+    return bool(WebhookEvent.objects.filter(where, pk=event.pk).update(**{name: getattr(event, name) for name in fields}))
+
+
+def _moved_on(event: WebhookEvent) -> Receipt:
+    """The answer for a delivery another process finished (or claimed) meanwhile: what it made of it stands."""
+    event.refresh_from_db()
+    logger.info("webhook %s #%s: processed by another process meanwhile (%s)", event.gateway, event.pk, event.status)
+    if event.status == D.REFUSED:
+        return Receipt(status=400, event=event, message=event.error)
+    if event.status == D.APPLIED:
+        return Receipt(status=200, event=event, message="applied by another process")
+    if event.processed:
+        return Receipt(status=200, event=event, message="processed by another process")
+    return Receipt(status=503, event=event, message=event.error)
 
 
 def fail(event: WebhookEvent, error: str) -> Receipt:
@@ -218,11 +251,13 @@ def process(
     """
     if event.status in DONE_DELIVERY_STATUSES:
         return Receipt(status=200, event=event)
-    gateway = gateway or conf.get_gateway(event.gateway)
     event.attempts += 1
     event.attempted_at = timezone.now()
     headers = headers if headers is not None else (event.headers or {})
     try:
+        # Inside: a gateway no longer configured is a failed attempt, counted and retried (and given
+        # up, which --check reports), never a task that raises for ever without a trace on the row.
+        gateway = gateway or conf.get_gateway(event.gateway)
         return _process(event, gateway, body, headers, models)
     except Exception as exc:  # noqa: BLE001 - recorded as a failed attempt (or raised as it came)
         logger.exception("webhook %s #%s: processing failed", event.gateway, event.pk)
@@ -288,6 +323,9 @@ def _process(event: WebhookEvent, gateway, body: bytes | None, headers: Mapping[
     except GatewayError as exc:
         # Authentic or not, we cannot tell now: the PG will deliver it again.
         return _finish(event, 503, D.FAILED, error=f"{gateway.pg_name} unavailable: {exc!r}")
+    except ConfigurationError as exc:
+        # The shop's settings (a key missing), not the delivery: failed, retried once they are right.
+        return _finish(event, 503, D.FAILED, error=f"configuration: {exc}")
     except PgPayError as exc:
         return _finish(event, 400, D.REFUSED, error=f"not verified: {exc}")
     if not verified.verified or verified.payment is None:
@@ -309,7 +347,8 @@ def _process(event: WebhookEvent, gateway, body: bytes | None, headers: Mapping[
     # De-duplicate by what the PG confirmed: the signed id, or the fetched payment's state.
     key = gateway.webhook_dedup_key(verified)[:255]
     event.event_id = key
-    event.save(update_fields=["event_id", "event_type", "order_number", "payment_id", "verified", "attempts", "attempted_at"])
+    if not _write(event, ["event_id", "event_type", "order_number", "payment_id", "verified", "attempts", "attempted_at"]):
+        return _moved_on(event)
     first = _applied(event, key)
     if first is not None:
         event.duplicate_of = first
@@ -326,8 +365,7 @@ def _process(event: WebhookEvent, gateway, body: bytes | None, headers: Mapping[
 
     claim = _claim(event, order, key)
     if claim is TAKEN:
-        event.refresh_from_db()
-        return Receipt(status=200, event=event, message="applied by another process")
+        return _moved_on(event)
     if claim is not None:
         event.duplicate_of = claim
         return _finish(event, 200, D.DUPLICATE)
@@ -366,7 +404,14 @@ def _screen(event: WebhookEvent, gateway, body: bytes | None, headers: Mapping[s
         return _finish(event, 400, D.REFUSED, error="malformed: characters no database stores (NUL)")
     try:
         parsed = gateway.parse_received_webhook(headers, raw, received_at=event.received_at)
+    except ConfigurationError as exc:
+        # A secret missing from the shop's settings says nothing about the delivery: failed (503), retried.
+        return _finish(event, 503, D.FAILED, error=f"configuration: {exc}")
     except PgPayError as exc:
+        if event.verified:
+            # Its signature was valid when it came (accept()); the settings changed since (a rotated
+            # secret): a real delivery, answered 2xx, that must not be filed as forged and dropped.
+            return _finish(event, 503, D.FAILED, error=f"signed validly when received, not verifiable with the settings now: {exc}")
         return _finish(event, 400, D.REFUSED, error=f"malformed: {exc}")
     except ValueError as exc:  # a gateway's parser met text it cannot read
         return _finish(event, 400, D.REFUSED, error=f"malformed: {exc}")
@@ -403,8 +448,13 @@ def _claim(event: WebhookEvent, order, key: str):
         first = _applied(event, key)
         if first is not None:
             return first
+        claimed = WebhookEvent.objects.filter(pk=event.pk, status__in=(D.RECEIVED, D.FAILED)).update(
+            status=D.APPLIED, processed=False, attempted_at=event.attempted_at
+        )
+        if not claimed:  # another process finished it meanwhile (refused, ignored, failed and claimed again)
+            return TAKEN
         event.status, event.processed = D.APPLIED, False
-        WebhookEvent.objects.filter(pk=event.pk).update(status=D.APPLIED, processed=False, attempted_at=event.attempted_at)
+        event._pgpay_claimed = True  # _finish writes from this claim only
     return None
 
 
@@ -439,12 +489,38 @@ def due_for_retry(*, now=None):
     lost = WebhookEvent.objects.filter(status=D.RECEIVED, attempts__lt=MAX_ATTEMPTS, received_at__lt=now - QUEUE_TIMEOUT)
     candidates = (failed | lost).order_by("received_at", "pk")
     for event in candidates.iterator():
-        if event.status == D.RECEIVED:
+        if _is_due(event, now):
             yield event
-            continue
-        wait = RETRY_BASE * (2 ** max(event.attempts - 1, 0))
-        if event.attempted_at is None or event.attempted_at + wait <= now:
-            yield event
+
+
+def _is_due(event: WebhookEvent, now) -> bool:
+    """A received delivery is always due; a failed one once its backoff has passed (:data:`RETRY_BASE` doubled per attempt)."""
+    if event.status == D.RECEIVED:
+        return True
+    if event.status != D.FAILED:
+        return False
+    wait = RETRY_BASE * (2 ** max(event.attempts - 1, 0))
+    return event.attempted_at is None or event.attempted_at + wait <= now
+
+
+def take_attempt(event: WebhookEvent, *, now=None) -> bool:
+    """Whether this process may process ``event`` now: it is due, and no other process took this attempt first.
+
+    One conditional ``UPDATE`` of the attempt's time (from the time this
+    process read): of two tasks of the same delivery run at once (a task
+    delivered twice, a retry ``pgpay_reconcile --enqueue`` added beside the
+    task's own deferred one), one goes on, the other finds it taken; and a task
+    that comes later finds the delivery not due, so retries keep their backoff
+    (:data:`MAX_ATTEMPTS` used to be spent in half the time when workers lagged).
+    """
+    now = now or timezone.now()
+    if not _is_due(event, now):
+        return False
+    read = Q(attempted_at__isnull=True) if event.attempted_at is None else Q(attempted_at=event.attempted_at)
+    if not WebhookEvent.objects.filter(read, pk=event.pk, status=event.status, attempts=event.attempts).update(attempted_at=now):
+        return False
+    event.attempted_at = now
+    return True
 
 
 def given_up(*, now=None):
@@ -508,8 +584,8 @@ def retry_failed(*, now=None, gateways: Iterable[str] | None = None) -> list[Rec
         if event.gateway not in conf.gateway_aliases():
             continue
         locked = WebhookEvent.objects.filter(pk=event.pk, status__in=(D.FAILED, D.RECEIVED)).first()
-        if locked is None:
-            continue  # processed meanwhile (the PG delivered it again)
+        if locked is None or not take_attempt(locked, now=now):
+            continue  # processed meanwhile (the PG delivered it again, another run took it)
         try:
             receipts.append(process(locked))
         except Exception:  # noqa: BLE001 - one delivery must not stop the others
@@ -532,4 +608,5 @@ __all__ = [
     "process",
     "receive",
     "retry_failed",
+    "take_attempt",
 ]

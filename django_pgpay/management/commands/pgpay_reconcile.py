@@ -139,8 +139,11 @@ class Command(BaseCommand):
         if enqueue:
             self.stdout.write(f"enqueued {counts['enqueued']} order(s) for the workers")
         if enqueue and not options["no_webhooks"]:
+            configured = set(conf.gateway_aliases())
             for event in webhooks.due_for_retry():
-                if not gateways or event.gateway in gateways:
+                # As retry_failed(): a delivery to an alias no longer configured waits (its task
+                # could not build the gateway), rather than a task enqueued and failing at every run.
+                if (not gateways or event.gateway in gateways) and event.gateway in configured:
                     tasks.enqueue(tasks.process_delivery, event.pk)
                     counts["webhooks"] += 1
         elif not options["no_webhooks"]:
