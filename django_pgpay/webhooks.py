@@ -225,6 +225,16 @@ def _moved_on(event: WebhookEvent) -> Receipt:
     return Receipt(status=503, event=event, message=event.error)
 
 
+def reopen(event: WebhookEvent) -> None:
+    """Put a *refused* delivery back to *failed*, so that :func:`process` may process it again.
+
+    For a person's decision (the admin's *Re-process*): a delivery refused
+    under settings that were wrong then. Nothing else ever retries a refusal.
+    """
+    if event.status == D.REFUSED and WebhookEvent.objects.filter(pk=event.pk, status=D.REFUSED).update(status=D.FAILED):
+        event.status = D.FAILED
+
+
 def fail(event: WebhookEvent, error: str) -> Receipt:
     """Mark a stored delivery *failed* (answered 503): the PG delivers it again and ``pgpay_reconcile`` retries it."""
     return _finish(event, 503, D.FAILED, error=error)
@@ -607,6 +617,7 @@ __all__ = [
     "given_up",
     "process",
     "receive",
+    "reopen",
     "retry_failed",
     "take_attempt",
 ]

@@ -209,6 +209,19 @@ def test_the_delivery_page_has_a_reprocess_button_until_processed(admin_client, 
     assert 'id="pgpay-reprocess"' not in admin_client.get(f"{WEBHOOKS}{event.pk}/change/").content.decode()
 
 
+def test_reprocess_of_a_refused_delivery_applies_it_once_it_verifies(admin_client, failed_delivery):
+    """A delivery refused under settings that were wrong then: a person may have it tried again, and its result
+    is written (a refusal is final for every automatic retry, not for the admin's Re-process)."""
+    order, event = failed_delivery
+    WebhookEvent.objects.filter(pk=event.pk).update(status="refused", error="not verified: a key was missing")
+    response = admin_client.post(f"{WEBHOOKS}{event.pk}/reprocess/")
+    assert "re-processed and applied" in texts(response)[0]
+    event.refresh_from_db()
+    assert (event.status, event.processed) == ("applied", True)
+    order.refresh_from_db()
+    assert order.canceled_amount == Decimal(5000)
+
+
 def test_reprocess_of_a_delivery_for_an_unconfigured_gateway_is_a_message(admin_client):
     event = WebhookEvent.objects.create(gateway="gone", body="{}", error="old")
     response = admin_client.post(f"{WEBHOOKS}{event.pk}/reprocess/")

@@ -165,6 +165,7 @@ class WebhookEventAdmin(QueryGuard, admin.ModelAdmin):
                 self.message_user(request, gettext("This delivery was already processed; nothing was done."), messages.INFO)
             return None
         try:
+            webhooks.reopen(event)  # a refused delivery too: a person asks for it to be tried again
             receipt = webhooks.process(event)
         except PgPayError as exc:
             # e.g. the gateway alias is no longer configured: nothing was applied.
