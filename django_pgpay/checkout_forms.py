@@ -38,6 +38,7 @@ import secrets
 import time
 from datetime import datetime, timedelta, timezone
 
+from django.db.models import Q
 from django.utils.crypto import salted_hmac
 
 #: The POST field of the token (``{% pgpay_checkout_token %}`` renders it).
@@ -135,6 +136,25 @@ def is_stale(token: str, order) -> bool:
     made = made_at(token)
     paid = order.paid_at or order.modified or order.created
     return made is not None and paid is not None and paid > made - MARGIN
+
+
+def orders_recording(queryset, token: str | None) -> list:
+    """The orders of ``queryset`` that recorded ``token`` (see :func:`record`), newest first; none for a token not of the library's making.
+
+    A text match on the JSON finds the candidates on every database; the
+    order's recorded list decides. An order records the token when its form is
+    posted, after the form's page was made: a timed token looks only at orders
+    changed since. For a form that makes an order without
+    :class:`~django_pgpay.views.CheckoutMixin` (a cart's "Place order"): the
+    same form posted again finds the order it made, under a lock of the buyer.
+    """
+    if token is None or not is_ours(token):
+        return []
+    found = Q(pg_data__icontains=f'"{token}"')
+    made = made_at(token)
+    if made is not None:
+        found &= Q(modified__gte=made - MARGIN)
+    return [order for order in queryset.filter(found).order_by("-pk")[:KEPT] if token in tokens(order)]
 
 
 def session_orders(request) -> list[str]:

@@ -190,6 +190,17 @@ class AbstractOrder(TimeStampedModel):
         return self.status in CANCELABLE_STATUSES and self.balance > 0
 
     @property
+    def buyer_may_cancel_now(self) -> bool:
+        """The buyer's own cancel would be taken now: something is left to give back, and the buyer's deadline has not passed.
+
+        For the shop's pages (show the cancel form or not); staff with the
+        refund permission may cancel after the deadline
+        (:meth:`get_buyer_cancel_deadline`).
+        """
+        deadline = self.get_buyer_cancel_deadline()
+        return self.is_cancelable and (deadline is None or timezone.now() < deadline)
+
+    @property
     def amount_display(self) -> str:
         return f"{quantize(self.amount, self.currency):,}"
 
@@ -202,6 +213,18 @@ class AbstractOrder(TimeStampedModel):
     def get_line_items(self) -> list[LineItem]:
         """What is sold; the unit amounts times quantities must add up to ``amount``."""
         return [LineItem(name=self.get_order_name(), unit_amount=self.amount, quantity=1)]
+
+    def get_buyer_cancel_deadline(self):
+        """Until when the buyer may cancel (an aware datetime), or None: any time (the default).
+
+        A booking's deposit, for instance, is given back if the buyer cancels
+        before the visit, not after it: return the seat's time. Past it, a
+        buyer's cancel (``source`` CUSTOMER) is refused with
+        ``BUYER_DEADLINE_PASSED`` and nothing changes; staff with the refund
+        permission may still cancel. :attr:`buyer_may_cancel_now` tells the
+        shop's pages whether to show the form.
+        """
+        return None
 
     def reserve(self) -> bool:
         """Take stock for this order; return False when sold out. Runs in the creating transaction."""

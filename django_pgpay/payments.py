@@ -35,6 +35,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import bookkeeping, conf, followups, labels, ledger
@@ -558,6 +559,13 @@ def _allowed_amount(order, gateway, amount, *, source=None) -> Decimal:
     """
     if not order.is_cancelable:
         raise NotCancelable(order=order)
+    if source == TransactionSource.CUSTOMER:
+        deadline = order.get_buyer_cancel_deadline()
+        if deadline is not None and timezone.now() >= deadline:
+            # A booking's deposit after the visit: the buyer's own cancel is over, the shop's staff decide.
+            raise NotCancelable(
+                _("It is too late to cancel this order here. Please contact the shop."), code="BUYER_DEADLINE_PASSED", order=order
+            )
     balance = order.balance
     if source == TransactionSource.CUSTOMER and not order.buyer_may_cancel_part and amount is not FULL and amount != balance:
         # A booking's place comes back only with a full cancel: a buyer who could give back all

@@ -293,17 +293,8 @@ class CheckoutMixin:
     @staticmethod
     def _orders_of_token(model, lookup: dict, token: str | None) -> list:
         """Primary keys of the orders for ``lookup`` whose ``pg_data`` records ``token`` (of the library's making)."""
-        if token is None or not checkout_forms.is_ours(token):
-            return []
-        # A text match on the JSON finds the candidates on every database; the list itself decides.
-        found = Q(pg_data__icontains=f'"{token}"')
-        made = checkout_forms.made_at(token)
-        if made is not None:
-            # An order records the token when the form is posted, after its page was made: the
-            # text match runs only on orders changed since (not on every order of the lookup).
-            found &= Q(modified__gte=made - checkout_forms.MARGIN)
-        candidates = model._base_manager.filter(found, **lookup).only("pk", "pg_data").order_by("-pk")[: checkout_forms.KEPT]
-        return [order.pk for order in candidates if token in checkout_forms.tokens(order)]
+        candidates = model._base_manager.filter(**lookup).only("pk", "pg_data")
+        return [order.pk for order in checkout_forms.orders_recording(candidates, token)]
 
     def _come_back_to(self, existing, alias: str, token: str | None):
         """The buyer's READY order ``existing`` (locked): reused for ``alias``, or None once it is expired."""
@@ -688,6 +679,10 @@ class CancelMixin(GatewayMixin):
 
     def get_amount(self, order):
         """:data:`payments.FULL` for ``full=1``, else the typed ``amount``; a :class:`CancelRequestError` otherwise."""
+        if len(self.request.POST.getlist("full")) > 1 or len(self.request.POST.getlist("amount")) > 1:
+            # Two amounts (amount=1&amount=2): which one the buyer meant is not for the shop to guess
+            # (QueryDict.get takes the last one silently).
+            raise CancelRequestError(_("Give one amount to cancel."), code="AMBIGUOUS_AMOUNT")
         full = self.request.POST.get("full")
         typed = self.request.POST.get("amount")
         if full is not None and full not in ("1", "true", "on"):

@@ -79,6 +79,16 @@ def test_2_no_amount_at_all_is_a_400(buyer, paid_booking, pg):
     assert pg.count("cancel") == 0
 
 
+@pytest.mark.parametrize("fields", [{"amount": ["1000", "2000"]}, {"full": ["1", "1"]}, {"amount": ["1000", ""]}])
+def test_2_two_amounts_in_one_form_are_a_400(buyer, paid_booking, pg, fields):
+    """amount=1&amount=2 refunded the last one silently (an attack review of the example shop, 7 December)."""
+    for step in ({}, {"confirm": "1"}):
+        response = logged_in(buyer).post(f"/pay/cancel/{paid_booking.order_number}/", {"token": "t1", **fields, **step})
+        assert response.status_code == 400 and b"Give one amount to cancel." in response.content, fields
+    paid_booking.refresh_from_db()
+    assert paid_booking.canceled_amount == 0 and pg.count("cancel") == 0
+
+
 def test_2_a_json_body_is_415(buyer, paid_booking, pg):
     response = logged_in(buyer).post(
         f"/pay/cancel/{paid_booking.order_number}/", data=json.dumps({"amount": "1000", "confirm": "1"}), content_type="application/json"
@@ -351,6 +361,30 @@ def test_12_a_buyer_gives_back_part_only_where_the_order_allows_it(buyer, paid_b
     assert response.status_code == 302
     paid_booking.refresh_from_db()
     assert paid_booking.status == S.CANCELED
+
+
+def test_12_past_the_buyers_deadline_only_staff_cancel(buyer, refund_staff, paid_booking, pg, monkeypatch):
+    """get_buyer_cancel_deadline(): a booking's deposit after the meal. The example's bookings had no deadline,
+    and a buyer refunded in full three hours after the table's time (attack review, 7 December)."""
+    import datetime
+
+    from django.utils import timezone
+
+    from tests.testapp.models import Booking
+
+    monkeypatch.setattr(Booking, "get_buyer_cancel_deadline", lambda self: timezone.now() - datetime.timedelta(minutes=1))
+    assert paid_booking.is_cancelable and not paid_booking.buyer_may_cancel_now
+    url = f"/pay/cancel/testapp.booking/{paid_booking.order_number}/"
+    for confirm in ({}, {"confirm": "1"}):
+        response = logged_in(buyer).post(url, {"full": "1", "token": "t13", **confirm})
+        assert response.status_code == 409 and b"too late to cancel" in response.content
+    paid_booking.refresh_from_db()
+    assert paid_booking.status == S.PAID and pg.count("cancel") == 0
+    assert logged_in(refund_staff).post(url, {"full": "1", "token": "t13s", "confirm": "1"}).status_code == 302
+    paid_booking.refresh_from_db()
+    assert paid_booking.status == S.CANCELED
+    monkeypatch.setattr(Booking, "get_buyer_cancel_deadline", lambda self: timezone.now() + datetime.timedelta(hours=1))
+    assert not paid_booking.buyer_may_cancel_now  # nothing left to give back
 
 
 def test_12_staff_may_still_refund_part_of_such_an_order(refund_staff, paid_booking, pg, monkeypatch):
