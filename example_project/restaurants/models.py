@@ -146,6 +146,14 @@ class Booking(AbstractOrder):
         """Give the place back (the library calls this once: full cancel, expiry or failure)."""
         Seat.objects.filter(pk=self.seat_id).update(remain=F("remain") + 1)
 
+    def get_buyer_cancel_deadline(self):
+        """The deposit comes back if the buyer cancels before the table's time, not after the meal (or a no-show).
+
+        Staff may still refund afterwards (the admin). An attack review found the
+        buyer's cancel button on a booking three hours past its time, refunding in full.
+        """
+        return self.seat.datetime if self.seat_id else None
+
     def get_deposit_deadline(self):
         """A bank transfer must arrive :data:`DEPOSIT_BEFORE_VISIT` before the table's time, not at the
         PG's own deadline (often a week: after the meal). Past it, reconciliation closes the account."""

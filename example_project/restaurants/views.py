@@ -100,9 +100,9 @@ class BookingView(LoginRequiredMixin, GatewayChoiceMixin, ShopReturnUrlsMixin, C
         # in the one query that reads the seat). Only a hint (read without a
         # lock): when it says a place is left, the conditional UPDATE in
         # reserve() decides, in CheckoutMixin's transaction.
-        own_hold = Booking.objects.filter(
-            user=self.request.user, seat=OuterRef("pk"), status=OrderStatus.READY, expires_at__gt=timezone.now()
-        )
+        # Any READY booking of the buyer, its hold lapsed or not: until reconciliation expires it, it
+        # still holds the place, and posting again renews it (the last place's buyer was told "sold out").
+        own_hold = Booking.objects.filter(user=self.request.user, seat=OuterRef("pk"), status=OrderStatus.READY)
         seat = self.get_seat(held_by_buyer=Exists(own_hold))  # a POST reads the seat here first
         if seat.remain <= 0 and not seat.held_by_buyer:
             raise SoldOut()

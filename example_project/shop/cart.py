@@ -55,10 +55,21 @@ class Cart:
         self.quantities = {}
         self._save()
 
+    def remove(self, product_id) -> None:
+        """Take a product out of the cart by its id, on sale or not (a deleted product's line too)."""
+        if self.quantities.pop(str(product_id), None) is not None:
+            self._save()
+
     def items(self) -> list[CartItem]:
-        """The lines, with products that are no longer on sale dropped."""
+        """The lines; products no longer on sale are dropped from the cart (the header's count with them)."""
         products = Product.objects.filter(pk__in=[int(k) for k in self.quantities if k.isdigit()], is_active=True).in_bulk()
-        return [CartItem(products[int(k)], q) for k, q in self.quantities.items() if k.isdigit() and int(k) in products]
+        gone = [k for k in self.quantities if not (k.isdigit() and int(k) in products)]
+        if gone:
+            # They stayed in the session: the header said "Cart 3" over an empty cart, for good.
+            for k in gone:
+                self.quantities.pop(k)
+            self._save()
+        return [CartItem(products[int(k)], q) for k, q in self.quantities.items()]
 
     @property
     def count(self) -> int:

@@ -44,7 +44,9 @@ class Product(models.Model):
 class CartOrder(AbstractOrder):
     """An order of the cart's contents, delivered to an address."""
 
-    buyer_may_cancel_part = True  # the buyer's cancel form may give back part
+    #: A buyer cancels a whole order; part of one is given back by staff (the admin's refund form), who
+    #: know which goods it stands for. A buyer's free amount kept every line for 1 won (attack review).
+    buyer_may_cancel_part = False
 
     recipient = models.CharField(_("recipient"), max_length=100)
     phone = models.CharField(_("phone"), max_length=32, blank=True)

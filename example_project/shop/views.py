@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
@@ -25,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.generic import DetailView, ListView, TemplateView
 
+from django_pgpay import checkout_forms
 from django_pgpay.status import OrderStatus
 from django_pgpay.views import CheckoutMixin
 from example_project.paging import FirstPagePaginator
@@ -67,9 +69,10 @@ class CartAddView(View):
 def typed_quantity(request, default: str) -> int | None:
     """The form's quantity as a whole number, or None (with a message saying what to type) when it is not one."""
     raw = request.POST.get("quantity", default).strip()
-    if raw.isascii() and raw.isdigit():
+    if raw.isascii() and raw.isdigit() and len(raw) <= 6:
         return int(raw)
-    # "1e2", "-1", "2.5", "": never read as 0 (it removed the line) or as 1 without a word.
+    # "1e2", "-1", "2.5", "": never read as 0 (it removed the line) or as 1 without a word. Nor
+    # thousands of digits: int() refuses more than 4,300 of them (a 500, found by an attack review).
     messages.error(request, _("Enter a quantity from 0 to %(max)s.") % {"max": MAX_QUANTITY})
     return None
 
@@ -84,12 +87,18 @@ class CartUpdateView(View):
     http_method_names = ["post"]
 
     def post(self, request, product_id):
-        product = get_object_or_404(Product, pk=product_id)
+        cart = Cart(request.session)
+        product = Product.objects.filter(pk=product_id).first()
+        if product is None:
+            if str(product_id) not in cart.quantities:
+                raise Http404("no such product")
+            cart.remove(product_id)  # a product deleted since it was put in the cart: its line can go
+            return redirect("shop:cart")
         quantity = typed_quantity(request, "0")
         if quantity is not None:
             if quantity > MAX_QUANTITY:
                 capped(request, product)
-            Cart(request.session).set(product, quantity)
+            cart.set(product, quantity)
         return redirect("shop:cart")
 
 
@@ -125,12 +134,31 @@ class CartView(TemplateView):
 
 
 class OrderCreateView(LoginRequiredMixin, View):
-    """``POST /shop/orders/new/``: the cart becomes an order (READY) with its lines; the cart empties."""
+    """``POST /shop/orders/new/``: the cart becomes an order (READY) with its lines; the cart empties.
+
+    The form carries a checkout token (``{% pgpay_checkout_token %}``) that the
+    order records. The buyer's orders are placed one at a time (their user row
+    is locked): the same form posted again, by a double click (whose second
+    request read the cart before the first emptied it) or by the back button,
+    lands on the order it made instead of placing the cart a second time.
+    """
 
     http_method_names = ["post"]
 
     def post(self, request):
         cart = Cart(request.session)
+        token = checkout_forms.clean(request.POST.get(checkout_forms.FIELD))
+        with transaction.atomic():
+            list(get_user_model()._base_manager.select_for_update().filter(pk=request.user.pk).values_list("pk", flat=True))
+            placed = checkout_forms.orders_recording(CartOrder.objects.filter(user=request.user), token)
+            if placed:
+                # The cart is left as it is: emptied by the first post, or holding what was added since.
+                messages.info(request, _("This order was placed already; nothing more was ordered."))
+                return redirect(placed[0])
+            return self.place(request, cart, token)
+
+    def place(self, request, cart, token):
+        """The cart as a new order (inside the buyer's lock), or the page saying what is missing."""
         items = cart.items()
         if not items:
             messages.warning(request, _("Your cart is empty."))
@@ -140,23 +168,24 @@ class OrderCreateView(LoginRequiredMixin, View):
             return self.invalid(request, form)
         first = items[0].product.name
         name = first if len(items) == 1 else gettext("%(first)s and %(count)d more") % {"first": first, "count": len(items) - 1}
-        with transaction.atomic():
-            order = CartOrder.objects.create(
-                user=request.user,
-                gateway=form.cleaned_data["gateway"],
-                amount=sum(i.total for i in items),
-                order_name=name[:100],
-                recipient=form.cleaned_data["recipient"],
-                phone=form.cleaned_data["phone"],
-                address=form.cleaned_data["address"],
-                buyer_name=form.cleaned_data["recipient"],
-                buyer_email=request.user.email or "",
-                buyer_phone=form.cleaned_data["phone"],
-            )
-            CartLine.objects.bulk_create(
-                CartLine(order=order, product=i.product, name=i.product.name, unit_price=i.product.price, quantity=i.quantity)
-                for i in items
-            )
+        order = CartOrder(
+            user=request.user,
+            gateway=form.cleaned_data["gateway"],
+            amount=sum(i.total for i in items),
+            order_name=name[:100],
+            recipient=form.cleaned_data["recipient"],
+            phone=form.cleaned_data["phone"],
+            address=form.cleaned_data["address"],
+            buyer_name=form.cleaned_data["recipient"],
+            buyer_email=request.user.email or "",
+            buyer_phone=form.cleaned_data["phone"],
+        )
+        if token is not None:
+            checkout_forms.record(order, token)
+        order.save()
+        CartLine.objects.bulk_create(
+            CartLine(order=order, product=i.product, name=i.product.name, unit_price=i.product.price, quantity=i.quantity) for i in items
+        )
         cart.clear()
         return redirect(order)
 

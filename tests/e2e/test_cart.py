@@ -1,4 +1,4 @@
-"""The cart shop of seeds 002/003 in Chromium, in Korean: products, cart, order, payment, partial refund."""
+"""The cart shop of seeds 002/003 in Chromium, in Korean: products, cart, order, payment, staff's partial refund, the buyer's cancel."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .pages import confirm_the_cancel, open_payment_window, sign_up
+from .pages import admin_refund_part, confirm_the_cancel, open_full_cancel, open_payment_window, sign_up, staff_page
 
 pytestmark = pytest.mark.e2e
 
 
-def test_cart_order_pay_and_refund_part(open_page, server, shots):
+def test_cart_order_pay_refund_part_and_cancel_the_rest(open_page, browser, server, shots):
     page = open_page("ko-KR", logged_in=False)
     sign_up(page, server, "shopper")  # the sign-up page, once in the e2e run
 
@@ -49,11 +49,16 @@ def test_cart_order_pay_and_refund_part(open_page, server, shots):
     order = server.order("shop_cartorder", order_number)
     assert order["status"] == "PAID" and float(order["amount"]) == 39000
 
-    # Give back one box of tea (12,000 won) of the 39,000.
-    page.locator(".pgpay-cancel-form:has(input[name=amount]) input[name=amount]").fill("12000")
-    page.locator(".pgpay-cancel-form:has(input[name=amount]) .pgpay-cancel-button").click()
-    expect(page.locator(".pgpay-cancel-confirm")).to_contain_text("27,000")  # what is left after it
-    confirm_the_cancel(page)
+    # A buyer cancels a whole order (CartOrder.buyer_may_cancel_part is False): no amount box on the page.
+    expect(page.locator(".pgpay-cancel-form input[name=amount]")).to_have_count(0)
+    # The shop's staff give back one box of tea (12,000 won) of the 39,000 in the admin.
+    staff, _staff_id = staff_page(browser, server)
+    try:
+        order_id = server.value("SELECT id FROM shop_cartorder WHERE order_number = ?", order_number)
+        admin_refund_part(staff, "shop/cartorder", order_id, 12000, "홍차 품절")
+    finally:
+        staff.context.close()
+    page.reload()
     expect(page.locator("#order")).to_have_attribute("data-status", "PARTIAL_CANCELED")
     expect(page.locator("#order-refunded")).to_have_text("12,000원")
     expect(page.locator("#order-balance")).to_have_text("27,000원")
@@ -63,3 +68,12 @@ def test_cart_order_pay_and_refund_part(open_page, server, shots):
         server.value("SELECT json_extract(state, '$.balanceAmount') FROM pgpay_sandbox_sandboxpayment WHERE order_id = ?", order_number)
         == 27000
     )
+    # The buyer cancels the rest: the full cancel's box states 27,000 won. (Toss refuses a second cancel of
+    # one payment within a second, FORBIDDEN_CONSECUTIVE_REQUEST, and so does the sandbox: a person is slower.)
+    page.wait_for_timeout(1100)
+    open_full_cancel(page)
+    expect(page.locator(".pgpay-cancel-confirm:visible")).to_contain_text("27,000")
+    confirm_the_cancel(page)
+    expect(page.locator("#order")).to_have_attribute("data-status", "CANCELED")
+    expect(page.locator("#order-refunded")).to_have_text("39,000원")
+    page.screenshot(path=shots / "cart-6-order-cancelled-ko.png", full_page=True)

@@ -40,7 +40,9 @@ from django.urls import reverse
 from restaurants.models import Booking, Seat
 from shop.models import CartOrder, Product
 
+from django_pgpay import payments
 from django_pgpay.sandbox.toss import sdk_payload
+from django_pgpay.status import TransactionSource
 from example_project.inprocess import served_in_process
 from example_project.payment import offered_aliases
 
@@ -112,9 +114,11 @@ class Command(BaseCommand):
         open_booking = self.book(client, seats[3])  # the buyer opened the window and left
         products = list(Product.objects.order_by("pk")[:2])
         cart = self.cart_and_pay(client, products)
-        # Part of a cart order given back by its buyer (a booking's buyer cancels all of it: Booking.buyer_may_cancel_part).
+        # Part of a cart order given back by the shop's staff (a buyer cancels a whole order:
+        # CartOrder.buyer_may_cancel_part), as the admin's refund form does it.
         partly = self.cart_and_pay(client, products[:1])
-        self.cancel(client, partly, amount=str(int(partly.amount // 2)))
+        payments.cancel(partly, partly.amount // 2, reason="원두 품절", source=TransactionSource.STAFF)
+        self.deliver()
         self.deliver()
         orders = [paid, refunded, waiting, open_booking, cart, partly]
         for order in orders:
@@ -165,10 +169,9 @@ class Command(BaseCommand):
             raise CommandError(f"the shop's return page answered HTTP {returned.status_code}")
         self.deliver()
 
-    def cancel(self, client: Client, order, *, amount: str | None = None) -> None:
-        """The cancel form's second step (the buyer confirmed): all of it, or ``amount``."""
-        fields = {"token": uuid.uuid4().hex[:24], "confirm": "1", "reason": "일정이 바뀌었습니다"}
-        fields.update({"amount": amount} if amount else {"full": "1"})
+    def cancel(self, client: Client, order) -> None:
+        """The full cancel form's second step (the buyer confirmed)."""
+        fields = {"token": uuid.uuid4().hex[:24], "confirm": "1", "reason": "일정이 바뀌었습니다", "full": "1"}
         url = reverse("django_pgpay:cancel", args=[order._meta.label_lower, order.order_number])
         self.expect(client.post(url, fields), 302, f"cancelling {order.order_number}")
         self.deliver()
