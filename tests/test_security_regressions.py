@@ -374,6 +374,14 @@ def test_12_past_the_buyers_deadline_only_staff_cancel(buyer, refund_staff, paid
 
     monkeypatch.setattr(Booking, "get_buyer_cancel_deadline", lambda self: timezone.now() - datetime.timedelta(minutes=1))
     assert paid_booking.is_cancelable and not paid_booking.buyer_may_cancel_now
+    from django.template import Context, Template
+    from django.test import RequestFactory
+
+    form = Template("{% load pgpay %}{% pgpay_cancel_form order %}")
+    for user, shown in ((buyer, False), (refund_staff, True)):
+        request = RequestFactory().get("/")
+        request.user = user
+        assert ("pgpay-cancel-form" in form.render(Context({"order": paid_booking, "request": request}))) is shown
     url = f"/pay/cancel/testapp.booking/{paid_booking.order_number}/"
     for confirm in ({}, {"confirm": "1"}):
         response = logged_in(buyer).post(url, {"full": "1", "token": "t13", **confirm})

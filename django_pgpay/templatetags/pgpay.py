@@ -68,14 +68,20 @@ def pgpay_cancel_form(context, order, partial=False, next=None, label=None):
     not rendered at all (an empty string, whatever the template), and the full
     one offers "Close the virtual account". Nor is it for the buyer of an order
     whose model sets ``buyer_may_cancel_part = False`` (staff still get it).
+    Past the order's :meth:`~django_pgpay.models.AbstractOrder.get_buyer_cancel_deadline`
+    its buyer gets no form at all (staff still do).
     """
     withdraws_account = order.status == OrderStatus.WAITING_FOR_DEPOSIT
     if partial and withdraws_account:
         # The view would refuse any amount (PARTIAL_NOT_ALLOWED): no amount box to type one in.
         return ""
     request = context.get("request")
-    if partial and not order.buyer_may_cancel_part and permissions.is_buyer(getattr(request, "user", None), order):
+    buyer = permissions.is_buyer(getattr(request, "user", None), order)
+    if partial and not order.buyer_may_cancel_part and buyer:
         # Nor for the buyer of an order cancelled in full only (FULL_CANCEL_ONLY); staff still get it.
+        return ""
+    if buyer and order.is_cancelable and not order.buyer_may_cancel_now:
+        # Past the buyer's deadline (BUYER_DEADLINE_PASSED): no form the view would refuse.
         return ""
     try:
         # What is left, in the currency's decimals (20000, 10.50), not the stored 3 places.
