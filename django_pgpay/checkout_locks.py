@@ -8,58 +8,73 @@ lock, the same start form posted twice at the same instant (a double click on
 a guest's first checkout) ran both checkouts side by side: neither found an
 order to come back to, and both reserved a place and opened a payment window.
 
-:func:`held` locks a :class:`~django_pgpay.models.CheckoutLock` row named after
-the form's token, in the checkout's transaction. The row is written with an
-upsert (``INSERT ... ON CONFLICT DO UPDATE`` on PostgreSQL and SQLite,
-``ON DUPLICATE KEY UPDATE`` on MySQL and MariaDB): a second transaction
-writing the same key waits for the first to end, and an upsert waits with an
-exclusive lock, so three posts at once queue rather than deadlock (two plain
-``INSERT``\\s that both met a duplicate would each hold a shared lock and wait
-for the other). The row is deleted again before the transaction commits;
-nothing is left behind to clean up.
+:func:`held` locks one of :data:`SLOTS` :class:`~django_pgpay.models.CheckoutLock`
+rows, the one the form's token falls on (``SELECT ... FOR UPDATE``), in the
+checkout's transaction: the second post waits until the first has committed,
+then finds the order by the token. The rows are written once, by the
+migration; a checkout never inserts or deletes one. (A first version wrote a
+row per checkout and deleted it before the commit: on MariaDB the upserts of
+different guests met each other's deleted rows in the index and deadlocked,
+a 500 that anyone could provoke with made-up tokens.) Two unrelated guests
+whose tokens fall on the same slot wait for each other for the length of a
+checkout's transaction, a few milliseconds.
 
 Only a token of the library's making (:func:`~django_pgpay.checkout_forms.is_ours`)
-names a lock: the second post, once the first has committed, finds the order
-by that token. Two tabs (two page loads, two tokens) posted at the same instant
+names a lock. Two tabs (two page loads, two tokens) posted at the same instant
 are not serialized: each is a checkout of its own, and the order not paid expires.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from contextlib import contextmanager
 
 from django.db import connections
-from django.utils import timezone
 
 from . import checkout_forms
 
+logger = logging.getLogger("django_pgpay.checkout_locks")
 
-def key_for(token: str | None) -> str | None:
-    """The lock's key for a start form's ``token`` (a SHA-256, hex), or None: nothing to lock by."""
+#: How many lock rows there are (written by migration 0006).
+SLOTS = 1024
+
+
+def key_for(token: str | None) -> int | None:
+    """The slot a start form's ``token`` falls on, or None: nothing to lock by."""
     if token is None or not checkout_forms.is_ours(token):
         return None
-    return hashlib.sha256(f"django-pgpay checkout form {token}".encode()).hexdigest()
+    return int.from_bytes(hashlib.sha256(f"django-pgpay checkout form {token}".encode()).digest()[:4], "big") % SLOTS
 
 
 @contextmanager
-def held(key: str | None, *, using: str):
-    """Hold the lock ``key`` (see :func:`key_for`) for the rest of the transaction on ``using``; None holds nothing.
+def held(slot: int | None, *, using: str):
+    """Hold the lock ``slot`` (see :func:`key_for`) for the rest of the transaction on ``using``; None holds nothing.
 
-    Must run inside ``transaction.atomic(using=using)``. The row is deleted when
-    the block ends normally; when it raises, the transaction's rollback takes
-    the row with it.
+    Must run inside ``transaction.atomic(using=using)``. A slot whose row is
+    missing (the table emptied by hand) is not locked: the checkout runs as
+    it did before this lock, a warning is logged, and :func:`write_slots`
+    (``pgpay_reconcile`` calls it) writes the rows back. Writing it here,
+    inside checkouts running at once, is what deadlocked.
     """
-    if key is None:
+    if slot is None:
         yield
         return
     from .models import CheckoutLock
 
     if not connections[using].in_atomic_block:
         raise RuntimeError("checkout_locks.held() runs inside the checkout's transaction")
-    target = ["key"] if connections[using].features.supports_update_conflicts_with_target else None
-    CheckoutLock.objects.using(using).bulk_create(
-        [CheckoutLock(key=key, held_at=timezone.now())], update_conflicts=True, unique_fields=target, update_fields=["held_at"]
-    )
+    if not list(CheckoutLock.objects.using(using).select_for_update().filter(slot=slot).values_list("slot", flat=True)):
+        logger.warning("checkout lock %s has no row (django_pgpay_checkoutlock emptied?); pgpay_reconcile writes them back", slot)
     yield
-    CheckoutLock.objects.using(using).filter(key=key).delete()
+
+
+def write_slots(using: str = "default") -> int:
+    """Write the lock rows that are missing (outside any checkout); how many were missing."""
+    from .models import CheckoutLock
+
+    locks = CheckoutLock.objects.using(using)
+    missing = SLOTS - locks.filter(slot__lt=SLOTS).count()
+    if missing:
+        locks.bulk_create([CheckoutLock(slot=slot) for slot in range(SLOTS)], ignore_conflicts=True)
+    return missing

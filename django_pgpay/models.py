@@ -475,24 +475,21 @@ class ReconcileState(models.Model):
 
 
 class CheckoutLock(models.Model):
-    """A row a checkout of a buyer without an account locks, so that one form posted twice at once starts one order.
+    """One of a fixed set of rows that checkouts of buyers without an account lock (:mod:`django_pgpay.checkout_locks`).
 
-    Written and deleted again inside the checkout's transaction
-    (:func:`django_pgpay.checkout_locks.held`): a second transaction that
-    writes the same key waits until the first has committed. Nothing is left
-    in the table afterwards; a row seen in it belongs to a checkout under way.
+    The migration writes :data:`~django_pgpay.checkout_locks.SLOTS` of them
+    once; a checkout locks the one its form's token falls on
+    (``SELECT ... FOR UPDATE``) and never writes the table.
     """
 
-    #: SHA-256 (hex) of what the lock is named after: the start form's token.
-    key = models.CharField(_("key"), max_length=64, unique=True)
-    held_at = models.DateTimeField(_("held at"), default=timezone.now)
+    slot = models.PositiveIntegerField(_("slot"), primary_key=True)
 
     class Meta:
         verbose_name = _("checkout lock")
         verbose_name_plural = _("checkout locks")
 
     def __str__(self) -> str:
-        return f"checkout lock {self.key[:12]}"
+        return f"checkout lock {self.slot}"
 
 
 class ExportJob(models.Model):

@@ -449,7 +449,7 @@ def cancel(
         token = f"{order.order_number}-cancel-{idempotency_key}"
     amount = _cancel_amount(order, amount)
     if order.status == S.WAITING_FOR_DEPOSIT:
-        _allowed_amount(order, order.get_gateway(), amount)  # in full only
+        _allowed_amount(order, order.get_gateway(), amount, source=source)  # in full only; the buyer's deadline
         return _withdraw_own(order, source=source, actor=actor, reason=reason, idempotency_key=token)
     opened = _open_cancel(order, amount, token=token, reason=reason, source=source, actor=actor)
     if opened is _STALE:  # an earlier operation went silent: ask the PG first, then open this cancel
@@ -559,13 +559,7 @@ def _allowed_amount(order, gateway, amount, *, source=None) -> Decimal:
     """
     if not order.is_cancelable:
         raise NotCancelable(order=order)
-    if source == TransactionSource.CUSTOMER:
-        deadline = order.get_buyer_cancel_deadline()
-        if deadline is not None and timezone.now() >= deadline:
-            # A booking's deposit after the visit: the buyer's own cancel is over, the shop's staff decide.
-            raise NotCancelable(
-                _("It is too late to cancel this order here. Please contact the shop."), code="BUYER_DEADLINE_PASSED", order=order
-            )
+    _check_buyer_deadline(order, source)
     balance = order.balance
     if source == TransactionSource.CUSTOMER and not order.buyer_may_cancel_part and amount is not FULL and amount != balance:
         # A booking's place comes back only with a full cancel: a buyer who could give back all
@@ -590,6 +584,18 @@ def _allowed_amount(order, gateway, amount, *, source=None) -> Decimal:
             _("%(pg)s cannot cancel part of a payment.") % {"pg": gateway.pg_name}, code="PARTIAL_NOT_SUPPORTED", order=order
         )
     return amount
+
+
+def _check_buyer_deadline(order, source) -> None:
+    """Refuse a buyer's cancel (``source`` CUSTOMER) past :meth:`~django_pgpay.models.AbstractOrder.get_buyer_cancel_deadline`."""
+    if source != TransactionSource.CUSTOMER:
+        return
+    deadline = order.get_buyer_cancel_deadline()
+    if deadline is not None and timezone.now() >= deadline:
+        # A booking's deposit after the visit: the buyer's own cancel is over, the shop's staff decide.
+        raise NotCancelable(
+            _("It is too late to cancel this order here. Please contact the shop."), code="BUYER_DEADLINE_PASSED", order=order
+        )
 
 
 def check_cancel(order, amount, *, source: str = TransactionSource.CUSTOMER) -> Decimal:
@@ -663,6 +669,7 @@ def _open_withdrawal(order, *, source, actor, reason: str, idempotency_key: str 
             if locked.status in (S.EXPIRED, S.FAILED):
                 return Outcome(order=locked, replayed=True)
             raise NotCancelable(order=locked)
+        _check_buyer_deadline(locked, source)  # again, under the lock: a deadline passed meanwhile
         if ledger.blocking_rows(locked).exists():
             raise OperationInProgress(_("Another operation on this order is still being processed. Please try again shortly."))
         row = ledger.create(

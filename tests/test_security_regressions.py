@@ -395,6 +395,28 @@ def test_12_past_the_buyers_deadline_only_staff_cancel(buyer, refund_staff, paid
     assert not paid_booking.buyer_may_cancel_now  # nothing left to give back
 
 
+def test_12_past_the_deadline_a_buyer_cannot_close_an_unpaid_virtual_account_either(make_booking, pg, buyer, monkeypatch):
+    """The confirmation step refused it, the confirmed step closed the account at the PG (the withdrawal path
+    did not pass the source on): an attack review of the deadline, 7 December."""
+    import datetime
+
+    from django.utils import timezone
+
+    from django_pgpay import payments
+    from tests.testapp.models import Booking
+
+    booking = make_booking()
+    payments.confirm(booking, payment_id=pg.authorize(booking.order_number, booking.amount, virtual_account=True))
+    assert booking.status == S.WAITING_FOR_DEPOSIT
+    monkeypatch.setattr(Booking, "get_buyer_cancel_deadline", lambda self: timezone.now() - datetime.timedelta(minutes=1))
+    url = f"/pay/cancel/testapp.booking/{booking.order_number}/"
+    for confirm in ({}, {"confirm": "1"}):
+        response = logged_in(buyer).post(url, {"full": "1", "token": "tw1", **confirm})
+        assert response.status_code == 409 and b"too late to cancel" in response.content
+    booking.refresh_from_db()
+    assert booking.status == S.WAITING_FOR_DEPOSIT and pg.count("withdraw") + pg.count("cancel") == 0
+
+
 def test_12_staff_may_still_refund_part_of_such_an_order(refund_staff, paid_booking, pg, monkeypatch):
     from tests.testapp.models import Booking
 

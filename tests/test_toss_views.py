@@ -1004,8 +1004,10 @@ def test_a_guests_form_clicked_three_times_at_once_holds_one_seat(seat, toss, mo
     """allow_anonymous: a guest has no user row to lock, so the same form posted at the same instant (a double
     or triple click on a first checkout, no session yet) reserved a place and opened a window per post. The
     posts now queue on a lock named after the form's token (checkout_locks) and come back to one booking."""
+    from django_pgpay import checkout_locks
     from django_pgpay.models import CheckoutLock
 
+    checkout_locks.write_slots()  # migration 0006 writes them; an earlier transactional test's flush emptied the table
     reserve = Booking.reserve
 
     def slow_reserve(self):
@@ -1039,7 +1041,48 @@ def test_a_guests_form_clicked_three_times_at_once_holds_one_seat(seat, toss, mo
     assert booking.user is None and booking.status == S.READY
     seat.refresh_from_db()
     assert seat.remain == 2
-    assert not CheckoutLock.objects.exists()  # the lock leaves nothing behind
+    assert CheckoutLock.objects.count() == checkout_locks.SLOTS  # a checkout never writes the table
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.concurrency
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite cannot show row locks; CI runs this on PostgreSQL and MariaDB")
+def test_guests_double_clicking_side_by_side_each_hold_one_seat(seat, toss):
+    """Five guests each posting their own form twice at the same instant, three rounds: every post a 200, one
+    booking per form. A first version of the lock inserted and deleted a row per checkout, and on MariaDB
+    different guests' upserts deadlocked on each other's deleted rows (a 500; an attack review's test)."""
+    from django_pgpay import checkout_locks
+
+    checkout_locks.write_slots()
+    seat.remain = 100
+    seat.save()
+    answers = []
+    for _ in range(3):
+        browsers = [Client() for _ in range(5)]
+        forms = [guest_form(browser, seat) for browser in browsers]
+        for browser, fields in zip(browsers, forms):  # each form posted once already (the slots are in use)
+            browser.post(f"/guest/{seat.pk}/toss/?pgpay_checkout=1", fields)
+        jobs = [(browser, fields) for browser, fields in zip(browsers, forms) for _ in range(2)]
+        barrier = threading.Barrier(len(jobs))
+
+        def body(browser, fields):
+            try:
+                client = Client(raise_request_exception=False)
+                client.cookies = copy.deepcopy(browser.cookies)
+                barrier.wait()
+                answers.append(client.post(f"/guest/{seat.pk}/toss/?pgpay_checkout=1", fields).status_code)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=body, args=job) for job in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert answers == [200] * 30
+    assert Booking.objects.count() == 15
+    seat.refresh_from_db()
+    assert seat.remain == 85
 
 
 def test_a_return_view_mounted_for_one_alias(rf, buyer, toss_booking, toss_api):

@@ -74,7 +74,7 @@ try:
 except PgPayError:
     pass
 cart_paid = cart("cart_paid", BUYERS[4], "bootpay", [(1, 2), (4, 1), (5, 1)]); pay_bootpay(cart_paid)
-cart_part = cart("cart_partial", BUYERS[5], "toss", [(2, 1), (3, 1)]); pay_toss(cart_part); payments.cancel(cart_part, Decimal(15000), reason="원두 품절")
+cart_part = cart("cart_partial", BUYERS[5], "toss", [(2, 1), (3, 1)]); pay_toss(cart_part); payments.cancel(cart_part, Decimal(15000), reason="원두 품절", source="staff")
 print(json.dumps(made))
 """
 

@@ -32,7 +32,7 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_pgpay import conf, ledger, reconciliation, tasks, webhooks
+from django_pgpay import checkout_locks, conf, ledger, reconciliation, tasks, webhooks
 from django_pgpay.exceptions import ConfigurationError
 from django_pgpay.management.moments import parse_moment
 from django_pgpay.orders import order_models
@@ -107,6 +107,8 @@ class Command(BaseCommand):
             self.stdout.write("--enqueue: no queueing TASKS backend is configured; the orders are reconciled here")
         verbose = options["verbosity"] >= 2
         counts: Counter = Counter()
+        if not dry_run and (missing := checkout_locks.write_slots()):
+            self.stdout.write(f"wrote back {missing} missing checkout lock row(s) (django_pgpay_checkoutlock)")
 
         for model in models if enqueue else ():
             pks = reconciliation.planned_pks(model, deep_since=deep_since, gateways=gateways, limit=options["limit"])
