@@ -430,6 +430,41 @@ def _match_cancels(locked, result: PaymentResult, open_rows: list, known_ids: se
     return matched, unasked
 
 
+def _refunds_failed_at_pg(locked, result: PaymentResult, cancels: list) -> list[str]:
+    """Our cancel rows the PG reports failed (``result.failed_cancels``): the buyer has not been paid back.
+
+    A row the PG had carried out *needs attention* (:data:`ledger.REFUND_FAILED`;
+    the ``payment_needs_attention`` signal is sent): the order stays cancelled,
+    and a person gives the money back (a refund in the PG's dashboard is then
+    found by reconciliation and settles the row). An open row fails.
+    """
+    changes = []
+    for entry in result.failed_cancels:
+        row = next(
+            (
+                r
+                for r in cancels
+                if (entry.pg_cancel_id and r.pg_transaction_id == entry.pg_cancel_id)
+                or (entry.reference and r.idempotency_key == entry.reference)
+            ),
+            None,
+        )
+        why = entry.failure or "failed"
+        if row is not None and row.status == T.SUCCEEDED:
+            message = _(
+                "The PG reports that this refund failed (%(why)s): the buyer has not been paid back. Give the money back another way."
+            )
+            ledger.finish(row, T.ATTENTION, error=GatewayError(message % {"why": why}, code=ledger.REFUND_FAILED))
+            followups.announce_attention(locked, row, f"the PG reports refund {entry.pg_cancel_id} failed ({why})")
+            changes.append(f"refund {row.amount} failed at the PG")
+        elif row is not None and row.is_open:
+            message = _("The PG reports that this refund failed (%(why)s).")
+            failed = GatewayError(message % {"why": why}, code="REFUND_FAILED_AT_PG")
+            ledger.finish(row, T.FAILED, error=failed, pg_transaction_id=entry.pg_cancel_id[:200])
+            changes.append(f"cancel {row.amount} failed at the PG")
+    return changes
+
+
 def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook_event=None, cancels: list | None = None) -> list[str]:
     """Make the ledger's cancels and ``canceled_amount`` agree with what the PG reports.
 
@@ -443,11 +478,11 @@ def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook
     if cancels is None:
         cancels = ledger.rows(locked).filter(kind__in=CANCEL_KINDS)  # one query
     cancels = sorted(cancels, key=lambda r: (r.created, r.pk))
-    done = [r for r in cancels if r.status == T.SUCCEEDED]
+    changes: list[str] = _refunds_failed_at_pg(locked, result, cancels)
+    done = [r for r in cancels if ledger.counts_as_cancelled(r)]
     known_ids = {r.pg_transaction_id for r in done if r.pg_transaction_id}
     open_rows = [r for r in cancels if r.kind == K.CANCEL and r.is_open]
     matched, unasked = _match_cancels(locked, result, open_rows, known_ids, sum((r.amount for r in done), Decimal(0)))
-    changes: list[str] = []
     for row, amount, pg_id in matched:
         ledger.finish(row, T.SUCCEEDED, amount=amount, pg_transaction_id=(pg_id or row.pg_transaction_id)[:200])
         done.append(row)
@@ -460,6 +495,14 @@ def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook
         if added is not None:
             done.append(added)
             changes.append(f"cancel {amount} found at the PG")
+            # A refund made at the PG after one of ours failed there (a person gave the money back
+            # in the PG's dashboard): that row is settled, the order's total stays as it was.
+            owed = next((r for r in done if r.status == T.ATTENTION and same_amount(r.amount, amount)), None)
+            if owed is not None:
+                done.remove(owed)
+                again = GatewayError(_("The PG reported this refund failed; it was given back again at the PG."), code=ledger.REFUND_FAILED)
+                ledger.finish(owed, T.FAILED, error=again)
+                changes.append(f"refund {amount} that failed given back again at the PG")
     if settle_stale:
         stale_before = now() - conf.in_flight_timeout()
         for row in open_rows:
@@ -470,9 +513,13 @@ def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook
 
 
 def apply_ledger_total(locked, succeeded: list | None = None) -> list[str]:
-    """Set ``canceled_amount`` (and the status) from the succeeded cancel rows (``succeeded``, or read here)."""
+    """Set ``canceled_amount`` (and the status) from the cancel rows that count (``succeeded``, or read here).
+
+    Those the PG carried out, and those it carried out and later reported failed
+    (:func:`ledger.counts_as_cancelled`).
+    """
     if succeeded is None:
-        succeeded = list(ledger.succeeded_rows(locked, *CANCEL_KINDS))
+        succeeded = list(ledger.cancelled_rows(locked, *CANCEL_KINDS))
     total = sum((r.amount for r in succeeded), Decimal(0))
     if total == locked.canceled_amount:
         return []

@@ -341,7 +341,7 @@ def check_invoices(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     if not isinstance(invoice, dict):
         return [checks.Error('PGPAY["INVOICE"] must be a dict.', id="django_pgpay.E401")]
     from .exceptions import ConfigurationError
-    from .invoices import INVOICE_DEFAULTS, vat_rate
+    from .invoices import INVOICE_DEFAULTS, vat_currencies, vat_rate
 
     unknown = sorted(set(invoice) - set(INVOICE_DEFAULTS))
     if unknown:
@@ -352,10 +352,11 @@ def check_invoices(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 id="django_pgpay.E401",
             )
         )
-    try:
-        vat_rate({**INVOICE_DEFAULTS, **invoice})
-    except ConfigurationError as exc:
-        messages.append(checks.Error(str(exc), id="django_pgpay.E402"))
+    for read in (vat_rate, vat_currencies):
+        try:
+            read({**INVOICE_DEFAULTS, **invoice})
+        except ConfigurationError as exc:
+            messages.append(checks.Error(str(exc), id="django_pgpay.E402"))
     if not weasyprint_installed():
         return messages
     fonts = korean_fonts()

@@ -28,6 +28,7 @@ Settings (read at call time)::
             "SHOP_NAME": "한우집", "BUSINESS_NUMBER": "123-45-67890", "CEO": "홍길동",
             "ADDRESS": "서울특별시 ...", "TEL": "02-123-4567", "EMAIL": "",
             "VAT_RATE": "0.1",          # VAT included in prices; "0" for no split
+            "VAT_CURRENCIES": ["KRW"],  # prices in these currencies include it (invoices and settlement)
             "TEMPLATE": "django_pgpay/invoice.html",
             "STYLESHEET": None,         # a CSS file path replacing the bundled one
             "PARALLEL_THRESHOLD": 50,   # more orders than this: a process pool
@@ -79,6 +80,7 @@ INVOICE_DEFAULTS: dict[str, Any] = {
     "TEL": "",
     "EMAIL": "",
     "VAT_RATE": "0.1",
+    "VAT_CURRENCIES": ("KRW",),
     "TEMPLATE": "django_pgpay/invoice.html",
     "STYLESHEET": None,
     "PARALLEL_THRESHOLD": 50,
@@ -114,6 +116,27 @@ def vat_rate(config: dict[str, Any] | None = None) -> Decimal:
     if not rate.is_finite() or rate < 0 or rate >= 1:
         raise ConfigurationError(f'PGPAY["INVOICE"]["VAT_RATE"] = {raw!r} must be >= 0 and < 1.')
     return rate
+
+
+def vat_currencies(config: dict[str, Any] | None = None) -> frozenset[str]:
+    """``VAT_CURRENCIES``: the currencies whose prices include VAT at :func:`vat_rate` (``KRW`` by default).
+
+    Korean VAT is on sales in won; a sale in dollars (a buyer abroad through
+    Stripe) is often zero-rated. The invoices and the settlement read this one rule.
+    """
+    raw = (config or invoice_settings()).get("VAT_CURRENCIES", ("KRW",))
+    if isinstance(raw, str) or not isinstance(raw, (list, tuple, set, frozenset)):
+        raise ConfigurationError(f'PGPAY["INVOICE"]["VAT_CURRENCIES"] = {raw!r} must be a list of currency codes, e.g. ["KRW"].')
+    codes = {str(code).strip().upper() for code in raw}
+    if not all(len(code) == 3 and code.isascii() and code.isalpha() for code in codes):
+        raise ConfigurationError(f'PGPAY["INVOICE"]["VAT_CURRENCIES"] = {raw!r} must hold three-letter currency codes.')
+    return frozenset(codes)
+
+
+def vat_rate_for(currency: str, config: dict[str, Any] | None = None) -> Decimal:
+    """The VAT rate included in prices in ``currency``: :func:`vat_rate` for :func:`vat_currencies`, else 0."""
+    config = config or invoice_settings()
+    return vat_rate(config) if str(currency or "").upper() in vat_currencies(config) else Decimal(0)
 
 
 def vat_split(total: Decimal, currency: str, rate: Decimal = Decimal("0.1")) -> tuple[Decimal, Decimal]:
@@ -274,8 +297,8 @@ def build_invoice(order, *, config: dict[str, Any] | None = None, now=None) -> I
     from django.utils import timezone
 
     config = config or invoice_settings()
-    rate = vat_rate(config)
     currency = order.currency
+    rate = vat_rate_for(currency, config)
     kept = Decimal(order.balance) if order.is_paid else Decimal(0)
     supply, vat = vat_split(kept, currency, rate) if rate else (kept, Decimal(0))
     local = timezone.localtime

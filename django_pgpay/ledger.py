@@ -74,6 +74,26 @@ def succeeded_rows(order, *kinds: str):
     return found.filter(kind__in=kinds) if kinds else found
 
 
+#: ``error_code`` of a cancel the PG carried out and later reports failed (a Stripe refund
+#: to a closed card): the row *needs attention*, the buyer has not been paid back.
+REFUND_FAILED = "REFUND_FAILED"
+
+
+def counts_as_cancelled(row) -> bool:
+    """Whether cancel row ``row`` is part of its order's ``canceled_amount``.
+
+    Carried out by the PG, or carried out and later reported failed there
+    (:data:`REFUND_FAILED`, *needs attention*): the order stays cancelled, and
+    a person gives that money back, after which the row fails.
+    """
+    return row.status == T.SUCCEEDED or (row.status == T.ATTENTION and row.error_code == REFUND_FAILED)
+
+
+def cancelled_rows(order, *kinds: str):
+    """Rows of ``order`` of ``kinds`` that :func:`counts_as_cancelled`."""
+    return rows(order).filter(Q(status=T.SUCCEEDED) | Q(status=T.ATTENTION, error_code=REFUND_FAILED), kind__in=kinds)
+
+
 def unsettled_rows(order):
     """Money rows still open or needing attention: what makes :func:`~django_pgpay.payments.reconcile` look."""
     return rows(order).filter(status__in=(*OPEN_TRANSACTION_STATUSES, T.ATTENTION)).exclude(kind=K.WEBHOOK)
@@ -332,10 +352,13 @@ def attention_rows(model):
 __all__ = [
     "BLOCKING_KINDS",
     "FOLLOW_UP_KINDS",
+    "REFUND_FAILED",
     "atomic",
     "attention_rows",
     "blocking_rows",
+    "cancelled_rows",
     "confirm_key",
+    "counts_as_cancelled",
     "create",
     "digest",
     "error_from_row",

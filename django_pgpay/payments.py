@@ -478,7 +478,7 @@ def cancel(
         if reply.payment is not None:
             changes += bookkeeping.sync_cancels(locked, reply.payment, source=source, settle_stale=False, cancels=cancels)
         else:
-            changes += bookkeeping.apply_ledger_total(locked, [r for r in cancels if r.status == T.SUCCEEDED])
+            changes += bookkeeping.apply_ledger_total(locked, [r for r in cancels if ledger.counts_as_cancelled(r)])
     refresh(order, locked)
     # locked_row is current: it was read under the lock and finished here, and sync_cancels
     # finishes only rows still open, which it no longer is (or never was, when another path
@@ -709,7 +709,18 @@ def expire(order, *, source: str = TransactionSource.RECONCILE, only_if_due: boo
     :func:`reconcile` settles that first. With ``only_if_due`` an order whose
     ``expires_at`` was moved into the future meanwhile (its buyer came back)
     is left as it is.
+
+    A READY order's checkout is closed at the PG first (:meth:`abandon
+    <django_pgpay.gateways.base.BaseGateway.abandon>`: Stripe's open Checkout
+    Sessions), so that an expired order cannot be paid afterwards in a window
+    left open; when the buyer completed it meanwhile that raises
+    :class:`OperationInProgress` (``CHECKOUT_COMPLETED``), and a PG that cannot
+    be reached raises :class:`GatewayUnavailable`: the order is left as it is.
     """
+    if order.status == S.READY and not (only_if_due and order.expires_at is not None and order.expires_at > bookkeeping.now()):
+        # Before the order's lock (a PG call); a buyer's checkout calls this under its own locks
+        # (views.CheckoutMixin switching PG), where the call's timeout bounds the wait.
+        order.get_gateway().abandon(order.snapshot())
     if order.status != S.WAITING_FOR_DEPOSIT:
         with ledger.atomic(order):
             locked = ledger.lock_order(order)
@@ -893,9 +904,7 @@ def reconcile(order, *, now=None, deep: bool = False) -> Outcome:
         order.refresh_from_db()
     if order.status in OPEN_STATUSES and order.expires_at is not None and order.expires_at <= now:
         if not ledger.open_rows(order, K.CONFIRM).exists():
-            if order.status == S.READY:
-                order.get_gateway().abandon(order.snapshot())
-            changes += expire(order, only_if_due=True).changes
+            changes += expire(order, only_if_due=True).changes  # which closes the checkout at the PG first
     return Outcome(order=order, changes=tuple(changes), replayed=not changes, error=error)
 
 

@@ -32,7 +32,7 @@ every database does the same way.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -55,9 +55,6 @@ PAYMENT_KINDS = (K.CONFIRM,)
 REFUND_KINDS = (K.CANCEL, K.SYNC)
 RETURN_KINDS = (K.COMPENSATE,)
 KINDS = (*PAYMENT_KINDS, *REFUND_KINDS, *RETURN_KINDS)
-
-#: Currencies whose net is split into supply value and VAT (Korean VAT, included in prices).
-VAT_CURRENCIES = frozenset({"KRW"})
 
 #: The longest range one settlement covers.
 MAX_DAYS = 400
@@ -185,12 +182,14 @@ def offset_spans(
 # --- computing ---------------------------------------------------------------------------------
 
 
-def _vat(net: Decimal, currency: str, rate: Decimal) -> tuple[Decimal | None, Decimal | None]:
-    if currency not in VAT_CURRENCIES or not rate:
-        return None, None
-    from .invoices import vat_split
+def _vat(net: Decimal, currency: str, rates: Mapping[str, Decimal]) -> tuple[Decimal | None, Decimal | None]:
+    """The invoices' split of ``net`` (:func:`django_pgpay.invoices.vat_rate_for`), or ``(None, None)`` without VAT."""
+    from .invoices import vat_rate_for, vat_split
 
-    return vat_split(net, currency, rate)
+    rate = rates.get(currency)
+    if rate is None:
+        rate = rates[currency] = vat_rate_for(currency)
+    return vat_split(net, currency, rate) if rate else (None, None)
 
 
 def vat_rate() -> Decimal:
@@ -201,9 +200,12 @@ def vat_rate() -> Decimal:
 
 
 def ledger_sums(
-    transaction_model, start: datetime.datetime, end: datetime.datetime, zone, *, gateways: Sequence[str] = ()
+    transaction_model, start: datetime.datetime, end: datetime.datetime, zone, *, gateways: Sequence[str] = (), orders=None
 ) -> Iterable[dict]:
-    """Rows ``{day, gateway, currency, kind, count, total}`` of one ledger model's succeeded rows in ``[start, end)``."""
+    """Rows ``{day, gateway, currency, kind, count, total}`` of one ledger model's succeeded rows in ``[start, end)``.
+
+    ``orders`` (a queryset of the order model) limits them to those orders' rows.
+    """
     for span_start, span_end, offset in offset_spans(start, end, zone):
         rows = (
             transaction_model._base_manager.filter(status=TransactionStatus.SUCCEEDED, kind__in=KINDS)
@@ -212,6 +214,8 @@ def ledger_sums(
         )
         if gateways:
             rows = rows.filter(order__gateway__in=list(gateways))
+        if orders is not None:
+            rows = rows.filter(order__in=orders.order_by().values("pk"))
         shifted = ExpressionWrapper(F("moment") + Value(offset, output_field=DurationField()), output_field=DateTimeField())
         yield from (
             rows.annotate(day=TruncDate(shifted, tzinfo=UTC))
@@ -228,11 +232,15 @@ def compute(
     *,
     zone=None,
     gateways: Sequence[str] = (),
+    scopes: Mapping | None = None,
 ) -> Settlement:
     """The settlement of ``order_models``' ledgers from ``since`` to ``until`` (both days included).
 
     ``zone`` is the time zone of the days (default: the current one, i.e.
-    ``TIME_ZONE``); ``gateways`` limits it to those aliases.
+    ``TIME_ZONE``); ``gateways`` limits it to those aliases; ``scopes`` maps an
+    order model to the queryset of its orders to count (the admin passes each
+    admin's ``get_queryset``, so staff see the money of the orders they may
+    see, nothing more).
     """
     if until < since:
         raise ValueError("until is before since")
@@ -241,7 +249,8 @@ def compute(
     end = local_day_start(until + datetime.timedelta(days=1), zone)
     sums: dict[tuple, dict] = {}
     for model in order_models:
-        for row in ledger_sums(model.get_transaction_model(), start, end, zone, gateways=gateways):
+        scope = (scopes or {}).get(model)
+        for row in ledger_sums(model.get_transaction_model(), start, end, zone, gateways=gateways, orders=scope):
             day = row["day"]
             if isinstance(day, datetime.datetime):
                 day = day.date()
@@ -254,7 +263,7 @@ def compute(
             entry[column][0] += row["count"]
             entry[column][1] += Decimal(row["total"] or 0)
 
-    rate = vat_rate()
+    rate: dict[str, Decimal] = {}  # VAT rate by currency (the invoices' rule), read once each
     lines = []
     for (day, gateway, currency), entry in sums.items():
         paid = quantize(entry["payment"][1], currency)
@@ -286,7 +295,7 @@ def compute(
     )
 
 
-def _totals(lines: Sequence[Line], rate: Decimal, *, by_gateway: bool = False) -> tuple[Line, ...]:
+def _totals(lines: Sequence[Line], rate: dict, *, by_gateway: bool = False) -> tuple[Line, ...]:
     totals: dict[tuple, Line] = {}
     for line in lines:
         key = (line.gateway if by_gateway else "", line.currency)

@@ -424,6 +424,8 @@ class CheckoutMixin:
             if exc.code != "ALREADY_PAID":
                 raise
             return self.already_paid(exc)
+        except PgPayError as exc:  # the PG of an order being given up could not close its checkout (nothing changed)
+            return render(request, "django_pgpay/error.html", self.get_context_data(error=exc), status=_status(exc))
         gateway = order.get_gateway()
         urls = self.get_checkout_urls(order)
         if f"{permissions.BUYER_TOKEN_PARAM}=" not in urls.success_url:
@@ -438,15 +440,20 @@ class CheckoutMixin:
         except PgPayError as exc:
             return render(request, "django_pgpay/error.html", self.get_context_data(error=exc), status=_status(exc))
         if checkout.pg_data:
-            self._remember(order, checkout.pg_data)
+            self._remember(order, gateway, checkout.pg_data)
         return self.checkout_response(order, checkout)
 
     @staticmethod
-    def _remember(order, pg_data) -> None:
-        """Merge the gateway's checkout data (e.g. a session id) into the order, under its lock."""
+    def _remember(order, gateway, pg_data) -> None:
+        """Merge the gateway's checkout data (e.g. a session id) into the order, under its lock.
+
+        Merged by the gateway (:meth:`~django_pgpay.gateways.base.BaseGateway.merge_checkout_data`)
+        into what the order holds now: two checkouts of one order at once (a second tab) each
+        made a Session, and both must stay known.
+        """
         with transaction.atomic(using=router.db_for_write(type(order))):
             locked = type(order)._base_manager.select_for_update().get(pk=order.pk)
-            locked.pg_data = {**(locked.pg_data or {}), **dict(pg_data)}
+            locked.pg_data = gateway.merge_checkout_data(locked.pg_data or {}, dict(pg_data))
             locked.save(update_fields=["pg_data"])
             order.pg_data = locked.pg_data
 

@@ -106,6 +106,25 @@ def test_a_large_invoice_batch_runs_in_a_worker(background, admin_client, pay_bo
     assert all(o.order_number in text for o in orders)
 
 
+@pytest.mark.django_db
+def test_a_large_invoice_batch_without_a_worker_is_refused_not_laid_out_in_the_request(settings, admin_client, pay_booking):
+    """An attack review (7 December 2026): with no task backend, "select all" laid out every invoice in
+    the admin's request as one document (about 1 MB and 80 ms each): minutes and gigabytes for 10,000."""
+    from django.contrib.messages import get_messages
+
+    settings.PGPAY = {**settings.PGPAY, "BACKGROUND_INVOICES": 2}
+    orders = [pay_booking() for _ in range(3)]
+    for action in ("invoice_pdf", "invoice_zip"):
+        response = admin_client.post("/admin/testapp/booking/", {"action": action, "_selected_action": [o.pk for o in orders]})
+        assert response.status_code == 302 and not ExportJob.objects.exists()
+        message = [str(m) for m in get_messages(response.wsgi_request)][-1]
+        assert message.startswith('3 invoices are more than one request makes (PGPAY["BACKGROUND_INVOICES"] = 2)')
+    # At the limit it is served at once.
+    pytest.importorskip("weasyprint")
+    at_limit = admin_client.post("/admin/testapp/booking/", {"action": "invoice_zip", "_selected_action": [o.pk for o in orders[:2]]})
+    assert at_limit.status_code == 200 and at_limit["Content-Type"] == "application/zip"
+
+
 @needs_tasks
 @pytest.mark.parametrize("stopped", ["task lost while queued", "worker stopped while running"])
 def test_a_stalled_job_says_so_and_can_be_run_again_by_who_asked(stopped, background, admin_client, pay_booking, client, django_user_model):

@@ -141,3 +141,25 @@ def test_a_custom_settlement_permission(client, django_user_model, day_of_sales,
     assert URL not in client.get("/admin/testapp/booking/").content.decode()
     client.force_login(staff_with(django_user_model, "accountant", "view_booking", "delete_booking"))
     assert client.get(URL).status_code == 200
+
+
+def test_staff_see_the_money_of_the_orders_their_admin_shows_them(client, django_user_model, pay_booking, buyer, other_buyer, monkeypatch):
+    """An attack review (7 December 2026): an admin scoping its orders (one branch's, one tenant's)
+    still showed every order's money in the settlement."""
+    from django.contrib import admin
+
+    from tests.testapp.models import Booking
+
+    model_admin = admin.site._registry[Booking]
+    base = type(model_admin).get_queryset
+    monkeypatch.setattr(type(model_admin), "get_queryset", lambda self, request: base(self, request).filter(user__username="buyer"))
+    mine = pay_booking(Decimal(20000))
+    theirs = pay_booking(Decimal(500000), user=other_buyer)
+    clerk = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_booking"))
+    client.force_login(clerk)
+    listing = client.get("/admin/testapp/booking/").content.decode()
+    assert mine.order_number in listing and theirs.order_number not in listing
+    page = client.get("/admin/testapp/booking/settlement/?format=csv")
+    text = b"".join(page.streaming_content).decode("utf-8-sig")
+    assert "20000" in text and "500000" not in text and "520000" not in text

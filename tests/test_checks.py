@@ -338,11 +338,49 @@ def test_the_admins_permission_attributes_are_checked():
 
     site = admin.AdminSite()
     found = [(m.id, m.msg) for m in TypoAdmin(Booking, site).check()]
-    assert found == [
-        (
-            "django_pgpay.W013",
-            "TypoAdmin.refund_permission = 'testapp.change_bookings' is a permission no model declares: no staff user can have it.",
-        )
-    ]
+    assert found[0] == (
+        "django_pgpay.W013",
+        "TypoAdmin.refund_permission = 'testapp.change_bookings' is a permission no model declares: no staff user can have it.",
+    )
+    assert [m[0] for m in found] == ["django_pgpay.W013", "django_pgpay.E014"]  # and not the model's rule (below)
     assert [m.id for m in ReprocessAdmin(WebhookEvent, site).check()] == ["django_pgpay.W013"]
     assert [m.id for m in OrderAdmin(Booking, site).check()] == []
+
+
+@pytest.mark.django_db
+def test_an_admin_refund_permission_other_than_the_models_is_an_error(client, django_user_model, pg):
+    """An attack review (7 December 2026): the admin's stricter ``refund_permission`` alone let a clerk it
+    refused refund through the shop's cancel view, which reads the model's rule."""
+    from django.contrib import admin
+    from django.contrib.auth.models import Permission
+
+    from django_pgpay.admin import OrderAdmin
+    from tests.testapp.models import Booking, CartOrder
+
+    class StricterAdmin(OrderAdmin):
+        refund_permission = "testapp.delete_booking"  # Booking's model rule is its change permission
+
+    (error,) = [m for m in StricterAdmin(Booking, admin.AdminSite()).check() if m.id == "django_pgpay.E014"]
+    assert error.level == checks.ERROR
+    assert "StricterAdmin.refund_permission = 'testapp.delete_booking', but Booking.get_refund_permission() is " in error.msg
+    assert "get_refund_permission()" in error.hint
+    # The test shop states the rule on the model (CartOrder.get_refund_permission), its admin agreeing:
+    # a clerk with view and change but not the refund permission is refused in the admin and in the view.
+    from django.core.management import call_command
+
+    call_command("check")  # no E014 in the test project
+    from decimal import Decimal
+
+    from django_pgpay import payments
+
+    order = CartOrder.objects.create(amount=Decimal(8000))
+    payments.confirm(order, payment_id=pg.authorize(order.order_number, order.amount), amount=order.amount)
+    clerk = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(*Permission.objects.filter(codename__in=["view_cartorder", "change_cartorder"]))
+    client.force_login(clerk)
+    admin_refund = client.post(f"/admin/testapp/cartorder/{order.pk}/refund/", {"amount": "8000", "reason": "x", "confirm": "yes"})
+    assert admin_refund.status_code == 403
+    view_refund = client.post(f"/pay/cancel/{order.order_number}/", {"full": "1", "token": "t2", "confirm": "1"})
+    assert view_refund.status_code in (403, 404)
+    order.refresh_from_db()
+    assert order.status == "PAID" and not order.transactions.filter(kind="cancel").exists()

@@ -189,6 +189,25 @@ def test_a_page_as_png(make_booking, pay, artifacts):
     assert "Nanum" in fonts or "Noto" in fonts
 
 
+def test_long_unbroken_text_wraps_inside_its_box_and_cell(make_booking, pay, artifacts):
+    """An attack review (7 December 2026): a 200-letter order name ran over the amount columns and a
+    121-letter e-mail out of the buyer's box (no break point). Each now wraps where it stands."""
+    import re
+
+    email = ("x" * 60) + "@" + ("y" * 60) + ".com"
+    order = pay(make_booking(amount=Decimal(20000), order_name="A" * 200, buyer_name="가" * 100, buyer_email=email))
+    pdf = invoices.render_invoice(order)
+    (artifacts / "invoice-long-text.pdf").write_bytes(pdf)
+    lines = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).splitlines()
+    runs = [len(run) for line in lines for run in re.findall(r"A{10,}", line)]
+    assert sum(runs) >= 200 and max(runs) < 80, runs  # the name's column holds about 40 per line
+    assert max(len(run) for line in lines for run in re.findall(r"y{10,}", line)) < 60  # the e-mail wraps in its box
+    assert any("20,000" in line and "A" not in line for line in lines)  # the amount stands on its own
+    if shutil.which("pdftoppm"):
+        path = artifacts / "invoice-long-text.pdf"
+        subprocess.run(["pdftoppm", "-png", "-r", "60", "-singlefile", str(path), str(artifacts / "invoice-long-text")], check=True)
+
+
 # --- the customer's view -------------------------------------------------------------------
 
 

@@ -132,3 +132,30 @@ def test_no_seller_block_without_seller_details(settings, paid_with_long_id):
 def test_korean_words_are_kept_whole_in_the_note():
     assert invoices.keep_words("단위로 반올림 (1 + 부가세율)") == "단\u2060위\u2060로 반\u2060올\u2060림 (1 + 부\u2060가\u2060세\u2060율)"
     assert invoices.keep_words("VAT 10%") == "VAT 10%"
+
+
+@pytest.mark.django_db
+def test_the_invoice_and_the_settlement_follow_one_vat_rule(settings, make_booking, pg):
+    """An attack review (7 December 2026): a 110.00 USD order's invoice split out 10.00 of VAT while the
+    settlement of the same money had none (KRW only). Both read PGPAY["INVOICE"]["VAT_CURRENCIES"]."""
+    from django.utils import timezone
+
+    from django_pgpay import invoices, payments, settlement
+    from tests.testapp.models import Booking
+
+    order = make_booking(amount=Decimal("110.00"), currency="USD")
+    payments.confirm(order, payment_id=pg.authorize(order.order_number, order.amount, currency="USD"), amount=order.amount)
+    order.refresh_from_db()
+    today = timezone.localdate()
+    invoice = invoices.build_invoice(order)
+    (line,) = settlement.compute([Booking], today, today).lines
+    assert not invoice.vat and invoice.vat_value == 0 and invoice.supply_value == Decimal("110.00")
+    assert line.vat is None
+    settings.PGPAY = {**settings.PGPAY, "INVOICE": {"VAT_CURRENCIES": ["KRW", "usd"]}}
+    invoice = invoices.build_invoice(order)
+    (line,) = settlement.compute([Booking], today, today).lines
+    assert (invoice.supply_value, invoice.vat_value) == (line.supply, line.vat) == (Decimal("100.00"), Decimal("10.00"))
+    settings.PGPAY = {**settings.PGPAY, "INVOICE": {"VAT_CURRENCIES": "KRW"}}  # a string, not a list
+    from django_pgpay.checks import check_invoices
+
+    assert "django_pgpay.E402" in [m.id for m in check_invoices()]

@@ -4,15 +4,19 @@ import datetime
 import json
 import threading
 from decimal import Decimal
+from unittest import mock
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import requests
 from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 
 from django_pgpay import payments
 from django_pgpay.exceptions import CancelRefused
+from django_pgpay.gateways.stripe import PG_DATA_SESSIONS, StripeGateway
+from django_pgpay.gateways.stripe_objects import PG_DATA_SESSION
 from django_pgpay.models import WebhookEvent
 from django_pgpay.permissions import buyer_token
 from django_pgpay.signals import payment_confirmed
@@ -339,11 +343,22 @@ def test_an_expired_checkout_is_closed_at_stripe_and_cannot_be_paid(buyer, book,
     assert order.status == S.EXPIRED
 
 
+def expire_leaving_the_session_open(order):
+    """``payments.expire`` as if Stripe had not closed the Session (say its expire call was lost).
+
+    ``expire`` closes the order's Sessions first, so a buyer cannot pay an
+    expired order through it; these tests give back a payment that still
+    reaches one (the Session was open when the order expired).
+    """
+    with mock.patch.object(StripeGateway, "abandon"):
+        payments.expire(order)
+
+
 def test_a_payment_for_an_order_that_expired_meanwhile_is_given_back(buyer, book, usd, stripe_api):
     client = buyer_client(buyer)
     order, _ = checkout(client, book)
     session = stripe_api.session_of(order)
-    payments.expire(order)  # the order gave up just before the buyer paid
+    expire_leaving_the_session_open(order)  # the order gave up just before the buyer paid
     intent_id = stripe_api.pay(session["id"])
     assert deliver(stripe_api, "checkout.session.completed", session).status_code == 200
     order.refresh_from_db()
@@ -358,7 +373,7 @@ def test_a_payment_for_an_order_that_expired_meanwhile_is_given_back(buyer, book
 def test_the_return_after_expiry_looks_the_payment_up_and_gives_it_back(buyer, book, usd, stripe_api):
     client = buyer_client(buyer)
     order, _ = checkout(client, book)
-    payments.expire(order)
+    expire_leaving_the_session_open(order)
     stripe_api.pay(stripe_api.session_of(order)["id"])
     response = back_from_stripe(client, stripe_api, order)
     assert response.status_code in (200, 409)
@@ -467,3 +482,194 @@ def test_a_delayed_payment_is_pending_until_stripe_settles_it(buyer, krw_book, s
     assert order.status == (S.PAID if succeed else S.READY)
     assert order.transactions.filter(kind=K.CONFIRM, status=T.SUCCEEDED).count() == (1 if succeed else 0)
     assert not order.transactions.filter(status__in=(T.PENDING, T.UNKNOWN)).exists()
+
+
+# --- attack review of 7 December 2026 (helper, report-only): Sessions left open ----------------
+
+
+def test_a_buyer_switching_pg_closes_the_stripe_session_of_the_order_given_up(buyer, krw_book, stripe_api):
+    """The Stripe order expired at the switch and its Session stayed open: the buyer paid it in the first tab."""
+    client = buyer_client(buyer)
+    assert client.post(f"/shop/{krw_book.pk}/1/stripe/", {"pgpay_another": "1"}).status_code == 302
+    stripe_order = CartOrder.objects.get()
+    session_id = stripe_order.pg_data[PG_DATA_SESSION]
+    assert client.post(f"/shop/{krw_book.pk}/1/fake/", {"pgpay_another": "1"}).status_code == 200
+    stripe_order.refresh_from_db()
+    assert stripe_order.status == S.EXPIRED
+    assert stripe_api.sessions[session_id]["status"] == "expired"  # nothing left to pay in the first tab
+    assert len(stripe_api.sent("expire")) == 1
+
+
+def test_switching_pg_after_paying_in_the_first_tab_keeps_the_stripe_order(buyer, krw_book, stripe_api):
+    client = buyer_client(buyer)
+    client.post(f"/shop/{krw_book.pk}/1/stripe/", {"pgpay_another": "1"})
+    stripe_order = CartOrder.objects.get()
+    stripe_api.pay(stripe_order.pg_data[PG_DATA_SESSION])  # paid, its return and webhook still on the way
+    response = client.post(f"/shop/{krw_book.pk}/1/fake/", {"pgpay_another": "1"})
+    stripe_order.refresh_from_db()
+    assert stripe_order.status == S.READY  # not expired under a payment; the lookup will apply it
+    assert CartOrder.objects.count() == 1 and response.status_code in (200, 302, 409)
+    payments.reconcile(stripe_order, deep=True)
+    stripe_order.refresh_from_db()
+    assert stripe_order.status == S.PAID
+
+
+def test_switching_pg_while_stripe_is_down_changes_nothing(buyer, krw_book, stripe_api):
+    client = buyer_client(buyer)
+    client.post(f"/shop/{krw_book.pk}/1/stripe/", {"pgpay_another": "1"})
+    stripe_order = CartOrder.objects.get()
+    stripe_api.fail_next("expire", exception=requests.ConnectionError("Stripe is down"))
+    response = client.post(f"/shop/{krw_book.pk}/1/fake/", {"pgpay_another": "1"})
+    assert response.status_code == 503
+    stripe_order.refresh_from_db()
+    assert stripe_order.status == S.READY and CartOrder.objects.count() == 1  # its Session may be open: the order stays
+
+
+def two_tabs_at_once(buyer, product, monkeypatch):
+    """Two checkouts of one order at once (two tabs, a double click on two workers): the order and both Sessions."""
+    tab1, tab2 = buyer_client(buyer), buyer_client(buyer)
+    url = f"/shop/{product.pk}/1/stripe/"
+    real_call = StripeGateway._call
+    state = {"nested": False, "tab2": None}
+
+    def interleaved(self, verb, method, path, **kwargs):
+        # Tab 1 has read the order and is about to make its Session: tab 2's whole checkout runs now.
+        if verb == "checkout" and not state["nested"]:
+            state["nested"] = True
+            state["tab2"] = tab2.post(url, {"pgpay_another": "1"})
+        return real_call(self, verb, method, path, **kwargs)
+
+    monkeypatch.setattr(StripeGateway, "_call", interleaved)
+    first = tab1.post(url, {"pgpay_another": "1"})
+    monkeypatch.setattr(StripeGateway, "_call", real_call)
+    assert first.status_code == 302 and state["tab2"].status_code == 302
+    return CartOrder.objects.get(), first["Location"], state["tab2"]["Location"]
+
+
+def test_two_checkouts_of_one_order_at_once_both_sessions_are_remembered(buyer, krw_book, stripe_api, monkeypatch):
+    """The slower checkout's pg_data overwrote the other's Session, which could still be paid.
+
+    With its return and webhook lost, reconcile never found it: the order expired with the
+    buyer's 15,000 won at Stripe.
+    """
+    order, url1, url2 = two_tabs_at_once(buyer, krw_book, monkeypatch)
+    by_url = {s["url"]: sid for sid, s in stripe_api.sessions.items()}
+    session1, session2 = by_url[url1], by_url[url2]
+    assert session1 != session2
+    assert {session1, session2} <= set(order.pg_data[PG_DATA_SESSIONS])
+    # The buyer pays in tab 2; no return, no webhook. Reconcile after the hold finds the payment.
+    stripe_api.pay(session2)
+    CartOrder.objects.filter(pk=order.pk).update(expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    order.refresh_from_db()
+    payments.reconcile(order)
+    order.refresh_from_db()
+    assert order.status == S.PAID and not stripe_api.sent("refund")
+
+
+def test_an_order_given_up_closes_every_session_its_checkouts_opened(buyer, krw_book, stripe_api, monkeypatch):
+    order, url1, url2 = two_tabs_at_once(buyer, krw_book, monkeypatch)
+    CartOrder.objects.filter(pk=order.pk).update(expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    order.refresh_from_db()
+    payments.reconcile(order)
+    order.refresh_from_db()
+    assert order.status == S.EXPIRED
+    assert len(order.pg_data[PG_DATA_SESSIONS]) == 2
+    assert all(stripe_api.sessions[s]["status"] == "expired" for s in order.pg_data[PG_DATA_SESSIONS])
+
+
+# --- a refund Stripe accepted and later failed (attack review of 7 December 2026) ------------------
+
+
+def _pending_refunds(stripe_api):
+    original = stripe_api._make_refund
+
+    def pending_refund(intent, amount, metadata):
+        refund = original(intent, amount, metadata)
+        refund["status"] = "pending"  # accepted, not yet carried out (normal for many methods)
+        return refund
+
+    stripe_api._make_refund = pending_refund
+
+
+def _refund_fails_at_stripe(stripe_api, refund):
+    """Days later Stripe reports the refund failed (a closed card): the money is back in the shop's balance."""
+    refund["status"] = "failed"
+    refund["failure_reason"] = "expired_or_canceled_card"
+    charge = stripe_api.charges[refund["charge"]]
+    charge["amount_refunded"] -= refund["amount"]
+    charge["refunded"] = False
+
+
+def _paid_order(client, krw_book, stripe_api):
+    order, _ = checkout(client, krw_book)
+    stripe_api.pay(stripe_api.session_of(order)["id"])
+    assert back_from_stripe(client, stripe_api, order).status_code == 200
+    order.refresh_from_db()
+    assert order.status == S.PAID
+    return order
+
+
+def test_a_refund_that_failed_at_stripe_after_it_was_accepted_needs_attention(
+    buyer, krw_book, stripe_api, django_capture_on_commit_callbacks, admin_client
+):
+    """It stayed 'refunded' for ever: CANCELED, 15,000 given back, nothing needing attention, the buyer unpaid."""
+    from django_pgpay.signals import payment_needs_attention
+
+    order = _paid_order(buyer_client(buyer), krw_book, stripe_api)
+    _pending_refunds(stripe_api)
+    payments.cancel(order, payments.FULL, reason="buyer asked")
+    (refund,) = stripe_api.refunds.values()
+    _refund_fails_at_stripe(stripe_api, refund)
+    told = []
+    payment_needs_attention.connect(lambda **kw: told.append(kw["reason"]), weak=False, dispatch_uid="t-refund-failed")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            outcome = payments.reconcile(order, deep=True)
+    finally:
+        payment_needs_attention.disconnect(dispatch_uid="t-refund-failed")
+    order.refresh_from_db()
+    row = order.transactions.get(kind=K.CANCEL)
+    assert row.status == T.ATTENTION and row.error_code == "REFUND_FAILED" and "expired_or_canceled_card" in row.error_message
+    assert outcome.changes == (f"refund {row.amount} failed at the PG",) and len(told) == 1 and "failed" in told[0]
+    # The order stays cancelled (its stock was given back); its total is what the shop owes or gave back.
+    assert order.status == S.CANCELED and order.canceled_amount == Decimal(15000)
+    assert payments.reconcile(order, deep=True).changes == ()  # once
+    page = admin_client.get(f"/admin/testapp/cartorder/{order.pk}/change/")
+    assert page.context["banners"][0].level == "error"
+    assert "the PG reports that a refund of ₩15,000 failed after it was made" in page.context["banners"][0].message
+
+    # Staff refund again in Stripe's Dashboard: reconcile finds it and the row is settled.
+    stripe_api.refund_in_dashboard(row.pg_payment_id)
+    outcome = payments.reconcile(order, deep=True)
+    order.refresh_from_db()
+    row.refresh_from_db()
+    assert row.status == T.FAILED and order.canceled_amount == Decimal(15000) and order.status == S.CANCELED
+    assert order.transactions.get(kind=K.SYNC).status == T.SUCCEEDED
+    assert not order.transactions.filter(status=T.ATTENTION).exists()
+
+
+def test_a_failed_partial_refund_leaves_the_rest_refundable_and_the_books_consistent(buyer, krw_book, stripe_api):
+    order = _paid_order(buyer_client(buyer), krw_book, stripe_api)
+    _pending_refunds(stripe_api)
+    payments.cancel(order, "5000", reason="one item", source=TransactionSource.STAFF)
+    (refund,) = stripe_api.refunds.values()
+    _refund_fails_at_stripe(stripe_api, refund)
+    payments.reconcile(order, deep=True)
+    order.refresh_from_db()
+    assert order.status == S.PARTIAL_CANCELED and order.canceled_amount == Decimal(5000)
+    # The rest can still be refunded through the shop; the failed 5,000 stays owed (needs attention).
+    payments.cancel(order, payments.FULL, reason="the rest", source=TransactionSource.STAFF)
+    order.refresh_from_db()
+    assert order.status == S.CANCELED and order.canceled_amount == Decimal(15000)
+    assert order.transactions.filter(status=T.ATTENTION, error_code="REFUND_FAILED").count() == 1
+
+
+def test_stripes_refund_failed_event_is_applied_at_once(buyer, krw_book, stripe_api):
+    order = _paid_order(buyer_client(buyer), krw_book, stripe_api)
+    _pending_refunds(stripe_api)
+    payments.cancel(order, payments.FULL, reason="buyer asked")
+    (refund,) = stripe_api.refunds.values()
+    _refund_fails_at_stripe(stripe_api, refund)
+    assert deliver(stripe_api, "charge.refund.updated", refund).status_code == 200
+    row = order.transactions.get(kind=K.CANCEL)
+    assert row.status == T.ATTENTION and row.error_code == "REFUND_FAILED"

@@ -43,8 +43,9 @@ What it gives:
 Every operation is behind a Django permission, never ``is_staff`` alone:
 
 ==================  =================================================================
-refund              ``has_refund_permission``: the model's *change* permission, or
-                    ``refund_permission`` (``"app_label.codename"``)
+refund              ``has_refund_permission``: the model's refund permission
+                    (``get_refund_permission()``, *change* by default); an admin
+                    ``refund_permission`` must name the same (``django_pgpay.E014``)
 reconcile now       ``has_reconcile_permission``: *change*, or ``reconcile_permission``
 invoices            ``has_invoice_permission``: *view* (and WeasyPrint installed)
 settlement          ``has_settlement_permission``: *view*, or ``settlement_permission``

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.core import checks
 from django.core.exceptions import PermissionDenied
 from django.db import router
 from django.db.models import Q
@@ -21,7 +22,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from .. import conf, exports, jobs, labels, payments, permissions, tasks
+from .. import conf, exports, jobs, labels, ledger, payments, permissions, tasks
 from ..exceptions import PgPayError
 from ..filters import AttentionFilter, DateRangeFilter, GatewayFilter
 from ..models import ExportJob, WebhookEvent
@@ -111,10 +112,27 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
         return super().media + ADMIN_MEDIA
 
     def check(self, **kwargs):
-        """Django's admin checks, and ``django_pgpay.W013`` for a permission attribute no model declares."""
+        """Django's admin checks, ``django_pgpay.W013`` for a permission attribute no model declares,
+        and ``django_pgpay.E014`` for a ``refund_permission`` other than the model's."""
         names = ("refund_permission", "reconcile_permission", "settlement_permission")
         named = {f"{type(self).__name__}.{name}": getattr(self, name) for name in names}
-        return [*super().check(**kwargs), *permissions.undeclared_warnings(named, obj=self)]
+        messages = [*super().check(**kwargs), *permissions.undeclared_warnings(named, obj=self)]
+        model_rule = permissions.refund_permission(self.model)
+        if self.refund_permission and self.refund_permission != model_rule:
+            # The shop's cancel view (/pay/cancel/...) and every other path read the model's rule: a
+            # stricter admin attribute alone let a clerk the admin refused refund through that view.
+            messages.append(
+                checks.Error(
+                    f"{type(self).__name__}.refund_permission = {self.refund_permission!r}, but "
+                    f"{self.model.__name__}.get_refund_permission() is {model_rule!r}: the cancel view and every "
+                    "path outside this admin use the model's, so staff this admin refuses could refund there.",
+                    hint=f"Return {self.refund_permission!r} from {self.model.__name__}.get_refund_permission() "
+                    "(one rule for the admin and the views) and drop the admin attribute.",
+                    obj=self,
+                    id="django_pgpay.E014",
+                )
+            )
+        return messages
 
     # --- list columns ---
     # Five columns that fit 1280 px beside the admin's navigation and the filters:
@@ -336,6 +354,19 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
         banners = []
         attention = list(self._ledger(order).filter(status=TransactionStatus.ATTENTION))
         for row in attention:
+            if row.error_code == ledger.REFUND_FAILED:
+                banners.append(
+                    Banner(
+                        "error",
+                        gettext(
+                            "Needs attention: the PG reports that a refund of %(amount)s failed after it was made; the buyer "
+                            "has not been paid back. Give the money back (a refund in the PG's dashboard is then found by "
+                            "Reconcile now). %(error)s"
+                        )
+                        % {"amount": labels.money(row.amount, row.currency), "error": row.error_message or ""},
+                    )
+                )
+                continue
             banners.append(
                 Banner(
                     "error",
@@ -500,6 +531,21 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
         if not paid.exists():
             return None
         kind = {"invoice_pdf_action": ExportJob.Kind.INVOICE_PDF, "invoice_zip_action": ExportJob.Kind.INVOICE_ZIP}[name]
+        limit = conf.setting("BACKGROUND_INVOICES")
+        if limit is not None and not tasks.queued(tasks.render_invoice_batch) and paid.count() > int(limit):
+            # Without a worker the batch would be laid out in this request, as one document (about
+            # 1 MB of memory and 80 ms an invoice: 10,000 of them, minutes and gigabytes).
+            self.message_user(
+                request,
+                gettext(
+                    '%(count)s invoices are more than one request makes (PGPAY["BACKGROUND_INVOICES"] = %(limit)s) '
+                    "and no task worker is configured: select fewer (filter by date), run "
+                    '"manage.py pgpay_invoices", or set up a worker.'
+                )
+                % {"count": f"{paid.count():,}", "limit": f"{int(limit):,}"},
+                messages.ERROR,
+            )
+            return None
         if self._in_background(tasks.render_invoice_batch, paid, "BACKGROUND_INVOICES"):
             ext = "pdf" if kind == ExportJob.Kind.INVOICE_PDF else "zip"
             return self._start_job(request, kind, paid.order_by("pk"), invoices._admin_filename(paid, ext))

@@ -73,16 +73,29 @@ class RefundPages:
 
     def _refund_all(self, request, orders, reason: str, token: str) -> None:
         """Refund each order's balance; an order this token refunded already is a replay, not an error."""
-        done = closed = 0
+        done = closed = replayed = 0
         candidates = [o for o in orders if o.is_cancelable or o.is_paid]
         for order in candidates:
             waiting = order.status == OrderStatus.WAITING_FOR_DEPOSIT
             outcome = self._cancel(request, order, payments.FULL, reason, token, quiet_not_cancelable=not order.is_cancelable)
             if outcome is not None and not outcome.pending:
-                if waiting:
+                if outcome.replayed:  # this form refunded it already (sent twice): nothing happened now
+                    replayed += 1
+                elif waiting:
                     closed += 1
                 else:
                     done += 1
+        if replayed:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d order was already refunded by this form (it was sent twice); nothing more was done.",
+                    "%(count)d orders were already refunded by this form (it was sent twice); nothing more was done.",
+                    replayed,
+                )
+                % {"count": replayed},
+                messages.INFO,
+            )
         if done:
             self.message_user(
                 request,
@@ -100,7 +113,7 @@ class RefundPages:
                 % {"count": closed},
                 messages.SUCCESS,
             )
-        if not (done or closed) and not any(o.is_cancelable for o in orders):
+        if not (done or closed or replayed) and not any(o.is_cancelable for o in orders):
             self.message_user(request, gettext("None of the selected orders can be refunded."), messages.WARNING)
 
     def _cancel(self, request, order, amount, reason: str, token: str, *, quiet_not_cancelable=False):

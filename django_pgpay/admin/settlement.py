@@ -44,7 +44,10 @@ class SettlementPage:
         else:
             data = form.cleaned_data if form.is_bound else form.defaults()
             chosen = [models[label] for label in data["models"]] or list(models.values())
-            result = settlements.compute(chosen, data["since"], data["until"], gateways=data["gateways"])
+            # Each admin's own queryset: a shop that limits what staff see (one branch's orders, one
+            # tenant's) limits their settlement too (it summed the whole ledger: an attack review).
+            scopes = {model_admin.model: model_admin.get_queryset(request) for model_admin in admins}
+            result = settlements.compute(chosen, data["since"], data["until"], gateways=data["gateways"], scopes=scopes)
             if request.GET.get("format") == "csv":
                 filename = f"settlement-{data['since']:%Y%m%d}-{data['until']:%Y%m%d}.csv"
                 chunks = exports.iter_table(settlements.csv_header(), settlements.csv_rows(result), bom=self.csv_bom)

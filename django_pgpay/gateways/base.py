@@ -355,7 +355,22 @@ class BaseGateway:
         return {payment_id} - {""}
 
     def abandon(self, order: OrderSnapshot) -> None:
-        """Make a checkout unusable at the PG before its order expires (optional)."""
+        """Make a checkout unusable at the PG before its order expires (optional).
+
+        Called by :func:`django_pgpay.payments.expire` for a READY order, before
+        the order is marked EXPIRED; raising leaves the order as it is.
+        """
+
+    def merge_checkout_data(self, stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+        """The order's ``pg_data`` once ``new`` (a :class:`CheckoutResult`'s ``pg_data``) is added to ``stored``.
+
+        Called under the order's lock with what the order holds at that moment
+        (another checkout of the same order may have written it since this one
+        read the order). The default lets ``new``'s keys win; a PG whose
+        checkouts each open something payable merges the lists of them
+        (Stripe's Checkout Sessions).
+        """
+        return {**stored, **new}
 
     def known_attempts(self, pg_data: Mapping[str, Any]) -> set[str]:
         """Payment ids of the order's attempts that its ``pg_data`` remembers.

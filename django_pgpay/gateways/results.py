@@ -268,6 +268,8 @@ class CancelEntry:
     canceled_at: datetime | None = None
     #: Our own reference when the PG echoes it (Bootpay cancel_id, Stripe metadata).
     reference: str = ""
+    #: For :attr:`PaymentResult.failed_cancels`: why the PG says it failed (Stripe's ``failure_reason``).
+    failure: str = ""
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,10 @@ class PaymentResult:
     receipt_url: str = ""
     approved_at: datetime | None = None
     cancels: tuple[CancelEntry, ...] = ()
+    #: Cancels the PG accepted and now reports failed or cancelled, no money
+    #: given back (a Stripe refund to a closed card fails days later; the money
+    #: returns to the shop's balance). Not part of :attr:`canceled_amount`.
+    failed_cancels: tuple[CancelEntry, ...] = ()
     failure_code: str = ""
     failure_message: str = ""
     #: Deadline of a virtual account (or of the PG's confirm window).

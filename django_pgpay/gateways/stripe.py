@@ -102,6 +102,10 @@ SESSION_EVENTS = frozenset(
 )
 #: A refund was made (by us or in the Dashboard): the refunds are fetched.
 CHARGE_REFUNDED = "charge.refunded"
+#: Events about refunds: the payment and its refunds are fetched. Besides ``charge.refunded`` (a
+#: Charge), those carrying a Refund whose status changed: a ``pending`` refund that ``failed``
+#: (a closed card) gave nothing back after all (stripe.md section 7).
+REFUND_EVENTS = frozenset({CHARGE_REFUNDED, "charge.refund.updated", "refund.updated", "refund.failed"})
 
 #: Stripe error ``code`` -> the exception it means. Codes not listed fall back on
 #: the error ``type`` and the HTTP status (see :meth:`StripeGateway.error`).
@@ -264,6 +268,22 @@ class StripeGateway(StripeObjects, HttpGateway):
         earlier = [str(s) for s in (order.pg_data or {}).get(PG_DATA_SESSIONS) or () if s and s != session_id]
         sessions = [*earlier, session_id][-MAX_SESSIONS:]
         return CheckoutResult(kind="redirect", redirect_url=url, pg_data={PG_DATA_SESSION: session_id, PG_DATA_SESSIONS: sessions})
+
+    def merge_checkout_data(self, stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+        """Every Session either side knows, the new one last (two tabs checking out at once made two)."""
+        merged = {**stored, **new}
+        sessions = [*(stored.get(PG_DATA_SESSIONS) or ()), *(new.get(PG_DATA_SESSIONS) or ()), new.get(PG_DATA_SESSION)]
+        ordered = list(dict.fromkeys(str(s) for s in sessions if s))
+        if PG_DATA_SESSION in new:  # this checkout's Session is the current one: last in the list
+            ordered = [s for s in ordered if s != str(new[PG_DATA_SESSION])] + [str(new[PG_DATA_SESSION])]
+        merged[PG_DATA_SESSIONS] = ordered[-MAX_SESSIONS:]
+        return merged
+
+    def _sessions(self, pg_data: Mapping[str, Any]) -> list[str]:
+        """The order's Checkout Sessions, oldest first, the current one last."""
+        current = str((pg_data or {}).get(PG_DATA_SESSION) or "")
+        listed = [str(s) for s in (pg_data or {}).get(PG_DATA_SESSIONS) or () if s and str(s) != current]
+        return list(dict.fromkeys(listed)) + ([current] if current else [])
 
     def known_attempts(self, pg_data: Mapping[str, Any]) -> set[str]:
         """Every Checkout Session the order's checkouts made: each may have been paid."""
@@ -497,15 +517,15 @@ class StripeGateway(StripeObjects, HttpGateway):
                 raise exc from None
 
     def abandon(self, order: OrderSnapshot) -> None:
-        """Expire the order's open Checkout Session, so an expired order cannot be paid later.
+        """Expire the order's open Checkout Sessions, so an expired order cannot be paid later.
 
         Raises :class:`OperationInProgress` (and the order is not expired) when
-        the buyer completed the Session meanwhile: a lookup will apply it.
+        the buyer completed one of them meanwhile: a lookup will apply it.
         """
-        session_id = str((order.pg_data or {}).get(PG_DATA_SESSION) or "")
-        if not session_id:
-            return
-        if self._expire(session_id) == "complete":
+        # Every Session the order's checkouts made, not only the current one: two tabs checking
+        # out at once each opened one, and either may still be open.
+        completed = [s for s in self._sessions(order.pg_data or {}) if self._expire(s) == "complete"]
+        if completed:
             raise OperationInProgress(
                 _("The buyer completed Stripe Checkout; the order waits for Stripe's answer."),
                 code="CHECKOUT_COMPLETED",
@@ -522,7 +542,8 @@ class StripeGateway(StripeObjects, HttpGateway):
 
         Checkout Session events carry the Session: trusted as signed and
         applied as sent. ``charge.refunded`` carries a Charge without its
-        refunds: :meth:`verify_webhook` fetches them. Other types, and Sessions
+        refunds, the other :data:`REFUND_EVENTS` one Refund: :meth:`verify_webhook`
+        fetches the payment with all of them. Other types, and Sessions
         that name no order of ours, come back with no ids: acknowledged, ignored.
         """
         secrets = self.webhook_secrets()
@@ -557,7 +578,7 @@ class StripeGateway(StripeObjects, HttpGateway):
                 payment=payment,
                 raw=data,
             )
-        if event_type == CHARGE_REFUNDED:
+        if event_type in REFUND_EVENTS:
             intent = obj.get("payment_intent")
             intent_id = str(intent.get("id") if isinstance(intent, dict) else intent or "")
             if not intent_id:
@@ -575,12 +596,12 @@ class StripeGateway(StripeObjects, HttpGateway):
     def verify_webhook(self, event: ParsedWebhook, order: OrderSnapshot | None) -> ParsedWebhook:
         """Complete a signed event with what the core needs.
 
-        ``charge.refunded``: the payment and its refunds are fetched. A Session
+        :data:`REFUND_EVENTS`: the payment and its refunds are fetched. A Session
         that expired or failed but is not the order's current one (replaced at
         checkout) says nothing about the order: its current Session is looked
         up instead.
         """
-        if event.event_type == CHARGE_REFUNDED:
+        if event.event_type in REFUND_EVENTS:
             return replace(event, payment=self.lookup(payment_id=event.payment_id, order=order), verified=True)
         payment = event.payment
         if payment is None:

@@ -37,6 +37,8 @@ INTENT_STATUSES: dict[str, PaymentState] = {
 }
 #: Refund statuses whose amount has left the payment (``failed`` and ``canceled`` have not).
 REFUNDED_STATUSES = frozenset({"succeeded", "pending", "requires_action"})
+#: Refund statuses of a refund that gave nothing back (a ``pending`` one may end so: a closed card).
+FAILED_REFUND_STATUSES = frozenset({"failed", "canceled"})
 
 
 def _timestamp(value) -> datetime | None:
@@ -140,22 +142,23 @@ class StripeObjects:
         """Each refund that took money back as a :class:`CancelEntry` (our ledger key as its reference)."""
         if not refunds or not result.state.is_paid:
             return result
-        entries = []
+        entries, failed = [], []
         try:
             for refund in refunds:
-                if str(refund.get("status") or "") not in REFUNDED_STATUSES:
+                status = str(refund.get("status") or "")
+                if status not in REFUNDED_STATUSES and status not in FAILED_REFUND_STATUSES:
                     continue
                 if normalize_currency(str(refund["currency"])) != result.currency:
                     raise ValueError("a refund in another currency")
                 metadata = refund.get("metadata") if isinstance(refund.get("metadata"), Mapping) else {}
-                entries.append(
-                    CancelEntry(
-                        pg_cancel_id=str(refund["id"]),
-                        amount=self._amount(refund["amount"], result.currency),
-                        canceled_at=_timestamp(refund.get("created")),
-                        reference=str(metadata.get(METADATA_KEY) or ""),
-                    )
+                entry = CancelEntry(
+                    pg_cancel_id=str(refund["id"]),
+                    amount=self._amount(refund["amount"], result.currency),
+                    canceled_at=_timestamp(refund.get("created")),
+                    reference=str(metadata.get(METADATA_KEY) or ""),
+                    failure=str(refund.get("failure_reason") or status)[:200] if status in FAILED_REFUND_STATUSES else "",
                 )
+                (entries if status in REFUNDED_STATUSES else failed).append(entry)
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise self.malformed("Refund", exc, {"data": list(refunds)}) from exc
         entries.sort(key=lambda e: (e.canceled_at or datetime.min.replace(tzinfo=dt_timezone.utc), e.pg_cancel_id))
@@ -165,7 +168,7 @@ class StripeObjects:
         state = result.state
         if canceled:
             state = PaymentState.CANCELED if canceled == result.amount else PaymentState.PARTIAL_CANCELED
-        return replace(result, state=state, canceled_amount=canceled, cancels=tuple(entries))
+        return replace(result, state=state, canceled_amount=canceled, cancels=tuple(entries), failed_cancels=tuple(failed))
 
 
-__all__ = ["INTENT_STATUSES", "REFUNDED_STATUSES", "StripeObjects"]
+__all__ = ["FAILED_REFUND_STATUSES", "INTENT_STATUSES", "REFUNDED_STATUSES", "StripeObjects"]

@@ -61,6 +61,11 @@ class CartOrder(AbstractOrder):
 
     shipping_address = models.CharField(max_length=200, blank=True)
 
+    @classmethod
+    def get_refund_permission(cls) -> str:
+        """Refunds need a permission of their own here (the default is the change permission)."""
+        return "testapp.delete_cartorder"
+
     def get_line_items(self):
         return [
             LineItem(name=line.product.name, unit_amount=line.price, quantity=line.quantity)
