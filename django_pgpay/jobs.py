@@ -180,13 +180,24 @@ def _selected(model, job: ExportJob):
     return model._base_manager.filter(pk__in=job.pks)
 
 
+def order_admin_for(model):
+    """The admin ``model`` is registered with: Django's default site's, else any other site's (or None)."""
+    from django.contrib import admin
+    from django.contrib.admin.sites import all_sites
+
+    found = admin.site._registry.get(model)
+    for site in () if found is not None else list(all_sites):
+        found = site._registry.get(model)
+        if found is not None:
+            break
+    return found
+
+
 def run_export_job(job_pk: int) -> str:
     """Write the CSV of a job's orders, as its order admin exports them, to storage."""
 
     def write(job, model, out):
-        from django.contrib import admin
-
-        model_admin = admin.site._registry.get(model)
+        model_admin = order_admin_for(model)
         columns = getattr(model_admin, "csv_columns", None)
         bom = getattr(model_admin, "csv_bom", None)
         chunk_size = getattr(model_admin, "csv_chunk_size", exports.DEFAULT_CHUNK_SIZE)
@@ -256,6 +267,7 @@ __all__ = [
     "STALLED_AFTER",
     "create",
     "delete_file",
+    "order_admin_for",
     "requeue",
     "run_export_job",
     "run_invoice_job",

@@ -353,3 +353,40 @@ def test_a_background_csv_keeps_the_order_of_the_list(background, admin_client, 
     numbers = [o.order_number for o in listed]
     assert len(lines) == 4 and all(n not in lines[0] for n in numbers)  # one header row, then the three orders
     assert [next(n for n in numbers if n in line) for line in lines[1:]] == numbers
+
+
+@needs_tasks
+def test_an_order_admin_on_a_site_of_the_shops_own_runs_its_export_job(background, admin_user, pay_booking, rf, monkeypatch):
+    """An attack review (7 December 2026): with the order admin on a site of the shop's own (ExportJob's
+    admin only on Django's default one, as the library registers it), the job was created and then the
+    redirect to its page was a NoReverseMatch (a 500), and the worker looked the order admin up on the
+    default site only, losing its columns."""
+    from django.contrib import admin
+    from django.contrib.messages.storage.fallback import FallbackStorage
+
+    from django_pgpay import jobs
+    from django_pgpay.admin import OrderAdmin
+    from tests.testapp.models import Booking
+
+    class BranchAdmin(OrderAdmin):
+        csv_columns = ("order_number", "amount")
+
+    site = admin.AdminSite(name="branch")
+    model_admin = BranchAdmin(Booking, site)
+    site._registry[Booking] = model_admin
+    monkeypatch.delitem(admin.site._registry, Booking)
+    assert jobs.order_admin_for(Booking) is model_admin
+
+    orders = [pay_booking() for _ in range(3)]
+    request = rf.post("/branch/testapp/booking/")
+    request.user = admin_user
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    response = model_admin.export_csv(request, Booking.objects.filter(pk__in=[o.pk for o in orders]))
+    job = ExportJob.objects.get()
+    assert response.status_code == 302 and response.url == f"/admin/django_pgpay/exportjob/{job.pk}/change/"
+    assert work(background) == ["done"]
+    job.refresh_from_db()
+    with job.file.open("rb") as f:
+        header = f.read().decode("utf-8-sig").splitlines()[0]
+    assert header.count(",") == 1  # the shop's two columns, not the defaults

@@ -574,7 +574,17 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
         else:
             text = gettext("These %(count)s orders are being prepared already (asked once more): this page shows that job.")
         self.message_user(request, text % {"count": f"{job.total:,}"}, messages.INFO)
-        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:django_pgpay_exportjob_change", args=[job.pk]))
+        for site_name in dict.fromkeys((self.admin_site.name, "admin")):
+            try:
+                return HttpResponseRedirect(reverse(f"{site_name}:django_pgpay_exportjob_change", args=[job.pk]))
+            except NoReverseMatch:  # a site of the shop's own without ExportJobAdmin (the job runs all the same)
+                continue
+        self.message_user(
+            request,
+            gettext("Register django_pgpay's ExportJob admin on this admin site to follow the job and download its file."),
+            messages.WARNING,
+        )
+        return HttpResponseRedirect(request.get_full_path())
 
     def csv_response(self, queryset, *, filename: str | None = None):
         """The streamed CSV of ``queryset`` with this admin's columns and options."""
