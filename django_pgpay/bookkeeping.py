@@ -71,7 +71,8 @@ class Outcome:
     dealt with is not the order's and is being given back (a second payment).
     ``error`` is set only by :func:`~django_pgpay.payments.settle` and
     :func:`~django_pgpay.payments.reconcile`: the first error they went past
-    (every other operation raises its errors).
+    (every other operation raises its errors), and by :func:`apply` when the
+    second lookup that would confirm a reversed deposit failed (nothing changed).
     """
 
     order: object
@@ -169,6 +170,8 @@ class _Step:
     actor: object = None
     webhook_event: object = None
     settle_stale: bool = False
+    #: ``result`` was read after the order was known paid (see :class:`_RecheckReversal`).
+    fresh: bool = False
     changes: list = field(default_factory=list)
     follow_ups: list = field(default_factory=list)
 
@@ -216,12 +219,27 @@ def _confirm_row_for(locked, rows, gateway, result: PaymentResult):
     return min(usable, key=lambda r: (rank[r.status], r.created, r.pk))
 
 
-def apply_locked(locked, result: PaymentResult, *, source, actor=None, confirm_row=None, webhook_event=None, settle_stale=False):
+class _RecheckReversal(Exception):
+    """A paid order's payment reported awaiting its deposit, in a report that may predate the deposit.
+
+    A bank's reversal of a deposit and an answer read before the deposit (a
+    slow reply to the confirm, a lookup racing the deposit webhook) look the
+    same. :func:`apply` rolls back and looks the payment up again, now that
+    the order is known paid, and applies that (``fresh``).
+    """
+
+
+def apply_locked(
+    locked, result: PaymentResult, *, source, actor=None, confirm_row=None, webhook_event=None, settle_stale=False, fresh=False
+):
     """Apply the PG's view of one payment attempt to a locked order.
 
     Returns ``(changes, confirm row, follow-ups)``. Follow-ups are the pending
     ledger rows of calls the library must make itself once this commits (see
-    :mod:`django_pgpay.followups`), each with the attempt it is about.
+    :mod:`django_pgpay.followups`), each with the attempt it is about. A report
+    that a paid order's payment awaits its deposit again (a bank's reversal) is
+    applied only when ``fresh`` (read after the order was known paid);
+    otherwise :func:`apply` looks again first.
     """
     gateway = locked.get_gateway()
     if result.order_number and result.order_number != locked.order_number:
@@ -229,7 +247,7 @@ def apply_locked(locked, result: PaymentResult, *, source, actor=None, confirm_r
     rows = ledger.rows(locked)
     own = not locked.pg_payment_id or locked.pg_payment_id in references(gateway, result)
     row = confirm_row if confirm_row is not None else _confirm_row_for(locked, rows, gateway, result)
-    step = _Step(locked, result, gateway, rows, own, row, source, actor, webhook_event, settle_stale)
+    step = _Step(locked, result, gateway, rows, own, row, source, actor, webhook_event, settle_stale, fresh)
     state = result.state
     # A card payment while the order waits for the deposit of its virtual account
     # (the buyer changed their mind): the card payment is taken, the account withdrawn.
@@ -286,6 +304,10 @@ def _update_paid(step: _Step) -> None:
         ledger.finish(step.row, T.FAILED, result=result, error=OperationRefused(_("Already applied."), code="ALREADY_APPLIED"))
         step.row = ledger.succeeded_rows(locked, K.CONFIRM).first()
     if result.state == P.WAITING_FOR_DEPOSIT:
+        if not step.fresh:
+            # Read before the deposit, perhaps (an attack review found a slow "account issued" reply
+            # taking a paid order back to "awaiting deposit", then announced paid twice): look again.
+            raise _RecheckReversal()
         step.changes += _reverse_deposit(step)
         return
     extra = [f for f in merge_payment_fields(locked, result) if f in ("method", "receipt_url", "pg_data")]
@@ -543,18 +565,30 @@ def apply_ledger_total(locked, succeeded: list | None = None) -> list[str]:
 # --- applying, with its lock and its follow-ups ----------------------------------------
 
 
-def apply(order, result: PaymentResult, *, source, actor=None, confirm_row=None, webhook_event=None, settle_stale=False) -> Outcome:
+def apply(
+    order, result: PaymentResult, *, source, actor=None, confirm_row=None, webhook_event=None, settle_stale=False, fresh=False
+) -> Outcome:
     """Apply ``result`` under the order's lock; then run the follow-ups it called for.
 
     Raises :class:`AmountMismatch` when the PG took an amount the shop did not
-    ask for, after recording it (the order fails, the money goes back).
+    ask for, after recording it (the order fails, the money goes back). A
+    report that a paid order's payment awaits its deposit again is checked by
+    a second lookup first (outside the lock): only a PG that still says so
+    after the order was known paid has reversed the deposit.
     """
     try:
         with ledger.atomic(order):
             locked = ledger.lock_order(order)
             row = ledger.lock(confirm_row) if confirm_row is not None else None
             changes, row, follow_ups = apply_locked(
-                locked, result, source=source, actor=actor, confirm_row=row, webhook_event=webhook_event, settle_stale=settle_stale
+                locked,
+                result,
+                source=source,
+                actor=actor,
+                confirm_row=row,
+                webhook_event=webhook_event,
+                settle_stale=settle_stale,
+                fresh=fresh,
             )
             compensated = bool(locked.pg_payment_id) and locked.pg_payment_id not in references(locked.get_gateway(), result)
             if webhook_event is not None and changes:
@@ -565,6 +599,16 @@ def apply(order, result: PaymentResult, *, source, actor=None, confirm_row=None,
     except AmountMismatch as exc:
         _record_mismatch(order, result, exc, source=source, actor=actor, confirm_row=confirm_row)
         raise
+    except _RecheckReversal:
+        try:
+            again = order.get_gateway().lookup(payment_id=result.payment_id, order=order.snapshot())
+        except PgPayError as exc:
+            # Nothing applied; the next lookup (a webhook's, reconciliation's) asks again.
+            logger.warning("order %s: a reversed deposit not confirmed by a second lookup (%s); nothing changed", order.order_number, exc)
+            order.refresh_from_db()
+            return Outcome(order=order, replayed=True, error=exc)
+        again_kwargs = {"source": source, "actor": actor, "confirm_row": confirm_row, "webhook_event": webhook_event}
+        return apply(order, again, settle_stale=settle_stale, fresh=True, **again_kwargs)
     followups.run_all(locked, follow_ups)
     refresh(order, locked)
     if row is not None and row.pk is not None and follow_ups:

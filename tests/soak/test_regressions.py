@@ -289,3 +289,77 @@ def test_a_bug_in_the_shops_gateway_code_fails_the_only_webhook_then_it_is_appli
     assert (event.status, event.attempts) == ("applied", 3)
     assert order_of(checkout).status == S.CANCELED
     assert not world.check(), world.check()
+
+
+# --- attack review of 7 December 2026 (races, helper, report-only) ------------------------------
+
+
+def _run_together(n, target):
+    import threading
+
+    from django.db import connections
+
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def body(i):
+        try:
+            barrier.wait()
+            results[i] = target(i)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            results[i] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    return results
+
+
+@pytest.mark.parametrize("alias", ["toss", "portone", "portone-v2", "bootpay"])
+def test_a_slow_account_issued_answer_after_the_deposit_is_no_reversal(world, alias):
+    """The PG issued the account at once but its answer reached the shop 0.8 s later, after the deposit
+    had paid the order: the late "awaiting deposit" was taken for a bank's reversal (PAID back to
+    WAITING_FOR_DEPOSIT, a made-up reversal row), and once repaired the order was announced paid twice."""
+    import time
+
+    from django_pgpay.sandbox import control
+    from django_pgpay.signals import payment_confirmed
+
+    confirmed = []
+
+    def receiver(**kwargs):
+        confirmed.append(kwargs["order"].order_number)
+
+    payment_confirmed.connect(receiver)
+    try:
+        checkout = world.checkout(0, alias)
+        account = world.pay(checkout, account=True)
+        op = "confirm" if alias in ("toss", "bootpay") else "lookup"
+        control.arm_fault(alias, op, "timeout_after", delay=0.8, match=account.payment_id)
+
+        def act(i):
+            if i == 0:
+                return world.come_back(0, checkout, account).status_code
+            time.sleep(0.3)
+            deposited = world.deposit(account)  # the buyer's bank transfer, while the answer is on its way
+            world.deliver()
+            world.reconcile()
+            return deposited
+
+        results = _run_together(2, act)
+        assert results[1] is True, results
+        world.deliver()
+        world.reconcile()
+        order = order_of(checkout)
+        rows = list(order.transactions.values_list("kind", "status"))
+        assert order.status == S.PAID, (order.status, rows)
+        assert not order.transactions.filter(kind="reversal").exists(), rows
+        world.reconcile(deep=True)
+        assert confirmed == [checkout.order_number], confirmed  # one payment, announced once
+    finally:
+        payment_confirmed.disconnect(receiver)
+    assert not world.check()
