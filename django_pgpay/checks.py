@@ -86,6 +86,45 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return messages + _setting_value_messages(config)
 
 
+@checks.register("django_pgpay")
+def check_in_flight_timeout(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """``IN_FLIGHT_TIMEOUT`` is longer than a call to each PG may take (its connect and read timeouts).
+
+    Reconciliation takes an operation older than ``IN_FLIGHT_TIMEOUT`` that the
+    PG has no record of for one that never reached it, and fails it; a shorter
+    value fails operations whose answer is still on its way.
+    """
+    from . import conf
+    from .gateways.pipeline import timeout_value
+
+    config = getattr(settings, "PGPAY", None)
+    if not isinstance(config, dict) or not isinstance(config.get("GATEWAYS"), dict):
+        return []
+    try:
+        in_flight = float(conf.setting("IN_FLIGHT_TIMEOUT"))
+    except (TypeError, ValueError):
+        return []  # E008 names it
+    messages = []
+    for alias, entry in config["GATEWAYS"].items():
+        try:
+            timeout = timeout_value((entry.get("OPTIONS") or {}).get("TIMEOUT")) if isinstance(entry, dict) else None
+        except ValueError:
+            continue  # E304 names it
+        if timeout is None:
+            continue
+        longest = sum(timeout) if isinstance(timeout, tuple) else 2 * timeout
+        if in_flight <= longest:
+            messages.append(
+                checks.Warning(
+                    f'PGPAY["IN_FLIGHT_TIMEOUT"] = {in_flight:g} s is not longer than a call to {alias!r} may take '
+                    f"({longest:g} s): reconciliation could fail an operation whose answer is still on its way.",
+                    hint='Keep IN_FLIGHT_TIMEOUT (default 120) well above the gateways\' OPTIONS["TIMEOUT"].',
+                    id="django_pgpay.W014",
+                )
+            )
+    return messages
+
+
 #: The most seconds a PGPAY duration may be: a later deadline overflows Python's dates.
 MAX_SECONDS = 10 * 365 * 24 * 3600
 #: PGPAY keys that are True or False: a string such as "False" (read from the environment) is true in Python.

@@ -474,6 +474,12 @@ def cancel(
     with _step_three(
         order, row, T.SUCCEEDED, kin=CANCEL_KINDS, result=reply, amount=reply.amount or row.amount, pg_transaction_id=pg_id
     ) as (locked, locked_row, recorded, cancels):
+        if not recorded and _failed_by_presumption(locked_row) and not any(r.pg_transaction_id == pg_id for r in cancels if pg_id):
+            # Reconciliation failed the row meanwhile, the PG having no record of it yet (its answer
+            # was slower than IN_FLIGHT_TIMEOUT); the PG's own success answer is the truth.
+            fields = {"amount": reply.amount or locked_row.amount, "pg_transaction_id": pg_id, "error_code": "", "error_message": ""}
+            ledger.finish(locked_row, T.SUCCEEDED, result=reply, **fields)
+            recorded = True
         changes = [f"cancel {locked_row.amount}"] if recorded else []
         if reply.payment is not None:
             changes += bookkeeping.sync_cancels(locked, reply.payment, source=source, settle_stale=False, cancels=cancels)
@@ -482,8 +488,14 @@ def cancel(
     refresh(order, locked)
     # locked_row is current: it was read under the lock and finished here, and sync_cancels
     # finishes only rows still open, which it no longer is (or never was, when another path
-    # settled it first).
-    return Outcome(order=locked, transaction=locked_row, replayed=not changes, changes=tuple(changes))
+    # settled it first). Not a replay: this call's request made the cancel, even when its own
+    # webhook recorded it first (the buyer was told "already processed" for it).
+    return Outcome(order=locked, transaction=locked_row, replayed=False, changes=tuple(changes))
+
+
+def _failed_by_presumption(row) -> bool:
+    """A cancel row failed only because the PG had no record of it after ``IN_FLIGHT_TIMEOUT``."""
+    return row.status == T.FAILED and row.error_code == "NOT_APPLIED_AT_PG"
 
 
 #: What :func:`_open_cancel` returns when the order has stale rows to settle at the PG first.

@@ -384,3 +384,19 @@ def test_an_admin_refund_permission_other_than_the_models_is_an_error(client, dj
     assert view_refund.status_code in (403, 404)
     order.refresh_from_db()
     assert order.status == "PAID" and not order.transactions.filter(kind="cancel").exists()
+
+
+def test_an_in_flight_timeout_not_longer_than_a_pg_call_is_named(settings):
+    """Reconciliation fails an operation older than IN_FLIGHT_TIMEOUT that the PG has no record of: a
+    value below a call's timeouts failed a cancel still on its way (an attack review, 7 December 2026)."""
+    from django_pgpay.checks import check_in_flight_timeout
+
+    assert check_in_flight_timeout() == []  # 120 s against (3.05 + 30) s
+    gateways = {
+        alias: {**entry, "OPTIONS": {**(entry.get("OPTIONS") or {}), "TIMEOUT": (5, 60)}}
+        for alias, entry in settings.PGPAY["GATEWAYS"].items()
+    }
+    settings.PGPAY = {**settings.PGPAY, "GATEWAYS": gateways, "IN_FLIGHT_TIMEOUT": 60}
+    found = check_in_flight_timeout()
+    assert found and {m.id for m in found} == {"django_pgpay.W014"} and len(found) == len(gateways)
+    assert 'IN_FLIGHT_TIMEOUT"] = 60 s is not longer than a call to' in found[0].msg and "(65 s)" in found[0].msg

@@ -363,3 +363,73 @@ def test_a_slow_account_issued_answer_after_the_deposit_is_no_reversal(world, al
     finally:
         payment_confirmed.disconnect(receiver)
     assert not world.check()
+
+
+def _paid(world, alias):
+    checkout = world.checkout(0, alias)
+    attempt = world.pay(checkout)
+    assert world.come_back(0, checkout, attempt).status_code == 200
+    world.deliver()
+    assert order_of(checkout).status == S.PAID
+    return checkout
+
+
+@pytest.mark.parametrize("alias", ["stripe", "toss"])
+def test_a_cancel_slower_than_in_flight_timeout_is_recorded_when_the_pg_says_it_succeeded(world, alias, settings, monkeypatch):
+    """Reconciliation failed a cancel still on its way (IN_FLIGHT_TIMEOUT 1 s, the call 1.5 s), then the
+    PG refunded and said so, and Stripe's answer (no payment in it) was dropped: PAID, 0 cancelled,
+    Stripe holding 10,000 of 15,000, and "nothing more was cancelled" on the staff's screen."""
+    import time
+
+    from django_pgpay import payments
+
+    settings.PGPAY = {**settings.PGPAY, "IN_FLIGHT_TIMEOUT": 1}
+    checkout = _paid(world, alias)
+    gateway_class = type(order_of(checkout).get_gateway())
+    original = gateway_class.cancel
+
+    def slow_cancel(self, request):
+        time.sleep(1.5)  # a congested network: the request reaches the PG late
+        return original(self, request)
+
+    monkeypatch.setattr(gateway_class, "cancel", slow_cancel)
+
+    def act(i):
+        if i == 0:
+            return payments.cancel(order_of(checkout), "5000", reason="staff", source="staff", actor=world.staff)
+        time.sleep(1.2)
+        return world.reconcile()
+
+    outcome, _ = _run_together(2, act)
+    assert not isinstance(outcome, BaseException), outcome
+    order = order_of(checkout)
+    held = sum(p["held"] for p in world.at_pg(checkout.order_number))
+    rows = list(order.transactions.values_list("kind", "status", "amount", "error_code"))
+    assert order.amount - order.canceled_amount == held, (order.status, order.canceled_amount, held, rows)
+    assert order.status == S.PARTIAL_CANCELED and not outcome.replayed
+    assert order.transactions.filter(kind__in=("cancel", "sync"), status="succeeded").count() == 1, rows
+
+
+@pytest.mark.parametrize("alias", ["toss", "stripe", "portone", "bootpay"])
+def test_a_cancel_whose_own_webhook_lands_first_is_not_reported_as_a_replay(world, alias):
+    """The webhook settled the row before the PG's answer came back: the view told the person who
+    just cancelled "This cancellation was already processed; nothing more was cancelled"."""
+    import time
+
+    from django_pgpay import payments
+    from django_pgpay.sandbox import control
+
+    checkout = _paid(world, alias)
+    control.arm_fault(alias, "cancel", "timeout_after", delay=1.0)
+
+    def act(i):
+        if i == 0:
+            return payments.cancel(order_of(checkout), "5000", reason="staff", source="staff", actor=world.staff)
+        time.sleep(0.4)
+        world.deliver()
+        return None
+
+    outcome, _ = _run_together(2, act)
+    assert not isinstance(outcome, BaseException), outcome
+    assert not outcome.replayed and outcome.order.canceled_amount == 5000
+    assert not world.check()
