@@ -563,8 +563,11 @@ def _delivered_again() -> Q:
     this delivery reported. A failed delivery read no further than its
     screening keeps what the body claims, never the verified key: the first
     rule then matches only a signed id, the second the body's payment id.
+    A *duplicate* delivery does not count: it was marked so against a delivery
+    being applied, which may have failed since (this one, perhaps); the
+    delivery it copied counts if it was applied.
     """
-    applied = WebhookEvent.objects.filter(gateway=OuterRef("gateway")).filter(Q(status=D.APPLIED, processed=True) | Q(status=D.DUPLICATE))
+    applied = WebhookEvent.objects.filter(gateway=OuterRef("gateway"), status=D.APPLIED, processed=True)
     same_event = Exists(applied.filter(event_id=OuterRef("event_id")))
     same_payment_later = Exists(applied.filter(payment_id=OuterRef("payment_id"), processed_at__gte=OuterRef("received_at")))
     unsigned = [alias for alias in conf.gateway_aliases() if not _signs_webhooks(alias)]

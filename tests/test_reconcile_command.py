@@ -228,12 +228,14 @@ def test_a_given_up_delivery_whose_content_another_delivery_applied_is_not_repor
             gateway=gateway, body="{}", status=status, processed=status != "failed", processed_at=processed_at, **fields
         )
 
-    # Stripe: evt_1 applied again, evt_2 a duplicate of an applied one; evt_3 only failed again,
-    # evt_4 applied under another event id for the same payment (a signed id must match).
+    # Stripe: evt_1 applied again; evt_2 only a duplicate, marked while the given-up delivery itself
+    # was being applied (before it failed: an attack review found it hid the given-up one);
+    # evt_3 only failed again, evt_4 applied under another event id for the same payment (a
+    # signed id must match).
     for n in (1, 2, 3, 4):
         given_up("stripe", event_id=f"evt_{n}", payment_id=f"pi_{n}")
     delivered("stripe", "applied", event_id="evt_1")
-    delivered("stripe", "duplicate", event_id="evt_2")
+    delivered("stripe", "duplicate", event_id="evt_2", duplicate_of=WebhookEvent.objects.get(event_id="evt_2"))
     delivered("stripe", "failed", event_id="evt_3")
     delivered("stripe", "applied", event_id="evt_other", payment_id="pi_4")
     # Unsigned: pay_1 applied after the failed delivery arrived; pay_2 applied only before it;
@@ -249,12 +251,20 @@ def test_a_given_up_delivery_whose_content_another_delivery_applied_is_not_repor
     WebhookEvent.objects.filter(payment_id="pay_3", status="applied").update(processed=False)
 
     reported = sorted((e.gateway, e.event_id or "-") for e in webhooks.given_up())
-    assert reported == [("fake", "-"), ("fake", "body-claim-2"), ("fake", "body-claim-3"), ("stripe", "evt_3"), ("stripe", "evt_4")]
+    assert reported == [
+        ("fake", "-"),
+        ("fake", "body-claim-2"),
+        ("fake", "body-claim-3"),
+        ("stripe", "evt_2"),
+        ("stripe", "evt_3"),
+        ("stripe", "evt_4"),
+    ]
     assert no_payment.pk in {e.pk for e in webhooks.given_up()}
 
     # Once each is applied by another delivery, --check passes again.
     for n in (2, 3):
-        delivered("fake", "duplicate", event_id=f"pay_{n}:paid", payment_id=f"pay_{n}")
+        delivered("fake", "applied", event_id=f"pay_{n}:paid", payment_id=f"pay_{n}")
+    delivered("stripe", "applied", event_id="evt_2")
     delivered("stripe", "applied", event_id="evt_3")
     delivered("stripe", "applied", event_id="evt_4")
     WebhookEvent.objects.filter(pk=no_payment.pk).update(status="applied", processed=True, processed_at=now)
