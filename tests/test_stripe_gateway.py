@@ -150,6 +150,9 @@ def test_checkout_of_a_krw_order_sends_15000_not_1500000():
         ("payment_intent_data[metadata][order_id]", ORDER_NO),
         ("customer_email", "buyer@example.com"),
         ("locale", "auto"),
+        # Never the buyer's own currency: the Session's amount must be the order's (Adaptive Pricing
+        # is a Dashboard setting that applies unless the Session says otherwise).
+        ("adaptive_pricing[enabled]", "false"),
     ]
     assert "line_items%5B0%5D%5Bprice_data%5D%5Bunit_amount%5D=15000&" in call.request.body
     assert "session_id%3D%7BCHECKOUT_SESSION_ID%7D" in call.request.body  # the literal template, for Stripe to fill in

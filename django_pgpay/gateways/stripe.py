@@ -315,6 +315,11 @@ class StripeGateway(StripeObjects, HttpGateway):
         methods = self.option("PAYMENT_METHOD_TYPES", None)
         if methods:
             params["payment_method_types"] = [str(m) for m in methods]
+        # The buyer pays the order's amount in the order's currency, which the return and the webhook
+        # check. Adaptive Pricing (a Dashboard setting, on for many accounts) lets the buyer pay in
+        # their own currency, and before API version 2025-03-31 the Session then reports that
+        # currency and amount: a paid order would be refused and refunded as "not what was asked".
+        params["adaptive_pricing"] = {"enabled": "false"}
         return params
 
     def line_items(self, order: OrderSnapshot, minor: int) -> list[dict[str, Any]]:
