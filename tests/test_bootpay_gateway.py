@@ -854,3 +854,18 @@ def test_capabilities():
         "sends_deposit_deadline": False,
         "requires_confirm_call": True,
     }
+
+
+@responses.activate
+def test_a_cancel_answered_in_progress_is_an_unknown_outcome_not_a_refund():
+    """A review of the Bootpay gateway (7 December 2026): a cancel answered with the legacy status -30
+    (취소진행중) was counted as money given back, although Bootpay may still fail it (-20)."""
+    in_progress = {**fixture("receipt_paid_card"), "status": -30}
+    responses.post(f"{BASE}/cancel", json=in_progress)
+    with pytest.raises(GatewayUnavailable) as caught:
+        gateway().cancel(cancel_request(Decimal(10000)))
+    assert caught.value.code == "CANCEL_IN_PROGRESS" and caught.value.outcome_unknown
+    responses.replace(responses.POST, f"{BASE}/cancel", json={**fixture("receipt_paid_card"), "status": -20})
+    with pytest.raises(CancelRefused) as refused:
+        gateway().cancel(cancel_request(Decimal(10000)))
+    assert refused.value.code == "CANCEL_FAILED" and not refused.value.outcome_unknown

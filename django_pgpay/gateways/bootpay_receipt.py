@@ -33,6 +33,10 @@ STATUSES: dict[int, PaymentState] = {
 }
 #: ``status`` of a receipt whose approval is under way (legacy): an unknown outcome, never a refusal.
 STATUS_APPROVING = 3
+#: ``status`` of a receipt answering a cancel that is under way (legacy): not done yet, an unknown outcome.
+STATUS_CANCEL_IN_PROGRESS = -30
+#: ``status`` of a receipt answering a cancel that failed (legacy): the payment stands, a refusal.
+STATUS_CANCEL_FAILED = -20
 #: Receipt statuses of other Bootpay products (billing key, identity): never a payment of ours.
 OTHER_PRODUCT_STATUSES = frozenset({11, 12, 41})
 
