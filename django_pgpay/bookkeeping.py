@@ -527,7 +527,13 @@ def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook
                 changes.append(f"refund {amount} that failed given back again at the PG")
     if settle_stale:
         stale_before = now() - conf.in_flight_timeout()
+        # A cancel the PG accepted and has not carried out yet (a bank refund) is no lost request.
+        pending = list(result.pending_cancels)
         for row in open_rows:
+            waiting = next((e for e in pending if e.pg_cancel_id == row.pg_transaction_id or same_amount(e.amount, row.amount)), None)
+            if waiting is not None:
+                pending.remove(waiting)
+                continue
             if row.modified < stale_before:
                 ledger.finish(row, T.FAILED, error=GatewayError(_("The PG has no record of this cancel."), code="NOT_APPLIED_AT_PG"))
                 changes.append(f"cancel {row.amount} not found at the PG")

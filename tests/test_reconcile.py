@@ -350,3 +350,41 @@ def test_past_the_shops_deposit_deadline_reconcile_withdraws_the_account_and_fre
     assert booking.transactions.get(kind=K.WITHDRAW).status == T.SUCCEEDED and pg.count("cancel") == 1
     seat.refresh_from_db()
     assert seat.remain == 3
+
+
+@pytest.mark.django_db
+def test_a_cancel_the_pg_has_only_requested_stays_open_however_old(pay_booking, pg):
+    """PortOne V2 answers a refund to a bank account REQUESTED (it takes days). Reconciliation failed
+    the row after IN_FLIGHT_TIMEOUT as unknown to the PG, so the order showed nothing refunded while the
+    refund was under way (a review of the non-Toss PGs, 7 December 2026, suspected)."""
+    from dataclasses import replace
+
+    from django_pgpay import bookkeeping, ledger
+    from django_pgpay.gateways.results import CancelEntry
+
+    booking = pay_booking()
+    row = ledger.create(booking, K.CANCEL, amount=Decimal(5000), currency="KRW", idempotency_key="k-requested", status=T.UNKNOWN)
+    type(row).objects.filter(pk=row.pk).update(modified=timezone.now() - datetime.timedelta(days=2))
+    paid = booking.get_gateway().lookup(payment_id=booking.pg_payment_id)
+    requested = replace(paid, pending_cancels=(CancelEntry(pg_cancel_id="cancellation-1", amount=Decimal(5000)),))
+    with ledger.atomic(booking):
+        locked = ledger.lock_order(booking)
+        assert bookkeeping.sync_cancels(locked, requested, source="reconcile", settle_stale=True) == []
+    row.refresh_from_db()
+    assert row.status == T.UNKNOWN  # still open: the PG has it, not done yet
+    with ledger.atomic(booking):
+        locked = ledger.lock_order(booking)
+        assert bookkeeping.sync_cancels(locked, paid, source="reconcile", settle_stale=True) == ["cancel 5000.000 not found at the PG"]
+    row.refresh_from_db()
+    assert row.status == T.FAILED and row.error_code == "NOT_APPLIED_AT_PG"  # no longer at the PG at all: failed
+
+
+def test_portone_v2_reports_requested_cancellations_as_pending():
+    from django_pgpay.gateways.portone_v2 import PortOneV2Gateway
+    from tests.test_portone_v2_gateway import gateway, v2_fixture
+
+    data = {**v2_fixture("payment_partial_cancelled")}
+    data["cancellations"] = [{**data["cancellations"][0], "status": "REQUESTED"}]
+    result = gateway().payment(data)
+    assert isinstance(gateway(), PortOneV2Gateway)
+    assert result.cancels == () and [c.pg_cancel_id for c in result.pending_cancels] == [data["cancellations"][0]["id"]]

@@ -312,15 +312,19 @@ class PortOneV2Gateway(PortOneGateway):
             total = from_minor(amounts["total"], currency)
             cancelled = from_minor(amounts.get("cancelled") or 0, currency)
             payment_id = text(data["id"])
-            cancels = tuple(
-                CancelEntry(
-                    pg_cancel_id=str(c["id"]),
-                    amount=from_minor(c["totalAmount"], currency),
-                    canceled_at=kst_datetime(c.get("cancelledAt")),
+            entries = {
+                status: tuple(
+                    CancelEntry(
+                        pg_cancel_id=str(c["id"]),
+                        amount=from_minor(c["totalAmount"], currency),
+                        canceled_at=kst_datetime(c.get("cancelledAt")),
+                    )
+                    for c in (data.get("cancellations") or ())
+                    if isinstance(c, Mapping) and c.get("status") == status
                 )
-                for c in (data.get("cancellations") or ())
-                if isinstance(c, Mapping) and c.get("status") == "SUCCEEDED"
-            )
+                for status in ("SUCCEEDED", "REQUESTED")
+            }
+            cancels = entries["SUCCEEDED"]
         except (KeyError, TypeError, ValueError, MoneyError) as exc:
             raise self.malformed("Payment object", exc, data) from exc
         if total < 0 or not 0 <= cancelled <= total:
@@ -359,6 +363,7 @@ class PortOneV2Gateway(PortOneGateway):
             receipt_url=str(data.get("receiptUrl") or ""),
             approved_at=kst_datetime(data.get("paidAt")),
             cancels=cancels,
+            pending_cancels=entries["REQUESTED"],
             failure_code=str(failure.get("pgCode") or ""),
             failure_message=str(failure.get("reason") or failure.get("pgMessage") or ""),
             virtual_account=account,

@@ -290,6 +290,10 @@ class PaymentResult:
     #: given back (a Stripe refund to a closed card fails days later; the money
     #: returns to the shop's balance). Not part of :attr:`canceled_amount`.
     failed_cancels: tuple[CancelEntry, ...] = ()
+    #: Cancels the PG accepted and has not carried out yet (PortOne V2 ``REQUESTED``:
+    #: a refund to a bank account takes days). Not part of :attr:`canceled_amount`;
+    #: the cancel row asking for one stays open, however old, until it is done or fails.
+    pending_cancels: tuple[CancelEntry, ...] = ()
     failure_code: str = ""
     failure_message: str = ""
     #: Deadline of a virtual account (or of the PG's confirm window).
