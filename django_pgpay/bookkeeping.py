@@ -71,8 +71,7 @@ class Outcome:
     dealt with is not the order's and is being given back (a second payment).
     ``error`` is set only by :func:`~django_pgpay.payments.settle` and
     :func:`~django_pgpay.payments.reconcile`: the first error they went past
-    (every other operation raises its errors), and by :func:`apply` when the
-    second lookup that would confirm a reversed deposit failed (nothing changed).
+    (every other operation raises its errors).
     """
 
     order: object
@@ -487,6 +486,38 @@ def _refunds_failed_at_pg(locked, result: PaymentResult, cancels: list) -> list[
     return changes
 
 
+def _settle_owed(locked, done: list, amount: Decimal, pg_id: str) -> list[str]:
+    """A refund made at the PG (``amount``) first covers what refunds that failed there still owe.
+
+    A person gave the money back in the PG's dashboard, in one refund or in
+    several: each failed row (*needs attention*, counted in the order's total)
+    covered in full fails; one covered in part keeps owing the rest, the part
+    covered split off as a failed row of its own. The order's total stays
+    what the PG gave back plus what is still owed.
+    """
+    changes = []
+    for owed in [r for r in done if r.status == T.ATTENTION and r.error_code == ledger.REFUND_FAILED]:
+        if amount <= 0:
+            break
+        covered = min(amount, owed.amount)
+        again = GatewayError(_("The PG reported this refund failed; it was given back again at the PG."), code=ledger.REFUND_FAILED)
+        if covered >= owed.amount:
+            done.remove(owed)
+            ledger.finish(owed, T.FAILED, error=again)
+        else:
+            owed.amount -= covered
+            owed.save(update_fields=["amount", "modified"])
+            key = f"{owed.idempotency_key[:150]}-given-back-{ledger.digest(pg_id or str(amount))[:16]}"
+            ledger.create(
+                locked, owed.kind, amount=covered, currency=owed.currency, idempotency_key=key, status=T.FAILED,
+                pg_payment_id=owed.pg_payment_id, pg_transaction_id=owed.pg_transaction_id, reason=owed.reason,
+                source=owed.source, error_code=ledger.REFUND_FAILED, error_message=str(again),
+            )  # fmt: skip
+        amount -= covered
+        changes.append(f"refund {covered} that failed given back again at the PG")
+    return changes
+
+
 def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook_event=None, cancels: list | None = None) -> list[str]:
     """Make the ledger's cancels and ``canceled_amount`` agree with what the PG reports.
 
@@ -517,14 +548,7 @@ def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook
         if added is not None:
             done.append(added)
             changes.append(f"cancel {amount} found at the PG")
-            # A refund made at the PG after one of ours failed there (a person gave the money back
-            # in the PG's dashboard): that row is settled, the order's total stays as it was.
-            owed = next((r for r in done if r.status == T.ATTENTION and same_amount(r.amount, amount)), None)
-            if owed is not None:
-                done.remove(owed)
-                again = GatewayError(_("The PG reported this refund failed; it was given back again at the PG."), code=ledger.REFUND_FAILED)
-                ledger.finish(owed, T.FAILED, error=again)
-                changes.append(f"refund {amount} that failed given back again at the PG")
+            changes += _settle_owed(locked, done, amount, pg_id)
     if settle_stale:
         stale_before = now() - conf.in_flight_timeout()
         # A cancel the PG accepted and has not carried out yet (a bank refund) is no lost request.
@@ -606,13 +630,9 @@ def apply(
         _record_mismatch(order, result, exc, source=source, actor=actor, confirm_row=confirm_row)
         raise
     except _RecheckReversal:
-        try:
-            again = order.get_gateway().lookup(payment_id=result.payment_id, order=order.snapshot())
-        except PgPayError as exc:
-            # Nothing applied; the next lookup (a webhook's, reconciliation's) asks again.
-            logger.warning("order %s: a reversed deposit not confirmed by a second lookup (%s); nothing changed", order.order_number, exc)
-            order.refresh_from_db()
-            return Outcome(order=order, replayed=True, error=exc)
+        # The second lookup's error is raised (nothing applied): a webhook's delivery fails and is
+        # delivered again, reconciliation reports it; a reversal is never acknowledged and lost.
+        again = order.get_gateway().lookup(payment_id=result.payment_id, order=order.snapshot())
         again_kwargs = {"source": source, "actor": actor, "confirm_row": confirm_row, "webhook_event": webhook_event}
         return apply(order, again, settle_stale=settle_stale, fresh=True, **again_kwargs)
     followups.run_all(locked, follow_ups)

@@ -71,6 +71,7 @@ def open_follow_up(locked, result: PaymentResult, kind: str, *, reason: str):
     written as *needs attention* instead, and not sent again.
     """
     existing = ledger.rows(locked).filter(kind=kind, pg_payment_id=result.payment_id)
+    _refund_failed_later(locked, existing, result)
     if existing.filter(status__in=(*OPEN_TRANSACTION_STATUSES, T.SUCCEEDED, T.ATTENTION)).exists():
         return None
     failures = existing.filter(status=T.FAILED).count()
@@ -94,6 +95,24 @@ def open_follow_up(locked, result: PaymentResult, kind: str, *, reason: str):
         announce_attention(locked, row, row.error_message)
         return None
     return (row, result)
+
+
+def _refund_failed_later(locked, existing, result: PaymentResult) -> None:
+    """A compensating refund the PG carried out and now reports failed (a Stripe refund to a closed card).
+
+    The money is back in the shop's balance and the buyer unpaid: the row
+    *needs attention* (``REFUND_FAILED``); no new refund is sent by itself
+    (the same card would refuse it again).
+    """
+    failed = {e.pg_cancel_id for e in result.failed_cancels} | {e.reference for e in result.failed_cancels if e.reference}
+    if not failed:
+        return
+    for row in existing.filter(status=T.SUCCEEDED):
+        if row.pg_transaction_id in failed or row.idempotency_key in failed:
+            message = _("The PG reports that this refund failed: the buyer has not been paid back. Give the money back another way.")
+            row.status, row.error_code, row.error_message = T.ATTENTION, ledger.REFUND_FAILED, str(message)
+            row.save(update_fields=["status", "error_code", "error_message", "modified"])
+            announce_attention(locked, row, "the PG reports this refund failed")
 
 
 def open_for(locked, result: PaymentResult, *, reason: str) -> list:

@@ -474,7 +474,9 @@ def cancel(
     with _step_three(
         order, row, T.SUCCEEDED, kin=CANCEL_KINDS, result=reply, amount=reply.amount or row.amount, pg_transaction_id=pg_id
     ) as (locked, locked_row, recorded, cancels):
-        if not recorded and _failed_by_presumption(locked_row) and not any(r.pg_transaction_id == pg_id for r in cancels if pg_id):
+        # Only for a reply without the payment (Stripe): one with it is reconciled below (sync rows).
+        failed_early = not recorded and reply.payment is None and _failed_by_presumption(locked_row)
+        if failed_early and not any(r.pg_transaction_id == pg_id for r in cancels if pg_id):
             # Reconciliation failed the row meanwhile, the PG having no record of it yet (its answer
             # was slower than IN_FLIGHT_TIMEOUT); the PG's own success answer is the truth.
             fields = {"amount": reply.amount or locked_row.amount, "pg_transaction_id": pg_id, "error_code": "", "error_message": ""}
@@ -712,7 +714,7 @@ def apply_event(order, event: ParsedWebhook, *, webhook_event=None) -> Outcome:
     return bookkeeping.apply(order, event.payment, source=TransactionSource.WEBHOOK, webhook_event=webhook_event)
 
 
-def expire(order, *, source: str = TransactionSource.RECONCILE, only_if_due: bool = False) -> Outcome:
+def expire(order, *, source: str = TransactionSource.RECONCILE, only_if_due: bool = False, close_checkout: bool = True) -> Outcome:
     """Mark an unpaid order EXPIRED and release its stock (``on_expired``).
 
     A READY order expires at once; an order waiting for the deposit of a
@@ -728,10 +730,15 @@ def expire(order, *, source: str = TransactionSource.RECONCILE, only_if_due: boo
     left open; when the buyer completed it meanwhile that raises
     :class:`OperationInProgress` (``CHECKOUT_COMPLETED``), and a PG that cannot
     be reached raises :class:`GatewayUnavailable`: the order is left as it is.
+    ``close_checkout=False``: the caller closed it already (outside its locks).
     """
-    if order.status == S.READY and not (only_if_due and order.expires_at is not None and order.expires_at > bookkeeping.now()):
-        # Before the order's lock (a PG call); a buyer's checkout calls this under its own locks
-        # (views.CheckoutMixin switching PG), where the call's timeout bounds the wait.
+    if (
+        close_checkout
+        and order.status == S.READY
+        and not (only_if_due and order.expires_at is not None and order.expires_at > bookkeeping.now())
+    ):
+        # Before the order's lock (a PG call). A buyer's checkout switching PG closes it before
+        # taking its own locks (views.CheckoutMixin) and passes close_checkout=False.
         order.get_gateway().abandon(order.snapshot())
     if order.status != S.WAITING_FOR_DEPOSIT:
         with ledger.atomic(order):

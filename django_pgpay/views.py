@@ -224,6 +224,9 @@ class CheckoutMixin:
         # A guest's checkouts of one form wait for each other here (a buyer with an account waits on
         # their user row in _buyer_scopes): the second finds the order the first made by its token.
         lock = None if user.is_authenticated else checkout_locks.key_for(token)
+        # The buyer's open order at another PG is given up below, its checkout closed at that PG
+        # first: here, before the locks (Stripe: a call or two per Session it made).
+        self._checkouts_closed = self._close_other_checkouts(model, lookup, alias, token)
         with transaction.atomic(using=using), checkout_locks.held(lock, using=using):
             ready_scope, paid_scope = self._buyer_scopes(model, lookup, token)
             if ready_scope is not None:
@@ -257,10 +260,10 @@ class CheckoutMixin:
             checkout_forms.remember_in_session(self.request, order)
         return order, True
 
-    def _buyer_scopes(self, model, lookup: dict, token: str | None):
+    def _buyer_scopes(self, model, lookup: dict, token: str | None, *, lock: bool = True):
         """``(ready, paid)``: which orders are the buyer's, to come back to and to ask about; ``(None, None)``: none.
 
-        A buyer with an account: their orders (their user row is locked here, so
+        A buyer with an account: their orders (their user row is locked here unless ``lock`` is False, so
         checkouts of one buyer run one at a time); asking about a paid one also
         counts the orders this browser started before logging in (a guest who
         paid, logged in and posted the same form).
@@ -278,7 +281,8 @@ class CheckoutMixin:
         user = self.request.user
         started_here = checkout_forms.session_orders(self.request)
         if user.is_authenticated:
-            list(get_user_model()._base_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+            if lock:
+                list(get_user_model()._base_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
             mine = Q(user=user)
             before_login = Q(user__isnull=True, order_number__in=started_here)
             return mine, (mine | before_login) if started_here else mine
@@ -296,6 +300,25 @@ class CheckoutMixin:
         candidates = model._base_manager.filter(**lookup).only("pk", "pg_data")
         return [order.pk for order in checkout_forms.orders_recording(candidates, token)]
 
+    def _close_other_checkouts(self, model, lookup: dict, alias: str, token: str | None) -> dict:
+        """``{pk: completed}`` of the buyer's READY orders for ``lookup`` at another PG, their checkouts closed.
+
+        ``completed`` is True when the buyer completed that checkout meanwhile
+        (the order is kept). Read without a lock: :meth:`_come_back_to`
+        decides under the lock, and closes a checkout not closed here.
+        """
+        ready_scope, _paid = self._buyer_scopes(model, lookup, token, lock=False)
+        if ready_scope is None:
+            return {}
+        found = {}
+        for other in model._base_manager.filter(ready_scope, status=OrderStatus.READY, **lookup).exclude(gateway=alias)[:5]:
+            try:
+                other.get_gateway().abandon(other.snapshot())
+                found[other.pk] = False
+            except OperationInProgress:
+                found[other.pk] = True
+        return found
+
     def _come_back_to(self, existing, alias: str, token: str | None):
         """The buyer's READY order ``existing`` (locked): reused for ``alias``, or None once it is expired."""
         if existing.gateway == alias:
@@ -311,8 +334,11 @@ class CheckoutMixin:
         # its stock back (EXPIRED, once) before the new one takes it, so
         # a buyer never holds two. A payment still being confirmed there
         # keeps its order; the buyer finishes paying at that PG.
+        closed = getattr(self, "_checkouts_closed", {})
+        if closed.get(existing.pk):  # the buyer completed that checkout: they finish paying there
+            return existing
         try:
-            payments.expire(existing, source=TransactionSource.CUSTOMER)
+            payments.expire(existing, source=TransactionSource.CUSTOMER, close_checkout=existing.pk not in closed)
         except OperationInProgress:
             return existing
         return None
@@ -441,7 +467,18 @@ class CheckoutMixin:
             return render(request, "django_pgpay/error.html", self.get_context_data(error=exc), status=_status(exc))
         if checkout.pg_data:
             self._remember(order, gateway, checkout.pg_data)
+            if order.status != OrderStatus.READY:
+                return self._given_up_meanwhile(request, order, gateway)
         return self.checkout_response(order, checkout)
+
+    def _given_up_meanwhile(self, request, order, gateway):
+        """The order expired while its window was being made (another tab switched PG): close that window too."""
+        try:
+            gateway.abandon(order.snapshot())
+        except PgPayError as exc:  # completed or unreachable: the return, the webhook and reconciliation settle it
+            logger.warning("order %s given up while its checkout was made; closing it: %s", order.order_number, exc)
+        error = OperationRefused(_("This order was given up meanwhile (another payment was started). Please start again."), code="GIVEN_UP")
+        return render(request, "django_pgpay/error.html", self.get_context_data(error=error), status=_status(error))
 
     @staticmethod
     def _remember(order, gateway, pg_data) -> None:
@@ -454,6 +491,7 @@ class CheckoutMixin:
         with transaction.atomic(using=router.db_for_write(type(order))):
             locked = type(order)._base_manager.select_for_update().get(pk=order.pk)
             locked.pg_data = gateway.merge_checkout_data(locked.pg_data or {}, dict(pg_data))
+            order.status = locked.status
             locked.save(update_fields=["pg_data"])
             order.pg_data = locked.pg_data
 

@@ -673,3 +673,100 @@ def test_stripes_refund_failed_event_is_applied_at_once(buyer, krw_book, stripe_
     assert deliver(stripe_api, "charge.refund.updated", refund).status_code == 200
     row = order.transactions.get(kind=K.CANCEL)
     assert row.status == T.ATTENTION and row.error_code == "REFUND_FAILED"
+
+
+# --- a review of this session's own fixes (7 December 2026, helper, report-only) ----------------
+
+
+def test_a_failed_refund_given_back_in_two_dashboard_refunds_settles_without_breaking_the_books(buyer, krw_book, stripe_api):
+    """Given back as 5,000 + 10,000, the sync rows were added on top of the failed 15,000 (30,000 of 15,000):
+    LEDGER_INCONSISTENT at every reconcile and webhook of the order."""
+    order = _paid_order(buyer_client(buyer), krw_book, stripe_api)
+    _pending_refunds(stripe_api)
+    payments.cancel(order, payments.FULL, reason="buyer asked")
+    (refund,) = stripe_api.refunds.values()
+    _refund_fails_at_stripe(stripe_api, refund)
+    payments.reconcile(order, deep=True)
+    row = order.transactions.get(kind=K.CANCEL)
+    stripe_api.refund_in_dashboard(row.pg_payment_id, 5000)
+    outcome = payments.reconcile(order, deep=True)
+    assert outcome.error is None
+    row.refresh_from_db()
+    order.refresh_from_db()
+    assert (row.status, row.amount) == (T.ATTENTION, Decimal(10000)) and order.canceled_amount == Decimal(15000)  # 10,000 still owed
+    stripe_api.refund_in_dashboard(row.pg_payment_id, 10000)
+    outcome = payments.reconcile(order, deep=True)
+    order.refresh_from_db()
+    assert outcome.error is None and not order.transactions.filter(status=T.ATTENTION).exists()
+    assert order.status == S.CANCELED and order.canceled_amount == Decimal(15000)
+    assert sorted(order.transactions.filter(kind=K.SYNC, status=T.SUCCEEDED).values_list("amount", flat=True)) == [5000, 10000]
+    # The failed 15,000 stays in the ledger as two failed parts, each settled by a refund made again.
+    assert sum(order.transactions.filter(kind=K.CANCEL, status=T.FAILED).values_list("amount", flat=True)) == 15000
+
+
+def test_a_compensating_refund_that_fails_later_needs_attention(buyer, krw_book, stripe_api, monkeypatch):
+    """Two tabs both paid; the second payment was given back and Stripe then failed that refund: the buyer
+    had paid twice and nothing said so."""
+    order, _url1, _url2 = two_tabs_at_once(buyer, krw_book, monkeypatch)
+    first, second = order.pg_data[PG_DATA_SESSIONS]
+    _pending_refunds(stripe_api)
+    stripe_api.pay(first)
+    stripe_api.pay(second)
+    payments.reconcile(order, deep=True)
+    (refund,) = stripe_api.refunds.values()
+    _refund_fails_at_stripe(stripe_api, refund)
+    assert deliver(stripe_api, "charge.refund.updated", refund).status_code == 200
+    row = order.transactions.get(kind=K.COMPENSATE)
+    assert row.status == T.ATTENTION and row.error_code == "REFUND_FAILED"
+    assert len(stripe_api.refunds) == 1  # not sent again by itself (the same card would refuse it)
+    payments.reconcile(order, deep=True)
+    row.refresh_from_db()
+    assert row.status == T.ATTENTION
+
+
+def test_a_buyer_whose_delayed_payment_failed_can_switch_pg(buyer, krw_book, stripe_api):
+    """Stripe leaves such a Session complete and unpaid: closing it raised CHECKOUT_COMPLETED, and every
+    other PG's form sent the buyer back to the failed Stripe return, the place held until the hold lapsed."""
+    client = buyer_client(buyer)
+    assert client.post(f"/shop/{krw_book.pk}/1/stripe/", {"pgpay_another": "1"}).status_code == 302
+    stripe_order = CartOrder.objects.get()
+    session_id = stripe_order.pg_data[PG_DATA_SESSION]
+    stripe_api.pay(session_id, delayed=True)
+    stripe_api.settle_delayed(session_id, succeed=False)
+    response = client.post(f"/shop/{krw_book.pk}/1/fake/", {"pgpay_another": "1"})
+    assert response.status_code == 200  # the other PG's window
+    stripe_order.refresh_from_db()
+    assert stripe_order.status == S.EXPIRED and CartOrder.objects.filter(gateway="fake", status=S.READY).count() == 1
+
+
+def test_switching_pg_calls_stripe_outside_the_checkouts_transaction(buyer, krw_book, stripe_api, monkeypatch):
+    """Closing every remembered Session (two calls each) ran under the buyer's row lock: with six Sessions
+    and Stripe answering in a second, the buyer's other tab waited 10.8 s."""
+    client = buyer_client(buyer)
+    client.post(f"/shop/{krw_book.pk}/1/stripe/", {"pgpay_another": "1"})
+    stripe_order = CartOrder.objects.get()
+    for _ in range(3):  # the page left open too long: a new Session each time
+        stripe_api.time_out(stripe_order.pg_data[PG_DATA_SESSION])
+        client.post(f"/shop/{krw_book.pk}/1/stripe/", {"pgpay_another": "1"})
+        stripe_order.refresh_from_db()
+    assert len(stripe_order.pg_data[PG_DATA_SESSIONS]) == 4
+    real_call = StripeGateway._call
+    events = []
+
+    def watched(self, verb, method, path, **kwargs):
+        events.append("stripe")
+        return real_call(self, verb, method, path, **kwargs)
+
+    def locks(execute, sql, params, many, context):
+        # A row lock (SQLite has none, so there: the first write, the order given up).
+        if "FOR UPDATE" in sql or sql.lstrip().upper().startswith(("UPDATE", "INSERT")):
+            events.append("lock")
+        return execute(sql, params, many, context)
+
+    monkeypatch.setattr(StripeGateway, "_call", watched)
+    with connection.execute_wrapper(locks):
+        assert client.post(f"/shop/{krw_book.pk}/1/fake/", {"pgpay_another": "1"}).status_code == 200
+    # Every Stripe call before the first row lock: a read of each closed Session, a read and an expire of the open one.
+    assert events[:5] == ["stripe"] * 5 and "stripe" not in events[5:] and "lock" in events, events
+    stripe_order.refresh_from_db()
+    assert stripe_order.status == S.EXPIRED

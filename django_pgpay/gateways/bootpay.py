@@ -38,7 +38,6 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core import checks
-from django.utils.translation import gettext_lazy as _
 
 from ..exceptions import (
     AlreadyCanceled,
@@ -54,15 +53,7 @@ from ..exceptions import (
     WebhookVerificationError,
 )
 from ..money import normalize_currency, to_json_number
-from .bootpay_receipt import (
-    OTHER_PRODUCT_STATUSES,
-    STATUS_APPROVING,
-    STATUS_CANCEL_FAILED,
-    STATUS_CANCEL_IN_PROGRESS,
-    STATUSES,
-    BootpayReceipts,
-    receipt_state,
-)
+from .bootpay_receipt import OTHER_PRODUCT_STATUSES, STATUS_APPROVING, STATUSES, BootpayReceipts, receipt_state
 from .http import HttpReply
 from .pipeline import HttpGateway
 from .results import (
@@ -417,17 +408,7 @@ class BootpayGateway(BootpayReceipts, HttpGateway):
                     error.message, gateway=self.alias, code=error.code, http_status=error.http_status_from_pg, response=error.response
                 ) from error
             raise error
-        data = self.json_object(reply, "cancel")
-        status = data.get("status")
-        if status == STATUS_CANCEL_IN_PROGRESS:
-            # Accepted, not done (legacy 취소진행중; v2 negative codes unconfirmed): the money has not
-            # gone back yet and may not (-20, 취소실패). A lookup settles it, as for a lost answer.
-            raise GatewayUnavailable(
-                f"{self.alias}: the cancel is in progress at Bootpay", gateway=self.alias, code="CANCEL_IN_PROGRESS", response=data
-            )
-        if status == STATUS_CANCEL_FAILED:
-            raise CancelRefused(_("Bootpay could not cancel the payment."), gateway=self.alias, code="CANCEL_FAILED", response=data)
-        payment = self.payment(data)
+        payment = self.payment(self.cancel_receipt(self.json_object(reply, "cancel")))
         return CancelResult(
             pg_cancel_id=str(reply.data.get("cancel_id") or request.idempotency_key)[:200],
             amount=request.amount,

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from ..exceptions import GatewayUnavailable
+from django.utils.translation import gettext_lazy as _
+
+from ..exceptions import CancelRefused, GatewayUnavailable
 from ..money import MoneyError, normalize_currency
 from .results import PaymentResult, PaymentState, VirtualAccount
 from .wire import kst_datetime
@@ -43,6 +45,22 @@ OTHER_PRODUCT_STATUSES = frozenset({11, 12, 41})
 
 class BootpayReceipts:
     """Reading Bootpay's receipts (a base of :class:`~django_pgpay.gateways.bootpay.BootpayGateway`)."""
+
+    def cancel_receipt(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The receipt a cancel answered with, once the cancel is done (raises otherwise).
+
+        Legacy -30 (취소진행중): accepted, not done (the money may still not go
+        back: -20, 취소실패); an unknown outcome a lookup settles. -20: refused.
+        v2's negative codes are unconfirmed.
+        """
+        status = data.get("status")
+        if status == STATUS_CANCEL_IN_PROGRESS:
+            raise GatewayUnavailable(
+                f"{self.alias}: the cancel is in progress at Bootpay", gateway=self.alias, code="CANCEL_IN_PROGRESS", response=dict(data)
+            )
+        if status == STATUS_CANCEL_FAILED:
+            raise CancelRefused(_("Bootpay could not cancel the payment."), gateway=self.alias, code="CANCEL_FAILED", response=dict(data))
+        return data
 
     def payment(self, data: Mapping[str, Any]) -> PaymentResult:
         """Read a Receipt object; a reply we cannot read is an unknown outcome, never a guess."""

@@ -521,6 +521,27 @@ class StripeGateway(StripeObjects, HttpGateway):
             except GatewayError:
                 raise exc from None
 
+    def _close(self, session_id: str) -> bool:
+        """Close one Session of an order given up: True when its buyer paid (or a delayed payment is under way).
+
+        Read first (one call for the Sessions already closed, most of an
+        order's old ones), expired only while open. A Session completed with a
+        delayed payment that failed takes no money: closed.
+        """
+        try:
+            session = self._retrieve_session(session_id)
+        except NotFound:
+            return False
+        if session.get("status") == "open":
+            if self._expire(session_id) != "complete":
+                return False
+            session = self._retrieve_session(session_id)  # completed meanwhile: how?
+        if session.get("status") != "complete" or session.get("payment_status") in ("paid", "no_payment_required"):
+            return session.get("status") == "complete"
+        intent = session.get("payment_intent")
+        # Unpaid: a delayed method under way, or failed (the intent wants another payment method).
+        return not isinstance(intent, Mapping) or intent.get("status") not in ("requires_payment_method", "canceled")
+
     def abandon(self, order: OrderSnapshot) -> None:
         """Expire the order's open Checkout Sessions, so an expired order cannot be paid later.
 
@@ -529,7 +550,7 @@ class StripeGateway(StripeObjects, HttpGateway):
         """
         # Every Session the order's checkouts made, not only the current one: two tabs checking
         # out at once each opened one, and either may still be open.
-        completed = [s for s in self._sessions(order.pg_data or {}) if self._expire(s) == "complete"]
+        completed = [s for s in self._sessions(order.pg_data or {}) if self._close(s)]
         if completed:
             raise OperationInProgress(
                 _("The buyer completed Stripe Checkout; the order waits for Stripe's answer."),

@@ -433,3 +433,70 @@ def test_a_cancel_whose_own_webhook_lands_first_is_not_reported_as_a_replay(worl
     assert not isinstance(outcome, BaseException), outcome
     assert not outcome.replayed and outcome.order.canceled_amount == 5000
     assert not world.check()
+
+
+# --- a review of this session's own fixes (7 December 2026, helper, report-only) ----------------
+
+
+def test_a_bank_reversal_whose_second_lookup_fails_is_delivered_again_not_lost(world, monkeypatch):
+    """The second lookup that confirms a reversal failed once: the delivery was stored as applied and
+    answered 200, so Toss never sent it again and a plain reconcile never looked; the order stayed PAID."""
+    import inspect
+
+    from django_pgpay.exceptions import GatewayUnavailable
+    from django_pgpay.models import WebhookEvent
+
+    checkout = world.checkout(0, "toss")
+    account = world.pay(checkout, account=True)
+    assert world.come_back(0, checkout, account).status_code == 200
+    assert world.deposit(account)
+    world.deliver()
+    assert order_of(checkout).status == S.PAID
+    from django_pgpay.gateways.toss import TossGateway
+
+    real_lookup = TossGateway.lookup
+    failed = []
+
+    def lookup(self, *args, **kwargs):
+        # The delivery's own verification reads the payment (WAITING_FOR_DEPOSIT); the second
+        # lookup, made by bookkeeping.apply to confirm the reversal, fails once.
+        if any(frame.function == "apply" for frame in inspect.stack()[1:3]) and not failed:
+            failed.append(1)
+            raise GatewayUnavailable("toss: 503 once", gateway="toss")
+        return real_lookup(self, *args, **kwargs)
+
+    monkeypatch.setattr(TossGateway, "lookup", lookup)
+    assert world.reverse_deposit(account)
+    world.deliver()
+    monkeypatch.setattr(TossGateway, "lookup", real_lookup)
+    assert failed
+    world.deliver()
+    world.reconcile()  # the cron's plain run, not --deep-since
+    assert order_of(checkout).status == S.WAITING_FOR_DEPOSIT
+    # The delivery was answered 503 (the PG delivers it again), and a delivery of it applied since.
+    assert WebhookEvent.objects.filter(order_number=checkout.order_number, status="applied", event_type__contains="STATUS").exists()
+
+
+@pytest.mark.parametrize("alias", ["bootpay", "toss"])
+def test_a_slow_cancel_recorded_by_reconciliation_meanwhile_is_counted_once(world, monkeypatch, alias):
+    """A cancel slower than IN_FLIGHT_TIMEOUT: reconciliation failed its row, then recorded the PG's cancel
+    as a sync row (Bootpay reports totals only, no id), then the answer came and the row was finished too:
+    10,000 counted for a 5,000 cancel."""
+    from django_pgpay import payments
+
+    checkout = _paid(world, alias)
+    gateway_class = type(order_of(checkout).get_gateway())
+    real = gateway_class.cancel
+
+    def slow_cancel(self, request):
+        payments.reconcile(order_of(checkout))  # nothing at the PG yet: the row fails (IN_FLIGHT_TIMEOUT 0)
+        reply = real(self, request)
+        payments.reconcile(order_of(checkout), deep=True)  # the PG's cancel found before its answer came back
+        return reply
+
+    monkeypatch.setattr(gateway_class, "cancel", slow_cancel)
+    payments.cancel(order_of(checkout), "5000", reason="one item", source="staff")
+    monkeypatch.setattr(gateway_class, "cancel", real)
+    order = order_of(checkout)
+    assert order.canceled_amount == 5000, list(order.transactions.values_list("kind", "status", "amount", "error_code"))
+    assert not world.check()
