@@ -303,20 +303,24 @@ class CheckoutMixin:
     def _close_other_checkouts(self, model, lookup: dict, alias: str, token: str | None) -> dict:
         """``{pk: completed}`` of the buyer's READY orders for ``lookup`` at another PG, their checkouts closed.
 
-        ``completed`` is True when the buyer completed that checkout meanwhile
-        (the order is kept). Read without a lock: :meth:`_come_back_to`
-        decides under the lock, and closes a checkout not closed here.
+        Each value is ``(completed, attempts)``: ``completed`` is True when the
+        buyer completed that checkout meanwhile (the order is kept); ``attempts``
+        the checkouts closed (:meth:`~django_pgpay.gateways.base.BaseGateway.known_attempts`).
+        Read without a lock: :meth:`_come_back_to` decides under the lock, and
+        closes the checkouts again when the order made another meanwhile (a second tab).
         """
         ready_scope, _paid = self._buyer_scopes(model, lookup, token, lock=False)
         if ready_scope is None:
             return {}
         found = {}
         for other in model._base_manager.filter(ready_scope, status=OrderStatus.READY, **lookup).exclude(gateway=alias)[:5]:
+            gateway = other.get_gateway()
+            attempts = frozenset(gateway.known_attempts(other.pg_data or {}))
             try:
-                other.get_gateway().abandon(other.snapshot())
-                found[other.pk] = False
+                gateway.abandon(other.snapshot())
+                found[other.pk] = (False, attempts)
             except OperationInProgress:
-                found[other.pk] = True
+                found[other.pk] = (True, attempts)
         return found
 
     def _come_back_to(self, existing, alias: str, token: str | None):
@@ -334,11 +338,13 @@ class CheckoutMixin:
         # its stock back (EXPIRED, once) before the new one takes it, so
         # a buyer never holds two. A payment still being confirmed there
         # keeps its order; the buyer finishes paying at that PG.
-        closed = getattr(self, "_checkouts_closed", {})
-        if closed.get(existing.pk):  # the buyer completed that checkout: they finish paying there
+        completed, attempts = getattr(self, "_checkouts_closed", {}).get(existing.pk, (False, None))
+        if completed:  # the buyer completed that checkout: they finish paying there
             return existing
+        # Closed before the lock, unless another tab made a window since (then closed again here).
+        unchanged = attempts == frozenset(existing.get_gateway().known_attempts(existing.pg_data or {}))
         try:
-            payments.expire(existing, source=TransactionSource.CUSTOMER, close_checkout=existing.pk not in closed)
+            payments.expire(existing, source=TransactionSource.CUSTOMER, close_checkout=not unchanged)
         except OperationInProgress:
             return existing
         return None
@@ -467,8 +473,12 @@ class CheckoutMixin:
             return render(request, "django_pgpay/error.html", self.get_context_data(error=exc), status=_status(exc))
         if checkout.pg_data:
             self._remember(order, gateway, checkout.pg_data)
-            if order.status != OrderStatus.READY:
+            if order.status in (OrderStatus.EXPIRED, OrderStatus.FAILED):
                 return self._given_up_meanwhile(request, order, gateway)
+            if order.status != OrderStatus.READY:  # paid meanwhile (its webhook came first): that order
+                return self.already_paid(
+                    OperationRefused(_("This was paid already. Nothing more was charged."), code="ALREADY_PAID", order=order)
+                )
         return self.checkout_response(order, checkout)
 
     def _given_up_meanwhile(self, request, order, gateway):

@@ -770,3 +770,57 @@ def test_switching_pg_calls_stripe_outside_the_checkouts_transaction(buyer, krw_
     assert events[:5] == ["stripe"] * 5 and "stripe" not in events[5:] and "lock" in events, events
     stripe_order.refresh_from_db()
     assert stripe_order.status == S.EXPIRED
+
+
+def test_a_session_another_tab_made_during_the_switch_is_closed_too(buyer, krw_book, stripe_api, monkeypatch):
+    """A review of the latest fixes (7 December 2026): while tab 1's switch closed the Stripe order's
+    Sessions (before its locks), tab 2 came back to that order and made Session S2; tab 1 then expired the
+    order without closing again, and S2 stayed payable on an EXPIRED order."""
+    tab1, tab2 = buyer_client(buyer), buyer_client(buyer)
+    stripe_url, fake_url = f"/shop/{krw_book.pk}/1/stripe/", f"/shop/{krw_book.pk}/1/fake/"
+    assert tab1.post(stripe_url, {"pgpay_another": "1"}).status_code == 302
+    order = CartOrder.objects.get()
+    real_close = StripeGateway._close
+    state = {"tab2": None}
+
+    def close(self, session_id):
+        closed = real_close(self, session_id)
+        if state["tab2"] is None:  # tab 1's switch has read the order: tab 2's checkout runs now
+            state["tab2"] = tab2.post(stripe_url, {"pgpay_another": "1"})
+        return closed
+
+    monkeypatch.setattr(StripeGateway, "_close", close)
+    assert tab1.post(fake_url, {"pgpay_another": "1"}).status_code == 200
+    monkeypatch.setattr(StripeGateway, "_close", real_close)
+    assert state["tab2"].status_code == 302
+    order.refresh_from_db()
+    statuses = {s: stripe_api.sessions[s]["status"] for s in order.pg_data[PG_DATA_SESSIONS]}
+    assert order.status == S.EXPIRED and len(statuses) == 2 and set(statuses.values()) == {"expired"}, statuses
+
+
+def test_an_order_paid_while_its_window_was_made_is_shown_as_paid_not_given_up(buyer, krw_book, stripe_api, monkeypatch):
+    """The form posted again while its open Session was paid and the webhook applied: the buyer was told
+    "This order was given up meanwhile ... start again" about the order they had just paid."""
+    client = buyer_client(buyer)
+    url = f"/shop/{krw_book.pk}/1/stripe/"
+    assert client.post(url, {"pgpay_another": "1"}).status_code == 302
+    order = CartOrder.objects.get()
+    session_id = stripe_api.session_of(order)["id"]
+    real_call = StripeGateway._call
+    done = []
+
+    def call(self, verb, method, path, **kwargs):
+        reply = real_call(self, verb, method, path, **kwargs)
+        if verb == "lookup" and "checkout/sessions" in path and not done:  # the checkout read the open Session
+            done.append(1)
+            stripe_api.pay(session_id)
+            assert deliver(stripe_api, "checkout.session.completed", stripe_api.sessions[session_id]).status_code == 200
+        return reply
+
+    monkeypatch.setattr(StripeGateway, "_call", call)
+    response = client.post(url, {"pgpay_another": "1"})
+    monkeypatch.setattr(StripeGateway, "_call", real_call)
+    order.refresh_from_db()
+    assert order.status == S.PAID and done
+    assert b"given up" not in response.content and response.status_code in (302, 409)
+    assert not stripe_api.sent("refund")
