@@ -400,13 +400,7 @@ def test_an_amount_stripe_charged_that_the_order_did_not_ask_for_is_refunded(buy
 
 @pytest.fixture
 def paid_order(buyer, krw_book, stripe_api):
-    client = buyer_client(buyer)
-    order, _ = checkout(client, krw_book)
-    stripe_api.pay(stripe_api.session_of(order)["id"])
-    assert back_from_stripe(client, stripe_api, order).status_code == 200
-    order.refresh_from_db()
-    assert order.status == S.PAID
-    return order
+    return _paid_order(buyer_client(buyer), krw_book, stripe_api)
 
 
 def test_a_refund_whose_answer_was_lost_is_found_by_its_key_not_sent_again(paid_order, stripe_api):

@@ -295,28 +295,9 @@ def test_a_bug_in_the_shops_gateway_code_fails_the_only_webhook_then_it_is_appli
 
 
 def _run_together(n, target):
-    import threading
+    from tests.test_concurrency import run_together  # threads released at the same instant
 
-    from django.db import connections
-
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def body(i):
-        try:
-            barrier.wait()
-            results[i] = target(i)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
-    return results
+    return run_together(n, target)
 
 
 @pytest.mark.parametrize("alias", ["toss", "portone", "portone-v2", "bootpay"])
