@@ -476,17 +476,25 @@ class CheckoutMixin:
             if order.status in (OrderStatus.EXPIRED, OrderStatus.FAILED):
                 return self._given_up_meanwhile(request, order, gateway)
             if order.status != OrderStatus.READY:  # paid meanwhile (its webhook came first): that order
+                self._close_checkout(order, gateway)  # the window just made, another tab's too
                 return self.already_paid(
                     OperationRefused(_("This was paid already. Nothing more was charged."), code="ALREADY_PAID", order=order)
                 )
         return self.checkout_response(order, checkout)
 
-    def _given_up_meanwhile(self, request, order, gateway):
-        """The order expired while its window was being made (another tab switched PG): close that window too."""
+    @staticmethod
+    def _close_checkout(order, gateway) -> None:
+        """Close the windows of an order that can no longer be paid (given up, or paid meanwhile)."""
         try:
             gateway.abandon(order.snapshot())
-        except PgPayError as exc:  # completed or unreachable: the return, the webhook and reconciliation settle it
-            logger.warning("order %s given up while its checkout was made; closing it: %s", order.order_number, exc)
+        except OperationInProgress:  # a window completed (the payment that paid it): nothing more to close
+            pass
+        except PgPayError as exc:  # unreachable: the return, the webhook and reconciliation settle what comes
+            logger.warning("order %s is no longer payable; closing its checkout: %s", order.order_number, exc)
+
+    def _given_up_meanwhile(self, request, order, gateway):
+        """The order expired while its window was being made (another tab switched PG): close that window too."""
+        self._close_checkout(order, gateway)
         error = OperationRefused(_("This order was given up meanwhile (another payment was started). Please start again."), code="GIVEN_UP")
         return render(request, "django_pgpay/error.html", self.get_context_data(error=error), status=_status(error))
 

@@ -818,3 +818,29 @@ def test_an_order_paid_while_its_window_was_made_is_shown_as_paid_not_given_up(b
     assert order.status == S.PAID and done
     assert b"given up" not in response.content and response.status_code in (302, 409)
     assert not stripe_api.sent("refund")
+
+
+def test_an_order_paid_meanwhile_has_its_other_windows_closed(buyer, krw_book, stripe_api, monkeypatch):
+    """A last review (7 December 2026): two tabs made S_old and S_cur; a third post reused S_cur while
+    S_old was paid and its webhook applied. The "paid already" answer left S_cur open: tab 2 could pay
+    it, a second charge (refunded later)."""
+    order, _url1, _url2 = two_tabs_at_once(buyer, krw_book, monkeypatch)
+    current = order.pg_data[PG_DATA_SESSION]
+    older = next(s for s in order.pg_data[PG_DATA_SESSIONS] if s != current)
+    real_call = StripeGateway._call
+    done = []
+
+    def call(self, verb, method, path, **kwargs):
+        reply = real_call(self, verb, method, path, **kwargs)
+        if verb == "lookup" and current in path and not done:  # the checkout is reusing S_cur
+            done.append(1)
+            stripe_api.pay(older)
+            assert deliver(stripe_api, "checkout.session.completed", stripe_api.sessions[older]).status_code == 200
+        return reply
+
+    monkeypatch.setattr(StripeGateway, "_call", call)
+    response = buyer_client(buyer).post(f"/shop/{krw_book.pk}/1/stripe/", {"pgpay_another": "1"})
+    monkeypatch.setattr(StripeGateway, "_call", real_call)
+    order.refresh_from_db()
+    assert done and order.status == S.PAID and response.status_code in (302, 409)
+    assert stripe_api.sessions[current]["status"] == "expired"  # nothing left to pay in tab 2
