@@ -29,7 +29,10 @@ settlement view's) with the same CSV dialect, BOM and pinned language.
 
 **Formula injection.** A text cell that starts with ``=``, ``+``, ``-``, ``@``,
 a tab or a carriage return gets a leading apostrophe, so a spreadsheet shows it
-as text instead of running it (a buyer named ``=HYPERLINK(...)``). Cells this
+as text instead of running it (a buyer named ``=HYPERLINK(...)``); so does one
+whose first such character comes after spaces or line breaks (some spreadsheets
+trim them on import), or is the full-width form (``＝``, ``＋``, ``－``, ``＠``)
+that an East Asian input method types and some spreadsheets convert. Cells this
 module renders itself from numbers and dates (amounts, times) are left alone:
 they hold only digits, ``.``, ``-``, ``:`` and spaces, a spreadsheet reads
 ``-5`` as the number -5, and an apostrophe would turn amounts into text that
@@ -59,8 +62,12 @@ from . import conf, labels
 from .money import MoneyError, exponent
 from .status import PAID_STATUSES, OrderStatus
 
-#: First characters that make a spreadsheet treat a cell as a formula (OWASP).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: First characters that make a spreadsheet treat a cell as a formula (OWASP), and their
+#: full-width forms (U+FF1D, U+FF0B, U+FF0D, U+FF20), which a Korean or Japanese input method types.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+#: What a spreadsheet may trim before it looks for a formula: spaces (the ideographic one too) and line breaks.
+_TRIMMED = " \n\u3000\u00a0"
 
 #: Rows formatted before a chunk of text is handed to the response.
 ROWS_PER_CHUNK = 500
@@ -70,8 +77,12 @@ DEFAULT_CHUNK_SIZE = 2000
 
 
 def neutralize(value: str) -> str:
-    """``value`` with a leading apostrophe when a spreadsheet would run it as a formula."""
-    if value and value[0] in FORMULA_PREFIXES:
+    """``value`` with a leading apostrophe when a spreadsheet would run it as a formula.
+
+    The first character that is not a space or a line break decides (``"  =1+1"`` is guarded too).
+    """
+    first = value.lstrip(_TRIMMED)[:1]
+    if first and first in FORMULA_PREFIXES:
         return "'" + value
     return value
 

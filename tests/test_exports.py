@@ -86,7 +86,22 @@ def test_bom_can_be_turned_off_per_call_and_by_setting(paid, settings):
 
 @pytest.mark.parametrize(
     "name",
-    ['=HYPERLINK("http://evil.example","x")', "+1+2", "-2+3", "@SUM(A1:A9)", "\tcmd", "\rcmd"],
+    [
+        '=HYPERLINK("http://evil.example","x")',
+        "+1+2",
+        "-2+3",
+        "@SUM(A1:A9)",
+        "\tcmd",
+        "\rcmd",
+        # After spaces or a line break (trimmed by some spreadsheets on import), and full-width forms.
+        "  =1+1",
+        "\n=1+1",
+        "\u3000=1+1",
+        '\uff1dHYPERLINK("http://evil.example")',
+        "\uff0b1",
+        "\uff0d1",
+        "\uff20SUM(A1)",
+    ],
 )
 def test_formula_injection_is_neutralised(make_booking, name):
     make_booking(buyer_name=name, order_name=name)
