@@ -327,8 +327,12 @@ class BaseGateway:
         """The key two deliveries of the same verified event share (never built from an unverified body).
 
         A signed delivery's id is proved by its signature. For an unsigned
-        one, the key is made of the payment's state as the PG reported it:
-        two deliveries that report the same state are one event.
+        one, the key is made of the payment's state as the PG reported it, its
+        :attr:`~django_pgpay.gateways.results.PaymentResult.revision` and
+        approval time included:
+        two deliveries that report the same state of the same change are one
+        event (a payment that comes back to an earlier state, a deposit made
+        again after the bank took the first one back, is a new one).
         """
         payment = verified.payment
         if self.signs_webhooks or payment is None:
@@ -340,6 +344,9 @@ class BaseGateway:
             str(payment.amount),
             str(payment.canceled_amount),
             ",".join(c.pg_cancel_id for c in payment.cancels),
+            # The change the state came from: the PG's revision, and the approval's time (a deposit made
+            # again is approved anew); each only when the PG reports it.
+            *(part for part in (payment.revision, payment.approved_at.isoformat() if payment.approved_at else "") if part),
         )
         import hashlib
 

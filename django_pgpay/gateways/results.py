@@ -304,6 +304,10 @@ class PaymentResult:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: The virtual account the buyer pays into, when the PG issued one.
     virtual_account: VirtualAccount | None = None
+    #: The PG's mark of the payment's latest change (Toss's ``lastTransactionKey``), when it gives
+    #: one: two reports of the same state with different revisions are two events (a deposit,
+    #: its reversal, and a second deposit bring a payment back to a state it held before).
+    revision: str = ""
 
     def __post_init__(self):
         # The account's fields join pg_data in one format, for templates and the admin

@@ -506,6 +506,8 @@ class TossGateway(HttpGateway):
             virtual_account=virtual_account,
             pg_data=pg_data,
             raw=dict(data),
+            # A new one at every approval, deposit, reversal and cancel (docs: "lastTransactionKey").
+            revision=str(data.get("lastTransactionKey") or ""),
         )
 
     # --- configuration checks ----------------------------------------------------------

@@ -481,3 +481,40 @@ def test_a_slow_cancel_recorded_by_reconciliation_meanwhile_is_counted_once(worl
     order = order_of(checkout)
     assert order.canceled_amount == 5000, list(order.transactions.values_list("kind", "status", "amount", "error_code"))
     assert not world.check()
+
+
+def _toss_account_paid_with_prompt_webhooks(world):
+    """A Toss virtual account whose issue webhooks arrive at once (the usual order), then deposited."""
+    checkout = world.checkout(0, "toss")
+    account = world.pay(checkout, account=True)
+    assert world.come_back(0, checkout, account).status_code == 200
+    world.deliver()
+    assert order_of(checkout).status == S.WAITING_FOR_DEPOSIT
+    assert world.deposit(account)
+    world.deliver()
+    assert order_of(checkout).status == S.PAID
+    return checkout, account
+
+
+def test_a_reversal_back_to_a_state_already_reported_is_not_taken_for_a_duplicate_webhook(world):
+    """Attack review (Toss): WAITING -> DONE -> WAITING repeated the first WAITING's state, and its
+    deliveries were filed as duplicates: the order stayed PAID with nothing held at the PG."""
+    checkout, account = _toss_account_paid_with_prompt_webhooks(world)
+    assert world.reverse_deposit(account)
+    world.deliver()
+    world.reconcile()  # the ordinary cron: it does not visit a PAID order without open rows
+    assert order_of(checkout).status == S.WAITING_FOR_DEPOSIT
+    assert not world.check(), world.check()
+
+
+def test_a_second_deposit_after_a_reversal_is_applied(world):
+    """... and the buyer's deposit made again after the reversal was a duplicate of the first DONE."""
+    checkout, account = _toss_account_paid_with_prompt_webhooks(world)
+    assert world.reverse_deposit(account)
+    world.deliver()
+    world.reconcile(deep=True)
+    assert order_of(checkout).status == S.WAITING_FOR_DEPOSIT
+    assert world.deposit(account)
+    world.deliver()
+    assert order_of(checkout).status == S.PAID
+    assert not world.check(), world.check()
