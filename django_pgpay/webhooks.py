@@ -32,7 +32,10 @@ The answer (:class:`Receipt`) says what the view should send back.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,7 +54,6 @@ from .exceptions import (
     WebhookVerificationError,
     redact,
 )
-from .gateways.http import dumps_json, loads_json
 from .models import WebhookEvent
 from .orders import find_order
 from .status import DONE_DELIVERY_STATUSES, DeliveryStatus
@@ -113,17 +115,42 @@ def storable_body(gateway, body: bytes) -> str:
     delivery is verified with the body as received, and processed again from
     the log by a lookup at the PG. Signed bodies are kept as sent (their
     signature covers every byte).
+
+    The masking runs on every delivery, before any check: it writes the body's
+    numbers back as the body spelled them (``1E+400000`` as is, never turned
+    into its 400,001 digits, which took seconds of CPU per request) and
+    replaces an escaped lone surrogate (``"\\udc00"``) like a raw one.
     """
     text = inputs.replaced(body[:MAX_BODY_BYTES].decode("utf-8", "replace"))
     if gateway.signs_webhooks or len(body) > MAX_BODY_BYTES:
         return text
     try:
-        data = loads_json(text)
-    except ValueError:
+        if inputs.json_depth(text) > inputs.MAX_JSON_DEPTH:
+            return text
+        data = json.loads(text, parse_float=_Spelled, parse_int=_Spelled, parse_constant=_Spelled)
+    except (ValueError, RecursionError):
         return text
-    if isinstance(data, dict) and redact(data) != data:
-        return dumps_json(redact(data))
-    return text
+    masked = redact(data)
+    if not isinstance(data, dict) or masked == data:
+        return text
+    marker = f"num{uuid.uuid4().hex}:"  # fresh per call: no text of the body can forge it
+    written = json.dumps(_spelled(masked, marker), ensure_ascii=False)
+    return inputs.replaced(re.sub(rf'"{marker}([-+.0-9A-Za-z]+)"', r"\1", written))
+
+
+class _Spelled(str):
+    """A number (or ``NaN``) of a delivery's body, as the body spelled it."""
+
+
+def _spelled(value, marker: str):
+    """``value`` with every :class:`_Spelled` number turned into ``marker`` + its text (see :func:`storable_body`)."""
+    if isinstance(value, _Spelled):
+        return marker + value
+    if isinstance(value, dict):
+        return {key: _spelled(item, marker) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_spelled(item, marker) for item in value]
+    return value
 
 
 def _address(value) -> str | None:

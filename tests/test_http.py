@@ -119,3 +119,17 @@ def test_decimals_are_written_with_their_own_digits(amount, written):
     """Whole Decimals take the short way (no marker); every Decimal keeps the digits ``f"{d:f}"`` gives it."""
     assert dumps_json({"amount": Decimal(amount), "s": "dec:1"}) == f'{{"amount": {written}, "s": "dec:1"}}'
     assert loads_json(dumps_json([Decimal(amount)]))[0] == Decimal(amount)
+
+
+@pytest.mark.parametrize("text", ["1E+400000", "-1.5E-400000", "1E+40", "1E-42"])
+def test_dumps_json_writes_a_huge_or_tiny_decimal_in_exponent_form_at_once(text):
+    """An attack review: ``int(Decimal("1E+400000"))`` took seconds of CPU, and 1E+5000 was refused by json (4,300 digits)."""
+    import time
+    from decimal import Decimal
+
+    from django_pgpay.gateways.http import dumps_json, loads_json
+
+    started = time.process_time()
+    written = dumps_json({"n": Decimal(text)})
+    assert time.process_time() - started < 0.5
+    assert written == '{"n": ' + text + "}" and loads_json(written) == {"n": Decimal(text)}

@@ -29,6 +29,10 @@ logger = logging.getLogger("django_pgpay.http")
 DEFAULT_TIMEOUT = (3.05, 30.0)
 
 
+#: Digits up to which a Decimal is written out in full (beyond, in exponent form: see :func:`dumps_json`).
+_PLAIN_DIGITS = 40
+
+
 def dumps_json(value: Any) -> str:
     """``json.dumps`` that writes Decimals as JSON numbers without passing through float.
 
@@ -44,16 +48,21 @@ def dumps_json(value: Any) -> str:
         if isinstance(obj, Decimal):
             if not obj.is_finite():
                 raise ValueError("cannot send a non-finite amount")
-            if obj.as_tuple().exponent >= 0 and not (obj.is_zero() and obj.is_signed()):
+            exponent = obj.as_tuple().exponent
+            if exponent >= 0 and obj.adjusted() < _PLAIN_DIGITS and not (obj.is_zero() and obj.is_signed()):
                 return int(obj)  # exact, and the same digits as f"{obj:f}"
             marker = marker or f"dec{uuid.uuid4().hex}:"
+            if abs(exponent) > _PLAIN_DIGITS or obj.adjusted() >= _PLAIN_DIGITS:
+                # No amount is this large or this fine: written as Decimal spells it ("1E+400000"), a valid
+                # JSON number, rather than its digits (int() of it took seconds of CPU; json refuses 4,300 digits).
+                return f"{marker}{obj}"
             return f"{marker}{obj:f}"
         raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
     text = json.dumps(value, default=default, ensure_ascii=False)
     if not marker:
         return text
-    return re.sub(rf'"{marker}(-?[0-9]+(?:\.[0-9]+)?)"', r"\1", text)
+    return re.sub(rf'"{marker}(-?[0-9]+(?:\.[0-9]+)?(?:E[-+][0-9]+)?)"', r"\1", text)
 
 
 def _no_constants(name: str):
