@@ -1,12 +1,18 @@
-"""A lock for the checkouts of buyers without an account: one form posted twice at once starts one order.
+"""The lock that makes one buyer's checkouts run one at a time: one form posted twice at once starts one order.
 
 :class:`~django_pgpay.views.CheckoutMixin` serializes the checkouts of a buyer
-with an account on their user row: the second of two posts at the same
-instant waits, then finds the READY order the first made and comes back to it.
-A buyer without an account (``allow_anonymous``) has no such row. Before this
-lock, the same start form posted twice at the same instant (a double click on
-a guest's first checkout) ran both checkouts side by side: neither found an
-order to come back to, and both reserved a place and opened a payment window.
+with an account on the slot their user id falls on (:func:`key_for_user`): the
+second of two posts at the same instant waits, then finds the READY order the
+first made and comes back to it. (It locked the user row until December 2026:
+the ledger row a confirm or cancel of the same buyer inserts under its order's
+lock names the user (``actor``), and the database checks that foreign key with
+a shared lock on the user row; order then user against user then order
+deadlocked, a 500 on MariaDB and PostgreSQL.) A buyer without an account
+(``allow_anonymous``) is serialized on the slot of the start form's token
+(:func:`key_for`). Before this lock, the same start form posted twice at the
+same instant (a double click on a guest's first checkout) ran both checkouts
+side by side: neither found an order to come back to, and both reserved a
+place and opened a payment window.
 
 :func:`held` locks one of :data:`SLOTS` :class:`~django_pgpay.models.CheckoutLock`
 rows, the one the form's token falls on (``SELECT ... FOR UPDATE``), in the
@@ -45,6 +51,11 @@ def key_for(token: str | None) -> int | None:
     if token is None or not checkout_forms.is_ours(token):
         return None
     return int.from_bytes(hashlib.sha256(f"django-pgpay checkout form {token}".encode()).digest()[:4], "big") % SLOTS
+
+
+def key_for_user(user_pk) -> int:
+    """The slot the checkouts of the buyer with account ``user_pk`` are serialized on."""
+    return int.from_bytes(hashlib.sha256(f"django-pgpay checkout of user {user_pk}".encode()).digest()[:4], "big") % SLOTS
 
 
 @contextmanager

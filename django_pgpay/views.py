@@ -25,7 +25,6 @@ import logging
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import router, transaction
@@ -146,8 +145,8 @@ class CheckoutMixin:
     buyer picks another gateway than that READY order's, the old order is
     expired (its stock released) and a new one reserves in the same
     transaction: one buyer holds one seat whichever PG they try. Creating and
-    reserving happen in one transaction while the buyer's user row is locked,
-    so two tabs or a double click never hold two seats; when ``reserve()``
+    reserving happen in one transaction while the buyer's checkout lock is held
+    (:mod:`~django_pgpay.checkout_locks`), so two tabs or a double click never hold two seats; when ``reserve()``
     finds no stock, ``sold_out_template_name`` is rendered with status 409.
 
     A subclass sets :attr:`order_model` and implements
@@ -221,9 +220,9 @@ class CheckoutMixin:
             raise Http404("unknown gateway")
         token = checkout_forms.clean(self.request.POST.get(checkout_forms.FIELD))
         using = router.db_for_write(model)
-        # A guest's checkouts of one form wait for each other here (a buyer with an account waits on
-        # their user row in _buyer_scopes): the second finds the order the first made by its token.
-        lock = None if user.is_authenticated else checkout_locks.key_for(token)
+        # One buyer's checkouts wait for each other here (a guest's: those of one form): the second
+        # finds the order the first made. Not on the user row: see checkout_locks.
+        lock = checkout_locks.key_for_user(user.pk) if user.is_authenticated else checkout_locks.key_for(token)
         # The buyer's open order at another PG is given up below, its checkout closed at that PG
         # first: here, before the locks (Stripe: a call or two per Session it made).
         self._checkouts_closed = self._close_other_checkouts(model, lookup, alias, token)
@@ -232,12 +231,7 @@ class CheckoutMixin:
             if ready_scope is not None:
                 # The buyer's READY order for the same thing, its hold lapsed or not
                 # (reconciliation may not have expired it yet): it still holds the stock.
-                existing = (
-                    model._base_manager.select_for_update()
-                    .filter(ready_scope, status=OrderStatus.READY, **lookup)
-                    .order_by("-created", "-pk")
-                    .first()
-                )
+                existing = self._ready_order(model, ready_scope, lookup)
                 if existing is None:
                     self._check_paid_before(model._base_manager.filter(paid_scope, **lookup), token)
                 else:
@@ -260,11 +254,31 @@ class CheckoutMixin:
             checkout_forms.remember_in_session(self.request, order)
         return order, True
 
-    def _buyer_scopes(self, model, lookup: dict, token: str | None, *, lock: bool = True):
+    @staticmethod
+    def _ready_order(model, ready_scope, lookup: dict):
+        """The buyer's newest READY order in ``ready_scope`` for ``lookup``, locked; None when there is none.
+
+        Found without a lock, then locked by its primary key and read again: a
+        ``FOR UPDATE`` over the buyer's orders would lock every row it looks at
+        on the way (MariaDB locks the buyer's PAID orders it scans through the
+        user index), and wait there for any cancel of theirs. An order paid or
+        expired meanwhile is no order to come back to.
+        """
+        candidate = (
+            model._base_manager.filter(ready_scope, status=OrderStatus.READY, **lookup)
+            .order_by("-created", "-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if candidate is None:
+            return None
+        return model._base_manager.select_for_update().filter(pk=candidate, status=OrderStatus.READY).first()
+
+    def _buyer_scopes(self, model, lookup: dict, token: str | None):
         """``(ready, paid)``: which orders are the buyer's, to come back to and to ask about; ``(None, None)``: none.
 
-        A buyer with an account: their orders (their user row is locked here unless ``lock`` is False, so
-        checkouts of one buyer run one at a time); asking about a paid one also
+        A buyer with an account: their orders (their checkouts run one at a time,
+        on their :mod:`~django_pgpay.checkout_locks` slot); asking about a paid one also
         counts the orders this browser started before logging in (a guest who
         paid, logged in and posted the same form).
 
@@ -281,8 +295,6 @@ class CheckoutMixin:
         user = self.request.user
         started_here = checkout_forms.session_orders(self.request)
         if user.is_authenticated:
-            if lock:
-                list(get_user_model()._base_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
             mine = Q(user=user)
             before_login = Q(user__isnull=True, order_number__in=started_here)
             return mine, (mine | before_login) if started_here else mine
@@ -309,7 +321,7 @@ class CheckoutMixin:
         Read without a lock: :meth:`_come_back_to` decides under the lock, and
         closes the checkouts again when the order made another meanwhile (a second tab).
         """
-        ready_scope, _paid = self._buyer_scopes(model, lookup, token, lock=False)
+        ready_scope, _paid = self._buyer_scopes(model, lookup, token)
         if ready_scope is None:
             return {}
         found = {}
