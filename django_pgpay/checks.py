@@ -245,6 +245,47 @@ def sqlite_transaction_warnings(databases: dict, aliases) -> list[checks.CheckMe
     return messages
 
 
+@checks.register("django_pgpay")
+def check_mysql_isolation(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A MySQL or MariaDB database the orders are written to runs at READ COMMITTED (Django's default there).
+
+    A shop that sets ``OPTIONS["isolation_level"]`` to ``"repeatable read"``
+    (the server's own default, which ``None`` keeps) gets InnoDB's gap locks:
+    concurrent checkouts of new buyers deadlock on the orders' user index
+    (error 1213, a 500 for all but one of them, measured in an attack review),
+    and a plain read after a row lock in one payment step may see the
+    transaction's older snapshot instead of what another step committed.
+    """
+    from django.db import router
+
+    from .orders import order_models
+
+    aliases = {router.db_for_write(model) for model in order_models()} or {"default"}
+    return mysql_isolation_errors(settings.DATABASES, aliases)
+
+
+def mysql_isolation_errors(databases: dict, aliases) -> list[checks.CheckMessage]:
+    """:func:`check_mysql_isolation` for the ``DATABASES``-shaped ``databases``, entries ``aliases``."""
+    messages = []
+    for alias in sorted(aliases):
+        entry = databases.get(alias) or {}
+        if not str(entry.get("ENGINE", "")).endswith("mysql"):
+            continue
+        options = entry.get("OPTIONS") or {}
+        level = options.get("isolation_level", "read committed")  # Django's MySQL backend's default
+        if str(level or "").lower() != "read committed":
+            messages.append(
+                checks.Error(
+                    f"DATABASES[{alias!r}] is MySQL/MariaDB at isolation level {level or 'of the server (REPEATABLE READ)'!r}: "
+                    "concurrent checkouts deadlock on InnoDB's gap locks (a server error), and a payment step may read "
+                    "a snapshot older than what another step committed.",
+                    hint='Remove "isolation_level" from its OPTIONS, or set it to "read committed" (Django\'s default).',
+                    id="django_pgpay.E015",
+                )
+            )
+    return messages
+
+
 @checks.register("django_pgpay", checks.Tags.database)
 def check_mysql_charset(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
     """A MySQL or MariaDB database the payments are written to stores text as ``utf8mb4``.

@@ -400,3 +400,35 @@ def test_an_in_flight_timeout_not_longer_than_a_pg_call_is_named(settings):
     found = check_in_flight_timeout()
     assert found and {m.id for m in found} == {"django_pgpay.W014"} and len(found) == len(gateways)
     assert 'IN_FLIGHT_TIMEOUT"] = 60 s is not longer than a call to' in found[0].msg and "(65 s)" in found[0].msg
+
+
+# --- MySQL / MariaDB isolation level (E015) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "refused"),
+    [
+        ({}, False),  # Django's MySQL default: READ COMMITTED
+        ({"isolation_level": "read committed"}, False),
+        ({"isolation_level": "READ COMMITTED"}, False),
+        ({"isolation_level": "repeatable read"}, True),
+        ({"isolation_level": None}, True),  # the server's own default (REPEATABLE READ on MariaDB)
+        ({"isolation_level": "serializable"}, True),
+    ],
+)
+def test_a_mysql_database_of_the_orders_must_run_at_read_committed(options, refused):
+    """Attack review (MariaDB): at REPEATABLE READ every concurrent checkout of new buyers but one deadlocked (1213)."""
+    from django_pgpay.checks import mysql_isolation_errors
+
+    databases = {
+        "default": {"ENGINE": "django.db.backends.mysql", "OPTIONS": options},
+        "other": {"ENGINE": "django.db.backends.mysql", "OPTIONS": {"isolation_level": "repeatable read"}},
+    }
+    found = mysql_isolation_errors(databases, {"default"})  # "other" holds no orders: not asked about
+    assert [m.id for m in found] == (["django_pgpay.E015"] if refused else [])
+
+
+def test_the_test_settings_pass_the_isolation_check():
+    from django_pgpay.checks import check_mysql_isolation
+
+    assert check_mysql_isolation() == []
