@@ -175,13 +175,28 @@ def open_money_rows(order, *, or_key: str | None = None) -> list:
     """
     wanted = Q(status__in=OPEN_TRANSACTION_STATUSES) & ~Q(kind=K.WEBHOOK)
     if or_key is not None:
-        wanted |= Q(idempotency_key=or_key) | Q(idempotency_key__startswith=f"{or_key}-x")
+        # Ignoring case, as has_key does: MariaDB/MySQL compare this column so anyway (a *_ci collation).
+        wanted |= Q(idempotency_key__iexact=or_key) | Q(idempotency_key__istartswith=f"{or_key}-x")
     return list(rows(order).filter(wanted))
 
 
+def same_key(stored: str, key: str) -> bool:
+    """Whether the idempotency keys ``stored`` and ``key`` are the same key: letter case aside.
+
+    The key column of MariaDB and MySQL compares without case (a ``*_ci``
+    collation), its unique index too: ``abc`` and ``ABC`` are one key there,
+    so they are one key on every database (SQL: ``__iexact``).
+    """
+    return stored.lower() == key.lower()
+
+
 def has_key(row, key: str) -> bool:
-    """Whether ``row`` was written for the idempotency ``key``: the key itself, or as released after a failure (``<key>-x<pk>``)."""
-    return row.idempotency_key == key or row.idempotency_key.startswith(f"{key}-x")
+    """Whether ``row`` was written for the idempotency ``key``: the key itself, or as released after a failure (``<key>-x<pk>``).
+
+    Letter case aside (see :func:`same_key`).
+    """
+    stored, key = row.idempotency_key.lower(), key.lower()
+    return stored == key or stored.startswith(f"{key}-x")
 
 
 def is_blocking(row, order) -> bool:
@@ -375,6 +390,7 @@ __all__ = [
     "record_reported",
     "row_facts",
     "rows",
+    "same_key",
     "stale_rows",
     "storable",
     "succeeded_rows",

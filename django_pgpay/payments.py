@@ -424,7 +424,8 @@ def cancel(
     :class:`OperationInProgress` while another money operation of the order is
     open. ``idempotency_key`` (letters, digits, ``-`` and ``_``) makes a
     repeated request, such as a double-clicked form, the same cancel; the same
-    key with another amount is refused (``TOKEN_REUSED``).
+    key with another amount is refused (``TOKEN_REUSED``). Letter case does not
+    count: ``abc`` and ``ABC`` are the same key, on every database.
 
     ``refund_account`` (:class:`~django_pgpay.gateways.results.RefundAccount`)
     is the buyer's bank account a refund of a deposited virtual account goes
@@ -446,7 +447,9 @@ def cancel(
     if idempotency_key is not None:
         if not isinstance(idempotency_key, str) or not _KEY_TOKEN_RE.match(idempotency_key):
             raise NotCancelable(_("Invalid request token."), code="INVALID_KEY")
-        token = f"{order.order_number}-cancel-{idempotency_key}"
+        # In lower case: MariaDB/MySQL compare (and index) the key column without case, so `abc`
+        # and `ABC` are one token on every database (the library's own tokens are lower-case hex).
+        token = f"{order.order_number}-cancel-{idempotency_key.lower()}"
     amount = _cancel_amount(order, amount)
     if order.status == S.WAITING_FOR_DEPOSIT:
         _allowed_amount(order, order.get_gateway(), amount, source=source)  # in full only; the buyer's deadline
@@ -527,7 +530,7 @@ def _open_cancel(order, amount, *, token: str | None, reason: str, source, actor
                         code="TOKEN_REUSED",
                         order=locked,
                     )
-                if existing.idempotency_key == token:
+                if ledger.same_key(existing.idempotency_key, token):
                     if existing.status == T.FAILED:
                         raise ledger.error_from_row(existing)
                     return Outcome(order=locked, transaction=existing, replayed=True)
@@ -672,7 +675,7 @@ def _open_withdrawal(order, *, source, actor, reason: str, idempotency_key: str 
     with ledger.atomic(order):
         locked = ledger.lock_order(order)
         if idempotency_key is not None:
-            existing = ledger.rows(locked).filter(idempotency_key=idempotency_key).first()
+            existing = ledger.rows(locked).filter(idempotency_key__iexact=idempotency_key).first()  # see ledger.same_key
             if existing is not None:
                 refresh(order, locked)
                 if existing.status == T.FAILED:
