@@ -599,3 +599,32 @@ def test_a_reversed_date_range_is_refused_not_an_empty_list(admin_client, paid):
     assert response.status_code == 302 and response["Location"].endswith("?e=1")
     assert admin_client.get("/admin/django_pgpay/webhookevent/", {"received_at__range__gte": "2020-01-01"}).status_code == 200
     assert found(admin_client, created__range__gte="2026-01-10", created__range__lte="2026-01-10") == {booking.pk}  # one day is a range
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"created__year": "99999999999"},  # Django: OverflowError, a 500
+        {"created__year": "2026", "created__month": "99999999999"},
+        {"created__year": "2026", "created__month": "13"},
+        {"created__year": "2026", "created__month": "1", "created__day": "0"},
+        {"created__year": "２０２６"},  # full-width digits
+        {"created__year": "-1"},
+    ],
+)
+def test_query_guard_refuses_a_date_hierarchy_outside_the_calendar(admin_user, rf, query):
+    """Attack review: the example's Seat admin (``date_hierarchy``) answered ``?datetime__year=99999999999`` with a 500."""
+    from django.contrib import admin
+
+    from tests.testapp.models import Booking
+
+    class DatedAdmin(pgpay_admin.QueryGuard, admin.ModelAdmin):
+        date_hierarchy = "created"
+
+    request = rf.get(CHANGELIST, query)
+    request.user = admin_user
+    response = DatedAdmin(Booking, admin.site).changelist_view(request)
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+    request = rf.get(CHANGELIST, {"created__year": "2026", "created__month": "12", "created__day": "31"})
+    request.user = admin_user
+    assert DatedAdmin(Booking, admin.site).changelist_view(request).status_code == 200

@@ -121,6 +121,14 @@ session.save()
 report["stale"]["remove"] = shopper.post(reverse("shop:cart-update", args=[999999]), {"quantity": "0"}).status_code
 report["stale"]["left"] = dict(shopper.session.get("cart", {})) == {str(tea.pk): 3}
 report["stale"]["unknown"] = shopper.post(reverse("shop:cart-update", args=[888888]), {"quantity": "0"}).status_code
+
+# 7. The seat admin's date hierarchy with a year no calendar has (Django: OverflowError, a 500).
+staff = Client(HTTP_HOST=host, HTTP_ACCEPT_LANGUAGE="en", raise_request_exception=False)
+staff.force_login(get_user_model().objects.create_superuser("seat-admin", password="pw"))
+report["date_hierarchy"] = [
+    staff.get("/admin/restaurants/seat/", query).status_code
+    for query in ({"datetime__year": "99999999999"}, {"datetime__year": "2026", "datetime__month": "99999999999"})
+]
 print(json.dumps(report))
 """
 
@@ -133,3 +141,4 @@ def test_the_example_shop_holds_under_the_attack_reviews_findings(tmp_path):
     assert report["hold"] == [200, 200, 1, True]
     assert report["after_the_meal"] == {"form": False, "note": True, "status": 409, "says": True, "order": "PAID"}
     assert report["stale"] == {"before": True, "after": True, "remove": 302, "left": True, "unknown": 404}
+    assert report["date_hierarchy"] == [302, 302]  # Django's "?e=1", not a 500

@@ -29,13 +29,31 @@ class QueryGuard:
     Django's changelist then redirects to ``?e=1`` ("incorrect lookup
     parameters"), as it does for a filter on a field that does not exist;
     nothing reaches the database. An action whose selected ids are not ids
-    of the model (or hold such characters) is refused with a 400.
+    of the model (or hold such characters) is refused with a 400. So is a
+    ``date_hierarchy`` year, month or day that is not a number of its range
+    (Django answered ``?datetime__year=99999999999`` with a 500: an
+    ``OverflowError`` it does not catch).
     """
+
+    #: The range of each part of a ``date_hierarchy`` query (``<field>__year`` ...).
+    DATE_PARTS = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
 
     def get_changelist_instance(self, request):
         if inputs.has_forbidden_text(request.GET):
             raise IncorrectLookupParameters("the query holds characters no database stores")
+        if not self._date_parts_in_range(request.GET):
+            raise IncorrectLookupParameters("a date outside the calendar")
         return super().get_changelist_instance(request)
+
+    def _date_parts_in_range(self, query) -> bool:
+        field = getattr(self, "date_hierarchy", None)
+        if not field:
+            return True
+        for part, (low, high) in self.DATE_PARTS.items():
+            for value in query.getlist(f"{field}__{part}"):
+                if not (value.isascii() and value.isdigit() and len(value) <= 4 and low <= int(value) <= high):
+                    return False
+        return True
 
     def response_action(self, request, queryset, *args, **kwargs):  # Django 6 adds action_location
         pk = self.model._meta.pk

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from django_pgpay.admin import OrderAdmin
+from django_pgpay.admin import OrderAdmin, QueryGuard
 from django_pgpay.exports import Column
 
 from .models import Booking, Restaurant, Seat, Table
@@ -13,13 +13,13 @@ class TableInline(admin.TabularInline):
 
 
 @admin.register(Restaurant)
-class RestaurantAdmin(admin.ModelAdmin):
+class RestaurantAdmin(QueryGuard, admin.ModelAdmin):
     list_display = ("name", "address")
     inlines = [TableInline]
 
 
 @admin.register(Seat)
-class SeatAdmin(admin.ModelAdmin):
+class SeatAdmin(QueryGuard, admin.ModelAdmin):
     """Seats and their free places. ``remain`` is taken and given back by bookings; edit it with care."""
 
     list_display = ("datetime", "table", "remain", "capacity")

@@ -2,13 +2,13 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from django_pgpay import labels
-from django_pgpay.admin import OrderAdmin
+from django_pgpay.admin import OrderAdmin, QueryGuard
 
 from .models import CartLine, CartOrder, Product
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(QueryGuard, admin.ModelAdmin):
     list_display = ("name", "price", "is_active")
     list_editable = ("is_active",)
 
