@@ -59,14 +59,17 @@ def key_for_user(user_pk) -> int:
 
 
 @contextmanager
-def held(slot: int | None, *, using: str):
+def held(slot: int | None, *, using: str, user=None):
     """Hold the lock ``slot`` (see :func:`key_for`) for the rest of the transaction on ``using``; None holds nothing.
 
     Must run inside ``transaction.atomic(using=using)``. A slot whose row is
-    missing (the table emptied by hand) is not locked: the checkout runs as
-    it did before this lock, a warning is logged, and :func:`write_slots`
-    (``pgpay_reconcile`` calls it) writes the rows back. Writing it here,
-    inside checkouts running at once, is what deadlocked.
+    missing (the table emptied by hand) is not locked, a warning is logged,
+    and :func:`write_slots` (``pgpay_reconcile`` calls it) writes the rows
+    back; writing it here, inside checkouts running at once, is what
+    deadlocked. Meanwhile a buyer with an account (``user``, the slot being
+    :func:`key_for_user`'s) is serialized on their user row as before this
+    lock (a confirm of theirs at that instant may then deadlock with it);
+    a guest's checkout runs unserialized.
     """
     if slot is None:
         yield
@@ -77,6 +80,9 @@ def held(slot: int | None, *, using: str):
         raise RuntimeError("checkout_locks.held() runs inside the checkout's transaction")
     if not list(CheckoutLock.objects.using(using).select_for_update().filter(slot=slot).values_list("slot", flat=True)):
         logger.warning("checkout lock %s has no row (django_pgpay_checkoutlock emptied?); pgpay_reconcile writes them back", slot)
+        if user is not None:
+            model = type(user)
+            list(model._base_manager.using(using).select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
     yield
 
 

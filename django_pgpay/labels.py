@@ -139,7 +139,8 @@ PG_NAMES = {
 }
 
 _BANKS = (
-    # (financial institution codes of the KFTC: 3 digits, Toss uses the last 2; PortOne V2's enum), name
+    # (financial institution codes of the KFTC: 3 digits, Toss uses the last 2; PortOne V2's enum, its own
+    # spelling first: bank_enum() sends it), name
     (("002",), ("KDB",), pgettext_lazy("bank", "KDB Korea Development Bank")),
     (("003",), ("IBK",), pgettext_lazy("bank", "IBK Industrial Bank of Korea")),
     (("004", "006"), ("KOOKMIN", "KB"), pgettext_lazy("bank", "KB Kookmin Bank")),
@@ -147,7 +148,7 @@ _BANKS = (
     (("011",), ("NONGHYUP", "NH"), pgettext_lazy("bank", "NH NongHyup Bank")),
     (("012",), ("LOCAL_NONGHYUP",), pgettext_lazy("bank", "Local NongHyup")),
     (("020",), ("WOORI",), pgettext_lazy("bank", "Woori Bank")),
-    (("023",), ("SC", "SC_FIRST"), pgettext_lazy("bank", "SC First Bank")),
+    (("023",), ("STANDARD_CHARTERED", "SC", "SC_FIRST"), pgettext_lazy("bank", "SC First Bank")),
     (("027",), ("CITI",), pgettext_lazy("bank", "Citibank Korea")),
     (("031",), ("DAEGU", "IM"), pgettext_lazy("bank", "iM Bank (Daegu)")),
     (("032",), ("BUSAN",), pgettext_lazy("bank", "Busan Bank")),
@@ -155,11 +156,11 @@ _BANKS = (
     (("035",), ("JEJU",), pgettext_lazy("bank", "Jeju Bank")),
     (("037",), ("JEONBUK",), pgettext_lazy("bank", "Jeonbuk Bank")),
     (("039",), ("KYONGNAM", "GYEONGNAM"), pgettext_lazy("bank", "Kyongnam Bank")),
-    (("045",), ("SAEMAUL",), pgettext_lazy("bank", "MG Saemaul Geumgo")),
+    (("045",), ("KFCC", "SAEMAUL"), pgettext_lazy("bank", "MG Saemaul Geumgo")),
     (("048",), ("SHINHYUP",), pgettext_lazy("bank", "Shinhyup")),
     (("050",), ("SAVINGS_BANK",), pgettext_lazy("bank", "Savings bank")),
     (("054",), ("HSBC",), pgettext_lazy("bank", "HSBC")),
-    (("064",), ("SANLIM",), pgettext_lazy("bank", "Sanlim Johap")),
+    (("064",), ("NFCF", "SANLIM"), pgettext_lazy("bank", "Sanlim Johap")),
     (("071",), ("POST", "KOREA_POST"), pgettext_lazy("bank", "Korea Post")),
     (("081",), ("HANA",), pgettext_lazy("bank", "Hana Bank")),
     (("088",), ("SHINHAN",), pgettext_lazy("bank", "Shinhan Bank")),
@@ -177,6 +178,16 @@ for _codes, _enums, _name in _BANKS:
     for _enum in _enums:
         BANKS[_enum] = _name
 del _codes, _enums, _name, _code, _enum
+
+
+def bank_choices() -> list[tuple[str, str]]:
+    """``(3-digit KFTC code, name)`` of each bank, for a form's select (a refund account)."""
+    return [(codes[0], name) for codes, _enums, name in _BANKS]
+
+
+def bank_enum(code: str) -> str:
+    """PortOne V2's name of the bank with the KFTC ``code`` (``"088"`` -> ``"SHINHAN"``); "" for none."""
+    return next((enums[0] for codes, enums, _name in _BANKS if code in codes), "")
 
 
 def _pg_names() -> dict[str, str]:

@@ -40,7 +40,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import checkout_forms, checkout_locks, conf, inputs, labels, payments, permissions, tasks, webhooks
+from . import checkout_forms, checkout_locks, conf, inputs, labels, payments, permissions, refund_accounts, tasks, webhooks
 from .exceptions import (
     AmountMismatch,
     ConfigurationError,
@@ -226,7 +226,7 @@ class CheckoutMixin:
         # The buyer's open order at another PG is given up below, its checkout closed at that PG
         # first: here, before the locks (Stripe: a call or two per Session it made).
         self._checkouts_closed = self._close_other_checkouts(model, lookup, alias, token)
-        with transaction.atomic(using=using), checkout_locks.held(lock, using=using):
+        with transaction.atomic(using=using), checkout_locks.held(lock, using=using, user=user if user.is_authenticated else None):
             ready_scope, paid_scope = self._buyer_scopes(model, lookup, token)
             if ready_scope is not None:
                 # The buyer's READY order for the same thing, its hold lapsed or not
@@ -795,9 +795,16 @@ class CancelMixin(GatewayMixin):
         context = {"order": order, "message": error.user_message, "code": error.code, "next": self.get_success_url(order)}
         return render(self.request, self.refused_template_name, context, status=_status(error))
 
-    def confirmation(self, order, amount, reason: str):
-        """The second step's page: what will be given back, and what is left after."""
+    def confirmation(self, order, amount, reason: str, *, account_form=None, status: int = 200):
+        """The second step's page: what will be given back, and what is left after.
+
+        For an order paid into a virtual account it also asks for the buyer's bank
+        account the money goes back to (``account_form``, bound again with its
+        errors when what was typed is not an account).
+        """
         given = order.balance if amount is payments.FULL else amount
+        if account_form is None and refund_accounts.needed(order):
+            account_form = refund_accounts.RefundAccountForm()
         context = {
             "order": order,
             "full": amount is payments.FULL,
@@ -810,8 +817,9 @@ class CancelMixin(GatewayMixin):
             "next": self.get_success_url(order),
             # The second step posts where the first came: this view, whatever URL it is mounted at.
             "action": self.request.path,
+            "account_form": account_form,
         }
-        return render(self.request, self.confirm_template_name, context)
+        return render(self.request, self.confirm_template_name, context, status=status)
 
     def get(self, request, *args, **kwargs):
         """Back to the order: a GET changes nothing.
@@ -844,7 +852,15 @@ class CancelMixin(GatewayMixin):
             if request.POST.get("confirm") != "1":
                 payments.check_cancel(order, amount, source=source)
                 return self.confirmation(order, amount, reason)
-            outcome = payments.cancel(order, amount, reason=reason, source=source, actor=request.user, idempotency_key=token)
+            refund_account = None
+            if refund_accounts.needed(order):
+                account_form = refund_accounts.RefundAccountForm(request.POST)
+                if not account_form.is_valid():
+                    return self.confirmation(order, amount, reason, account_form=account_form, status=400)
+                refund_account = account_form.account(order.get_gateway())
+            outcome = payments.cancel(
+                order, amount, reason=reason, source=source, actor=request.user, idempotency_key=token, refund_account=refund_account
+            )
         except inputs.InvalidInput as exc:
             return self.refused(order, CancelRequestError(str(exc), code="INVALID_CHARACTERS"))
         except PgPayError as exc:

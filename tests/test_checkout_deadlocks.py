@@ -50,6 +50,8 @@ def widen(monkeypatch):
     """The confirm or cancel pauses between its order lock and its ledger INSERT until the checkout is in its locks."""
     from tests.testapp.models import BookingTransaction
 
+    checkout_locks.write_slots()  # migration 0006 writes them; an earlier transactional test's flush emptied the table
+
     order_locked, checkout_in = threading.Event(), threading.Event()
     order_locked.armed = set()
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
-from .. import labels
+from .. import labels, refund_accounts
 from ..money import MoneyError, WholeUnitsOnly, exponent, parse_typed_amount, quantize
 
 
@@ -37,8 +38,13 @@ class RefundReasonForm(forms.Form):
     token = forms.RegexField(**TOKEN_FIELD)
 
 
-class RefundForm(forms.Form):
+class RefundForm(refund_accounts.AccountFieldsMixin, forms.Form):
     """A refund of part (or all) of one order's balance: amount and reason.
+
+    For an order paid into a virtual account (:func:`django_pgpay.refund_accounts.needed`)
+    it also asks for the buyer's bank account the money goes back to
+    (:class:`~django_pgpay.refund_accounts.RefundAccountForm`'s fields); :meth:`refund_account`
+    gives it in the PG's spelling.
 
     The amount is checked against the currency's decimals (KRW has none), must
     be positive and, unless ``confirming``, at most the balance. The
@@ -61,6 +67,18 @@ class RefundForm(forms.Form):
         self.fields["amount"].widget.attrs.update({"inputmode": "decimal", "autocomplete": "off"})
         #: The balance in the currency's digits, for the "Whole balance" button.
         self.balance_value = f"{quantize(order.balance, order.currency):f}"
+        #: The refund goes back by bank transfer: the buyer's account is asked for.
+        self.needs_account = refund_accounts.needed(order)
+        if self.needs_account:
+            self.fields.update(copy.deepcopy(refund_accounts.RefundAccountForm.base_fields))
+
+    def account_fields(self):
+        """The bound fields of the refund account (none for an order refunded to the card)."""
+        return [self[name] for name in refund_accounts.FIELDS if name in self.fields]
+
+    def refund_account(self, gateway):
+        """The buyer's refund account in ``gateway``'s spelling, or None when the order needs none (the form is valid)."""
+        return self.account(gateway) if self.needs_account else None
 
     def clean_amount(self):
         currency = self.order.currency

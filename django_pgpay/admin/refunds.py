@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .. import labels, payments
+from .. import labels, payments, refund_accounts
 from ..exceptions import GatewayError, NotCancelable, PgPayError
 from ..money import quantize
 from ..status import OrderStatus, TransactionSource
@@ -43,7 +43,11 @@ class RefundPages:
             form = RefundReasonForm(initial={"token": _token()})
         # An order waiting for a deposit has taken no money: its account is closed, nothing is refunded.
         to_close = [order for order in orders if order.is_cancelable and order.status == OrderStatus.WAITING_FOR_DEPOSIT]
-        refundable = [order for order in orders if order.is_cancelable and order.status != OrderStatus.WAITING_FOR_DEPOSIT]
+        # One paid into a virtual account goes back to the buyer's bank account: one by one, from its page.
+        one_by_one = [order for order in orders if refund_accounts.needed(order)]
+        refundable = [
+            order for order in orders if order.is_cancelable and order.status != OrderStatus.WAITING_FOR_DEPOSIT and order not in one_by_one
+        ]
         totals: dict[str, object] = {}
         for order in refundable:
             totals[order.currency] = totals.get(order.currency, 0) + order.balance
@@ -58,7 +62,10 @@ class RefundPages:
             "refundable": [(order, labels.money(order.balance, order.currency), labels.gateway(order.gateway)) for order in refundable],
             "refund_totals": [labels.money(total, currency) for currency, total in sorted(totals.items())],
             "to_close": [(order, labels.money(order.amount, order.currency), labels.gateway(order.gateway)) for order in to_close],
-            "not_refundable": [(order, self._why_not_refundable(order)) for order in orders if not order.is_cancelable],
+            "not_refundable": [
+                *((order, self._why_not_refundable(order)) for order in orders if not order.is_cancelable),
+                *((order, self._why_not_refundable(order)) for order in one_by_one),
+            ],
             "queryset": orders,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "action_name": "refund_in_full",
@@ -67,6 +74,8 @@ class RefundPages:
         return TemplateResponse(request, self.refund_confirmation_template, context, status=400 if form.is_bound else 200)
 
     def _why_not_refundable(self, order) -> str:
+        if order.is_cancelable and refund_accounts.needed(order):
+            return gettext("Paid into a virtual account: the refund goes to the buyer's bank account; refund it from its order page.")
         if order.is_paid and order.balance <= 0:
             return gettext("Already refunded in full.")
         return gettext("%(status)s: no payment to refund.") % {"status": order.get_status_display()}
@@ -74,7 +83,8 @@ class RefundPages:
     def _refund_all(self, request, orders, reason: str, token: str) -> None:
         """Refund each order's balance; an order this token refunded already is a replay, not an error."""
         done = closed = replayed = 0
-        candidates = [o for o in orders if o.is_cancelable or o.is_paid]
+        candidates = [o for o in orders if (o.is_cancelable or o.is_paid) and not refund_accounts.needed(o)]
+        skipped = [o for o in orders if refund_accounts.needed(o)]
         for order in candidates:
             waiting = order.status == OrderStatus.WAITING_FOR_DEPOSIT
             outcome = self._cancel(request, order, payments.FULL, reason, token, quiet_not_cancelable=not order.is_cancelable)
@@ -113,10 +123,23 @@ class RefundPages:
                 % {"count": closed},
                 messages.SUCCESS,
             )
-        if not (done or closed or replayed) and not any(o.is_cancelable for o in orders):
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d order paid into a virtual account was not refunded: its refund goes to the buyer's bank "
+                    "account, asked for on its order page (%(numbers)s).",
+                    "%(count)d orders paid into a virtual account were not refunded: their refunds go to the buyers' bank "
+                    "accounts, asked for on each order's page (%(numbers)s).",
+                    len(skipped),
+                )
+                % {"count": len(skipped), "numbers": ", ".join(o.order_number for o in skipped)},
+                messages.WARNING,
+            )
+        if not (done or closed or replayed or skipped) and not any(o.is_cancelable for o in orders):
             self.message_user(request, gettext("None of the selected orders can be refunded."), messages.WARNING)
 
-    def _cancel(self, request, order, amount, reason: str, token: str, *, quiet_not_cancelable=False):
+    def _cancel(self, request, order, amount, reason: str, token: str, *, quiet_not_cancelable=False, refund_account=None):
         """Call :func:`payments.cancel`; report refusals as messages. The Outcome, or None when refused.
 
         :class:`NotCancelable` is raised to the caller unless ``quiet_not_cancelable``
@@ -130,6 +153,7 @@ class RefundPages:
                 source=TransactionSource.STAFF,
                 actor=request.user,
                 idempotency_key=token,
+                refund_account=refund_account,
             )
         except NotCancelable:
             if quiet_not_cancelable:
@@ -189,7 +213,7 @@ class RefundPages:
         amount, reason, token = form.cleaned_data["amount"], form.cleaned_data["reason"], form.cleaned_data["token"]
         closes_account = order.status == OrderStatus.WAITING_FOR_DEPOSIT
         try:
-            outcome = self._cancel(request, order, amount, reason, token)
+            outcome = self._cancel(request, order, amount, reason, token, refund_account=form.refund_account(order.get_gateway()))
         except NotCancelable as exc:
             order.refresh_from_db()
             form = RefundForm(request.POST, order=order)
@@ -234,6 +258,7 @@ class RefundPages:
             balance=labels.money(order.balance, order.currency),
             balance_after=labels.money(balance_after, order.currency) if balance_after is not None else "",
             refunds_all=balance_after is not None and balance_after == 0,
+            refund_account=refund_accounts.describe(form.cleaned_data) if form.is_valid() and form.needs_account else "",
             gateway_name=labels.gateway(order.gateway),
             status_class=labels.status_class(order.status),
             change_url=self._url("change", order.pk),

@@ -71,6 +71,10 @@ class BaseGateway:
     supports_lookup_by_order = False
     #: The PG issues virtual accounts (payment arrives later by bank transfer).
     supports_virtual_account = False
+    #: How the PG spells a refund account's bank (:func:`django_pgpay.refund_accounts.bank_code`):
+    #: ``"kftc"`` the KFTC's 3 digits (``"088"``), ``"kftc2"`` its last two (Toss: ``"88"``),
+    #: ``"enum"`` PortOne V2's names (``"SHINHAN"``).
+    refund_bank_code_style = "kftc"
     #: The checkout asks the PG for a virtual account due by the order's deposit deadline
     #: (:attr:`~django_pgpay.gateways.results.OrderSnapshot.deposit_deadline`).
     sends_deposit_deadline = False

@@ -108,6 +108,7 @@ class PortOneV2Gateway(PortOneGateway):
 
     pg_name = "PortOne V2"
     sends_deposit_deadline = True
+    refund_bank_code_style = "enum"  # refundAccount.bank: "SHINHAN" (the V2 OpenAPI's Bank enum)
     SANDBOX_CHECK_ID = "django_pgpay.W122"
     signs_webhooks = True
     required_options = ("API_SECRET", "STORE_ID", "CHANNEL_KEY")

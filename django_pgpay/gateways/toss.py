@@ -207,6 +207,7 @@ class TossGateway(HttpGateway):
     pg_name = "Toss Payments"
     supports_partial_cancel = True
     supports_idempotency_key = True
+    refund_bank_code_style = "kftc2"  # refundReceiveAccount.bank: "88" (toss.md)
     signs_webhooks = False
     supports_lookup_by_order = True
     supports_virtual_account = True

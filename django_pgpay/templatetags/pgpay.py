@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .. import checkout_forms, labels, permissions
+from .. import checkout_forms, labels, permissions, refund_accounts
 from ..money import MoneyError, quantize
 from ..status import OrderStatus
 
@@ -97,6 +97,9 @@ def pgpay_cancel_form(context, order, partial=False, next=None, label=None):
         "balance_display": labels.money(order.balance, order.currency),
         "nothing_display": labels.money(0, order.currency),
         "withdraws_account": withdraws_account,
+        # Paid into a virtual account: the refund needs the buyer's bank account, asked on the view's
+        # confirmation page (the in-page confirmation has no fields for it).
+        "needs_account": refund_accounts.needed(order),
         "partial": partial,
         "next": next or "",
         "label": label or _("Cancel"),

@@ -19,7 +19,10 @@ AVAILABLE_APPS = [
 @pytest.fixture
 def world(live_server, transactional_db, settings):
     """A :class:`World` on the live server; the sandbox starts empty."""
+    from django_pgpay import checkout_locks
+
     settings.ROOT_URLCONF = "tests.urls"
+    checkout_locks.write_slots()  # migration 0006 writes them; an earlier transactional test's flush emptied the table
     made = World(live_server.url, settings)
     yield made
     made.close()
