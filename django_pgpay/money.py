@@ -109,6 +109,10 @@ def parse_amount(value, currency: str | None = None) -> Decimal:
 
 
 _TYPED_AMOUNT = re.compile(r"^(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?$")
+#: Full-width digits, comma and full stop (a Korean or Japanese input method in full-width mode) -> ASCII.
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９，．", "0123456789,.")
+#: The marks of a currency a person may type around its amount: 1000원, ₩1,000 (also the full-width ￦).
+_CURRENCY_MARKS = {"KRW": (("₩", "￦"), ("원",))}
 
 
 def parse_typed_amount(text, currency: str) -> Decimal:
@@ -116,7 +120,9 @@ def parse_typed_amount(text, currency: str) -> Decimal:
 
     Surrounding spaces (ASCII only) are dropped; thousands separators are
     accepted only where they group digits by three (``1,0,0,0`` is refused, not
-    read as 1,000). Anything else (an empty field, a lone comma, a no-break
+    read as 1,000). Full-width digits (``１０００``, a Korean input method's) are
+    read as digits, and the won's marks around a KRW amount (``1,000원``,
+    ``₩1,000``) are dropped. Anything else (an empty field, a lone comma, a no-break
     or ideographic space, a control character, a sign, an exponent, more
     decimals than the currency has) raises :class:`MoneyError`: an amount a
     shop cannot read is never taken to mean "everything". A decimal point in an
@@ -125,7 +131,10 @@ def parse_typed_amount(text, currency: str) -> Decimal:
     """
     if not isinstance(text, str):
         raise MoneyError(f"{text!r} is not an amount")
-    body = text.strip(" \t\r\n")
+    body = text.strip(" \t\r\n").translate(_FULL_WIDTH)
+    prefixes, suffixes = _CURRENCY_MARKS.get(normalize_currency(currency), ((), ()))
+    body = body.removeprefix(next((mark for mark in prefixes if body.startswith(mark)), ""))
+    body = body.removesuffix(next((mark for mark in suffixes if body.endswith(mark)), "")).strip(" ")
     if not body or len(body) > 40 or not _TYPED_AMOUNT.match(body):
         raise MoneyError(f"{text!r} is not an amount")
     if "." in body and exponent(currency) == 0:

@@ -248,14 +248,14 @@ def test_a_confirmation_beyond_the_balance_is_a_400(admin_client, paid, pg):
     ("amount", "message"),
     [
         ("20001", "exceeds what is left"),
-        ("-1", "Enter an amount in KRW"),
+        ("-1", "more than zero"),
         ("0", "more than zero"),
-        ("1,0,0,0", "Enter an amount in KRW"),
-        (",", "Enter an amount in KRW"),
+        ("1,0,0,0", "Type the amount in KRW as digits"),
+        (",", "Type the amount in KRW as digits"),
         ("12.5", "without a decimal point"),
         ("1.000", "without a decimal point"),  # one thousand, European style: never read as 1 won
-        ("abc", "Enter an amount in KRW"),
-        ("1e3", "Enter an amount in KRW"),
+        ("abc", "Type the amount in KRW as digits"),
+        ("1e3", "Type the amount in KRW as digits"),
         ("", "This field is required."),
     ],
 )
@@ -339,3 +339,29 @@ def test_staff_without_the_refund_permission_cannot_take_either_step(client, dja
     assert 'id="pgpay-refund-form"' not in page
     order.refresh_from_db()
     assert order.canceled_amount == 0 and pg.count("cancel") == 0
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("１０００", "1000"), ("1,000원", "1000"), ("₩1,000", "1000"), ("１，０００", "1000")],
+)
+def test_the_refund_form_reads_full_width_digits_and_the_won_sign(paid, typed, expected):
+    """Browser review in Korean: these were refused as having 'more than 0 decimals'."""
+    from django_pgpay.admin.forms import RefundForm
+
+    form = RefundForm({"amount": typed, "reason": "환불", "token": "t1"}, order=paid())
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["amount"] == Decimal(expected)
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [("-1000", "not_positive"), ("−1000", "not_positive"), ("1 000", "invalid"), ("1000달러", "invalid"), ("0", "not_positive")],
+)
+def test_the_refund_form_says_what_is_wrong_with_an_amount(paid, typed, code):
+    from django_pgpay.admin.forms import RefundForm
+
+    form = RefundForm({"amount": typed, "reason": "환불", "token": "t1"}, order=paid())
+    assert not form.is_valid()
+    assert [e.code for e in form.errors.as_data()["amount"]] == [code]
+    assert "decimals" not in str(form.errors["amount"])

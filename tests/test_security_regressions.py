@@ -64,13 +64,24 @@ def test_1_staff_with_the_refund_permission_may_refund(refund_staff, paid_bookin
 # --- 2. a malformed or missing amount ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("amount", [",", " ", "\t", "\n", "\u00a0", "\u3000", "\x1c", "", "1,0,0,0", "1e3", "-1000", "１０００"])
+@pytest.mark.parametrize(
+    "amount", [",", " ", "\t", "\n", "\u00a0", "\u3000", "\x1c", "", "1,0,0,0", "1e3", "-1000", "１０，００", "1000달러"]
+)
 def test_2_an_amount_that_cannot_be_read_is_a_400_never_everything(buyer, paid_booking, pg, amount):
     for step in ({}, {"confirm": "1"}):
         response = logged_in(buyer).post(f"/pay/cancel/{paid_booking.order_number}/", {"token": "t1", "amount": amount, **step})
         assert response.status_code == 400, (amount, response.status_code)
     paid_booking.refresh_from_db()
     assert paid_booking.canceled_amount == 0 and pg.count("cancel") == 0
+
+
+@pytest.mark.parametrize("amount", ["１０００", "1,000원", "₩1,000"])
+def test_2_full_width_digits_and_the_won_sign_are_that_amount_never_everything(buyer, paid_booking, pg, amount):
+    """A Korean input method's full-width digits, or the won's marks, name the amount typed (1,000), nothing else."""
+    response = logged_in(buyer).post(f"/pay/cancel/{paid_booking.order_number}/", {"token": "t1", "amount": amount, "confirm": "1"})
+    assert response.status_code == 302
+    paid_booking.refresh_from_db()
+    assert paid_booking.canceled_amount == Decimal(1000) and pg.count("cancel") == 1
 
 
 def test_2_no_amount_at_all_is_a_400(buyer, paid_booking, pg):

@@ -91,6 +91,15 @@ class RefundForm(refund_accounts.AccountFieldsMixin, forms.Form):
                 params={"currency": currency},
             ) from None
         except MoneyError:
+            typed = str(self.cleaned_data["amount"]).strip()
+            if typed.startswith(("-", "\u2212", "\uff0d")):
+                raise forms.ValidationError(_("The amount to refund must be more than zero."), code="not_positive") from None
+            if exponent(currency) == 0:
+                raise forms.ValidationError(
+                    _("Type the amount in %(currency)s as digits (for example 1000 or 1,000)."),
+                    code="invalid",
+                    params={"currency": currency},
+                ) from None
             raise forms.ValidationError(
                 _("Enter an amount in %(currency)s with at most %(digits)s decimals."),
                 code="invalid",
