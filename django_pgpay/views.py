@@ -59,13 +59,73 @@ from .status import CANCELABLE_STATUSES, OrderStatus, TransactionSource
 
 logger = logging.getLogger("django_pgpay.views")
 
-#: Failure codes a PG puts on its fail URL, and what the buyer is told. The
-#: PG's own message travels in the query string, so it is never shown as is.
-FAIL_MESSAGES = {
-    "PAY_PROCESS_CANCELED": _("You closed the payment window before paying. You can try again."),
-    "PAY_PROCESS_ABORTED": _("The payment was not completed. You can try again."),
-    "REJECT_CARD_COMPANY": _("The card company declined the payment."),
+#: What went wrong in the payment window, by kind, in the buyer's words. None says "you can try
+#: again": the page offers that itself (``retry_url``), only where the shop knows how to pay again.
+FAIL_KIND_MESSAGES = {
+    "closed": _("You closed the payment window before paying."),
+    "declined": _("The card company or the payment provider declined the payment."),
+    "aborted": _("The payment was stopped before it was approved."),
+    "amount": _("The amount in the payment window did not match the order, so the payment was not made."),
+    "expired": _("The time to finish the payment ran out."),
+    "": _("The payment was not completed."),
 }
+
+#: Failure codes a PG puts on its fail URL, and what kind of failure each is. The PG's own
+#: message travels in the query string, so it is never shown as is (see :func:`fail_kind`).
+FAIL_KINDS = {
+    # Toss Payments (failUrl?code=), Bootpay (event=cancel/error), Stripe (cancel_url): our names.
+    "PAY_PROCESS_CANCELED": "closed",
+    "PAY_PROCESS_ABORTED": "aborted",
+    "REJECT_CARD_COMPANY": "declined",
+    "REJECT_CARD_PAYMENT": "declined",
+    "REJECT_ACCOUNT_PAYMENT": "declined",
+    "REJECT_TOSSPAY_INVALID_ACCOUNT": "declined",
+    "INVALID_STOPPED_CARD": "declined",
+    "FDS_ERROR": "declined",
+    "EXCEED_MAX_DAILY_PAYMENT_COUNT": "declined",
+    "EXCEED_MAX_PAYMENT_AMOUNT": "declined",
+    "EXCEED_MAX_CARD_INSTALLMENT_PLAN": "declined",
+    "NOT_FOUND_PAYMENT_SESSION": "expired",
+    "EXPIRED_PAYMENT": "expired",
+    # PortOne V1 (error_code; PortOne has no code system for these, the message decides too).
+    "F400": "closed",
+    "F1002": "declined",
+    "F0005": "amount",
+    # PortOne V2 (code): a PG's refusal and a closed window are both FAILURE_TYPE_PG.
+    "FAILURE_TYPE_PG": "declined",
+}
+
+#: Words in a PG's message that tell which kind of failure a code shared by several is:
+#: (kind, alternatives), each alternative words that must all be in the message.
+_FAIL_MESSAGE_HINTS = (
+    ("closed", (("취소",), ("cancel",))),
+    ("amount", (("금액", "일치"), ("amount", "match"))),
+    ("expired", (("기한",), ("만료",), ("expire",))),
+)
+
+
+def fail_kind(code: str, pg_message: str = "") -> str:
+    """The kind of a failure reported on the fail URL: ``closed``, ``declined``, ``aborted``, ``amount``, ``expired`` or ``""``.
+
+    By the code where it says (:data:`FAIL_KINDS`). PortOne's codes are
+    shared by a closed window and a refusal (V2 ``FAILURE_TYPE_PG``) or are
+    no system at all (V1), so for those, and for codes not listed, the PG's
+    message picks among our own sentences ("사용자가 결제를 취소하였습니다"
+    is a closed window). The message is only read, never shown: a forged one
+    can only pick another of our sentences.
+    """
+    kind = FAIL_KINDS.get(code, "")
+    if code in FAIL_KINDS and code not in _SHARED_CODES:
+        return kind
+    text = (pg_message or "").lower()
+    for hinted, alternatives in _FAIL_MESSAGE_HINTS:
+        if any(all(word in text for word in words) for words in alternatives):
+            return hinted
+    return kind
+
+
+#: Codes of :data:`FAIL_KINDS` that several kinds of failure share: their message is read too.
+_SHARED_CODES = frozenset({"FAILURE_TYPE_PG"})
 
 
 def _status(error: PgPayError) -> int:
@@ -571,8 +631,36 @@ class ConfirmMixin(GatewayMixin):
         except PgPayError:  # the number is in two order models: show none of them
             return None
 
-    def failure(self, message, *, order=None, status: int = 400, code: str = "", detail: str = ""):
-        return self.page(self.failure_template_name, order=order, status=status, message=message, code=code, detail=detail)
+    def get_retry_url(self, order) -> str | None:
+        """Where the buyer can pay ``order`` again (the shop's checkout page for it), or None.
+
+        The failure page links to it ("Try again") only for an order the
+        visitor may see that is still ``READY`` and not past its
+        ``expires_at``. None (the default): the page has no such link.
+        """
+        return None
+
+    def failure(self, message, *, order=None, status: int = 400, code: str = "", detail: str = "", kind: str = ""):
+        """The failure page. ``kind``: :func:`fail_kind` of a fail URL's code ("closed": no error code is shown)."""
+        retry_url = None
+        if (
+            order is not None
+            and code != "ALREADY_PAID"
+            and order.status == OrderStatus.READY
+            and (order.expires_at is None or order.expires_at > timezone.now())
+            and permissions.may_view(self.request.user, order)
+        ):
+            retry_url = self.get_retry_url(order)
+        return self.page(
+            self.failure_template_name,
+            order=order,
+            status=status,
+            message=message,
+            code=code,
+            detail=detail,
+            kind=kind,
+            retry_url=retry_url,
+        )
 
     def get(self, request, *args, **kwargs):
         gateway = self.get_gateway()
@@ -584,7 +672,8 @@ class ConfirmMixin(GatewayMixin):
             return self.failure(_("The payment provider's return could not be read."), status=400, code=exc.code)
         if self.failed or params.error_code:
             code = params.error_code if params.error_code.replace("_", "").isalnum() else ""
-            message = FAIL_MESSAGES.get(code, _("The payment was not completed."))
+            kind = fail_kind(code, params.error_message)
+            message = FAIL_KIND_MESSAGES[kind]
             # The order it names, so that its buyer reads whether it is still held (page() shows it
             # only to whoever may view it); nothing is written and no PG is called.
             order = self.named_order(params.order_number, gateway)
@@ -596,7 +685,7 @@ class ConfirmMixin(GatewayMixin):
                 # A payment window left open in another tab, its order paid meanwhile: the PG refuses
                 # (DUPLICATED_ORDER_ID, F0004). "Not completed" would send the buyer to pay again.
                 return self.failure(_("This was paid already. Nothing more was charged."), status=200, code="ALREADY_PAID", order=order)
-            return self.failure(message, status=200, code=code, order=order)
+            return self.failure(message, status=200, code=code, order=order, kind=kind)
         order = self.find_order(params.order_number, gateway=gateway.alias)
         if not permissions.may_pay(request, order):
             # Not the buyer's browser: the shop calls no PG and writes nothing for it.

@@ -97,7 +97,7 @@ def test_closing_the_window_shows_the_fail_page(stub_sdk, bootpay_api, checkout_
     page = checkout_page
     page.evaluate("window.__bootpayAnswer = {event: 'cancel'}")
     page.get_by_role("button", name="Pay").click()
-    page.get_by_text("You closed the payment window before paying. You can try again.").wait_for()
+    page.get_by_text("You closed the payment window before paying.").wait_for()
     assert re.sub(r"pgpay_t=[^&]*&", "", page.url).startswith(f"{live_server.url}/pay/bootpay/fail/?event=cancel")
     booking = Booking.objects.get()
     assert booking.status == S.READY and bootpay_api.requests == []

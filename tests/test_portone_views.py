@@ -203,7 +203,7 @@ def test_a_closed_window_shows_our_message_and_changes_nothing(portone_booking, 
     booking = portone_booking()
     query = {"error_code": "F400", "error_msg": "<b>call 010-0000-0000</b>"}
     response = logged_in(buyer).get(v1_return(booking, "imp_000000000001", **query))
-    assert response.status_code == 200 and b"The payment was not completed." in response.content
+    assert response.status_code == 200 and b"You closed the payment window before paying." in response.content
     assert b"call 010" not in response.content
     booking.refresh_from_db()
     assert booking.status == S.READY and portone_api.requests == []
@@ -475,7 +475,7 @@ def test_v2_failure_on_return_and_test_channels(buyer, portone_v2_booking, porto
     booking = portone_v2_booking()
     client = logged_in(buyer)
     response = client.get(v2_return(booking, code="FAILURE_TYPE_PG", message="거절"))
-    assert response.status_code == 200 and b"The payment was not completed." in response.content
+    assert response.status_code == 200 and b"The card company or the payment provider declined the payment." in response.content
     portone_v2_api.pay(booking, test_channel=True)
     assert client.get(v2_return(booking)).status_code == 404
     booking.refresh_from_db()

@@ -277,7 +277,7 @@ def test_fail_url_tells_the_buyer_the_order_is_still_held_and_no_one_else(buyer,
     assert "Your order is kept until" in page.content.decode()
     other = stranger.get(f"/pay/toss/fail/?{query}")
     assert other.status_code == 200
-    assert "The card company declined the payment." in other.content.decode()
+    assert "The card company or the payment provider declined the payment." in other.content.decode()
     assert "Your order is kept until" not in other.content.decode()
     booking.refresh_from_db()
     assert booking.status == S.READY and ledger(booking) == [] and toss_api.requests == []

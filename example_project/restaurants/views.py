@@ -163,3 +163,7 @@ class BookingReturnView(ShopReturnView):
 
     def order_url(self, order) -> str:
         return reverse("restaurants:history") + (f"#booking-{order.order_number}" if order is not None else "")
+
+    def get_retry_url(self, order) -> str:
+        # The seat's booking page: posting it again pays the same (still held) booking.
+        return reverse("restaurants:book", args=[order.seat_id])

@@ -273,3 +273,7 @@ class ShopOrderReturnView(ShopReturnView):
 
     def order_url(self, order) -> str:
         return order.get_absolute_url() if order is not None else reverse("shop:orders")
+
+    def get_retry_url(self, order) -> str:
+        # The order's page, with its Pay button while the order is held.
+        return order.get_absolute_url()

@@ -74,8 +74,8 @@ def test_declined_in_the_window_then_paid_on_the_second_try(open_page, server, s
     order_number = book_until_sandbox(page, seat_id)
 
     page.click("#decline")
-    expect(page.locator("#payment-failed")).to_contain_text("The card company declined the payment.")
-    expect(page.locator("#payment-failed .pgpay-code")).to_have_text("REJECT_CARD_COMPANY")
+    expect(page.locator("#payment-failed")).to_contain_text("The card company or the payment provider declined the payment.")
+    expect(page.locator("#payment-error-code")).to_have_text("Error code: REJECT_CARD_COMPANY")
     # It says the place is still held, until when, and that nothing was charged.
     expect(page.locator("#payment-retry")).to_contain_text("Nothing was charged, and your order is kept until")
     page.screenshot(path=shots / "decline-1-failed.png", full_page=True)

@@ -194,7 +194,7 @@ def test_redirect_mode_closed_window(checkout, live_server):
     page = checkout(OPEN_TYPE="redirect")
     page.wait_for_url("**/sandbox/bootpay/pay/**")
     page.locator("#close").click()
-    page.get_by_text("You closed the payment window before paying. You can try again.").wait_for()
+    page.get_by_text("You closed the payment window before paying.").wait_for()
     assert without_token(page.url).startswith(f"{live_server.url}/pay/bootpay/return/?event=cancel&")
     assert Booking.objects.get().status == S.READY
 
@@ -213,7 +213,7 @@ def test_popup_mode(checkout, buyer_page, live_server):
 def test_closing_the_window_is_the_cancel_event(checkout, live_server):
     page = checkout()
     window(page).locator("#close").click()
-    page.get_by_text("You closed the payment window before paying. You can try again.").wait_for()
+    page.get_by_text("You closed the payment window before paying.").wait_for()
     assert without_token(page.url).startswith(f"{live_server.url}/pay/bootpay/fail/?event=cancel")
     expect(page.locator(WINDOW)).to_have_count(0)
     assert Booking.objects.get().status == S.READY
@@ -222,7 +222,7 @@ def test_closing_the_window_is_the_cancel_event(checkout, live_server):
 def test_a_decline_in_the_window_is_the_error_event(checkout, live_server):
     page = checkout()
     window(page).locator("#decline").click()
-    page.get_by_text("The payment was not completed. You can try again.").wait_for()
+    page.get_by_text("The payment was stopped before it was approved.").wait_for()
     assert without_token(page.url).startswith(f"{live_server.url}/pay/bootpay/fail/?event=error")
     booking = Booking.objects.get()
     assert booking.status == S.READY
