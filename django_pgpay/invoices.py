@@ -226,6 +226,8 @@ class Invoice:
     supply_value: Decimal
     vat_value: Decimal
     vat_rate_value: Decimal
+    #: ``(time, formatted amount)`` of each cancel that counts towards the cancelled amount, oldest first.
+    cancels: tuple[tuple[Any, str], ...] = ()
 
     def _fmt(self, value: Decimal) -> str:
         return labels.money(value, self.currency)
@@ -274,7 +276,18 @@ class Invoice:
 
     @property
     def vat_note(self) -> str:
-        """The line under the totals that says what the VAT split is of (Korean kept whole-word)."""
+        """The line under the totals that says what the VAT split is of (Korean kept whole-word).
+
+        "The amount kept after refunds" only when something was refunded.
+        """
+        if not self.has_canceled:
+            return keep_words(
+                _(
+                    "Prices include %(rate)s%% VAT. Supply value and VAT are of the amount paid (%(paid)s): "
+                    "that amount divided by (1 + the VAT rate), rounded to the currency's unit, and the rest."
+                )
+                % {"rate": self.vat_rate_percent, "paid": self.balance}
+            )
         return keep_words(
             _(
                 "Prices include %(rate)s%% VAT. Supply value and VAT are of the amount kept after refunds (%(kept)s): "
@@ -333,6 +346,23 @@ def build_invoice(order, *, config: dict[str, Any] | None = None, now=None) -> I
         supply_value=supply,
         vat_value=vat,
         vat_rate_value=rate,
+        cancels=_cancels(order) if order.canceled_amount else (),
+    )
+
+
+def _cancels(order) -> tuple[tuple[Any, str], ...]:
+    """``(time, amount)`` of each cancel of ``order`` in its ``canceled_amount`` (one query; none for an order never refunded).
+
+    ``order.canceled_at`` is the first cancel only (it is stamped when the status first changes).
+    """
+    from django.utils import timezone
+
+    from . import ledger
+    from .status import CANCEL_KINDS
+
+    rows = ledger.cancelled_rows(order, *CANCEL_KINDS).order_by("completed_at", "created", "pk")
+    return tuple(
+        (timezone.localtime(row.completed_at or row.created), labels.money(row.amount, row.currency or order.currency)) for row in rows
     )
 
 

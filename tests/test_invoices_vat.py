@@ -96,6 +96,29 @@ def test_partially_refunded_invoice_splits_what_was_kept(paid_with_long_id, fold
     assert "부분 취소" in text and "카드" in text and "card" not in text
 
 
+def test_an_invoice_with_no_refund_does_not_speak_of_refunds(paid_with_long_id, folder):
+    order = paid_with_long_id(15000)
+    with translation.override("ko"):
+        text = keep(invoices.render_invoice(order), folder, "invoice-not-refunded-ko")
+    assert "환불" not in text and "취소" not in text
+    assert "결제금액(15,000원)" in text.replace("\n", "").replace(" ", "")
+
+
+def test_each_partial_refund_has_its_own_cancel_time(make_booking, pg, folder):
+    order = make_booking(amount=Decimal(20000), buyer_name="김철수")
+    payments.confirm(order, payment_id=pg.authorize(order.order_number, order.amount), amount=order.amount)
+    payments.cancel(order, Decimal(5000), reason="환불 1")
+    payments.cancel(order, Decimal(3000), reason="환불 2")
+    order.refresh_from_db()
+    with translation.override("ko"):
+        cancels = invoices.build_invoice(order).cancels
+    assert [amount for _, amount in cancels] == ["5,000원", "3,000원"] and cancels[0][0] <= cancels[1][0]
+    with translation.override("ko"):
+        text = keep(invoices.render_invoice(order), folder, "invoice-two-refunds-ko")
+    assert text.count("취소일시") == 2 and "(-5,000원)" in text and "(-3,000원)" in text
+    assert figure(text, "잔액") == "12,000원" and "환불 후 남은 금액" in text
+
+
 def test_fully_refunded_invoice_shows_zero_vat(paid_with_long_id, folder):
     order = paid_with_long_id(20000, refund="all")
     with translation.override("ko"):
