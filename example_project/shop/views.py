@@ -244,6 +244,7 @@ class OrderPaymentView(BuyerOrderMixin, ShopReturnUrlsMixin, CheckoutMixin, Temp
     order_model = CartOrder
     url_namespace = "shop"
     template_name = "payment_window.html"
+    extra_context = {"held": "order"}  # the window says the order is kept, not a place
 
     def get(self, request, *args, **kwargs):
         return redirect("shop:order", order_number=kwargs["order_number"])

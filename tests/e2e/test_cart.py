@@ -38,6 +38,8 @@ def test_cart_order_pay_refund_part_and_cancel_the_rest(open_page, browser, serv
 
     page.click("#pay")
     expect(page.locator("#order-amount")).to_have_text("39,000원")
+    # A cart order keeps the order and its prices; only a booking holds a place.
+    expect(page.locator("#payment-window .lead")).to_contain_text("주문과 가격이 그대로 유지됩니다")
     open_payment_window(page)
     expect(page.locator("#amount")).to_contain_text("39,000")
     page.screenshot(path=shots / "cart-3-sandbox-window-ko.png", full_page=True)
