@@ -16,12 +16,15 @@ invoices show the same things; this module says once how:
   ``card``/``kakao_pay``) as one translated label: "Card" / "카드".
 * :func:`status_class`: the CSS class of an order status badge.
 * :func:`short_time`: a compact local time for list columns.
+* :func:`changes`: what a webhook changed (its ledger row's ``reason``,
+  ``"status PAID; cancel 5000 confirmed"``) as translated words.
 
 Templates use them through ``{% load pgpay_labels %}``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -306,6 +309,56 @@ def long_time(value) -> str:
         return ""
     local = timezone.localtime(value) if timezone.is_aware(value) else value
     return local.strftime("%Y-%m-%d %H:%M:%S")
+
+
+#: The bookkeeping's words for what a webhook changed (ledger row ``reason``, joined by "; ").
+_CHANGE_WORDS = {
+    "virtual account issued": _("virtual account issued"),
+    "withdrawal": _("virtual account closed"),
+    "compensation": _("a second payment is being refunded"),
+    "confirm failed": _("payment failed"),
+    "deposit reversed": _("the deposit was taken back"),
+    "amount mismatch": _("the amount did not match the order"),
+}
+#: ``(pattern, sentence)``: a change with an amount or a status in it.
+_CHANGE_PATTERNS = (
+    (re.compile(r"^status (?P<status>[A-Z_]+)$"), _("status changed to %(status)s")),
+    (re.compile(r"^(?:cancel|refund) (?P<amount>[\d.]+) confirmed$"), _("cancel of %(amount)s confirmed")),
+    (re.compile(r"^(?:cancel|refund) (?P<amount>[\d.]+) found at the PG$"), _("cancel of %(amount)s found at the PG")),
+    (re.compile(r"^(?:cancel|refund) (?P<amount>[\d.]+) not found at the PG$"), _("cancel of %(amount)s not found at the PG")),
+    (re.compile(r"^(?:cancel|refund) (?P<amount>[\d.]+) failed at the PG$"), _("cancel of %(amount)s failed at the PG")),
+    (re.compile(r"^refund (?P<amount>[\d.]+) that failed given back again at the PG$"), _("refund of %(amount)s made again at the PG")),
+)
+
+
+def changes(reason: str, currency: str = "KRW") -> str:
+    """A webhook ledger row's ``reason`` in the active language: ``"status PAID"`` -> "상태 변경: 결제 완료".
+
+    The bookkeeping writes what a delivery changed in fixed English words
+    (``"status PAID; cancel 5000 confirmed"``); each part it knows is
+    translated, anything else is shown as written.
+    """
+    statuses = dict(OrderStatus.choices)
+    shown = []
+    for part in (p.strip() for p in str(reason or "").split(";")):
+        if not part:
+            continue
+        if part in _CHANGE_WORDS:
+            shown.append(str(_CHANGE_WORDS[part]))
+            continue
+        for pattern, sentence in _CHANGE_PATTERNS:
+            match = pattern.match(part)
+            if match:
+                values = match.groupdict()
+                if "status" in values:
+                    values["status"] = str(statuses.get(values["status"], values["status"]))
+                if "amount" in values:
+                    values["amount"] = money(Decimal(values["amount"]), currency)
+                shown.append(str(sentence) % values)
+                break
+        else:
+            shown.append(part)
+    return "; ".join(shown)
 
 
 #: The verbose names of TimeStampedModel's fields, here so that this app's

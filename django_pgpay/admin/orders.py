@@ -26,7 +26,15 @@ from .. import conf, exports, jobs, labels, ledger, payments, permissions, tasks
 from ..exceptions import PgPayError
 from ..filters import AttentionFilter, DateRangeFilter, GatewayFilter
 from ..models import ExportJob, WebhookEvent
-from ..status import OPEN_STATUSES, OPEN_TRANSACTION_STATUSES, PAID_STATUSES, DeliveryStatus, TransactionKind, TransactionStatus
+from ..status import (
+    OPEN_STATUSES,
+    OPEN_TRANSACTION_STATUSES,
+    PAID_STATUSES,
+    DeliveryStatus,
+    OrderStatus,
+    TransactionKind,
+    TransactionStatus,
+)
 from .forms import RefundForm
 from .media import ADMIN_MEDIA
 from .queries import QueryGuard
@@ -58,6 +66,16 @@ ATTENTION_OPERATIONS = {
     TransactionKind.COMPENSATE: _("give back a payment the shop did not keep"),
     TransactionKind.WITHDRAW: _("close a virtual account"),
 }
+
+
+#: Order fields "All fields" shows through the admin's own display (``shown_*``) instead of the raw value.
+SHOWN_AS_FIELD = {
+    "amount": "shown_amount",
+    "canceled_amount": "shown_canceled_amount",
+    "gateway": "shown_gateway",
+    "method": "shown_method",
+}
+SHOWN_AS = tuple(SHOWN_AS_FIELD.values())
 
 
 class Banner(NamedTuple):
@@ -296,7 +314,24 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
         return self.has_view_permission(request, obj) and invoices_module() is not None
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+        return [field.name for field in self.model._meta.fields] + list(SHOWN_AS)
+
+    # "All fields" shows these as the rest of the page does: money in its currency, names not codes.
+    @admin.display(description=_("amount"))
+    def shown_amount(self, obj):
+        return labels.money(obj.amount, obj.currency)
+
+    @admin.display(description=_("cancelled amount"))
+    def shown_canceled_amount(self, obj):
+        return labels.money(obj.canceled_amount, obj.currency)
+
+    @admin.display(description=_("gateway"))
+    def shown_gateway(self, obj):
+        return labels.gateway(obj.gateway) or "—"
+
+    @admin.display(description=_("payment method"))
+    def shown_method(self, obj):
+        return labels.method(obj.method) or "—"
 
     def get_fieldsets(self, request, obj=None):
         """The order's fields in groups; the shop's own fields (a seat, an address) come first."""
@@ -316,7 +351,7 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
         if shop:
             sets.append((_("Details"), {"fields": shop, "classes": ["pgpay-shop-fields"]}))
         sets += [
-            (_("Order"), {"fields": [n for n in base["order"] if n in own]}),
+            (_("Order"), {"fields": [SHOWN_AS_FIELD.get(n, n) for n in base["order"] if n in own]}),
             (_("Buyer"), {"fields": [n for n in base["buyer"] if n in own]}),
             (_("Times"), {"fields": [n for n in base["times"] if n in own]}),
             (_("PG data"), {"fields": base["pg"]}),
@@ -443,6 +478,8 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
                     "time": labels.long_time(row.completed_at or row.created),
                     "source": row.get_source_display(),
                     "actor": row.actor.get_username() if row.actor_id and row.actor else "",
+                    # A webhook's row says what it changed in the bookkeeping's words: translated here.
+                    "reason": labels.changes(row.reason, row.currency or currency) if row.kind == TransactionKind.WEBHOOK else row.reason,
                 }
             )
         webhook_admin = self._webhook_admin()
@@ -476,12 +513,26 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
             "paid_at": labels.long_time(order.paid_at),
             "canceled_at": labels.long_time(order.canceled_at),
             "expires_at": labels.long_time(order.expires_at) if order.status in OPEN_STATUSES else "",
+            "deposit_account": self._deposit_account(order),
             "ledger": ledger,
             "deliveries": deliveries,
             "banners": self.get_order_banners(request, order),
             "refund_form": refund_form if links["can_refund"] else None,
             "next_url": request.get_full_path(),
             **links,
+        }
+
+    @staticmethod
+    def _deposit_account(order) -> dict | None:
+        """The virtual account a WAITING_FOR_DEPOSIT order waits on (bank, number, holder, deadline), else None."""
+        data = order.pg_data or {}
+        if order.status != OrderStatus.WAITING_FOR_DEPOSIT or not data.get("vbank_account_number"):
+            return None
+        return {
+            "bank": labels.bank_label(data) or "—",
+            "number": str(data["vbank_account_number"]),
+            "holder": str(data.get("vbank_holder") or ""),
+            "due": labels.long_time(order.expires_at) if order.expires_at else "",
         }
 
     def _links_context(self, request, order) -> dict:

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import labels, permissions, webhooks
 from ..exceptions import PgPayError
 from ..filters import DateRangeFilter, GatewayFilter
+from ..orders import find_order
 from ..status import DeliveryStatus
 from .media import ADMIN_MEDIA
 from .queries import QueryGuard
@@ -97,7 +98,34 @@ class WebhookEventAdmin(QueryGuard, admin.ModelAdmin):
         return format_html('{}<br><small class="pgpay-ellipsis pgpay-error" title="{}">{}</small>', badge, obj.error, obj.error)
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+        # The detail page names the PG as the list does, and links the order it is about (for whoever may see it).
+        @admin.display(description=_("order number"))
+        def order_number(event):
+            url = self.order_admin_url(request, event)
+            if not url:
+                return event.order_number or "—"
+            return format_html('<a href="{}" id="pgpay-webhook-order">{}</a>', url, event.order_number)
+
+        shown = {"gateway": "shown_gateway", "order_number": order_number}
+        return [shown.get(field.name, field.name) for field in self.model._meta.fields]
+
+    @admin.display(description=_("gateway"))
+    def shown_gateway(self, obj):
+        return labels.gateway(obj.gateway) or obj.gateway or "—"
+
+    def order_admin_url(self, request, event) -> str:
+        """The admin page of the order ``event`` is about, if it is found and ``request``'s user may see it; else ``""``."""
+        if not event.order_number:
+            return ""
+        try:
+            order = find_order(event.order_number, gateway=event.gateway or None)
+        except PgPayError:  # the number is in two order models: link neither
+            return ""
+        model_admin = self.admin_site._registry.get(type(order)) if order is not None else None
+        if model_admin is None or not model_admin.has_view_or_change_permission(request, order):
+            return ""
+        opts = order._meta
+        return reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[order.pk])
 
     def has_add_permission(self, request):
         return False
