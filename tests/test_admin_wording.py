@@ -95,3 +95,16 @@ def test_the_webhook_page_names_the_pg_and_links_the_order(admin_client, client,
     client.force_login(clerk)
     page = client.get(url).content.decode()
     assert booking.order_number in page and "pgpay-webhook-order" not in page
+
+
+def test_the_stripe_sandbox_names_an_unnamed_shop_in_the_pages_language():
+    """Its hosted page's "Back to …" link read "Sandbox shop 페이지로 돌아가기" in Korean."""
+    import types
+
+    from django_pgpay.sandbox.stripe.intents import Intents
+
+    unnamed, named = types.SimpleNamespace(config=lambda: {}), types.SimpleNamespace(config=lambda: {"BUSINESS_NAME": "한상 마켓"})
+    with translation.override("ko"):
+        assert Intents.business_name(unnamed) == "샌드박스 상점" and Intents.business_name(named) == "한상 마켓"
+    with translation.override("en"):
+        assert Intents.business_name(unnamed) == "Sandbox shop"

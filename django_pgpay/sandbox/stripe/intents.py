@@ -182,7 +182,7 @@ class Intents:
             amount_captured=intent["amount"] if paid else 0,
             balance_transaction=wire.random_id("txn") if paid else None,
             billing_details=method["billing_details"],
-            calculated_statement_descriptor=(self.business_name()[:22] or "SANDBOX").upper(),
+            calculated_statement_descriptor=(str(self.config().get("BUSINESS_NAME") or "Sandbox shop")[:22] or "SANDBOX").upper(),
             captured=paid,
             created=wire.ts(now),
             currency=intent["currency"],
@@ -204,7 +204,8 @@ class Intents:
         return self._create(charge, order_id=intent_row.order_id, notes={"refunds": []})
 
     def business_name(self) -> str:
-        return str(self.config().get("BUSINESS_NAME") or "Sandbox shop")
+        """The shop's name on the hosted pages: ``BUSINESS_NAME``, else "Sandbox shop" in the page's language."""
+        return str(self.config().get("BUSINESS_NAME") or _("Sandbox shop"))
 
     # --- what the buyer does on the hosted page ----------------------------------------------
 
