@@ -81,8 +81,10 @@ def held(slot: int | None, *, using: str, user=None):
     if not list(CheckoutLock.objects.using(using).select_for_update().filter(slot=slot).values_list("slot", flat=True)):
         logger.warning("checkout lock %s has no row (django_pgpay_checkoutlock emptied?); pgpay_reconcile writes them back", slot)
         if user is not None:
-            model = type(user)
-            list(model._base_manager.using(using).select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+            from django.contrib.auth import get_user_model  # the user may be a request's lazy object: not its model
+
+            users = get_user_model()._base_manager.using(using)
+            list(users.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
     yield
 
 

@@ -181,7 +181,10 @@ def test_a_lost_confirm_answer_is_pending_then_looked_up(client, buyer, bootpay_
     "url, text",
     [
         ("/pay/bootpay/fail/?event=cancel&order_id={order}", "You closed the payment window"),
-        ("/pay/bootpay/fail/?event=error&order_id={order}&message=%3Cb%3Ecall+us%3C%2Fb%3E", "The payment was stopped before it was approved."),
+        (
+            "/pay/bootpay/fail/?event=error&order_id={order}&message=%3Cb%3Ecall+us%3C%2Fb%3E",
+            "The payment was stopped before it was approved.",
+        ),
         ("/pay/bootpay/return/?event=cancel&order_id={order}", "You closed the payment window"),  # redirect mode
     ],
 )
