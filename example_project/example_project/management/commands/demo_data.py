@@ -20,21 +20,21 @@ RESTAURANTS = [
     {
         "name": "을지로 한우집",
         "address": "서울특별시 중구 을지로 123",
-        "description": "숯불에 굽는 1++ 한우 오마카세. Charcoal-grilled Korean beef, chef's choice.",
+        "description": "숯불에 굽는 1++ 한우 오마카세. 그날 가장 좋은 부위를 셰프가 골라 굽습니다.",
         "colors": "#ff8a65 #bf360c",
         "tables": [("창가 2인석", 30000, 4), ("프라이빗 룸 6인", 100000, 1)],
     },
     {
         "name": "성수 파스타 공방",
         "address": "서울특별시 성동구 성수이로 45",
-        "description": "생면 파스타와 내추럴 와인. Fresh pasta and natural wine.",
+        "description": "매일 뽑는 생면 파스타와 내추럴 와인.",
         "colors": "#ffd54f #f57f17",
         "tables": [("바 좌석", 20000, 6), ("테라스 4인석", 40000, 2)],
     },
     {
         "name": "제주 해녀의 부엌",
         "address": "제주특별자치도 제주시 구좌읍 해맞이해안로 12",
-        "description": "해녀가 잡은 해산물로 차리는 코스. A seafood course from the haenyeo's catch.",
+        "description": "해녀가 그날 잡은 해산물로 차리는 코스.",
         "colors": "#4fc3f7 #01579b",
         "tables": [("공연석", 50000, 8)],
     },
@@ -44,14 +44,14 @@ RESTAURANTS = [
 TIMES = (time(12, 0), time(18, 0), time(20, 0))
 
 PRODUCTS = [
-    ("제주 유기농 녹차 50g", "Jeju organic green tea, first flush.", 12000, "#a5d6a7 #2e7d32"),
-    ("콜롬비아 원두 200g", "Colombian coffee beans, medium roast.", 15000, "#bcaaa4 #4e342e"),
-    ("핸드드립 세트", "Dripper, filters and a 500 ml server.", 39000, "#ffcc80 #e65100"),
-    ("도자기 머그컵", "Handmade stoneware mug, 350 ml.", 9000, "#b0bec5 #37474f"),
-    ("수제 쿠키 박스", "Twelve butter cookies, baked to order.", 18000, "#f8bbd0 #ad1457"),
-    ("꿀 유자차 500g", "Yuja (citron) tea with honey.", 16000, "#fff59d #f9a825"),
+    ("제주 유기농 녹차 50g", "제주에서 처음 딴 유기농 녹차.", 12000, "#a5d6a7 #2e7d32"),
+    ("콜롬비아 원두 200g", "콜롬비아 원두, 미디엄 로스트.", 15000, "#bcaaa4 #4e342e"),
+    ("핸드드립 세트", "드리퍼, 필터, 500ml 서버 세트.", 39000, "#ffcc80 #e65100"),
+    ("도자기 머그컵", "손으로 빚은 350ml 도자기 머그.", 9000, "#b0bec5 #37474f"),
+    ("수제 쿠키 박스", "주문받은 뒤 굽는 버터 쿠키 12개.", 18000, "#f8bbd0 #ad1457"),
+    ("꿀 유자차 500g", "꿀에 재운 유자차.", 16000, "#fff59d #f9a825"),
     # Seed 004's 10,000 won payment, cancelled 3,000 then the rest.
-    ("선물 카드 1만원", "A gift card of 10,000 won for the shop.", 10000, "#ce93d8 #6a1b9a"),
+    ("선물 카드 1만원", "상점에서 쓰는 1만원 선물 카드.", 10000, "#ce93d8 #6a1b9a"),
 ]
 
 
