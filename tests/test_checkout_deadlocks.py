@@ -13,12 +13,13 @@ import threading
 import time
 
 import pytest
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection
 from django.db.models.signals import pre_save
 from django.test import Client
 
 from django_pgpay import checkout_locks, payments
 from django_pgpay.status import OrderStatus as S
+from tests.test_concurrency import run_together
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -27,22 +28,8 @@ pytestmark = [
 
 
 def _together(*targets):
-    results = [None] * len(targets)
-
-    def body(i):
-        try:
-            results[i] = targets[i]()
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(len(targets))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
+    """Each of ``targets`` in its own thread, released at the same instant; what each returned or raised."""
+    return run_together(len(targets), lambda i: targets[i]())
 
 
 @pytest.fixture
