@@ -82,9 +82,11 @@ def held(slot: int | None, *, using: str, user=None):
         logger.warning("checkout lock %s has no row (django_pgpay_checkoutlock emptied?); pgpay_reconcile writes them back", slot)
         if user is not None:
             from django.contrib.auth import get_user_model  # the user may be a request's lazy object: not its model
+            from django.db import router
 
-            users = get_user_model()._base_manager.using(using)
-            list(users.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+            model = get_user_model()
+            if router.db_for_write(model) == using:  # users kept in another database: nothing to lock in this transaction
+                list(model._base_manager.using(using).select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
     yield
 
 

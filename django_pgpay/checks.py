@@ -264,6 +264,15 @@ def check_mysql_isolation(app_configs=None, **kwargs) -> list[checks.CheckMessag
     return mysql_isolation_errors(settings.DATABASES, aliases)
 
 
+#: An isolation level an ``init_command`` sets (``SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ``,
+#: ``SET tx_isolation='REPEATABLE-READ'``, ``transaction_isolation``).
+_INIT_ISOLATION = re.compile(
+    r"(?:isolation\s+level\s+|(?:tx|transaction)_isolation\s*=\s*['\"]?)"
+    r"(read[\s-]+committed|read[\s-]+uncommitted|repeatable[\s-]+read|serializable)",
+    re.IGNORECASE,
+)
+
+
 def mysql_isolation_errors(databases: dict, aliases) -> list[checks.CheckMessage]:
     """:func:`check_mysql_isolation` for the ``DATABASES``-shaped ``databases``, entries ``aliases``."""
     messages = []
@@ -273,6 +282,10 @@ def mysql_isolation_errors(databases: dict, aliases) -> list[checks.CheckMessage
             continue
         options = entry.get("OPTIONS") or {}
         level = options.get("isolation_level", "read committed")  # Django's MySQL backend's default
+        # ... or set by the connection's own first statement (SET SESSION TRANSACTION ISOLATION LEVEL ...).
+        found = _INIT_ISOLATION.search(str(options.get("init_command") or ""))
+        if found:
+            level = found.group(1).replace("-", " ")
         if str(level or "").lower() != "read committed":
             messages.append(
                 checks.Error(

@@ -142,8 +142,8 @@ PG_NAMES = {
 }
 
 _BANKS = (
-    # (financial institution codes of the KFTC: 3 digits, Toss uses the last 2; PortOne V2's enum, its own
-    # spelling first: bank_enum() sends it), name
+    # (financial institution codes of the KFTC: 3 digits, Toss uses the last 2 but "06" for KB (refund_accounts.
+    # TOSS_BANK_CODES); PortOne V2's enum, its own spelling first: bank_enum() sends it), name
     (("002",), ("KDB",), pgettext_lazy("bank", "KDB Korea Development Bank")),
     (("003",), ("IBK",), pgettext_lazy("bank", "IBK Industrial Bank of Korea")),
     (("004", "006"), ("KOOKMIN", "KB"), pgettext_lazy("bank", "KB Kookmin Bank")),

@@ -33,20 +33,33 @@ FIELDS = ("refund_bank", "refund_number", "refund_holder", "refund_phone")
 
 
 def needed(order) -> bool:
-    """Whether a refund of ``order`` goes by bank transfer: money was paid into a virtual account the PG issued."""
+    """Whether a refund of ``order`` goes by bank transfer: money was paid into a virtual account the PG issued.
+
+    The order's payment method decides when the PG named it (an account issued,
+    then withdrawn when the buyer paid by card after all, leaves its fields in
+    ``pg_data``: that refund goes back to the card); an order whose method is
+    not known is one when the PG issued it an account.
+    """
     if order.status not in (OrderStatus.PAID, OrderStatus.PARTIAL_CANCELED):
         return False
+    method = labels.method_code(order.method)
+    if method:
+        return method == "virtual_account"
     return bool((order.pg_data or {}).get("vbank_account_number"))
 
 
 def bank_code(gateway, code: str) -> str:
     """The KFTC bank ``code`` (3 digits) as ``gateway``'s PG spells it (its ``refund_bank_code_style``)."""
     style = getattr(gateway, "refund_bank_code_style", "kftc")
-    if style == "kftc2":  # Toss: "88" for Shinhan
-        return code[-2:]
+    if style == "kftc2":  # Toss: "88" for Shinhan, the KFTC code's last two digits, but KB Kookmin's is "06"
+        return TOSS_BANK_CODES.get(code, code[-2:])
     if style == "enum":  # PortOne V2: "SHINHAN"
         return labels.bank_enum(code) or code
     return code
+
+
+#: Toss's codes that are not the last two digits of the KFTC's (Toss's bank code table: KB국민은행 "06").
+TOSS_BANK_CODES = {"004": "06"}
 
 
 def _digits(value: str) -> str:

@@ -414,6 +414,10 @@ def test_an_in_flight_timeout_not_longer_than_a_pg_call_is_named(settings):
         ({"isolation_level": "repeatable read"}, True),
         ({"isolation_level": None}, True),  # the server's own default (REPEATABLE READ on MariaDB)
         ({"isolation_level": "serializable"}, True),
+        ({"init_command": "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"}, True),  # review: the check missed it
+        ({"init_command": "SET tx_isolation='REPEATABLE-READ'"}, True),
+        ({"init_command": "SET sql_mode='STRICT_TRANS_TABLES'"}, False),
+        ({"isolation_level": "repeatable read", "init_command": "SET transaction_isolation='READ-COMMITTED'"}, False),
     ],
 )
 def test_a_mysql_database_of_the_orders_must_run_at_read_committed(options, refused):

@@ -44,6 +44,15 @@ def test_what_is_no_account_is_refused(field, value):
     assert not form.is_valid() and field in form.errors
 
 
+def test_toss_gets_its_own_code_for_kb_kookmin(toss):
+    """Toss's bank code table: KB국민은행 is "06", not the KFTC code's last two digits ("04"); the others are."""
+    gateway = get_gateway("toss")
+    assert refund_accounts.bank_code(gateway, "004") == "06"
+    assert [refund_accounts.bank_code(gateway, code) for code in ("088", "020", "081", "090", "092", "011")] == [
+        "88", "20", "81", "90", "92", "11",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("alias", "spelled"),
     [("toss", "88"), ("portone", "088"), ("bootpay", "088"), ("portone-v2", "SHINHAN")],
@@ -64,8 +73,14 @@ def test_every_bank_has_a_name_portone_v2_knows():
 
 
 @pytest.mark.django_db
-def test_only_money_paid_into_a_virtual_account_needs_one(make_booking):
+def test_only_money_paid_into_a_virtual_account_needs_one(make_booking, seat):
+    seat.remain = 10
+    seat.save()
+    vbank = {"vbank_account_number": "12345678901234"}
     card = make_booking(status="PAID")
-    account = make_booking(status="PAID", pg_data={"vbank_account_number": "12345678901234"})
-    waiting = make_booking(status="WAITING_FOR_DEPOSIT", pg_data={"vbank_account_number": "12345678901234"})
-    assert [refund_accounts.needed(o) for o in (card, account, waiting)] == [False, True, False]
+    account = make_booking(status="PAID", pg_data=vbank)
+    named = make_booking(status="PAID", method="가상계좌")
+    waiting = make_booking(status="WAITING_FOR_DEPOSIT", pg_data=vbank)
+    # An account issued, then withdrawn when the buyer paid by card after all: its fields stay in pg_data.
+    by_card = make_booking(status="PAID", pg_data=vbank, method="card")
+    assert [refund_accounts.needed(o) for o in (card, account, named, waiting, by_card)] == [False, True, True, False, False]

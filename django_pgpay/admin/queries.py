@@ -35,8 +35,10 @@ class QueryGuard:
     ``OverflowError`` it does not catch).
     """
 
-    #: The range of each part of a ``date_hierarchy`` query (``<field>__year`` ...).
-    DATE_PARTS = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
+    #: The range of each part of a ``date_hierarchy`` query (``<field>__year`` ...). Not year 1: its first day,
+    #: made aware in a time zone east of UTC, is before year 1 in UTC (Django's OverflowError again); not 9999,
+    #: whose end Django computes as the first day of year 10000.
+    DATE_PARTS = {"year": (2, 9998), "month": (1, 12), "day": (1, 31)}
 
     def get_changelist_instance(self, request):
         if inputs.has_forbidden_text(request.GET):

@@ -103,3 +103,25 @@ def test_the_bulk_refund_leaves_an_order_paid_into_a_virtual_account_to_its_page
     order.refresh_from_db()
     assert order.status == S.PAID and held(world, order) == order.amount
     assert not order.transactions.filter(kind="cancel").exists()
+
+
+def test_a_card_payment_after_a_withdrawn_account_is_refunded_to_the_card(world):
+    """Review of the refund accounts: a PortOne V1 account issued, then the order paid by card (the account
+    withdrawn); its fields stayed in pg_data, and the card's cancel asked for a bank account (and sent it)."""
+    from django_pgpay import refund_accounts
+
+    checkout = world.checkout(0, "portone")
+    vbank = world.pay(checkout, account=True)
+    world.come_back(0, checkout, vbank)
+    world.deliver()
+    card = world.pay(checkout)
+    world.come_back(0, checkout, card)
+    world.deliver()
+    order = Booking.objects.get(pk=checkout.order_pk)
+    assert order.status == S.PAID and order.pg_payment_id == card.payment_id
+    assert not refund_accounts.needed(order)
+    response = world.buyer_cancel(0, order.order_number, None)
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert order.status == S.CANCELED and held(world, order) == 0
+    assert not world.check(), world.check()
