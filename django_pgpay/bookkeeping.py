@@ -559,7 +559,13 @@ def sync_cancels(locked, result: PaymentResult, *, source, settle_stale, webhook
                 pending.remove(waiting)
                 continue
             if row.modified < stale_before:
-                ledger.finish(row, T.FAILED, error=GatewayError(_("The PG has no record of this cancel."), code="NOT_APPLIED_AT_PG"))
+                # Not certain: a PG slower than IN_FLIGHT_TIMEOUT may still carry it out (it is recorded then, as
+                # found at the PG); the message says so, so that nobody cancels the same amount again unchecked.
+                message = _(
+                    "The PG had no record of this cancel when it was checked. Look at the PG's dashboard before "
+                    "cancelling again: a refund the PG makes later is recorded then."
+                )
+                ledger.finish(row, T.FAILED, error=GatewayError(message, code="NOT_APPLIED_AT_PG"))
                 changes.append(f"cancel {row.amount} not found at the PG")
     return changes + apply_ledger_total(locked, done)
 
