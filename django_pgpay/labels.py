@@ -57,6 +57,8 @@ def money(amount, currency: str = "KRW") -> str:
     try:
         code = normalize_currency(currency)
         value = quantize(Decimal(amount), code)
+        if not value.is_finite():
+            raise MoneyError(f"{amount!r} is not a finite amount")
     except (MoneyError, ArithmeticError, TypeError, ValueError):
         return f"{amount} {currency}".strip()
     sign = "-" if value < 0 else ""
@@ -332,7 +334,7 @@ _CHANGE_PATTERNS = (
 
 
 def changes(reason: str, currency: str = "KRW") -> str:
-    """A webhook ledger row's ``reason`` in the active language: ``"status PAID"`` -> "상태 변경: 결제 완료".
+    """A webhook ledger row's ``reason`` in the active language: ``"status PAID"`` -> "상태 → 결제 완료".
 
     The bookkeeping writes what a delivery changed in fixed English words
     (``"status PAID; cancel 5000 confirmed"``); each part it knows is
@@ -353,7 +355,7 @@ def changes(reason: str, currency: str = "KRW") -> str:
                 if "status" in values:
                     values["status"] = str(statuses.get(values["status"], values["status"]))
                 if "amount" in values:
-                    values["amount"] = money(Decimal(values["amount"]), currency)
+                    values["amount"] = money(values["amount"], currency)  # text money() cannot read is shown as written
                 shown.append(str(sentence) % values)
                 break
         else:

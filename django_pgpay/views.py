@@ -22,6 +22,7 @@ in the project's templates.
 from __future__ import annotations
 
 import logging
+import re
 
 from django.conf import settings
 from django.contrib import messages
@@ -40,7 +41,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from . import checkout_forms, checkout_locks, conf, inputs, labels, payments, permissions, refund_accounts, tasks, webhooks
+from . import checkout_forms, checkout_locks, conf, inputs, labels, ledger, payments, permissions, refund_accounts, tasks, webhooks
 from .exceptions import (
     AmountMismatch,
     ConfigurationError,
@@ -55,7 +56,7 @@ from .exceptions import (
 from .gateways.results import CheckoutUrls
 from .money import MoneyError, WholeUnitsOnly, parse_typed_amount, quantize
 from .orders import find_order, order_model_named
-from .status import CANCELABLE_STATUSES, OrderStatus, TransactionSource
+from .status import CANCELABLE_STATUSES, OrderStatus, TransactionKind, TransactionSource
 
 logger = logging.getLogger("django_pgpay.views")
 
@@ -98,10 +99,17 @@ FAIL_KINDS = {
 #: Words in a PG's message that tell which kind of failure a code shared by several is:
 #: (kind, alternatives), each alternative words that must all be in the message.
 _FAIL_MESSAGE_HINTS = (
-    ("closed", (("취소",), ("cancel",))),
+    # A refusal first: "...승인 거절로 거래가 취소되었습니다" is a decline, not a closed window; an expired *card*
+    # ("유효기간이 만료된 카드", "Your card has expired") is a decline too, not the payment's time running out.
+    ("declined", (("거절",), ("한도",), ("승인", "실패"), ("유효기간",), ("카드", "만료"), ("declin",), ("card", "expired"))),
+    ("closed", (("사용자", "취소"), ("결제를", "취소"), ("결제창",), ("user", "cancel"), ("customer", "cancel"))),
     ("amount", (("금액", "일치"), ("amount", "match"))),
-    ("expired", (("기한",), ("만료",), ("expire",))),
+    ("expired", (("입금", "기한"), ("결제", "기한"), ("시간", "초과"), ("session", "expire"), ("timed", "out"))),
 )
+
+#: What a PG's failure code looks like (``REJECT_CARD_COMPANY``, ``F1002``, ``card_declined``): anything
+#: else on the fail URL (a sentence, which anyone can put there) is not shown as the "error code".
+_FAIL_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 
 
 def fail_kind(code: str, pg_message: str = "") -> str:
@@ -634,9 +642,10 @@ class ConfirmMixin(GatewayMixin):
     def get_retry_url(self, order) -> str | None:
         """Where the buyer can pay ``order`` again (the shop's checkout page for it), or None.
 
-        The failure page links to it ("Try again") only for an order the
-        visitor may see that is still ``READY`` and not past its
-        ``expires_at``. None (the default): the page has no such link.
+        The failure page links to it ("Try again") only for the order's buyer
+        (:func:`~django_pgpay.permissions.may_pay`: not staff looking at it), while it is still ``READY``, not past its
+        ``expires_at`` and has no payment in flight (a confirm whose answer is
+        pending could still be approved). None (the default): no such link.
         """
         return None
 
@@ -648,7 +657,8 @@ class ConfirmMixin(GatewayMixin):
             and code != "ALREADY_PAID"
             and order.status == OrderStatus.READY
             and (order.expires_at is None or order.expires_at > timezone.now())
-            and permissions.may_view(self.request.user, order)
+            and permissions.may_pay(self.request, order)
+            and not ledger.open_rows(order, TransactionKind.CONFIRM).exists()
         ):
             retry_url = self.get_retry_url(order)
         return self.page(
@@ -671,7 +681,7 @@ class ConfirmMixin(GatewayMixin):
         except PgPayError as exc:
             return self.failure(_("The payment provider's return could not be read."), status=400, code=exc.code)
         if self.failed or params.error_code:
-            code = params.error_code if params.error_code.replace("_", "").isalnum() else ""
+            code = params.error_code if _FAIL_CODE.fullmatch(params.error_code) else ""
             kind = fail_kind(code, params.error_message)
             message = FAIL_KIND_MESSAGES[kind]
             # The order it names, so that its buyer reads whether it is still held (page() shows it

@@ -48,11 +48,11 @@ def test_a_paid_order_has_no_deposit_rows(admin_client, pay_booking):
 @pytest.mark.parametrize(
     "reason, english, korean",
     [
-        ("status PAID", "status changed to Paid", "상태 변경: 결제 완료"),
+        ("status PAID", "status changed to Paid", "상태 → 결제 완료"),
         (
             "virtual account issued; status WAITING_FOR_DEPOSIT",
             "virtual account issued; status changed to",
-            "가상계좌 발급; 상태 변경: 입금 대기",
+            "가상계좌 발급; 상태 → 입금 대기",
         ),
         ("cancel 5000.000 confirmed", "cancel of ₩5,000 confirmed", "5,000원 취소 확인"),
         ("something new", "something new", "something new"),
@@ -77,7 +77,7 @@ def test_a_webhook_row_on_the_order_page_says_what_changed_in_words(admin_client
         reason="status PAID",
     )
     page = order_page(admin_client, booking, HTTP_ACCEPT_LANGUAGE="ko")
-    assert "변경: 상태 변경: 결제 완료" in page and "status PAID" not in page
+    assert "변경: 상태 → 결제 완료" in page and "status PAID" not in page
 
 
 def test_the_webhook_page_names_the_pg_and_links_the_order(admin_client, client, django_user_model, pay_booking):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Mapping
 from importlib.util import find_spec
 from types import ModuleType
 from typing import NamedTuple
@@ -526,7 +527,7 @@ class OrderAdminMixin(QueryGuard, OrderSearch, RefundPages, SettlementPage):
     def _deposit_account(order) -> dict | None:
         """The virtual account a WAITING_FOR_DEPOSIT order waits on (bank, number, holder, deadline), else None."""
         data = order.pg_data or {}
-        if order.status != OrderStatus.WAITING_FOR_DEPOSIT or not data.get("vbank_account_number"):
+        if order.status != OrderStatus.WAITING_FOR_DEPOSIT or not isinstance(data, Mapping) or not data.get("vbank_account_number"):
             return None
         return {
             "bank": labels.bank_label(data) or "—",

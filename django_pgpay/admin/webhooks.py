@@ -124,6 +124,8 @@ class WebhookEventAdmin(QueryGuard, admin.ModelAdmin):
         model_admin = self.admin_site._registry.get(type(order)) if order is not None else None
         if model_admin is None or not model_admin.has_view_or_change_permission(request, order):
             return ""
+        if not model_admin.get_queryset(request).filter(pk=order.pk).exists():  # an admin that scopes what it lists
+            return ""
         opts = order._meta
         return reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[order.pk])
 
