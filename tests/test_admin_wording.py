@@ -65,17 +65,16 @@ def test_webhook_changes_read_as_words(reason, english, korean):
         assert korean in labels.changes(reason)
 
 
+def webhook_row(booking, reason: str, key: str = "wh-1"):
+    """A ledger row of a webhook that changed ``booking``, its ``reason`` as the bookkeeping writes it."""
+    return booking.get_transaction_model().objects.create(
+        order=booking, kind=K.WEBHOOK, status=T.SUCCEEDED, amount=booking.amount, currency="KRW", idempotency_key=key, reason=reason
+    )
+
+
 def test_a_webhook_row_on_the_order_page_says_what_changed_in_words(admin_client, pay_booking):
     booking = pay_booking()
-    booking.get_transaction_model().objects.create(
-        order=booking,
-        kind=K.WEBHOOK,
-        status=T.SUCCEEDED,
-        amount=booking.amount,
-        currency="KRW",
-        idempotency_key="wh-1",
-        reason="status PAID",
-    )
+    webhook_row(booking, "status PAID")
     page = order_page(admin_client, booking, HTTP_ACCEPT_LANGUAGE="ko")
     assert "변경: 상태 → 결제 완료" in page and "status PAID" not in page
 

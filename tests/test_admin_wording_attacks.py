@@ -11,8 +11,7 @@ from django.contrib.auth.models import Permission
 from django_pgpay import labels
 from django_pgpay.models import WebhookEvent
 from django_pgpay.status import OrderStatus as S
-from django_pgpay.status import TransactionKind as K
-from django_pgpay.status import TransactionStatus as T
+from tests.test_admin_wording import webhook_row
 
 pytestmark = pytest.mark.django_db
 
@@ -44,29 +43,13 @@ def test_changes_never_raises_on_stored_text(reason):
 
 def test_a_webhook_row_with_an_unreadable_amount_does_not_break_the_order_page(admin_client, pay_booking):
     booking = pay_booking()
-    booking.get_transaction_model().objects.create(
-        order=booking,
-        kind=K.WEBHOOK,
-        status=T.SUCCEEDED,
-        amount=booking.amount,
-        currency="KRW",
-        idempotency_key="wh-odd",
-        reason="status PAID; cancel 1.000.0 confirmed",
-    )
+    webhook_row(booking, "status PAID; cancel 1.000.0 confirmed", key="wh-odd")
     assert admin_client.get(change_url(booking)).status_code == 200
 
 
 def test_webhook_row_text_is_escaped(admin_client, pay_booking):
     booking = pay_booking()
-    booking.get_transaction_model().objects.create(
-        order=booking,
-        kind=K.WEBHOOK,
-        status=T.SUCCEEDED,
-        amount=booking.amount,
-        currency="KRW",
-        idempotency_key="wh-xss",
-        reason="status <img src=x onerror=alert(1)>; <script>alert(2)</script>",
-    )
+    webhook_row(booking, "status <img src=x onerror=alert(1)>; <script>alert(2)</script>", key="wh-xss")
     page = admin_client.get(change_url(booking)).content.decode()
     assert "<script>alert(2)" not in page and "<img src=x" not in page
 
