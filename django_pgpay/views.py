@@ -652,11 +652,11 @@ class ConfirmMixin(GatewayMixin):
     def failure(self, message, *, order=None, status: int = 400, code: str = "", detail: str = "", kind: str = ""):
         """The failure page. ``kind``: :func:`fail_kind` of a fail URL's code ("closed": no error code is shown)."""
         retry_url = None
+        # A READY order still within its hold (reconciliation expires one past it later): the page says until when.
+        held = order is not None and order.status == OrderStatus.READY and (order.expires_at is None or order.expires_at > timezone.now())
         if (
-            order is not None
+            held
             and code != "ALREADY_PAID"
-            and order.status == OrderStatus.READY
-            and (order.expires_at is None or order.expires_at > timezone.now())
             and permissions.may_pay(self.request, order)
             and not ledger.open_rows(order, TransactionKind.CONFIRM).exists()
         ):
@@ -670,6 +670,7 @@ class ConfirmMixin(GatewayMixin):
             detail=detail,
             kind=kind,
             retry_url=retry_url,
+            held=held,
         )
 
     def get(self, request, *args, **kwargs):
