@@ -88,6 +88,7 @@ def test_webhook_page_links_no_order_the_staff_members_admin_does_not_list(clien
 
 
 def test_webhook_page_of_an_unknown_pg_and_odd_number_opens(admin_client):
-    for gateway, number in [("gone-pg", "A" * 300), ("", "x\u202e"), ("fake", "")]:
+    # The longest number the log stores (the webhook view cuts it to 64; PostgreSQL and MariaDB refuse more).
+    for gateway, number in [("gone-pg", "A" * 64), ("", "x\u202e"), ("fake", "")]:
         event = WebhookEvent.objects.create(gateway=gateway, event_type="PAID", order_number=number)
         assert admin_client.get(f"/admin/django_pgpay/webhookevent/{event.pk}/change/").status_code == 200
